@@ -1,0 +1,51 @@
+package store
+
+import "sync"
+
+// Hub fans out "session changed" signals to subscribers in this process. It
+// backs Log.Subscribe in every backend. The zero value is ready to use and
+// safe for concurrent use.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+// Subscribe registers for signals about sessionID. The channel has a buffer
+// of one, so signals coalesce and Publish never blocks.
+func (h *Hub) Subscribe(sessionID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs == nil {
+		h.subs = make(map[string]map[chan struct{}]struct{})
+	}
+	set := h.subs[sessionID]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		h.subs[sessionID] = set
+	}
+	set[ch] = struct{}{}
+	h.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(set, ch)
+			if len(set) == 0 && h.subs[sessionID] != nil && len(h.subs[sessionID]) == 0 {
+				delete(h.subs, sessionID)
+			}
+			h.mu.Unlock()
+		})
+	}
+}
+
+// Publish signals every subscriber of sessionID without blocking.
+func (h *Hub) Publish(sessionID string) {
+	h.mu.Lock()
+	for ch := range h.subs[sessionID] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	h.mu.Unlock()
+}

@@ -1,0 +1,175 @@
+// Package store is Switchboard's durable state: sessions, each session's
+// ordered log of envelopes, and API tokens.
+//
+// The interfaces here are small and split by role; a backend (store/sqlite,
+// store/postgres) implements all of them and proves it by passing the shared
+// conformance suite in store/storetest. Every method is safe for concurrent
+// use and takes a context that bounds it.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	// ErrNotFound: the session (or token) does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: an envelope id was reused in a session for a different
+	// request (other text, kind or refs). The stored original is returned
+	// alongside.
+	ErrConflict = errors.New("store: idempotency key reused with a different request")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// State is a session's activity state.
+type State string
+
+// The session states.
+const (
+	Idle    State = "idle"
+	Running State = "running"
+)
+
+// Valid reports whether s is idle or running.
+func (s State) Valid() bool { return s == Idle || s == Running }
+
+// Session is one agent session.
+type Session struct {
+	ID        string            `json:"id"`
+	State     State             `json:"state"`
+	Metadata  map[string]string `json:"metadata"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	// LastSeq is the sequence number of the newest record in the log, 0 for
+	// an empty log.
+	LastSeq int64 `json:"last_seq"`
+}
+
+// Direction says whether a record came into the session or out of it.
+type Direction string
+
+// The directions.
+const (
+	Inbound  Direction = "inbound"
+	Outbound Direction = "outbound"
+)
+
+// Valid reports whether d is inbound or outbound.
+func (d Direction) Valid() bool { return d == Inbound || d == Outbound }
+
+// Record is one entry of a session's log.
+type Record struct {
+	SessionID string
+	// Seq increases by one with every record in the session, from 1.
+	Seq       int64
+	Direction Direction
+	Envelope  envelope.Envelope
+	// StoredAt is when the record was committed.
+	StoredAt time.Time
+}
+
+// AppendRequest is one envelope to add to a session's log.
+type AppendRequest struct {
+	SessionID string
+	Direction Direction
+	Envelope  envelope.Envelope
+	// Wake, on a new record, moves an idle session to running in the same
+	// transaction.
+	Wake bool
+}
+
+// AppendResult is what Append did.
+type AppendResult struct {
+	Record Record
+	// Created is false when the envelope id was already in the session's log;
+	// Record is then the stored original and nothing changed.
+	Created bool
+	// State is the session's state after the append.
+	State State
+}
+
+// Sessions creates and finds sessions.
+type Sessions interface {
+	// CreateSession creates session id with metadata, or returns the existing
+	// session of that id unchanged with created false.
+	CreateSession(ctx context.Context, id string, metadata map[string]string) (s Session, created bool, err error)
+	// Session returns session id, or ErrNotFound.
+	Session(ctx context.Context, id string) (Session, error)
+	// ListSessions returns up to limit sessions whose ids sort after the
+	// cursor after ("" for the first page), in id order.
+	ListSessions(ctx context.Context, after string, limit int) ([]Session, error)
+	// SetState sets a session's state; changed is false when it already was
+	// state. ErrNotFound for an unknown session.
+	SetState(ctx context.Context, id string, state State) (changed bool, err error)
+}
+
+// Log is the per-session ordered, idempotent envelope log.
+type Log interface {
+	// Append adds req's envelope to its session's log, durably: when Append
+	// returns nil the record is committed. It is idempotent on (session,
+	// envelope id): a repeated id returns the stored original with Created
+	// false, or ErrConflict (with the original in the result) when the
+	// request differs (envelope.Equivalent). Concurrent calls are committed in
+	// shared transactions (group commit). ErrNotFound for an unknown session.
+	Append(ctx context.Context, req AppendRequest) (AppendResult, error)
+	// Read returns up to limit records of a session with Seq > after, in order.
+	// ErrNotFound for an unknown session.
+	Read(ctx context.Context, sessionID string, after int64, limit int) ([]Record, error)
+	// Subscribe returns a channel that receives a value (coalesced, never
+	// blocking the writer) after records are appended to sessionID, by this
+	// process or, where the backend supports it, by another. Call cancel to
+	// release it.
+	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
+}
+
+// Scope is what a token may do.
+type Scope string
+
+// The scopes.
+const (
+	ScopeAdmin Scope = "admin" // everything
+	ScopeSteer Scope = "steer" // create sessions, send messages, read
+	ScopeAgent Scope = "agent" // read and write outputs of the named sessions
+)
+
+// Valid reports whether s is a known scope.
+func (s Scope) Valid() bool { return s == ScopeAdmin || s == ScopeSteer || s == ScopeAgent }
+
+// Token is an API token as stored: only the SHA-256 hash of the secret is
+// kept.
+type Token struct {
+	ID        string
+	Hash      [32]byte
+	Name      string
+	Scopes    []Scope
+	Sessions  []string // for ScopeAgent: the sessions it may act on
+	CreatedAt time.Time
+}
+
+// Tokens stores API tokens.
+type Tokens interface {
+	// CreateToken stores t.
+	CreateToken(ctx context.Context, t Token) error
+	// TokenByHash finds the token whose secret hashes to hash, or ErrNotFound.
+	TokenByHash(ctx context.Context, hash [32]byte) (Token, error)
+	// CountTokens returns how many tokens are stored.
+	CountTokens(ctx context.Context) (int, error)
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Sessions
+	Log
+	Tokens
+	// Ping checks that the backend answers, for /readyz.
+	Ping(ctx context.Context) error
+	// Close stops background work and releases the backend. It waits for
+	// appends in flight.
+	Close() error
+}
