@@ -78,6 +78,10 @@ type Conversation struct {
 	Ref    string `json:"ref"`
 }
 
+// Broadcast, as an output's conversation, sends the output to every
+// conversation bound to the session.
+var Broadcast = Conversation{Source: "*"}
+
 // IsZero reports whether c names no conversation.
 func (c Conversation) IsZero() bool { return c.Source == "" && c.Ref == "" }
 

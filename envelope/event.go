@@ -18,12 +18,14 @@ const (
 )
 
 // Event is what outside consumers (webhook receivers, the http runtime's
-// upstream) are handed: {"id", "type", "session_id", "ts", "body"}. The body of
-// a message event is the envelope, written verbatim.
+// upstream) are handed: {"id", "type", "session_id", "direction", "ts",
+// "body"}. The body of a message event is the envelope, written verbatim;
+// Direction ("inbound" or "outbound") is set on message events only.
 type Event struct {
 	ID        string          `json:"id"`
 	Type      EventType       `json:"type"`
 	SessionID string          `json:"session_id"`
+	Direction string          `json:"direction,omitempty"`
 	TS        time.Time       `json:"ts"`
 	Body      json.RawMessage `json:"body"`
 }
@@ -34,8 +36,9 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 		ID        string    `json:"id"`
 		Type      EventType `json:"type"`
 		SessionID string    `json:"session_id"`
+		Direction string    `json:"direction,omitempty"`
 		TS        time.Time `json:"ts"`
-	}{ev.ID, ev.Type, ev.SessionID, ev.TS.UTC()})
+	}{ev.ID, ev.Type, ev.SessionID, ev.Direction, ev.TS.UTC()})
 	if err != nil {
 		return b, fmt.Errorf("envelope: marshal event: %w", err)
 	}
@@ -52,12 +55,12 @@ func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 // MarshalJSON encodes ev with AppendJSON.
 func (ev Event) MarshalJSON() ([]byte, error) { return ev.AppendJSON(nil) }
 
-// MessageEvent wraps env, a message of session sessionID, in an Event whose
-// body is the envelope.
-func MessageEvent(id, sessionID string, env *Envelope) (Event, error) {
+// MessageEvent wraps env, a message of session sessionID that went in
+// direction ("inbound" or "outbound"), in an Event whose body is the envelope.
+func MessageEvent(id, sessionID, direction string, env *Envelope) (Event, error) {
 	body, err := env.AppendJSON(nil)
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{ID: id, Type: EventMessage, SessionID: sessionID, TS: env.TS, Body: body}, nil
+	return Event{ID: id, Type: EventMessage, SessionID: sessionID, Direction: direction, TS: env.TS, Body: body}, nil
 }

@@ -38,13 +38,19 @@ func (h *Hub) Subscribe(sessionID string) (<-chan struct{}, func()) {
 	}
 }
 
-// Publish signals every subscriber of sessionID without blocking.
+// AllSessions, passed to Subscribe, receives a signal for every session.
+const AllSessions = "*"
+
+// Publish signals every subscriber of sessionID, and of AllSessions, without
+// blocking.
 func (h *Hub) Publish(sessionID string) {
 	h.mu.Lock()
-	for ch := range h.subs[sessionID] {
-		select {
-		case ch <- struct{}{}:
-		default:
+	for _, key := range [2]string{sessionID, AllSessions} {
+		for ch := range h.subs[key] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 	h.mu.Unlock()

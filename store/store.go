@@ -23,6 +23,9 @@ var (
 	// request (other text, kind or refs). The stored original is returned
 	// alongside.
 	ErrConflict = errors.New("store: idempotency key reused with a different request")
+	// ErrLeaseLost: the caller no longer holds the lease it acted under
+	// (it expired and another process took the work).
+	ErrLeaseLost = errors.New("store: lease lost")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 )
@@ -123,7 +126,8 @@ type Log interface {
 	Read(ctx context.Context, sessionID string, after int64, limit int) ([]Record, error)
 	// Subscribe returns a channel that receives a value (coalesced, never
 	// blocking the writer) after records are appended to sessionID, by this
-	// process or, where the backend supports it, by another. Call cancel to
+	// process or, where the backend supports it, by another. sessionID
+	// AllSessions ("*") receives a signal for every session. Call cancel to
 	// release it.
 	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
 }

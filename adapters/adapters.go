@@ -1,0 +1,235 @@
+// Package adapters is the contract between Switchboard's router and its
+// channels (the API, Slack, GitHub, Jira, email).
+//
+// An adapter turns its channel's payloads into envelopes and hands them to
+// an Ingress; and, as a Sink, delivers an envelope to one of its channel's
+// conversation anchors. Optional capabilities are separate one-method
+// interfaces that the gateway looks for: HTTPHandler (mounted under
+// /hooks/<name>/), Runner (long-running sources such as an IMAP watcher or a
+// Socket Mode connection), Checker (readiness).
+//
+// Each adapter package registers a Plugin in its init function: a name, a
+// typed configuration and a constructor. The router never switches on
+// channel names.
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/envelope"
+)
+
+// Facts are what route rules match on, beyond the envelope itself. The
+// adapter that builds an envelope fills them.
+type Facts struct {
+	// Where is the place the message was posted, in the channel's terms:
+	// a Slack channel id, a GitHub "owner/repo", a Jira project key, a
+	// mailbox address. Rules match it with globs.
+	Where string
+	// Addressed is true when the message is meant for the gateway: the bot
+	// was mentioned, a trigger word or command was used, the bot was
+	// assigned, or it is a direct message.
+	Addressed bool
+	// Direct is true for a one-to-one conversation (a Slack DM).
+	Direct bool
+	// FromBot is true when another bot or app wrote the message.
+	FromBot bool
+	// Sender is the sender's address or handle, for allow-lists (an email
+	// address, a Slack user id).
+	Sender string
+	// ChannelID is the channel's own id for the message (a Slack ts, a
+	// GitHub comment id, a Message-ID). The router drops a message whose
+	// ChannelID the gateway itself posted.
+	ChannelID string
+}
+
+// Inbound is one message for the router.
+type Inbound struct {
+	Envelope envelope.Envelope
+	Facts    Facts
+	// Session, when set, names the session explicitly (the Steer API path);
+	// the router then skips binding and rules.
+	Session string
+}
+
+// Outcome says what the router did with an Inbound.
+type Outcome struct {
+	// SessionID is the session the message went to ("" when dropped).
+	SessionID string
+	// Seq is the record's sequence number in the session's log.
+	Seq int64
+	// Duplicate is true when the envelope id was already stored.
+	Duplicate bool
+	// Dropped, when not empty, says why the message reached no session
+	// ("no route matched", "own message", "binding paused").
+	Dropped string
+}
+
+// Ingress takes inbound messages. The router implements it; adapters call it.
+// Ingest returns once the message is durably stored (or dropped), so an
+// adapter may acknowledge its channel after it returns nil. It is safe for
+// concurrent use.
+type Ingress interface {
+	Ingest(ctx context.Context, in Inbound) (Outcome, error)
+}
+
+// IngressFunc adapts a function to Ingress.
+type IngressFunc func(ctx context.Context, in Inbound) (Outcome, error)
+
+// Ingest calls f.
+func (f IngressFunc) Ingest(ctx context.Context, in Inbound) (Outcome, error) { return f(ctx, in) }
+
+// Delivery is one envelope to post to one conversation.
+type Delivery struct {
+	// ID identifies the delivery and stays the same across retries, so a
+	// channel that supports idempotency keys can use it.
+	ID        string
+	SessionID string
+	// To is the conversation anchor to post into; its Source is the sink's
+	// channel.
+	To       envelope.Conversation
+	Envelope envelope.Envelope
+	// Attempt counts from 1.
+	Attempt int
+}
+
+// Receipt is what a channel said about a posted message.
+type Receipt struct {
+	// ChannelID is the channel's id for what was posted (a Slack ts, a
+	// GitHub comment id, a Message-ID), so the gateway can recognise its own
+	// messages when the channel echoes them back.
+	ChannelID string
+}
+
+// Sink delivers envelopes to its channel. Deliver is called by the outbox's
+// workers, possibly concurrently for different conversations but never for
+// the same one; it is retried on error unless the error is permanent
+// (ErrPermanent) and waits as a BackOff error says.
+type Sink interface {
+	Deliver(ctx context.Context, d Delivery) (Receipt, error)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(ctx context.Context, d Delivery) (Receipt, error)
+
+// Deliver calls f.
+func (f SinkFunc) Deliver(ctx context.Context, d Delivery) (Receipt, error) { return f(ctx, d) }
+
+// ErrPermanent marks a delivery error that retrying cannot fix (the issue
+// was deleted, the bot was removed from the channel). Wrap it:
+// fmt.Errorf("github: post comment: %w: %s", adapters.ErrPermanent, msg).
+var ErrPermanent = errors.New("permanent failure")
+
+// BackOff is a delivery error that asks to wait before the next attempt (a
+// 429 with Retry-After, a rate-limit reset).
+type BackOff struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *BackOff) Error() string {
+	return fmt.Sprintf("back off %s: %v", e.Wait, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *BackOff) Unwrap() error { return e.Err }
+
+// HTTPHandler is an adapter that receives webhooks. Its handler is mounted
+// at /hooks/<name>/ with that prefix stripped.
+type HTTPHandler interface {
+	Handler() http.Handler
+}
+
+// Runner is an adapter with long-running work (an IMAP watcher, a Socket
+// Mode connection, a startup identity check). Run blocks until ctx ends and
+// returns nil then; an error return means it failed for good.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Checker is an adapter that can report itself unhealthy (revoked
+// credentials); /readyz shows it without stopping other channels.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Config is an adapter's typed configuration section.
+type Config interface {
+	// Validate checks the section, naming bad keys relative to it.
+	Validate() error
+}
+
+// Deps are what the gateway hands every adapter.
+type Deps struct {
+	Ingress  Ingress
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+	// HTTPClient is for calls to the channel's web API.
+	HTTPClient *http.Client
+}
+
+// Adapter is a constructed adapter. It is a Sink for its channel; it may
+// also implement HTTPHandler, Runner and Checker.
+type Adapter interface {
+	Sink
+}
+
+// Plugin declares an adapter: its name (also the envelope source and the
+// /hooks/<name>/ path), a constructor for its zero configuration and the
+// constructor of the adapter, which must do no I/O.
+type Plugin struct {
+	Name      string
+	NewConfig func() Config
+	New       func(cfg Config, deps Deps) (Adapter, error)
+}
+
+var (
+	regMu   sync.RWMutex
+	plugins = map[string]Plugin{}
+)
+
+// Register makes a plugin available under its name. It panics on a
+// duplicate or incomplete registration, which is a programming error caught
+// at init.
+func Register(p Plugin) {
+	if p.Name == "" || p.NewConfig == nil || p.New == nil {
+		panic("adapters: Register: incomplete plugin " + p.Name)
+	}
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := plugins[p.Name]; dup {
+		panic("adapters: Register: duplicate plugin " + p.Name)
+	}
+	plugins[p.Name] = p
+}
+
+// Lookup returns the plugin registered as name.
+func Lookup(name string) (Plugin, bool) {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	p, ok := plugins[name]
+	return p, ok
+}
+
+// Names returns the registered plugin names, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	out := make([]string, 0, len(plugins))
+	for n := range plugins {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Error codes, the "code" of an error response. Clients switch on these; the
+// message is for people.
+const (
+	codeInvalidRequest   = "invalid_request"        // 400
+	codeUnauthorized     = "unauthorized"           // 401
+	codeForbidden        = "forbidden"              // 403
+	codeNotFound         = "not_found"              // 404
+	codeMethodNotAllowed = "method_not_allowed"     // 405
+	codeTooLarge         = "payload_too_large"      // 413
+	codeUnsupportedMedia = "unsupported_media_type" // 415
+	codeConflict         = "idempotency_conflict"   // 422
+	codeTextTooLong      = "text_too_long"          // 422
+	codeRateLimited      = "rate_limited"           // 429
+	codeInternal         = "internal"               // 500
+	codeUnavailable      = "unavailable"            // 503
+)
+
+// statusClientClosed is recorded (never seen by anyone) when the client went
+// away before its request finished, after nginx's convention.
+const statusClientClosed = 499
+
+// apiError is an error with the HTTP status and code it is reported with.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) *apiError {
+	return errorf(http.StatusBadRequest, codeInvalidRequest, format, args...)
+}
+
+// writeJSON writes v as the JSON response body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the server's own response types reach here; a failure is a bug.
+		writeRaw(w, http.StatusInternalServerError, errorBody(codeInternal, "cannot encode the response"))
+		return
+	}
+	writeRaw(w, status, b)
+}
+
+// writeRaw writes b, already JSON, as the response body with the given status.
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func errorBody(code, message string) []byte {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	b, _ := json.Marshal(struct {
+		Error detail `json:"error"`
+	}{detail{code, message}})
+	return b
+}
+
+// writeError reports err to the client as {"error": {"code", "message"}}.
+// An *apiError keeps its status and code; the store's sentinel errors map to
+// their statuses; anything else is logged and reported as a 500 without its
+// details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, store.ErrNotFound):
+		ae = errorf(http.StatusNotFound, codeNotFound, "session %q does not exist", r.PathValue("id"))
+	case errors.Is(err, store.ErrClosed):
+		ae = errorf(http.StatusServiceUnavailable, codeUnavailable, "the server is shutting down; retry shortly")
+	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		// The client has gone: nobody reads this response, but the status
+		// shows up in the metrics.
+		w.WriteHeader(statusClientClosed)
+		return
+	default:
+		s.logger.ErrorContext(r.Context(), "api: request failed",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errorf(http.StatusInternalServerError, codeInternal, "internal error; it has been logged")
+	}
+	if ae.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	}
+	writeRaw(w, ae.Status, errorBody(ae.Code, ae.Message))
+}

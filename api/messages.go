@@ -1,0 +1,414 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// The sources and actor namespaces of envelopes made by the API.
+const (
+	sourceClient = "client" // messages sent through the Steer API
+	sourceAgent  = "agent"  // outputs posted by a session's agent
+)
+
+// Limits of the read endpoints and idempotency keys.
+const (
+	defaultReadLimit = 100
+	maxReadLimit     = 1000
+	maxKeyLen        = 255
+	// writeSlack is added to a long poll's wait for its write deadline.
+	writeSlack = 30 * time.Second
+)
+
+// messageRequest is the body of POST /v3/sessions/{id}/messages.
+type messageRequest struct {
+	Text           string        `json:"text"`
+	IdempotencyKey *string       `json:"idempotency_key"`
+	Refs           envelope.Refs `json:"refs"`
+	Conversation   *struct {
+		Ref string `json:"ref"`
+	} `json:"conversation"`
+	Actor *actorRequest `json:"actor"`
+}
+
+const messageFields = "text, idempotency_key, refs, conversation.ref, actor.display"
+
+// outputRequest is the body of POST /v3/sessions/{id}/outputs.
+type outputRequest struct {
+	Text           string                 `json:"text"`
+	IdempotencyKey *string                `json:"idempotency_key"`
+	Refs           envelope.Refs          `json:"refs"`
+	Conversation   *envelope.Conversation `json:"conversation"`
+	Actor          *actorRequest          `json:"actor"`
+	// Broadcast asks the router to send the output to every conversation
+	// bound to the session (its conversation is then envelope.Broadcast).
+	Broadcast bool `json:"broadcast"`
+	// State, if "idle", marks the agent's turn as finished.
+	State store.State `json:"state"`
+}
+
+const outputFields = "text, idempotency_key, refs, conversation.source, conversation.ref, actor.display, broadcast, state"
+
+type actorRequest struct {
+	Display string `json:"display"`
+}
+
+// postMessage serves POST /v3/sessions/{id}/messages: it appends an inbound
+// envelope from the caller to the session's log and wakes the session.
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	var req messageRequest
+	body, err := s.readJSON(w, r, &req, messageFields)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r, req.IdempotencyKey)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	env := envelope.Envelope{
+		ID:           sourceClient + ":" + key,
+		Source:       sourceClient,
+		Kind:         envelope.KindMessage,
+		Actor:        envelope.Actor{ID: sourceClient + ":" + p.name, Type: envelope.Human},
+		Conversation: envelope.Conversation{Source: sourceClient},
+		Text:         req.Text,
+		Refs:         req.Refs,
+		TS:           s.now().UTC(),
+		Raw:          body,
+	}
+	if req.Actor != nil {
+		env.Actor.Display = req.Actor.Display
+	}
+	if req.Conversation != nil {
+		env.Conversation.Ref = req.Conversation.Ref
+	}
+	s.appendEnvelope(w, r, store.AppendRequest{
+		SessionID: r.PathValue("id"),
+		Direction: store.Inbound,
+		Envelope:  env,
+		Wake:      true,
+	}, "")
+}
+
+// postOutput serves POST /v3/sessions/{id}/outputs: it appends an outbound
+// envelope from the session's agent and, with "state": "idle", marks the
+// session idle.
+func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
+	var req outputRequest
+	body, err := s.readJSON(w, r, &req, outputFields)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r, req.IdempotencyKey)
+	if err == nil && req.State != "" && req.State != store.Idle {
+		err = badRequest("state must be %q (the turn is finished) or absent, not %q", store.Idle, req.State)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	env := envelope.Envelope{
+		ID:     sourceAgent + ":" + key,
+		Source: sourceAgent,
+		Kind:   envelope.KindMessage,
+		Actor:  envelope.Actor{ID: sourceAgent + ":" + p.name, Type: envelope.Agent},
+		Text:   req.Text,
+		Refs:   req.Refs,
+		TS:     s.now().UTC(),
+		Raw:    body,
+	}
+	if req.Actor != nil {
+		env.Actor.Display = req.Actor.Display
+	}
+	if req.Conversation != nil {
+		env.Conversation = *req.Conversation
+	}
+	if req.Broadcast {
+		// Stored in the log, so the router's output routing sees it.
+		env.Conversation = envelope.Broadcast
+	}
+	s.appendEnvelope(w, r, store.AppendRequest{
+		SessionID: r.PathValue("id"),
+		Direction: store.Outbound,
+		Envelope:  env,
+	}, req.State)
+}
+
+// appendEnvelope validates req's envelope, appends it and writes the
+// response: 202 with the new record, 200 with Idempotent-Replayed for a
+// repeated key, 422 for a reused key or a text over the limit. A non-empty
+// state is set on the session after a new record is appended, in a second
+// store call: a message that wakes the session in between is overridden
+// (the router's session runtimes own state transitions properly).
+func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest, state store.State) {
+	ctx := r.Context()
+	env := &req.Envelope
+	if env.Text == "" {
+		s.writeError(w, r, badRequest("text is required: send {\"text\": \"…\"}"))
+		return
+	}
+	if n := len(env.Text); n > s.limits.MaxText {
+		s.writeError(w, r, errorf(http.StatusUnprocessableEntity, codeTextTooLong,
+			"text is %d bytes, longer than the limit of %d", n, s.limits.MaxText))
+		return
+	}
+	if err := env.Validate(0); err != nil {
+		s.writeError(w, r, badRequest("%v", err))
+		return
+	}
+	res, err := s.log.Append(ctx, req)
+	if errors.Is(err, store.ErrConflict) {
+		s.writeError(w, r, errorf(http.StatusUnprocessableEntity, codeConflict,
+			"idempotency key %q was already used in this session for a different request (text or refs differ); use a new key",
+			keyOf(env.ID)))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusAccepted
+	if !res.Created {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else if state != "" {
+		if _, err := s.store.SetState(ctx, req.SessionID, state); err != nil {
+			// The output is committed: report it, and the state as it is.
+			s.logger.ErrorContext(ctx, "api: set session state after output",
+				"session", req.SessionID, "state", state, "err", err)
+		} else {
+			res.State = state
+		}
+	}
+	if res.Record.SessionID == "" {
+		res.Record.SessionID = req.SessionID
+	}
+	b := make([]byte, 0, 512+len(res.Record.Envelope.Raw))
+	b = append(b, `{"message":`...)
+	b, err = appendRecord(b, &res.Record)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b = append(b, `,"session":{"id":`...)
+	b = appendString(b, res.Record.SessionID)
+	b = append(b, `,"state":`...)
+	b = appendString(b, string(res.State))
+	b = append(b, "}}"...)
+	writeRaw(w, status, b)
+}
+
+// keyOf returns the idempotency key of an envelope id made by the API.
+func keyOf(id string) string {
+	_, key, _ := strings.Cut(id, ":")
+	return key
+}
+
+// readJSON reads the request body (see readBody), which must be UTF-8 as
+// JSON is (RFC 8259), and decodes it into v (see decodeJSON). It returns the
+// body as received.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any, allowed string) ([]byte, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, badRequest("the request body is not valid UTF-8")
+	}
+	return body, decodeJSON(body, v, allowed)
+}
+
+// idempotencyKey returns the request's idempotency key: the body's
+// idempotency_key or the Idempotency-Key header (a bare or quoted string),
+// which must agree when both are given, or a new unique key when neither is.
+func idempotencyKey(r *http.Request, fromBody *string) (string, error) {
+	header := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if len(header) >= 2 && header[0] == '"' && header[len(header)-1] == '"' {
+		header = header[1 : len(header)-1] // the draft's structured-field string form
+	}
+	key := header
+	if fromBody != nil {
+		if *fromBody == "" {
+			return "", badRequest("idempotency_key must not be empty; leave it out to have one generated")
+		}
+		if header != "" && header != *fromBody {
+			return "", badRequest("the Idempotency-Key header %q and the body's idempotency_key %q differ; send one, or the same in both",
+				header, *fromBody)
+		}
+		key = *fromBody
+	}
+	if key == "" {
+		return newUUID().String(), nil
+	}
+	if len(key) > maxKeyLen {
+		return "", badRequest("idempotency key is %d bytes, longer than %d", len(key), maxKeyLen)
+	}
+	for _, c := range key {
+		if unicode.IsControl(c) || c == utf8.RuneError {
+			return "", badRequest("idempotency key %q holds a control character or invalid UTF-8", key)
+		}
+	}
+	return key, nil
+}
+
+// readMessages serves GET /v3/sessions/{id}/messages?after=SEQ&limit=N&wait=D:
+// up to limit records after the cursor, in order, waiting up to D (capped at
+// MaxWait) for one to be appended when there are none yet.
+func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	after, err := seqParam(q.Get("after"), "after")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(q.Get("limit"), "limit", defaultReadLimit, 1, maxReadLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	wait, err := waitParam(q.Get("wait"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	recs, err := s.poll(r.Context(), id, after, limit, wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		// Outlive a server-wide WriteTimeout shorter than the wait.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeSlack))
+	}
+	size := 64
+	for i := range recs {
+		size += 256 + len(recs[i].Envelope.Raw) + len(recs[i].Envelope.Text)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"messages":[`...)
+	next := after
+	for i := range recs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendRecord(b, &recs[i]); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next = recs[i].Seq
+	}
+	b = append(b, `],"next_after":`...)
+	b = strconv.AppendInt(b, next, 10)
+	b = append(b, '}')
+	writeRaw(w, http.StatusOK, b)
+}
+
+// poll reads up to limit records of session id after the cursor. When there
+// are none it waits up to wait for an append, and returns what is there when
+// one is signalled, when the wait ends, or when the server shuts down (then
+// possibly nothing). It returns ctx's error if the client goes.
+func (s *Server) poll(ctx context.Context, id string, after int64, limit int, wait time.Duration) ([]store.Record, error) {
+	if wait <= 0 {
+		return s.log.Read(ctx, id, after, limit)
+	}
+	// Subscribe before reading, so that an append between the read and the
+	// wait is not missed.
+	changed, cancel := s.log.Subscribe(id)
+	defer cancel()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		recs, err := s.log.Read(ctx, id, after, limit)
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return s.log.Read(ctx, id, after, limit)
+		case <-s.done:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// seqParam parses a sequence-number cursor: 0 when empty.
+func seqParam(v, name string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badRequest("%s must be a sequence number (a whole number, 0 or more), not %q", name, v)
+	}
+	return n, nil
+}
+
+// waitParam parses a long-poll wait, a Go duration ("30s", "1m") or a
+// number of seconds ("30"), capped at MaxWait.
+func waitParam(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, err2 := strconv.ParseFloat(v, 64)
+		if err2 != nil || secs != secs { // NaN
+			return 0, badRequest("wait must be a duration such as \"30s\" or a number of seconds, not %q", v)
+		}
+		d = time.Duration(min(secs, MaxWait.Seconds()) * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, badRequest("wait must not be negative, not %q", v)
+	}
+	return min(d, MaxWait), nil
+}
+
+// appendRecord appends the JSON of rec to b:
+// {"seq", "direction", "envelope", "stored_at"}, with the envelope's raw
+// payload verbatim.
+func appendRecord(b []byte, rec *store.Record) ([]byte, error) {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, rec.Seq, 10)
+	b = append(b, `,"direction":`...)
+	b = appendString(b, string(rec.Direction))
+	b = append(b, `,"envelope":`...)
+	b, err := rec.Envelope.AppendJSON(b)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `,"stored_at":"`...)
+	b = rec.StoredAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), nil
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,282 @@
+// Package api is Switchboard's HTTP API: the Steer API through which people
+// and scripts create sessions and send them messages, the agent-facing API
+// through which a session's agent reads its log (pull, long poll or
+// Server-Sent Events) and posts outputs, and the operational endpoints
+// /healthz, /readyz and /metrics.
+//
+// Every /v3 request carries a bearer token. Tokens have scopes: admin may do
+// everything; steer may create, list and read sessions, send messages and
+// read logs; agent may only read the logs of, and post outputs to, the
+// sessions named on the token. Errors are always JSON:
+//
+//	{"error": {"code": "not_found", "message": "session \"ses_…\" does not exist"}}
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Defaults for Limits and Options.
+const (
+	DefaultMaxBody       int64   = 1 << 20  // 1 MiB
+	DefaultMaxText       int     = 32 << 10 // 32 KiB
+	DefaultRatePerSecond float64 = 1000
+	DefaultBurst         int     = 2000
+	DefaultHeartbeat             = 15 * time.Second
+
+	// MaxWait caps the wait of a long poll (GET …/messages?wait=).
+	MaxWait = 60 * time.Second
+)
+
+// Limits bound what one client may send. Zero fields take the defaults.
+type Limits struct {
+	// MaxBody is the largest request body accepted, in bytes (413 above it).
+	MaxBody int64
+	// MaxText is the longest message text accepted, in bytes (422 above it).
+	MaxText int
+	// RatePerSecond is the sustained request rate allowed per token (429 above
+	// it); negative disables rate limiting.
+	RatePerSecond float64
+	// Burst is how many requests a token may make at once above the rate.
+	// Zero means DefaultBurst with the default rate, else twice the rate.
+	Burst int
+}
+
+// withDefaults returns l with zero fields set to the defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxBody <= 0 {
+		l.MaxBody = DefaultMaxBody
+	}
+	if l.MaxText <= 0 {
+		l.MaxText = DefaultMaxText
+	}
+	if l.RatePerSecond == 0 {
+		l.RatePerSecond = DefaultRatePerSecond
+		if l.Burst <= 0 {
+			l.Burst = DefaultBurst
+		}
+	}
+	if l.Burst <= 0 {
+		l.Burst = max(1, int(2*l.RatePerSecond))
+	}
+	return l
+}
+
+// StaticToken is a token from the configuration or SWITCHBOARD_TOKEN, held in
+// memory rather than in the store.
+type StaticToken struct {
+	// Name identifies the token's principal: messages sent with it have the
+	// actor id "client:<Name>", outputs "agent:<Name>".
+	Name   string
+	Secret string
+	Scopes []store.Scope
+	// Sessions lists the sessions an agent-scoped token may act on.
+	Sessions []string
+}
+
+// Options configure a Server. Store is required.
+type Options struct {
+	// Store holds sessions, logs and tokens.
+	Store store.Store
+	// Log is where appends go and logs are read from; nil means Store. The
+	// router wraps the store's Log here to act on appends.
+	Log store.Log
+	// Tokens are the static tokens, checked before the store's.
+	Tokens []StaticToken
+	// Limits bound request sizes and rates.
+	Limits Limits
+	// Registry receives the HTTP metrics; nil records none.
+	Registry prometheus.Registerer
+	// Gatherer is what GET /metrics serves; nil means Registry when it is also
+	// a Gatherer (a *prometheus.Registry), and with neither /metrics is 404.
+	Gatherer prometheus.Gatherer
+	// Logger receives server errors and failed readiness checks; nil
+	// discards them.
+	Logger *slog.Logger
+	// Now is the clock for envelope timestamps and rate limits; nil means
+	// time.Now.
+	Now func() time.Time
+	// Heartbeat is how often an idle event stream sends a comment to keep
+	// proxies from closing it; 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
+}
+
+// Server is the HTTP API. It is an http.Handler, safe for concurrent use.
+type Server struct {
+	store     store.Store
+	log       store.Log
+	limits    Limits
+	logger    *slog.Logger
+	now       func() time.Time
+	heartbeat time.Duration
+
+	auth    *authenticator
+	limiter *rateLimiter
+	metrics *httpMetrics
+	handler http.Handler
+	mux     *http.ServeMux
+
+	shutdownOnce sync.Once
+	done         chan struct{} // closed by Shutdown
+}
+
+// New builds a Server from opts. It does no I/O: the store is first used by
+// the first request.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("api: options: Store is required")
+	}
+	auth, err := newAuthenticator(opts.Store, opts.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:     opts.Store,
+		log:       opts.Log,
+		limits:    opts.Limits.withDefaults(),
+		logger:    opts.Logger,
+		now:       opts.Now,
+		heartbeat: opts.Heartbeat,
+		auth:      auth,
+		done:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = opts.Store
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultHeartbeat
+	}
+	s.limiter = newRateLimiter(s.limits.RatePerSecond, s.limits.Burst, s.now)
+	if s.metrics, err = newHTTPMetrics(opts.Registry); err != nil {
+		return nil, fmt.Errorf("api: register metrics: %w", err)
+	}
+	gatherer := opts.Gatherer
+	if g, ok := opts.Registry.(prometheus.Gatherer); ok && gatherer == nil {
+		gatherer = g
+	}
+	s.routes(gatherer)
+	s.handler = s.metrics.middleware(s.mux)
+	return s, nil
+}
+
+// access is what a route needs of the caller's token.
+type access int
+
+const (
+	// public routes need no token.
+	public access = iota
+	// steering: create, list and read sessions, send messages (admin, steer).
+	steering
+	// reading: read a session's log (admin, steer, or agent for the session).
+	reading
+	// output: post a session's outputs (admin, or agent for the session).
+	output
+)
+
+// methods are those used by some route, for the Allow header of a 405.
+var methods = []string{http.MethodGet, http.MethodPost}
+
+func (s *Server) routes(gatherer prometheus.Gatherer) {
+	s.mux = http.NewServeMux()
+	handle := func(pattern string, a access, h http.HandlerFunc) {
+		var handler http.Handler = h
+		if a != public {
+			handler = s.authenticate(a)(s.limiter.middleware(handler))
+		}
+		s.mux.Handle(pattern, handler)
+	}
+	handle("POST /v3/sessions", steering, s.createSession)
+	handle("GET /v3/sessions", steering, s.listSessions)
+	handle("GET /v3/sessions/{id}", steering, s.getSession)
+	handle("POST /v3/sessions/{id}/messages", steering, s.postMessage)
+	handle("GET /v3/sessions/{id}/messages", reading, s.readMessages)
+	handle("GET /v3/sessions/{id}/stream", reading, s.stream)
+	handle("POST /v3/sessions/{id}/outputs", output, s.postOutput)
+
+	handle("GET /healthz", public, s.healthz)
+	handle("GET /readyz", public, s.readyz)
+	if gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("/", s.unmatched)
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Shutdown ends every open event stream and long poll, so that
+// http.Server.Shutdown, which waits for requests in flight, can finish. It
+// returns at once and is safe to call more than once; pass it to
+// http.Server.RegisterOnShutdown. Other requests are served as before.
+func (s *Server) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.done) })
+}
+
+// unmatched answers requests that no route matches: 405 with Allow when the
+// path exists for another method, else 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead)
+			}
+		}
+	}
+	if len(allowed) > 0 {
+		list := strings.Join(allowed, ", ")
+		w.Header().Set("Allow", list)
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			"%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, list))
+		return
+	}
+	s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// healthz reports that the process serves requests.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyzTimeout bounds the store ping of /readyz.
+const readyzTimeout = 2 * time.Second
+
+// readyz reports whether the store answers: 200, or 503 with the reason.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.WarnContext(ctx, "api: readiness check failed", "err", err)
+		s.writeError(w, r, errorf(http.StatusServiceUnavailable, codeUnavailable, "store is not ready: %v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// HashToken returns the SHA-256 of a token secret, the form in which tokens
+// are stored and compared.
+func HashToken(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Session listing and metadata limits.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 500
+	maxMetadataKeys  = 64
+	maxMetadataKey   = 128
+	maxMetadataValue = 4096
+)
+
+// newUUID returns a UUIDv7: random, and increasing with time within this
+// process.
+func newUUID() uuid.UUID {
+	// NewV7 fails only if crypto/rand does, which never returns an error.
+	return uuid.Must(uuid.NewV7())
+}
+
+// NewSessionID returns a new session id, "ses_" and the hex of a UUIDv7, so
+// that ids sort by creation time.
+func NewSessionID() string {
+	u := newUUID()
+	return "ses_" + hex.EncodeToString(u[:])
+}
+
+// sessionJSON is a session as the API shows it.
+func sessionJSON(s store.Session) store.Session {
+	if s.Metadata == nil {
+		s.Metadata = map[string]string{}
+	}
+	s.CreatedAt = s.CreatedAt.UTC()
+	s.UpdatedAt = s.UpdatedAt.UTC()
+	return s
+}
+
+// createSession serves POST /v3/sessions: an optional body
+// {"metadata": {"key": "value"}}; 201 with the new session.
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Metadata map[string]string `json:"metadata"`
+	}
+	if len(body) > 0 {
+		if err := decodeJSON(body, &req, "metadata"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if err := checkMetadata(req.Metadata); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := NewSessionID()
+	sess, _, err := s.store.CreateSession(r.Context(), id, req.Metadata)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v3/sessions/"+id)
+	writeJSON(w, http.StatusCreated, sessionJSON(sess))
+}
+
+func checkMetadata(md map[string]string) error {
+	if len(md) > maxMetadataKeys {
+		return badRequest("metadata has %d keys, more than %d", len(md), maxMetadataKeys)
+	}
+	for k, v := range md {
+		switch {
+		case k == "" || len(k) > maxMetadataKey:
+			return badRequest("metadata key %q must be 1 to %d bytes", k, maxMetadataKey)
+		case len(v) > maxMetadataValue:
+			return badRequest("metadata.%s is longer than %d bytes", k, maxMetadataValue)
+		case !utf8.ValidString(k) || !utf8.ValidString(v):
+			return badRequest("metadata must be valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// getSession serves GET /v3/sessions/{id}.
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	sess, err := s.store.Session(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionJSON(sess))
+}
+
+// listSessions serves GET /v3/sessions?after=ID&limit=N: sessions in id
+// (creation) order after the cursor, with next_after set to the cursor of the
+// next page while there is one.
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// One more than asked for tells whether there is a next page.
+	list, err := s.store.ListSessions(r.Context(), q.Get("after"), limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := struct {
+		Sessions  []store.Session `json:"sessions"`
+		NextAfter string          `json:"next_after,omitempty"`
+	}{Sessions: make([]store.Session, 0, min(len(list), limit))}
+	for i, sess := range list {
+		if i == limit {
+			resp.NextAfter = list[i-1].ID
+			break
+		}
+		resp.Sessions = append(resp.Sessions, sessionJSON(sess))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// intParam parses the query parameter name, def when empty, which must lie
+// in [lo, hi].
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badRequest("%s must be a whole number from %d to %d, not %q", name, lo, hi, v)
+	}
+	return n, nil
+}

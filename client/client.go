@@ -1,0 +1,224 @@
+// Package client is a Go client for Switchboard's HTTP API: steering
+// sessions, and for agents, reading a session's log and posting outputs.
+//
+// A Client is safe for concurrent use.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+)
+
+// Client talks to one gateway.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the gateway at baseURL (http://127.0.0.1:8080)
+// authenticating with token. hc may be nil for a default client.
+func New(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+}
+
+// Error is an error answer from the gateway.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // the error code, e.g. "not_found"
+	Message string
+	// RetryAfter is the gateway's Retry-After on a 429 or 503.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("switchboard: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Session is a session as the API returns it.
+type Session struct {
+	ID        string            `json:"id"`
+	State     string            `json:"state"`
+	Metadata  map[string]string `json:"metadata"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	LastSeq   int64             `json:"last_seq"`
+}
+
+// Record is one entry of a session's log.
+type Record struct {
+	Seq       int64             `json:"seq"`
+	Direction string            `json:"direction"`
+	Envelope  envelope.Envelope `json:"envelope"`
+	StoredAt  time.Time         `json:"stored_at"`
+}
+
+// Message is what Steer and Output send.
+type Message struct {
+	Text           string        `json:"text"`
+	IdempotencyKey string        `json:"idempotency_key,omitempty"`
+	Refs           envelope.Refs `json:"refs,omitempty"`
+	// Conversation is an anchor; on Steer only Ref is used.
+	Conversation *envelope.Conversation `json:"conversation,omitempty"`
+	Actor        *struct {
+		Display string `json:"display,omitempty"`
+	} `json:"actor,omitempty"`
+	// Broadcast (outputs only) sends the output to every bound conversation.
+	Broadcast bool `json:"broadcast,omitempty"`
+	// State (outputs only) "idle" marks the agent's turn finished.
+	State string `json:"state,omitempty"`
+}
+
+// Result is the gateway's answer to Steer or Output.
+type Result struct {
+	Message Record `json:"message"`
+	Session struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	} `json:"session"`
+	// Replayed is true when the idempotency key had been seen: Message is
+	// then the original.
+	Replayed bool `json:"-"`
+}
+
+// CreateSession creates a session.
+func (c *Client) CreateSession(ctx context.Context, metadata map[string]string) (Session, error) {
+	var s Session
+	body, _ := json.Marshal(map[string]any{"metadata": metadata})
+	_, err := c.do(ctx, http.MethodPost, "/v3/sessions", body, &s)
+	return s, err
+}
+
+// Session fetches a session.
+func (c *Client) Session(ctx context.Context, id string) (Session, error) {
+	var s Session
+	_, err := c.do(ctx, http.MethodGet, "/v3/sessions/"+url.PathEscape(id), nil, &s)
+	return s, err
+}
+
+// Steer sends a message to a session. It is safe to retry with the same
+// IdempotencyKey.
+func (c *Client) Steer(ctx context.Context, sessionID string, m Message) (Result, error) {
+	return c.post(ctx, "/v3/sessions/"+url.PathEscape(sessionID)+"/messages", m)
+}
+
+// Output appends an agent output to a session.
+func (c *Client) Output(ctx context.Context, sessionID string, m Message) (Result, error) {
+	return c.post(ctx, "/v3/sessions/"+url.PathEscape(sessionID)+"/outputs", m)
+}
+
+func (c *Client) post(ctx context.Context, path string, m Message) (Result, error) {
+	var r Result
+	body, err := json.Marshal(m)
+	if err != nil {
+		return r, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, body, &r)
+	if err == nil {
+		r.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
+	}
+	return r, err
+}
+
+// Page is one page of a session's log.
+type Page struct {
+	Messages  []Record `json:"messages"`
+	NextAfter int64    `json:"next_after"`
+}
+
+// Messages reads up to limit records after seq after, waiting up to wait for
+// one to arrive when there is none.
+func (c *Client) Messages(ctx context.Context, sessionID string, after int64, limit int, wait time.Duration) (Page, error) {
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var p Page
+	_, err := c.do(ctx, http.MethodGet, "/v3/sessions/"+url.PathEscape(sessionID)+"/messages?"+q.Encode(), nil, &p)
+	return p, err
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp, decodeError(resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp, fmt.Errorf("switchboard: decode %s %s: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response, data []byte) error {
+	e := &Error{Status: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+	} else {
+		e.Code, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
+}
+
+// IsStatus reports whether err is an *Error with the given HTTP status.
+func IsStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboardhq/switchboard/client"
+)
+
+// benchResult is what one bench run measured.
+type benchResult struct {
+	Sent, OK, Replayed int
+	Errors             map[int]int // by HTTP status; 0 for transport errors
+	Elapsed            time.Duration
+	Latencies          []time.Duration // of the successful requests, sorted
+}
+
+func (r *benchResult) rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
+
+func (r *benchResult) quantile(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(r.Latencies)-1))
+	return r.Latencies[i]
+}
+
+func (r *benchResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "messages:   %d acknowledged (%d replayed) of %d sent in %s\n", r.OK, r.Replayed, r.Sent, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "throughput: %.0f messages/s\n", r.rate())
+	fmt.Fprintf(&b, "latency:    p50 %s  p90 %s  p99 %s  max %s\n",
+		r.quantile(.50).Round(10*time.Microsecond), r.quantile(.90).Round(10*time.Microsecond),
+		r.quantile(.99).Round(10*time.Microsecond), r.quantile(1).Round(10*time.Microsecond))
+	if len(r.Errors) > 0 {
+		codes := make([]int, 0, len(r.Errors))
+		for c := range r.Errors {
+			codes = append(codes, c)
+		}
+		slices.Sort(codes)
+		b.WriteString("errors:    ")
+		for _, c := range codes {
+			name := strconv.Itoa(c)
+			if c == 0 {
+				name = "transport"
+			}
+			fmt.Fprintf(&b, " %s×%d", name, r.Errors[c])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+type benchConfig struct {
+	url, token  string
+	connections int
+	sessions    int
+	duration    time.Duration
+	messages    int // stop after this many (0: run for duration)
+	textSize    int
+	dupEvery    int // every Nth request reuses the previous key (0: never)
+}
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var bc benchConfig
+	def := os.Getenv("SWITCHBOARD_URL")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&bc.url, "url", def, "gateway URL (SWITCHBOARD_URL)")
+	fs.IntVar(&bc.connections, "connections", 64, "concurrent connections")
+	fs.IntVar(&bc.sessions, "sessions", 64, "sessions to spread messages over")
+	fs.DurationVar(&bc.duration, "duration", 10*time.Second, "how long to send")
+	fs.IntVar(&bc.messages, "messages", 0, "stop after this many messages (0: run for --duration)")
+	fs.IntVar(&bc.textSize, "text-size", 64, "bytes of text per message")
+	fs.IntVar(&bc.dupEvery, "dup-every", 0, "every Nth request repeats the previous idempotency key (exercises dedup)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	bc.token = os.Getenv("SWITCHBOARD_TOKEN")
+	if bc.token == "" {
+		return errors.New("SWITCHBOARD_TOKEN is not set")
+	}
+	if bc.connections < 1 || bc.sessions < 1 {
+		return usageError{"--connections and --sessions must be at least 1"}
+	}
+	fmt.Fprintf(stdout, "bench: %d connections, %d sessions, %s\n", bc.connections, bc.sessions, bc.url)
+	res, err := runBench(ctx, bc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, res)
+	return nil
+}
+
+func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
+	tr := &http.Transport{MaxIdleConns: bc.connections, MaxIdleConnsPerHost: bc.connections, MaxConnsPerHost: bc.connections, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	c := client.New(bc.url, bc.token, hc)
+	ids := make([]string, bc.sessions)
+	for i := range ids {
+		s, err := c.CreateSession(ctx, map[string]string{"bench": "true"})
+		if err != nil {
+			return nil, fmt.Errorf("bench: create session: %w", err)
+		}
+		ids[i] = s.ID
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	text := strings.Repeat("x", max(bc.textSize, 1))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if bc.messages == 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, bc.duration)
+		defer stop()
+	}
+	var (
+		mu    sync.Mutex
+		total = &benchResult{Errors: map[int]int{}}
+		wg    sync.WaitGroup
+		next  = make(chan struct{}, bc.connections)
+	)
+	if bc.messages > 0 {
+		go func() { // a budget of messages, handed out one at a time
+			defer close(next)
+			for range bc.messages {
+				select {
+				case next <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	for w := range bc.connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := &benchResult{Errors: map[int]int{}}
+			body := make([]byte, 0, 256)
+			session := ids[w%len(ids)]
+			endpoint := bc.url + "/v3/sessions/" + session + "/messages"
+			key := ""
+			for n := 0; ; n++ {
+				if bc.messages > 0 {
+					if _, ok := <-next; !ok {
+						break
+					}
+				} else if ctx.Err() != nil {
+					break
+				}
+				if bc.dupEvery == 0 || n%bc.dupEvery != bc.dupEvery-1 || key == "" {
+					key = run + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(n)
+				}
+				body = append(body[:0], `{"text":"`...)
+				body = append(body, text...)
+				body = append(body, `","idempotency_key":"`...)
+				body = append(body, key...)
+				body = append(body, `"}`...)
+				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, endpoint, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+bc.token)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				local.Sent++
+				if err != nil {
+					local.Errors[0]++
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusAccepted, http.StatusOK:
+					local.OK++
+					local.Latencies = append(local.Latencies, time.Since(t0))
+					if resp.StatusCode == http.StatusOK {
+						local.Replayed++
+					}
+				default:
+					local.Errors[resp.StatusCode]++
+				}
+			}
+			mu.Lock()
+			total.Sent += local.Sent
+			total.OK += local.OK
+			total.Replayed += local.Replayed
+			total.Latencies = append(total.Latencies, local.Latencies...)
+			for k, v := range local.Errors {
+				total.Errors[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	total.Elapsed = time.Since(start)
+	slices.Sort(total.Latencies)
+	return total, nil
+}

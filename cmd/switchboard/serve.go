@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/gateway"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
+	data := fs.String("data", "", "data directory for the embedded store (default ./data)")
+	storeURL := fs.String("store", "", `store: "sqlite" (default) or a postgres:// URL`)
+	grace := fs.Duration("grace", 15*time.Second, "how long shutdown waits for requests in flight")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var cfg *config.Config
+	var err error
+	if *cfgPath != "" {
+		cfg, err = config.Load(*cfgPath)
+	} else {
+		cfg, err = config.Parse(nil, nil)
+	}
+	if err != nil {
+		return err
+	}
+	// Flags override the file.
+	if *listen != "" {
+		cfg.Listen = *listen
+		cfg.PublicURL = ""
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if *storeURL != "" {
+		cfg.Store = *storeURL
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	gw, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Announce: stderr})
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return gw.Serve(ctx, ln, *grace)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

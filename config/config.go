@@ -1,0 +1,338 @@
+// Package config loads Switchboard's YAML configuration file.
+//
+// Values may name environment variables as ${NAME} (or ${NAME:-default});
+// they are expanded in scalar values only, after parsing, so a secret with
+// YAML-special characters cannot change the file's structure. Unknown keys
+// are errors, and every error names the key it is about
+// ("tokens[0].scopes[1]: unknown scope \"root\"").
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Config is the whole configuration file. The zero value, after Defaults, is
+// the embedded default: SQLite under ./data, listening on 127.0.0.1:8080.
+type Config struct {
+	// Listen is the HTTP address, host:port.
+	Listen string `yaml:"listen"`
+	// Data is the directory for the embedded store and other local state.
+	Data string `yaml:"data"`
+	// Store selects the backend: empty or "sqlite" for the embedded SQLite
+	// file under Data, or a postgres:// URL.
+	Store string `yaml:"store"`
+	// PublicURL is how agents and channels reach the gateway; it defaults to
+	// http://<listen>.
+	PublicURL string  `yaml:"public_url"`
+	Limits    Limits  `yaml:"limits"`
+	Tokens    []Token `yaml:"tokens"`
+	// Log sets the log level and format.
+	Log Log `yaml:"log"`
+	// Router tunes routing and delivery; Routes are the route rules, tried
+	// in order.
+	Router Router  `yaml:"router"`
+	Routes []Route `yaml:"routes"`
+	// Adapters holds each channel's own section (slack, github, …), decoded
+	// and validated by that adapter.
+	Adapters map[string]yaml.Node `yaml:"adapters"`
+}
+
+// Limits bound requests.
+type Limits struct {
+	// MaxBody is the largest request body in bytes (default 1 MiB).
+	MaxBody int64 `yaml:"max_body"`
+	// MaxText is the longest message text in bytes (default 32 KiB).
+	MaxText int `yaml:"max_text"`
+	// RatePerSecond and Burst set each token's request rate (default 1000/s,
+	// burst 2000); a negative rate turns the limit off.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
+}
+
+// Token is an API token declared in the file. Secret is usually ${VAR}.
+type Token struct {
+	Name     string        `yaml:"name"`
+	Secret   string        `yaml:"secret"`
+	Scopes   []store.Scope `yaml:"scopes"`
+	Sessions []string      `yaml:"sessions"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Defaults fills unset fields with their defaults.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Data == "" {
+		c.Data = "data"
+	}
+	if c.Store == "" {
+		c.Store = "sqlite"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if c.Limits.MaxBody == 0 {
+		c.Limits.MaxBody = 1 << 20
+	}
+	if c.Limits.MaxText == 0 {
+		c.Limits.MaxText = 32 << 10
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	c.Router.defaults()
+	for i := range c.Routes {
+		c.Routes[i].defaults()
+	}
+}
+
+// FieldError is a problem with one key of the file.
+type FieldError struct {
+	Key     string // "tokens[0].secret"
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Message }
+
+func fieldErr(key, format string, args ...any) error {
+	return &FieldError{Key: key, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks c (after Defaults) and returns every problem found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fieldErr("listen", "%q is not host:port", c.Listen))
+	}
+	if c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		errs = append(errs, fieldErr("store", "want \"sqlite\" or a postgres:// URL, got %q", c.Store))
+	}
+	if c.Limits.MaxBody < 0 {
+		errs = append(errs, fieldErr("limits.max_body", "must not be negative"))
+	}
+	if c.Limits.MaxText < 0 {
+		errs = append(errs, fieldErr("limits.max_text", "must not be negative"))
+	}
+	if c.Limits.Burst < 0 {
+		errs = append(errs, fieldErr("limits.burst", "must not be negative"))
+	}
+	names := map[string]bool{}
+	for i, t := range c.Tokens {
+		key := fmt.Sprintf("tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			errs = append(errs, fieldErr(key+".name", "is required"))
+		case names[t.Name]:
+			errs = append(errs, fieldErr(key+".name", "%q is used by another token", t.Name))
+		}
+		names[t.Name] = true
+		if len(t.Secret) < 16 {
+			errs = append(errs, fieldErr(key+".secret", "must be at least 16 characters"))
+		}
+		if len(t.Scopes) == 0 {
+			errs = append(errs, fieldErr(key+".scopes", "is required (admin, steer or agent)"))
+		}
+		for j, s := range t.Scopes {
+			if !s.Valid() {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.scopes[%d]", key, j), "unknown scope %q (want admin, steer or agent)", s))
+			}
+			if s == store.ScopeAgent && len(t.Sessions) == 0 {
+				errs = append(errs, fieldErr(key+".sessions", "an agent token must name its sessions"))
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fieldErr("log.level", "want debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fieldErr("log.format", "want text or json, got %q", c.Log.Format))
+	}
+	errs = append(errs, c.validateRoutes()...)
+	return errors.Join(errs...)
+}
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a configuration from YAML, expanding ${VAR} with lookup.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := Decode(data, lookup, &c); err != nil {
+			return nil, err
+		}
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Decode expands ${VAR} references in the scalar values of the YAML document
+// data and decodes it strictly (unknown keys are errors) into v. Adapters use
+// it for their own typed sections.
+func Decode(data []byte, lookup func(string) (string, bool), v any) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("yaml: %w", err)
+	}
+	if err := expandNode(&doc, "", lookup); err != nil {
+		return err
+	}
+	expanded, err := yaml.Marshal(&doc)
+	if err != nil {
+		return fmt.Errorf("yaml: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return explainDecode(err)
+	}
+	return nil
+}
+
+// explainDecode rewrites yaml's "field x not found in type config.Config".
+func explainDecode(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			m = strings.Replace(m, "not found in type", "is not a known key of", 1)
+			msgs[i] = m
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+func expandNode(n *yaml.Node, key string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := expandNode(c, key, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if key != "" {
+				k = key + "." + k
+			}
+			if err := expandNode(n.Content[i+1], k, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expandNode(c, key+"["+strconv.Itoa(i)+"]", lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "${") {
+			return nil
+		}
+		v, err := Expand(n.Value, lookup)
+		if err != nil {
+			return fieldErr(key, "%v", err)
+		}
+		n.Value = v
+		// An expanded value is a string unless it is plainly something else.
+		if n.Tag == "!!str" || n.Style != 0 {
+			n.Tag = "!!str"
+		} else {
+			n.Tag = ""
+		}
+	}
+	return nil
+}
+
+// Expand replaces ${NAME} and ${NAME:-default} in s. "$$" is a literal "$".
+// An unset variable without a default is an error naming it.
+func Expand(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+			continue
+		case '{':
+		default:
+			b.WriteByte('$')
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unclosed ${ in %q", s)
+		}
+		expr := s[i+2 : i+end]
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validEnvName(name) {
+			return "", fmt.Errorf("%q is not a valid environment variable name", name)
+		}
+		v, ok := lookup(name)
+		switch {
+		case ok && v != "":
+			b.WriteString(v)
+		case hasDef:
+			b.WriteString(def)
+		case ok:
+		default:
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		i += end
+	}
+	return b.String(), nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

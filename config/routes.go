@@ -1,0 +1,264 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"time"
+)
+
+// Router configures how inbound messages find sessions and how sessions
+// reach agents.
+type Router struct {
+	// DefaultRoute names the route whose runtime serves sessions that no
+	// route created (sessions made with POST /v3/sessions). Empty: those
+	// sessions use the inbox runtime.
+	DefaultRoute string `yaml:"default_route"`
+	// MaxParallel bounds how many sessions run at once (default 8).
+	MaxParallel int `yaml:"max_parallel"`
+	// Outbox tunes output delivery.
+	Outbox Outbox `yaml:"outbox"`
+}
+
+// Outbox tunes the delivery of outputs to channels.
+type Outbox struct {
+	// MaxAttempts before a delivery is dead (default 12).
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxAge after which a failing delivery is dead (default 24h).
+	MaxAge Duration `yaml:"max_age"`
+	// Backoff is the first retry delay (default 1s), doubled per attempt up
+	// to MaxBackoff (default 10m), with jitter.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// Workers deliver in parallel (default 8).
+	Workers int `yaml:"workers"`
+}
+
+// Route is one rule: which inbound messages it takes (Match), how it keys
+// sessions (Session), and how those sessions reach an agent (Runtime).
+type Route struct {
+	Name    string       `yaml:"name"`
+	Match   Match        `yaml:"match"`
+	Session SessionKey   `yaml:"session"`
+	Runtime string       `yaml:"runtime"` // inbox (default), exec or http
+	Exec    *ExecRuntime `yaml:"exec"`
+	HTTP    *HTTPRuntime `yaml:"http"`
+	// Busy is what happens to messages that arrive while the session runs:
+	// queue (default), collect or interrupt.
+	Busy string `yaml:"busy"`
+	// Debounce, with busy: collect, waits this long after a message for
+	// more before starting the turn.
+	Debounce Duration `yaml:"debounce"`
+	// Budget is the loop breaker's per-conversation budget.
+	Budget Budget `yaml:"budget"`
+}
+
+// Match selects inbound messages. Empty fields match anything.
+type Match struct {
+	// Source is the channel: slack, github, jira, email, client.
+	Source string `yaml:"source"`
+	// Where lists globs over the place (Slack channel id, GitHub
+	// owner/repo, Jira project key, mailbox address).
+	Where []string `yaml:"where"`
+	// Senders lists globs over the sender (an email address, a user id).
+	Senders []string `yaml:"senders"`
+	// Addressed requires a mention, trigger word or assignment to start a
+	// conversation (default true). Messages in a conversation already bound
+	// need none unless RequireAddressedWhenBound.
+	Addressed *bool `yaml:"addressed"`
+	// RequireAddressedWhenBound makes every message need addressing, even
+	// in a bound conversation.
+	RequireAddressedWhenBound bool `yaml:"require_addressed_when_bound"`
+	// Direct allows direct messages (default true).
+	Direct *bool `yaml:"direct"`
+	// Bots allows messages written by other bots (default false).
+	Bots bool `yaml:"bots"`
+}
+
+// SessionKey says which session a matched message goes to.
+type SessionKey struct {
+	// By is conversation (default: one session per conversation), fixed
+	// (the session ID) or ref (one session per value of refs[Ref]).
+	By  string `yaml:"by"`
+	ID  string `yaml:"id"`
+	Ref string `yaml:"ref"`
+}
+
+// ExecRuntime runs a command per turn.
+type ExecRuntime struct {
+	Command []string `yaml:"command"`
+	Dir     string   `yaml:"dir"`
+	Env     []string `yaml:"env"`
+	Timeout Duration `yaml:"timeout"` // default 10m
+}
+
+// HTTPRuntime forwards messages to an upstream Switchboard-compatible agent
+// service.
+type HTTPRuntime struct {
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+	// Secrets verify the upstream's signed events at POST /hooks/sessions
+	// (whsec_…).
+	Secrets []string `yaml:"secrets"`
+}
+
+// Budget bounds a conversation's traffic; past it the binding pauses.
+type Budget struct {
+	// OutputsPerMinute bounds outputs to one conversation (default 30).
+	OutputsPerMinute int `yaml:"outputs_per_minute"`
+	// BotMessagesPerMinute bounds inbound messages from agents and bots in
+	// one conversation (default 10).
+	BotMessagesPerMinute int `yaml:"bot_messages_per_minute"`
+	// Cooldown is how long a paused binding stays paused (default 15m).
+	Cooldown Duration `yaml:"cooldown"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s or 5m, got %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (r *Router) defaults() {
+	if r.MaxParallel == 0 {
+		r.MaxParallel = 8
+	}
+	o := &r.Outbox
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 12
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = Duration(24 * time.Hour)
+	}
+	if o.Backoff == 0 {
+		o.Backoff = Duration(time.Second)
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = Duration(10 * time.Minute)
+	}
+	if o.Workers == 0 {
+		o.Workers = 8
+	}
+}
+
+func (rt *Route) defaults() {
+	if rt.Runtime == "" {
+		rt.Runtime = "inbox"
+	}
+	if rt.Busy == "" {
+		rt.Busy = "queue"
+	}
+	if rt.Session.By == "" {
+		rt.Session.By = "conversation"
+	}
+	if rt.Match.Addressed == nil {
+		t := true
+		rt.Match.Addressed = &t
+	}
+	if rt.Match.Direct == nil {
+		t := true
+		rt.Match.Direct = &t
+	}
+	if rt.Exec != nil && rt.Exec.Timeout == 0 {
+		rt.Exec.Timeout = Duration(10 * time.Minute)
+	}
+	b := &rt.Budget
+	if b.OutputsPerMinute == 0 {
+		b.OutputsPerMinute = 30
+	}
+	if b.BotMessagesPerMinute == 0 {
+		b.BotMessagesPerMinute = 10
+	}
+	if b.Cooldown == 0 {
+		b.Cooldown = Duration(15 * time.Minute)
+	}
+}
+
+func (c *Config) validateRoutes() []error {
+	var errs []error
+	names := map[string]bool{}
+	for i := range c.Routes {
+		rt := &c.Routes[i]
+		key := fmt.Sprintf("routes[%d]", i)
+		if rt.Name == "" {
+			errs = append(errs, fieldErr(key+".name", "is required"))
+		} else if names[rt.Name] {
+			errs = append(errs, fieldErr(key+".name", "%q is used by another route", rt.Name))
+		}
+		names[rt.Name] = true
+		for j, g := range append(append([]string(nil), rt.Match.Where...), rt.Match.Senders...) {
+			if _, err := path.Match(g, ""); err != nil {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.match", key), "bad glob %q (#%d): %v", g, j, err))
+			}
+		}
+		switch rt.Session.By {
+		case "conversation":
+		case "fixed":
+			if rt.Session.ID == "" {
+				errs = append(errs, fieldErr(key+".session.id", "is required with by: fixed"))
+			}
+		case "ref":
+			if rt.Session.Ref == "" {
+				errs = append(errs, fieldErr(key+".session.ref", "is required with by: ref (e.g. pr)"))
+			}
+		default:
+			errs = append(errs, fieldErr(key+".session.by", "want conversation, fixed or ref, got %q", rt.Session.By))
+		}
+		switch rt.Runtime {
+		case "inbox":
+		case "exec":
+			if rt.Exec == nil || len(rt.Exec.Command) == 0 {
+				errs = append(errs, fieldErr(key+".exec.command", "is required with runtime: exec"))
+			}
+		case "http":
+			if rt.HTTP == nil || rt.HTTP.URL == "" {
+				errs = append(errs, fieldErr(key+".http.url", "is required with runtime: http"))
+			} else if len(rt.HTTP.Secrets) == 0 {
+				errs = append(errs, fieldErr(key+".http.secrets", "is required with runtime: http (verifies the upstream's events)"))
+			}
+		default:
+			errs = append(errs, fieldErr(key+".runtime", "want inbox, exec or http, got %q", rt.Runtime))
+		}
+		switch rt.Busy {
+		case "queue", "collect":
+		case "interrupt":
+			if rt.Runtime != "exec" {
+				errs = append(errs, fieldErr(key+".busy", "interrupt works with runtime: exec only"))
+			}
+		default:
+			errs = append(errs, fieldErr(key+".busy", "want queue, collect or interrupt, got %q", rt.Busy))
+		}
+		if rt.Budget.OutputsPerMinute < 0 || rt.Budget.BotMessagesPerMinute < 0 {
+			errs = append(errs, fieldErr(key+".budget", "must not be negative"))
+		}
+	}
+	if d := c.Router.DefaultRoute; d != "" && !names[d] {
+		errs = append(errs, fieldErr("router.default_route", "names no route: %q", d))
+	}
+	if c.Router.MaxParallel < 0 {
+		errs = append(errs, fieldErr("router.max_parallel", "must not be negative"))
+	}
+	return errs
+}
+
+// Route returns the route named name.
+func (c *Config) Route(name string) (*Route, bool) {
+	for i := range c.Routes {
+		if c.Routes[i].Name == name {
+			return &c.Routes[i], true
+		}
+	}
+	return nil, false
+}

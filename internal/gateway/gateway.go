@@ -1,0 +1,184 @@
+// Package gateway assembles a running Switchboard from its configuration:
+// the store, the HTTP API and the metrics registry. cmd/switchboard calls it;
+// tests use it to run a whole gateway in process.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchboardhq/switchboard/api"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/postgres"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+// TokenEnv is the environment variable whose value, when set, is an admin
+// token (for scripts and tests).
+const TokenEnv = "SWITCHBOARD_TOKEN"
+
+// Gateway is an assembled gateway. Create it with New, run it with Serve.
+type Gateway struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    store.Store
+	registry *prometheus.Registry
+	api      *api.Server
+	handler  http.Handler
+}
+
+// Options are what New needs beyond the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Getenv reads the environment (nil: os.LookupEnv).
+	Getenv func(string) (string, bool)
+	// Announce is where a newly created bootstrap admin token is printed,
+	// once (nil: os.Stderr).
+	Announce io.Writer
+}
+
+// New opens the store named by cfg (running its migrations), makes sure an
+// admin token exists and builds the HTTP handler. Close releases it.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	announce := opts.Announce
+	if announce == nil {
+		announce = os.Stderr
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := openStore(ctx, cfg, log, store.NewMetrics(reg))
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, store: st, registry: reg}
+	tokens, err := g.tokens(ctx, getenv, announce)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h, err := api.New(api.Options{
+		Store:    st,
+		Tokens:   tokens,
+		Limits:   api.Limits{MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText, RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst},
+		Registry: reg,
+		Gatherer: reg,
+		Logger:   log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.api, g.handler = h, h
+	return g, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, m *store.Metrics) (store.Store, error) {
+	if cfg.Store == "sqlite" {
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("gateway: data directory: %w", err)
+		}
+		path := filepath.Join(cfg.Data, "switchboard.db")
+		st, err := sqlite.Open(ctx, path, sqlite.Options{Metrics: m, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		log.Info("store open", "engine", "sqlite", "path", path)
+		return st, nil
+	}
+	st, err := postgres.Open(ctx, cfg.Store, postgres.Options{Metrics: m, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	log.Info("store open", "engine", "postgres")
+	return st, nil
+}
+
+// tokens returns the static tokens (config and environment) and, when there
+// are none and the store holds none, creates an admin token and prints it.
+func (g *Gateway) tokens(ctx context.Context, getenv func(string) (string, bool), announce io.Writer) ([]api.StaticToken, error) {
+	var out []api.StaticToken
+	for _, t := range g.cfg.Tokens {
+		out = append(out, api.StaticToken{Name: t.Name, Secret: t.Secret, Scopes: t.Scopes, Sessions: t.Sessions})
+	}
+	if v, ok := getenv(TokenEnv); ok && strings.TrimSpace(v) != "" {
+		out = append(out, api.StaticToken{Name: "env", Secret: strings.TrimSpace(v), Scopes: []store.Scope{store.ScopeAdmin}})
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	n, err := g.store.CountTokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: tokens: %w", err)
+	}
+	if n > 0 {
+		return nil, nil
+	}
+	secret := api.NewTokenSecret()
+	if err := g.store.CreateToken(ctx, store.Token{
+		ID: "tok_admin", Hash: api.HashToken(secret), Name: "admin",
+		Scopes: []store.Scope{store.ScopeAdmin}, CreatedAt: time.Now().UTC(),
+	}); err != nil {
+		return nil, fmt.Errorf("gateway: create admin token: %w", err)
+	}
+	fmt.Fprintf(announce, "\nCreated an admin token. It is shown only this once; keep it:\n\n  export SWITCHBOARD_TOKEN=%s\n\n", secret)
+	return nil, nil
+}
+
+// Handler is the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Store is the gateway's store.
+func (g *Gateway) Store() store.Store { return g.store }
+
+// Serve answers HTTP on ln until ctx ends, then stops taking connections and
+// waits up to grace for requests in flight. It does not close ln's gateway.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(g.api.Shutdown) // ends streams and long polls
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	g.log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+	g.log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	<-errc
+	return err
+}
+
+// Close releases the store, waiting for appends in flight.
+func (g *Gateway) Close() error { return g.store.Close() }

@@ -1,0 +1,291 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/router/runtime"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// The cursor consumers.
+const (
+	consumerRuntime = "runtime"
+	consumerOutbox  = "outbox"
+)
+
+// follower runs fn for each session that has log records past consumer's
+// cursor, leasing the session so that one process at a time works on it,
+// at most parallel sessions at once. It returns when ctx ends, after the
+// sessions in hand are done.
+type follower struct {
+	r        *Router
+	consumer string
+	parallel int
+	fn       func(ctx context.Context, w store.Work) error
+}
+
+func (f *follower) run(ctx context.Context) {
+	sig, cancel := f.r.st.Subscribe(store.AllSessions)
+	defer cancel()
+	ticker := time.NewTicker(f.r.poll)
+	defer ticker.Stop()
+
+	var (
+		mu     sync.Mutex
+		active = map[string]bool{}
+		wg     sync.WaitGroup
+		done   = make(chan struct{}, 1)
+	)
+	defer wg.Wait()
+	for {
+		mu.Lock()
+		free := f.parallel - len(active)
+		mu.Unlock()
+		if free > 0 {
+			now := f.r.now()
+			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+len(active), now, now.Add(f.r.lease))
+			if err != nil && ctx.Err() == nil {
+				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
+			}
+			for _, w := range works {
+				mu.Lock()
+				busy := active[w.SessionID] || len(active) >= f.parallel
+				if !busy {
+					active[w.SessionID] = true
+				}
+				mu.Unlock()
+				if busy {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := f.fn(ctx, w); err != nil && ctx.Err() == nil {
+						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err)
+					}
+					mu.Lock()
+					delete(active, w.SessionID)
+					mu.Unlock()
+					select {
+					case done <- struct{}{}:
+					default:
+					}
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		case <-ticker.C:
+		case <-done:
+		}
+	}
+}
+
+// keepLease extends the lease on a session every third of the lease time
+// until stop is called; lost is closed if the lease is lost.
+func (r *Router) keepLease(ctx context.Context, consumer, sessionID string, cursor func() int64) (lost <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	l := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(r.lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				err := r.st.Advance(ctx, consumer, sessionID, r.owner, cursor(), r.now().Add(r.lease))
+				if errors.Is(err, store.ErrLeaseLost) {
+					close(l)
+					return
+				}
+			}
+		}
+	}()
+	return l, func() { cancel(); wg.Wait() }
+}
+
+// dispatch hands a session's new inbound messages to its runtime, in order,
+// one turn at a time.
+func (r *Router) dispatch(ctx context.Context, w store.Work) error {
+	sess, err := r.st.Session(ctx, w.SessionID)
+	if err != nil {
+		return err
+	}
+	rt := r.routeOf(sess)
+	if rt == nil || rt.Runtime == "inbox" {
+		// The agent reads the log itself; nothing to hand over.
+		return r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, w.LastSeq, time.Time{})
+	}
+	run := r.runtimes[rt.Name]
+	cursor := w.Cursor
+	var mu sync.Mutex
+	getCursor := func() int64 { mu.Lock(); defer mu.Unlock(); return cursor }
+	lost, stop := r.keepLease(ctx, consumerRuntime, w.SessionID, getCursor)
+	defer stop()
+	for {
+		recs, err := r.st.Read(ctx, w.SessionID, cursor, 256)
+		if err != nil {
+			return err
+		}
+		turn, last := pendingTurn(recs, rt)
+		if len(turn) == 0 {
+			if len(recs) > 0 {
+				mu.Lock()
+				cursor = last
+				mu.Unlock()
+				if err := r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
+					return err
+				}
+				continue
+			}
+			// Caught up: the session goes idle and the lease is released.
+			if _, err := r.st.SetState(ctx, w.SessionID, store.Idle); err != nil {
+				return err
+			}
+			return r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, time.Time{})
+		}
+		if rt.Busy == "collect" && rt.Debounce > 0 {
+			select {
+			case <-time.After(rt.Debounce.D()):
+			case <-ctx.Done():
+				return nil
+			}
+			if recs, err = r.st.Read(ctx, w.SessionID, cursor, 256); err != nil {
+				return err
+			}
+			turn, _ = pendingTurn(recs, rt)
+		}
+		if _, err := r.st.SetState(ctx, w.SessionID, store.Running); err != nil {
+			return err
+		}
+		interrupted, err := r.runTurn(ctx, rt, run, w.SessionID, turn, lost)
+		if err != nil {
+			return err
+		}
+		if interrupted {
+			continue // run again with everything pending
+		}
+		mu.Lock()
+		cursor = turn[len(turn)-1].Seq
+		mu.Unlock()
+		if err := r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
+			return err
+		}
+	}
+}
+
+// pendingTurn picks the next turn from recs (the records after the cursor):
+// the first pending message alone (queue), or every pending message
+// (collect, interrupt). last is the seq of the last record read.
+func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, last int64) {
+	for _, rec := range recs {
+		last = rec.Seq
+		if rec.Direction != store.Inbound || rec.Envelope.Kind == envelope.KindSystem {
+			if len(turn) == 0 {
+				continue
+			}
+			if rt.Busy == "queue" {
+				break
+			}
+			continue
+		}
+		turn = append(turn, rec)
+		if rt.Busy == "queue" {
+			break
+		}
+	}
+	return turn, last
+}
+
+// runTurn runs one turn and appends its outputs (or a system envelope
+// saying it failed). interrupted is true when the turn was cancelled for
+// newer messages (busy: interrupt) and must be run again.
+func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runtime, sessionID string, turn []store.Record, lost <-chan struct{}) (interrupted bool, err error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var newer chan struct{}
+	if rt.Busy == "interrupt" {
+		newer = make(chan struct{})
+		sig, unsub := r.st.Subscribe(sessionID)
+		defer unsub()
+		lastSeq := turn[len(turn)-1].Seq
+		go func() {
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-sig:
+					recs, err := r.st.Read(runCtx, sessionID, lastSeq, 64)
+					if err != nil {
+						continue
+					}
+					if t, _ := pendingTurn(recs, rt); len(t) > 0 {
+						close(newer)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+	start := r.now()
+	outs, runErr := run.Run(runCtx, runtime.Turn{SessionID: sessionID, Records: turn, Token: r.token(sessionID)})
+	r.metrics.turnSeconds.WithLabelValues(rt.Name).Observe(r.now().Sub(start).Seconds())
+	select {
+	case <-newer:
+		r.metrics.turns.WithLabelValues(rt.Name, "interrupted").Inc()
+		return true, nil
+	default:
+	}
+	select {
+	case <-lost:
+		return false, fmt.Errorf("router: session %s: %w", sessionID, store.ErrLeaseLost)
+	default:
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	last := turn[len(turn)-1].Seq
+	key := rt.Runtime + ":" + strconv.FormatInt(last, 10)
+	if runErr != nil {
+		r.metrics.turns.WithLabelValues(rt.Name, "failed").Inc()
+		r.log.Error("agent run failed", "session", sessionID, "route", rt.Name, "seq", last, "err", runErr)
+		return false, r.appendSystem(ctx, sessionID, sessionID+":"+key+":failed",
+			fmt.Sprintf("The agent failed to answer message %d: %v", last, runErr), store.Outbound)
+	}
+	r.metrics.turns.WithLabelValues(rt.Name, "ok").Inc()
+	for i, out := range outs {
+		env := envelope.Envelope{
+			ID:     key + ":" + strconv.Itoa(i),
+			Source: rt.Runtime,
+			Kind:   envelope.KindMessage,
+			Actor:  envelope.Actor{ID: "agent:" + rt.Name, Display: rt.Name, Type: envelope.Agent},
+			Text:   out.Text,
+			TS:     r.now().UTC(),
+		}
+		if _, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {
+			return false, fmt.Errorf("router: append output: %w", err)
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,197 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// routeOutputs turns a session's new outbound records into outbox
+// deliveries: to the output's own conversation, else to the conversation of
+// the newest inbound message before it, or to every bound conversation for a
+// broadcast.
+func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
+	cursor := w.Cursor
+	for cursor < w.LastSeq {
+		recs, err := r.st.Read(ctx, w.SessionID, cursor, 256)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		var ds []store.Delivery
+		for _, rec := range recs {
+			if rec.Direction != store.Outbound || (rec.Envelope.Kind != envelope.KindMessage && rec.Envelope.Kind != envelope.KindSystem) {
+				continue
+			}
+			to, err := r.targets(ctx, rec)
+			if err != nil {
+				return err
+			}
+			for _, c := range to {
+				ds = append(ds, store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq, To: c, NextAttempt: r.now()})
+				if err := r.checkOutputBudget(ctx, c); err != nil {
+					return err
+				}
+			}
+			if len(to) == 0 {
+				r.metrics.unrouted.Inc()
+			}
+		}
+		if len(ds) > 0 {
+			if err := r.st.Enqueue(ctx, ds); err != nil {
+				return err
+			}
+			r.metrics.enqueued.Add(float64(len(ds)))
+			r.kick()
+		}
+		cursor = recs[len(recs)-1].Seq
+		if err := r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
+			return err
+		}
+	}
+	return r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, time.Time{})
+}
+
+// targets returns the conversations an output goes to that have a sink.
+func (r *Router) targets(ctx context.Context, rec store.Record) ([]envelope.Conversation, error) {
+	conv := rec.Envelope.Conversation
+	var out []envelope.Conversation
+	switch {
+	case conv == envelope.Broadcast:
+		bs, err := r.st.SessionBindings(ctx, rec.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bs {
+			out = append(out, b.Conversation)
+		}
+	case !conv.IsZero():
+		out = append(out, conv)
+	default:
+		c, err := r.st.LatestInbound(ctx, rec.SessionID, rec.Seq)
+		if err != nil {
+			return nil, err
+		}
+		if !c.IsZero() {
+			out = append(out, c)
+		}
+	}
+	kept := out[:0]
+	for _, c := range out {
+		if r.sinks[c.Source] != nil {
+			kept = append(kept, c)
+		}
+	}
+	return kept, nil
+}
+
+// kick wakes the delivery workers.
+func (r *Router) kick() {
+	select {
+	case r.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// deliverLoop claims due deliveries and posts them through their sinks
+// until ctx ends.
+func (r *Router) deliverLoop(ctx context.Context) {
+	workers := r.cfg.Router.Outbox.Workers
+	ticker := time.NewTicker(r.poll)
+	defer ticker.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		now := r.now()
+		ds, err := r.st.Claim(ctx, r.owner, workers, now, now.Add(r.lease))
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("claim deliveries", "err", err)
+		}
+		for _, d := range ds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.deliverOne(ctx, d)
+			}()
+		}
+		wg.Wait()
+		if len(ds) == workers {
+			continue // there may be more due now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kickc:
+		case <-ticker.C:
+		}
+	}
+}
+
+// deliverOne makes one attempt at d and settles it.
+func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
+	sink := r.sinks[d.To.Source]
+	start := r.now()
+	var rc adapters.Receipt
+	err := fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
+	if sink != nil {
+		dctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
+		rc, err = sink.Deliver(dctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the lease expires and the delivery is retried
+	}
+	now := r.now()
+	var s store.Settlement
+	result := "delivered"
+	switch {
+	case err == nil:
+		s = store.Settlement{Status: store.Delivered, ChannelID: rc.ChannelID}
+		r.metrics.deliverySeconds.WithLabelValues(d.To.Source).Observe(now.Sub(start).Seconds())
+		r.metrics.e2eSeconds.WithLabelValues(d.To.Source).Observe(now.Sub(d.Envelope.TS).Seconds())
+	case errors.Is(err, adapters.ErrPermanent):
+		s = store.Settlement{Status: store.Dead, Error: err.Error()}
+		result = "dead"
+	default:
+		o := &r.cfg.Router.Outbox
+		wait := backoff(d.Attempts, o.Backoff.D(), o.MaxBackoff.D())
+		var bo *adapters.BackOff
+		if errors.As(err, &bo) && bo.Wait > 0 {
+			wait = bo.Wait
+		}
+		s = store.Settlement{Status: store.Pending, Error: err.Error(), NextAttempt: now.Add(wait)}
+		result = "retry"
+		if d.Attempts >= o.MaxAttempts || now.Sub(d.CreatedAt) > o.MaxAge.D() {
+			s.Status = store.Dead
+			result = "dead"
+		}
+	}
+	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
+	if err != nil {
+		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
+	}
+	if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
+		r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
+	}
+}
+
+// backoff is the wait before retry number attempt+1: base doubled per
+// attempt, capped, with full jitter over its upper half.
+func backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	half := d / 2
+	return half + rand.N(half+1)
+}

@@ -1,0 +1,337 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Exec runtime defaults and limits.
+const (
+	// DefaultExecTimeout bounds one run when ExecConfig.Timeout is 0.
+	DefaultExecTimeout = 10 * time.Minute
+	// DefaultMaxOutput is how much of a run's stdout becomes its output when
+	// ExecConfig.MaxOutput is 0; the rest is read and discarded.
+	DefaultMaxOutput = 1 << 20
+	// stderrExcerpt is how much of the end of stderr an ExitError keeps.
+	stderrExcerpt = 2 << 10
+	// waitDelay bounds how long Run waits, once the command has exited or
+	// been killed, for its stdout and stderr to close (a background process
+	// that escaped the process group may hold them open).
+	waitDelay = 2 * time.Second
+)
+
+// The environment variables every run gets. Configured Env may not set them.
+const (
+	EnvSessionID = "SWITCHBOARD_SESSION_ID"
+	EnvURL       = "SWITCHBOARD_URL"
+	EnvToken     = "SWITCHBOARD_TOKEN"
+)
+
+// passEnv are the variables of the gateway's own environment that a command
+// inherits. The rest is not passed: the gateway's environment holds its
+// secrets (the admin SWITCHBOARD_TOKEN, signing secrets).
+var passEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"}
+
+// ExecConfig configures the exec runtime.
+type ExecConfig struct {
+	// Command is the program and its arguments, run without a shell. A
+	// relative program path with a slash ("./agent") is resolved in Dir; a
+	// bare name is looked up in the gateway's PATH.
+	Command []string
+	// Dir is the working directory of the command; "" means the gateway's.
+	Dir string
+	// Env adds to the command's environment: "KEY=value" sets KEY, and a bare
+	// "KEY" passes the gateway's own value of KEY through (when it has one).
+	// Of the gateway's environment the command otherwise inherits only PATH,
+	// HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR.
+	Env []string
+	// Timeout bounds one run; 0 means DefaultExecTimeout.
+	Timeout time.Duration
+	// GatewayURL is the gateway's base URL, given to the command as
+	// SWITCHBOARD_URL so that it can read the session's log or post outputs.
+	GatewayURL string
+	// MaxOutput caps the bytes of stdout kept as the output; 0 means
+	// DefaultMaxOutput.
+	MaxOutput int
+}
+
+// Exec is the exec runtime: it runs a command once per turn.
+//
+// The command gets the turn's envelopes as JSON on stdin, followed by a
+// newline: a turn of one record is that envelope's JSON object; a turn of
+// several (the "collect" busy policy) is a JSON array of them, in order. Each
+// envelope is written verbatim, raw included. The environment holds
+// SWITCHBOARD_SESSION_ID, SWITCHBOARD_URL and SWITCHBOARD_TOKEN (a token
+// scoped to the session) besides what ExecConfig.Env adds.
+//
+// What the command prints on stdout, trimmed, becomes the turn's one Output
+// (none when it prints nothing). A non-zero exit, death by a signal or a
+// timeout is an *ExitError. The command runs in its own process group; when
+// Run's context is cancelled or the timeout passes the whole group is killed
+// with SIGKILL, and after the command exits any process it left behind in its
+// group is killed too.
+//
+// Exec is safe for concurrent use; each Run starts its own process.
+type Exec struct {
+	cfg     ExecConfig
+	env     []string // the environment shared by every run
+	timeout time.Duration
+	maxOut  int
+}
+
+// NewExec checks cfg and returns an Exec runtime. It does no I/O: a command
+// that does not exist fails at Run.
+func NewExec(cfg ExecConfig) (*Exec, error) {
+	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
+		return nil, errors.New("runtime: exec: command is required")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("runtime: exec: timeout %s is negative", cfg.Timeout)
+	}
+	if cfg.MaxOutput < 0 {
+		return nil, fmt.Errorf("runtime: exec: max output %d is negative", cfg.MaxOutput)
+	}
+	e := &Exec{cfg: cfg, timeout: cfg.Timeout, maxOut: cfg.MaxOutput}
+	if e.timeout == 0 {
+		e.timeout = DefaultExecTimeout
+	}
+	if e.maxOut == 0 {
+		e.maxOut = DefaultMaxOutput
+	}
+	e.cfg.Command = append([]string(nil), cfg.Command...)
+	for _, k := range passEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			e.env = append(e.env, k+"="+v)
+		}
+	}
+	for _, kv := range cfg.Env {
+		k, _, hasValue := strings.Cut(kv, "=")
+		switch k {
+		case "":
+			return nil, fmt.Errorf("runtime: exec: env entry %q has no name", kv)
+		case EnvSessionID, EnvURL, EnvToken:
+			return nil, fmt.Errorf("runtime: exec: env may not set %s: the gateway sets it for every run", k)
+		}
+		if hasValue {
+			e.env = append(e.env, kv)
+		} else if v, ok := os.LookupEnv(k); ok {
+			e.env = append(e.env, k+"="+v)
+		}
+	}
+	return e, nil
+}
+
+// ExitError reports a run that failed: the command exited with a non-zero
+// status, was killed by a signal, or ran past its timeout.
+type ExitError struct {
+	// Command is the program that was run (its base name is in Error).
+	Command string
+	// Code is the exit status, or -1 when the command was killed.
+	Code int
+	// State describes how the process ended ("exit status 3", "signal:
+	// segmentation fault").
+	State string
+	// Timeout is non-zero when the run was killed for taking longer than it.
+	Timeout time.Duration
+	// Stderr is the end of what the command wrote to stderr, trimmed.
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	// The message may reach a channel as a system envelope: name the
+	// program, not where it is installed.
+	name := filepath.Base(e.Command)
+	var b strings.Builder
+	switch {
+	case e.Timeout > 0:
+		fmt.Fprintf(&b, "%s timed out after %s", name, e.Timeout)
+	case e.Code >= 0:
+		fmt.Fprintf(&b, "%s exited with code %d", name, e.Code)
+	default:
+		fmt.Fprintf(&b, "%s ended: %s", name, e.State)
+	}
+	if e.Stderr != "" {
+		b.WriteString("; stderr: ")
+		b.WriteString(e.Stderr)
+	}
+	return b.String()
+}
+
+// Run runs the command for t and returns its output. It blocks until the
+// command has exited and been reaped. When ctx is cancelled it kills the
+// command's process group and returns ctx.Err() once the command is gone.
+func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
+	if len(t.Records) == 0 {
+		return nil, errNoRecords
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	input, err := turnJSON(t.Records)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: exec: %w", err)
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, e.cfg.Command[0], e.cfg.Command[1:]...)
+	cmd.Dir = e.cfg.Dir
+	cmd.Env = append(e.env[:len(e.env):len(e.env)],
+		EnvSessionID+"="+t.SessionID,
+		EnvURL+"="+e.cfg.GatewayURL,
+		EnvToken+"="+t.Token,
+	)
+	cmd.Stdin = bytes.NewReader(input)
+	stdout := &headBuffer{max: e.maxOut}
+	stderr := &tailBuffer{max: stderrExcerpt}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = newProcAttr()
+	cmd.Cancel = func() error { return killTree(cmd.Process) }
+	cmd.WaitDelay = waitDelay
+
+	runErr := cmd.Run()
+	if cmd.Process != nil {
+		// Whatever the command left running in its group goes with it. The
+		// group is empty (and this a no-op) in the usual case.
+		_ = killTree(cmd.Process)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if runErr != nil && !errors.Is(runErr, exec.ErrWaitDelay) {
+		var xe *exec.ExitError
+		switch {
+		case errors.Is(runCtx.Err(), context.DeadlineExceeded):
+			return nil, &ExitError{Command: e.cfg.Command[0], Code: -1, State: "killed", Timeout: e.timeout, Stderr: stderr.String()}
+		case errors.As(runErr, &xe):
+			return nil, &ExitError{Command: e.cfg.Command[0], Code: xe.ExitCode(), State: xe.ProcessState.String(), Stderr: stderr.String()}
+		default:
+			return nil, fmt.Errorf("runtime: exec: %w", runErr)
+		}
+	}
+	text := stdout.Text()
+	if text == "" {
+		return nil, nil
+	}
+	return []Output{{Text: text}}, nil
+}
+
+// turnJSON encodes the envelopes of recs for stdin: the object for one
+// record, an array for several, and a final newline.
+func turnJSON(recs []store.Record) ([]byte, error) {
+	var b []byte
+	var err error
+	if len(recs) == 1 {
+		b, err = recs[0].Envelope.AppendJSON(b)
+	} else {
+		b = append(b, '[')
+		for i := range recs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = recs[i].Envelope.AppendJSON(b); err != nil {
+				break
+			}
+		}
+		b = append(b, ']')
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// headBuffer keeps the first max bytes written to it and discards the rest,
+// so that the writer never blocks on a full pipe. It is written by one
+// goroutine and read after that goroutine is done.
+type headBuffer struct {
+	buf       []byte
+	max       int
+	truncated bool
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.buf); len(p) > room {
+		h.buf = append(h.buf, p[:room]...)
+		h.truncated = true
+	} else {
+		h.buf = append(h.buf, p...)
+	}
+	return len(p), nil
+}
+
+// Text is the kept output, trimmed and valid UTF-8, with a note when it was
+// cut.
+func (h *headBuffer) Text() string {
+	b := h.buf
+	if h.truncated {
+		b = trimPartialRune(b)
+	}
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
+	if h.truncated && s != "" {
+		s += fmt.Sprintf("\n\n[output truncated at %d bytes]", h.max)
+	}
+	return s
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	buf []byte
+	max int
+	cut bool
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		t.cut = true
+		return n, nil
+	}
+	if over := len(t.buf) + len(p) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.cut = true
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+// String is the kept end of stderr, trimmed and valid UTF-8, starting with
+// "…" when its beginning was dropped.
+func (t *tailBuffer) String() string {
+	b := t.buf
+	if t.cut {
+		// Skip a partial rune at the start.
+		for len(b) > 0 && !utf8.RuneStart(b[0]) {
+			b = b[1:]
+		}
+	}
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
+	if t.cut && s != "" {
+		s = "…" + s
+	}
+	return s
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of b.
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
+}

@@ -1,0 +1,67 @@
+// Package runtime holds the session runtimes: how the messages of a session
+// reach its agent, and how the agent's answers come back.
+//
+// The router hands a Runtime one Turn at a time per session: the inbound
+// records it has to act on, in log order. What a runtime returns from Run is
+// appended to the session's log by the router as the agent's output.
+//
+//   - Exec runs a command for each turn, the envelopes as JSON on its stdin,
+//     and returns what it prints as the output.
+//   - HTTP forwards each envelope to an upstream agent service that speaks
+//     Switchboard's Steer API; the upstream answers later, asynchronously, by
+//     delivering signed Events to HookHandler (POST /hooks/sessions).
+//   - The inbox runtime needs no code here: the session's log is the queue
+//     that agents read through the API.
+package runtime
+
+import (
+	"context"
+	"errors"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// Turn is one unit of work for a session: one or more inbound records
+// (several when the route's busy policy is "collect").
+type Turn struct {
+	SessionID string
+	// Records are the inbound records of the turn, in log order; each
+	// Envelope holds the message. A turn has at least one record.
+	Records []store.Record
+	// Token is a session-scoped API token for the agent (the exec runtime
+	// passes it as SWITCHBOARD_TOKEN).
+	Token string
+}
+
+// Output is something the agent said in answer to a turn.
+type Output struct {
+	Text string
+}
+
+// Runtime runs turns.
+type Runtime interface {
+	// Run blocks until the turn is handled or ctx ends. ctx is cancelled for
+	// the "interrupt" busy policy: Run must then stop promptly and return an
+	// error wrapping ctx.Err(). The outputs returned are appended by the
+	// router; runtimes that answer asynchronously (http) return none.
+	//
+	// Implementations are safe for concurrent use by different sessions; the
+	// router never runs two turns of one session at once.
+	Run(ctx context.Context, t Turn) ([]Output, error)
+}
+
+// RunFunc adapts a function to Runtime, like http.HandlerFunc.
+type RunFunc func(ctx context.Context, t Turn) ([]Output, error)
+
+// Run calls f(ctx, t).
+func (f RunFunc) Run(ctx context.Context, t Turn) ([]Output, error) { return f(ctx, t) }
+
+// errNoRecords is returned for a turn without records, a caller bug.
+var errNoRecords = errors.New("runtime: turn has no records")
+
+// Compile-time interface checks.
+var (
+	_ Runtime = RunFunc(nil)
+	_ Runtime = (*Exec)(nil)
+	_ Runtime = (*HTTP)(nil)
+)

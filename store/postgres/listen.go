@@ -1,0 +1,136 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Listener timings.
+const (
+	// healthInterval is how long the listener waits for a notification
+	// before pinging its connection, to notice a dead one.
+	healthInterval = 30 * time.Second
+	pingTimeout    = 5 * time.Second
+	minBackoff     = 100 * time.Millisecond
+	maxBackoff     = 5 * time.Second
+)
+
+// listener holds one dedicated connection LISTENing on the store's channel
+// and turns each notification (a session id) into a hub signal. When the
+// connection fails it reconnects with capped exponential backoff and then
+// wakes every subscriber, since notifications sent in the gap are lost.
+type listener struct {
+	config  *pgx.ConnConfig
+	channel string
+	publish func(sessionID string)
+	wakeAll func()
+	log     *slog.Logger
+	// health is how long to wait for a notification before pinging the
+	// connection (healthInterval; shorter in tests).
+	health time.Duration
+	// pinged, if not nil, is called after each successful health ping (for
+	// tests).
+	pinged func()
+
+	pid atomic.Uint32 // backend pid of the current connection, for tests
+}
+
+// connect opens a connection and LISTENs on the channel.
+func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, l.config.Copy())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
+		closeConn(conn)
+		return nil, err
+	}
+	l.pid.Store(conn.PgConn().PID())
+	return conn, nil
+}
+
+// run owns conn, and every connection after it, until ctx is cancelled.
+func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
+	for {
+		err := l.listen(ctx, conn)
+		closeConn(conn)
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("postgres: notification listener lost its connection; reconnecting", "err", err)
+		if conn = l.reconnect(ctx); conn == nil {
+			return
+		}
+		l.log.Info("postgres: notification listener reconnected")
+		l.wakeAll()
+	}
+}
+
+// listen publishes notifications from conn until conn fails or ctx ends.
+func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, l.health)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			l.publish(n.Payload)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			// Quiet for a while: make sure the connection is still alive.
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if l.pinged != nil {
+				l.pinged()
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// reconnect retries connect with capped exponential backoff and jitter until
+// it succeeds (returning the connection) or ctx ends (returning nil).
+func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
+	backoff := minBackoff
+	for {
+		// Jitter over [backoff/2, backoff), so that replicas that lost the
+		// server together do not return in lockstep.
+		wait := backoff/2 + rand.N(backoff/2)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := l.connect(cctx)
+		cancel()
+		if err == nil {
+			return conn
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		backoff = min(2*backoff, maxBackoff)
+		l.log.Warn("postgres: notification listener reconnect failed", "err", err, "retry_within", backoff)
+	}
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}

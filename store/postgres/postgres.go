@@ -1,0 +1,488 @@
+// Package postgres is the PostgreSQL store backend, for deployments where
+// several gateway processes share one database.
+//
+// Tables are created by versioned migrations at Open, under unqualified
+// names, so the DSN's search_path picks the schema. Appends are group
+// committed by several workers, each owning a share of the sessions; a batch
+// is one transaction that locks the rows of the sessions it touches, in id
+// order, which keeps per-session sequence numbers contiguous and idempotency
+// exact across processes. Subscribe signals cross processes through
+// LISTEN/NOTIFY on a channel named after the schema.
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
+)
+
+// Defaults for Options.
+const (
+	DefaultWorkers  = 4
+	DefaultMaxBatch = 128
+)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// Metrics receives append latencies, batch sizes and errors; nil records
+	// nothing.
+	Metrics *store.Metrics
+	// Logger receives migration and listener events; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps the appends committed in one transaction (default
+	// DefaultMaxBatch).
+	MaxBatch int
+	// Workers is the number of group-commit transactions that may be in
+	// flight at once (default DefaultWorkers). Sessions are spread over the
+	// workers by a hash of their id.
+	Workers int
+}
+
+// Store is the PostgreSQL backend of store.Store. It is safe for concurrent
+// use, also with other Stores (in this or other processes) on the same
+// database and schema.
+type Store struct {
+	pool    *pgxpool.Pool
+	metrics *store.Metrics
+	log     *slog.Logger
+	channel string
+	// shards are the group committers, one worker each; a session's appends
+	// always go to the same shard, so concurrent batches of this process
+	// never wait for each other's session locks.
+	shards []*groupcommit.Committer[store.AppendRequest, store.AppendResult]
+
+	hub    store.Hub
+	subsMu sync.Mutex
+	subs   map[string]int // subscribers per session, to wake after a listener gap
+
+	listener     *listener
+	stopListener context.CancelFunc
+	listenerDone chan struct{}
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a postgres:// URL or key=value
+// string; pgxpool's pool_* settings are honoured), applies pending schema
+// migrations and starts the group committer and the notification listener.
+// ctx bounds the connecting and migrating only. The caller must Close the
+// Store.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// Every commit worker holds a connection for its transaction; leave
+		// room for reads beside them.
+		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Workers)+4)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if err := migrate(ctx, pool, ms, opts.Logger); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	schema, err := currentSchema(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+
+	s := &Store{
+		pool:    pool,
+		metrics: opts.Metrics,
+		log:     opts.Logger,
+		channel: channelName(schema),
+		subs:    make(map[string]int),
+	}
+	s.listener = &listener{
+		config:  cfg.ConnConfig,
+		channel: s.channel,
+		publish: s.hub.Publish,
+		wakeAll: s.wakeAll,
+		log:     opts.Logger,
+		health:  healthInterval,
+	}
+	// Listen before returning, so that a Subscribe right after Open already
+	// hears other processes.
+	conn, err := s.listener.connect(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: listen: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListener = cancel
+	s.listenerDone = make(chan struct{})
+	go func() {
+		defer close(s.listenerDone)
+		s.listener.run(lctx, conn)
+	}()
+	s.shards = make([]*groupcommit.Committer[store.AppendRequest, store.AppendResult], opts.Workers)
+	for i := range s.shards {
+		s.shards[i] = groupcommit.New(1, opts.MaxBatch, s.commit, s.metrics.ObserveBatch)
+	}
+	return s, nil
+}
+
+// channelName is the NOTIFY channel for a schema. Channels are per database,
+// not per schema, so the schema is part of the name; a name that would
+// exceed PostgreSQL's 63-byte identifier limit uses a hash of the schema.
+func channelName(schema string) string {
+	const prefix = "switchboard_log:"
+	if len(prefix)+len(schema) <= 63 {
+		return prefix + schema
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// Close stops taking appends, waits for those in flight to commit, stops the
+// listener and closes the pool. It is safe to call more than once; later
+// calls return nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		var wg sync.WaitGroup
+		for _, c := range s.shards {
+			wg.Go(c.Close)
+		}
+		wg.Wait()
+		s.stopListener()
+		<-s.listenerDone
+		s.pool.Close()
+	})
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: ping: %w", store.ErrClosed)
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// fail wraps err for operation op, counts it, and reports ErrClosed when the
+// store was closed under the operation.
+func (s *Store) fail(op string, err error) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+	}
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		s.metrics.Error(op)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+const sessionColumns = "id, state, metadata, last_seq, created_at, updated_at"
+
+func scanSession(row pgx.Row) (store.Session, error) {
+	var sess store.Session
+	var state string
+	err := row.Scan(&sess.ID, &state, &sess.Metadata, &sess.LastSeq, &sess.CreatedAt, &sess.UpdatedAt)
+	if err != nil {
+		return store.Session{}, err
+	}
+	sess.State = store.State(state)
+	if sess.Metadata == nil {
+		sess.Metadata = map[string]string{}
+	}
+	sess.CreatedAt = sess.CreatedAt.UTC()
+	sess.UpdatedAt = sess.UpdatedAt.UTC()
+	return sess, nil
+}
+
+// CreateSession creates session id, idle, with metadata, or returns the
+// existing session of that id unchanged with created false.
+func (s *Store) CreateSession(ctx context.Context, id string, metadata map[string]string) (store.Session, bool, error) {
+	if err := s.checkOpen("create session"); err != nil {
+		return store.Session{}, false, err
+	}
+	if err := storable("session id", id); err != nil || id == "" {
+		if err == nil {
+			err = errors.New("session id is empty")
+		}
+		return store.Session{}, false, fmt.Errorf("postgres: create session: %w", err)
+	}
+	for k, v := range metadata {
+		if err := errors.Join(storable("metadata key", k), storable("metadata value", v)); err != nil {
+			return store.Session{}, false, fmt.Errorf("postgres: create session: %w", err)
+		}
+	}
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	sess, err := scanSession(s.pool.QueryRow(ctx, `
+		INSERT INTO sessions (id, state, metadata, created_at, updated_at)
+		VALUES ($1, 'idle', $2, now(), now())
+		ON CONFLICT (id) DO NOTHING
+		RETURNING `+sessionColumns, id, metadata))
+	switch {
+	case err == nil:
+		return sess, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		// It exists: ON CONFLICT waited for its creator to commit.
+		sess, err = s.Session(ctx, id)
+		return sess, false, err
+	default:
+		return store.Session{}, false, s.fail("create session", err)
+	}
+}
+
+// Session returns session id, or ErrNotFound.
+func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
+	if err := s.checkOpen("session"); err != nil {
+		return store.Session{}, err
+	}
+	sess, err := scanSession(s.pool.QueryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = $1", id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Session{}, fmt.Errorf("postgres: session %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Session{}, s.fail("session", err)
+	}
+	return sess, nil
+}
+
+// ListSessions returns up to limit sessions whose ids sort (bytewise) after
+// after, in id order.
+func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]store.Session, error) {
+	if err := s.checkOpen("list sessions"); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id > $1 ORDER BY id LIMIT $2", after, limit)
+	if err != nil {
+		return nil, s.fail("list sessions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Session, error) { return scanSession(row) })
+	if err != nil {
+		return nil, s.fail("list sessions", err)
+	}
+	return out, nil
+}
+
+// SetState sets a session's state; changed is false when it already was
+// state. ErrNotFound for an unknown session.
+func (s *Store) SetState(ctx context.Context, id string, state store.State) (bool, error) {
+	if err := s.checkOpen("set state"); err != nil {
+		return false, err
+	}
+	if !state.Valid() {
+		return false, fmt.Errorf("postgres: set state: invalid state %q", state)
+	}
+	var changed, exists bool
+	err := s.pool.QueryRow(ctx, `
+		WITH u AS (
+			UPDATE sessions SET state = $2, updated_at = now()
+			WHERE id = $1 AND state <> $2
+			RETURNING 1
+		)
+		SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM sessions WHERE id = $1)`,
+		id, string(state)).Scan(&changed, &exists)
+	if err != nil {
+		return false, s.fail("set state", err)
+	}
+	if !exists {
+		return false, fmt.Errorf("postgres: set state of %q: %w", id, store.ErrNotFound)
+	}
+	return changed, nil
+}
+
+// Read returns up to limit records of a session with Seq > after, in order,
+// or ErrNotFound for an unknown session. It costs one round trip.
+func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	if err := s.checkOpen("read"); err != nil {
+		return nil, err
+	}
+	limit = max(limit, 0)
+	b := &pgx.Batch{}
+	b.Queue("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID)
+	b.Queue("SELECT "+recordColumns+" FROM records WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+		sessionID, after, limit)
+	br := s.pool.SendBatch(ctx, b)
+	recs, exists, err := func() ([]store.Record, bool, error) {
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return nil, false, err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, false, err
+		}
+		recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Record, error) { return scanRecord(row) })
+		return recs, exists, err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, s.fail("read", err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("postgres: read %q: %w", sessionID, store.ErrNotFound)
+	}
+	return recs, nil
+}
+
+// Subscribe returns a channel that receives a value (coalesced) after
+// records are appended to sessionID by this or another process using the
+// same database and schema. Call cancel to release it.
+func (s *Store) Subscribe(sessionID string) (<-chan struct{}, func()) {
+	ch, cancel := s.hub.Subscribe(sessionID)
+	s.subsMu.Lock()
+	s.subs[sessionID]++
+	s.subsMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			cancel()
+			s.subsMu.Lock()
+			if s.subs[sessionID]--; s.subs[sessionID] <= 0 {
+				delete(s.subs, sessionID)
+			}
+			s.subsMu.Unlock()
+		})
+	}
+}
+
+// wakeAll signals every subscribed session. The listener calls it after a
+// reconnect, since notifications sent while it was away are lost.
+func (s *Store) wakeAll() {
+	s.subsMu.Lock()
+	ids := make([]string, 0, len(s.subs))
+	for id := range s.subs {
+		ids = append(ids, id)
+	}
+	s.subsMu.Unlock()
+	for _, id := range ids {
+		s.hub.Publish(id)
+	}
+}
+
+// CreateToken stores t. Its id and hash must be new.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	if err := s.checkOpen("create token"); err != nil {
+		return err
+	}
+	scopes := make([]string, len(t.Scopes))
+	for i, sc := range t.Scopes {
+		scopes[i] = string(sc)
+	}
+	sessions := t.Sessions
+	if sessions == nil {
+		sessions = []string{}
+	}
+	for _, v := range append([]string{t.ID, t.Name}, append(scopes, sessions...)...) {
+		if err := storable("token field", v); err != nil {
+			return fmt.Errorf("postgres: create token: %w", err)
+		}
+	}
+	created := t.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO tokens (id, hash, name, scopes, sessions, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Hash[:], t.Name, scopes, sessions, created)
+	if err != nil {
+		return s.fail("create token", err)
+	}
+	return nil
+}
+
+// TokenByHash finds the token whose secret hashes to hash, or ErrNotFound.
+func (s *Store) TokenByHash(ctx context.Context, hash [32]byte) (store.Token, error) {
+	if err := s.checkOpen("token"); err != nil {
+		return store.Token{}, err
+	}
+	var t store.Token
+	var h []byte
+	var scopes []string
+	err := s.pool.QueryRow(ctx, "SELECT id, hash, name, scopes, sessions, created_at FROM tokens WHERE hash = $1", hash[:]).
+		Scan(&t.ID, &h, &t.Name, &scopes, &t.Sessions, &t.CreatedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Token{}, fmt.Errorf("postgres: token: %w", store.ErrNotFound)
+	case err != nil:
+		return store.Token{}, s.fail("token", err)
+	}
+	copy(t.Hash[:], h)
+	t.Scopes = make([]store.Scope, len(scopes))
+	for i, sc := range scopes {
+		t.Scopes[i] = store.Scope(sc)
+	}
+	if len(t.Sessions) == 0 {
+		t.Sessions = nil
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	return t, nil
+}
+
+// CountTokens returns how many tokens are stored.
+func (s *Store) CountTokens(ctx context.Context) (int, error) {
+	if err := s.checkOpen("count tokens"); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM tokens").Scan(&n); err != nil {
+		return 0, s.fail("count tokens", err)
+	}
+	return n, nil
+}
+
+// pgCode returns the SQLSTATE of err, or "" when the server did not send one.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

@@ -1,0 +1,559 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		dsn := testenv.Postgres(t)
+		return func() (store.Store, error) { return Open(t.Context(), dsn, Options{}) }
+	}, storetest.Shared())
+}
+
+// signalTimeout guards waits for signals against hangs; it measures nothing.
+const signalTimeout = 10 * time.Second
+
+func openStore(t testing.TB, dsn string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func msg(session, key, text string) store.AppendRequest {
+	return store.AppendRequest{
+		SessionID: session,
+		Direction: store.Inbound,
+		Envelope: envelope.Envelope{
+			ID:     "test:" + key,
+			Source: "test",
+			Kind:   envelope.KindMessage,
+			Actor:  envelope.Actor{ID: "test:ada", Type: envelope.Human},
+			Text:   text,
+			TS:     time.Date(2026, 6, 18, 12, 0, 0, 999, time.UTC),
+			Raw:    []byte(`{ "k" : "` + key + `" }`),
+		},
+	}
+}
+
+func create(t testing.TB, s *Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if _, _, err := s.CreateSession(context.Background(), id, nil); err != nil {
+			t.Fatalf("CreateSession(%s): %v", id, err)
+		}
+	}
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(signalTimeout):
+		t.Fatalf("no signal %s within %s", what, signalTimeout)
+	}
+}
+
+// checkLog checks that session's log has contiguous seqs from 1, each
+// envelope id once, and LastSeq matching; it returns the ids stored.
+func checkLog(t *testing.T, s *Store, session string) map[string]int64 {
+	t.Helper()
+	recs, err := s.Read(t.Context(), session, 0, 1_000_000)
+	if err != nil {
+		t.Fatalf("Read(%s): %v", session, err)
+	}
+	ids := make(map[string]int64, len(recs))
+	for i, r := range recs {
+		if r.Seq != int64(i+1) {
+			t.Fatalf("session %s: record %d has seq %d", session, i, r.Seq)
+		}
+		if prev, dup := ids[r.Envelope.ID]; dup {
+			t.Fatalf("session %s: %s stored at seq %d and %d", session, r.Envelope.ID, prev, r.Seq)
+		}
+		ids[r.Envelope.ID] = r.Seq
+	}
+	sess, err := s.Session(t.Context(), session)
+	if err != nil {
+		t.Fatalf("Session(%s): %v", session, err)
+	}
+	if sess.LastSeq != int64(len(recs)) {
+		t.Fatalf("session %s: LastSeq %d, %d records", session, sess.LastSeq, len(recs))
+	}
+	return ids
+}
+
+// TestTwoStoresRaceOnManySessions has two Stores on one schema (two gateway
+// processes) append overlapping keys to several sessions at once, with big
+// batches so that one transaction locks many sessions: no deadlock may
+// surface, every key is stored once, seqs stay contiguous.
+func TestTwoStoresRaceOnManySessions(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	stores := []*Store{
+		openStore(t, dsn, Options{Workers: 3, MaxBatch: 64}),
+		openStore(t, dsn, Options{Workers: 3, MaxBatch: 64}),
+	}
+	sessions := []string{"s0", "s1", "s2", "s3", "s4"}
+	create(t, stores[0], sessions...)
+
+	const writers, perWriter, keys = 32, 40, 60
+	var created sync.Map // "session/key" -> *atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range perWriter {
+				sess := sessions[rng.IntN(len(sessions))]
+				key := fmt.Sprint("k", rng.IntN(keys))
+				res, err := stores[w%2].Append(t.Context(), msg(sess, key, "same text"))
+				if err != nil {
+					t.Errorf("append %s/%s: %v", sess, key, err)
+					return
+				}
+				if res.Created {
+					n, _ := created.LoadOrStore(sess+"/"+key, new(atomic.Int32))
+					n.(*atomic.Int32).Add(1)
+				}
+				if res.Record.SessionID != sess || res.Record.Envelope.ID != "test:"+key {
+					t.Errorf("append %s/%s returned record %s/%s", sess, key, res.Record.SessionID, res.Record.Envelope.ID)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	total := 0
+	for _, sess := range sessions {
+		stored := checkLog(t, stores[1], sess)
+		total += len(stored)
+		for id := range stored {
+			n, ok := created.Load(sess + "/" + strings.TrimPrefix(id, "test:"))
+			if !ok || n.(*atomic.Int32).Load() != 1 {
+				t.Errorf("%s/%s is stored, but was reported created %v times", sess, id, n)
+			}
+		}
+	}
+	created.Range(func(k, _ any) bool {
+		total--
+		return true
+	})
+	if total != 0 {
+		t.Errorf("stored and created keys differ by %d", total)
+	}
+}
+
+// TestCrossProcessSubscribe: a subscriber of one Store hears appends made
+// through another Store on the same schema, and nothing from a Store on
+// another schema of the same database.
+func TestCrossProcessSubscribe(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	a := openStore(t, dsn, Options{})
+	b := openStore(t, dsn, Options{})
+	other := openStore(t, testenv.Postgres(t), Options{})
+	create(t, a, "sess-1")
+	create(t, other, "x")
+
+	ch, cancel := a.Subscribe("sess-1")
+	defer cancel()
+	chX, cancelX := a.Subscribe("x")
+	defer cancelX()
+
+	// PostgreSQL delivers notifications in commit order, so had other's
+	// notification reached a's listener, chX would fire before ch.
+	if _, err := other.Append(t.Context(), msg("x", "k0", "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(t.Context(), msg("sess-1", "k1", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, ch, "in store a after an append through store b")
+	select {
+	case <-chX:
+		t.Fatal("store a was signalled for an append to another schema")
+	default:
+	}
+	recs, err := a.Read(t.Context(), "sess-1", 0, 10)
+	if err != nil || len(recs) != 1 || recs[0].Envelope.ID != "test:k1" {
+		t.Fatalf("store a reads %v, %v after the signal; want b's record", recs, err)
+	}
+}
+
+// TestListenerReconnects kills the listener's server connection: the
+// listener must reconnect, wake subscribers (they may have missed
+// notifications) and hear later appends.
+func TestListenerReconnects(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	a := openStore(t, dsn, Options{})
+	b := openStore(t, dsn, Options{})
+	create(t, a, "sess-1")
+	ch, cancel := a.Subscribe("sess-1")
+	defer cancel()
+
+	oldPID := a.listener.pid.Load()
+	var killed bool
+	if err := b.pool.QueryRow(t.Context(), "SELECT pg_terminate_backend($1)", int32(oldPID)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("pg_terminate_backend(%d) = %v, %v", oldPID, killed, err)
+	}
+	waitSignal(t, ch, "after the listener reconnected")
+	if pid := a.listener.pid.Load(); pid == oldPID {
+		t.Fatalf("listener still on backend %d after it was terminated", pid)
+	}
+	if _, err := b.Append(t.Context(), msg("sess-1", "k1", "after reconnect")); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, ch, "for an append after the reconnect")
+}
+
+// TestListenerHealthPing makes the listener ping its quiet connection
+// often: after the pings, notifications must still arrive.
+func TestListenerHealthPing(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := openStore(t, dsn, Options{})
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pings := make(chan struct{}, 1)
+	got := make(chan string, 1)
+	l := &listener{
+		config:  cfg,
+		channel: s.channel,
+		publish: func(id string) { got <- id },
+		wakeAll: func() { t.Error("wakeAll without a reconnect") },
+		log:     s.log,
+		health:  time.Millisecond,
+		pinged: func() {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+		},
+	}
+	conn, err := l.connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(ctx, conn)
+	}()
+	defer func() { cancel(); <-done }()
+
+	for range 3 {
+		waitSignal(t, pings, "for a health ping")
+	}
+	if _, err := s.pool.Exec(t.Context(), "SELECT pg_notify($1, 'sess-9')", s.channel); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if id != "sess-9" {
+			t.Fatalf("published %q, want sess-9", id)
+		}
+	case <-time.After(signalTimeout):
+		t.Fatal("no notification after health pings")
+	}
+}
+
+// TestConcurrentOpenMigratesOnce starts several Stores on a fresh schema at
+// once: the advisory lock must let exactly one apply each migration.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	var wg sync.WaitGroup
+	stores := make([]*Store, 4)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = Open(t.Context(), dsn, Options{}) })
+	}
+	wg.Wait()
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Fatalf("Open %d: %v", i, errs[i])
+		}
+		defer s.Close()
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := stores[0].pool.Query(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != len(ms) {
+		t.Fatalf("schema_migrations holds %v, want each of %d migrations once", versions, len(ms))
+	}
+	for i, m := range ms {
+		if versions[i] != m.version {
+			t.Fatalf("schema_migrations holds %v, want the versions of %d migrations", versions, len(ms))
+		}
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	ms, err := loadMigrations(fstest.MapFS{
+		"migrations/0010_later.sql": {Data: []byte("SELECT 10")},
+		"migrations/0002_next.sql":  {Data: []byte("SELECT 2")},
+		"migrations/0001_init.sql":  {Data: []byte("SELECT 1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, fmt.Sprint(m.version, m.name, m.sql))
+	}
+	if want := "[10001_initSELECT 1 20002_nextSELECT 2 100010_laterSELECT 10]"; fmt.Sprint(got) != want {
+		t.Errorf("migrations = %v, want %s", got, want)
+	}
+	for name, fsys := range map[string]fstest.MapFS{
+		"no number":  {"migrations/init.sql": {}},
+		"zero":       {"migrations/0000_init.sql": {}},
+		"duplicated": {"migrations/0001_a.sql": {}, "migrations/01_b.sql": {}},
+	} {
+		if _, err := loadMigrations(fsys); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestBadRequestFailsAlone commits a batch in which one request passes the
+// up-front checks but is refused by the server (an envelope id too big for
+// the unique index): the others must still commit.
+func TestBadRequestFailsAlone(t *testing.T) {
+	s := openStore(t, testenv.Postgres(t), Options{})
+	create(t, s, "a", "b")
+	rng := rand.New(rand.NewPCG(1, 2))
+	huge := make([]byte, 8000) // incompressible, beyond the btree row limit
+	for i := range huge {
+		huge[i] = 'a' + byte(rng.IntN(26))
+	}
+	nul := msg("b", "nul", "has a \x00 byte")
+	batch := []store.AppendRequest{
+		msg("a", "ok1", "fine"),
+		msg("b", string(huge), "too big a key"),
+		nul,
+		msg("b", "ok2", "fine"),
+		msg("nope", "k", "unknown session"),
+	}
+	results, err := s.commit(t.Context(), batch)
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	for _, i := range []int{0, 3} {
+		if results[i].Err != nil || !results[i].Val.Created || results[i].Val.Record.Seq != 1 {
+			t.Errorf("request %d: %+v; want created at seq 1", i, results[i])
+		}
+	}
+	if results[1].Err == nil || results[2].Err == nil {
+		t.Errorf("bad requests succeeded: %v, %v", results[1].Err, results[2].Err)
+	}
+	if !errors.Is(results[4].Err, store.ErrNotFound) {
+		t.Errorf("unknown session: %v, want ErrNotFound", results[4].Err)
+	}
+	if ids := checkLog(t, s, "b"); len(ids) != 1 || ids["test:ok2"] != 1 {
+		t.Errorf("session b holds %v, want only ok2", ids)
+	}
+
+	// Through Append, a request refused up front fails alone too.
+	if _, err := s.Append(t.Context(), nul); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("Append with a NUL byte: %v, want an error naming it", err)
+	}
+}
+
+// TestDuplicatesWithinOneBatch: replays and conflicts of a key first seen in
+// the same batch are answered from that batch.
+func TestDuplicatesWithinOneBatch(t *testing.T) {
+	s := openStore(t, testenv.Postgres(t), Options{})
+	create(t, s, "a")
+	wake := msg("a", "k1", "first")
+	wake.Wake = true
+	batch := []store.AppendRequest{
+		msg("a", "k0", "before"),
+		wake,
+		msg("a", "k1", "first"),
+		msg("a", "k1", "changed"),
+		msg("a", "k2", "after"),
+	}
+	results, err := s.commit(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		seq     int64
+		created bool
+		state   store.State
+		err     error
+	}{
+		{1, true, store.Idle, nil},
+		{2, true, store.Running, nil},
+		{2, false, store.Running, nil},
+		{2, false, store.Running, store.ErrConflict},
+		{3, true, store.Running, nil},
+	}
+	for i, w := range want {
+		r := results[i]
+		if r.Val.Record.Seq != w.seq || r.Val.Created != w.created || r.Val.State != w.state || !errors.Is(r.Err, w.err) {
+			t.Errorf("request %d: seq %d created %v state %s err %v; want %d %v %s %v",
+				i, r.Val.Record.Seq, r.Val.Created, r.Val.State, r.Err, w.seq, w.created, w.state, w.err)
+		}
+	}
+	if ids := checkLog(t, s, "a"); len(ids) != 3 {
+		t.Errorf("log holds %v, want 3 records", ids)
+	}
+}
+
+// TestCloseWaitsForAppends races appends with Close: every append either
+// fails with ErrClosed or is durable, as a reopened store shows.
+func TestCloseWaitsForAppends(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s, err := Open(t.Context(), dsn, Options{Workers: 2, MaxBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, "a")
+	const n = 200
+	acked := make([]bool, n)
+	var wg sync.WaitGroup
+	started := make(chan struct{}, n)
+	for i := range n {
+		wg.Go(func() {
+			started <- struct{}{}
+			_, err := s.Append(context.Background(), msg("a", fmt.Sprint("k", i), "racing close"))
+			switch {
+			case err == nil:
+				acked[i] = true
+			case !errors.Is(err, store.ErrClosed):
+				t.Errorf("append %d: %v, want success or ErrClosed", i, err)
+			}
+		})
+	}
+	for range n / 2 {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+
+	s2 := openStore(t, dsn, Options{})
+	stored := checkLog(t, s2, "a")
+	for i, ok := range acked {
+		if _, in := stored[fmt.Sprint("test:k", i)]; ok && !in {
+			t.Errorf("append %d was acknowledged but is not stored", i)
+		}
+	}
+	if _, err := s.Read(t.Context(), "a", 0, 1); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Read after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openStore(t, testenv.Postgres(t), Options{Metrics: store.NewMetrics(reg)})
+	create(t, s, "a")
+	const n = 5
+	for i := range n {
+		if _, err := s.Append(t.Context(), msg("a", fmt.Sprint("k", i), "counted")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Append(t.Context(), msg("a", "k0", "conflicting")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("conflict: %v", err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				counts[f.GetName()] = h.GetSampleCount()
+			}
+		}
+	}
+	if got := counts["switchboard_store_append_seconds"]; got != n+1 {
+		t.Errorf("append latency observed %d times, want %d", got, n+1)
+	}
+	if got := counts["switchboard_store_commit_batch_size"]; got < 1 || got > n+1 {
+		t.Errorf("batch size observed %d times, want 1..%d", got, n+1)
+	}
+}
+
+// BenchmarkAppend appends from 64 goroutines over 64 sessions, each append a
+// new envelope, and reports durable appends per second and the mean
+// group-commit batch size, for several worker counts.
+func BenchmarkAppend(b *testing.B) {
+	for _, workers := range []int{1, 2, DefaultWorkers} {
+		b.Run(fmt.Sprint("workers=", workers), func(b *testing.B) { benchmarkAppend(b, workers) })
+	}
+}
+
+func benchmarkAppend(b *testing.B, workers int) {
+	reg := prometheus.NewRegistry()
+	s := openStore(b, testenv.Postgres(b), Options{Metrics: store.NewMetrics(reg), Workers: workers})
+	const sessions = 64
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i] = fmt.Sprint("bench-", i)
+	}
+	create(b, s, ids...)
+	var next atomic.Int64
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := s.Append(context.Background(), msg(ids[i%sessions], fmt.Sprint("k", i), "benchmark message")); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "switchboard_store_commit_batch_size" {
+			h := f.GetMetric()[0].GetHistogram()
+			b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "appends/batch")
+		}
+	}
+}

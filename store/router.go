@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+)
+
+// Binding ties a conversation anchor to a session. A conversation is bound
+// to at most one session; a session may have many conversations.
+type Binding struct {
+	ID           string                `json:"id"`
+	SessionID    string                `json:"session_id"`
+	Conversation envelope.Conversation `json:"conversation"`
+	// Route is the name of the route rule that made the binding ("" when
+	// bound by hand or through the API).
+	Route string `json:"route,omitempty"`
+	// PausedUntil, when in the future, pauses the binding: inbound messages
+	// are dropped and deliveries to it wait. PausedReason says why.
+	PausedUntil  time.Time `json:"paused_until,omitzero"`
+	PausedReason string    `json:"paused_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Paused reports whether b is paused at now.
+func (b Binding) Paused(now time.Time) bool { return b.PausedUntil.After(now) }
+
+// Bindings stores conversation bindings.
+type Bindings interface {
+	// Bind binds b.Conversation to b.SessionID, creating that session (idle,
+	// with metadata) when it does not exist, all in one transaction. When the
+	// conversation is already bound it changes nothing and returns the
+	// existing binding with created false. b.ID and b.CreatedAt are set by
+	// Bind when empty.
+	Bind(ctx context.Context, b Binding, metadata map[string]string) (out Binding, created bool, err error)
+	// BindingFor returns the binding of conv, or ErrNotFound.
+	BindingFor(ctx context.Context, conv envelope.Conversation) (Binding, error)
+	// SessionBindings lists the bindings of a session, oldest first.
+	SessionBindings(ctx context.Context, sessionID string) ([]Binding, error)
+	// PauseBinding pauses binding id until the given time with a reason, or
+	// resumes it when until is zero. ErrNotFound for an unknown binding.
+	PauseBinding(ctx context.Context, id string, until time.Time, reason string) (Binding, error)
+	// LatestInbound returns the conversation of the newest inbound record of
+	// the session with Seq < before that names one (zero if none).
+	LatestInbound(ctx context.Context, sessionID string, before int64) (envelope.Conversation, error)
+}
+
+// Work is a session with records a consumer has not processed yet.
+type Work struct {
+	SessionID string
+	// Cursor is the last seq the consumer processed; LastSeq the newest in
+	// the log.
+	Cursor, LastSeq int64
+}
+
+// Cursors track, per consumer ("runtime", "outbox") and session, how far
+// through the log the consumer has got, and lease sessions to one process
+// at a time so that per-session order holds across replicas.
+type Cursors interface {
+	// ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
+	// holds records past the consumer's cursor and whose lease is free,
+	// expired or already owner's.
+	ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]Work, error)
+	// Advance sets the consumer's cursor for the session to seq (never
+	// moving it back) and extends the lease to leaseUntil, or releases it
+	// when leaseUntil is zero. It fails with ErrLeaseLost when owner no
+	// longer holds the lease.
+	Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error
+}
+
+// DeliveryStatus is where a delivery is in its life.
+type DeliveryStatus string
+
+// The delivery statuses.
+const (
+	Pending   DeliveryStatus = "pending"
+	Delivered DeliveryStatus = "delivered"
+	Dead      DeliveryStatus = "dead"
+)
+
+// Delivery is one outbox entry: the record (SessionID, Seq) to be posted to
+// the conversation To.
+type Delivery struct {
+	ID        string                `json:"id"`
+	SessionID string                `json:"session_id"`
+	Seq       int64                 `json:"seq"`
+	To        envelope.Conversation `json:"to"`
+	Status    DeliveryStatus        `json:"status"`
+	Attempts  int                   `json:"attempts"`
+	// NextAttempt is when a pending delivery is due.
+	NextAttempt time.Time `json:"next_attempt"`
+	LastError   string    `json:"last_error,omitempty"`
+	// ChannelID is the channel's id for the posted message, once delivered.
+	ChannelID string    `json:"channel_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Envelope is the record's envelope, filled by Claim.
+	Envelope envelope.Envelope `json:"-"`
+}
+
+// Settlement is the outcome of one delivery attempt.
+type Settlement struct {
+	Status    DeliveryStatus // Delivered, Pending (retry at NextAttempt) or Dead
+	ChannelID string         // with Delivered
+	Error     string         // with Pending or Dead
+	// NextAttempt is when to retry, with Pending.
+	NextAttempt time.Time
+}
+
+// Outbox holds deliveries of session outputs to conversations.
+type Outbox interface {
+	// Enqueue adds deliveries as pending, due at their NextAttempt. It is
+	// idempotent on (SessionID, Seq, To): an existing delivery is kept.
+	Enqueue(ctx context.Context, ds []Delivery) error
+	// Claim leases to owner, until leaseUntil, up to n pending deliveries
+	// due at now, each the oldest pending delivery of its conversation (so
+	// order within a conversation holds), skipping conversations whose
+	// binding is paused, with the attempt counted.
+	Claim(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]Delivery, error)
+	// Settle records the outcome of owner's attempt at delivery id and
+	// releases it. ErrLeaseLost when owner's lease has gone.
+	Settle(ctx context.Context, id, owner string, s Settlement) error
+	// ListDeliveries returns up to limit deliveries with the given status
+	// ("" for any) and ids after the cursor after, in id order.
+	ListDeliveries(ctx context.Context, status DeliveryStatus, after string, limit int) ([]Delivery, error)
+	// RetryDelivery makes delivery id pending and due now, whatever its
+	// status, with its attempts kept. ErrNotFound for an unknown id.
+	RetryDelivery(ctx context.Context, id string, now time.Time) (Delivery, error)
+	// Posted reports whether the gateway posted channelID to a conversation
+	// of source (a delivered delivery recorded it).
+	Posted(ctx context.Context, source, channelID string) (bool, error)
+}

@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
+)
+
+// The range of times a column of Unix nanoseconds can hold.
+var (
+	minTime = time.Unix(0, -1<<63)
+	maxTime = time.Unix(0, 1<<63-1)
+)
+
+// nanos returns t as Unix nanoseconds, or an error naming what when t does
+// not fit.
+func nanos(what string, t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("%s %s is outside the years 1678 to 2262", what, t.Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
+}
+
+// write hands op to the writer and waits for its transaction to commit.
+func (s *Store) write(ctx context.Context, op writeOp) (writeResult, error) {
+	res, err := s.commit.Do(ctx, op)
+	switch {
+	case errors.Is(err, groupcommit.ErrClosed):
+		return res, fmt.Errorf("sqlite: write: %w", store.ErrClosed)
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// The caller left before the write joined a batch: nothing was written.
+		return res, fmt.Errorf("sqlite: write: %w", err)
+	}
+	return res, err
+}
+
+// isClientError reports whether err is an expected outcome rather than a
+// failure of the store.
+func isClientError(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, store.ErrClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// Append adds req's envelope to its session's log and returns once the
+// record is durably committed, sharing the commit with concurrent calls. A
+// repeated envelope id returns the stored original with Created false, or
+// with an error wrapping store.ErrConflict when the request differs. An
+// unknown session gives an error wrapping store.ErrNotFound.
+func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.AppendResult, error) {
+	start := time.Now()
+	op, err := appendOp(req)
+	if err != nil {
+		return store.AppendResult{}, fmt.Errorf("sqlite: append: %w", err)
+	}
+	res, err := s.write(ctx, op)
+	if err != nil && !isClientError(err) {
+		s.metrics.Error("append")
+	}
+	if err == nil {
+		s.metrics.ObserveAppend(time.Since(start))
+	}
+	return res.append, err
+}
+
+// appendOp checks req and encodes its columns.
+func appendOp(req store.AppendRequest) (writeOp, error) {
+	op := writeOp{kind: opAppend, req: req}
+	if !req.Direction.Valid() {
+		return op, fmt.Errorf("invalid direction %q", req.Direction)
+	}
+	var err error
+	if op.tsNano, err = nanos("ts", req.Envelope.TS); err != nil {
+		return op, err
+	}
+	if len(req.Envelope.Refs) > 0 {
+		b, err := json.Marshal(map[string]string(req.Envelope.Refs))
+		if err != nil {
+			return op, fmt.Errorf("encode refs: %w", err)
+		}
+		op.refs = string(b)
+	}
+	return op, nil
+}
+
+// CreateSession creates session id with metadata, or returns the existing
+// session of that id unchanged with created false.
+func (s *Store) CreateSession(ctx context.Context, id string, metadata map[string]string) (store.Session, bool, error) {
+	op, err := createSessionOp(id, metadata)
+	if err != nil {
+		return store.Session{}, false, fmt.Errorf("sqlite: create session: %w", err)
+	}
+	res, err := s.write(ctx, op)
+	if err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("create_session")
+		}
+		return store.Session{}, false, err
+	}
+	return res.session, res.ok, nil
+}
+
+func createSessionOp(id string, metadata map[string]string) (writeOp, error) {
+	op := writeOp{kind: opCreateSession, id: id, meta: "{}"}
+	if id == "" {
+		return op, errors.New("empty id")
+	}
+	if len(metadata) > 0 {
+		meta, err := json.Marshal(metadata)
+		if err != nil {
+			return op, fmt.Errorf("encode metadata: %w", err)
+		}
+		op.meta = string(meta)
+	}
+	return op, nil
+}
+
+// SetState sets session id's state; changed is false when it already was
+// state. An unknown session gives an error wrapping store.ErrNotFound.
+func (s *Store) SetState(ctx context.Context, id string, state store.State) (bool, error) {
+	if !state.Valid() {
+		return false, fmt.Errorf("sqlite: set state: invalid state %q", state)
+	}
+	res, err := s.write(ctx, writeOp{kind: opSetState, id: id, state: state})
+	if err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("set_state")
+		}
+		return false, err
+	}
+	return res.ok, nil
+}
+
+// CreateToken stores t. A zero CreatedAt is stored as the current time.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	op, err := createTokenOp(t)
+	if err != nil {
+		return fmt.Errorf("sqlite: create token: %w", err)
+	}
+	if _, err := s.write(ctx, op); err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("create_token")
+		}
+		return err
+	}
+	return nil
+}
+
+func createTokenOp(t store.Token) (writeOp, error) {
+	if t.ID == "" {
+		return writeOp{}, errors.New("empty id")
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now()
+	}
+	op := writeOp{kind: opCreateToken, token: t}
+	var err error
+	if op.tokenNano, err = nanos("created_at", t.CreatedAt); err != nil {
+		return op, err
+	}
+	scopes, err := json.Marshal(nonNil(t.Scopes))
+	if err != nil {
+		return op, fmt.Errorf("encode scopes: %w", err)
+	}
+	sessions, err := json.Marshal(nonNil(t.Sessions))
+	if err != nil {
+		return op, fmt.Errorf("encode sessions: %w", err)
+	}
+	op.scopes, op.sessions = string(scopes), string(sessions)
+	return op, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

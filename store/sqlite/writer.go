@@ -1,0 +1,414 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
+)
+
+// groupcommitResult is the outcome of one writeOp as the committer reports it.
+type groupcommitResult = groupcommit.Result[writeResult]
+
+// Errors the writer hands back per request. They are built once: a batch
+// never allocates for the common outcomes.
+var (
+	errSessionNotFound = fmt.Errorf("sqlite: session: %w", store.ErrNotFound)
+	errConflict        = fmt.Errorf("sqlite: append: %w", store.ErrConflict)
+)
+
+// opKind says what a writeOp does.
+type opKind uint8
+
+const (
+	opAppend opKind = iota + 1
+	opCreateSession
+	opSetState
+	opCreateToken
+)
+
+// writeOp is one write for the single writer. Its column values are encoded
+// by the calling goroutine, so that the writer only runs SQL.
+type writeOp struct {
+	kind opKind
+
+	// opAppend
+	req    store.AppendRequest
+	refs   any // JSON text, or nil for no refs
+	tsNano int64
+
+	// opCreateSession, opSetState
+	id    string
+	meta  string
+	state store.State
+
+	// opCreateToken
+	token     store.Token
+	tokenNano int64
+	scopes    string
+	sessions  string
+}
+
+// writeResult is the outcome of one writeOp.
+type writeResult struct {
+	append  store.AppendResult
+	session store.Session
+	ok      bool // CreateSession: created; SetState: changed
+}
+
+// maxCachedSessions bounds the writer's session cache; past it the cache is
+// emptied and refills from the table.
+const maxCachedSessions = 1 << 16
+
+// session is what the writer knows of a session: enough to assign the next
+// seq and apply Wake.
+type session struct {
+	sid     int64
+	state   store.State
+	lastSeq int64
+}
+
+// batchSession is a session as one batch sees and changes it.
+type batchSession struct {
+	session
+	appended bool // a record was added: publish after commit
+}
+
+// recordKey is the idempotency key inside the writer.
+type recordKey struct {
+	sid int64
+	id  string
+}
+
+// writer owns the writer connection and its statements. Only the committer's
+// single worker uses it, so it needs no lock.
+//
+// It caches sessions between batches. The cache is only valid while no other
+// connection writes the file: every batch starts by comparing PRAGMA
+// data_version, which changes when another connection (another Store on the
+// same file, another process) has committed, and empties the cache if so.
+type writer struct {
+	conn *sql.Conn
+
+	begin, commit, rollback, dataVersion *sql.Stmt
+
+	sessionForWrite  *sql.Stmt
+	sessionByID      *sql.Stmt
+	insertSession    *sql.Stmt
+	updateState      *sql.Stmt
+	insertRecord     *sql.Stmt
+	recordByEnvelope *sql.Stmt
+	insertToken      *sql.Stmt
+
+	cache   map[string]session // across batches; see above
+	version int64              // data_version the cache is valid for
+
+	// Scratch reused from batch to batch.
+	batch   map[string]*batchSession // nil value: known not to exist
+	records map[recordKey]store.Record
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
+	w := &writer{
+		conn:    conn,
+		cache:   make(map[string]session),
+		version: -1,
+		batch:   make(map[string]*batchSession),
+		records: make(map[recordKey]store.Record),
+	}
+	stmts := []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&w.begin, `BEGIN IMMEDIATE`},
+		{&w.commit, `COMMIT`},
+		{&w.rollback, `ROLLBACK`},
+		{&w.dataVersion, `PRAGMA data_version`},
+		{&w.sessionForWrite, `SELECT sid, state, coalesce((SELECT max(seq) FROM records r WHERE r.sid = s.sid), 0)
+			FROM sessions s WHERE id = ?`},
+		{&w.sessionByID, sessionSelect + ` WHERE s.id = ?`},
+		{&w.insertSession, `INSERT INTO sessions (id, state, metadata, created_at, updated_at)
+			VALUES (?, 'idle', ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&w.updateState, `UPDATE sessions SET state = ?, updated_at = ? WHERE sid = ?`},
+		{&w.insertRecord, `INSERT INTO records (sid, seq, envelope_id, direction, stored_at, source, kind,
+			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, raw)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (sid, envelope_id) DO NOTHING`},
+		{&w.recordByEnvelope, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND envelope_id = ?`},
+		{&w.insertToken, `INSERT INTO tokens (id, hash, name, scopes, sessions, created_at) VALUES (?, ?, ?, ?, ?, ?)`},
+	}
+	for _, st := range stmts {
+		p, err := conn.PrepareContext(ctx, st.query)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("prepare %q: %w", st.query, err)
+		}
+		*st.dst = p
+	}
+	return w, nil
+}
+
+func (w *writer) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.dataVersion, w.sessionForWrite, w.sessionByID,
+		w.insertSession, w.updateState, w.insertRecord, w.recordByEnvelope, w.insertToken} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// commitBatch is the group committer's CommitFunc. It commits ops in one
+// transaction. When a statement of one op fails (a constraint that request
+// breaks, say), nothing was committed: that op gets the error and the others
+// are committed again without it, so one bad request cannot fail its
+// neighbours. A failure of the transaction itself (begin, commit, I/O) fails
+// the whole batch.
+func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
+	results := make([]groupcommitResult, len(ops))
+	failed, err := s.w.commitTx(ctx, ops, results, &s.hub)
+	if err == nil {
+		return results, nil
+	}
+	s.metrics.Error("commit")
+	s.log.Warn("sqlite: group commit failed", "ops", len(ops), "err", err)
+	pending := make([]int, len(ops)) // indexes into ops of the ops to retry
+	for i := range pending {
+		pending[i] = i
+	}
+	retry := make([]writeOp, 0, len(ops))
+	for {
+		if failed < 0 {
+			return nil, fmt.Errorf("sqlite: commit: %w", err)
+		}
+		results[pending[failed]] = groupcommitResult{Err: fmt.Errorf("sqlite: commit: %w", err)}
+		pending = slices.Delete(pending, failed, failed+1)
+		if len(pending) == 0 {
+			return results, nil
+		}
+		retry = retry[:0]
+		for _, i := range pending {
+			retry = append(retry, ops[i])
+		}
+		sub := make([]groupcommitResult, len(retry))
+		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub); err == nil {
+			for j, i := range pending {
+				results[i] = sub[j]
+			}
+			return results, nil
+		}
+		s.log.Warn("sqlite: group commit retry failed", "ops", len(retry), "err", err)
+	}
+}
+
+// commitTx runs ops in one IMMEDIATE transaction, writing their outcomes to
+// results. A non-nil error means the transaction was rolled back and results
+// are meaningless; failed is then the index of the op whose statement
+// failed, or -1 when the transaction itself failed. After the commit,
+// subscribers of every session that got a record are signalled.
+func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub) (failed int, err error) {
+	clear(w.batch)
+	clear(w.records)
+
+	if _, err := w.begin.ExecContext(ctx); err != nil {
+		return -1, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// After a failed COMMIT the transaction may still be open; after
+			// some errors SQLite has rolled it back already and this fails
+			// harmlessly. What the batch cached may not have happened.
+			_, _ = w.rollback.ExecContext(ctx)
+			clear(w.cache)
+		}
+	}()
+	var version int64
+	if err := w.dataVersion.QueryRowContext(ctx).Scan(&version); err != nil {
+		return -1, fmt.Errorf("read data version: %w", err)
+	}
+	if version != w.version {
+		clear(w.cache)
+		w.version = version
+	}
+
+	now := time.Now().UnixNano()
+	for i := range ops {
+		op := &ops[i]
+		var err error
+		switch op.kind {
+		case opAppend:
+			results[i], err = w.append(ctx, op, now)
+		case opCreateSession:
+			results[i], err = w.createSession(ctx, op, now)
+		case opSetState:
+			results[i], err = w.setState(ctx, op, now)
+		case opCreateToken:
+			results[i], err = w.createToken(ctx, op)
+		default:
+			err = fmt.Errorf("unknown write op %d", op.kind)
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	if _, err := w.commit.ExecContext(ctx); err != nil {
+		return -1, fmt.Errorf("commit: %w", err)
+	}
+
+	if len(w.cache)+len(w.batch) > maxCachedSessions {
+		clear(w.cache)
+	}
+	for id, bs := range w.batch {
+		if bs == nil {
+			continue
+		}
+		w.cache[id] = bs.session
+		if bs.appended {
+			hub.Publish(id)
+		}
+	}
+	return -1, nil
+}
+
+// session returns the batch's view of session id, or nil when it does not
+// exist.
+func (w *writer) session(ctx context.Context, id string) (*batchSession, error) {
+	if bs, ok := w.batch[id]; ok {
+		return bs, nil
+	}
+	bs := &batchSession{}
+	if c, ok := w.cache[id]; ok {
+		bs.session = c
+	} else {
+		var state string
+		err := w.sessionForWrite.QueryRowContext(ctx, id).Scan(&bs.sid, &state, &bs.lastSeq)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			w.batch[id] = nil
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("read session: %w", err)
+		}
+		bs.state = store.State(state)
+	}
+	w.batch[id] = bs
+	return bs, nil
+}
+
+// setSessionState changes a session's state in the table and the batch.
+func (w *writer) setSessionState(ctx context.Context, bs *batchSession, state store.State, now int64) error {
+	if _, err := w.updateState.ExecContext(ctx, string(state), now, bs.sid); err != nil {
+		return fmt.Errorf("update session state: %w", err)
+	}
+	bs.state = state
+	return nil
+}
+
+func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	bs, err := w.session(ctx, op.req.SessionID)
+	if err != nil || bs == nil {
+		return groupcommitResult{Err: errSessionNotFound}, err
+	}
+	e := &op.req.Envelope
+	key := recordKey{bs.sid, e.ID}
+	orig, seen := w.records[key]
+	if !seen {
+		seq := bs.lastSeq + 1
+		res, err := w.insertRecord.ExecContext(ctx, bs.sid, seq, e.ID, string(op.req.Direction), now,
+			e.Source, string(e.Kind), e.Actor.ID, e.Actor.Display, string(e.Actor.Type),
+			e.Conversation.Source, e.Conversation.Ref, e.Text, op.refs, op.tsNano, []byte(e.Raw))
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("insert record: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("insert record: %w", err)
+		}
+		if n == 1 {
+			bs.lastSeq = seq
+			bs.appended = true
+			if op.req.Wake && bs.state == store.Idle {
+				if err := w.setSessionState(ctx, bs, store.Running, now); err != nil {
+					return groupcommitResult{}, err
+				}
+			}
+			rec := store.Record{
+				SessionID: op.req.SessionID,
+				Seq:       seq,
+				Direction: op.req.Direction,
+				Envelope:  *e,
+				StoredAt:  time.Unix(0, now).UTC(),
+			}
+			rec.Envelope.TS = time.Unix(0, op.tsNano).UTC()
+			w.records[key] = rec
+			return groupcommitResult{Val: writeResult{append: store.AppendResult{
+				Record: rec, Created: true, State: bs.state,
+			}}}, nil
+		}
+		// Committed by an earlier transaction: fetch the original.
+		orig, err = scanRecord(w.recordByEnvelope.QueryRowContext(ctx, bs.sid, e.ID), op.req.SessionID)
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("read original record: %w", err)
+		}
+		w.records[key] = orig
+	}
+	out := groupcommitResult{Val: writeResult{append: store.AppendResult{Record: orig, State: bs.state}}}
+	if !envelope.Equivalent(&orig.Envelope, e) {
+		out.Err = errConflict
+	}
+	return out, nil
+}
+
+func (w *writer) createSession(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	res, err := w.insertSession.ExecContext(ctx, op.id, op.meta, now, now)
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
+	}
+	if n == 1 {
+		delete(w.batch, op.id) // it may be known as missing
+		sess, err := decodeSession(op.id, string(store.Idle), op.meta, now, now, 0)
+		if err != nil {
+			return groupcommitResult{}, err
+		}
+		return groupcommitResult{Val: writeResult{session: sess, ok: true}}, nil
+	}
+	// The table is up to date with this batch's own writes.
+	sess, err := scanSession(w.sessionByID.QueryRowContext(ctx, op.id))
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("read session: %w", err)
+	}
+	return groupcommitResult{Val: writeResult{session: sess}}, nil
+}
+
+func (w *writer) setState(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	bs, err := w.session(ctx, op.id)
+	if err != nil || bs == nil {
+		return groupcommitResult{Err: errSessionNotFound}, err
+	}
+	if bs.state == op.state {
+		return groupcommitResult{}, nil
+	}
+	if err := w.setSessionState(ctx, bs, op.state, now); err != nil {
+		return groupcommitResult{}, err
+	}
+	return groupcommitResult{Val: writeResult{ok: true}}, nil
+}
+
+func (w *writer) createToken(ctx context.Context, op *writeOp) (groupcommitResult, error) {
+	t := &op.token
+	if _, err := w.insertToken.ExecContext(ctx, t.ID, t.Hash[:], t.Name, op.scopes, op.sessions, op.tokenNano); err != nil {
+		return groupcommitResult{}, fmt.Errorf("insert token: %w", err)
+	}
+	return groupcommitResult{}, nil
+}
