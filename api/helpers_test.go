@@ -257,9 +257,9 @@ type watchLog struct {
 	store.Log
 
 	mu         sync.Mutex
-	subs       int             // subscriptions open
-	emptyReads chan struct{}   // a value after every Read that found nothing
-	unsubbed   chan struct{}   // a value after every cancel of a subscription
+	subs       int           // subscriptions open
+	emptyReads chan struct{} // a value after every Read that found nothing
+	unsubbed   chan struct{} // a value after every cancel of a subscription
 }
 
 func newWatchLog(inner store.Log) *watchLog {
