@@ -212,7 +212,10 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 					"missing bearer token: send the header \"Authorization: Bearer <token>\""))
 				return
 			}
-			p, err := s.auth.lookup(r.Context(), HashToken(secret), s.now())
+			p := sessionPrincipal(s.sessionKey, secret)
+			if p == nil {
+				p, err = s.auth.lookup(r.Context(), HashToken(secret), s.now())
+			}
 			if errors.Is(err, errBadToken) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard", error="invalid_token"`)
 				s.writeError(w, r, errorf(http.StatusUnauthorized, codeUnauthorized, "the bearer token is not valid"))
@@ -241,6 +244,8 @@ func describe(a access, id string) string {
 		return fmt.Sprintf("read session %q (needs scope steer or admin, or agent for this session)", id)
 	case output:
 		return fmt.Sprintf("post outputs to session %q (needs scope admin, or agent for this session)", id)
+	case administration:
+		return "manage the gateway's outbox (needs scope admin)"
 	}
 	return "do this"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/google/uuid"
 	"net/http"
 	"strconv"
 	"strings"
@@ -253,7 +254,7 @@ func idempotencyKey(r *http.Request, fromBody *string) (string, error) {
 		key = *fromBody
 	}
 	if key == "" {
-		return newUUID().String(), nil
+		return uuid.Must(uuid.NewV7()).String(), nil
 	}
 	if len(key) > maxKeyLen {
 		return "", badRequest("idempotency key is %d bytes, longer than %d", len(key), maxKeyLen)

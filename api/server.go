@@ -109,6 +109,16 @@ type Options struct {
 	// Now is the clock for envelope timestamps and rate limits; nil means
 	// time.Now.
 	Now func() time.Time
+	// Bindings and Outbox, when set, serve the router's endpoints:
+	// /v3/sessions/{id}/conversations and /v3/deliveries.
+	Bindings store.Bindings
+	Outbox   store.Outbox
+	// SessionKey, when set, makes the server accept session-scoped tokens
+	// minted by SessionToken with this key.
+	SessionKey []byte
+	// OnRetry, if set, is called after a delivery is made due again (the
+	// router uses it to wake its delivery workers).
+	OnRetry func()
 	// Heartbeat is how often an idle event stream sends a comment to keep
 	// proxies from closing it; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -129,6 +139,12 @@ type Server struct {
 	handler http.Handler
 	mux     *http.ServeMux
 
+	bindings store.Bindings
+	outbox   store.Outbox
+	onRetry  func()
+	// sessionKey verifies session-scoped tokens (see SessionToken).
+	sessionKey []byte
+
 	shutdownOnce sync.Once
 	done         chan struct{} // closed by Shutdown
 }
@@ -144,14 +160,18 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store:     opts.Store,
-		log:       opts.Log,
-		limits:    opts.Limits.withDefaults(),
-		logger:    opts.Logger,
-		now:       opts.Now,
-		heartbeat: opts.Heartbeat,
-		auth:      auth,
-		done:      make(chan struct{}),
+		store:      opts.Store,
+		log:        opts.Log,
+		limits:     opts.Limits.withDefaults(),
+		logger:     opts.Logger,
+		now:        opts.Now,
+		heartbeat:  opts.Heartbeat,
+		bindings:   opts.Bindings,
+		outbox:     opts.Outbox,
+		onRetry:    opts.OnRetry,
+		sessionKey: opts.SessionKey,
+		auth:       auth,
+		done:       make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = opts.Store
@@ -190,6 +210,8 @@ const (
 	reading
 	// output: post a session's outputs (admin, or agent for the session).
 	output
+	// administration: gateway-wide operations such as the outbox (admin).
+	administration
 )
 
 // methods are those used by some route, for the Allow header of a 405.
@@ -211,6 +233,15 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 	handle("GET /v3/sessions/{id}/messages", reading, s.readMessages)
 	handle("GET /v3/sessions/{id}/stream", reading, s.stream)
 	handle("POST /v3/sessions/{id}/outputs", output, s.postOutput)
+	if s.bindings != nil {
+		handle("GET /v3/sessions/{id}/conversations", reading, s.listConversations)
+		handle("POST /v3/sessions/{id}/conversations", steering, s.addConversation)
+		handle("POST /v3/sessions/{id}/conversations/{cid}/resume", steering, s.resumeConversation)
+	}
+	if s.outbox != nil {
+		handle("GET /v3/deliveries", administration, s.listDeliveries)
+		handle("POST /v3/deliveries/{id}/retry", administration, s.retryDelivery)
+	}
 
 	handle("GET /healthz", public, s.healthz)
 	handle("GET /readyz", public, s.readyz)

@@ -1,13 +1,11 @@
 package api
 
 import (
-	"encoding/hex"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
+	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -20,19 +18,9 @@ const (
 	maxMetadataValue = 4096
 )
 
-// newUUID returns a UUIDv7: random, and increasing with time within this
-// process.
-func newUUID() uuid.UUID {
-	// NewV7 fails only if crypto/rand does, which never returns an error.
-	return uuid.Must(uuid.NewV7())
-}
-
 // NewSessionID returns a new session id, "ses_" and the hex of a UUIDv7, so
 // that ids sort by creation time.
-func NewSessionID() string {
-	u := newUUID()
-	return "ses_" + hex.EncodeToString(u[:])
-}
+func NewSessionID() string { return ids.New("ses") }
 
 // sessionJSON is a session as the API shows it.
 func sessionJSON(s store.Session) store.Session {

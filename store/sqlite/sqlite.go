@@ -7,6 +7,17 @@
 // (synchronous=FULL), so when a call returns nil its effect survives a crash
 // or power loss. Reads run on a separate pool of connections, concurrently
 // with the writer, each seeing the last committed state.
+//
+// Where an append's time goes (measured on a 2-core VM, 64 appenders over 64
+// sessions, batches of about 30): about 40% executing SQL (the row, two
+// unique-index probes and inserts, a foreign-key probe), 30% writing WAL
+// frames (each batch dirties about two index pages per session it touches
+// plus a few pages of rows, which are stored in commit order; SQLite writes
+// each frame with two pwrite calls), 10% in fsync and 10% in the checkpoints
+// that SQLite runs every 1000 frames. The writer keeps a session cache
+// between batches, so that an append is one INSERT; a session's last seq is
+// read from its log rather than stored, so that appends never rewrite the
+// sessions table.
 package sqlite
 
 import (

@@ -94,8 +94,6 @@ type recordKey struct {
 // data_version, which changes when another connection (another Store on the
 // same file, another process) has committed, and empties the cache if so.
 type writer struct {
-	conn *sql.Conn
-
 	begin, commit, rollback, dataVersion *sql.Stmt
 
 	sessionForWrite  *sql.Stmt
@@ -116,7 +114,6 @@ type writer struct {
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 	w := &writer{
-		conn:    conn,
 		cache:   make(map[string]session),
 		version: -1,
 		batch:   make(map[string]*batchSession),

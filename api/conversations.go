@@ -1,0 +1,155 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/ids"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// listConversations serves GET /v3/sessions/{id}/conversations: the
+// conversations bound to the session, oldest first.
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.store.Session(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	bs, err := s.bindings.SessionBindings(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if bs == nil {
+		bs = []store.Binding{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Conversations []store.Binding `json:"conversations"`
+	}{bs})
+}
+
+// addConversation serves POST /v3/sessions/{id}/conversations with body
+// {"source": "email", "ref": "<root@example.com>"}: it binds the
+// conversation to the session by hand. 201 when bound now, 200 when it was
+// bound to this session already, 409 when another session has it.
+func (s *Server) addConversation(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var conv envelope.Conversation
+	if err := decodeJSON(body, &conv, "source, ref"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case conv.Source == "" || conv.Ref == "":
+		s.writeError(w, r, badRequest("source and ref are both required"))
+		return
+	case conv == envelope.Broadcast || conv.Source == "system":
+		s.writeError(w, r, badRequest("%q is not a channel that conversations can be bound in", conv.Source))
+		return
+	case len(conv.Ref) > envelope.MaxConvRefLen || len(conv.Source) > envelope.MaxSourceLen:
+		s.writeError(w, r, badRequest("source or ref is too long"))
+		return
+	}
+	if _, err := s.store.Session(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, created, err := s.bindings.Bind(r.Context(), store.Binding{ID: ids.New("cnv"), SessionID: id, Conversation: conv}, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case created:
+		writeJSON(w, http.StatusCreated, b)
+	case b.SessionID == id:
+		writeJSON(w, http.StatusOK, b)
+	default:
+		s.writeError(w, r, errorf(http.StatusConflict, "conflict", "conversation %s is bound to another session", conv.Key()))
+	}
+}
+
+// resumeConversation serves POST /v3/sessions/{id}/conversations/{cid}/resume:
+// it lifts a pause (the loop breaker's) at once.
+func (s *Server) resumeConversation(w http.ResponseWriter, r *http.Request) {
+	id, cid := r.PathValue("id"), r.PathValue("cid")
+	bs, err := s.bindings.SessionBindings(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	found := false
+	for _, b := range bs {
+		found = found || b.ID == cid
+	}
+	if !found {
+		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "session %q has no conversation %q", id, cid))
+		return
+	}
+	b, err := s.bindings.PauseBinding(r.Context(), cid, time.Time{}, "")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// listDeliveries serves GET /v3/deliveries?status=pending|delivered|dead&after=&limit=.
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := store.DeliveryStatus(q.Get("status"))
+	switch status {
+	case "", store.Pending, store.Delivered, store.Dead:
+	default:
+		s.writeError(w, r, badRequest("status must be pending, delivered or dead, not %q", status))
+		return
+	}
+	limit, err := intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, err := s.outbox.ListDeliveries(r.Context(), status, q.Get("after"), limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := struct {
+		Deliveries []store.Delivery `json:"deliveries"`
+		NextAfter  string           `json:"next_after,omitempty"`
+	}{Deliveries: make([]store.Delivery, 0, min(len(list), limit))}
+	for i, d := range list {
+		if i == limit {
+			resp.NextAfter = list[i-1].ID
+			break
+		}
+		resp.Deliveries = append(resp.Deliveries, d)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// retryDelivery serves POST /v3/deliveries/{id}/retry: the delivery is due
+// again now, whatever its status.
+func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	d, err := s.outbox.RetryDelivery(r.Context(), r.PathValue("id"), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "delivery %q does not exist", r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.onRetry != nil {
+		s.onRetry()
+	}
+	writeJSON(w, http.StatusOK, d)
+}

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/router/runtime"
+)
+
+// buildRuntimes makes the runtime of every exec and http route.
+func buildRuntimes(cfg *config.Config, sessions runtime.SessionMap) (map[string]runtime.Runtime, error) {
+	out := map[string]runtime.Runtime{}
+	for _, rt := range cfg.Routes {
+		switch rt.Runtime {
+		case "exec":
+			x, err := runtime.NewExec(runtime.ExecConfig{
+				Command:    rt.Exec.Command,
+				Dir:        rt.Exec.Dir,
+				Env:        rt.Exec.Env,
+				Timeout:    rt.Exec.Timeout.D(),
+				GatewayURL: cfg.PublicURL,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("gateway: route %q: %w", rt.Name, err)
+			}
+			out[rt.Name] = x
+		case "http":
+			h, err := runtime.NewHTTP(runtime.HTTPConfig{BaseURL: rt.HTTP.URL, Token: rt.HTTP.Token, Sessions: sessions})
+			if err != nil {
+				return nil, fmt.Errorf("gateway: route %q: %w", rt.Name, err)
+			}
+			out[rt.Name] = h
+		}
+	}
+	return out, nil
+}
+
+// upstreamSecrets collects the secrets that verify upstream events, from
+// every http route.
+func upstreamSecrets(cfg *config.Config) []string {
+	var out []string
+	for _, rt := range cfg.Routes {
+		if rt.HTTP != nil {
+			out = append(out, rt.HTTP.Secrets...)
+		}
+	}
+	return out
+}
+
+// builtAdapter is an adapter with the name it was configured under.
+type builtAdapter struct {
+	name string
+	a    adapters.Adapter
+}
+
+// buildAdapters constructs the adapter of every section under adapters: in
+// the config. Constructors do no I/O.
+func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, error) {
+	var out []builtAdapter
+	for _, name := range sortedKeys(cfg.Adapters) {
+		p, ok := adapters.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("gateway: adapters.%s: no such adapter (have: %s)", name, strings.Join(adapters.Names(), ", "))
+		}
+		ac := p.NewConfig()
+		node := cfg.Adapters[name]
+		if err := decodeStrict(&node, ac); err != nil {
+			return nil, fmt.Errorf("gateway: adapters.%s: %w", name, err)
+		}
+		if err := ac.Validate(); err != nil {
+			return nil, fmt.Errorf("gateway: adapters.%s: %w", name, err)
+		}
+		d := deps
+		d.Logger = deps.Logger.With("adapter", name)
+		a, err := p.New(ac, d)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: adapters.%s: %w", name, err)
+		}
+		out = append(out, builtAdapter{name, a})
+	}
+	return out, nil
+}
+
+// decodeStrict decodes an already expanded YAML node into v, refusing
+// unknown keys.
+func decodeStrict(node *yaml.Node, v any) error {
+	b, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	return config.Decode(b, func(string) (string, bool) { return "", false }, v)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// hooks is the handler for /hooks/: each adapter's webhooks under
+// /hooks/<name>/, and the http runtime's upstream events at /hooks/sessions.
+func hooks(built []builtAdapter, sessionsHook http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, b := range built {
+		if h, ok := b.a.(adapters.HTTPHandler); ok {
+			prefix := "/hooks/" + b.name
+			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.Handler()))
+		}
+	}
+	if sessionsHook != nil {
+		mux.Handle("POST /hooks/sessions", sessionsHook)
+	}
+	return mux
+}
