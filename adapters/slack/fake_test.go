@@ -1,0 +1,301 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchboardhq/switchboard/adapters"
+)
+
+const (
+	testBotToken = "xoxb-test-token"
+	testAppToken = "xapp-test-token"
+	testSecret   = "test-signing-secret"
+)
+
+// fakeSlack is a fake Slack Web API: auth.test, users.info,
+// chat.postMessage, conversations.replies, reactions.add/remove and
+// apps.connections.open. It checks the tokens and records what it was asked.
+type fakeSlack struct {
+	srv *httptest.Server
+
+	mu         sync.Mutex
+	identity   identity
+	authError  string                      // auth.test answers this error when set
+	users      map[string]string           // user id → display name
+	usersBlock chan struct{}               // when set, users.info waits for it
+	posts      []url.Values                // accepted chat.postMessage requests
+	postErrors []func(http.ResponseWriter) // consumed, one per post, before accepting
+	replies    []map[string]any            // conversations.replies messages
+	reactions  []string                    // "add eyes C1 1.2"
+	calls      map[string]int              // method → requests
+	wsURL      string                      // apps.connections.open answer
+	nextTS     int
+}
+
+func newFakeSlack(t testing.TB) *fakeSlack {
+	f := &fakeSlack{
+		identity: identity{TeamID: "T0TEST", UserID: "U0BOTUSER", BotID: "B0OWN"},
+		users:    map[string]string{},
+		calls:    map[string]int{},
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	body, _ := io.ReadAll(r.Body)
+	form, _ := url.ParseQuery(string(body))
+	token := form.Get("token")
+	if token == "" {
+		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	f.mu.Lock()
+	f.calls[method]++
+	f.mu.Unlock()
+	want := testBotToken
+	if method == "apps.connections.open" {
+		want = testAppToken
+	}
+	if token != want {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	switch method {
+	case "auth.test":
+		f.mu.Lock()
+		id, authErr := f.identity, f.authError
+		f.mu.Unlock()
+		if authErr != "" {
+			writeJSON(w, map[string]any{"ok": false, "error": authErr})
+			return
+		}
+		writeJSON(w, map[string]any{"ok": true, "team_id": id.TeamID, "user_id": id.UserID, "bot_id": id.BotID, "team": "Test", "user": "switchboard"})
+	case "users.info":
+		f.mu.Lock()
+		block := f.usersBlock
+		name, ok := f.users[form.Get("user")]
+		f.mu.Unlock()
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if !ok {
+			writeJSON(w, map[string]any{"ok": false, "error": "user_not_found"})
+			return
+		}
+		writeJSON(w, map[string]any{"ok": true, "user": map[string]any{
+			"id": form.Get("user"), "name": strings.ToLower(name), "profile": map[string]any{"display_name": name},
+		}})
+	case "chat.postMessage":
+		f.mu.Lock()
+		if len(f.postErrors) > 0 {
+			fail := f.postErrors[0]
+			f.postErrors = f.postErrors[1:]
+			if fail != nil {
+				f.mu.Unlock()
+				fail(w)
+				return
+			}
+		}
+		f.nextTS++
+		ts := fmt.Sprintf("1800000000.%06d", f.nextTS)
+		f.posts = append(f.posts, form)
+		f.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts,
+			"message": map[string]any{"text": form.Get("text"), "ts": ts, "thread_ts": form.Get("thread_ts")}})
+	case "conversations.replies":
+		f.mu.Lock()
+		msgs := f.replies
+		f.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": true, "messages": msgs, "has_more": false})
+	case "reactions.add", "reactions.remove":
+		f.mu.Lock()
+		f.reactions = append(f.reactions, strings.TrimPrefix(method, "reactions.")+" "+form.Get("name")+" "+form.Get("channel")+" "+form.Get("timestamp"))
+		f.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": true})
+	case "apps.connections.open":
+		f.mu.Lock()
+		u := f.wsURL
+		f.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": true, "url": u})
+	default:
+		writeJSON(w, map[string]any{"ok": false, "error": "unknown_method"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// failWith returns a scripted chat.postMessage failure.
+func failWith(status int, header map[string]string, body any) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		if body == nil {
+			w.WriteHeader(status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
+
+func (f *fakeSlack) setUsers(names map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range names {
+		f.users[k] = v
+	}
+}
+
+func (f *fakeSlack) failPosts(fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.postErrors = append(f.postErrors, fails...)
+}
+
+func (f *fakeSlack) postsCopy() []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]url.Values(nil), f.posts...)
+}
+
+func (f *fakeSlack) callCount(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+// recorder is a test Ingress that records what it was given.
+type recorder struct {
+	mu     sync.Mutex
+	ins    []adapters.Inbound
+	fail   error // Ingest returns it (and records nothing) while set
+	seen   chan adapters.Inbound
+	failed chan struct{} // one value per failed Ingest
+}
+
+func newRecorder() *recorder {
+	return &recorder{seen: make(chan adapters.Inbound, 100), failed: make(chan struct{}, 100)}
+}
+
+func (r *recorder) Ingest(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		r.failed <- struct{}{}
+		return adapters.Outcome{}, r.fail
+	}
+	dup := false
+	for _, prev := range r.ins {
+		dup = dup || prev.Envelope.ID == in.Envelope.ID
+	}
+	r.ins = append(r.ins, in)
+	r.seen <- in
+	return adapters.Outcome{SessionID: "s1", Seq: int64(len(r.ins)), Duplicate: dup}, nil
+}
+
+func (r *recorder) setFail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+func (r *recorder) all() []adapters.Inbound {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]adapters.Inbound(nil), r.ins...)
+}
+
+// testNow is the fixed clock of the tests.
+var testNow = time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
+
+// newTestAdapter builds an adapter against fake, with mutate applied to
+// its configuration.
+func newTestAdapter(t *testing.T, fake *fakeSlack, in adapters.Ingress, mutate func(*Config)) *Adapter {
+	t.Helper()
+	cfg := &Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/"}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	a, err := New(cfg, adapters.Deps{
+		Ingress:    in,
+		Now:        func() time.Time { return testNow },
+		HTTPClient: fake.srv.Client(),
+		Registry:   prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return a
+}
+
+// signedRequest builds a POST /events request signed at the adapter's clock.
+func signedRequest(body []byte, secret string, ts time.Time) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/events", strings.NewReader(string(body)))
+	stamp := fmt.Sprint(ts.Unix())
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Slack-Request-Timestamp", stamp)
+	r.Header.Set("X-Slack-Signature", Sign([]byte(secret), stamp, body))
+	return r
+}
+
+// post sends body through the adapter's handler, signed, and returns the
+// response.
+func post(a *Adapter, body []byte, header ...string) *httptest.ResponseRecorder {
+	r := signedRequest(body, testSecret, testNow)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	a.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// outcomes returns the events counted so far, by outcome, for transport.
+func outcomes(a *Adapter, transport string) map[string]float64 {
+	m := map[string]float64{}
+	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeIgnored, outcomeError} {
+		if v := counterValue(a.metrics.events.WithLabelValues(transport, o)); v > 0 {
+			m[o] = v
+		}
+	}
+	return m
+}
+
+// callback wraps an inner event in an event_callback, as Slack sends it.
+func callback(eventID string, inner string) []byte {
+	return []byte(`{"token":"tok","team_id":"T0TEST","api_app_id":"A0TEST","event":` + inner +
+		`,"type":"event_callback","event_id":"` + eventID + `","event_time":1700000000}`)
+}
+
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,423 @@
+package slack
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Agents write Markdown; Slack shows mrkdwn
+// (https://docs.slack.dev/messaging/formatting-message-text). toMrkdwn
+// converts the common constructs: **bold** and __bold__ → *bold*, *italic*
+// → _italic_, ~~strike~~ → ~strike~, [label](url) → <url|label>, headings →
+// bold lines, "-"/"*"/"+" bullets → •, fenced code blocks without their
+// language, and escapes &, < and > everywhere else. Inline code and code
+// blocks keep their content (escaped, as Slack requires).
+
+var (
+	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
+	bulletRe  = regexp.MustCompile(`^([ \t]*)[-*+][ \t]+(.*)$`)
+	taskRe    = regexp.MustCompile(`^\[([ xX])\][ \t]+(.*)$`)
+	orderedRe = regexp.MustCompile(`^([ \t]*)([0-9]{1,9})[.)][ \t]+(.*)$`)
+	quoteRe   = regexp.MustCompile(`^ {0,3}>[ \t]?(.*)$`)
+	ruleRe    = regexp.MustCompile(`^ {0,3}([-*_])(?:[ \t]*([-*_])){2,}[ \t]*$`)
+	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
+	linkRe    = regexp.MustCompile(`!?\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
+	autoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
+	boldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
+	strikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
+	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+)
+
+// toMrkdwn converts Markdown to Slack mrkdwn, line by line.
+func toMrkdwn(md string) string {
+	md = strings.ReplaceAll(strings.ReplaceAll(md, "\r\n", "\n"), "\x00", "")
+	lines := strings.Split(md, "\n")
+	out := make([]string, 0, len(lines))
+	var fence string // the opening fence while inside a code block
+	for _, line := range lines {
+		if m := fenceMatch(line); m != nil {
+			switch {
+			case fence == "":
+				fence = m[1]
+				out = append(out, "```")
+				continue
+			case m[1][0] == fence[0] && len(m[1]) >= len(fence) && strings.TrimSpace(m[2]) == "":
+				fence = ""
+				out = append(out, "```")
+				continue
+			}
+		}
+		if fence != "" {
+			out = append(out, escaper.Replace(line))
+			continue
+		}
+		out = append(out, convertLine(line))
+	}
+	if fence != "" {
+		out = append(out, "```")
+	}
+	return strings.Join(out, "\n")
+}
+
+// fenceMatch matches fenceRe, cheaply rejecting most lines first.
+func fenceMatch(line string) []string {
+	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
+		return nil
+	}
+	return fenceRe.FindStringSubmatch(line)
+}
+
+var unbold = strings.NewReplacer("**", "", "__", "")
+
+// convertLine converts one line outside code blocks.
+func convertLine(line string) string {
+	first := byte(0) // the first non-blank byte selects the line patterns to try
+	if t := strings.TrimLeft(line, " \t"); t != "" {
+		first = t[0]
+	}
+	switch {
+	case first == 0:
+		return line
+	case first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80:
+		return inline(line) // most lines: prose
+	}
+	if m := headingRe.FindStringSubmatch(line); m != nil {
+		text := unbold.Replace(m[2])
+		if text == "" {
+			return ""
+		}
+		return "*" + inline(text) + "*"
+	}
+	if ruleRe.MatchString(line) {
+		return "──────────"
+	}
+	if m := bulletRe.FindStringSubmatch(line); m != nil {
+		indent, item := m[1], m[2]
+		mark := "•"
+		if level := len(strings.ReplaceAll(indent, "\t", "    ")) / 2; level%2 == 1 {
+			mark = "◦"
+		}
+		if t := taskRe.FindStringSubmatch(item); t != nil {
+			mark, item = "☐", t[2]
+			if t[1] != " " {
+				mark = "☑"
+			}
+		}
+		return indent + mark + " " + inline(item)
+	}
+	if m := orderedRe.FindStringSubmatch(line); m != nil {
+		return m[1] + m[2] + ". " + inline(m[3])
+	}
+	if m := quoteRe.FindStringSubmatch(line); m != nil {
+		return "> " + convertLine(m[1])
+	}
+	return inline(line)
+}
+
+// inline converts the inline constructs of one line.
+func inline(s string) string {
+	// Code spans, links and autolinks are set aside as placeholders
+	// (\x00<n>\x00) so that escaping and emphasis leave them alone.
+	var kept []string
+	keep := func(v string) string {
+		kept = append(kept, v)
+		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
+	}
+	s = codeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
+	// Each regexp runs only when its construct can be there.
+	if strings.Contains(s, "](") {
+		s = linkRe.ReplaceAllStringFunc(s, func(m string) string {
+			sub := linkRe.FindStringSubmatch(m)
+			label, url := strings.TrimSpace(sub[1]), sub[2]
+			if label == "" || label == url {
+				return keep("<" + escaper.Replace(url) + ">")
+			}
+			label = strings.ReplaceAll(unbold.Replace(label), "|", "¦")
+			return keep("<" + escaper.Replace(url) + "|" + escaper.Replace(label) + ">")
+		})
+	}
+	if strings.Contains(s, "<") {
+		s = autoRe.ReplaceAllStringFunc(s, func(m string) string {
+			return keep("<" + escaper.Replace(m[1:len(m)-1]) + ">")
+		})
+	}
+	s = escaper.Replace(s)
+	// Bold becomes \x01…\x01 first, so that single-star italics can be found
+	// among the stars that are left.
+	if strings.Contains(s, "**") || strings.Contains(s, "__") {
+		s = boldRe.ReplaceAllStringFunc(s, func(m string) string { return "\x01" + m[2:len(m)-2] + "\x01" })
+	}
+	if strings.IndexByte(s, '*') >= 0 {
+		s = italics(s)
+	}
+	if strings.Contains(s, "~~") {
+		s = strikeRe.ReplaceAllString(s, "~$1~")
+	}
+	s = strings.ReplaceAll(s, "\x01", "*")
+	for i, v := range kept {
+		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", v, 1)
+	}
+	return s
+}
+
+// codeSpans replaces each `code` span (any backtick run length, closed by a
+// run of the same length) with f of its content.
+func codeSpans(s string, f func(string) string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '`')
+		if i < 0 {
+			break
+		}
+		n := runLen(s[i:], '`')
+		rest := s[i+n:]
+		end := -1
+		for j := 0; j < len(rest); {
+			k := strings.IndexByte(rest[j:], '`')
+			if k < 0 {
+				break
+			}
+			m := runLen(rest[j+k:], '`')
+			if m == n {
+				end = j + k
+				break
+			}
+			j += k + m
+		}
+		if end < 0 {
+			b.WriteString(s[:i+n])
+			s = rest
+			continue
+		}
+		b.WriteString(s[:i])
+		code := rest[:end]
+		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
+			code = code[1 : len(code)-1]
+		}
+		b.WriteString(f(code))
+		s = rest[end+n:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+func runLen(s string, c byte) int {
+	n := 0
+	for n < len(s) && s[n] == c {
+		n++
+	}
+	return n
+}
+
+// italics turns *text* into _text_ where the stars open and close emphasis:
+// an opening star follows a non-word character and precedes a non-space, a
+// closing star the reverse. Other stars (2 * 3, a lone *) stay.
+func italics(s string) string {
+	b := []byte(s)
+	open := -1
+	for i := 0; i < len(b); i++ {
+		if b[i] != '*' {
+			continue
+		}
+		prev, next := runeBefore(s, i), runeAfter(s, i+1)
+		switch {
+		case open < 0 && !isWord(prev) && next != 0 && !unicode.IsSpace(next):
+			open = i
+		case open >= 0 && i > open+1 && prev != 0 && !unicode.IsSpace(prev) && !isWord(next):
+			b[open], b[i] = '_', '_'
+			open = -1
+		}
+	}
+	return string(b)
+}
+
+func runeBefore(s string, i int) rune {
+	if i == 0 {
+		return 0
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return r
+}
+
+func runeAfter(s string, i int) rune {
+	if i >= len(s) {
+		return 0
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return r
+}
+
+func isWord(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// split cuts mrkdwn text into chunks of at most max characters, in order,
+// breaking between paragraphs where it can, else between lines, else
+// between words, else anywhere (on rune boundaries). A code block that must
+// be cut is closed at the end of one chunk and reopened in the next; link
+// markup (<url|label>) is never cut unless it alone exceeds max.
+func split(text string, max int) []string {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil
+	}
+	if chars(text) <= max {
+		return []string{text}
+	}
+	var chunks []string
+	var cur strings.Builder
+	curLen := 0
+	flush := func() {
+		if curLen > 0 {
+			chunks = append(chunks, strings.TrimRight(cur.String(), " \t\n"))
+			cur.Reset()
+			curLen = 0
+		}
+	}
+	add := func(piece, sep string) {
+		n := chars(piece)
+		if curLen > 0 && curLen+chars(sep)+n > max {
+			flush()
+		}
+		if curLen > 0 {
+			cur.WriteString(sep)
+			curLen += chars(sep)
+		}
+		cur.WriteString(piece)
+		curLen += n
+	}
+	for _, block := range blocks(text) {
+		if chars(block) <= max {
+			add(block, "\n\n")
+			continue
+		}
+		flush()
+		for _, piece := range cutBlock(block, max) {
+			add(piece, "\n")
+		}
+		flush()
+	}
+	flush()
+	return chunks
+}
+
+// blocks splits text at blank lines, keeping each ``` code block whole.
+func blocks(text string) []string {
+	var out []string
+	var cur []string
+	inCode := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if !inCode && strings.TrimSpace(line) == "" {
+			if len(cur) > 0 {
+				out = append(out, strings.Join(cur, "\n"))
+				cur = cur[:0]
+			}
+			continue
+		}
+		cur = append(cur, line)
+	}
+	if len(cur) > 0 {
+		out = append(out, strings.Join(cur, "\n"))
+	}
+	return out
+}
+
+// cutBlock cuts one block longer than max into pieces of at most max
+// characters; the caller joins consecutive pieces with "\n" while they fit.
+func cutBlock(block string, max int) []string {
+	lines := strings.Split(block, "\n")
+	if len(lines) >= 2 && strings.HasPrefix(lines[0], "```") && strings.HasPrefix(lines[len(lines)-1], "```") && max > 8 {
+		// A code block: cut its body into pieces that fit between fences.
+		var out []string
+		var body []string
+		size := 0
+		emit := func() {
+			if len(body) > 0 {
+				out = append(out, "```\n"+strings.Join(body, "\n")+"\n```")
+				body, size = body[:0], 0
+			}
+		}
+		for _, l := range lines[1 : len(lines)-1] {
+			for _, part := range cutLine(l, max-8, false) {
+				if size > 0 && size+1+chars(part) > max-8 {
+					emit()
+				}
+				if size > 0 {
+					size++
+				}
+				body = append(body, part)
+				size += chars(part)
+			}
+		}
+		emit()
+		return out
+	}
+	var out []string
+	for _, l := range lines {
+		out = append(out, cutLine(l, max, true)...)
+	}
+	return out
+}
+
+// cutLine cuts a line longer than max at spaces (outside <…> markup when
+// words is true), or anywhere when a word is longer than max.
+func cutLine(line string, max int, words bool) []string {
+	if chars(line) <= max {
+		return []string{line}
+	}
+	var out []string
+	for chars(line) > max {
+		cut := -1
+		if words {
+			depth, n := 0, 0
+			for i, r := range line {
+				if n > max {
+					break
+				}
+				switch r {
+				case '<':
+					depth++
+				case '>':
+					if depth > 0 {
+						depth--
+					}
+				case ' ':
+					if depth == 0 && n > 0 {
+						cut = i
+					}
+				}
+				n++
+			}
+		}
+		if cut <= 0 {
+			cut = byteIndexOfRune(line, max)
+			out = append(out, line[:cut])
+			line = line[cut:]
+			continue
+		}
+		out = append(out, line[:cut])
+		line = strings.TrimLeft(line[cut:], " ")
+	}
+	if line != "" {
+		out = append(out, line)
+	}
+	return out
+}
+
+// byteIndexOfRune returns the byte offset of the n-th rune of s.
+func byteIndexOfRune(s string, n int) int {
+	i := 0
+	for j := range s {
+		if i == n {
+			return j
+		}
+		i++
+	}
+	return len(s)
+}
+
+func chars(s string) int { return utf8.RuneCountInString(s) }
