@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -113,6 +116,10 @@ type Options struct {
 	// /v3/sessions/{id}/conversations and /v3/deliveries.
 	Bindings store.Bindings
 	Outbox   store.Outbox
+	// Checks report the health of the channels (adapters) by name; /readyz
+	// lists them. A failing channel does not make the gateway unready: the
+	// other channels keep working.
+	Checks map[string]adapters.Checker
 	// SessionKey, when set, makes the server accept session-scoped tokens
 	// minted by SessionToken with this key.
 	SessionKey []byte
@@ -142,6 +149,7 @@ type Server struct {
 	bindings store.Bindings
 	outbox   store.Outbox
 	onRetry  func()
+	checks   map[string]adapters.Checker
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
 
@@ -169,6 +177,7 @@ func New(opts Options) (*Server, error) {
 		bindings:   opts.Bindings,
 		outbox:     opts.Outbox,
 		onRetry:    opts.OnRetry,
+		checks:     opts.Checks,
 		sessionKey: opts.SessionKey,
 		auth:       auth,
 		done:       make(chan struct{}),
@@ -305,7 +314,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusServiceUnavailable, codeUnavailable, "store is not ready: %v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	resp := struct {
+		Status   string            `json:"status"`
+		Channels map[string]string `json:"channels,omitempty"`
+	}{Status: "ready"}
+	for _, name := range slices.Sorted(maps.Keys(s.checks)) {
+		if resp.Channels == nil {
+			resp.Channels = map[string]string{}
+		}
+		resp.Channels[name] = "ok"
+		if err := s.checks[name].Check(ctx); err != nil {
+			resp.Channels[name] = "unhealthy: " + err.Error()
+			resp.Status = "degraded"
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // HashToken returns the SHA-256 of a token secret, the form in which tokens

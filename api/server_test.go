@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -67,3 +68,26 @@ func TestStoreClosed(t *testing.T) {
 		t.Errorf("append on a closed store: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestReadyzListsChannelHealthWithoutFailing(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Checks = map[string]adapters.Checker{
+			"slack":  checkFunc(func(context.Context) error { return errors.New("invalid_auth") }),
+			"github": checkFunc(func(context.Context) error { return nil }),
+		}
+	})
+	w := h.do(req{method: "GET", path: "/readyz"})
+	if w.Code != http.StatusOK {
+		t.Fatalf("readyz with one unhealthy channel: %d, want 200 (other channels still work)", w.Code)
+	}
+	body := w.Body.String()
+	for _, want := range []string{`"status":"degraded"`, `"slack":"unhealthy: invalid_auth"`, `"github":"ok"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("readyz body %s lacks %s", body, want)
+		}
+	}
+}
+
+type checkFunc func(context.Context) error
+
+func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }

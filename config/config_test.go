@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,5 +100,37 @@ func TestExpand(t *testing.T) {
 	}
 	if _, err := Expand("${1BAD}", lookup); err == nil {
 		t.Error("want an error for an invalid name")
+	}
+}
+
+// TestExampleConfigsAreValid keeps the documented examples loadable.
+func TestExampleConfigsAreValid(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example configs found: %v", err)
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestRouteErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ yml, want string }{
+		{"routes:\n  - name: a\n    runtime: exec\n", "routes[0].exec.command: is required"},
+		{"routes:\n  - name: a\n    runtime: http\n    http: {url: http://x}\n", "routes[0].http.secrets"},
+		{"routes:\n  - name: a\n    session: {by: fixed}\n", "routes[0].session.id"},
+		{"routes:\n  - name: a\n    session: {by: ref}\n", "routes[0].session.ref"},
+		{"routes:\n  - name: a\n    busy: interrupt\n", "routes[0].busy: interrupt works with runtime: exec only"},
+		{"routes:\n  - name: a\n  - name: a\n", `routes[1].name: "a" is used by another route`},
+		{"routes:\n  - name: a\n    match: {where: ['[']}\n", "routes[0].match: bad glob"},
+		{"router: {default_route: nope}\n", "router.default_route: names no route"},
+		{"routes:\n  - name: a\n    debounce: soon\n", "want a duration"},
+	} {
+		_, err := Parse([]byte(tc.yml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.yml, err, tc.want)
+		}
 	}
 }

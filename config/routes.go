@@ -17,6 +17,10 @@ type Router struct {
 	MaxParallel int `yaml:"max_parallel"`
 	// Outbox tunes output delivery.
 	Outbox Outbox `yaml:"outbox"`
+	// SessionKey signs the session-scoped tokens handed to agents (exec
+	// runtime). Replicas sharing a store must share it; when empty, each
+	// process makes a random one at start.
+	SessionKey string `yaml:"session_key"`
 }
 
 // Outbox tunes the delivery of outputs to channels.

@@ -46,22 +46,32 @@ func (f *follower) run(ctx context.Context) {
 	defer wg.Wait()
 	for {
 		mu.Lock()
-		free := f.parallel - len(active)
+		free, inHand := f.parallel-len(active), len(active)
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
-			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+len(active), now, now.Add(f.r.lease))
+			// Sessions in hand are ours already and come back too.
+			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand, now, now.Add(f.r.lease))
 			if err != nil && ctx.Err() == nil {
 				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
 			}
 			for _, w := range works {
 				mu.Lock()
-				busy := active[w.SessionID] || len(active) >= f.parallel
-				if !busy {
+				mine := active[w.SessionID]
+				full := !mine && len(active) >= f.parallel
+				if !mine && !full {
 					active[w.SessionID] = true
 				}
 				mu.Unlock()
-				if busy {
+				if mine {
+					continue // in hand already
+				}
+				if full {
+					// Claimed beyond capacity: hand it back at once, so
+					// that other replicas need not wait out the lease.
+					if err := f.r.st.Advance(ctx, f.consumer, w.SessionID, f.r.owner, w.Cursor, time.Time{}); err != nil && ctx.Err() == nil {
+						f.r.log.Warn("release session", "consumer", f.consumer, "session", w.SessionID, "err", err)
+					}
 					continue
 				}
 				wg.Add(1)

@@ -37,7 +37,7 @@ func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
 				return err
 			}
 			for _, c := range to {
-				ds = append(ds, store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq, To: c, NextAttempt: r.now()})
+				ds = append(ds, store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq, To: c, NextAttempt: r.now(), CreatedAt: r.now()})
 				if err := r.checkOutputBudget(ctx, c); err != nil {
 					return err
 				}
@@ -94,6 +94,10 @@ func (r *Router) targets(ctx context.Context, rec store.Record) ([]envelope.Conv
 	return kept, nil
 }
 
+// Wake makes the delivery workers look for due deliveries now (after a
+// delivery was retried by hand). It never blocks.
+func (r *Router) Wake() { r.kick() }
+
 // kick wakes the delivery workers.
 func (r *Router) kick() {
 	select {
@@ -148,7 +152,13 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 		cancel()
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the lease expires and the delivery is retried
+		// Shutting down: hand the delivery back, due now, for whoever runs
+		// next (its outcome is unknown; the sink's idempotency covers it).
+		s := store.Settlement{Status: store.Pending, Error: "interrupted by shutdown", NextAttempt: r.now()}
+		if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
+			r.log.Warn("release delivery", "delivery", d.ID, "err", serr)
+		}
+		return
 	}
 	now := r.now()
 	var s store.Settlement

@@ -332,3 +332,32 @@ func (r *Router) appendSystem(ctx context.Context, sessionID, key, text string, 
 	}
 	return nil
 }
+
+// Runtimes builds the runtime of every exec and http route of cfg, by route
+// name. It does no I/O.
+func Runtimes(cfg *config.Config, sessions runtime.SessionMap) (map[string]runtime.Runtime, error) {
+	out := map[string]runtime.Runtime{}
+	for _, rt := range cfg.Routes {
+		switch rt.Runtime {
+		case "exec":
+			x, err := runtime.NewExec(runtime.ExecConfig{
+				Command:    rt.Exec.Command,
+				Dir:        rt.Exec.Dir,
+				Env:        rt.Exec.Env,
+				Timeout:    rt.Exec.Timeout.D(),
+				GatewayURL: cfg.PublicURL,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("router: route %q: %w", rt.Name, err)
+			}
+			out[rt.Name] = x
+		case "http":
+			h, err := runtime.NewHTTP(runtime.HTTPConfig{BaseURL: rt.HTTP.URL, Token: rt.HTTP.Token, Sessions: sessions})
+			if err != nil {
+				return nil, fmt.Errorf("router: route %q: %w", rt.Name, err)
+			}
+			out[rt.Name] = h
+		}
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/router/runtime"
@@ -39,8 +40,14 @@ func (m SessionMap) Upstream(ctx context.Context, local string) (string, bool, e
 
 // SetUpstream records that upstream serves local.
 func (m SessionMap) SetUpstream(ctx context.Context, local, upstream string) error {
-	_, _, err := m.st.Bind(ctx, store.Binding{SessionID: local, Conversation: envelope.Conversation{Source: upstreamSource, Ref: upstream}}, nil)
-	return err
+	b, _, err := m.st.Bind(ctx, store.Binding{SessionID: local, Conversation: envelope.Conversation{Source: upstreamSource, Ref: upstream}}, nil)
+	if err != nil {
+		return err
+	}
+	if b.SessionID != local {
+		return fmt.Errorf("router: upstream session %q already serves session %q", upstream, b.SessionID)
+	}
+	return nil
 }
 
 // Local returns the local session that upstream serves.

@@ -166,11 +166,15 @@ type Tokens interface {
 	CountTokens(ctx context.Context) (int, error)
 }
 
-// Store is everything a backend provides.
+// Store is everything a backend provides: the log and its sessions, tokens,
+// and the router's state (bindings, cursors, outbox; see router.go).
 type Store interface {
 	Sessions
 	Log
 	Tokens
+	Bindings
+	Cursors
+	Outbox
 	// Ping checks that the backend answers, for /readyz.
 	Ping(ctx context.Context) error
 	// Close stops background work and releases the backend. It waits for

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -14,13 +15,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/postgres"
 	"github.com/switchboardhq/switchboard/store/sqlite"
@@ -38,6 +43,8 @@ type Gateway struct {
 	registry *prometheus.Registry
 	api      *api.Server
 	handler  http.Handler
+	router   *router.Router
+	adapters []builtAdapter
 }
 
 // Options are what New needs beyond the configuration.
@@ -72,25 +79,97 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: log, store: st, registry: reg}
-	tokens, err := g.tokens(ctx, getenv, announce)
-	if err != nil {
+	if err := g.build(ctx, getenv, announce); err != nil {
 		st.Close()
 		return nil, err
 	}
-	h, err := api.New(api.Options{
-		Store:    st,
-		Tokens:   tokens,
-		Limits:   api.Limits{MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText, RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst},
-		Registry: reg,
-		Gatherer: reg,
-		Logger:   log,
+	return g, nil
+}
+
+// build assembles the router, the adapters and the HTTP handler.
+func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool), announce io.Writer) error {
+	cfg, log, st := g.cfg, g.log, g.store
+	tokens, err := g.tokens(ctx, getenv, announce)
+	if err != nil {
+		return err
+	}
+	key := []byte(cfg.Router.SessionKey)
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+	}
+	sessions := router.NewSessionMap(st)
+	runtimes, err := router.Runtimes(cfg, sessions)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	// The router takes the adapters' sinks and the adapters take the router
+	// as their ingress: the ingress is bound once the router exists.
+	var rt *router.Router
+	ingress := adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+		return rt.Ingest(ctx, in)
+	})
+	built, err := buildAdapters(cfg, adapters.Deps{
+		Ingress:    ingress,
+		Logger:     log,
+		Registry:   g.registry,
+		Now:        time.Now,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	})
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("gateway: %w", err)
+		return err
 	}
-	g.api, g.handler = h, h
-	return g, nil
+	sinks := map[string]adapters.Sink{}
+	for _, b := range built {
+		sinks[b.name] = b.a
+	}
+	rt, err = router.New(router.Options{
+		Config:       cfg,
+		Store:        st,
+		Sinks:        sinks,
+		Runtimes:     runtimes,
+		SessionToken: func(id string) string { return api.SessionToken(key, id) },
+		Logger:       log,
+		Registry:     g.registry,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	var sessionsHook http.Handler
+	if secrets := upstreamSecrets(cfg); len(secrets) > 0 {
+		hh, err := runtime.NewHookHandler(runtime.HookConfig{Secrets: secrets, Sessions: sessions, Deliver: rt.DeliverOutput, Logger: log})
+		if err != nil {
+			return fmt.Errorf("gateway: /hooks/sessions: %w", err)
+		}
+		sessionsHook = hh
+	}
+	checks := map[string]adapters.Checker{}
+	for _, b := range built {
+		if c, ok := b.a.(adapters.Checker); ok {
+			checks[b.name] = c
+		}
+	}
+	a, err := api.New(api.Options{
+		Store:      st,
+		Tokens:     tokens,
+		Limits:     api.Limits{MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText, RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst},
+		Registry:   g.registry,
+		Gatherer:   g.registry,
+		Logger:     log,
+		Bindings:   st,
+		Outbox:     st,
+		OnRetry:    rt.Wake,
+		SessionKey: key,
+		Checks:     checks,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/", hooks(built, sessionsHook))
+	mux.Handle("/", a)
+	g.api, g.handler, g.router, g.adapters = a, mux, rt, built
+	return nil
 }
 
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, m *store.Metrics) (store.Store, error) {
@@ -161,6 +240,26 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(g.api.Shutdown) // ends streams and long polls
+
+	// The router and the adapters' long-running work stop with ctx; they
+	// are waited for after the HTTP server has drained.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = g.router.Run(bg) }()
+	for _, b := range g.adapters {
+		if r, ok := b.a.(adapters.Runner); ok {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.Run(bg); err != nil && bg.Err() == nil {
+					g.log.Error("adapter stopped", "adapter", b.name, "err", err)
+				}
+			}()
+		}
+	}
+	defer func() { stopBG(); wg.Wait() }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("listening", "addr", ln.Addr().String())

@@ -9,36 +9,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
-	"github.com/switchboardhq/switchboard/router/runtime"
 )
-
-// buildRuntimes makes the runtime of every exec and http route.
-func buildRuntimes(cfg *config.Config, sessions runtime.SessionMap) (map[string]runtime.Runtime, error) {
-	out := map[string]runtime.Runtime{}
-	for _, rt := range cfg.Routes {
-		switch rt.Runtime {
-		case "exec":
-			x, err := runtime.NewExec(runtime.ExecConfig{
-				Command:    rt.Exec.Command,
-				Dir:        rt.Exec.Dir,
-				Env:        rt.Exec.Env,
-				Timeout:    rt.Exec.Timeout.D(),
-				GatewayURL: cfg.PublicURL,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("gateway: route %q: %w", rt.Name, err)
-			}
-			out[rt.Name] = x
-		case "http":
-			h, err := runtime.NewHTTP(runtime.HTTPConfig{BaseURL: rt.HTTP.URL, Token: rt.HTTP.Token, Sessions: sessions})
-			if err != nil {
-				return nil, fmt.Errorf("gateway: route %q: %w", rt.Name, err)
-			}
-			out[rt.Name] = h
-		}
-	}
-	return out, nil
-}
 
 // upstreamSecrets collects the secrets that verify upstream events, from
 // every http route.

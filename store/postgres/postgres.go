@@ -73,6 +73,10 @@ type Store struct {
 	subsMu sync.Mutex
 	subs   map[string]int // subscribers per session, to wake after a listener gap
 
+	// consumers holds the cursor consumers known to be registered in the
+	// database (see registerConsumer).
+	consumers sync.Map
+
 	listener     *listener
 	stopListener context.CancelFunc
 	listenerDone chan struct{}

@@ -15,8 +15,8 @@ import (
 //
 // Times are Unix nanoseconds (UTC). Sessions carry an integer key, sid, that
 // the log refers to, so the log's indexes stay small whatever the session ids
-// look like. Later tables (conversation bindings, the outbox, webhook
-// destinations, IMAP cursors) are new steps at the end.
+// look like. Later tables (webhook destinations, IMAP cursors) are new steps
+// at the end.
 var migrations = []string{
 	// 1: sessions, their logs, and API tokens.
 	`
@@ -71,6 +71,105 @@ CREATE TABLE tokens (
 	sessions   TEXT    NOT NULL, -- JSON array
 	created_at INTEGER NOT NULL
 );
+`,
+
+	// 2: conversation bindings.
+	`
+-- A conversation (conv_source, conv_ref) is bound to at most one session; a
+-- session may have many. paused_until is NULL when the binding is not
+-- paused.
+CREATE TABLE bindings (
+	bid           INTEGER PRIMARY KEY,
+	id            TEXT    NOT NULL UNIQUE,
+	sid           INTEGER NOT NULL REFERENCES sessions (sid),
+	conv_source   TEXT    NOT NULL,
+	conv_ref      TEXT    NOT NULL,
+	route         TEXT    NOT NULL,
+	paused_until  INTEGER,
+	paused_reason TEXT    NOT NULL,
+	created_at    INTEGER NOT NULL
+);
+
+CREATE UNIQUE INDEX bindings_conversation ON bindings (conv_source, conv_ref);
+
+-- A session's bindings, oldest first.
+CREATE INDEX bindings_session ON bindings (sid, created_at);
+`,
+
+	// 3: per-consumer log cursors and their leases.
+	`
+-- cursors holds, per consumer and session, the consumer's cursor (seq) and
+-- head, the newest seq of the session's log that ClaimWork has seen. A row
+-- with head > seq is work: the partial index below holds those rows only, so
+-- finding work costs in proportion to the sessions that have some, however
+-- many sessions there are. An append does not touch this table: ClaimWork
+-- folds the records committed since its last call into head, finding them
+-- by rid (commit order) from consumers.scanned_rid, which is sound because
+-- records are never deleted. owner and lease_until are NULL when the
+-- session is not leased; claimed_at (the claimer's clock) orders the work so
+-- that sessions claimed longest ago go first.
+CREATE TABLE cursors (
+	consumer    TEXT    NOT NULL,
+	sid         INTEGER NOT NULL REFERENCES sessions (sid),
+	seq         INTEGER NOT NULL DEFAULT 0,
+	head        INTEGER NOT NULL DEFAULT 0,
+	owner       TEXT,
+	lease_until INTEGER,
+	claimed_at  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (consumer, sid)
+) WITHOUT ROWID;
+
+CREATE INDEX cursors_work ON cursors (consumer, claimed_at) WHERE head > seq;
+
+-- How far through records (by rid) each consumer's heads are up to date.
+CREATE TABLE consumers (
+	name        TEXT    PRIMARY KEY,
+	scanned_rid INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+
+	// 4: the outbox.
+	`
+-- deliveries is the outbox: the record (sid, seq) to post to the
+-- conversation (to_source, to_ref). did is the enqueue order; head is 1 on
+-- exactly the oldest pending delivery of each conversation, the only one
+-- that may be claimed, so that Claim reads one index entry per conversation
+-- with pending deliveries rather than every pending delivery. A zero
+-- next_attempt is due at once. owner and lease_until are NULL when the
+-- delivery is not leased.
+CREATE TABLE deliveries (
+	did          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	sid          INTEGER NOT NULL REFERENCES sessions (sid),
+	seq          INTEGER NOT NULL,
+	to_source    TEXT    NOT NULL,
+	to_ref       TEXT    NOT NULL,
+	status       TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+	head         INTEGER NOT NULL DEFAULT 0 CHECK (head = 0 OR status = 'pending'),
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	channel_id   TEXT    NOT NULL DEFAULT '',
+	owner        TEXT,
+	lease_until  INTEGER,
+	created_at   INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL
+);
+
+-- Enqueue is idempotent on (session, seq, conversation).
+CREATE UNIQUE INDEX deliveries_record ON deliveries (sid, seq, to_source, to_ref);
+
+-- Each conversation's pending deliveries in order, to find its next head.
+CREATE INDEX deliveries_queue ON deliveries (to_source, to_ref, did) WHERE status = 'pending';
+
+-- The heads by due time, for Claim.
+CREATE INDEX deliveries_due ON deliveries (next_attempt, did) WHERE head = 1;
+
+-- ListDeliveries by status.
+CREATE INDEX deliveries_status ON deliveries (status, id);
+
+-- Posted. Only a delivered settlement records a channel id.
+CREATE INDEX deliveries_posted ON deliveries (to_source, channel_id) WHERE channel_id <> '';
 `,
 }
 

@@ -26,13 +26,15 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
 	ping, session, listSessions, sessionExists, records, tokenByHash, countTokens *sql.Stmt
+
+	bindings bindingReads
+	outbox   outboxReads
+
+	all []*sql.Stmt // every prepared statement, to close
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
-	stmts := []struct {
-		dst   **sql.Stmt
-		query string
-	}{
+	stmts := []stmtDef{
 		{&r.ping, `SELECT 1`},
 		{&r.session, sessionSelect + ` WHERE s.id = ?`},
 		{&r.listSessions, sessionSelect + ` WHERE s.id > ? ORDER BY s.id LIMIT ?`},
@@ -42,22 +44,23 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.tokenByHash, `SELECT id, name, scopes, sessions, created_at FROM tokens WHERE hash = ?`},
 		{&r.countTokens, `SELECT count(*) FROM tokens`},
 	}
+	stmts = append(stmts, r.bindings.defs()...)
+	stmts = append(stmts, r.outbox.defs()...)
 	for _, st := range stmts {
 		p, err := db.PrepareContext(ctx, st.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", st.query, err)
 		}
 		*st.dst = p
+		r.all = append(r.all, p)
 	}
 	return nil
 }
 
 func (r *readStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{r.ping, r.session, r.listSessions, r.sessionExists, r.records, r.tokenByHash, r.countTokens} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range r.all {
+		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
 }

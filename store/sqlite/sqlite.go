@@ -18,6 +18,15 @@
 // between batches, so that an append is one INSERT; a session's last seq is
 // read from its log rather than stored, so that appends never rewrite the
 // sessions table.
+//
+// The router's state (conversation bindings, per-consumer log cursors with
+// their leases, and the delivery outbox) is written through the same
+// committer: a Bind, a ClaimWork or a Claim joins the batch of whatever
+// appends are waiting, and is atomic because the one writer runs it inside
+// an IMMEDIATE transaction. Neither appends nor reads pay for the router:
+// ClaimWork finds new records by their commit order (see migration 3), and
+// Claim reads one index entry per conversation with deliveries pending
+// (migration 4).
 package sqlite
 
 import (

@@ -43,6 +43,7 @@ func (s *Store) write(ctx context.Context, op writeOp) (writeResult, error) {
 // failure of the store.
 func isClientError(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, store.ErrLeaseLost) ||
 		errors.Is(err, store.ErrClosed) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded)
 }

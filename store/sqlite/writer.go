@@ -31,6 +31,14 @@ const (
 	opCreateSession
 	opSetState
 	opCreateToken
+	opBind
+	opPauseBinding
+	opClaimWork
+	opAdvance
+	opEnqueue
+	opClaim
+	opSettle
+	opRetryDelivery
 )
 
 // writeOp is one write for the single writer. Its column values are encoded
@@ -43,7 +51,9 @@ type writeOp struct {
 	refs   any // JSON text, or nil for no refs
 	tsNano int64
 
-	// opCreateSession, opSetState
+	// opCreateSession, opSetState; id is also the binding id of
+	// opPauseBinding, the session id of opAdvance and the delivery id of
+	// opSettle and opRetryDelivery; meta is also opBind's.
 	id    string
 	meta  string
 	state store.State
@@ -53,13 +63,37 @@ type writeOp struct {
 	tokenNano int64
 	scopes    string
 	sessions  string
+
+	// opBind, opPauseBinding
+	binding     store.Binding
+	createdNano int64 // opBind: the binding's created_at
+	pausedUntil any   // Unix nanoseconds, or nil for not paused
+
+	// opClaimWork, opAdvance, opClaim, opSettle, opRetryDelivery
+	consumer  string
+	owner     string
+	n         int
+	seq       int64
+	nowNano   int64
+	leaseNano any // Unix nanoseconds, or nil to release the lease
+
+	// opEnqueue
+	deliveries []enqueued
+
+	// opSettle
+	settlement store.Settlement
+	nextNano   int64 // the settlement's NextAttempt; 0: due at once
 }
 
 // writeResult is the outcome of one writeOp.
 type writeResult struct {
 	append  store.AppendResult
 	session store.Session
-	ok      bool // CreateSession: created; SetState: changed
+	ok      bool // CreateSession: created; SetState: changed; Bind: created
+
+	binding    store.Binding
+	works      []store.Work
+	deliveries []store.Delivery // Claim; RetryDelivery's one delivery
 }
 
 // maxCachedSessions bounds the writer's session cache; past it the cache is
@@ -104,6 +138,12 @@ type writer struct {
 	recordByEnvelope *sql.Stmt
 	insertToken      *sql.Stmt
 
+	bindings bindingWrites
+	cursors  cursorWrites
+	outbox   outboxWrites
+
+	all []*sql.Stmt // every prepared statement, to close
+
 	cache   map[string]session // across batches; see above
 	version int64              // data_version the cache is valid for
 
@@ -119,10 +159,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		batch:   make(map[string]*batchSession),
 		records: make(map[recordKey]store.Record),
 	}
-	stmts := []struct {
-		dst   **sql.Stmt
-		query string
-	}{
+	stmts := []stmtDef{
 		{&w.begin, `BEGIN IMMEDIATE`},
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
@@ -140,6 +177,9 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.recordByEnvelope, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND envelope_id = ?`},
 		{&w.insertToken, `INSERT INTO tokens (id, hash, name, scopes, sessions, created_at) VALUES (?, ?, ?, ?, ?, ?)`},
 	}
+	stmts = append(stmts, w.bindings.defs()...)
+	stmts = append(stmts, w.cursors.defs()...)
+	stmts = append(stmts, w.outbox.defs()...)
 	for _, st := range stmts {
 		p, err := conn.PrepareContext(ctx, st.query)
 		if err != nil {
@@ -147,17 +187,21 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			return nil, fmt.Errorf("prepare %q: %w", st.query, err)
 		}
 		*st.dst = p
+		w.all = append(w.all, p)
 	}
 	return w, nil
 }
 
+// stmtDef is a statement to prepare into *dst.
+type stmtDef struct {
+	dst   **sql.Stmt
+	query string
+}
+
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.dataVersion, w.sessionForWrite, w.sessionByID,
-		w.insertSession, w.updateState, w.insertRecord, w.recordByEnvelope, w.insertToken} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range w.all {
+		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -248,6 +292,22 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			results[i], err = w.setState(ctx, op, now)
 		case opCreateToken:
 			results[i], err = w.createToken(ctx, op)
+		case opBind:
+			results[i], err = w.bind(ctx, op, now)
+		case opPauseBinding:
+			results[i], err = w.pauseBinding(ctx, op)
+		case opClaimWork:
+			results[i], err = w.claimWork(ctx, op)
+		case opAdvance:
+			results[i], err = w.advance(ctx, op)
+		case opEnqueue:
+			results[i], err = w.enqueue(ctx, op, now)
+		case opClaim:
+			results[i], err = w.claim(ctx, op, now)
+		case opSettle:
+			results[i], err = w.settle(ctx, op, now)
+		case opRetryDelivery:
+			results[i], err = w.retryDelivery(ctx, op, now)
 		default:
 			err = fmt.Errorf("unknown write op %d", op.kind)
 		}

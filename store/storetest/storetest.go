@@ -12,6 +12,9 @@
 // The suite checks the contracts written in package store: sessions, the
 // ordered idempotent log (also under concurrency), Raw kept byte for byte,
 // wake-ups, subscriptions, durability across Close and reopen, and tokens.
+// It also checks the router's storage: conversation bindings (atomic under
+// concurrency), per-consumer cursors with leases, and the delivery outbox
+// with its per-conversation order and leases.
 package storetest
 
 import (
@@ -94,6 +97,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 		}
 		t.Run("TwoStoresOneSession", s.testTwoStores)
 	})
+	t.Run("Router", func(t *testing.T) { s.runRouter(t, cfg) })
 }
 
 type suite struct {

@@ -1,0 +1,226 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/router/runtime"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+// fakeSink is a channel that records what it is asked to post. fail, when
+// set, decides the outcome of each attempt.
+type fakeSink struct {
+	name string
+	mu   sync.Mutex
+	got  []adapters.Delivery // successful deliveries, in order
+	n    int                 // attempts
+	fail func(d adapters.Delivery, attempt int) error
+	// block, when set, is waited on before answering.
+	block chan struct{}
+}
+
+func (s *fakeSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Receipt, error) {
+	s.mu.Lock()
+	s.n++
+	n, fail, block := s.n, s.fail, s.block
+	s.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return adapters.Receipt{}, ctx.Err()
+		}
+	}
+	if fail != nil {
+		if err := fail(d, n); err != nil {
+			return adapters.Receipt{}, err
+		}
+	}
+	s.mu.Lock()
+	s.got = append(s.got, d)
+	s.mu.Unlock()
+	return adapters.Receipt{ChannelID: fmt.Sprintf("%s-posted-%d", s.name, n)}, nil
+}
+
+func (s *fakeSink) delivered() []adapters.Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]adapters.Delivery(nil), s.got...)
+}
+
+func (s *fakeSink) texts() []string {
+	var out []string
+	for _, d := range s.delivered() {
+		out = append(out, d.Envelope.Text)
+	}
+	return out
+}
+
+// harness runs a Router over a real SQLite store.
+type harness struct {
+	t     *testing.T
+	path  string
+	cfg   *config.Config
+	st    router.Store
+	sinks map[string]*fakeSink
+	r     *router.Router
+	rts   map[string]runtime.Runtime
+	stop  func()
+}
+
+func parseConfig(t *testing.T, yml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func newHarness(t *testing.T, yml string, rts map[string]runtime.Runtime) *harness {
+	t.Helper()
+	h := &harness{
+		t:     t,
+		path:  filepath.Join(t.TempDir(), "switchboard.db"),
+		cfg:   parseConfig(t, yml),
+		sinks: map[string]*fakeSink{"fake": {name: "fake"}, "fake2": {name: "fake2"}},
+		rts:   rts,
+	}
+	if h.rts == nil {
+		var err error
+		if h.rts, err = router.Runtimes(h.cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.open()
+	t.Cleanup(h.close)
+	return h
+}
+
+// open opens the store and starts a router on it.
+func (h *harness) open() {
+	h.t.Helper()
+	st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.st = st
+	sinks := map[string]adapters.Sink{}
+	for k, v := range h.sinks {
+		sinks[k] = v
+	}
+	r, err := router.New(router.Options{
+		Config:   h.cfg,
+		Store:    st,
+		Sinks:    sinks,
+		Runtimes: h.rts,
+		Registry: prometheus.NewRegistry(),
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		LeaseTTL: 2 * time.Second,
+		Poll:     20 * time.Millisecond,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.r = r
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	h.stop = func() { cancel(); <-done }
+}
+
+// close stops the router and closes the store; restart opens both again.
+func (h *harness) close() {
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+		h.st.(interface{ Close() error }).Close()
+	}
+}
+
+func (h *harness) restart() { h.close(); h.open() }
+
+// crash stops the router the way a killed process stops: its store goes
+// first, so nothing it had in hand is settled or released.
+func (h *harness) crash() {
+	if h.stop != nil {
+		h.st.(interface{ Close() error }).Close()
+		h.stop()
+		h.stop = nil
+	}
+}
+
+var tick atomic.Int64
+
+// msg is an inbound message from source in conversation ref.
+func msg(source, ref, text string, f adapters.Facts) adapters.Inbound {
+	return adapters.Inbound{
+		Envelope: envelope.Envelope{
+			ID:           fmt.Sprintf("%s:%d-%d", source, time.Now().UnixNano(), tick.Add(1)),
+			Source:       source,
+			Kind:         envelope.KindMessage,
+			Actor:        envelope.Actor{ID: source + ":ada", Display: "Ada", Type: envelope.Human},
+			Conversation: envelope.Conversation{Source: source, Ref: ref},
+			Text:         text,
+			TS:           time.Now().UTC(),
+		},
+		Facts: f,
+	}
+}
+
+func (h *harness) ingest(in adapters.Inbound) adapters.Outcome {
+	h.t.Helper()
+	out, err := h.r.Ingest(context.Background(), in)
+	if err != nil {
+		h.t.Fatalf("ingest: %v", err)
+	}
+	return out
+}
+
+// output appends an agent output to a session.
+func (h *harness) output(sessionID, id, text string, to envelope.Conversation) {
+	h.t.Helper()
+	_, err := h.st.Append(context.Background(), store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: envelope.Envelope{
+		ID: "agent:" + id, Source: "agent", Kind: envelope.KindMessage,
+		Actor: envelope.Actor{ID: "agent:a", Type: envelope.Agent}, Conversation: to, Text: text, TS: time.Now().UTC(),
+	}})
+	if err != nil {
+		h.t.Fatalf("append output: %v", err)
+	}
+}
+
+func (h *harness) records(sessionID string) []store.Record {
+	h.t.Helper()
+	recs, err := h.st.Read(context.Background(), sessionID, 0, 10000)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return recs
+}
+
+// waitFor polls cond until it holds; the timeout is only a failure guard.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

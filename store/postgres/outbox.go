@@ -1,0 +1,422 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchboardhq/switchboard/internal/ids"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+var _ store.Outbox = (*Store)(nil)
+
+// deliveryColumns are the columns scanDelivery reads, in order.
+var deliveryColumns = deliveryColumnsOf("")
+
+func deliveryColumnsOf(alias string) string {
+	p := ""
+	if alias != "" {
+		p = alias + "."
+	}
+	return p + "id, " + p + "session_id, " + p + "seq, " + p + "conv_source, " + p + "conv_ref, " +
+		p + "status, " + p + "attempts, " + p + "next_attempt, " + p + "last_error, " + p + "channel_id, " +
+		p + "created_at, " + p + "updated_at"
+}
+
+// deliveryDest returns the scan destinations of deliveryColumns into d.
+func deliveryDest(d *store.Delivery, status *string) []any {
+	return []any{&d.ID, &d.SessionID, &d.Seq, &d.To.Source, &d.To.Ref, status, &d.Attempts,
+		&d.NextAttempt, &d.LastError, &d.ChannelID, &d.CreatedAt, &d.UpdatedAt}
+}
+
+func finishDelivery(d *store.Delivery, status string) {
+	d.Status = store.DeliveryStatus(status)
+	d.NextAttempt = d.NextAttempt.UTC()
+	d.CreatedAt = d.CreatedAt.UTC()
+	d.UpdatedAt = d.UpdatedAt.UTC()
+}
+
+func scanDelivery(row pgx.Row) (store.Delivery, error) {
+	var d store.Delivery
+	var status string
+	if err := row.Scan(deliveryDest(&d, &status)...); err != nil {
+		return store.Delivery{}, err
+	}
+	finishDelivery(&d, status)
+	return d, nil
+}
+
+// prefixedRow scans its leading columns into prefix and hands the rest to
+// the caller's destinations, so that scanRecord can read a record's columns
+// that follow a delivery's.
+type prefixedRow struct {
+	row    pgx.Row
+	prefix []any
+}
+
+func (r prefixedRow) Scan(dest ...any) error {
+	return r.row.Scan(append(r.prefix[:len(r.prefix):len(r.prefix)], dest...)...)
+}
+
+// How the outbox keeps order
+//
+// Claim hands out only the oldest pending delivery of a conversation, and
+// none while another delivery of the conversation is leased. Finding those
+// heads must not cost a walk over every due delivery queued behind a
+// failing or paused one, so each delivery carries a flag, waiting, set when
+// it is known to queue behind an older pending delivery; Claim walks only
+// due deliveries without it (an index holds exactly those) and still checks
+// each against its conversation's queue. The flag may be false on a
+// delivery that is not the head (Claim's check covers that) but never true
+// on the head, or the conversation would stall. The operations that can
+// change the head of a conversation hold a transaction-scoped advisory lock
+// on it: Enqueue, which sets the flag from what is pending; Settle, when a
+// delivery leaves pending, which clears the flag of the new head; and
+// RetryDelivery, which clears the flag of the delivery it makes pending.
+//
+// Multi-statement operations are sent as one batch, which pgx runs as one
+// implicit transaction (each statement with a fresh snapshot, so after the
+// lock it sees what the lock's previous holders committed).
+
+// convLockKey is the advisory lock key of the conversation named by the
+// source and ref expressions, salted with the schema (advisory locks are per
+// database). Collisions only serialise unrelated conversations.
+func convLockKey(source, ref string) string {
+	return "hashtextextended(current_schema() || '/' || " + source + " || '/' || " + ref + ", 0)"
+}
+
+// Enqueue adds deliveries as pending, due at their NextAttempt (now when
+// zero). It is idempotent on (SessionID, Seq, To): an existing delivery is
+// kept unchanged. Deliveries get a new "dlv_" id when theirs is empty and
+// CreatedAt the database's clock when zero; Status, Attempts and the other
+// outcome fields are ignored. Within a conversation, deliveries are ordered
+// by when they were enqueued; those of one call in (SessionID, Seq) order.
+// The record (SessionID, Seq) must exist. It costs one round trip.
+func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
+	if err := s.checkOpen("enqueue"); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	ds = slices.Clone(ds)
+	slices.SortStableFunc(ds, func(a, b store.Delivery) int {
+		return cmp.Or(cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Seq, b.Seq),
+			cmp.Compare(a.To.Source, b.To.Source), cmp.Compare(a.To.Ref, b.To.Ref))
+	})
+	n := len(ds)
+	var (
+		idCol, sessionCol, sourceCol, refCol = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqCol                               = make([]int64, n)
+		dueCol, createdCol                   = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	)
+	for i := range ds {
+		d := &ds[i]
+		if err := checkDelivery(d); err != nil {
+			return fmt.Errorf("postgres: enqueue: %w", err)
+		}
+		if d.ID == "" {
+			d.ID = ids.New("dlv")
+		}
+		idCol[i], sessionCol[i], seqCol[i] = d.ID, d.SessionID, d.Seq
+		sourceCol[i], refCol[i] = d.To.Source, d.To.Ref
+		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
+	}
+	b := &pgx.Batch{}
+	// The conversations' locks, in key order so that enqueues cannot
+	// deadlock on each other.
+	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (
+			SELECT DISTINCT `+convLockKey("u.source", "u.ref")+` AS k
+			FROM unnest($1::text[], $2::text[]) AS u (source, ref)
+			ORDER BY k
+		) AS keys`, sourceCol, refCol)
+	// Under the locks, what is pending is exact: a new delivery waits when
+	// its conversation has a pending one, or an earlier new one. Deliveries
+	// stored already (or repeated in the call) are left out before that is
+	// counted; ON CONFLICT is only the backstop. The rows are inserted in
+	// the sorted order, which the identity column ord records.
+	b.Queue(`INSERT INTO deliveries (id, session_id, seq, conv_source, conv_ref, status, waiting,
+			next_attempt, created_at, updated_at)
+		SELECT u.id, u.session_id, u.seq, u.conv_source, u.conv_ref, 'pending',
+			row_number() OVER (PARTITION BY u.conv_source, u.conv_ref ORDER BY u.n) > 1 OR EXISTS (
+				SELECT 1 FROM deliveries o
+				WHERE o.status = 'pending' AND o.conv_source = u.conv_source AND o.conv_ref = u.conv_ref),
+			coalesce(u.next_attempt, now()), coalesce(u.created_at, now()), now()
+		FROM (
+			SELECT DISTINCT ON (u.session_id, u.seq, u.conv_source, u.conv_ref) u.*
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
+				WITH ORDINALITY AS u (conv_source, conv_ref, id, session_id, seq, next_attempt, created_at, n)
+			WHERE NOT EXISTS (
+				SELECT 1 FROM deliveries e
+				WHERE e.session_id = u.session_id AND e.seq = u.seq
+					AND e.conv_source = u.conv_source AND e.conv_ref = u.conv_ref)
+			ORDER BY u.session_id, u.seq, u.conv_source, u.conv_ref, u.n
+		) AS u
+		ORDER BY u.n
+		ON CONFLICT (session_id, seq, conv_source, conv_ref) DO NOTHING`,
+		sourceCol, refCol, idCol, sessionCol, seqCol, dueCol, createdCol)
+	if err := withBatch(s.pool.SendBatch(ctx, b), execAll(len(b.QueuedQueries))); err != nil {
+		return s.fail("enqueue", err)
+	}
+	return nil
+}
+
+// execAll returns a batch reader that executes n statements, discarding
+// their results.
+func execAll(n int) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error {
+		for range n {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// checkDelivery rejects a delivery that cannot be enqueued.
+func checkDelivery(d *store.Delivery) error {
+	switch {
+	case d.SessionID == "":
+		return errors.New("delivery session id is empty")
+	case d.Seq <= 0:
+		return fmt.Errorf("delivery seq %d is not positive", d.Seq)
+	case d.To.Source == "":
+		return errors.New("delivery conversation source is empty")
+	}
+	return errors.Join(storable("delivery id", d.ID), storable("session id", d.SessionID),
+		storable("conversation.source", d.To.Source), storable("conversation.ref", d.To.Ref))
+}
+
+// Claim leases to owner, until leaseUntil, up to n pending deliveries due
+// at now, each the oldest pending delivery of its conversation, skipping
+// conversations whose binding is paused at now and conversations with a
+// delivery under an unexpired lease (whoever holds it), so that at most one
+// delivery per conversation is in flight and order within a conversation
+// holds. Each claimed delivery's attempt is counted and its Envelope filled
+// from the log. Two processes claiming at once never get the same
+// delivery: candidates are locked with SKIP LOCKED and rechecked after
+// locking. The earliest due come first.
+func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
+	if err := s.checkOpen("claim deliveries"); err != nil {
+		return nil, err
+	}
+	if owner == "" {
+		return nil, errors.New("postgres: claim deliveries: lease owner is empty")
+	}
+	if err := storable("lease owner", owner); err != nil {
+		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `WITH claimable AS (
+			SELECT d.id FROM deliveries d
+			WHERE d.status = 'pending' AND NOT d.waiting AND d.next_attempt <= $2
+				AND (d.lease_owner = '' OR d.lease_until <= $2)
+				AND NOT EXISTS (
+					SELECT 1 FROM deliveries o
+					WHERE o.status = 'pending' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
+						AND (o.ord < d.ord OR (o.id <> d.id AND o.lease_owner <> '' AND o.lease_until > $2)))
+				AND NOT EXISTS (
+					SELECT 1 FROM bindings b
+					WHERE b.conv_source = d.conv_source AND b.conv_ref = d.conv_ref AND b.paused_until > $2)
+			ORDER BY d.next_attempt, d.ord
+			LIMIT $3
+			FOR UPDATE OF d SKIP LOCKED
+		)
+		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $1, lease_until = $4, updated_at = now()
+		FROM claimable, records r
+		WHERE d.id = claimable.id AND r.session_id = d.session_id AND r.seq = d.seq
+		RETURNING `+deliveryColumnsOf("d")+`, `+recordColumnsOf("r"),
+		owner, now, n, leaseUntil)
+	if err != nil {
+		return nil, s.fail("claim deliveries", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) {
+		var d store.Delivery
+		var status string
+		rec, err := scanRecord(prefixedRow{row, deliveryDest(&d, &status)})
+		if err != nil {
+			return store.Delivery{}, err
+		}
+		finishDelivery(&d, status)
+		d.Envelope = rec.Envelope
+		return d, nil
+	})
+	if err != nil {
+		return nil, s.fail("claim deliveries", err)
+	}
+	slices.SortFunc(ds, func(a, b store.Delivery) int {
+		return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), cmp.Compare(a.ID, b.ID))
+	})
+	return ds, nil
+}
+
+// Settle records the outcome of owner's attempt at delivery id and
+// releases it: Delivered records s.ChannelID; Pending makes it due again at
+// s.NextAttempt (the database's now when zero); Dead ends it. LastError
+// becomes s.Error. It fails with ErrLeaseLost, changing nothing, when owner
+// does not hold the delivery's lease (another process took it over after it
+// expired, or it was settled), and with ErrNotFound for an unknown id. It
+// costs one round trip.
+func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
+	if err := s.checkOpen("settle"); err != nil {
+		return err
+	}
+	switch st.Status {
+	case store.Delivered, store.Pending, store.Dead:
+	default:
+		return fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
+	}
+	if err := errors.Join(storable("channel id", st.ChannelID), storable("delivery error", st.Error)); err != nil {
+		return fmt.Errorf("postgres: settle %s: %w", id, err)
+	}
+	if owner == "" {
+		return fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
+	}
+	leaves := st.Status != store.Pending
+	b := &pgx.Batch{}
+	if leaves {
+		// The delivery may be its conversation's head: hold the
+		// conversation's lock while it goes and the next takes its place.
+		b.Queue(`SELECT pg_advisory_xact_lock(`+convLockKey("conv_source", "conv_ref")+`) FROM deliveries WHERE id = $1`, id)
+	}
+	b.Queue(`WITH u AS (
+			UPDATE deliveries SET
+				status = $3,
+				channel_id = CASE WHEN $3 = 'delivered' THEN $4 ELSE channel_id END,
+				last_error = $5,
+				next_attempt = CASE WHEN $3 = 'pending' THEN coalesce($6, now()) ELSE next_attempt END,
+				lease_owner = '', lease_until = NULL, updated_at = now()
+			WHERE id = $1 AND lease_owner = $2
+			RETURNING 1
+		)
+		SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
+		id, owner, string(st.Status), st.ChannelID, st.Error, nullTime(st.NextAttempt))
+	if leaves {
+		b.Queue(`UPDATE deliveries d SET waiting = false
+			WHERE d.waiting AND d.id = (
+				SELECT o.id FROM deliveries o JOIN deliveries x ON x.id = $1
+				WHERE o.status = 'pending' AND o.conv_source = x.conv_source AND o.conv_ref = x.conv_ref
+				ORDER BY o.ord LIMIT 1)`, id)
+	}
+	var settled, exists bool
+	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if leaves {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := br.QueryRow().Scan(&settled, &exists); err != nil {
+			return err
+		}
+		if leaves {
+			_, err := br.Exec()
+			return err
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return s.fail("settle", err)
+	case !exists:
+		return fmt.Errorf("postgres: settle %q: %w", id, store.ErrNotFound)
+	case !settled:
+		return fmt.Errorf("postgres: settle %s for %s: %w", id, owner, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// ListDeliveries returns up to limit deliveries with the given status (""
+// for any) whose ids sort after the cursor after, in id order, without
+// their envelopes.
+func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus, after string, limit int) ([]store.Delivery, error) {
+	if err := s.checkOpen("list deliveries"); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows pgx.Rows
+	var err error
+	switch status {
+	case "":
+		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+			WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	case store.Pending, store.Delivered, store.Dead:
+		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+			WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3`, string(status), after, limit)
+	default:
+		return nil, fmt.Errorf("postgres: list deliveries: invalid status %q", status)
+	}
+	if err != nil {
+		return nil, s.fail("list deliveries", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) { return scanDelivery(row) })
+	if err != nil {
+		return nil, s.fail("list deliveries", err)
+	}
+	return ds, nil
+}
+
+// RetryDelivery makes delivery id pending and due at now, whatever its
+// status, with its attempts, last error and channel id kept. A lease in
+// flight is kept too: the attempt holding it still settles the delivery.
+// ErrNotFound for an unknown id. It costs one round trip.
+func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, error) {
+	if err := s.checkOpen("retry delivery"); err != nil {
+		return store.Delivery{}, err
+	}
+	b := &pgx.Batch{}
+	// It may become its conversation's head again (it is older than what is
+	// pending), so it must not wait.
+	b.Queue(`SELECT pg_advisory_xact_lock(`+convLockKey("conv_source", "conv_ref")+`) FROM deliveries WHERE id = $1`, id)
+	b.Queue(`UPDATE deliveries
+		SET status = 'pending', waiting = false, next_attempt = $2, updated_at = now()
+		WHERE id = $1
+		RETURNING `+deliveryColumns, id, now)
+	var d store.Delivery
+	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		var err error
+		d, err = scanDelivery(br.QueryRow())
+		return err
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Delivery{}, fmt.Errorf("postgres: retry delivery %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return store.Delivery{}, s.fail("retry delivery", err)
+	}
+	return d, nil
+}
+
+// Posted reports whether the gateway posted channelID to a conversation of
+// source: a delivery to that source was settled as delivered with that
+// channel id.
+func (s *Store) Posted(ctx context.Context, source, channelID string) (bool, error) {
+	if err := s.checkOpen("posted"); err != nil {
+		return false, err
+	}
+	if channelID == "" {
+		return false, nil
+	}
+	var posted bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM deliveries WHERE conv_source = $1 AND channel_id = $2 AND channel_id <> '')`,
+		source, channelID).Scan(&posted)
+	if err != nil {
+		return false, s.fail("posted", err)
+	}
+	return posted, nil
+}

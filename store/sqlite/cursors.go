@@ -1,0 +1,189 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+var errAdvanceLeaseLost = fmt.Errorf("sqlite: advance: %w", store.ErrLeaseLost)
+
+// cursorWrites are the writer's statements for cursors. Cursors are only
+// read by the writer: ClaimWork leases what it finds.
+type cursorWrites struct {
+	scanned, topRID, fold, setScanned, work, lease, advance *sql.Stmt
+}
+
+func (c *cursorWrites) defs() []stmtDef {
+	return []stmtDef{
+		{&c.scanned, `SELECT scanned_rid FROM consumers WHERE name = ?`},
+		{&c.topRID, `SELECT coalesce(max(rid), 0) FROM records`},
+		// The sessions with records committed since the last fold, and their
+		// newest seq: a range of the records table's rowid.
+		{&c.fold, `INSERT INTO cursors (consumer, sid, head)
+			SELECT ?1, sid, max(seq) FROM records WHERE rid > ?2 AND rid <= ?3 GROUP BY sid
+			ON CONFLICT (consumer, sid) DO UPDATE SET head = max(head, excluded.head)`},
+		{&c.setScanned, `INSERT INTO consumers (name, scanned_rid) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET scanned_rid = excluded.scanned_rid`},
+		// Along the partial index cursors_work: only rows with work.
+		{&c.work, `SELECT c.sid, s.id, c.seq, c.head FROM cursors c JOIN sessions s ON s.sid = c.sid
+			WHERE c.consumer = ?1 AND c.head > c.seq AND (c.owner IS NULL OR c.lease_until <= ?2 OR c.owner = ?3)
+			ORDER BY c.claimed_at LIMIT ?4`},
+		{&c.lease, `UPDATE cursors SET owner = ?, lease_until = ?, claimed_at = ? WHERE consumer = ? AND sid = ?`},
+		{&c.advance, `UPDATE cursors SET seq = max(seq, ?), owner = ?, lease_until = ?
+			WHERE consumer = ? AND sid = ? AND owner = ?`},
+	}
+}
+
+// ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
+// holds records past consumer's cursor and whose lease is free, expired at
+// now (lease_until <= now) or already owner's, and returns them, those
+// claimed longest ago first. Its cost grows with the number of sessions
+// that have work and the records appended since the consumer's previous
+// call, not with the number of sessions.
+func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]store.Work, error) {
+	if n < 1 {
+		return nil, nil
+	}
+	if consumer == "" {
+		return nil, errors.New("sqlite: claim work: empty consumer")
+	}
+	op, err := leaseOp(opClaimWork, owner, now, leaseUntil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim work: %w", err)
+	}
+	op.consumer, op.n = consumer, n
+	res, err := s.write(ctx, op)
+	if err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("claim_work")
+		}
+		return nil, err
+	}
+	return res.works, nil
+}
+
+// leaseOp starts an op that leases something to owner at now until
+// leaseUntil.
+func leaseOp(kind opKind, owner string, now, leaseUntil time.Time) (writeOp, error) {
+	op := writeOp{kind: kind, owner: owner}
+	if owner == "" {
+		return op, errors.New("empty owner")
+	}
+	if leaseUntil.IsZero() {
+		return op, errors.New("zero lease time")
+	}
+	var err error
+	if op.nowNano, err = nanos("now", now); err != nil {
+		return op, err
+	}
+	if op.leaseNano, err = nanos("lease", leaseUntil); err != nil {
+		return op, err
+	}
+	return op, nil
+}
+
+func (w *writer) claimWork(ctx context.Context, op *writeOp) (groupcommitResult, error) {
+	if err := w.foldHeads(ctx, op.consumer); err != nil {
+		return groupcommitResult{}, err
+	}
+	rows, err := w.cursors.work.QueryContext(ctx, op.consumer, op.nowNano, op.owner, op.n)
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
+	}
+	var (
+		sids  []int64
+		works []store.Work
+	)
+	for rows.Next() {
+		var (
+			sid int64
+			wk  store.Work
+		)
+		if err := rows.Scan(&sid, &wk.SessionID, &wk.Cursor, &wk.LastSeq); err != nil {
+			rows.Close()
+			return groupcommitResult{}, fmt.Errorf("find work: %w", err)
+		}
+		sids = append(sids, sid)
+		works = append(works, wk)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
+	}
+	for _, sid := range sids {
+		if _, err := w.cursors.lease.ExecContext(ctx, op.owner, op.leaseNano, op.nowNano, op.consumer, sid); err != nil {
+			return groupcommitResult{}, fmt.Errorf("lease work: %w", err)
+		}
+	}
+	return groupcommitResult{Val: writeResult{works: works}}, nil
+}
+
+// foldHeads brings consumer's cursor heads up to date with the records
+// committed since its last fold.
+func (w *writer) foldHeads(ctx context.Context, consumer string) error {
+	var scanned, top int64
+	err := w.cursors.scanned.QueryRowContext(ctx, consumer).Scan(&scanned)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read consumer: %w", err)
+	}
+	if err := w.cursors.topRID.QueryRowContext(ctx).Scan(&top); err != nil {
+		return fmt.Errorf("read newest record: %w", err)
+	}
+	if top <= scanned {
+		return nil
+	}
+	if _, err := w.cursors.fold.ExecContext(ctx, consumer, scanned, top); err != nil {
+		return fmt.Errorf("fold new records: %w", err)
+	}
+	if _, err := w.cursors.setScanned.ExecContext(ctx, consumer, top); err != nil {
+		return fmt.Errorf("update consumer: %w", err)
+	}
+	return nil
+}
+
+// Advance sets consumer's cursor for session sessionID to seq (never moving
+// it back) and extends owner's lease to leaseUntil, or releases it when
+// leaseUntil is zero. It fails with an error wrapping store.ErrLeaseLost
+// unless owner holds the lease: it claimed the session and has not released
+// it, and no other owner took it over after it expired.
+func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error {
+	op := writeOp{kind: opAdvance, consumer: consumer, id: sessionID, owner: owner, seq: seq}
+	var err error
+	if op.leaseNano, err = optionalNanos("lease", leaseUntil); err != nil {
+		return fmt.Errorf("sqlite: advance: %w", err)
+	}
+	if _, err := s.write(ctx, op); err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("advance")
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *writer) advance(ctx context.Context, op *writeOp) (groupcommitResult, error) {
+	bs, err := w.session(ctx, op.id)
+	if err != nil || bs == nil {
+		return groupcommitResult{Err: errAdvanceLeaseLost}, err
+	}
+	var owner any
+	if op.leaseNano != nil {
+		owner = op.owner
+	}
+	res, err := w.cursors.advance.ExecContext(ctx, op.seq, owner, op.leaseNano, op.consumer, bs.sid, op.owner)
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("update cursor: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("update cursor: %w", err)
+	}
+	if n == 0 {
+		return groupcommitResult{Err: errAdvanceLeaseLost}, nil
+	}
+	return groupcommitResult{}, nil
+}

@@ -1,0 +1,417 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboardhq/switchboard/internal/ids"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+var (
+	errDeliveryNotFound = fmt.Errorf("sqlite: delivery: %w", store.ErrNotFound)
+	errRecordNotFound   = fmt.Errorf("sqlite: enqueue: record: %w", store.ErrNotFound)
+	errSettleLeaseLost  = fmt.Errorf("sqlite: settle: %w", store.ErrLeaseLost)
+)
+
+// deliverySelect reads what scanDelivery scans.
+const deliverySelect = `SELECT d.did, d.sid, d.owner, d.id, s.id, d.seq, d.to_source, d.to_ref, d.status,
+	d.attempts, d.next_attempt, d.last_error, d.channel_id, d.created_at, d.updated_at
+	FROM deliveries d JOIN sessions s ON s.sid = d.sid`
+
+// pendingMin is the oldest pending delivery of the conversation (?1, ?2),
+// along deliveries_queue.
+const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AND to_source = ?1 AND to_ref = ?2)`
+
+// outboxWrites are the writer's statements for the outbox.
+type outboxWrites struct {
+	insert, due, lease, byID, byDID, record, settle, retry, demote, promote *sql.Stmt
+}
+
+func (o *outboxWrites) defs() []stmtDef {
+	return []stmtDef{
+		// A new delivery is its conversation's head when nothing else to the
+		// conversation is pending: it is the newest.
+		{&o.insert, `INSERT INTO deliveries (id, sid, seq, to_source, to_ref, status, head, next_attempt, created_at, updated_at)
+			VALUES (?3, ?4, ?5, ?1, ?2, 'pending',
+				NOT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND to_source = ?1 AND to_ref = ?2),
+				?6, ?7, ?8)
+			ON CONFLICT (sid, seq, to_source, to_ref) DO NOTHING`},
+		// Along the partial index deliveries_due: only conversation heads.
+		{&o.due, `SELECT d.did FROM deliveries d
+			WHERE d.head = 1 AND d.next_attempt <= ?1 AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+				AND NOT EXISTS (SELECT 1 FROM bindings b
+					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?1)
+			ORDER BY d.next_attempt, d.did LIMIT ?2`},
+		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?`},
+		{&o.byID, deliverySelect + ` WHERE d.id = ?`},
+		{&o.byDID, deliverySelect + ` WHERE d.did = ?`},
+		{&o.record, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND seq = ?`},
+		{&o.settle, `UPDATE deliveries SET status = ?, head = head AND ? = 'pending', next_attempt = ?, last_error = ?,
+			channel_id = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE did = ?`},
+		{&o.retry, `UPDATE deliveries SET status = 'pending', next_attempt = ?, updated_at = ? WHERE did = ?`},
+		// demote and promote make the oldest pending delivery of the
+		// conversation (?1, ?2) its one head.
+		{&o.demote, `UPDATE deliveries SET head = 0
+			WHERE status = 'pending' AND to_source = ?1 AND to_ref = ?2 AND head = 1 AND did <> ` + pendingMin},
+		{&o.promote, `UPDATE deliveries SET head = 1 WHERE did = ` + pendingMin + ` AND head = 0`},
+	}
+}
+
+// outboxReads are the readers' statements for the outbox.
+type outboxReads struct {
+	list, listStatus, posted *sql.Stmt
+}
+
+func (o *outboxReads) defs() []stmtDef {
+	return []stmtDef{
+		{&o.list, deliverySelect + ` WHERE d.id > ? ORDER BY d.id LIMIT ?`},
+		{&o.listStatus, deliverySelect + ` WHERE d.status = ? AND d.id > ? ORDER BY d.id LIMIT ?`},
+		{&o.posted, `SELECT 1 FROM deliveries WHERE to_source = ? AND channel_id = ? AND channel_id <> '' LIMIT 1`},
+	}
+}
+
+// deliveryRow is a delivery with the columns the writer needs besides.
+type deliveryRow struct {
+	store.Delivery
+	did, sid int64
+	owner    sql.NullString
+}
+
+func scanDelivery(row scanner) (deliveryRow, error) {
+	var (
+		d                      deliveryRow
+		status                 string
+		next, created, updated int64
+	)
+	if err := row.Scan(&d.did, &d.sid, &d.owner, &d.ID, &d.SessionID, &d.Seq, &d.To.Source, &d.To.Ref, &status,
+		&d.Attempts, &next, &d.LastError, &d.ChannelID, &created, &updated); err != nil {
+		return deliveryRow{}, err
+	}
+	d.Status = store.DeliveryStatus(status)
+	if next != 0 {
+		d.NextAttempt = time.Unix(0, next).UTC()
+	}
+	d.CreatedAt = time.Unix(0, created).UTC()
+	d.UpdatedAt = time.Unix(0, updated).UTC()
+	return d, nil
+}
+
+// enqueued is a delivery as Enqueue encodes it.
+type enqueued struct {
+	d           store.Delivery
+	nextNano    int64 // 0: due at once
+	createdNano int64
+}
+
+// Enqueue adds deliveries as pending, due at their NextAttempt (at once
+// when zero), all in one transaction. It is idempotent on (SessionID, Seq,
+// To): an existing delivery is kept as it is. Empty IDs get new ids, zero
+// CreatedAts the current time. A delivery of a record that does not exist
+// fails the whole call with an error wrapping store.ErrNotFound.
+func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	op, err := enqueueOp(ds)
+	if err != nil {
+		return fmt.Errorf("sqlite: enqueue: %w", err)
+	}
+	if _, err := s.write(ctx, op); err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("enqueue")
+		}
+		return err
+	}
+	return nil
+}
+
+func enqueueOp(ds []store.Delivery) (writeOp, error) {
+	op := writeOp{kind: opEnqueue, deliveries: make([]enqueued, len(ds))}
+	now := time.Now()
+	for i, d := range ds {
+		switch {
+		case d.SessionID == "":
+			return op, fmt.Errorf("delivery %d: empty session id", i)
+		case d.To.IsZero():
+			return op, fmt.Errorf("delivery %d: empty conversation", i)
+		}
+		if d.ID == "" {
+			d.ID = ids.New("dlv")
+		}
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = now
+		}
+		e := enqueued{d: d}
+		var err error
+		if e.createdNano, err = nanos("created_at", d.CreatedAt); err != nil {
+			return op, fmt.Errorf("delivery %d: %w", i, err)
+		}
+		if !d.NextAttempt.IsZero() {
+			if e.nextNano, err = nanos("next_attempt", d.NextAttempt); err != nil {
+				return op, fmt.Errorf("delivery %d: %w", i, err)
+			}
+		}
+		op.deliveries[i] = e
+	}
+	return op, nil
+}
+
+func (w *writer) enqueue(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	// Check every record first, so that the op fails before it writes.
+	sids := make([]int64, len(op.deliveries))
+	for i := range op.deliveries {
+		d := &op.deliveries[i].d
+		bs, err := w.session(ctx, d.SessionID)
+		if err != nil || bs == nil {
+			return groupcommitResult{Err: errSessionNotFound}, err
+		}
+		if d.Seq < 1 || d.Seq > bs.lastSeq {
+			return groupcommitResult{Err: errRecordNotFound}, nil
+		}
+		sids[i] = bs.sid
+	}
+	for i := range op.deliveries {
+		e := &op.deliveries[i]
+		if _, err := w.outbox.insert.ExecContext(ctx, e.d.To.Source, e.d.To.Ref, e.d.ID, sids[i], e.d.Seq,
+			e.nextNano, e.createdNano, now); err != nil {
+			return groupcommitResult{}, fmt.Errorf("insert delivery: %w", err)
+		}
+	}
+	return groupcommitResult{}, nil
+}
+
+// Claim leases to owner, until leaseUntil, up to n pending deliveries due
+// at now, each the oldest pending delivery of its conversation, skipping
+// conversations whose binding is paused at now and deliveries whose lease
+// has not expired (whoever holds it), and returns them with the attempt
+// counted and Envelope filled, the most overdue first.
+func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
+	if n < 1 {
+		return nil, nil
+	}
+	op, err := leaseOp(opClaim, owner, now, leaseUntil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	op.n = n
+	res, err := s.write(ctx, op)
+	if err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("claim")
+		}
+		return nil, err
+	}
+	return res.deliveries, nil
+}
+
+func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	rows, err := w.outbox.due.QueryContext(ctx, op.nowNano, op.n)
+	if err != nil {
+		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
+	}
+	var dids []int64
+	for rows.Next() {
+		var did int64
+		if err := rows.Scan(&did); err != nil {
+			rows.Close()
+			return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
+		}
+		dids = append(dids, did)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
+	}
+	out := make([]store.Delivery, 0, len(dids))
+	for _, did := range dids {
+		if _, err := w.outbox.lease.ExecContext(ctx, op.owner, op.leaseNano, now, did); err != nil {
+			return groupcommitResult{}, fmt.Errorf("lease delivery: %w", err)
+		}
+		d, err := scanDelivery(w.outbox.byDID.QueryRowContext(ctx, did))
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+		}
+		rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
+		}
+		d.Envelope = rec.Envelope
+		out = append(out, d.Delivery)
+	}
+	return groupcommitResult{Val: writeResult{deliveries: out}}, nil
+}
+
+// Settle records the outcome of owner's attempt at delivery id and releases
+// the delivery: Delivered with the channel's id, Pending again at
+// s.NextAttempt (at once when zero) or Dead, with s.Error. It fails with an
+// error wrapping store.ErrLeaseLost unless owner holds the delivery's lease
+// (claimed it, and nobody took it over after it expired), and with one
+// wrapping store.ErrNotFound for an unknown id.
+func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
+	op := writeOp{kind: opSettle, id: id, owner: owner, settlement: st}
+	switch st.Status {
+	case store.Delivered, store.Dead:
+	case store.Pending:
+		if !st.NextAttempt.IsZero() {
+			next, err := nanos("next_attempt", st.NextAttempt)
+			if err != nil {
+				return fmt.Errorf("sqlite: settle: %w", err)
+			}
+			op.nextNano = next
+		}
+	default:
+		return fmt.Errorf("sqlite: settle: invalid status %q", st.Status)
+	}
+	if _, err := s.write(ctx, op); err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("settle")
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *writer) settle(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, op.id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return groupcommitResult{Err: errDeliveryNotFound}, nil
+	case err != nil:
+		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+	case d.Status != store.Pending || !d.owner.Valid || d.owner.String != op.owner:
+		return groupcommitResult{Err: errSettleLeaseLost}, nil
+	}
+	st := &op.settlement
+	next, lastErr, channel := d.NextAttempt.UnixNano(), d.LastError, d.ChannelID
+	if d.NextAttempt.IsZero() {
+		next = 0
+	}
+	switch st.Status {
+	case store.Delivered:
+		if st.ChannelID != "" {
+			channel = st.ChannelID
+		}
+	case store.Pending:
+		next, lastErr = op.nextNano, st.Error
+	case store.Dead:
+		lastErr = st.Error
+	}
+	if _, err := w.outbox.settle.ExecContext(ctx, string(st.Status), string(st.Status), next, lastErr, channel, now, d.did); err != nil {
+		return groupcommitResult{}, fmt.Errorf("settle delivery: %w", err)
+	}
+	if st.Status != store.Pending {
+		if err := w.reHead(ctx, d.To.Source, d.To.Ref); err != nil {
+			return groupcommitResult{}, err
+		}
+	}
+	return groupcommitResult{}, nil
+}
+
+// reHead makes the oldest pending delivery to a conversation its one head.
+func (w *writer) reHead(ctx context.Context, source, ref string) error {
+	if _, err := w.outbox.demote.ExecContext(ctx, source, ref); err != nil {
+		return fmt.Errorf("update conversation head: %w", err)
+	}
+	if _, err := w.outbox.promote.ExecContext(ctx, source, ref); err != nil {
+		return fmt.Errorf("update conversation head: %w", err)
+	}
+	return nil
+}
+
+// ListDeliveries returns up to limit deliveries with the given status (""
+// for any) and ids after the cursor after, in id order, without their
+// envelopes. A limit below 1 returns nothing.
+func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus, after string, limit int) ([]store.Delivery, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch status {
+	case "":
+		rows, err = s.r.outbox.list.QueryContext(ctx, after, limit)
+	case store.Pending, store.Delivered, store.Dead:
+		rows, err = s.r.outbox.listStatus.QueryContext(ctx, string(status), after, limit)
+	default:
+		return nil, fmt.Errorf("sqlite: list deliveries: invalid status %q", status)
+	}
+	if err != nil {
+		return nil, s.readErr("list_deliveries", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, s.readErr("list_deliveries", err)
+		}
+		out = append(out, d.Delivery)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("list_deliveries", err)
+	}
+	return out, nil
+}
+
+// RetryDelivery makes delivery id pending and due at now, whatever its
+// status, keeping its attempts (and the lease of an attempt in flight), and
+// returns it. An unknown id gives an error wrapping store.ErrNotFound.
+func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, error) {
+	op := writeOp{kind: opRetryDelivery, id: id}
+	var err error
+	if op.nowNano, err = nanos("now", now); err != nil {
+		return store.Delivery{}, fmt.Errorf("sqlite: retry delivery: %w", err)
+	}
+	res, err := s.write(ctx, op)
+	if err != nil {
+		if !isClientError(err) {
+			s.metrics.Error("retry_delivery")
+		}
+		return store.Delivery{}, err
+	}
+	return res.deliveries[0], nil
+}
+
+func (w *writer) retryDelivery(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, op.id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return groupcommitResult{Err: errDeliveryNotFound}, nil
+	case err != nil:
+		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+	}
+	if _, err := w.outbox.retry.ExecContext(ctx, op.nowNano, now, d.did); err != nil {
+		return groupcommitResult{}, fmt.Errorf("retry delivery: %w", err)
+	}
+	if err := w.reHead(ctx, d.To.Source, d.To.Ref); err != nil {
+		return groupcommitResult{}, err
+	}
+	if d, err = scanDelivery(w.outbox.byDID.QueryRowContext(ctx, d.did)); err != nil {
+		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+	}
+	return groupcommitResult{Val: writeResult{deliveries: []store.Delivery{d.Delivery}}}, nil
+}
+
+// Posted reports whether a delivery to a conversation of source was
+// settled as delivered with channelID as the channel's id for what it
+// posted. Only such settlements record a channel id, and a delivery retried
+// after it was delivered keeps it: the post it made stays the gateway's.
+func (s *Store) Posted(ctx context.Context, source, channelID string) (bool, error) {
+	if channelID == "" {
+		return false, nil
+	}
+	var one int
+	err := s.r.outbox.posted.QueryRowContext(ctx, source, channelID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, s.readErr("posted", err)
+	}
+	return true, nil
+}
