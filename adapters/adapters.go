@@ -162,6 +162,16 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// Progress is an adapter that shows, on the message that started an agent's
+// turn, that the session is working on it and when it is done (Slack's 👀
+// then ✅, GitHub's 👀 reaction). The router calls it with working true
+// before the turn and false after, with env the triggering inbound envelope
+// of the adapter's own channel. It is best effort: errors are logged, never
+// retried, and must not be slow (the router bounds each call).
+type Progress interface {
+	Progress(ctx context.Context, env envelope.Envelope, working bool) error
+}
+
 // Config is an adapter's typed configuration section.
 type Config interface {
 	// Validate checks the section, naming bad keys relative to it.

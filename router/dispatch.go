@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/router/runtime"
@@ -258,6 +259,8 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		case <-runCtx.Done():
 		}
 	}()
+	r.progress(ctx, turn, true)
+	defer r.progress(ctx, turn, false)
 	start := r.now()
 	outs, runErr := run.Run(runCtx, runtime.Turn{SessionID: sessionID, Records: turn, Token: r.token(sessionID)})
 	r.metrics.turnSeconds.WithLabelValues(rt.Name).Observe(r.now().Sub(start).Seconds())
@@ -298,4 +301,23 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		}
 	}
 	return false, nil
+}
+
+// progressTimeout bounds one adapters.Progress call.
+const progressTimeout = 5 * time.Second
+
+// progress tells the adapters of the turn's messages that work on them
+// started (working) or ended. It is best effort.
+func (r *Router) progress(ctx context.Context, turn []store.Record, working bool) {
+	for _, rec := range turn {
+		p, ok := r.sinks[rec.Envelope.Source].(adapters.Progress)
+		if !ok || rec.Envelope.Kind != envelope.KindMessage {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), progressTimeout)
+		if err := p.Progress(pctx, rec.Envelope, working); err != nil {
+			r.log.Warn("progress indicator failed", "source", rec.Envelope.Source, "id", rec.Envelope.ID, "working", working, "err", err)
+		}
+		cancel()
+	}
 }

@@ -50,6 +50,8 @@ type Options struct {
 	Store  Store
 	// Sinks deliver outputs, by conversation source ("slack", "github").
 	// Conversations of other sources (such as "client") get no deliveries.
+	// A sink that is also an adapters.Progress is told when an agent's turn
+	// on one of its messages starts and ends.
 	Sinks map[string]adapters.Sink
 	// Runtimes serve sessions, by route name. Routes with runtime inbox
 	// need none.

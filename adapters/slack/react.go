@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/slack-go/slack"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/envelope"
 )
 
 // Progress reactions: 👀 on the triggering message while a session works on
 // it, swapped for ✅ when the session goes idle.
 //
-// NOT WIRED YET: the router does not tell adapters when a session starts or
-// goes idle, nor which inbound message triggered a turn. Once it does (for
-// example an optional adapters.SessionObserver interface called with the
-// triggering Inbound's Facts.Where and Facts.ChannelID), it should call
-// MarkWorking and MarkIdle; until then nothing calls them and Slack shows no
-// reactions. They are usable and tested on their own.
+// The router calls Progress (adapters.Progress) around each agent turn run
+// by the gateway (exec and http runtimes); inbox sessions, whose agents read
+// the log themselves, get no reactions.
 
 // React adds the emoji reaction name (without colons, "eyes") to the
 // message at ts in channel. A reaction that is already there is not an
@@ -73,4 +74,33 @@ func apiError(err error) string {
 		return se.Err
 	}
 	return ""
+}
+
+var _ adapters.Progress = (*Adapter)(nil)
+
+// Progress marks the message env (one of this adapter's envelopes, id
+// "slack:<team>/<channel>/<ts>") as being worked on, or done.
+func (a *Adapter) Progress(ctx context.Context, env envelope.Envelope, working bool) error {
+	channel, ts, ok := messageOf(env.ID)
+	if !ok {
+		return nil // an edit, a delete or not ours: nothing to mark
+	}
+	direct := strings.HasPrefix(channel, "D")
+	if working {
+		return a.MarkWorking(ctx, channel, ts, direct)
+	}
+	return a.MarkIdle(ctx, channel, ts, direct)
+}
+
+// messageOf parses a message envelope id "slack:<team>/<channel>/<ts>".
+func messageOf(id string) (channel, ts string, ok bool) {
+	rest, found := strings.CutPrefix(id, Name+":")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
 }
