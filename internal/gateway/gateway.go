@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	_ "github.com/switchboardhq/switchboard/adapters/all" // every channel
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/router"

@@ -86,8 +86,12 @@ func hooks(built []builtAdapter, sessionsHook http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	for _, b := range built {
 		if h, ok := b.a.(adapters.HTTPHandler); ok {
+			// Both /hooks/<name> and everything under /hooks/<name>/:
+			// webhook senders do not follow a redirect for a POST.
 			prefix := "/hooks/" + b.name
-			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.Handler()))
+			hh := http.StripPrefix(prefix, h.Handler())
+			mux.Handle(prefix, hh)
+			mux.Handle(prefix+"/", hh)
 		}
 	}
 	if sessionsHook != nil {

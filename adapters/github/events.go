@@ -1,0 +1,196 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+
+	"github.com/google/go-github/v62/github"
+)
+
+// Event outcomes, the values of the outcome label of
+// switchboard_github_events_total.
+const (
+	outcomeIngested  = "ingested"  // stored in a session
+	outcomeDuplicate = "duplicate" // already stored (a redelivery)
+	outcomeDropped   = "dropped"   // the router matched no session
+	outcomeOwn       = "own"       // the gateway's own comment, never ingested
+	outcomeBot       = "bot"       // from another bot, dropped (allow_bots is off)
+	outcomeIgnored   = "ignored"   // not an event or action the adapter handles
+	outcomeError     = "error"     // refused or failed
+)
+
+// The webhook events the adapter handles.
+const (
+	eventPing          = "ping"
+	eventIssueComment  = "issue_comment"
+	eventReviewComment = "pull_request_review_comment"
+	eventReview        = "pull_request_review"
+	eventIssues        = "issues"
+	eventPullRequest   = "pull_request"
+)
+
+var handledEvents = map[string]bool{eventIssueComment: true, eventReviewComment: true, eventReview: true, eventIssues: true, eventPullRequest: true}
+
+// eventLabel keeps the event label of the metrics to a known set.
+func eventLabel(event string) string {
+	if handledEvents[event] || event == eventPing {
+		return event
+	}
+	return "other"
+}
+
+// deliveryRE is what an X-GitHub-Delivery may hold (GitHub sends GUIDs).
+var deliveryRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,200}$`)
+
+// Handler serves webhooks at POST / (the gateway mounts it at
+// /hooks/github/; "" is accepted too). Each request is verified
+// (X-Hub-Signature-256 over the raw body, before any parsing), the event is
+// turned into an envelope and ingested, and only then answered: a 2xx means
+// the message is stored, or that it was not one to store (ping, other events
+// and actions, the gateway's own comments). An ingest failure answers 500
+// and an unknown bot identity 503; GitHub does not redeliver on its own, but
+// a redelivery (from the webhook's Recent Deliveries page or the API)
+// carries the same X-GitHub-Delivery and is deduplicated.
+func (a *Adapter) Handler() http.Handler { return a.handler }
+
+func (a *Adapter) newHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "" && r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "github: use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		a.serveWebhook(w, r)
+	})
+}
+
+func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			a.metrics.rejected.WithLabelValues("too_large").Inc()
+			http.Error(w, "github: request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "github: reading the request body failed", http.StatusBadRequest)
+		return
+	}
+	if err := VerifySignature(a.secret, r.Header, body); err != nil {
+		reason := "mismatch"
+		if se, ok := isSignatureError(err); ok {
+			reason = se.Reason
+		}
+		a.metrics.rejected.WithLabelValues(reason).Inc()
+		a.log.Warn("refused a webhook", "reason", reason, "err", err, "remote", r.RemoteAddr,
+			"event", r.Header.Get("X-GitHub-Event"), "delivery", r.Header.Get("X-GitHub-Delivery"))
+		http.Error(w, "github: invalid webhook signature", http.StatusUnauthorized)
+		return
+	}
+	payload := body
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("payload") == "" {
+			http.Error(w, "github: form-encoded webhook without a payload field", http.StatusBadRequest)
+			return
+		}
+		payload = []byte(form.Get("payload"))
+	}
+	msg, err := a.process(r.Context(), r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery"), payload)
+	if err != nil {
+		code, text := http.StatusInternalServerError, "github: the event was not stored; redeliver it"
+		var se *statusError
+		if errors.As(err, &se) {
+			code = se.code
+			if code != http.StatusInternalServerError {
+				text = err.Error()
+			}
+		}
+		http.Error(w, text, code)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// statusError carries the HTTP status for a processing failure.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// process handles one authentic webhook and returns once any message in it
+// is stored (or not to be stored), with a short answer for GitHub's
+// delivery log. An error means the event was not handled (with a
+// *statusError: 400 for a malformed request, 503 while the bot identity is
+// unknown, 500 when ingesting failed).
+func (a *Adapter) process(ctx context.Context, event, delivery string, payload []byte) (answer string, err error) {
+	outcome := outcomeError
+	defer func() { a.metrics.events.WithLabelValues(eventLabel(event), outcome).Inc() }()
+	switch {
+	case event == "":
+		return "", &statusError{http.StatusBadRequest, errors.New("github: no X-GitHub-Event header")}
+	case event == eventPing:
+		outcome = outcomeIgnored
+		return "pong", nil
+	case !handledEvents[event]:
+		outcome = outcomeIgnored
+		return "ignored: event " + event + " is not handled", nil
+	case !deliveryRE.MatchString(delivery):
+		return "", &statusError{http.StatusBadRequest, errors.New("github: missing or malformed X-GitHub-Delivery header")}
+	}
+	parsed, err := github.ParseWebHook(event, payload)
+	if err != nil {
+		return "", &statusError{http.StatusBadRequest, fmt.Errorf("github: %s payload: %w", event, err)}
+	}
+	it, err := a.normalize(parsed)
+	if err != nil {
+		return "", &statusError{http.StatusBadRequest, fmt.Errorf("github: %s payload: %w", event, err)}
+	}
+	if it == nil {
+		outcome = outcomeIgnored
+		return "ignored", nil
+	}
+	a.learnInstallation(it.repo, it.installation)
+	lctx, cancel := context.WithTimeout(ctx, a.cfg.LookupTimeout.D())
+	defer cancel()
+	id, err := a.identity(lctx)
+	if err != nil {
+		a.log.Error("bot identity unknown; refusing the webhook", "delivery", delivery, "err", err)
+		return "", &statusError{http.StatusServiceUnavailable, fmt.Errorf("github: bot identity unknown: %w", err)}
+	}
+	in, why := a.build(lctx, it, id, delivery, payload)
+	if in == nil {
+		outcome = why
+		a.log.Debug("event not ingested", "event", event, "delivery", delivery, "outcome", why)
+		return why, nil
+	}
+	out, err := a.ingress.Ingest(ctx, *in)
+	if err != nil {
+		a.log.Error("ingest failed; redeliver the webhook", "event", event, "delivery", delivery, "err", err)
+		return "", &statusError{http.StatusInternalServerError, fmt.Errorf("github: ingest: %w", err)}
+	}
+	switch {
+	case out.Duplicate:
+		outcome = outcomeDuplicate
+	case out.Dropped != "":
+		outcome = outcomeDropped
+	default:
+		outcome = outcomeIngested
+	}
+	return outcome, nil
+}

@@ -1,0 +1,586 @@
+package github
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchboardhq/switchboard/adapters"
+)
+
+const (
+	testToken  = "ghp_testtoken"
+	testSecret = "It's a Secret to Everybody" // GitHub's documented test secret
+	testAppID  = 4242
+	testSlug   = "switchboard-app"
+	testLogin  = "switchboard"
+)
+
+// testClock is a settable clock shared by the adapter and the fake.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *testClock { return &testClock{now: time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+var (
+	keyOnce sync.Once
+	testKey *rsa.PrivateKey
+)
+
+// appKey returns an RSA key generated once per test binary, as a GitHub App
+// private key is.
+func appKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	keyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		testKey = k
+	})
+	return testKey
+}
+
+// appKeyPEM is appKey in the PKCS#1 PEM form GitHub hands out.
+func appKeyPEM(t testing.TB) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(appKey(t))}))
+}
+
+// fakeComment is a comment the fake holds.
+type fakeComment struct {
+	ID        int64
+	Kind      string // "issue" or "review"
+	Repo      string
+	Number    int
+	InReplyTo int64
+	Body      string
+	Token     string
+	Created   time.Time
+}
+
+// fakeGitHub is a fake GitHub REST API. It enforces authentication (the
+// personal access token, installation tokens it minted, and RS256 App JWTs
+// checked against the app's public key and the shared clock) and records
+// what it was asked.
+type fakeGitHub struct {
+	srv   *httptest.Server
+	clock *testClock
+	pub   *rsa.PublicKey
+
+	mu          sync.Mutex
+	installs    map[string]int64  // lower repo → installation id
+	instTokens  map[string]instTk // token → installation and expiry
+	mints       []int64           // installations a token was minted for
+	jwtClaims   []map[string]any  // claims of every accepted JWT
+	pulls       map[string]prHead // "owner/repo#n" → head
+	comments    []fakeComment
+	postErrors  []func(http.ResponseWriter) // consumed, one per comment POST, before accepting
+	reactions   []string                    // "issue-comment 123 eyes"
+	calls       map[string]int              // "GET /user" → count
+	userStatus  int                         // when set, GET /user answers it
+	nextID      int64
+	tokenTTL    time.Duration
+	hideListing bool          // comment listings answer empty (eventual consistency)
+	appHit      chan struct{} // when set, GET /app signals it (without blocking)
+}
+
+type instTk struct {
+	inst    int64
+	expires time.Time
+}
+
+func newFakeGitHub(t testing.TB, clock *testClock) *fakeGitHub {
+	f := &fakeGitHub{
+		clock:      clock,
+		pub:        &appKey(t).PublicKey,
+		installs:   map[string]int64{},
+		instTokens: map[string]instTk{},
+		pulls:      map[string]prHead{},
+		calls:      map[string]int{},
+		nextID:     2000000000,
+		tokenTTL:   time.Hour,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /user", f.user)
+	mux.HandleFunc("GET /app", f.app)
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", f.mint)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", f.repoInstallation)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}", f.getPull)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{n}/comments", f.createComment("issue"))
+	mux.HandleFunc("POST /repos/{owner}/{repo}/pulls/{n}/comments", f.createComment("review"))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}/comments", f.listComments("issue"))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/comments", f.listComments("review"))
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/comments/{id}/reactions", f.react("issue-comment"))
+	mux.HandleFunc("POST /repos/{owner}/{repo}/pulls/comments/{id}/reactions", f.react("review-comment"))
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{id}/reactions", f.react("issue"))
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		f.mu.Lock()
+		f.calls[pattern]++
+		f.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeGitHub) url() string { return f.srv.URL + "/" }
+
+func ghError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if v, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return v
+	}
+	v, _ := strings.CutPrefix(h, "token ")
+	return v
+}
+
+// verifyJWT checks an App JWT: RS256 signature by the app's key, iss the
+// app id, iat not in the future, exp in the future and at most 10 minutes
+// ahead, as GitHub requires.
+func (f *fakeGitHub) verifyJWT(tok string) error {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("not a JWT")
+	}
+	dec := base64.RawURLEncoding
+	hb, err := dec.DecodeString(parts[0])
+	if err != nil {
+		return err
+	}
+	var hdr struct{ Alg, Typ string }
+	if err := json.Unmarshal(hb, &hdr); err != nil || hdr.Alg != "RS256" {
+		return fmt.Errorf("header %s: want alg RS256", hb)
+	}
+	sig, err := dec.DecodeString(parts[2])
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(f.pub, crypto.SHA256, sum[:], sig); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	cb, err := dec.DecodeString(parts[1])
+	if err != nil {
+		return err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(cb, &claims); err != nil {
+		return err
+	}
+	now := f.clock.Now().Unix()
+	iat, _ := claims["iat"].(float64)
+	exp, _ := claims["exp"].(float64)
+	switch {
+	case fmt.Sprint(claims["iss"]) != strconv.Itoa(testAppID):
+		return fmt.Errorf("iss %v, want %d", claims["iss"], testAppID)
+	case int64(iat) > now:
+		return fmt.Errorf("iat %v is in the future", iat)
+	case int64(exp) <= now:
+		return fmt.Errorf("expired")
+	case int64(exp) > now+600:
+		return fmt.Errorf("exp more than 10 minutes ahead")
+	}
+	f.mu.Lock()
+	f.jwtClaims = append(f.jwtClaims, claims)
+	f.mu.Unlock()
+	return nil
+}
+
+// authRepo checks that the request may act on repo: the personal access
+// token, or an unexpired installation token of repo's installation.
+func (f *fakeGitHub) authRepo(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tok := bearer(r)
+	if tok == testToken {
+		return tok, true
+	}
+	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
+	f.mu.Lock()
+	it, ok := f.instTokens[tok]
+	inst := f.installs[repo]
+	f.mu.Unlock()
+	switch {
+	case !ok || !f.clock.Now().Before(it.expires):
+		ghError(w, http.StatusUnauthorized, "Bad credentials")
+		return "", false
+	case it.inst != inst:
+		ghError(w, http.StatusNotFound, "Not Found")
+		return "", false
+	}
+	return tok, true
+}
+
+func (f *fakeGitHub) authJWT(w http.ResponseWriter, r *http.Request) bool {
+	if err := f.verifyJWT(bearer(r)); err != nil {
+		ghError(w, http.StatusUnauthorized, "A JSON web token could not be decoded: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (f *fakeGitHub) user(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	status := f.userStatus
+	f.mu.Unlock()
+	if status != 0 {
+		ghError(w, status, "scripted failure")
+		return
+	}
+	if bearer(r) != testToken {
+		ghError(w, http.StatusUnauthorized, "Bad credentials")
+		return
+	}
+	writeJSON(w, 200, map[string]any{"login": testLogin, "id": 77, "type": "User"})
+}
+
+func (f *fakeGitHub) app(w http.ResponseWriter, r *http.Request) {
+	if !f.authJWT(w, r) {
+		return
+	}
+	writeJSON(w, 200, map[string]any{"id": testAppID, "slug": testSlug, "name": "Switchboard App"})
+	if f.appHit != nil {
+		select {
+		case f.appHit <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *fakeGitHub) mint(w http.ResponseWriter, r *http.Request) {
+	if !f.authJWT(w, r) {
+		return
+	}
+	inst, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	known := false
+	for _, v := range f.installs {
+		known = known || v == inst
+	}
+	if !known {
+		ghError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	f.mints = append(f.mints, inst)
+	tok := fmt.Sprintf("ghs_inst%d_%d", inst, len(f.mints))
+	exp := f.clock.Now().Add(f.tokenTTL)
+	f.instTokens[tok] = instTk{inst: inst, expires: exp}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
+}
+
+func (f *fakeGitHub) repoInstallation(w http.ResponseWriter, r *http.Request) {
+	if !f.authJWT(w, r) {
+		return
+	}
+	f.mu.Lock()
+	inst, ok := f.installs[strings.ToLower(r.PathValue("owner")+"/"+r.PathValue("repo"))]
+	f.mu.Unlock()
+	if !ok {
+		ghError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, 200, map[string]any{"id": inst, "app_id": testAppID})
+}
+
+func (f *fakeGitHub) getPull(w http.ResponseWriter, r *http.Request) {
+	if _, ok := f.authRepo(w, r); !ok {
+		return
+	}
+	key := r.PathValue("owner") + "/" + r.PathValue("repo") + "#" + r.PathValue("n")
+	f.mu.Lock()
+	h, ok := f.pulls[key]
+	f.mu.Unlock()
+	if !ok {
+		ghError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	n, _ := strconv.Atoi(r.PathValue("n"))
+	writeJSON(w, 200, map[string]any{"number": n, "state": "open",
+		"head": map[string]any{"ref": h.Branch, "sha": h.SHA, "repo": map[string]any{"full_name": h.Repo}}})
+}
+
+func (f *fakeGitHub) createComment(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := f.authRepo(w, r)
+		if !ok {
+			return
+		}
+		var in struct {
+			Body      string `json:"body"`
+			InReplyTo int64  `json:"in_reply_to"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &in); err != nil || in.Body == "" {
+			ghError(w, http.StatusUnprocessableEntity, "Validation Failed")
+			return
+		}
+		if kind == "review" && in.InReplyTo == 0 {
+			ghError(w, http.StatusUnprocessableEntity, "in_reply_to is required by this fake")
+			return
+		}
+		if n := len([]rune(in.Body)); n > 65536 {
+			ghError(w, http.StatusUnprocessableEntity, "Body is too long (maximum is 65536 characters)")
+			return
+		}
+		f.mu.Lock()
+		if len(f.postErrors) > 0 {
+			fail := f.postErrors[0]
+			f.postErrors = f.postErrors[1:]
+			if fail != nil {
+				f.mu.Unlock()
+				fail(w)
+				return
+			}
+		}
+		f.nextID++
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		c := fakeComment{ID: f.nextID, Kind: kind, Repo: r.PathValue("owner") + "/" + r.PathValue("repo"), Number: n,
+			InReplyTo: in.InReplyTo, Body: in.Body, Token: tok, Created: f.clock.Now()}
+		f.comments = append(f.comments, c)
+		f.mu.Unlock()
+		writeJSON(w, http.StatusCreated, map[string]any{"id": c.ID, "body": c.Body, "in_reply_to_id": c.InReplyTo,
+			"created_at": c.Created.Format(time.RFC3339)})
+	}
+}
+
+func (f *fakeGitHub) listComments(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.authRepo(w, r); !ok {
+			return
+		}
+		repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		var since time.Time
+		if s := r.URL.Query().Get("since"); s != "" {
+			since, _ = time.Parse(time.RFC3339, s)
+		}
+		out := []map[string]any{}
+		f.mu.Lock()
+		if !f.hideListing {
+			for _, c := range f.comments {
+				if c.Kind == kind && c.Repo == repo && c.Number == n && !c.Created.Before(since) {
+					out = append(out, map[string]any{"id": c.ID, "body": c.Body, "created_at": c.Created.Format(time.RFC3339)})
+				}
+			}
+		}
+		f.mu.Unlock()
+		writeJSON(w, 200, out)
+	}
+}
+
+func (f *fakeGitHub) react(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.authRepo(w, r); !ok {
+			return
+		}
+		var in struct{ Content string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		f.mu.Lock()
+		f.reactions = append(f.reactions, kind+" "+r.PathValue("id")+" "+in.Content)
+		f.mu.Unlock()
+		writeJSON(w, http.StatusCreated, map[string]any{"id": 1, "content": in.Content})
+	}
+}
+
+// failWith returns a scripted comment POST failure.
+func failWith(status int, header map[string]string, msg string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		ghError(w, status, msg)
+	}
+}
+
+func (f *fakeGitHub) failPosts(fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.postErrors = append(f.postErrors, fails...)
+}
+
+func (f *fakeGitHub) setInstallation(repo string, inst int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.installs[strings.ToLower(repo)] = inst
+}
+
+func (f *fakeGitHub) setPull(repo string, n int, h prHead) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls[repo+"#"+strconv.Itoa(n)] = h
+}
+
+func (f *fakeGitHub) commentsCopy() []fakeComment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeComment(nil), f.comments...)
+}
+
+func (f *fakeGitHub) callCount(pattern string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[pattern]
+}
+
+func (f *fakeGitHub) mintsCopy() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.mints...)
+}
+
+// recorder is a test Ingress that records what it was given.
+type recorder struct {
+	mu   sync.Mutex
+	ins  []adapters.Inbound
+	fail error // Ingest returns it (and records nothing) while set
+}
+
+func newRecorder() *recorder { return &recorder{} }
+
+func (r *recorder) Ingest(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return adapters.Outcome{}, r.fail
+	}
+	dup := false
+	for _, prev := range r.ins {
+		dup = dup || prev.Envelope.ID == in.Envelope.ID
+	}
+	r.ins = append(r.ins, in)
+	return adapters.Outcome{SessionID: "s1", Seq: int64(len(r.ins)), Duplicate: dup}, nil
+}
+
+func (r *recorder) setFail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+func (r *recorder) all() []adapters.Inbound {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]adapters.Inbound(nil), r.ins...)
+}
+
+// newTestAdapter builds an adapter with a personal access token (login
+// known from the configuration unless mutate clears it) against fake, with
+// mutate applied to its configuration.
+func newTestAdapter(t *testing.T, fake *fakeGitHub, in adapters.Ingress, mutate func(*Config)) *Adapter {
+	t.Helper()
+	cfg := &Config{WebhookSecret: testSecret, Token: testToken, Login: testLogin, APIURL: fake.url(),
+		Triggers: Triggers{Mentions: []string{"agent"}, Command: "/agent", Label: "agent"}}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	a, err := New(cfg, adapters.Deps{
+		Ingress:    in,
+		Now:        fake.clock.Now,
+		HTTPClient: fake.srv.Client(),
+		Registry:   prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return a
+}
+
+// asApp switches a test configuration to GitHub App authentication.
+func asApp(t testing.TB, mutate func(*AppConfig)) func(*Config) {
+	return func(c *Config) {
+		c.Token, c.Login = "", ""
+		c.App = AppConfig{ID: testAppID, PrivateKey: appKeyPEM(t)}
+		if mutate != nil {
+			mutate(&c.App)
+		}
+	}
+}
+
+// webhook builds a signed webhook request.
+func webhook(event, delivery string, body []byte) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "GitHub-Hookshot/044aadd")
+	r.Header.Set("X-GitHub-Event", event)
+	r.Header.Set("X-GitHub-Delivery", delivery)
+	r.Header.Set("X-Hub-Signature-256", Sign([]byte(testSecret), body))
+	return r
+}
+
+// serve sends r through the adapter's handler.
+func serve(a *Adapter, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	a.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// outcomes returns the events counted so far for event, by outcome.
+func outcomes(a *Adapter, event string) map[string]float64 {
+	m := map[string]float64{}
+	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeBot, outcomeIgnored, outcomeError} {
+		if v := counterValue(a.metrics.events.WithLabelValues(eventLabel(event), o)); v > 0 {
+			m[o] = v
+		}
+	}
+	return m
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
+}

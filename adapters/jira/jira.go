@@ -1,0 +1,460 @@
+// Package jira is Switchboard's Jira adapter: a comment on a Jira issue
+// (mentioning the bot's account, or in a project a route watches) steers the
+// session bound to that issue, and whatever the session says comes back as a
+// comment on the issue.
+//
+// Inbound, it serves Jira webhooks (POST / under the gateway's /hooks/jira/,
+// signed with X-Hub-Signature, or POST /<token> for webhooks that cannot be
+// signed) and turns comment_created, comment_updated, comment_deleted,
+// jira:issue_created and jira:issue_updated (comments, and assignment to the
+// bot) into envelopes for the router. Outbound, it posts comments with the
+// REST API v2 (github.com/andygrunwald/go-jira), converting the agent's
+// Markdown to Jira wiki markup and appending an invisible provenance marker.
+//
+// Conversation anchors (envelope.Conversation.Ref) are "<site>/<ISSUE-KEY>";
+// comment envelope ids are "jira:<site>:<comment id>" (see README.md). The
+// adapter registers itself as the "jira" plugin.
+package jira
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	gojira "github.com/andygrunwald/go-jira"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+)
+
+// Name is the plugin name, the envelope source and the conversation source.
+const Name = "jira"
+
+func init() {
+	adapters.Register(adapters.Plugin{
+		Name:      Name,
+		NewConfig: func() adapters.Config { c := &Config{}; c.defaults(); return c },
+		New: func(cfg adapters.Config, deps adapters.Deps) (adapters.Adapter, error) {
+			c, ok := cfg.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("jira: config is %T, want *jira.Config", cfg)
+			}
+			return New(c, deps)
+		},
+	})
+}
+
+// Compile-time checks of the capabilities the gateway looks for.
+var (
+	_ adapters.Adapter     = (*Adapter)(nil)
+	_ adapters.HTTPHandler = (*Adapter)(nil)
+	_ adapters.Runner      = (*Adapter)(nil)
+	_ adapters.Checker     = (*Adapter)(nil)
+)
+
+// Config is the "adapters: jira:" section of the gateway's configuration.
+type Config struct {
+	// BaseURL is the Jira site the REST API is called on:
+	// https://acme.atlassian.net for Jira Cloud, or the base URL of a Data
+	// Center instance (https://jira.example.com, possibly with a context
+	// path). Required.
+	BaseURL string `yaml:"base_url"`
+	// Email and APIToken authenticate with Jira Cloud (basic auth with an
+	// API token from id.atlassian.com).
+	Email    string `yaml:"email"`
+	APIToken string `yaml:"api_token"`
+	// PersonalAccessToken authenticates with Jira Data Center (bearer).
+	// Exactly one of PersonalAccessToken and Email+APIToken is required.
+	PersonalAccessToken string `yaml:"personal_access_token"`
+	// WebhookSecret verifies X-Hub-Signature on webhooks registered with a
+	// secret. URLToken instead (or as well) accepts webhooks posted to
+	// /hooks/jira/<url_token>, for webhooks that cannot be signed. At least
+	// one is required.
+	WebhookSecret string `yaml:"webhook_secret"`
+	URLToken      string `yaml:"url_token"`
+	// Site names the Jira site in envelope ids and conversation anchors.
+	// Default: the host of the issue's self URL in each webhook. Set it
+	// when the site's public host may change, or to keep anchors stable
+	// across a migration.
+	Site string `yaml:"site"`
+	// DescriptionSteers makes jira:issue_created a message: the new issue's
+	// summary and description steer a session (default false: issue
+	// creation is ignored unless the issue is assigned to the bot).
+	DescriptionSteers bool `yaml:"description_steers"`
+	// MaxBody caps a webhook request body in bytes (default 4 MiB).
+	MaxBody int64 `yaml:"max_body"`
+	// MaxChars is the longest comment posted, in characters of wiki markup
+	// (default 32000, under Jira's 32767); longer replies are split into
+	// several comments on paragraph boundaries.
+	MaxChars int `yaml:"max_chars"`
+	// LookupTimeout bounds the REST calls (myself, user lookups) made while
+	// a webhook is answered (default 2s); a user lookup that times out
+	// leaves the mention as its account id.
+	LookupTimeout config.Duration `yaml:"lookup_timeout"`
+	// UserCacheTTL is how long a resolved display name is kept (default 1h).
+	UserCacheTTL config.Duration `yaml:"user_cache_ttl"`
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBody       = 4 << 20
+	DefaultMaxChars      = 32000
+	DefaultLookupTimeout = 2 * time.Second
+	DefaultUserCacheTTL  = time.Hour
+	// MaxCommentChars is Jira's limit on a comment body.
+	MaxCommentChars = 32767
+	// MinURLTokenLen is the shortest url_token accepted.
+	MinURLTokenLen = 16
+)
+
+func (c *Config) defaults() {
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxChars == 0 {
+		c.MaxChars = DefaultMaxChars
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = config.Duration(DefaultLookupTimeout)
+	}
+	if c.UserCacheTTL == 0 {
+		c.UserCacheTTL = config.Duration(DefaultUserCacheTTL)
+	}
+}
+
+// Validate checks c and returns every problem, each naming its key relative
+// to the section ("webhook_secret: …").
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.BaseURL == "" {
+		bad("base_url", "is required (https://<your-site>.atlassian.net, or your Data Center base URL)")
+	} else if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("base_url", "must be an http(s) URL, got %q", c.BaseURL)
+	}
+	cloud := c.Email != "" || c.APIToken != ""
+	switch {
+	case cloud && c.PersonalAccessToken != "":
+		bad("personal_access_token", "set either personal_access_token (Data Center) or email and api_token (Cloud), not both")
+	case cloud && c.Email == "":
+		bad("email", "is required with api_token (the Atlassian account the token belongs to)")
+	case cloud && c.APIToken == "":
+		bad("api_token", "is required with email")
+	case !cloud && c.PersonalAccessToken == "":
+		bad("api_token", "is required: set email and api_token (Jira Cloud) or personal_access_token (Data Center)")
+	}
+	if c.WebhookSecret == "" && c.URLToken == "" {
+		bad("webhook_secret", "is required (or set url_token for webhooks that cannot be signed); unauthenticated webhooks are never accepted")
+	}
+	if c.URLToken != "" {
+		if len(c.URLToken) < MinURLTokenLen {
+			bad("url_token", "must be at least %d characters (use a long random value)", MinURLTokenLen)
+		}
+		if strings.Trim(c.URLToken, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~") != "" {
+			bad("url_token", "may hold only letters, digits and - _ . ~ (it is a URL path segment)")
+		}
+	}
+	if strings.ContainsAny(c.Site, "/ \t\n") {
+		bad("site", "is a host name like acme.atlassian.net, without a scheme or path, got %q", c.Site)
+	}
+	if c.MaxBody < 0 {
+		bad("max_body", "must not be negative")
+	}
+	if c.MaxChars < 0 || c.MaxChars > MaxCommentChars {
+		bad("max_chars", "must be between 1000 and %d (Jira refuses longer comments)", MaxCommentChars)
+	} else if c.MaxChars > 0 && c.MaxChars < 1000 {
+		bad("max_chars", "must be at least 1000")
+	}
+	if c.LookupTimeout < 0 {
+		bad("lookup_timeout", "must not be negative")
+	}
+	if c.UserCacheTTL < 0 {
+		bad("user_cache_ttl", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Adapter is the Jira channel. It is a Sink (comments on issues), an
+// HTTPHandler (webhooks), a Runner (learns the bot's account at start) and a
+// Checker. Its methods are safe for concurrent use.
+type Adapter struct {
+	cfg     Config
+	ingress adapters.Ingress
+	log     *slog.Logger
+	now     func() time.Time
+	api     *gojira.Client
+	metrics *metrics
+
+	idSem chan struct{} // held while /myself is called
+	idMu  sync.RWMutex
+	id    identity // zero until /myself succeeded
+
+	healthMu  sync.Mutex
+	unhealthy string // why Jira rejected the credentials; "" when healthy
+
+	users   *userCache
+	sent    *sentLog
+	handler http.Handler
+}
+
+// identity is who the gateway is in Jira, learned with GET /rest/api/2/myself.
+type identity struct {
+	AccountID   string // Jira Cloud
+	Name        string // Data Center user name
+	Key         string // Data Center user key
+	DisplayName string
+}
+
+func (id identity) known() bool { return id.AccountID != "" || id.Name != "" || id.Key != "" }
+
+// is reports whether u is the gateway's account.
+func (id identity) is(u *user) bool {
+	if u == nil {
+		return false
+	}
+	switch {
+	case id.AccountID != "" && u.AccountID != "":
+		return u.AccountID == id.AccountID
+	case id.Key != "" && u.Key != "":
+		return u.Key == id.Key
+	case id.Name != "" && u.Name != "":
+		return strings.EqualFold(u.Name, id.Name)
+	}
+	return false
+}
+
+// New builds the adapter from a configuration. It does no I/O: the bot's
+// account is learned by Run (or by the first webhook). It refuses a
+// configuration that Validate refuses, in particular one with neither a
+// webhook secret nor a URL token.
+func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
+	c := *cfg
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("jira: config: %w", err)
+	}
+	if deps.Ingress == nil {
+		return nil, errors.New("jira: no ingress")
+	}
+	a := &Adapter{
+		cfg:     c,
+		ingress: deps.Ingress,
+		log:     deps.Logger,
+		now:     deps.Now,
+		idSem:   make(chan struct{}, 1),
+		sent:    newSentLog(4096),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a.log = a.log.With("adapter", Name)
+	if a.now == nil {
+		a.now = time.Now
+	}
+	api, err := gojira.NewClient(authClient(&c, deps.HTTPClient), c.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("jira: client: %w", err)
+	}
+	a.api = api
+	a.users = newUserCache(c.UserCacheTTL.D(), 10000, a.now)
+	a.handler = a.newHandler()
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("jira: metrics: %w", err)
+	}
+	a.metrics = m
+	a.metrics.healthy.Set(1)
+	return a, nil
+}
+
+// authClient returns an HTTP client that authenticates every request: basic
+// auth with email and API token (Cloud) or a bearer personal access token
+// (Data Center). It keeps base's transport, timeout and redirect policy.
+func authClient(c *Config, base *http.Client) *http.Client {
+	if base == nil {
+		base = &http.Client{Timeout: 30 * time.Second}
+	}
+	client := *base
+	var rt http.RoundTripper
+	if c.PersonalAccessToken != "" {
+		rt = &gojira.PATAuthTransport{Token: c.PersonalAccessToken, Transport: base.Transport}
+	} else {
+		rt = &gojira.BasicAuthTransport{Username: c.Email, Password: c.APIToken, Transport: base.Transport}
+	}
+	client.Transport = rt
+	return &client
+}
+
+// Run learns the bot's account with GET /rest/api/2/myself, retrying with
+// capped backoff, then blocks until ctx ends and returns nil. Rejected
+// credentials mark the adapter unhealthy (see Check) but do not end Run: it
+// keeps retrying slowly, so other channels are unaffected.
+func (a *Adapter) Run(ctx context.Context) error {
+	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	for {
+		_, err := a.identityWithin(ctx, 15*time.Second)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := bo.next()
+		a.log.Warn("GET /myself failed; retrying", "err", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Check reports an error while Jira rejects the adapter's credentials (401,
+// or a Data Center login denial), naming the reason. A later successful call
+// clears it. It does no I/O.
+func (a *Adapter) Check(context.Context) error {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	if a.unhealthy != "" {
+		return fmt.Errorf("jira: credentials rejected: %s", a.unhealthy)
+	}
+	return nil
+}
+
+func (a *Adapter) markUnhealthy(reason string) {
+	a.healthMu.Lock()
+	first := a.unhealthy == ""
+	a.unhealthy = reason
+	a.healthMu.Unlock()
+	a.metrics.healthy.Set(0)
+	if first {
+		a.log.Error("jira rejected the credentials; the adapter is unhealthy", "reason", reason)
+	}
+}
+
+func (a *Adapter) markHealthy() {
+	a.healthMu.Lock()
+	was := a.unhealthy
+	a.unhealthy = ""
+	a.healthMu.Unlock()
+	a.metrics.healthy.Set(1)
+	if was != "" {
+		a.log.Info("jira accepts the credentials again")
+	}
+}
+
+// identity returns the bot's account, calling /myself (bounded by
+// LookupTimeout) the first time. Concurrent callers wait for one call.
+func (a *Adapter) identity(ctx context.Context) (identity, error) {
+	return a.identityWithin(ctx, a.cfg.LookupTimeout.D())
+}
+
+// identityWithin is identity with /myself bounded by timeout.
+func (a *Adapter) identityWithin(ctx context.Context, timeout time.Duration) (identity, error) {
+	if id := a.knownIdentity(); id.known() {
+		return id, nil
+	}
+	select {
+	case a.idSem <- struct{}{}:
+		defer func() { <-a.idSem }()
+	case <-ctx.Done():
+		return identity{}, ctx.Err()
+	}
+	if id := a.knownIdentity(); id.known() {
+		return id, nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	u, resp, err := a.api.User.GetSelfWithContext(mctx)
+	if err != nil {
+		return identity{}, fmt.Errorf("jira: GET myself: %w", a.classify(resp, err))
+	}
+	id := identity{AccountID: u.AccountID, Name: u.Name, Key: u.Key, DisplayName: u.DisplayName}
+	if !id.known() {
+		return identity{}, errors.New("jira: GET myself: no accountId, name or key in the answer")
+	}
+	a.idMu.Lock()
+	a.id = id
+	a.idMu.Unlock()
+	a.markHealthy()
+	a.log.Info("authenticated", "account_id", id.AccountID, "name", id.Name, "display_name", id.DisplayName)
+	return id, nil
+}
+
+func (a *Adapter) knownIdentity() identity {
+	a.idMu.RLock()
+	defer a.idMu.RUnlock()
+	return a.id
+}
+
+// backoff is a capped exponential backoff.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	return b.cur
+}
+
+// sleep waits d or until ctx ends, and reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+type metrics struct {
+	events   *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	posts    *prometheus.CounterVec
+	healthy  prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_jira_events_total",
+			Help: "Jira webhooks received, by event (comment_created, comment_updated, comment_deleted, issue_created, issue_updated, other) and outcome (ingested, duplicate, dropped, own, ignored, error).",
+		}, []string{"event", "outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_jira_rejected_requests_total",
+			Help: "Webhook requests refused before parsing, by reason (missing, malformed, mismatch, token, too_large).",
+		}, []string{"reason"}),
+		posts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_jira_posts_total",
+			Help: "Comments posted, by result (ok, rate_limited, permanent, error).",
+		}, []string{"result"}),
+		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_jira_healthy",
+			Help: "1 unless Jira rejected the adapter's credentials.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.healthy} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

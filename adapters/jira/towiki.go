@@ -1,0 +1,494 @@
+package jira
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Agents write Markdown; the REST API v2 takes Jira wiki markup. toWiki
+// converts the common constructs: headings → h1.–h6., **bold** → *bold*,
+// *italic* and _italic_ → _italic_, ~~strike~~ → -strike-, `code` →
+// {{code}}, fenced code blocks → {code:lang} (or {noformat} without a
+// language Jira knows), [label](url) → [label|url], images → links, bullet
+// and numbered lists (nested and mixed) → * and #, task items → ☐/☑,
+// blockquotes → {quote}, tables → ||header|| and |cell|, rules → ----.
+// Everything else is text, escaped where Jira would read it as markup
+// ({, [, emphasis characters at word edges, !image!, emoticons like (x)).
+
+var (
+	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
+	mdBulletRe  = regexp.MustCompile(`^([ \t]*)[-*+][ \t]+(.*)$`)
+	mdTaskRe    = regexp.MustCompile(`^\[([ xX])\][ \t]+(.*)$`)
+	mdOrderedRe = regexp.MustCompile(`^([ \t]*)[0-9]{1,9}[.)][ \t]+(.*)$`)
+	mdQuoteRe   = regexp.MustCompile(`^ {0,3}>[ \t]?(.*)$`)
+	mdRuleRe    = regexp.MustCompile(`^ {0,3}([-*_])(?:[ \t]*([-*_])){2,}[ \t]*$`)
+	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
+	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
+	mdLinkRe    = regexp.MustCompile(`(!?)\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
+	mdAutoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
+	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
+	mdBoldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
+	mdStrikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
+	emoticonRe  = regexp.MustCompile(`\((?:[yni/x!?+\-*]|on|off|\*[rgby]|flag|flagoff)\)`)
+)
+
+var (
+	mdCleaner     = strings.NewReplacer("\r\n", "\n", "\x00", "", "\x01", "", "\x02", "", "\x03", "")
+	wikiSentinels = strings.NewReplacer(sentBold, "*", sentItalic, "_", sentStrike, "-")
+	unbold        = strings.NewReplacer("**", "", "__", "", "`", "")
+)
+
+// codeLanguages are the languages of {code:…} that Jira Cloud and Data
+// Center both highlight; other fenced blocks become {noformat}.
+var codeLanguages = map[string]string{
+	"actionscript": "actionscript", "ada": "ada", "applescript": "applescript", "bash": "bash",
+	"sh": "bash", "shell": "bash", "zsh": "bash", "console": "bash", "c": "c", "c#": "c#", "csharp": "c#",
+	"cs": "c#", "c++": "cpp", "cpp": "cpp", "css": "css", "erlang": "erlang", "go": "go", "golang": "go",
+	"groovy": "groovy", "haskell": "haskell", "html": "html", "java": "java", "javascript": "javascript",
+	"js": "javascript", "json": "json", "lua": "lua", "objc": "objc", "perl": "perl", "php": "php",
+	"python": "python", "py": "python", "r": "r", "ruby": "ruby", "rb": "ruby", "scala": "scala",
+	"sql": "sql", "swift": "swift", "vb": "visualbasic", "xml": "xml", "yaml": "yaml", "yml": "yaml",
+}
+
+// toWiki converts Markdown to Jira wiki markup.
+func toWiki(md string) string {
+	md = mdCleaner.Replace(md)
+	lines := strings.Split(md, "\n")
+	var out []string
+	var stack []listLevel // the open lists, outermost first
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if m := fenceMatch(line); m != nil {
+			fence, lang := m[1], strings.ToLower(m[2])
+			var body []string
+			for i++; i < len(lines); i++ {
+				if c := fenceMatch(lines[i]); c != nil && c[1][0] == fence[0] && len(c[1]) >= len(fence) && c[2] == "" {
+					break
+				}
+				body = append(body, lines[i])
+			}
+			stack = nil
+			out = append(out, codeBlock(lang, strings.Join(body, "\n")))
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			stack = nil
+			out = append(out, "")
+			continue
+		}
+		if first := firstByte(line); first == '>' && mdQuoteRe.MatchString(line) {
+			var inner []string
+			for ; i < len(lines); i++ {
+				m := mdQuoteRe.FindStringSubmatch(lines[i])
+				if m == nil {
+					break
+				}
+				inner = append(inner, m[1])
+			}
+			i--
+			stack = nil
+			out = append(out, "{quote}", toWiki(strings.Join(inner, "\n")), "{quote}")
+			continue
+		}
+		if strings.Contains(line, "|") && i+1 < len(lines) && mdTableSep.MatchString(lines[i+1]) && strings.Contains(lines[i+1], "|") {
+			out = append(out, tableRow(line, true))
+			for i += 2; i < len(lines) && strings.Contains(lines[i], "|") && strings.TrimSpace(lines[i]) != ""; i++ {
+				out = append(out, tableRow(lines[i], false))
+			}
+			i--
+			stack = nil
+			continue
+		}
+		out = append(out, convertWikiLine(line, &stack))
+	}
+	return strings.Trim(strings.Join(out, "\n"), "\n")
+}
+
+// listLevel is one open list: its indentation and kind ('*' or '#').
+type listLevel struct {
+	indent int
+	kind   byte
+}
+
+// fenceMatch matches mdFenceRe, cheaply rejecting most lines first.
+func fenceMatch(line string) []string {
+	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
+		return nil
+	}
+	return mdFenceRe.FindStringSubmatch(line)
+}
+
+// codeBlock writes a code block: {code:lang} for a language Jira
+// highlights, else {noformat}; whichever tag the body does not contain.
+func codeBlock(lang, body string) string {
+	tag, open := "noformat", "{noformat}"
+	if l, ok := codeLanguages[lang]; ok {
+		tag, open = "code", "{code:"+l+"}"
+	}
+	if strings.Contains(body, "{"+tag+"}") {
+		if tag == "code" {
+			tag, open = "noformat", "{noformat}"
+		} else {
+			tag, open = "code", "{code}"
+		}
+		if strings.Contains(body, "{"+tag+"}") {
+			body = strings.ReplaceAll(body, "{"+tag+"}", "{ "+tag+"}")
+		}
+	}
+	return open + "\n" + body + "\n{" + tag + "}"
+}
+
+// firstByte returns the first byte of line that is not a space or tab, or 0.
+func firstByte(line string) byte {
+	for i := 0; i < len(line); i++ {
+		if line[i] != ' ' && line[i] != '\t' {
+			return line[i]
+		}
+	}
+	return 0
+}
+
+// convertWikiLine converts one line outside code blocks, quotes and tables.
+func convertWikiLine(line string, stack *[]listLevel) string {
+	if first := firstByte(line); first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80 {
+		// Prose, the most common line: no line-level Markdown starts so.
+		if len(*stack) == 0 || !strings.HasPrefix(line, " ") {
+			*stack = nil
+		}
+		return wikiInline(strings.TrimSpace(line))
+	}
+	if m := mdHeadingRe.FindStringSubmatch(line); m != nil {
+		*stack = nil
+		return "h" + strconv.Itoa(len(m[1])) + ". " + wikiInline(m[2])
+	}
+	if mdRuleRe.MatchString(line) {
+		*stack = nil
+		return "----"
+	}
+	kind, indent, item := byte(0), "", ""
+	if m := mdBulletRe.FindStringSubmatch(line); m != nil {
+		kind, indent, item = '*', m[1], m[2]
+	} else if m := mdOrderedRe.FindStringSubmatch(line); m != nil {
+		kind, indent, item = '#', m[1], m[2]
+	}
+	if kind == 0 {
+		if len(*stack) > 0 && strings.HasPrefix(line, " ") {
+			// A continuation of a list item: Jira items are one line.
+			return wikiInline(strings.TrimSpace(line))
+		}
+		*stack = nil
+		return wikiInline(strings.TrimSpace(line))
+	}
+	width := len(strings.ReplaceAll(indent, "\t", "    "))
+	s := *stack
+	for len(s) > 0 && s[len(s)-1].indent > width {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[len(s)-1].indent == width {
+		s[len(s)-1].kind = kind
+	} else {
+		s = append(s, listLevel{indent: width, kind: kind})
+	}
+	*stack = s
+	var marks strings.Builder
+	for _, l := range s {
+		marks.WriteByte(l.kind)
+	}
+	if t := mdTaskRe.FindStringSubmatch(item); t != nil {
+		box := "☐ "
+		if t[1] != " " {
+			box = "☑ "
+		}
+		return marks.String() + " " + box + wikiInline(t[2])
+	}
+	return marks.String() + " " + wikiInline(item)
+}
+
+// tableRow converts a Markdown table row.
+func tableRow(line string, header bool) string {
+	line = strings.TrimSpace(line)
+	line = strings.TrimPrefix(line, "|")
+	if strings.HasSuffix(line, "|") && !strings.HasSuffix(line, `\|`) {
+		line = line[:len(line)-1]
+	}
+	var cells []string
+	var cur strings.Builder
+	inCode := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\\' && i+1 < len(line) && line[i+1] == '|':
+			cur.WriteByte('|')
+			i++
+		case c == '`':
+			inCode = !inCode
+			cur.WriteByte(c)
+		case c == '|' && !inCode:
+			cells = append(cells, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	cells = append(cells, cur.String())
+	sep := "|"
+	if header {
+		sep = "||"
+	}
+	var b strings.Builder
+	for _, c := range cells {
+		b.WriteString(sep)
+		c = inlineWiki(strings.TrimSpace(c), true)
+		if c == "" {
+			c = " "
+		}
+		b.WriteString(c)
+	}
+	b.WriteString(sep)
+	return b.String()
+}
+
+// wikiInline converts the inline Markdown of one line to wiki markup.
+func wikiInline(s string) string { return inlineWiki(s, false) }
+
+// inlineWiki is wikiInline; in a table cell (cell), every "|" of the text is
+// escaped, not only one at the start of the line.
+func inlineWiki(s string, cell bool) string {
+	// Code spans, links and URLs are set aside as placeholders (\x00<n>\x00)
+	// so that escaping and emphasis leave them alone.
+	var kept []string
+	keep := func(v string) string {
+		kept = append(kept, v)
+		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
+	}
+	s = mdCodeSpans(s, func(code string) string {
+		if strings.TrimSpace(code) == "" {
+			return keep(code)
+		}
+		return keep("{{" + escapeAll(code) + "}}")
+	})
+	if strings.IndexByte(s, '\\') >= 0 {
+		s = mdEscapes(s, keep)
+	}
+	if strings.Contains(s, "](") {
+		s = mdLinkRe.ReplaceAllStringFunc(s, func(m string) string {
+			sub := mdLinkRe.FindStringSubmatch(m)
+			label, url := strings.TrimSpace(sub[2]), linkTarget(sub[3])
+			label = unbold.Replace(label)
+			if label == "" || label == url {
+				return keep("[" + url + "]")
+			}
+			return keep("[" + escapeAll(label) + "|" + url + "]")
+		})
+	}
+	if strings.Contains(s, "<") {
+		s = mdAutoRe.ReplaceAllStringFunc(s, func(m string) string { return keep("[" + linkTarget(m[1:len(m)-1]) + "]") })
+	}
+	if strings.Contains(s, "://") {
+		s = mdURLRe.ReplaceAllStringFunc(s, func(u string) string {
+			trimmed := strings.TrimRight(u, ".,;:!?)'\"")
+			return keep(trimmed) + u[len(trimmed):]
+		})
+	}
+	if strings.Contains(s, "**") || strings.Contains(s, "__") {
+		s = mdBoldRe.ReplaceAllStringFunc(s, func(m string) string { return sentBold + m[2:len(m)-2] + sentBold })
+	}
+	if strings.IndexByte(s, '*') >= 0 || strings.IndexByte(s, '_') >= 0 {
+		s = mdItalics(s)
+	}
+	if strings.Contains(s, "~~") {
+		s = mdStrikeRe.ReplaceAllString(s, sentStrike+"$1"+sentStrike)
+	}
+	s = escapeText(s, cell)
+	s = wikiSentinels.Replace(s)
+	for i := len(kept) - 1; i >= 0; i-- {
+		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", kept[i], 1)
+	}
+	return s
+}
+
+// mdEscapes sets aside Markdown's backslash escapes (\* is a literal star)
+// as placeholders holding the character, escaped for wiki markup when it is
+// special there.
+func mdEscapes(s string, keep func(string) string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(mdPunct, s[i+1]) >= 0 {
+			c := s[i+1]
+			i++
+			if strings.IndexByte(wikiSpecials, c) >= 0 {
+				b.WriteString(keep("\\" + string(c)))
+			} else {
+				b.WriteString(keep(string(c)))
+			}
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// mdPunct are the characters a backslash escapes in Markdown.
+const mdPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+// linkTarget makes a URL safe inside [label|url]: "|" and "]" are
+// percent-encoded.
+func linkTarget(u string) string { return urlEscaper.Replace(u) }
+
+var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B")
+
+// mdCodeSpans replaces each `code` span (any backtick run length, closed by
+// a run of the same length) with f of its content.
+func mdCodeSpans(s string, f func(string) string) string {
+	if strings.IndexByte(s, '`') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '`')
+		if i < 0 {
+			break
+		}
+		n := runLen(s[i:], '`')
+		rest := s[i+n:]
+		end := -1
+		for j := 0; j < len(rest); {
+			k := strings.IndexByte(rest[j:], '`')
+			if k < 0 {
+				break
+			}
+			m := runLen(rest[j+k:], '`')
+			if m == n {
+				end = j + k
+				break
+			}
+			j += k + m
+		}
+		if end < 0 {
+			b.WriteString(s[:i+n])
+			s = rest
+			continue
+		}
+		b.WriteString(s[:i])
+		code := rest[:end]
+		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
+			code = code[1 : len(code)-1]
+		}
+		b.WriteString(f(code))
+		s = rest[end+n:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+func runLen(s string, c byte) int {
+	n := 0
+	for n < len(s) && s[n] == c {
+		n++
+	}
+	return n
+}
+
+// mdItalics marks *text* and _text_ as italic where the delimiters open and
+// close emphasis (Markdown's flanking rules, simplified): an opening
+// delimiter follows a non-word character and precedes a non-space, a
+// closing one the reverse. Other stars and underscores (2 * 3, snake_case)
+// stay, to be escaped.
+func mdItalics(s string) string {
+	b := []byte(s)
+	for _, d := range []byte{'*', '_'} {
+		open := -1
+		for i := 0; i < len(b); i++ {
+			if b[i] != d {
+				continue
+			}
+			prev, next := bytesRuneBefore(b, i), bytesRuneAfter(b, i+1)
+			switch {
+			case open < 0 && !isWordOrUnderscore(prev) && next != 0 && !unicode.IsSpace(next) && next != rune(d):
+				open = i
+			case open >= 0 && i > open+1 && prev != 0 && !unicode.IsSpace(prev) && !isWordOrUnderscore(next):
+				b[open], b[i] = sentItalic[0], sentItalic[0]
+				open = -1
+			}
+		}
+	}
+	return string(b)
+}
+
+func bytesRuneBefore(b []byte, i int) rune {
+	if i == 0 {
+		return 0
+	}
+	r, _ := utf8.DecodeLastRune(b[:i])
+	return r
+}
+
+func bytesRuneAfter(b []byte, i int) rune {
+	if i >= len(b) {
+		return 0
+	}
+	r, _ := utf8.DecodeRune(b[i:])
+	return r
+}
+
+func isWordOrUnderscore(r rune) bool { return r == '_' || isWord(r) }
+
+// escapeText escapes what Jira would read as markup in text: "{" (macros),
+// "[" (links), "!" before a non-space (images), emphasis characters where
+// they could open or close emphasis, and emoticons like (x) and (i).
+// "|" is escaped at the start of a line, or everywhere in a table cell.
+// Placeholders (\x00<n>\x00) and sentinels pass through.
+func escapeText(s string, cell bool) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '{', '[':
+			b.WriteByte('\\')
+		case '!':
+			if next := runeAfter(s, i+1); next != 0 && !unicode.IsSpace(next) && next != '\x00' {
+				b.WriteByte('\\')
+			}
+		case '*', '_', '-', '+', '^', '~':
+			prev, next := runeBefore(s, i), runeAfter(s, i+1)
+			canOpen := !isWord(prev) && next != 0 && !unicode.IsSpace(next)
+			canClose := prev != 0 && !unicode.IsSpace(prev) && !isWord(next)
+			if canOpen || canClose {
+				b.WriteByte('\\')
+			}
+		case '(':
+			if loc := emoticonRe.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+				b.WriteByte('\\')
+			}
+		case '|':
+			if cell || strings.TrimSpace(s[:i]) == "" {
+				b.WriteByte('\\')
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// escapeAll escapes every character that wiki markup may read as markup,
+// for text inside {{monospace}} and link labels.
+func escapeAll(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '{', '}', '[', ']', '|', '!', '*', '_', '-', '+', '^', '~':
+			b.WriteByte('\\')
+		case '(':
+			if loc := emoticonRe.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+				b.WriteByte('\\')
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
