@@ -139,7 +139,9 @@ routes:
 	cancel()
 	agent.Wait()
 	slices.Sort(sink.lats)
-	q := func(f float64) float64 { return float64(sink.lats[int(f*float64(len(sink.lats)-1))].Microseconds()) / 1000 }
+	q := func(f float64) float64 {
+		return float64(sink.lats[int(f*float64(len(sink.lats)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(0.50), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")

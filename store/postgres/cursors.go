@@ -23,19 +23,21 @@ var _ store.Cursors = (*Store)(nil)
 // Advance decides that under a share lock on the session row, which waits
 // for an appender in flight and keeps the next one out until it commits, so
 // a row is never deleted while an append the consumer has not seen commits.
+// The same trigger creates a session's cursor rows with its first record,
+// so every pending row has its cursor row to lock and lease.
 //
 // The trigger knows the consumers from the table consumers. A consumer's
-// first ClaimWork registers it and, in the same transaction, adds the rows
-// for the sessions already behind, holding a SHARE lock on sessions so that
-// no append slips between the trigger's view of the consumers and that
-// scan.
+// first ClaimWork registers it and, in the same transaction, creates the
+// cursor rows of the sessions that have records and marks those behind,
+// holding a SHARE lock on sessions so that no append slips between the
+// trigger's view of the consumers and that scan.
 
 // ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
 // holds records past the consumer's cursor and whose lease is free, expired
 // at now, or already owner's, oldest pending first. Two processes claiming
 // at once never get the same session: candidates are locked with SKIP
-// LOCKED and rechecked after locking. It costs one round trip (two for a
-// consumer's first call in this process).
+// LOCKED and rechecked after locking. It costs one round trip (a few more
+// for a consumer's first call in this process).
 func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]store.Work, error) {
 	if err := s.checkOpen("claim work"); err != nil {
 		return nil, err
@@ -49,20 +51,10 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 	if err := s.registerConsumer(ctx, consumer); err != nil {
 		return nil, s.fail("claim work", err)
 	}
-	b := &pgx.Batch{}
-	// A session's first work for the consumer gets its cursor row (free, at
-	// seq 0) here, in session order so that claimers racing to create the
-	// same rows cannot deadlock.
-	b.Queue(`INSERT INTO cursors (consumer, session_id)
-		SELECT p.consumer, p.session_id FROM pending_work p
-		WHERE p.consumer = $1 AND NOT EXISTS (
-			SELECT 1 FROM cursors c WHERE c.consumer = p.consumer AND c.session_id = p.session_id)
-		ORDER BY p.session_id
-		ON CONFLICT DO NOTHING`, consumer)
 	// LIMIT applies after the row locks, so rows skipped as locked do not
 	// count; a row claimed by another process since this statement's snapshot
 	// fails the lease condition when rechecked after locking.
-	b.Queue(`WITH claimable AS (
+	rows, err := s.pool.Query(ctx, `WITH claimable AS (
 			SELECT c.session_id, p.since
 			FROM pending_work p
 			JOIN cursors c ON c.consumer = p.consumer AND c.session_id = p.session_id
@@ -84,19 +76,13 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 		JOIN sessions s ON s.id = claimed.session_id
 		ORDER BY claimable.since, claimed.session_id`,
 		consumer, owner, now, n, leaseUntil)
-	var works []store.Work
-	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		rows, _ := br.Query()
-		var err error
-		works, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Work, error) {
-			var w store.Work
-			err := row.Scan(&w.SessionID, &w.Cursor, &w.LastSeq)
-			return w, err
-		})
-		return err
+	if err != nil {
+		return nil, s.fail("claim work", err)
+	}
+	works, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Work, error) {
+		var w store.Work
+		err := row.Scan(&w.SessionID, &w.Cursor, &w.LastSeq)
+		return w, err
 	})
 	if err != nil {
 		return nil, s.fail("claim work", err)
@@ -159,7 +145,10 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 }
 
 // registerConsumer makes sure consumer is in the consumers table, so that
-// appends mark work for it, and that the sessions already behind are marked.
+// appends create its cursor rows and mark its work, and, when it registers
+// it, that every session with records has the consumer's cursor row and
+// those behind are marked. It remembers consumers known to be registered,
+// so it costs nothing after a consumer's first call.
 func (s *Store) registerConsumer(ctx context.Context, consumer string) error {
 	if _, ok := s.consumers.Load(consumer); ok {
 		return nil
@@ -181,10 +170,17 @@ func (s *Store) registerConsumer(ctx context.Context, consumer string) error {
 			if err != nil || tag.RowsAffected() == 0 {
 				return err // registered meanwhile by another process, with its backlog
 			}
+			_, err = tx.Exec(ctx, `INSERT INTO cursors (consumer, session_id)
+				SELECT $1, id FROM sessions WHERE last_seq > 0
+				ORDER BY id
+				ON CONFLICT DO NOTHING`, consumer)
+			if err != nil {
+				return err
+			}
 			_, err = tx.Exec(ctx, `INSERT INTO pending_work (consumer, session_id)
 				SELECT $1, s.id FROM sessions s
-				LEFT JOIN cursors c ON c.consumer = $1 AND c.session_id = s.id
-				WHERE s.last_seq > coalesce(c.seq, 0)
+				JOIN cursors c ON c.consumer = $1 AND c.session_id = s.id
+				WHERE s.last_seq > c.seq
 				ORDER BY s.id
 				ON CONFLICT DO NOTHING`, consumer)
 			return err

@@ -8,6 +8,12 @@
 // order, which keeps per-session sequence numbers contiguous and idempotency
 // exact across processes. Subscribe signals cross processes through
 // LISTEN/NOTIFY on a channel named after the schema.
+//
+// The router's state (bindings.go, cursors.go, outbox.go) is shared by the
+// processes the same way: per-session cursors and outbox deliveries are
+// leased with SELECT … FOR UPDATE SKIP LOCKED and rechecked after locking,
+// so no two live processes hold the same work, and a lease that expires is
+// taken over by whoever claims next.
 package postgres
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -499,6 +501,48 @@ func TestRegistrationWaitsForAppendsInFlight(t *testing.T) {
 	}
 	if res.err != nil || len(res.works) != 1 || res.works[0] != (store.Work{SessionID: "a", LastSeq: 1}) {
 		t.Errorf("ClaimWork = %v, %v; want the work of the append that was in flight", res.works, res.err)
+	}
+}
+
+// TestMigrationGivesSessionsCursorRows migrates a database to version 2,
+// where sessions with records had no cursor rows until claimed, and then
+// to the newest version: the sessions' work must be claimable.
+func TestMigrationGivesSessionsCursorRows(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrate(t.Context(), pool, ms[:2], slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO consumers (name) VALUES ('runtime')",
+		"INSERT INTO sessions (id, state, created_at, updated_at) VALUES ('a', 'idle', now(), now()), ('b', 'idle', now(), now())",
+		"UPDATE sessions SET last_seq = 2 WHERE id = 'b'", // marked pending by the version 2 trigger, no cursor row
+	} {
+		if _, err := pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := openStore(t, dsn, Options{})
+	works, err := s.ClaimWork(t.Context(), "runtime", "p1", 10, t0, at(time.Minute))
+	if err != nil || len(works) != 1 || works[0] != (store.Work{SessionID: "b", LastSeq: 2}) {
+		t.Errorf("ClaimWork after migrating = %v, %v; want b's work", works, err)
+	}
+	// The new trigger gives a's cursor row with its first record.
+	if _, err := s.Append(t.Context(), msg("a", "k1", "first")); err != nil {
+		t.Fatal(err)
+	}
+	works, err = s.ClaimWork(t.Context(), "runtime", "p1", 10, t0, at(time.Minute))
+	if err != nil || len(works) != 2 {
+		t.Errorf("ClaimWork after a's first record = %v, %v; want a's and b's work", works, err)
 	}
 }
 
