@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -59,7 +60,7 @@ routes:
 	}
 	defer st.Close()
 	sink := &latencySink{sent: map[string]time.Time{}, done: make(chan struct{}), want: b.N}
-	r, err := router.New(router.Options{Config: cfg, Store: st, Sinks: map[string]adapters.Sink{"fake": sink}, Logger: quietLogger})
+	r, err := router.New(router.Options{Config: cfg, Store: st, Sinks: map[string]adapters.Sink{"fake": sink}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
