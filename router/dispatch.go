@@ -234,20 +234,19 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		defer unsub()
 		lastSeq := turn[len(turn)-1].Seq
 		go func() {
+			// Look once before waiting: a message stored after the turn
+			// was read but before the subscription sent no signal.
 			for {
+				recs, err := r.st.Read(runCtx, sessionID, lastSeq, 64)
+				if t, _ := pendingTurn(recs, rt); err == nil && len(t) > 0 {
+					close(newer)
+					cancel()
+					return
+				}
 				select {
 				case <-runCtx.Done():
 					return
 				case <-sig:
-					recs, err := r.st.Read(runCtx, sessionID, lastSeq, 64)
-					if err != nil {
-						continue
-					}
-					if t, _ := pendingTurn(recs, rt); len(t) > 0 {
-						close(newer)
-						cancel()
-						return
-					}
 				}
 			}
 		}()
@@ -260,7 +259,11 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		}
 	}()
 	r.progress(ctx, turn, true)
-	defer r.progress(ctx, turn, false)
+	defer func() {
+		if !interrupted { // an interrupted turn runs again at once
+			r.progress(ctx, turn, false)
+		}
+	}()
 	start := r.now()
 	outs, runErr := run.Run(runCtx, runtime.Turn{SessionID: sessionID, Records: turn, Token: r.token(sessionID)})
 	r.metrics.turnSeconds.WithLabelValues(rt.Name).Observe(r.now().Sub(start).Seconds())

@@ -19,6 +19,7 @@ import (
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/postgres"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
@@ -32,12 +33,15 @@ type fakeSink struct {
 	fail func(d adapters.Delivery, attempt int) error
 	// block, when set, is waited on before answering.
 	block chan struct{}
+	// hook, when set, is called last, once block and fail let the attempt
+	// through; its error fails the attempt. It may block until ctx ends.
+	hook func(ctx context.Context, d adapters.Delivery) error
 }
 
 func (s *fakeSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Receipt, error) {
 	s.mu.Lock()
 	s.n++
-	n, fail, block := s.n, s.fail, s.block
+	n, fail, block, hook := s.n, s.fail, s.block, s.hook
 	s.mu.Unlock()
 	if block != nil {
 		select {
@@ -48,6 +52,11 @@ func (s *fakeSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.R
 	}
 	if fail != nil {
 		if err := fail(d, n); err != nil {
+			return adapters.Receipt{}, err
+		}
+	}
+	if hook != nil {
+		if err := hook(ctx, d); err != nil {
 			return adapters.Receipt{}, err
 		}
 	}
@@ -71,16 +80,23 @@ func (s *fakeSink) texts() []string {
 	return out
 }
 
-// harness runs a Router over a real SQLite store.
+// harness runs a Router over a real store: SQLite at path, or PostgreSQL
+// when dsn is set.
 type harness struct {
 	t     *testing.T
 	path  string
+	dsn   string
 	cfg   *config.Config
 	st    router.Store
 	sinks map[string]*fakeSink
 	r     *router.Router
-	rts   map[string]runtime.Runtime
-	stop  func()
+	// rts are the runtimes given to newHarness; nil builds them at every
+	// open from the config, as the gateway does.
+	rts map[string]runtime.Runtime
+	// wrap, when set, wraps the store the router is given (h.st stays the
+	// store itself).
+	wrap func(router.Store) router.Store
+	stop func()
 }
 
 func parseConfig(t *testing.T, yml string) *config.Config {
@@ -94,19 +110,29 @@ func parseConfig(t *testing.T, yml string) *config.Config {
 
 func newHarness(t *testing.T, yml string, rts map[string]runtime.Runtime) *harness {
 	t.Helper()
-	h := &harness{
-		t:     t,
-		path:  filepath.Join(t.TempDir(), "switchboard.db"),
-		cfg:   parseConfig(t, yml),
-		sinks: map[string]*fakeSink{"fake": {name: "fake"}, "fake2": {name: "fake2"}},
-		rts:   rts,
-	}
-	if h.rts == nil {
-		var err error
-		if h.rts, err = router.Runtimes(h.cfg, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return startHarness(t, &harness{path: filepath.Join(t.TempDir(), "switchboard.db"), rts: rts}, yml)
+}
+
+// newWrappedHarness is newHarness with the router's store wrapped, to see
+// or steer what the router does with it.
+func newWrappedHarness(t *testing.T, yml string, wrap func(router.Store) router.Store) *harness {
+	t.Helper()
+	return startHarness(t, &harness{path: filepath.Join(t.TempDir(), "switchboard.db"), wrap: wrap}, yml)
+}
+
+// newPGHarness is newHarness over the PostgreSQL database dsn. Several
+// harnesses on one dsn are several gateway processes sharing a store.
+func newPGHarness(t *testing.T, dsn, yml string, rts map[string]runtime.Runtime) *harness {
+	t.Helper()
+	return startHarness(t, &harness{dsn: dsn, rts: rts}, yml)
+}
+
+// startHarness completes h (its store, runtimes and wrap set) and starts it.
+func startHarness(t *testing.T, h *harness, yml string) *harness {
+	t.Helper()
+	h.t = t
+	h.cfg = parseConfig(t, yml)
+	h.sinks = map[string]*fakeSink{"fake": {name: "fake"}, "fake2": {name: "fake2"}}
 	h.open()
 	t.Cleanup(h.close)
 	return h
@@ -115,22 +141,42 @@ func newHarness(t *testing.T, yml string, rts map[string]runtime.Runtime) *harne
 // open opens the store and starts a router on it.
 func (h *harness) open() {
 	h.t.Helper()
-	st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
+	ctx := context.Background()
+	var (
+		st  router.Store
+		err error
+	)
+	if h.dsn != "" {
+		st, err = postgres.Open(ctx, h.dsn, postgres.Options{Logger: quietLogger})
+	} else {
+		st, err = sqlite.Open(ctx, h.path, sqlite.Options{})
+	}
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.st = st
+	rts := h.rts
+	if rts == nil {
+		// As the gateway wires them: the http runtime's session map is
+		// kept in the store.
+		if rts, err = router.Runtimes(h.cfg, router.NewSessionMap(st)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 	sinks := map[string]adapters.Sink{}
 	for k, v := range h.sinks {
 		sinks[k] = v
+	}
+	if h.wrap != nil {
+		st = h.wrap(st)
 	}
 	r, err := router.New(router.Options{
 		Config:   h.cfg,
 		Store:    st,
 		Sinks:    sinks,
-		Runtimes: h.rts,
+		Runtimes: rts,
 		Registry: prometheus.NewRegistry(),
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   quietLogger,
 		LeaseTTL: 2 * time.Second,
 		Poll:     20 * time.Millisecond,
 	})
@@ -138,9 +184,9 @@ func (h *harness) open() {
 		h.t.Fatal(err)
 	}
 	h.r = r
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
+	go func() { defer close(done); _ = r.Run(runCtx) }()
 	h.stop = func() { cancel(); <-done }
 }
 
@@ -164,6 +210,9 @@ func (h *harness) crash() {
 		h.stop = nil
 	}
 }
+
+// quietLogger logs warnings and errors only.
+var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 var tick atomic.Int64
 

@@ -12,14 +12,10 @@ import (
 )
 
 // Progress reaction: 👀 on the triggering comment when a session starts
-// working on it.
-//
-// NOT WIRED YET: the router does not tell adapters when a session starts,
-// nor which inbound message triggered a turn. Once it does (for example an
-// optional adapters.SessionObserver interface called with the triggering
-// envelope's Conversation and its Facts.ChannelID), it should call
-// MarkWorking; until then nothing calls it and GitHub shows no reaction. It
-// is usable and tested on its own.
+// working on it. The router calls Progress (progress.go, adapters.Progress)
+// before each agent turn it runs (exec and http runtimes) with the
+// triggering envelope, and Progress calls MarkWorking; inbox sessions, whose
+// agents read the log themselves, get no reaction.
 
 // React adds the reaction content ("eyes", "+1", "rocket", …) to the comment
 // commentID in the conversation conv: a review comment when conv is a

@@ -1,0 +1,338 @@
+package github
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+// TestRoundTripThroughTheRouter drives whole conversations through the
+// router, a real SQLite store and an exec agent: a mention on a pull request
+// starts a session and gets 👀; the agent's answer meets a secondary rate
+// limit once and is then posted exactly once on the pull request; a
+// redelivery and the echo of the gateway's own comment create no turn; a
+// later comment without a mention steers the same session; and a mention
+// in a review thread is answered inside that thread.
+func TestRoundTripThroughTheRouter(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
+	fake.failPosts(failWith(http.StatusForbidden, map[string]string{"Retry-After": "1"},
+		"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."))
+
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "agent.sh")
+	// The agent answers in Markdown, naming the envelope it answers (the
+	// first field of the envelope JSON on stdin).
+	script := "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n" +
+		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/ci).\\n' \"$id\"\n"
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+routes:
+  - name: github
+    match: {source: github, where: ["acme/*"]}
+    runtime: exec
+    exec: {command: [%q]}
+`, agent), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	var rt *router.Router
+	stamps := &postStamps{base: fake.srv.Client().Transport}
+	// The adapter runs on the real clock, as the router does: its rate-limit
+	// gate must open when the outbox retries. The login is learned by Run.
+	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
+		Ingress: adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+			return rt.Ingest(ctx, in)
+		}),
+		HTTPClient: &http.Client{Transport: stamps},
+		Registry:   prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rt.Run(ctx) }()
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET /user: learns the bot's login
+	defer func() { cancel(); <-done; <-runDone }()
+
+	send := func(what, event, delivery string, body []byte) {
+		t.Helper()
+		if w := serve(a, webhook(event, delivery, body)); w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", what, w.Code, w.Body)
+		}
+	}
+	pr := envelope.Conversation{Source: Name, Ref: "acme/api#7"}
+	thread := envelope.Conversation{Source: Name, Ref: "acme/api#7/review-thread/1600000001"}
+
+	// 1. A mention on pull request 7 (comment 1500000001).
+	mention := variant(t, "comment_mention_on_pr")
+	send("mention", "issue_comment", "d-mention", mention)
+	waitFor(t, "the first comment", func() bool { return len(fake.commentsCopy()) >= 1 })
+
+	// 2. GitHub redelivers it (same X-GitHub-Delivery), and echoes the
+	// gateway's own comment back: neither may start a turn.
+	send("redelivery", "issue_comment", "d-mention", mention)
+	own := fake.commentsCopy()[0]
+	send("echo", "issue_comment", "d-echo", prComment(t, own.ID, testLogin, own.Body))
+
+	// 3. A comment without a mention in the bound pull request steers the
+	// same session (the route does not require_addressed_when_bound).
+	send("follow-up", "issue_comment", "d-follow-up", prComment(t, 1500000003, "grace", "also run the migration tests against postgres"))
+	waitFor(t, "the second comment", func() bool { return len(fake.commentsCopy()) >= 2 })
+
+	// 4. A mention in a review thread of the same pull request: its own
+	// conversation, answered inside the thread.
+	send("review thread", "pull_request_review_comment", "d-thread", variant(t, "review_thread_reply"))
+	waitFor(t, "the thread reply", func() bool { return len(fake.commentsCopy()) >= 3 })
+
+	// Every delivery settles: the first after one rate-limited attempt.
+	var ds []store.Delivery
+	waitFor(t, "the deliveries to settle", func() bool {
+		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
+		return err == nil && len(ds) == 3
+	})
+	slices.SortFunc(ds, func(x, y store.Delivery) int { return x.CreatedAt.Compare(y.CreatedAt) })
+
+	comments := fake.commentsCopy()
+	if len(comments) != 3 {
+		t.Fatalf("%d comments posted, want exactly 3 (one per message; none for the redelivery or the echo)", len(comments))
+	}
+	type want struct {
+		kind      string
+		number    int
+		inReplyTo int64
+		to        envelope.Conversation
+		answers   string
+	}
+	wants := []want{
+		{"issue", 7, 0, pr, "github:d-mention"},
+		{"issue", 7, 0, pr, "github:d-follow-up"},
+		{"review", 7, 1600000001, thread, "github:d-thread"},
+	}
+	for i, w := range wants {
+		c, d := comments[i], ds[i]
+		if c.Kind != w.kind || c.Repo != "acme/api" || c.Number != w.number || c.InReplyTo != w.inReplyTo {
+			t.Errorf("comment %d: a %s comment on %s#%d in reply to %d, want a %s comment on acme/api#%d in reply to %d",
+				i, c.Kind, c.Repo, c.Number, c.InReplyTo, w.kind, w.number, w.inReplyTo)
+		}
+		if c.Token != testToken {
+			t.Errorf("comment %d posted with token %q", i, c.Token)
+		}
+		// The Markdown passes through unchanged, followed by the marker
+		// that names the delivery.
+		body := "On it: **" + w.answers + "**, see [the runbook](https://runbooks.example.com/ci).\n\n" + marker(d.ID, 1, 1)
+		if c.Body != body {
+			t.Errorf("comment %d body:\n%q\nwant\n%q", i, c.Body, body)
+		}
+		if d.To != w.to || d.ChannelID != strconv.FormatInt(c.ID, 10) {
+			t.Errorf("delivery %d to %s with channel id %q, want %s and %d", i, d.To.Key(), d.ChannelID, w.to.Key(), c.ID)
+		}
+		if posted, err := st.Posted(context.Background(), Name, strconv.FormatInt(c.ID, 10)); err != nil || !posted {
+			t.Errorf("comment %d is not recorded as the gateway's own (%v)", i, err)
+		}
+	}
+	if ds[0].Attempts != 2 || ds[1].Attempts != 1 || ds[2].Attempts != 1 {
+		t.Errorf("attempts %d, %d, %d; want 2 (one rate-limited), 1, 1", ds[0].Attempts, ds[1].Attempts, ds[2].Attempts)
+	}
+	// The outbox waited out Retry-After before the second attempt.
+	if p := stamps.all(); len(p) != 4 {
+		t.Errorf("%d comment POSTs, want 4 (one rate-limited, three posted)", len(p))
+	} else if gap := p[1].Sub(p[0]); gap < time.Second {
+		t.Errorf("the rate-limited comment was retried after %s, before Retry-After (1s)", gap)
+	}
+
+	// 👀 went on each triggering comment when its turn started, and
+	// nothing else happened when the turns ended.
+	fake.mu.Lock()
+	reactions := slices.Clone(fake.reactions)
+	fake.mu.Unlock()
+	wantReactions := []string{"issue-comment 1500000001 eyes", "issue-comment 1500000003 eyes", "review-comment 1600000002 eyes"}
+	if !slices.Equal(reactions, wantReactions) {
+		t.Errorf("reactions %q, want %q", reactions, wantReactions)
+	}
+
+	got := outcomes(a, "issue_comment")
+	if got[outcomeIngested] != 2 || got[outcomeDuplicate] != 1 || got[outcomeOwn] != 1 || len(got) != 3 {
+		t.Errorf("issue_comment outcomes %v, want 2 ingested, 1 duplicate, 1 own", got)
+	}
+
+	// One session per conversation: the pull request's holds two messages
+	// and two answers, the review thread's one and one.
+	for _, c := range []struct {
+		conv    envelope.Conversation
+		inbound []string
+	}{
+		{pr, []string{"please rebase this onto main, then look at OPS-17", "also run the migration tests against postgres"}},
+		{thread, []string{"can you make this loop idempotent?"}},
+	} {
+		b, err := st.BindingFor(context.Background(), c.conv)
+		if err != nil {
+			t.Fatalf("binding of %s: %v", c.conv.Key(), err)
+		}
+		recs, err := st.Read(context.Background(), b.SessionID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in []string
+		out := 0
+		for _, r := range recs {
+			if r.Direction == store.Inbound {
+				in = append(in, r.Envelope.Text)
+			} else {
+				out++
+			}
+		}
+		if !slices.Equal(in, c.inbound) || out != len(c.inbound) {
+			t.Errorf("session of %s: inbound %q and %d outputs, want %q and %d", c.conv.Key(), in, out, c.inbound, len(c.inbound))
+		}
+	}
+	if sessions, err := st.ListSessions(context.Background(), "", 10); err != nil || len(sessions) != 2 {
+		t.Errorf("%d sessions (%v), want 2", len(sessions), err)
+	}
+}
+
+// prComment is an issue_comment "created" webhook for comment id by login
+// on pull request acme/api#7.
+func prComment(t *testing.T, id int64, login, body string) []byte {
+	t.Helper()
+	user := map[string]any{"login": login, "id": 1, "type": "User"}
+	b, err := json.Marshal(map[string]any{
+		"action": "created",
+		"issue": map[string]any{
+			"number": 7, "title": "Fix the flaky TestMigrate", "state": "open",
+			"user":         map[string]any{"login": "ada", "id": 1, "type": "User"},
+			"pull_request": map[string]any{"url": "https://api.github.com/repos/acme/api/pulls/7"},
+		},
+		"comment": map[string]any{
+			"id": id, "body": body, "user": user,
+			"created_at": "2026-06-18T12:01:00Z", "updated_at": "2026-06-18T12:01:00Z",
+		},
+		"repository": map[string]any{"id": 1296269, "name": "api", "full_name": "acme/api", "owner": map[string]any{"login": "acme", "type": "Organization"}},
+		"sender":     user,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// postStamps is an HTTP transport that records when each comment POST was
+// sent.
+type postStamps struct {
+	base  http.RoundTripper
+	mu    sync.Mutex
+	posts []time.Time
+}
+
+func (s *postStamps) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/comments") {
+		s.mu.Lock()
+		s.posts = append(s.posts, time.Now())
+		s.mu.Unlock()
+	}
+	return s.base.RoundTrip(r)
+}
+
+func (s *postStamps) all() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.posts)
+}
+
+// waitFor waits for cond, which the router's goroutines make true; the
+// deadline only guards against a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProgress checks what Progress reacts to without the router: the
+// triggering comment when a turn starts, the issue itself for an event
+// without a comment, and nothing at the end of a turn or for envelopes that
+// are not GitHub messages.
+func TestProgress(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	a := newTestAdapter(t, fake, newRecorder(), nil)
+	msg := func(ref, comment string) envelope.Envelope {
+		env := envelope.Envelope{ID: "github:d1", Source: Name, Kind: envelope.KindMessage,
+			Conversation: envelope.Conversation{Source: Name, Ref: ref}, Refs: envelope.Refs{envelope.RefRepo: "acme/api"}}
+		env.Refs = env.Refs.Set("comment", comment)
+		return env
+	}
+	edit := msg("acme/api#12", "1500000009")
+	edit.Kind = envelope.KindEdit
+	other := msg("acme/api#12", "1500000009")
+	other.Source, other.Conversation.Source = "slack", "slack"
+	for _, c := range []struct {
+		env     envelope.Envelope
+		working bool
+	}{
+		{msg("acme/api#12", "1500000002"), true},
+		{msg("acme/api#12", "1500000002"), false},
+		{msg("acme/api#7/review-thread/1600000001", "1600000002"), true},
+		{msg("acme/api#13", ""), true}, // an issue event: the issue itself
+		{edit, true},
+		{other, true},
+	} {
+		if err := a.Progress(t.Context(), c.env, c.working); err != nil {
+			t.Errorf("Progress(%s, %s, %v): %v", c.env.Kind, c.env.Conversation.Key(), c.working, err)
+		}
+	}
+	fake.mu.Lock()
+	got := slices.Clone(fake.reactions)
+	fake.mu.Unlock()
+	want := []string{"issue-comment 1500000002 eyes", "review-comment 1600000002 eyes", "issue 13 eyes"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reactions %q, want %q", got, want)
+	}
+	// A bad anchor is reported, not posted anywhere.
+	if err := a.Progress(t.Context(), msg("not-a-ref", "1"), true); err == nil {
+		t.Error("Progress with a malformed conversation anchor returned nil")
+	}
+}
