@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
@@ -106,35 +107,49 @@ func (r *Router) kick() {
 	}
 }
 
-// deliverLoop claims due deliveries and posts them through their sinks
-// until ctx ends.
+// deliverLoop claims due deliveries and posts them through their sinks,
+// keeping up to the configured number of attempts in flight: a slow sink
+// holds up only its own conversation. It returns when ctx ends, after the
+// attempts in flight are done.
 func (r *Router) deliverLoop(ctx context.Context) {
 	workers := r.cfg.Router.Outbox.Workers
 	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		inflight atomic.Int64
+		freed    = make(chan struct{}, 1)
+	)
 	defer wg.Wait()
 	for {
-		now := r.now()
-		ds, err := r.st.Claim(ctx, r.owner, workers, now, now.Add(r.lease))
-		if err != nil && ctx.Err() == nil {
-			r.log.Error("claim deliveries", "err", err)
-		}
-		for _, d := range ds {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.deliverOne(ctx, d)
-			}()
-		}
-		wg.Wait()
-		if len(ds) == workers {
-			continue // there may be more due now
+		if free := workers - int(inflight.Load()); free > 0 {
+			now := r.now()
+			ds, err := r.st.Claim(ctx, r.owner, free, now, now.Add(r.lease))
+			if err != nil && ctx.Err() == nil {
+				r.log.Error("claim deliveries", "err", err)
+			}
+			for _, d := range ds {
+				inflight.Add(1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r.deliverOne(ctx, d)
+					inflight.Add(-1)
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			if len(ds) == free {
+				continue // there may be more due now
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kickc:
+		case <-freed:
 		case <-ticker.C:
 		}
 	}

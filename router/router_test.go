@@ -436,3 +436,29 @@ routes:
 		t.Fatalf("answers delivered as %q, want %q", got, want)
 	}
 }
+
+func TestASlowConversationDoesNotHoldUpOthers(t *testing.T) {
+	h := newHarness(t, inboxRoutes, nil)
+	fake := h.sinks["fake"]
+	release := make(chan struct{})
+	fake.mu.Lock()
+	fake.hook = func(ctx context.Context, d adapters.Delivery) error {
+		if d.To.Ref == "slow" {
+			<-release // a sink call that hangs, deaf to its context
+		}
+		return nil
+	}
+	fake.mu.Unlock()
+	defer close(release)
+	slow := h.ingest(msg("fake", "slow", "hi", addressed))
+	quick := h.ingest(msg("fake", "quick", "hi", addressed))
+	h.output(slow.SessionID, "1", "stuck", envelope.Conversation{})
+	waitFor(t, "the slow attempt to start", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return fake.n >= 1 })
+	for i := range 3 {
+		h.output(quick.SessionID, fmt.Sprint(i), fmt.Sprint("quick ", i), envelope.Conversation{})
+	}
+	waitFor(t, "the other conversation's deliveries", func() bool { return len(fake.delivered()) == 3 })
+	if got := fake.texts(); !slices.Equal(got, []string{"quick 0", "quick 1", "quick 2"}) {
+		t.Fatalf("delivered %q while one conversation was stuck", got)
+	}
+}
