@@ -5,6 +5,7 @@
 package all
 
 import (
+	_ "github.com/switchboardhq/switchboard/adapters/email"  // registers "email"
 	_ "github.com/switchboardhq/switchboard/adapters/github" // registers "github"
 	_ "github.com/switchboardhq/switchboard/adapters/jira"   // registers "jira"
 	_ "github.com/switchboardhq/switchboard/adapters/slack"  // registers "slack"

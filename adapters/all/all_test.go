@@ -8,7 +8,7 @@ import (
 )
 
 func TestEveryChannelIsRegistered(t *testing.T) {
-	for _, name := range []string{"github", "jira", "slack"} {
+	for _, name := range []string{"email", "github", "jira", "slack"} {
 		if !slices.Contains(adapters.Names(), name) {
 			t.Errorf("adapter %q is not registered (have %v)", name, adapters.Names())
 		}

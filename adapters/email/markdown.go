@@ -1,0 +1,104 @@
+package email
+
+import (
+	"html"
+	"regexp"
+	"strings"
+)
+
+var (
+	mdLink   = regexp.MustCompile(`\[([^\]]+)\]\((https?://[^\s)]+)\)`)
+	mdBold   = regexp.MustCompile(`\*\*([^*\n]+)\*\*`)
+	mdItalic = regexp.MustCompile(`(^|[\s(])[*_]([^*_\s][^*_\n]*)[*_]`)
+	mdCode   = regexp.MustCompile("`([^`\n]+)`")
+	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()]+[^\s<>().,;:!?])`)
+	mdBullet = regexp.MustCompile(`^\s*[-*+]\s+`)
+	mdNumber = regexp.MustCompile(`^\s*\d+[.)]\s+`)
+	mdHead   = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
+)
+
+// MarkdownToHTML renders the Markdown agents write as a small HTML document
+// for the text/html alternative of a reply: paragraphs, headings, fenced
+// code blocks, bullet and numbered lists, inline code, bold, italics and
+// links. Everything else is escaped text; it never emits raw HTML from its
+// input.
+func MarkdownToHTML(md string) string {
+	var b strings.Builder
+	b.WriteString("<!DOCTYPE html>\n<html><body>\n")
+	lines := strings.Split(strings.ReplaceAll(md, "\r\n", "\n"), "\n")
+	var para []string
+	list := "" // "ul", "ol" or ""
+	flush := func() {
+		if len(para) > 0 {
+			b.WriteString("<p>" + strings.Join(para, "<br>\n") + "</p>\n")
+			para = nil
+		}
+	}
+	closeList := func() {
+		if list != "" {
+			b.WriteString("</" + list + ">\n")
+			list = ""
+		}
+	}
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		t := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(t, "```"):
+			flush()
+			closeList()
+			b.WriteString("<pre><code>")
+			for i++; i < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```"); i++ {
+				b.WriteString(html.EscapeString(lines[i]) + "\n")
+			}
+			b.WriteString("</code></pre>\n")
+		case t == "":
+			flush()
+			closeList()
+		case mdHead.MatchString(t):
+			flush()
+			closeList()
+			m := mdHead.FindStringSubmatch(t)
+			n := string(rune('0' + len(m[1])))
+			b.WriteString("<h" + n + ">" + inline(m[2]) + "</h" + n + ">\n")
+		case mdBullet.MatchString(l) || mdNumber.MatchString(l):
+			flush()
+			want, re := "ul", mdBullet
+			if !mdBullet.MatchString(l) {
+				want, re = "ol", mdNumber
+			}
+			if list != want {
+				closeList()
+				b.WriteString("<" + want + ">\n")
+				list = want
+			}
+			b.WriteString("<li>" + inline(re.ReplaceAllString(l, "")) + "</li>\n")
+		default:
+			closeList()
+			para = append(para, inline(t))
+		}
+	}
+	flush()
+	closeList()
+	b.WriteString("</body></html>\n")
+	return b.String()
+}
+
+// inline renders code spans, links, bold and italics in one escaped line.
+func inline(s string) string {
+	// Code spans are cut out first so nothing inside them is rendered.
+	var codes []string
+	s = mdCode.ReplaceAllStringFunc(s, func(m string) string {
+		codes = append(codes, "<code>"+html.EscapeString(m[1:len(m)-1])+"</code>")
+		return "\x00" + string(rune('0'+len(codes)-1)) + "\x00"
+	})
+	s = html.EscapeString(s)
+	s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
+	s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
+	s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
+	s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
+	for i, c := range codes {
+		s = strings.Replace(s, "\x00"+string(rune('0'+i))+"\x00", c, 1)
+	}
+	return s
+}

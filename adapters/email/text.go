@@ -1,0 +1,254 @@
+package email
+
+import (
+	"html"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// normalize turns CRLF into LF, drops trailing spaces on each line (except
+// the "-- " signature delimiter, whose space matters) and trims blank lines
+// at both ends.
+func normalize(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "-- " {
+			lines[i] = strings.TrimRight(l, " \t\u00a0")
+		}
+	}
+	return strings.Trim(strings.Join(lines, "\n"), "\n")
+}
+
+// toValidUTF8 returns b as a string, with invalid sequences (a part whose
+// charset was wrong or unknown) replaced by U+FFFD.
+func toValidUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+var (
+	// attribution is the line a mail client puts above quoted history:
+	// Gmail and Apple Mail ("On … wrote:"), Thunderbird, and the German,
+	// French, Spanish and Dutch variants.
+	attribution = regexp.MustCompile(`(?i)^(on\b.*\bwrote|am\b.*\bschrieb|le\b.*\ba écrit|el\b.*\bescribió|op\b.*\bschreef)\s*:$`)
+	// attributionStart is the first line of an attribution that the client
+	// wrapped over two lines.
+	attributionStart = regexp.MustCompile(`(?i)^(on|am|le|el|op)\s.*\d`)
+	// originalMessage is Outlook's (and others') separator.
+	originalMessage = regexp.MustCompile(`(?i)^-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|forwarded message)\s*-{2,}$`)
+	// outlookHeader is the first line of the header block Outlook puts above
+	// quoted history ("From: Ada <ada@…>" then "Sent: …").
+	outlookHeader = regexp.MustCompile(`(?i)^\*?(from|von|de)\s*:\*?\s`)
+	outlookNext   = regexp.MustCompile(`(?i)^\*?(sent|date|gesendet|envoyé|to|subject)\s*:`)
+	// underscores is the rule Outlook on the web draws above its header block.
+	underscores = regexp.MustCompile(`^_{20,}$`)
+	// mobileSignature are the one-line signatures mobile clients append.
+	mobileSignature = regexp.MustCompile(`(?i)^(sent from my \w+|sent from (outlook|mail) for \w+|get outlook for \w+|von meinem \w+ gesendet)\.?$`)
+	// forwardStart starts a forwarded message, which is history too.
+	forwardStart = regexp.MustCompile(`(?i)^begin forwarded message:$`)
+)
+
+// StripQuotes returns only what the author wrote in this message: it cuts
+// at the first attribution line ("On … wrote:"), Outlook separator or
+// header block, forwarded-message marker or "-- " signature delimiter,
+// drops ">"-quoted lines and trailing mobile signatures. When nothing would
+// remain (a message that is all quote), s is returned trimmed.
+func StripQuotes(s string) string {
+	lines := strings.Split(normalize(s), "\n")
+	var out []string
+cut:
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		switch {
+		case l == "-- " || t == "--":
+			break cut
+		case attribution.MatchString(t):
+			break cut
+		case attributionStart.MatchString(t) && i+1 < len(lines) &&
+			attribution.MatchString(t+" "+strings.TrimSpace(lines[i+1])):
+			break cut
+		case originalMessage.MatchString(t), forwardStart.MatchString(t):
+			break cut
+		case underscores.MatchString(t) && i+1 < len(lines) && outlookHeader.MatchString(strings.TrimSpace(lines[i+1])):
+			break cut
+		case outlookHeader.MatchString(t) && headerBlockFollows(lines[i+1:]):
+			break cut
+		case strings.HasPrefix(t, ">"):
+			continue
+		}
+		out = append(out, l)
+	}
+	// Trailing blank lines and mobile signatures.
+	for len(out) > 0 {
+		t := strings.TrimSpace(out[len(out)-1])
+		if t != "" && !mobileSignature.MatchString(t) {
+			break
+		}
+		out = out[:len(out)-1]
+	}
+	text := strings.Trim(strings.Join(out, "\n"), "\n")
+	if strings.TrimSpace(text) == "" {
+		return strings.TrimSpace(s)
+	}
+	return collapseBlank(text)
+}
+
+// headerBlockFollows reports whether one of the next lines continues an
+// Outlook header block (Sent:, Date:, To:, Subject:).
+func headerBlockFollows(rest []string) bool {
+	for i := 0; i < len(rest) && i < 3; i++ {
+		if outlookNext.MatchString(strings.TrimSpace(rest[i])) {
+			return true
+		}
+	}
+	return false
+}
+
+// collapseBlank squeezes runs of blank lines into one.
+func collapseBlank(s string) string {
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	blank := false
+	for _, l := range lines {
+		b := strings.TrimSpace(l) == ""
+		if b && blank {
+			continue
+		}
+		blank = b
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// htmlTag matches one tag, comment or doctype.
+var htmlTag = regexp.MustCompile(`(?s)<!--.*?-->|<![^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>`)
+
+var hrefAttr = regexp.MustCompile(`(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))`)
+
+// quoteMarker matches the elements mail clients wrap quoted history in:
+// Gmail's gmail_quote, Outlook's divRplyFwdMsg and appendonsend,
+// Thunderbird's moz-cite-prefix, Yahoo's yahoo_quoted.
+var quoteMarker = regexp.MustCompile(`(?i)(class|id)\s*=\s*["']?[^"'>]*\b(gmail_quote|gmail_attr|divRplyFwdMsg|appendonsend|moz-cite-prefix|yahoo_quoted)\b`)
+
+// blockTags start a new line.
+var blockTags = map[string]bool{
+	"p": true, "div": true, "br": true, "tr": true, "li": true, "h1": true, "h2": true,
+	"h3": true, "h4": true, "h5": true, "h6": true, "table": true, "ul": true, "ol": true,
+	"pre": true, "hr": true, "section": true, "article": true, "header": true, "footer": true,
+	"blockquote": true, "dd": true, "dt": true,
+}
+
+// HTMLToText turns an HTML mail body into readable text: scripts, styles
+// and the head are dropped, block elements end lines, list items get "- ",
+// links become "label (url)" when the label is not the url, entities are
+// decoded. With dropQuotes, blockquotes are skipped and everything after a
+// client's quoted-history marker (Gmail, Outlook, Thunderbird) is cut.
+func HTMLToText(s string, dropQuotes bool) string {
+	var b strings.Builder
+	skip := ""      // the element whose content is skipped (script, style, head)
+	quoteDepth := 0 // nesting of skipped blockquotes
+	var href []string
+	linkStart := []int{}
+	pos := 0
+	emit := func(text string) {
+		if skip != "" || quoteDepth > 0 {
+			return
+		}
+		text = html.UnescapeString(text)
+		text = strings.Map(func(r rune) rune {
+			switch r {
+			case '\n', '\r', '\t', '\u00a0':
+				return ' '
+			}
+			return r
+		}, text)
+		b.WriteString(text)
+	}
+	// newline ends the line, leaving at least n line breaks (2 for a
+	// paragraph break) at the end of the text so far.
+	newline := func(n int) {
+		if skip != "" || quoteDepth > 0 {
+			return
+		}
+		tail := strings.TrimRight(b.String(), " ")
+		have := len(tail) - len(strings.TrimRight(tail, "\n"))
+		for i := min(have, n); i < n; i++ {
+			b.WriteByte('\n')
+		}
+	}
+	for _, m := range htmlTag.FindAllStringSubmatchIndex(s, -1) {
+		emit(s[pos:m[0]])
+		pos = m[1]
+		if m[4] < 0 { // comment or doctype
+			continue
+		}
+		closing := m[3] > m[2]
+		name := strings.ToLower(s[m[4]:m[5]])
+		attrs := s[m[6]:m[7]]
+		if skip != "" {
+			if closing && name == skip {
+				skip = ""
+			}
+			continue
+		}
+		switch name {
+		case "script", "style", "head", "title":
+			if !closing {
+				skip = name
+			}
+			continue
+		}
+		if dropQuotes && !closing && quoteMarker.MatchString(attrs) {
+			return finishHTML(b.String())
+		}
+		if dropQuotes && name == "blockquote" {
+			if closing {
+				if quoteDepth > 0 {
+					quoteDepth--
+				}
+			} else {
+				quoteDepth++
+			}
+			continue
+		}
+		switch {
+		case name == "a" && !closing:
+			u := ""
+			if hm := hrefAttr.FindStringSubmatch(attrs); hm != nil {
+				u = html.UnescapeString(hm[1] + hm[2] + hm[3])
+			}
+			href = append(href, u)
+			linkStart = append(linkStart, b.Len())
+		case name == "a" && closing && len(href) > 0:
+			u, start := href[len(href)-1], linkStart[len(linkStart)-1]
+			href, linkStart = href[:len(href)-1], linkStart[:len(linkStart)-1]
+			label := strings.TrimSpace(b.String()[min(start, b.Len()):])
+			if u != "" && !strings.HasPrefix(u, "mailto:") && label != u && label != strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://") {
+				emit(" (" + u + ")")
+			}
+		case name == "li" && !closing:
+			newline(1)
+			emit("- ")
+		case name == "p" || name == "table" || name == "pre" || name == "blockquote" || name == "ul" || name == "ol":
+			newline(2)
+		case blockTags[name]:
+			newline(1)
+		}
+	}
+	emit(s[pos:])
+	return finishHTML(b.String())
+}
+
+// finishHTML trims each line, squeezes blank lines and runs of spaces.
+func finishHTML(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Trim(collapseBlank(strings.Join(lines, "\n")), "\n ")
+}

@@ -1,0 +1,301 @@
+package email
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/testenv"
+)
+
+// mailbox is a private Dovecot with a client that delivers test mail.
+type mailbox struct {
+	addr, user, pass string
+	c                *imapclient.Client
+}
+
+func newMailbox(t *testing.T) *mailbox {
+	t.Helper()
+	addr, user, pass, _ := testenv.Dovecot(t)
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return &mailbox{addr: addr, user: user, pass: pass, c: c}
+}
+
+// deliver APPENDs a message to INBOX.
+func (mb *mailbox) deliver(t *testing.T, src string) {
+	t.Helper()
+	cmd := mb.c.Append("INBOX", int64(len(src)), nil)
+	if _, err := cmd.Write([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flags reports, by UID, which INBOX messages are flagged \Seen.
+func (mb *mailbox) flags(t *testing.T) map[imap.UID]bool {
+	t.Helper()
+	if _, err := mb.c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mb.c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[imap.UID]bool{}
+	for _, m := range msgs {
+		out[m.UID] = slices.Contains(m.Flags, imap.FlagSeen)
+	}
+	return out
+}
+
+func mailFrom(from, id, extra, body string) string {
+	return fmt.Sprintf("From: %s\r\nTo: bot@switchboard.example\r\nMessage-ID: <%s>\r\nSubject: test %s\r\nDate: Mon, 3 Jun 2024 10:00:00 +0000\r\n%s\r\n%s\r\n", from, id, id, extra, body)
+}
+
+// watcher runs an adapter's Run until stop is called.
+type watcher struct {
+	cancel context.CancelFunc
+	done   chan error
+	uids   chan uint32
+}
+
+// waitUID waits until the watcher has finished with UID uid.
+func (w *watcher) waitUID(t *testing.T, uid uint32) {
+	t.Helper()
+	for {
+		select {
+		case got := <-w.uids:
+			if got >= uid {
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("UID %d not finished within 20s", uid)
+		}
+	}
+}
+
+func startWatcher(t *testing.T, mb *mailbox, stateDir string, rec *recorder, mod func(*Config)) *watcher {
+	t.Helper()
+	a := newTestAdapter(t, rec, func(c *Config) {
+		c.StateDir = stateDir
+		c.Senders = []string{"example.com"}
+		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{cancel: cancel, done: make(chan error, 1), uids: make(chan uint32, 100)}
+	a.afterUID = func(uid uint32) { w.uids <- uid }
+	go func() { w.done <- a.Run(ctx) }()
+	t.Cleanup(w.stop)
+	return w
+}
+
+func (w *watcher) stop() {
+	w.cancel()
+	if err := <-w.done; err != nil {
+		panic(err) // Run returns nil on cancellation
+	}
+	w.done <- nil // later stops return at once
+}
+
+// next waits for the next ingested message.
+func next(t *testing.T, rec *recorder) adapters.Inbound {
+	t.Helper()
+	select {
+	case in := <-rec.ch:
+		return in
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message ingested within 20s")
+	}
+	return adapters.Inbound{}
+}
+
+// expect waits for messages with these ids, in order, and fails on any
+// other (a duplicate or a message that should have been ignored).
+func expect(t *testing.T, rec *recorder, ids ...string) []adapters.Inbound {
+	t.Helper()
+	var got []adapters.Inbound
+	for _, id := range ids {
+		in := next(t, rec)
+		if in.Envelope.ID != "email:"+id {
+			t.Fatalf("ingested %s, want email:%s", in.Envelope.ID, id)
+		}
+		got = append(got, in)
+	}
+	return got
+}
+
+func TestWatcherAgainstDovecot(t *testing.T) {
+	mb := newMailbox(t)
+	state := t.TempDir()
+	rec := newRecorder()
+
+	// Waiting before the watcher starts: a new thread, an auto-reply, list
+	// mail, and mail from a sender outside the allow-list.
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "root@example.com", "", "Please run the tests."))
+	mb.deliver(t, mailFrom("Linus <linus@example.com>", "ooo@example.com", "Auto-Submitted: auto-replied\r\n", "Out of office."))
+	mb.deliver(t, mailFrom("News <news@example.com>", "bulk@example.com", "Precedence: bulk\r\nList-Id: <news.example.com>\r\n", "Sale!"))
+	mb.deliver(t, mailFrom("Eve <eve@elsewhere.example>", "eve@elsewhere.example", "", "Let me in."))
+
+	w := startWatcher(t, mb, state, rec, nil)
+	first := expect(t, rec, "root@example.com")[0]
+
+	// New mail while watching (IDLE), then a reply in the thread.
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "reply@example.com",
+		"In-Reply-To: <sent-1@switchboard.example>\r\nReferences: <root@example.com> <sent-1@switchboard.example>\r\n", "Also the linter."))
+	reply := expect(t, rec, "reply@example.com")[0]
+	w.waitUID(t, 5)
+	if reply.Envelope.Conversation != first.Envelope.Conversation || first.Envelope.Conversation.Ref != "root@example.com" {
+		t.Errorf("reply conversation %v, first %v", reply.Envelope.Conversation, first.Envelope.Conversation)
+	}
+	w.stop()
+
+	// Only handled mail is marked \Seen; the rest is left unread.
+	want := map[imap.UID]bool{1: true, 2: false, 3: false, 4: false, 5: true}
+	if got := mb.flags(t); !mapsEqual(got, want) {
+		t.Errorf("seen flags %v, want %v", got, want)
+	}
+
+	// Mail delivered while the gateway was stopped is handled once on start.
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "offline@example.com", "", "Sent while you were down."))
+	w = startWatcher(t, mb, state, rec, nil)
+	expect(t, rec, "offline@example.com")
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "sentinel-1@example.com", "", "sentinel"))
+	expect(t, rec, "sentinel-1@example.com")
+	w.waitUID(t, 7)
+	w.stop()
+
+	// A UIDVALIDITY change (here: the cursor remembers another one) rescans
+	// the mailbox without handing anything over twice.
+	b, err := os.ReadFile(filepath.Join(state, "cursor.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur map[string]cursorPos
+	if err := json.Unmarshal(b, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur["INBOX"].LastUID != 7 {
+		t.Errorf("cursor %+v, want last UID 7", cur["INBOX"])
+	}
+	if err := NewFileCursor(state).Save(context.Background(), "INBOX", cur["INBOX"].UIDValidity+1, 7); err != nil {
+		t.Fatal(err)
+	}
+	w = startWatcher(t, mb, state, rec, nil)
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "sentinel-2@example.com", "", "sentinel"))
+	expect(t, rec, "sentinel-2@example.com")
+	w.stop()
+	if n := len(rec.all()); n != 5 {
+		t.Errorf("%d messages ingested in all, want 5", n)
+	}
+}
+
+func TestWatcherMovesHandledMail(t *testing.T) {
+	mb := newMailbox(t)
+	if err := mb.c.Create("Handled", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "move-1@example.com", "", "Move me."))
+	mb.deliver(t, mailFrom("Bulk <bulk@example.com>", "stay@example.com", "Precedence: junk\r\n", "Stay."))
+	w := startWatcher(t, mb, t.TempDir(), rec, func(c *Config) { c.IMAP.MoveTo = "Handled" })
+	expect(t, rec, "move-1@example.com")
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "move-2@example.com", "", "sentinel"))
+	expect(t, rec, "move-2@example.com")
+	w.waitUID(t, 3)
+	w.stop()
+	st, err := mb.c.Status("Handled", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *st.NumMessages != 2 {
+		t.Errorf("Handled holds %d messages, want 2", *st.NumMessages)
+	}
+	if got := mb.flags(t); len(got) != 1 || got[2] {
+		t.Errorf("INBOX flags %v, want only the junk mail, unread", got)
+	}
+}
+
+func TestWatcherReconnectsAfterDrop(t *testing.T) {
+	mb := newMailbox(t)
+	// The watcher reaches Dovecot through a proxy whose connections the
+	// test cuts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", mb.addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	rec := newRecorder()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
+	proxied := &mailbox{addr: ln.Addr().String(), user: mb.user, pass: mb.pass}
+	w := startWatcher(t, proxied, t.TempDir(), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
+	expect(t, rec, "before-drop@example.com")
+	w.waitUID(t, 1)
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "after-drop@example.com", "", "two"))
+	expect(t, rec, "after-drop@example.com")
+	w.stop()
+}
+
+func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
