@@ -222,3 +222,6 @@ func IsStatus(err error, status int) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == status
 }
+
+// BaseURL is the gateway's URL as given to New, without a trailing slash.
+func (c *Client) BaseURL() string { return c.base }

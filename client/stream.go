@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,7 +63,8 @@ func (c *Client) streamOnce(ctx context.Context, sessionID string, after int64, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return after, decodeError(resp, nil)
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return after, decodeError(resp, data)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)

@@ -1,0 +1,119 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/api"
+	"github.com/switchboardhq/switchboard/client"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+const token = "client-test-token-0123456789"
+
+func newServer(t *testing.T) (*client.Client, *api.Server) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := api.New(api.Options{Store: st, Tokens: []api.StaticToken{{Name: "admin", Secret: token, Scopes: []store.Scope{store.ScopeAdmin}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Shutdown(); hs.Close() })
+	return client.New(hs.URL, token, hs.Client()), srv
+}
+
+func TestSteerReplayAndErrors(t *testing.T) {
+	c, _ := newServer(t)
+	ctx := context.Background()
+	s, err := c.CreateSession(ctx, map[string]string{"team": "infra"})
+	if err != nil || s.ID == "" || s.Metadata["team"] != "infra" {
+		t.Fatalf("create: %+v %v", s, err)
+	}
+	r, err := c.Steer(ctx, s.ID, client.Message{Text: "hello", IdempotencyKey: "k1"})
+	if err != nil || r.Replayed || r.Message.Seq != 1 || r.Message.Envelope.ID != "client:k1" {
+		t.Fatalf("steer: %+v %v", r, err)
+	}
+	r, err = c.Steer(ctx, s.ID, client.Message{Text: "hello", IdempotencyKey: "k1"})
+	if err != nil || !r.Replayed || r.Message.Seq != 1 {
+		t.Fatalf("replay: %+v %v", r, err)
+	}
+	_, err = c.Steer(ctx, s.ID, client.Message{Text: "other", IdempotencyKey: "k1"})
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || apiErr.Code == "" {
+		t.Fatalf("conflict: %v", err)
+	}
+	if _, err := c.Steer(ctx, "ses_missing", client.Message{Text: "x"}); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("unknown session: %v", err)
+	}
+	bad := client.New(c.BaseURL(), "wrong-token", nil)
+	if _, err := bad.Session(ctx, s.ID); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("bad token: %v", err)
+	}
+}
+
+func TestStreamFollowsAndResumes(t *testing.T) {
+	c, _ := newServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := c.CreateSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Steer(ctx, s.ID, client.Message{Text: fmt.Sprint("before ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan client.Record, 10)
+	done := make(chan error, 1)
+	// Start after seq 1: records 2 and 3, then whatever comes next.
+	go func() {
+		done <- c.Stream(ctx, s.ID, 1, func(r client.Record) error { got <- r; return nil })
+	}()
+	if _, err := c.Output(ctx, s.ID, client.Message{Text: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"before 1", "before 2", "live"}
+	for i, w := range want {
+		select {
+		case r := <-got:
+			if r.Envelope.Text != w || r.Seq != int64(i+2) {
+				t.Fatalf("record %d: seq %d %q, want seq %d %q", i, r.Seq, r.Envelope.Text, i+2, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for %q", w)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Stream returned %v after its context ended, want nil", err)
+	}
+}
+
+func TestStreamStopsOnCallbackError(t *testing.T) {
+	c, _ := newServer(t)
+	ctx := context.Background()
+	s, _ := c.CreateSession(ctx, nil)
+	if _, err := c.Steer(ctx, s.ID, client.Message{Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("enough")
+	if err := c.Stream(ctx, s.ID, 0, func(client.Record) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("Stream = %v, want the callback's error", err)
+	}
+	if err := c.Stream(ctx, "ses_missing", 0, func(client.Record) error { return nil }); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("Stream on an unknown session = %v, want 404", err)
+	}
+}
