@@ -87,6 +87,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&bc.messages, "messages", 0, "stop after this many messages (0: run for --duration)")
 	fs.IntVar(&bc.textSize, "text-size", 64, "bytes of text per message")
 	fs.IntVar(&bc.dupEvery, "dup-every", 0, "every Nth request repeats the previous idempotency key (exercises dedup)")
+	e2e := fs.Bool("e2e", false, "measure end to end: play an inbox agent that answers every message, at a steady --rate")
+	rate := fs.Int("rate", 200, "with --e2e: messages per second")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -96,6 +98,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if bc.connections < 1 || bc.sessions < 1 {
 		return usageError{"--connections and --sessions must be at least 1"}
+	}
+	if *e2e {
+		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, bc.url)
+		res, err := runE2E(ctx, bc, *rate)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, res)
+		return nil
 	}
 	fmt.Fprintf(stdout, "bench: %d connections, %d sessions, %s\n", bc.connections, bc.sessions, bc.url)
 	res, err := runBench(ctx, bc)

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboardhq/switchboard/client"
+)
+
+// e2eResult is what an end-to-end run measured: for each message, the
+// time from its steer being accepted to the agent seeing it on the
+// session's stream, and to the agent's answer being committed.
+type e2eResult struct {
+	Sent, Answered int
+	Elapsed        time.Duration
+	Seen, Answer   []time.Duration // sorted
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[int(q*float64(len(d)-1))]
+}
+
+func (r *e2eResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "messages:   %d sent, %d answered in %s (%.0f/s)\n", r.Sent, r.Answered, r.Elapsed.Round(time.Millisecond), float64(r.Sent)/r.Elapsed.Seconds())
+	row := func(name string, d []time.Duration) {
+		fmt.Fprintf(&b, "%-11s p50 %s  p90 %s  p99 %s  max %s\n", name, quantile(d, .5).Round(10*time.Microsecond),
+			quantile(d, .9).Round(10*time.Microsecond), quantile(d, .99).Round(10*time.Microsecond), quantile(d, 1).Round(10*time.Microsecond))
+	}
+	row("to agent:", r.Seen)
+	row("answered:", r.Answer)
+	return b.String()
+}
+
+// runE2E sends a steady rate of messages over the sessions and plays the
+// agent itself: it follows every session's stream (as an inbox agent
+// does) and answers each message through the outputs endpoint.
+func runE2E(ctx context.Context, bc benchConfig, rate int) (*e2eResult, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
+	defer tr.CloseIdleConnections()
+	c := client.New(bc.url, bc.token, &http.Client{Transport: tr})
+	ids := make([]string, bc.sessions)
+	for i := range ids {
+		s, err := c.CreateSession(ctx, map[string]string{"bench": "e2e"})
+		if err != nil {
+			return nil, fmt.Errorf("bench: create session: %w", err)
+		}
+		ids[i] = s.ID
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var (
+		mu       sync.Mutex
+		accepted = map[string]time.Time{}
+		res      = &e2eResult{}
+		answered = make(chan struct{}, 1<<16)
+	)
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	var agents sync.WaitGroup
+	for _, id := range ids {
+		agents.Add(1)
+		go func() {
+			defer agents.Done()
+			_ = c.Stream(agentCtx, id, 0, func(r client.Record) error {
+				key, ok := strings.CutPrefix(r.Envelope.ID, "client:")
+				if r.Direction != "inbound" || !ok || !strings.HasPrefix(key, run) {
+					return nil
+				}
+				seen := time.Now()
+				_, err := c.Output(agentCtx, id, client.Message{Text: "re: " + r.Envelope.Text, IdempotencyKey: key})
+				done := time.Now()
+				mu.Lock()
+				if t0, ok := accepted[key]; ok && err == nil {
+					res.Seen = append(res.Seen, seen.Sub(t0))
+					res.Answer = append(res.Answer, done.Sub(t0))
+					res.Answered++
+				}
+				mu.Unlock()
+				answered <- struct{}{}
+				return nil
+			})
+		}()
+	}
+	// A steady load: one message every 1/rate seconds, spread over the
+	// sessions, each sent from its own goroutine so a slow answer does not
+	// slow the pace.
+	gap := time.Second / time.Duration(max(rate, 1))
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	start := time.Now()
+	var senders sync.WaitGroup
+	for n := 0; time.Since(start) < bc.duration; n++ {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		key := run + "-" + strconv.Itoa(n)
+		id := ids[n%len(ids)]
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			mu.Lock()
+			accepted[key] = time.Now() // the answer can race the response
+			mu.Unlock()
+			if _, err := c.Steer(ctx, id, client.Message{Text: "e2e " + key, IdempotencyKey: key}); err != nil {
+				mu.Lock()
+				delete(accepted, key)
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			res.Sent++
+			mu.Unlock()
+		}()
+	}
+	senders.Wait()
+	deadline := time.After(30 * time.Second)
+	for {
+		mu.Lock()
+		done := res.Answered >= res.Sent
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-answered:
+		case <-deadline:
+			stopAgents()
+			agents.Wait()
+			return nil, fmt.Errorf("bench: only %d of %d messages answered within 30s", res.Answered, res.Sent)
+		}
+	}
+	res.Elapsed = time.Since(start)
+	stopAgents()
+	agents.Wait()
+	slices.Sort(res.Seen)
+	slices.Sort(res.Answer)
+	return res, nil
+}
