@@ -75,10 +75,11 @@ routes:
 	// The agent: follow every session's log and answer each message.
 	sig, unsub := st.Subscribe(store.AllSessions)
 	defer unsub()
-	var agent sync.WaitGroup
+	var agent, answers sync.WaitGroup
 	agent.Add(1)
 	go func() {
 		defer agent.Done()
+		defer answers.Wait()
 		cursors := map[string]int64{}
 		for {
 			select {
@@ -95,10 +96,15 @@ routes:
 				for _, r := range recs {
 					cursors[s.ID] = r.Seq
 					if r.Direction == store.Inbound {
-						_, _ = st.Append(ctx, store.AppendRequest{SessionID: s.ID, Direction: store.Outbound, Envelope: envelope.Envelope{
-							ID: "agent:" + r.Envelope.ID, Source: "agent", Kind: envelope.KindMessage,
-							Actor: envelope.Actor{ID: "agent:bench", Type: envelope.Agent}, Text: r.Envelope.Text, TS: time.Now().UTC(),
-						}})
+						// Answer concurrently, so the answers share commits.
+						answers.Add(1)
+						go func() {
+							defer answers.Done()
+							_, _ = st.Append(ctx, store.AppendRequest{SessionID: s.ID, Direction: store.Outbound, Envelope: envelope.Envelope{
+								ID: "agent:" + r.Envelope.ID, Source: "agent", Kind: envelope.KindMessage,
+								Actor: envelope.Actor{ID: "agent:bench", Type: envelope.Agent}, Text: r.Envelope.Text, TS: time.Now().UTC(),
+							}})
+						}()
 					}
 				}
 			}
