@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 )
 
 // Lifetimes of the App's credentials.
@@ -93,7 +94,7 @@ type appAuth struct {
 	jwtExp time.Time
 	tokens map[int64]*instToken
 
-	installs *boundedMap[string, int64] // lower-case owner/name → installation
+	installs *bounded.Map[string, int64] // lower-case owner/name → installation
 }
 
 // instToken is one installation's token; sem is held while it is minted,
@@ -106,7 +107,7 @@ type instToken struct {
 
 func newAppAuth(c AppConfig, key *rsa.PrivateKey, now func() time.Time) *appAuth {
 	return &appAuth{id: c.ID, key: key, fixed: c.InstallationID, now: now,
-		tokens: map[int64]*instToken{}, installs: newBoundedMap[string, int64](10000)}
+		tokens: map[int64]*instToken{}, installs: bounded.NewMap[string, int64](10000)}
 }
 
 // jwtClaims are the claims GitHub reads from an App JWT.
@@ -189,7 +190,7 @@ func (a *Adapter) learnInstallation(repo string, inst int64) {
 	if a.app == nil || repo == "" || inst <= 0 {
 		return
 	}
-	a.app.installs.put(strings.ToLower(repo), inst)
+	a.app.installs.Put(strings.ToLower(repo), inst)
 }
 
 // installation returns the App installation on repo: the one its webhooks
@@ -197,7 +198,7 @@ func (a *Adapter) learnInstallation(repo string, inst int64) {
 // GET /repos/{owner}/{repo}/installation (cached).
 func (a *Adapter) installation(ctx context.Context, repo string) (int64, error) {
 	key := strings.ToLower(repo)
-	if inst, ok := a.app.installs.get(key); ok {
+	if inst, ok := a.app.installs.Get(key); ok {
 		return inst, nil
 	}
 	if a.app.fixed > 0 {
@@ -216,7 +217,7 @@ func (a *Adapter) installation(ctx context.Context, repo string) (int64, error) 
 		return 0, fmt.Errorf("github: find the app's installation on %s: %w", repo, a.classify(credApp, resp, err))
 	}
 	a.markHealthy(credApp)
-	a.app.installs.put(key, inst.GetID())
+	a.app.installs.Put(key, inst.GetID())
 	return inst.GetID(), nil
 }
 
@@ -285,17 +286,7 @@ func (a *Adapter) forgetToken(inst int64) {
 
 // forgetInstallation drops inst from the repository map.
 func (a *Adapter) forgetInstallation(inst int64) {
-	a.app.installs.mu.Lock()
-	var gone []string
-	for k, v := range a.app.installs.m {
-		if v == inst {
-			gone = append(gone, k)
-		}
-	}
-	a.app.installs.mu.Unlock()
-	for _, k := range gone {
-		a.app.installs.remove(k)
-	}
+	a.app.installs.DeleteFunc(func(_ string, v int64) bool { return v == inst })
 	a.forgetToken(inst)
 }
 

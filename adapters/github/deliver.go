@@ -81,7 +81,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		return adapters.Receipt{}, &adapters.BackOff{Wait: wait, Err: fmt.Errorf("github: %s is rate-limited", cred)}
 	}
 	gh := a.client(token)
-	posted, known := a.sent.get(d.ID)
+	posted, known := a.sent.Get(d.ID)
 	posted = slices.Clone(posted) // the stored slice stays as it was
 	if !known && d.Attempt > 1 {
 		posted = a.findPosted(ctx, gh, cred, t, d, len(parts))
@@ -106,7 +106,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 			err = errors.New("github: the created comment has no id")
 		}
 		if err != nil {
-			a.sent.put(d.ID, slices.Clone(posted))
+			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(cred, resp, err)
 			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("github: post comment on %s (part %d of %d): %w", d.To.Ref, i+1, len(parts), err)
@@ -117,7 +117,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		}
 		posted = append(posted, id)
 	}
-	a.sent.put(d.ID, slices.Clone(posted))
+	a.sent.Put(d.ID, slices.Clone(posted))
 	return adapters.Receipt{ChannelID: strconv.FormatInt(posted[0], 10)}, nil
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -309,7 +310,7 @@ type Adapter struct {
 
 	gate    *gate      // rate-limit pauses per credential
 	heads   *headCache // pull request heads
-	sent    *boundedMap[string, []int64]
+	sent    *bounded.Map[string, []int64]
 	handler http.Handler
 }
 
@@ -359,7 +360,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		secret:    []byte(c.WebhookSecret),
 		idSem:     make(chan struct{}, 1),
 		unhealthy: map[string]string{},
-		sent:      newBoundedMap[string, []int64](4096),
+		sent:      bounded.NewMap[string, []int64](4096),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -587,54 +588,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	}
-}
-
-// boundedMap is a map that holds at most max keys, forgetting the oldest
-// inserted. Safe for concurrent use.
-type boundedMap[K comparable, V any] struct {
-	mu    sync.Mutex
-	max   int
-	m     map[K]V
-	order []K // keys, oldest first
-}
-
-func newBoundedMap[K comparable, V any](max int) *boundedMap[K, V] {
-	return &boundedMap[K, V]{max: max, m: map[K]V{}}
-}
-
-func (b *boundedMap[K, V]) get(k K) (V, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	v, ok := b.m[k]
-	return v, ok
-}
-
-func (b *boundedMap[K, V]) put(k K, v V) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.m[k]; !ok {
-		b.order = append(b.order, k)
-		for len(b.order) > b.max {
-			delete(b.m, b.order[0])
-			b.order = b.order[1:]
-		}
-	}
-	b.m[k] = v
-}
-
-func (b *boundedMap[K, V]) remove(k K) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.m[k]; !ok {
-		return
-	}
-	delete(b.m, k)
-	for i, o := range b.order {
-		if o == k {
-			b.order = append(b.order[:i], b.order[i+1:]...)
-			break
-		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -44,7 +45,7 @@ func (h prHead) addTo(r envelope.Refs, repo string, number int) envelope.Refs {
 type headCache struct {
 	ttl time.Duration
 	now func() time.Time
-	m   *boundedMap[string, cachedHead]
+	m   *bounded.Map[string, cachedHead]
 }
 
 type cachedHead struct {
@@ -53,7 +54,7 @@ type cachedHead struct {
 }
 
 func newHeadCache(ttl time.Duration, max int, now func() time.Time) *headCache {
-	return &headCache{ttl: ttl, now: now, m: newBoundedMap[string, cachedHead](max)}
+	return &headCache{ttl: ttl, now: now, m: bounded.NewMap[string, cachedHead](max)}
 }
 
 func headKey(repo string, number int) string {
@@ -61,7 +62,7 @@ func headKey(repo string, number int) string {
 }
 
 func (c *headCache) get(repo string, number int) (prHead, bool) {
-	e, ok := c.m.get(headKey(repo, number))
+	e, ok := c.m.Get(headKey(repo, number))
 	if !ok || c.now().Sub(e.at) >= c.ttl {
 		return prHead{}, false
 	}
@@ -69,7 +70,7 @@ func (c *headCache) get(repo string, number int) (prHead, bool) {
 }
 
 func (c *headCache) put(repo string, number int, h prHead) {
-	c.m.put(headKey(repo, number), cachedHead{head: h, at: c.now()})
+	c.m.Put(headKey(repo, number), cachedHead{head: h, at: c.now()})
 }
 
 // pullHead returns the head of pull request number in repo: cached, else

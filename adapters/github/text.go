@@ -3,7 +3,8 @@ package github
 import (
 	"sort"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 // Triggers found in a body, the values of refs["trigger"].
@@ -195,83 +196,7 @@ func maskInlineCode(line string) string {
 // paragraphs when it can, else between lines, else between words. A fenced
 // code block cut in two is closed at the end of one part and reopened (with
 // its info string) at the start of the next. Text within the limit is
-// returned whole and unchanged.
+// returned whole, without leading blank lines and trailing white space.
 func split(text string, limit int) []string {
-	if utf8.RuneCountInString(text) <= limit {
-		return []string{text}
-	}
-	const closeRoom = 16 // "\n" and a closing fence
-	var parts []string
-	reopen := "" // the fence line that opened a block cut by the last part
-	rest := text
-	for rest != "" {
-		prefix := ""
-		if reopen != "" {
-			prefix = reopen + "\n"
-		}
-		room := limit - utf8.RuneCountInString(prefix)
-		if utf8.RuneCountInString(rest) <= room {
-			parts = append(parts, prefix+rest)
-			break
-		}
-		end, next := cutPoint(rest, max(room-closeRoom, 1))
-		chunk := prefix + rest[:end]
-		rest = rest[next:]
-		if open := openFence(chunk); open != "" {
-			chunk += "\n" + fenceOf(strings.TrimLeft(open, " "))
-			reopen = open
-		} else {
-			reopen = ""
-		}
-		if strings.TrimSpace(chunk) != "" {
-			parts = append(parts, chunk)
-		}
-	}
-	return parts
-}
-
-// cutPoint returns where to end a part of s of at most room runes (end) and
-// where the next part starts (next).
-func cutPoint(s string, room int) (end, next int) {
-	w := len(s)
-	for i := range s {
-		if room == 0 {
-			w = i
-			break
-		}
-		room--
-	}
-	window := s[:w]
-	if i := strings.LastIndex(window, "\n\n"); i > w/2 {
-		return i, i + 2
-	}
-	if i := strings.LastIndexByte(window, '\n'); i > w/2 {
-		return i, i + 1
-	}
-	if i := strings.LastIndexByte(window, ' '); i > w/2 {
-		return i, i + 1
-	}
-	return w, w
-}
-
-// openFence returns the line that opened a fenced code block still open at
-// the end of s, or "".
-func openFence(s string) string {
-	open, fence := "", ""
-	for line := range strings.Lines(s) {
-		line = strings.TrimRight(line, "\r\n")
-		trimmed := strings.TrimLeft(line, " ")
-		if len(line)-len(trimmed) > 3 {
-			continue
-		}
-		f := fenceOf(trimmed)
-		switch {
-		case f == "":
-		case fence == "":
-			open, fence = line, f
-		case strings.HasPrefix(f, fence) && strings.TrimSpace(strings.TrimLeft(trimmed, fence[:1])) == "":
-			open, fence = "", ""
-		}
-	}
-	return open
+	return markdown.Split(text, markdown.SplitOptions{Max: limit})
 }

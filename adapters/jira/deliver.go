@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	if len(parts) == 0 {
 		return adapters.Receipt{}, fmt.Errorf("jira: deliver: %w: empty text", adapters.ErrPermanent)
 	}
-	posted, known := a.sent.get(d.ID)
+	posted, known := a.sent.Get(d.ID)
+	posted = slices.Clone(posted) // the stored slice stays as it was
 	if !known && d.Attempt > 1 {
 		posted = a.findPosted(ctx, key, d.ID)
 	}
@@ -76,7 +78,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 			err = errors.New("the answer has no comment id")
 		}
 		if err != nil {
-			a.sent.put(d.ID, posted)
+			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(resp, err)
 			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("jira: add comment to %s (part %d of %d): %w", key, i+1, len(parts), err)
@@ -85,7 +87,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		a.markHealthy()
 		posted = append(posted, c.ID)
 	}
-	a.sent.put(d.ID, posted)
+	a.sent.Put(d.ID, slices.Clone(posted))
 	return adapters.Receipt{ChannelID: posted[0]}, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	gojira "github.com/andygrunwald/go-jira"
@@ -350,12 +349,12 @@ func (a *Adapter) newBuilder(ctx context.Context, ev *webhook, hookID string, ra
 	b.site = a.site(ev)
 	for _, u := range []*user{ev.User, b.fields.Assignee, b.fields.Reporter} {
 		if u != nil {
-			a.users.put(userRef(u), u.DisplayName)
+			a.learnUser(userRef(u), u.DisplayName)
 		}
 	}
 	if ev.Comment != nil {
-		a.users.put(userRef(ev.Comment.Author), ev.Comment.Author.display())
-		a.users.put(userRef(ev.Comment.UpdateAuthor), ev.Comment.UpdateAuthor.display())
+		a.learnUser(userRef(ev.Comment.Author), ev.Comment.Author.display())
+		a.learnUser(userRef(ev.Comment.UpdateAuthor), ev.Comment.UpdateAuthor.display())
 	}
 	return b, nil
 }
@@ -758,26 +757,14 @@ func (b *builder) isBot(ref string) bool {
 func (b *builder) names(refs []string) map[string]string {
 	var todo []string
 	for _, ref := range refs {
-		if !b.isBot(ref) {
+		if ref != "" && !b.isBot(ref) {
 			todo = append(todo, ref)
 		}
 	}
 	if len(todo) > maxLookups {
 		todo = todo[:maxLookups]
 	}
-	names := make(map[string]string, len(todo))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, ref := range todo {
-		wg.Go(func() {
-			n := b.a.userName(b.ctx, ref)
-			mu.Lock()
-			names[ref] = n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return names
+	return b.a.users.GetAll(b.ctx, todo, b.a.fetchUserName)
 }
 
 // mentionFunc returns how the renderers write a mention: botMark for the

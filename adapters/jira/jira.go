@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -202,8 +204,8 @@ type Adapter struct {
 	healthMu  sync.Mutex
 	unhealthy string // why Jira rejected the credentials; "" when healthy
 
-	users   *userCache
-	sent    *sentLog
+	users   *lookup.Cache[string, string]  // user reference → display name
+	sent    *bounded.Map[string, []string] // delivery id → ids of the comments posted
 	handler http.Handler
 }
 
@@ -252,7 +254,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		log:     deps.Logger,
 		now:     deps.Now,
 		idSem:   make(chan struct{}, 1),
-		sent:    newSentLog(4096),
+		sent:    bounded.NewMap[string, []string](4096),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -266,7 +268,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, fmt.Errorf("jira: client: %w", err)
 	}
 	a.api = api
-	a.users = newUserCache(c.UserCacheTTL.D(), 10000, a.now)
+	a.users = lookup.New[string, string](lookup.Options{TTL: c.UserCacheTTL.D(), NegativeTTL: negativeTTL, Max: 10000, Now: a.now})
 	a.handler = a.newHandler()
 	m, err := newMetrics(deps.Registry)
 	if err != nil {

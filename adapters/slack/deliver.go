@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -76,7 +76,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	if len(parts) == 0 {
 		return adapters.Receipt{}, fmt.Errorf("slack: deliver: %w: empty text", adapters.ErrPermanent)
 	}
-	posted, known := a.sent.get(d.ID)
+	posted, known := a.sent.Get(d.ID)
+	posted = slices.Clone(posted) // the stored slice stays as it was
 	if !known && d.Attempt > 1 {
 		posted = a.findPosted(ctx, channel, thread, d)
 	}
@@ -95,7 +96,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		}
 		_, ts, err := a.api.PostMessageContext(ctx, channel, opts...)
 		if err != nil {
-			a.sent.put(d.ID, posted)
+			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(err)
 			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("slack: chat.postMessage (part %d of %d): %w", i+1, len(parts), err)
@@ -104,7 +105,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		a.markHealthy(credBot)
 		posted = append(posted, ts)
 	}
-	a.sent.put(d.ID, posted)
+	a.sent.Put(d.ID, slices.Clone(posted))
 	return adapters.Receipt{ChannelID: posted[0]}, nil
 }
 
@@ -215,39 +216,4 @@ func postResult(err error) string {
 		return "permanent"
 	}
 	return "error"
-}
-
-// sentLog remembers, for the process lifetime, which parts of recent
-// deliveries were posted (possibly none), so that a retry neither posts them
-// again nor needs to look for them in the thread. It holds at most max
-// deliveries, forgetting the oldest. Safe for concurrent use.
-type sentLog struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string][]string
-	order []string // delivery ids, oldest first
-}
-
-func newSentLog(max int) *sentLog { return &sentLog{max: max, m: map[string][]string{}} }
-
-// get returns the timestamps posted for id and whether id is known.
-func (s *sentLog) get(id string) ([]string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ts, ok := s.m[id]
-	return append([]string(nil), ts...), ok
-}
-
-// put records the parts posted for id so far.
-func (s *sentLog) put(id string, ts []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok {
-		s.order = append(s.order, id)
-		for len(s.order) > s.max {
-			delete(s.m, s.order[0])
-			s.order = s.order[1:]
-		}
-	}
-	s.m[id] = append([]string(nil), ts...)
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/slack-go/slack/slackevents"
@@ -332,19 +331,7 @@ func (b *builder) names(m *message) map[string]string {
 	if len(ids) > maxLookups {
 		ids = ids[:maxLookups]
 	}
-	names := make(map[string]string, len(ids))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, uid := range ids {
-		wg.Go(func() {
-			n := b.a.userName(b.ctx, uid)
-			mu.Lock()
-			names[uid] = n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return names
+	return b.a.users.GetAll(b.ctx, ids, b.a.fetchUserName)
 }
 
 // text renders m's text for the envelope, without a leading mention of the

@@ -30,6 +30,8 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -201,8 +203,8 @@ type Adapter struct {
 	healthMu  sync.Mutex
 	unhealthy map[string]string // credential → why Slack rejected it
 
-	users   *userCache
-	sent    *sentLog
+	users   *lookup.Cache[string, string]  // user id → display name
+	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
 	handler http.Handler
 }
 
@@ -234,7 +236,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		httpc:     deps.HTTPClient,
 		authSem:   make(chan struct{}, 1),
 		unhealthy: map[string]string{},
-		sent:      newSentLog(4096),
+		sent:      bounded.NewMap[string, []string](4096),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -246,7 +248,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if a.httpc == nil {
 		a.httpc = &http.Client{Timeout: 30 * time.Second}
 	}
-	a.users = newUserCache(c.UserCacheTTL.D(), 10000, a.now)
+	a.users = lookup.New[string, string](lookup.Options{TTL: c.UserCacheTTL.D(), NegativeTTL: negativeTTL, Max: 10000, Now: a.now})
 	a.api = a.newAPI()
 	a.handler = a.newHandler()
 	m, err := newMetrics(deps.Registry)
