@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // Facts are what route rules match on, beyond the envelope itself. The
@@ -94,6 +95,8 @@ type Delivery struct {
 	// channel that supports idempotency keys can use it.
 	ID        string
 	SessionID string
+	// Seq is the delivered record's sequence number in the session's log.
+	Seq int64
 	// To is the conversation anchor to post into; its Source is the sink's
 	// channel.
 	To       envelope.Conversation
@@ -187,6 +190,13 @@ type Deps struct {
 	Now func() time.Time
 	// HTTPClient is for calls to the channel's web API.
 	HTTPClient *http.Client
+	// State is the gateway's store, for the adapter's own durable state (an
+	// IMAP cursor, what a reply needs to know about a thread), under a
+	// namespace of its own (its plugin name). Adapters keep their durable
+	// state here, never only in memory or in local files: replicas of the
+	// gateway share the store and nothing else. Nil in tests that need no
+	// state.
+	State store.KV
 }
 
 // Adapter is a constructed adapter. It is a Sink for its channel; it may

@@ -129,6 +129,9 @@ type Options struct {
 	// Heartbeat is how often an idle event stream sends a comment to keep
 	// proxies from closing it; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Webhooks, when set, serves the outbound webhook endpoints
+	// (/v3/webhooks; see webhooks.go).
+	Webhooks *WebhookOptions
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -149,6 +152,7 @@ type Server struct {
 	bindings store.Bindings
 	outbox   store.Outbox
 	onRetry  func()
+	webhooks *WebhookOptions
 	checks   map[string]adapters.Checker
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
@@ -177,6 +181,7 @@ func New(opts Options) (*Server, error) {
 		bindings:   opts.Bindings,
 		outbox:     opts.Outbox,
 		onRetry:    opts.OnRetry,
+		webhooks:   opts.Webhooks,
 		checks:     opts.Checks,
 		sessionKey: opts.SessionKey,
 		auth:       auth,
@@ -224,7 +229,7 @@ const (
 )
 
 // methods are those used by some route, for the Allow header of a 405.
-var methods = []string{http.MethodGet, http.MethodPost}
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete}
 
 func (s *Server) routes(gatherer prometheus.Gatherer) {
 	s.mux = http.NewServeMux()
@@ -250,6 +255,16 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 	if s.outbox != nil {
 		handle("GET /v3/deliveries", administration, s.listDeliveries)
 		handle("POST /v3/deliveries/{id}/retry", administration, s.retryDelivery)
+	}
+	if s.webhooks != nil && s.webhooks.Store != nil {
+		handle("POST /v3/webhooks", administration, s.createWebhook)
+		handle("GET /v3/webhooks", administration, s.listWebhooks)
+		handle("GET /v3/webhooks/{id}", administration, s.getWebhook)
+		handle("PATCH /v3/webhooks/{id}", administration, s.patchWebhook)
+		handle("DELETE /v3/webhooks/{id}", administration, s.deleteWebhook)
+		handle("POST /v3/webhooks/{id}/rotate-secret", administration, s.rotateWebhookSecret)
+		handle("GET /v3/webhooks/{id}/deliveries", administration, s.listWebhookDeliveries)
+		handle("POST /v3/webhooks/{id}/replay", administration, s.replayWebhook)
 	}
 
 	handle("GET /healthz", public, s.healthz)

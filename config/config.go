@@ -45,6 +45,8 @@ type Config struct {
 	// Adapters holds each channel's own section (slack, github, …), decoded
 	// and validated by that adapter.
 	Adapters map[string]yaml.Node `yaml:"adapters"`
+	// Webhooks configures outbound webhook delivery (see webhooks.go).
+	Webhooks Webhooks `yaml:"webhooks"`
 }
 
 // Limits bound requests.
@@ -100,6 +102,7 @@ func (c *Config) Defaults() {
 		c.Log.Format = "text"
 	}
 	c.Router.defaults()
+	c.Webhooks.defaults()
 	for i := range c.Routes {
 		c.Routes[i].defaults()
 	}
@@ -171,6 +174,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fieldErr("log.format", "want text or json, got %q", c.Log.Format))
 	}
 	errs = append(errs, c.validateRoutes()...)
+	errs = append(errs, c.Webhooks.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/webhook"
 )
 
 // Store is what the router needs of the store.
@@ -71,6 +73,13 @@ type Options struct {
 	// Poll is how often the router looks for work it was not told about:
 	// another replica's appends, due retries, expired leases (default 1s).
 	Poll time.Duration
+	// Webhooks, when set, turns on outbound webhooks (see webhooks.go):
+	// destinations are read from it, and the router delivers to them as the
+	// sink of source "webhook".
+	Webhooks store.Webhooks
+	// WebhookClient posts webhook deliveries (default: one built from
+	// Config.Webhooks).
+	WebhookClient *webhook.Client
 }
 
 // Router routes messages between channels and sessions. Its methods are
@@ -89,6 +98,7 @@ type Router struct {
 	metrics  *metrics
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
+	webhooks store.Webhooks
 }
 
 var _ adapters.Ingress = (*Router)(nil)
@@ -135,6 +145,20 @@ func New(opts Options) (*Router, error) {
 			return nil, fmt.Errorf("router: route %q: no %s runtime was built for it", rt.Name, rt.Runtime)
 		}
 	}
+	if opts.Webhooks != nil {
+		r.webhooks = opts.Webhooks
+		client := opts.WebhookClient
+		if client == nil {
+			client = webhook.NewClient(webhook.ClientOptions{
+				AllowPrivate: r.cfg.Webhooks.AllowPrivate,
+				Timeout:      r.cfg.Webhooks.Timeout.D(),
+			})
+		}
+		sinks := make(map[string]adapters.Sink, len(r.sinks)+1)
+		maps.Copy(sinks, r.sinks)
+		sinks[WebhookSource] = &webhookSink{r: r, client: client}
+		r.sinks = sinks
+	}
 	r.metrics = newMetrics(opts.Registry)
 	r.breaker = newBreaker()
 	r.kickc = make(chan struct{}, 1)
@@ -153,6 +177,12 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	start((&follower{r: r, consumer: consumerRuntime, parallel: r.cfg.Router.MaxParallel, fn: r.dispatch}).run)
 	start((&follower{r: r, consumer: consumerOutbox, parallel: 4, fn: r.routeOutputs}).run)
+	if r.webhooks != nil {
+		if err := r.syncWebhookConfig(ctx); err != nil {
+			r.log.Error("webhooks", "err", err)
+		}
+		start((&follower{r: r, consumer: consumerWebhooks, parallel: 4, fn: r.routeWebhooks}).run)
+	}
 	start(r.deliverLoop)
 	wg.Wait()
 	return nil

@@ -167,7 +167,8 @@ type Tokens interface {
 }
 
 // Store is everything a backend provides: the log and its sessions, tokens,
-// and the router's state (bindings, cursors, outbox; see router.go).
+// the router's state (bindings, cursors, outbox; see router.go) and the
+// adapters' key-value state (kv.go).
 type Store interface {
 	Sessions
 	Log
@@ -175,6 +176,8 @@ type Store interface {
 	Bindings
 	Cursors
 	Outbox
+	KV
+	Webhooks
 	// Ping checks that the backend answers, for /readyz.
 	Ping(ctx context.Context) error
 	// Close stops background work and releases the backend. It waits for

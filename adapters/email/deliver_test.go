@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
@@ -29,6 +30,9 @@ type smtpSink struct {
 	fails []*smtp.SMTPError
 	got   []sentMail
 	authd bool
+
+	// arrived receives a value for every mail accepted.
+	arrived chan struct{}
 }
 
 type sentMail struct {
@@ -39,7 +43,7 @@ type sentMail struct {
 
 func newSMTPSink(t testing.TB) *smtpSink {
 	t.Helper()
-	s := &smtpSink{user: "bot", pass: "secret"}
+	s := &smtpSink{user: "bot", pass: "secret", arrived: make(chan struct{}, 100)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &smtpSession{sink: s}, nil }))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
@@ -105,7 +109,27 @@ func (s *smtpSession) Data(r io.Reader) error {
 	}
 	s.cur.data = b
 	s.sink.got = append(s.sink.got, s.cur)
+	select {
+	case s.sink.arrived <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// waitMails waits until the sink has accepted n mails and returns them.
+func (s *smtpSink) waitMails(t *testing.T, n int) []sentMail {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		if got := s.mails(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-s.arrived:
+		case <-timeout:
+			t.Fatalf("%d mails received within 20s, want %d", len(s.mails()), n)
+		}
+	}
 }
 
 func newDeliverAdapter(t *testing.T, sink *smtpSink, rec *recorder) *Adapter {

@@ -13,7 +13,8 @@
 // Message-ID without angle brackets; envelope ids are "email:<Message-ID>".
 // What a reply needs beyond the anchor (the originator, the subject, the
 // References chain) and where the watcher stopped (mailbox, UIDVALIDITY,
-// last UID) are kept in small files under Config.StateDir; see README.md.
+// last UID) are kept in the gateway's store (adapters.Deps State, namespace
+// "email"), which replicas share; see state.go and README.md.
 // The adapter registers itself as the "email" plugin.
 package email
 
@@ -74,10 +75,6 @@ type Config struct {
 	// DisplayName is the From display name of replies (default
 	// "Switchboard").
 	DisplayName string `yaml:"display_name"`
-	// StateDir is a directory the adapter owns for its durable state: the
-	// IMAP cursor and one small file per thread (originator, subject,
-	// References). Put it under the gateway's data directory. Required.
-	StateDir string `yaml:"state_dir"`
 	// Senders is the allow-list: addresses ("ada@example.com") and domains
 	// ("example.com" or "@example.com"), case-insensitive. Mail from anyone
 	// else is left unread and logged. Empty allows every sender.
@@ -201,9 +198,6 @@ func (c *Config) Validate() error {
 	} else if a, err := mail.ParseAddress(c.Address); err != nil || a.Name != "" {
 		bad("address", "must be a bare address like bot@example.com, got %q", c.Address)
 	}
-	if c.StateDir == "" {
-		bad("state_dir", "is required (a directory for the IMAP cursor and thread state, under the gateway's data directory)")
-	}
 	for i, s := range c.Senders {
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t<>,") {
 			bad(fmt.Sprintf("senders[%d]", i), "must be an address or a domain, got %q", s)
@@ -283,16 +277,17 @@ type Adapter struct {
 	ingress adapters.Ingress
 	log     *slog.Logger
 	now     func() time.Time
-	threads Threads
-	cursor  Cursor
+	threads *threads
+	cursor  *cursors
 
 	// afterUID, when set (by tests), is called once a message's handling
 	// is complete and the cursor saved.
 	afterUID func(uid uint32)
 }
 
-// New builds the adapter from a configuration. It does no I/O: the state
-// directory is created and the IMAP server reached by Run and Deliver.
+// New builds the adapter from a configuration. It does no I/O: the IMAP and
+// SMTP servers are reached by Run and Deliver. deps.State is required: it
+// keeps the IMAP cursor and the threads' reply state.
 func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	c := *cfg
 	c.defaults()
@@ -302,13 +297,16 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.Ingress == nil {
 		return nil, errors.New("email: no ingress")
 	}
+	if deps.State == nil {
+		return nil, errors.New("email: no state store (adapters.Deps.State)")
+	}
 	a := &Adapter{
 		cfg:     c,
 		ingress: deps.Ingress,
 		log:     deps.Logger,
 		now:     deps.Now,
-		threads: NewFileThreads(c.StateDir),
-		cursor:  NewFileCursor(c.StateDir),
+		threads: &threads{kv: deps.State},
+		cursor:  &cursors{kv: deps.State, address: strings.ToLower(c.Address)},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))

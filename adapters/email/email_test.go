@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/email")
@@ -45,24 +48,58 @@ func (r *recorder) all() []adapters.Inbound {
 	return append([]adapters.Inbound(nil), r.ins...)
 }
 
-// testConfig is a valid configuration with its state under t's temp dir.
-func testConfig(t testing.TB) *Config {
-	c := &Config{
-		Address:  "bot@switchboard.example",
-		StateDir: t.TempDir(),
-		IMAP:     IMAPConfig{Addr: "127.0.0.1:1", Security: Plain, Username: "bot", Password: "pw"},
-		SMTP:     SMTPConfig{Addr: "127.0.0.1:1", Security: Plain},
+// testConfig is a valid configuration.
+func testConfig() *Config {
+	return &Config{
+		Address: "bot@switchboard.example",
+		IMAP:    IMAPConfig{Addr: "127.0.0.1:1", Security: Plain, Username: "bot", Password: "pw"},
+		SMTP:    SMTPConfig{Addr: "127.0.0.1:1", Security: Plain},
 	}
-	return c
 }
 
+// newTestStore opens a SQLite store in t's temp dir, closed when t ends:
+// the adapter's state is tested against a real store.
+func newTestStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "switchboard.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return st
+}
+
+// newTestAdapter builds an adapter with its state in a fresh store.
 func newTestAdapter(t testing.TB, ing adapters.Ingress, mod func(*Config)) *Adapter {
 	t.Helper()
-	c := testConfig(t)
+	return newStateAdapter(t, newTestStore(t), ing, mod)
+}
+
+// noState is a store.KV for tests that must not touch the adapter's state
+// (parsing and mapping only): every call fails.
+type noState struct{}
+
+var errNoState = errors.New("test: the adapter's state is not expected to be used here")
+
+func (noState) Value(context.Context, string, string) ([]byte, error)  { return nil, errNoState }
+func (noState) SetValue(context.Context, string, string, []byte) error { return errNoState }
+func (noState) CompareAndSetValue(context.Context, string, string, []byte, []byte) (bool, error) {
+	return false, errNoState
+}
+
+// newStateAdapter builds an adapter with its state in st, as the gateway
+// does: several adapters on one store are like replicas sharing it.
+func newStateAdapter(t testing.TB, st store.KV, ing adapters.Ingress, mod func(*Config)) *Adapter {
+	t.Helper()
+	c := testConfig()
 	if mod != nil {
 		mod(c)
 	}
-	a, err := New(c, adapters.Deps{Ingress: ing, Now: func() time.Time { return testNow }})
+	a, err := New(c, adapters.Deps{Ingress: ing, State: st, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +120,7 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(fixtures) == 0 {
 		t.Fatalf("no fixtures: %v", err)
 	}
+	a := newTestAdapter(t, newRecorder(), nil) // inspect reads no state
 	for _, path := range fixtures {
 		name := strings.TrimSuffix(filepath.Base(path), ".eml")
 		t.Run(name, func(t *testing.T) {
@@ -90,7 +128,6 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := newTestAdapter(t, newRecorder(), nil)
 			m, in, skip, err := a.inspect(src)
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +191,7 @@ func fixtureInbound(t *testing.T, name string) (adapters.Inbound, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, in, skip, err := newTestAdapter(t, newRecorder(), nil).inspect(src)
+	_, in, skip, err := newStateAdapter(t, noState{}, newRecorder(), nil).inspect(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +288,8 @@ func TestLoopPrevention(t *testing.T) {
 		"Return-Path: <ada@example.com>\r\n":             "",
 		"Content-Type: multipart/report; boundary=b\r\n": "delivery or disposition report",
 	}
+	a := newTestAdapter(t, newRecorder(), nil)
 	for extra, want := range cases {
-		a := newTestAdapter(t, newRecorder(), nil)
 		_, _, skip, err := a.inspect([]byte(base + extra + "\r\nhello\r\n"))
 		if err != nil {
 			t.Fatal(err)
@@ -261,7 +298,6 @@ func TestLoopPrevention(t *testing.T) {
 			t.Errorf("%q: skip = %q, want %q", extra, skip, want)
 		}
 	}
-	a := newTestAdapter(t, newRecorder(), nil)
 	_, _, skip, _ := a.inspect([]byte("From: Bot <BOT@switchboard.example>\r\nMessage-ID: <own@x>\r\n\r\nhi\r\n"))
 	if skip != "from the gateway's own address" {
 		t.Errorf("own mail: skip = %q", skip)
@@ -314,12 +350,12 @@ func TestConfigValidate(t *testing.T) {
 	c := &Config{}
 	c.defaults()
 	err := c.Validate()
-	for _, key := range []string{"address:", "state_dir:", "imap.addr:", "imap.username:", "smtp.addr:"} {
+	for _, key := range []string{"address:", "imap.addr:", "imap.username:", "smtp.addr:"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("empty config: error %v does not name %s", err, key)
 		}
 	}
-	c = testConfig(t)
+	c = testConfig()
 	c.defaults()
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid config: %v", err)
@@ -329,7 +365,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "imap.security") || !strings.Contains(err.Error(), "senders[0]") {
 		t.Errorf("bad config: %v", err)
 	}
-	if c := testConfig(t); c.SMTP.Domain == "" {
+	if c := testConfig(); c.SMTP.Domain == "" {
 		c.defaults()
 		if c.SMTP.Domain != "switchboard.example" {
 			t.Errorf("smtp.domain default = %q", c.SMTP.Domain)
@@ -342,7 +378,10 @@ func TestRegistered(t *testing.T) {
 	if !ok {
 		t.Fatal("email plugin not registered")
 	}
-	if _, err := p.New(p.NewConfig(), adapters.Deps{Ingress: newRecorder()}); err == nil {
+	if _, err := p.New(p.NewConfig(), adapters.Deps{Ingress: newRecorder(), State: newTestStore(t)}); err == nil {
 		t.Error("New accepted an empty config")
+	}
+	if _, err := New(testConfig(), adapters.Deps{Ingress: newRecorder()}); err == nil || !strings.Contains(err.Error(), "state") {
+		t.Errorf("New without a state store: err = %v", err)
 	}
 }

@@ -7,36 +7,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/store"
 )
 
-// Cursor remembers where the watcher stopped in each mailbox: the mailbox's
-// UIDVALIDITY and the highest UID it has dealt with (handled, ignored or
-// refused). Implementations are safe for concurrent use and durable once
-// Save returns.
-type Cursor interface {
-	// Load returns the saved position of mailbox, or zeros when none is.
-	Load(ctx context.Context, mailbox string) (uidValidity, lastUID uint32, err error)
-	// Save records the position of mailbox.
-	Save(ctx context.Context, mailbox string, uidValidity, lastUID uint32) error
-}
+// The adapter's durable state lives in the gateway's store (adapters.Deps
+// State), under the namespace Name, so that replicas sharing a PostgreSQL
+// store share it:
+//
+//	cursor/<address>/<folder>  {"uidvalidity": …, "last_uid": …}
+//	thread/<root Message-ID>   a Thread, as JSON
+//
+// A root Message-ID too long for a key (or not storable as one) is keyed
+// by its digest instead: thread-sha256/<hex>.
 
-// FileCursor is a Cursor kept in one JSON file, cursor.json, in a
-// directory, replaced atomically (write, fsync, rename, fsync the
-// directory) on every Save. It is for one gateway process: replicas that
-// share a PostgreSQL store must not watch the same mailbox.
-type FileCursor struct {
-	path string
-	mu   sync.Mutex
-}
-
-// NewFileCursor returns a cursor stored in dir/cursor.json. It does no I/O.
-func NewFileCursor(dir string) *FileCursor {
-	return &FileCursor{path: filepath.Join(dir, "cursor.json")}
+// cursors remembers where the watcher stopped in each folder of the mailbox:
+// the folder's UIDVALIDITY and the highest UID it has dealt with (handled,
+// ignored or refused). It is safe for concurrent use; a Save is durable once
+// it returns. Only one watcher may save a folder's cursor at a time.
+type cursors struct {
+	kv      store.KV
+	address string // the mailbox's own address, part of every key
 }
 
 type cursorPos struct {
@@ -44,48 +38,32 @@ type cursorPos struct {
 	LastUID     uint32 `json:"last_uid"`
 }
 
-func (c *FileCursor) read() (map[string]cursorPos, error) {
-	b, err := os.ReadFile(c.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]cursorPos{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("email: cursor: %w", err)
-	}
-	m := map[string]cursorPos{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("email: cursor: %s: %w", c.path, err)
-	}
-	return m, nil
-}
+func (c *cursors) key(folder string) string { return "cursor/" + c.address + "/" + folder }
 
-// Load implements Cursor.
-func (c *FileCursor) Load(_ context.Context, mailbox string) (uint32, uint32, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, err := c.read()
-	if err != nil {
-		return 0, 0, err
+// Load returns the saved position in folder, or zeros when none is saved.
+func (c *cursors) Load(ctx context.Context, folder string) (uidValidity, lastUID uint32, err error) {
+	b, err := c.kv.Value(ctx, Name, c.key(folder))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, 0, nil
+	case err != nil:
+		return 0, 0, fmt.Errorf("email: load cursor: %w", err)
 	}
-	p := m[mailbox]
+	var p cursorPos
+	if err := json.Unmarshal(b, &p); err != nil {
+		return 0, 0, fmt.Errorf("email: load cursor of %s: %w", folder, err)
+	}
 	return p.UIDValidity, p.LastUID, nil
 }
 
-// Save implements Cursor.
-func (c *FileCursor) Save(_ context.Context, mailbox string, uidValidity, lastUID uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, err := c.read()
+// Save records the position in folder, replacing the saved one.
+func (c *cursors) Save(ctx context.Context, folder string, uidValidity, lastUID uint32) error {
+	b, err := json.Marshal(cursorPos{UIDValidity: uidValidity, LastUID: lastUID})
 	if err != nil {
-		return err
+		return fmt.Errorf("email: save cursor: %w", err)
 	}
-	m[mailbox] = cursorPos{UIDValidity: uidValidity, LastUID: lastUID}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("email: cursor: %w", err)
-	}
-	if err := writeFileAtomic(c.path, b); err != nil {
-		return fmt.Errorf("email: cursor: %w", err)
+	if err := c.kv.SetValue(ctx, Name, c.key(folder), b); err != nil {
+		return fmt.Errorf("email: save cursor: %w", err)
 	}
 	return nil
 }
@@ -138,109 +116,69 @@ func (t *Thread) markHandled(id string) {
 	}
 }
 
-// Threads keeps Thread records durably. Implementations are safe for
-// concurrent use.
-type Threads interface {
-	// Load returns the thread rooted at root; ok is false when none is kept.
-	Load(ctx context.Context, root string) (t Thread, ok bool, err error)
-	// Update applies fn to the thread rooted at root (a zero Thread with
-	// Root set when none is kept) and saves the result, atomically with
-	// respect to other Updates in this process.
-	Update(ctx context.Context, root string, fn func(*Thread)) (Thread, error)
+// threads keeps Thread records in the store. It is safe for concurrent
+// use, also by several gateway processes: the watcher's updates on one
+// replica and the replies sent by another's outbox never lose each other's
+// changes.
+type threads struct {
+	kv store.KV
 }
 
-// FileThreads keeps one JSON file per thread under dir/threads, named by a
-// digest of the root Message-ID, each replaced atomically. Like FileCursor,
-// it is for one gateway process.
-type FileThreads struct {
-	dir string
-	mu  sync.Mutex
-}
-
-// NewFileThreads returns thread records kept under dir/threads. It does no
-// I/O.
-func NewFileThreads(dir string) *FileThreads {
-	return &FileThreads{dir: filepath.Join(dir, "threads")}
-}
-
-func (f *FileThreads) path(root string) string {
+// threadKey is the store key of the thread rooted at root.
+func threadKey(root string) string {
+	k := "thread/" + root
+	if len(k) <= store.MaxKVKey && utf8.ValidString(k) && !strings.ContainsRune(k, 0) {
+		return k
+	}
 	sum := sha256.Sum256([]byte(root))
-	return filepath.Join(f.dir, hex.EncodeToString(sum[:20])+".json")
+	return "thread-sha256/" + hex.EncodeToString(sum[:])
 }
 
-func (f *FileThreads) load(root string) (Thread, bool, error) {
-	b, err := os.ReadFile(f.path(root))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Thread{Root: root}, false, nil
+// load returns the thread rooted at root and its stored form; ok is false
+// (and stored nil) when none is kept.
+func (s *threads) load(ctx context.Context, root string) (t Thread, stored []byte, err error) {
+	b, err := s.kv.Value(ctx, Name, threadKey(root))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Thread{Root: root}, nil, nil
+	case err != nil:
+		return Thread{}, nil, fmt.Errorf("email: load thread: %w", err)
 	}
-	if err != nil {
-		return Thread{}, false, fmt.Errorf("email: thread: %w", err)
-	}
-	var t Thread
 	if err := json.Unmarshal(b, &t); err != nil {
-		return Thread{}, false, fmt.Errorf("email: thread %s: %w", root, err)
+		return Thread{}, nil, fmt.Errorf("email: load thread <%s>: %w", root, err)
 	}
-	return t, true, nil
+	return t, b, nil
 }
 
-// Load implements Threads.
-func (f *FileThreads) Load(_ context.Context, root string) (Thread, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.load(root)
+// Load returns the thread rooted at root; ok is false when none is kept.
+func (s *threads) Load(ctx context.Context, root string) (t Thread, ok bool, err error) {
+	t, stored, err := s.load(ctx, root)
+	return t, stored != nil, err
 }
 
-// Update implements Threads.
-func (f *FileThreads) Update(_ context.Context, root string, fn func(*Thread)) (Thread, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	t, _, err := f.load(root)
-	if err != nil {
-		return Thread{}, err
+// Update applies fn to the thread rooted at root (a zero Thread with Root
+// set when none is kept) and saves the result, atomically: when another
+// writer changed the thread meanwhile, it reloads it and applies fn again,
+// so fn must only change its argument. It returns the saved thread.
+func (s *threads) Update(ctx context.Context, root string, fn func(*Thread)) (Thread, error) {
+	key := threadKey(root)
+	for {
+		t, stored, err := s.load(ctx, root)
+		if err != nil {
+			return Thread{}, err
+		}
+		fn(&t)
+		t.Root = root
+		b, err := json.Marshal(t)
+		if err != nil {
+			return Thread{}, fmt.Errorf("email: save thread: %w", err)
+		}
+		set, err := s.kv.CompareAndSetValue(ctx, Name, key, stored, b)
+		if err != nil {
+			return Thread{}, fmt.Errorf("email: save thread: %w", err)
+		}
+		if set {
+			return t, nil
+		}
 	}
-	fn(&t)
-	t.Root = root
-	b, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return Thread{}, fmt.Errorf("email: thread: %w", err)
-	}
-	if err := writeFileAtomic(f.path(root), b); err != nil {
-		return Thread{}, fmt.Errorf("email: thread: %w", err)
-	}
-	return t, nil
-}
-
-// writeFileAtomic replaces path with b: it writes a temporary file in the
-// same directory, syncs it, renames it over path and syncs the directory,
-// so a crash leaves either the old or the new content.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -20,8 +20,8 @@ import (
 // cursor to the router, then waits for new mail with IDLE (or polls every
 // imap.poll_interval when the server lacks IDLE). After a failure it
 // reconnects, waiting imap.backoff, doubled after each failure up to
-// imap.max_backoff. Only one Run may be active per mailbox (and per state
-// directory).
+// imap.max_backoff. Only one Run may be active per mailbox, across every
+// gateway process sharing the store.
 //
 // Each message is handled in UID order: loop-prone mail and mail from
 // senders outside the allow-list is logged and left unread; other mail is
@@ -214,7 +214,7 @@ func (a *Adapter) fetchNew(ctx context.Context, c *imapclient.Client, validity, 
 }
 
 // fetchOne reads and handles one message. Only failures that a retry can
-// fix (the connection, the router, the state directory) are errors: a
+// fix (the connection, the router, the store) are errors: a
 // message that is too large or unreadable is logged and passed over.
 func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.UID) error {
 	set := imap.UIDSetNum(uid)

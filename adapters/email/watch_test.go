@@ -2,12 +2,9 @@ package email
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -19,6 +16,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // mailbox is a private Dovecot with a client that delivers test mail.
@@ -99,10 +97,9 @@ func (w *watcher) waitUID(t *testing.T, uid uint32) {
 	}
 }
 
-func startWatcher(t *testing.T, mb *mailbox, stateDir string, rec *recorder, mod func(*Config)) *watcher {
+func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec *recorder, mod func(*Config)) *watcher {
 	t.Helper()
-	a := newTestAdapter(t, rec, func(c *Config) {
-		c.StateDir = stateDir
+	a := newStateAdapter(t, st, rec, func(c *Config) {
 		c.Senders = []string{"example.com"}
 		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
 		if mod != nil {
@@ -154,7 +151,7 @@ func expect(t *testing.T, rec *recorder, ids ...string) []adapters.Inbound {
 
 func TestWatcherAgainstDovecot(t *testing.T) {
 	mb := newMailbox(t)
-	state := t.TempDir()
+	state := newTestStore(t)
 	rec := newRecorder()
 
 	// Waiting before the watcher starts: a new thread, an auto-reply, list
@@ -194,18 +191,15 @@ func TestWatcherAgainstDovecot(t *testing.T) {
 
 	// A UIDVALIDITY change (here: the cursor remembers another one) rescans
 	// the mailbox without handing anything over twice.
-	b, err := os.ReadFile(filepath.Join(state, "cursor.json"))
+	cur := &cursors{kv: state, address: "bot@switchboard.example"}
+	validity, last, err := cur.Load(context.Background(), "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cur map[string]cursorPos
-	if err := json.Unmarshal(b, &cur); err != nil {
-		t.Fatal(err)
+	if validity == 0 || last != 7 {
+		t.Errorf("cursor: UIDVALIDITY %d, last UID %d; want last UID 7", validity, last)
 	}
-	if cur["INBOX"].LastUID != 7 {
-		t.Errorf("cursor %+v, want last UID 7", cur["INBOX"])
-	}
-	if err := NewFileCursor(state).Save(context.Background(), "INBOX", cur["INBOX"].UIDValidity+1, 7); err != nil {
+	if err := cur.Save(context.Background(), "INBOX", validity+1, 7); err != nil {
 		t.Fatal(err)
 	}
 	w = startWatcher(t, mb, state, rec, nil)
@@ -225,7 +219,7 @@ func TestWatcherMovesHandledMail(t *testing.T) {
 	rec := newRecorder()
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "move-1@example.com", "", "Move me."))
 	mb.deliver(t, mailFrom("Bulk <bulk@example.com>", "stay@example.com", "Precedence: junk\r\n", "Stay."))
-	w := startWatcher(t, mb, t.TempDir(), rec, func(c *Config) { c.IMAP.MoveTo = "Handled" })
+	w := startWatcher(t, mb, newTestStore(t), rec, func(c *Config) { c.IMAP.MoveTo = "Handled" })
 	expect(t, rec, "move-1@example.com")
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "move-2@example.com", "", "sentinel"))
 	expect(t, rec, "move-2@example.com")
@@ -275,7 +269,7 @@ func TestWatcherReconnectsAfterDrop(t *testing.T) {
 	rec := newRecorder()
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
 	proxied := &mailbox{addr: ln.Addr().String(), user: mb.user, pass: mb.pass}
-	w := startWatcher(t, proxied, t.TempDir(), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
+	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
 	expect(t, rec, "before-drop@example.com")
 	w.waitUID(t, 1)
 	mu.Lock()

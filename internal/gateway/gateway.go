@@ -116,6 +116,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		Registry:   g.registry,
 		Now:        time.Now,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		State:      st,
 	})
 	if err != nil {
 		return err
@@ -127,6 +128,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	rt, err = router.New(router.Options{
 		Config:       cfg,
 		Store:        st,
+		Webhooks:     st,
 		Sinks:        sinks,
 		Runtimes:     runtimes,
 		SessionToken: func(id string) string { return api.SessionToken(key, id) },
@@ -160,6 +162,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		Bindings:   st,
 		Outbox:     st,
 		OnRetry:    rt.Wake,
+		Webhooks:   &api.WebhookOptions{Store: st, Replay: rt.ReplayWebhook, RotationGrace: cfg.Webhooks.RotationGrace.D()},
 		SessionKey: key,
 		Checks:     checks,
 	})

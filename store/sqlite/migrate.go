@@ -171,6 +171,60 @@ CREATE INDEX deliveries_status ON deliveries (status, id);
 -- Posted. Only a delivered settlement records a channel id.
 CREATE INDEX deliveries_posted ON deliveries (to_source, channel_id) WHERE channel_id <> '';
 `,
+
+	// 5: the adapters' key-value state.
+	`
+-- kv is the channel adapters' own durable state (store.KV): an opaque value
+-- per namespace and key, replaced as a whole. updated_at is informational.
+CREATE TABLE kv (
+	namespace  TEXT    NOT NULL,
+	key        TEXT    NOT NULL,
+	value      BLOB    NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+`,
+
+	// 6: outbound webhook destinations and the log of delivery attempts.
+	`
+-- A destination's secrets are kept in clear: the gateway signs with them.
+-- prev_secret signs alongside secret until prev_expires (a rotation's grace).
+-- Times are Unix nanoseconds, 0 for none.
+CREATE TABLE webhooks (
+	id              TEXT    PRIMARY KEY,
+	url             TEXT    NOT NULL,
+	description     TEXT    NOT NULL DEFAULT '',
+	event_types     TEXT    NOT NULL DEFAULT '[]', -- JSON array
+	sessions        TEXT    NOT NULL DEFAULT '[]', -- JSON array
+	metadata        TEXT    NOT NULL DEFAULT '{}', -- JSON object of strings
+	secret          TEXT    NOT NULL,
+	prev_secret     TEXT    NOT NULL DEFAULT '',
+	prev_expires    INTEGER NOT NULL DEFAULT 0,
+	disabled        INTEGER NOT NULL DEFAULT 0,
+	disabled_reason TEXT    NOT NULL DEFAULT '',
+	failing_since   INTEGER NOT NULL DEFAULT 0,
+	origin          TEXT    NOT NULL DEFAULT 'api',
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL
+);
+
+-- Every attempt at a webhook delivery; ids sort in the order recorded.
+CREATE TABLE webhook_attempts (
+	id          TEXT    PRIMARY KEY,
+	webhook_id  TEXT    NOT NULL,
+	delivery_id TEXT    NOT NULL,
+	event_id    TEXT    NOT NULL,
+	session_id  TEXT    NOT NULL,
+	seq         INTEGER NOT NULL,
+	attempt     INTEGER NOT NULL,
+	status_code INTEGER NOT NULL,
+	latency_ns  INTEGER NOT NULL,
+	response    TEXT    NOT NULL,
+	error       TEXT    NOT NULL,
+	at          INTEGER NOT NULL
+);
+CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);
+`,
 }
 
 // migrate brings the database behind conn to the newest schema. It is safe

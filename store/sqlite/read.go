@@ -29,6 +29,7 @@ type readStmts struct {
 
 	bindings bindingReads
 	outbox   outboxReads
+	kv       kvReads
 
 	all []*sql.Stmt // every prepared statement, to close
 }
@@ -46,6 +47,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}
 	stmts = append(stmts, r.bindings.defs()...)
 	stmts = append(stmts, r.outbox.defs()...)
+	stmts = append(stmts, r.kv.defs()...)
 	for _, st := range stmts {
 		p, err := db.PrepareContext(ctx, st.query)
 		if err != nil {

@@ -39,6 +39,9 @@ const (
 	opClaim
 	opSettle
 	opRetryDelivery
+	opSetValue
+	opCompareAndSetValue
+	opFunc // runs writeOp.fn: rare writes (webhook destinations) that need no op of their own
 )
 
 // writeOp is one write for the single writer. Its column values are encoded
@@ -83,17 +86,26 @@ type writeOp struct {
 	// opSettle
 	settlement store.Settlement
 	nextNano   int64 // the settlement's NextAttempt; 0: due at once
+
+	// opSetValue, opCompareAndSetValue
+	kv kvOp
+
+	// opFunc: fn runs inside the batch's transaction on the writer
+	// connection. It may run again when the batch is retried, so it must
+	// report only through its result.
+	fn func(ctx context.Context, now int64) (groupcommitResult, error)
 }
 
 // writeResult is the outcome of one writeOp.
 type writeResult struct {
 	append  store.AppendResult
 	session store.Session
-	ok      bool // CreateSession: created; SetState: changed; Bind: created
+	ok      bool // CreateSession: created; SetState: changed; Bind: created; CompareAndSetValue: set
 
 	binding    store.Binding
 	works      []store.Work
 	deliveries []store.Delivery // Claim; RetryDelivery's one delivery
+	val        any              // opFunc's result
 }
 
 // maxCachedSessions bounds the writer's session cache; past it the cache is
@@ -141,6 +153,7 @@ type writer struct {
 	bindings bindingWrites
 	cursors  cursorWrites
 	outbox   outboxWrites
+	kv       kvWrites
 
 	all []*sql.Stmt // every prepared statement, to close
 
@@ -180,6 +193,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 	stmts = append(stmts, w.bindings.defs()...)
 	stmts = append(stmts, w.cursors.defs()...)
 	stmts = append(stmts, w.outbox.defs()...)
+	stmts = append(stmts, w.kv.defs()...)
 	for _, st := range stmts {
 		p, err := conn.PrepareContext(ctx, st.query)
 		if err != nil {
@@ -308,6 +322,12 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			results[i], err = w.settle(ctx, op, now)
 		case opRetryDelivery:
 			results[i], err = w.retryDelivery(ctx, op, now)
+		case opFunc:
+			results[i], err = op.fn(ctx, now)
+		case opSetValue:
+			results[i], err = w.setValue(ctx, op, now)
+		case opCompareAndSetValue:
+			results[i], err = w.compareAndSetValue(ctx, op, now)
 		default:
 			err = fmt.Errorf("unknown write op %d", op.kind)
 		}

@@ -14,7 +14,8 @@
 // wake-ups, subscriptions, durability across Close and reopen, and tokens.
 // It also checks the router's storage: conversation bindings (atomic under
 // concurrency), per-consumer cursors with leases, and the delivery outbox
-// with its per-conversation order and leases.
+// with its per-conversation order and leases, and the adapters' key-value
+// state.
 package storetest
 
 import (
@@ -98,6 +99,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 		t.Run("TwoStoresOneSession", s.testTwoStores)
 	})
 	t.Run("Router", func(t *testing.T) { s.runRouter(t, cfg) })
+	t.Run("Webhooks", s.runWebhooks)
+	t.Run("KV", func(t *testing.T) { s.runKV(t, cfg) })
 }
 
 type suite struct {

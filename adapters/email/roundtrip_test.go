@@ -1,0 +1,161 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// sentHeader is what a test checks of a reply the gateway sent.
+type sentHeader struct {
+	to, subject, messageID, autoSubmitted string
+	inReplyTo, references                 []string
+}
+
+func parseSent(t *testing.T, m sentMail) sentHeader {
+	t.Helper()
+	r, err := mail.CreateReader(bytes.NewReader(m.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h sentHeader
+	h.to = strings.Join(m.to, ",")
+	h.subject, _ = r.Header.Subject()
+	h.messageID, _ = r.Header.MessageID()
+	h.inReplyTo, _ = r.Header.MsgIDList("In-Reply-To")
+	h.references, _ = r.Header.MsgIDList("References")
+	h.autoSubmitted = r.Header.Get("Auto-Submitted")
+	return h
+}
+
+// TestRoundTripThroughTheRouter drives a whole email conversation: a mail
+// in the private Dovecot starts a session through a real router, an exec
+// agent answers, the answer arrives at the SMTP server as a threaded reply,
+// and a reply to that reply steers the same session and is answered in the
+// same thread. The adapter's state is in the router's own store.
+func TestRoundTripThroughTheRouter(t *testing.T) {
+	mb := newMailbox(t)
+	sink := newSMTPSink(t)
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "agent.sh")
+	if err := os.WriteFile(agent, []byte("#!/bin/sh\ncat > /dev/null\necho \"**answer** $(date +%s%N)\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+routes:
+  - name: mail
+    match: {source: email}
+    runtime: exec
+    exec: {command: [%q]}
+`, agent)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newTestStore(t)
+
+	var rt *router.Router
+	a := newStateAdapter(t, st, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+		return rt.Ingest(ctx, in)
+	}), func(c *Config) {
+		c.Senders = []string{"example.com"}
+		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
+		c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
+	})
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	routerDone, watcherDone := make(chan error, 1), make(chan error, 1)
+	go func() { routerDone <- rt.Run(ctx) }()
+	go func() { watcherDone <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-routerDone
+		if err := <-watcherDone; err != nil {
+			t.Errorf("watcher: %v", err)
+		}
+	}()
+
+	mb.deliver(t, mailFrom("Ada Lovelace <ada@example.com>", "rt-root@example.com", "", "Please look at the build."))
+	first := parseSent(t, sink.waitMails(t, 1)[0])
+	for _, c := range []struct{ what, got, want string }{
+		{"To", first.to, "ada@example.com"},
+		{"Subject", first.subject, "Re: test rt-root@example.com"},
+		{"In-Reply-To", strings.Join(first.inReplyTo, " "), "rt-root@example.com"},
+		{"References", strings.Join(first.references, " "), "rt-root@example.com"},
+		{"Auto-Submitted", first.autoSubmitted, "auto-replied"},
+	} {
+		if c.got != c.want {
+			t.Errorf("first reply: %s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if !strings.HasSuffix(first.messageID, "@switchboard.example") {
+		t.Errorf("first reply: Message-ID %q is not on the gateway's domain", first.messageID)
+	}
+
+	// Ada answers the gateway's reply, quoting it.
+	mb.deliver(t, mailFrom("Ada Lovelace <ada@example.com>", "rt-reply@example.com",
+		"In-Reply-To: <"+first.messageID+">\r\nReferences: <rt-root@example.com> <"+first.messageID+">\r\n",
+		"And the tests too.\r\n\r\nOn Mon, Switchboard wrote:\r\n> answer"))
+	second := parseSent(t, sink.waitMails(t, 2)[1])
+	if second.subject != "Re: test rt-root@example.com" || second.to != "ada@example.com" {
+		t.Errorf("second reply: subject %q to %q", second.subject, second.to)
+	}
+	if got, want := strings.Join(second.inReplyTo, " "), "rt-reply@example.com"; got != want {
+		t.Errorf("second reply: In-Reply-To %q, want %q", got, want)
+	}
+	if got, want := strings.Join(second.references, " "), "rt-root@example.com "+first.messageID+" rt-reply@example.com"; got != want {
+		t.Errorf("second reply: References %q, want %q", got, want)
+	}
+	if second.messageID == first.messageID {
+		t.Errorf("both replies have Message-ID %q", first.messageID)
+	}
+
+	// One session holds the whole thread: two mails in, two answers out.
+	sessions, err := st.ListSessions(context.Background(), "", 10)
+	if err != nil || len(sessions) != 1 {
+		t.Fatalf("sessions %v (%v), want one", sessions, err)
+	}
+	recs, err := st.Read(context.Background(), sessions[0].ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, r := range recs {
+		dirs = append(dirs, string(r.Direction))
+	}
+	if want := []string{"inbound", "outbound", "inbound", "outbound"}; strings.Join(dirs, " ") != strings.Join(want, " ") {
+		t.Fatalf("log directions %v, want %v", dirs, want)
+	}
+	if recs[2].Envelope.ID != "email:rt-reply@example.com" || recs[2].Envelope.Text != "And the tests too." {
+		t.Errorf("the reply was stored as %s %q, want only the new text", recs[2].Envelope.ID, recs[2].Envelope.Text)
+	}
+	if recs[0].Direction != store.Inbound || recs[0].Envelope.Conversation.Ref != "rt-root@example.com" {
+		t.Errorf("first record %+v", recs[0].Envelope.Conversation)
+	}
+	if mails := sink.mails(); len(mails) != 2 {
+		t.Errorf("%d mails sent, want 2", len(mails))
+	}
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// KV is a small durable key-value space for channel adapters' own state (an
+// IMAP cursor, an email thread's reply headers). Values are opaque bytes,
+// kept byte for byte; keys are namespaced by the adapter ("email"), so
+// adapters never see each other's keys. Namespaces and keys are non-empty
+// UTF-8 strings without NUL bytes, of at most MaxKVKey bytes each; values
+// hold at most MaxKVValue bytes. Backends check both with CheckKV.
+//
+// It is meant for small values written now and then, not for bulk data:
+// every write is a durable commit. Every method is safe for concurrent use,
+// also from several processes sharing one database.
+type KV interface {
+	// Value returns the value of key in namespace, or an error wrapping
+	// ErrNotFound. A stored empty value is returned as a non-nil empty
+	// slice.
+	Value(ctx context.Context, namespace, key string) ([]byte, error)
+	// SetValue stores value (nil is stored as empty) under key in
+	// namespace, replacing any earlier value, durably when it returns nil.
+	// Of concurrent writers of one key, the last to commit wins.
+	SetValue(ctx context.Context, namespace, key string, value []byte) error
+	// CompareAndSetValue stores value under key in namespace, durably, only
+	// if the key's current value is old, byte for byte, or, when old is nil,
+	// only if the key does not exist (a non-nil empty old matches a stored
+	// empty value). It reports whether it stored value; false changes
+	// nothing. The comparison and the write are atomic, also against other
+	// processes, so a read-modify-write loop over Value and
+	// CompareAndSetValue loses no concurrent update.
+	CompareAndSetValue(ctx context.Context, namespace, key string, old, value []byte) (set bool, err error)
+}
+
+// Limits of KV.
+const (
+	// MaxKVKey is the longest namespace, and the longest key, in bytes.
+	MaxKVKey = 512
+	// MaxKVValue is the largest value, in bytes.
+	MaxKVValue = 1 << 20
+)
+
+// CheckKV reports whether namespace, key and value are within KV's limits,
+// naming what is wrong when they are not.
+func CheckKV(namespace, key string, value []byte) error {
+	for _, f := range [...]struct{ name, v string }{{"namespace", namespace}, {"key", key}} {
+		switch {
+		case f.v == "":
+			return fmt.Errorf("empty %s", f.name)
+		case len(f.v) > MaxKVKey:
+			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), MaxKVKey)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("%s is not valid UTF-8", f.name)
+		case strings.IndexByte(f.v, 0) >= 0:
+			return errors.New(f.name + " contains a NUL byte")
+		}
+	}
+	if len(value) > MaxKVValue {
+		return fmt.Errorf("value is %d bytes, more than %d", len(value), MaxKVValue)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboardhq/switchboard/internal/ids"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+var _ store.Webhooks = (*Store)(nil)
+
+const webhookColumns = `id, url, description, event_types, sessions, metadata, secret, prev_secret,
+	prev_expires, disabled, disabled_reason, failing_since, origin, created_at, updated_at`
+
+func scanWebhook(row pgx.Row) (store.Webhook, error) {
+	var (
+		w                store.Webhook
+		prevExp, failing *time.Time
+	)
+	if err := row.Scan(&w.ID, &w.URL, &w.Description, &w.EventTypes, &w.Sessions, &w.Metadata, &w.Secret,
+		&w.PrevSecret, &prevExp, &w.Disabled, &w.DisabledReason, &failing, &w.Origin, &w.CreatedAt, &w.UpdatedAt); err != nil {
+		return store.Webhook{}, err
+	}
+	if prevExp != nil {
+		w.PrevExpires = prevExp.UTC()
+	}
+	if failing != nil {
+		w.FailingSince = failing.UTC()
+	}
+	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
+	if w.EventTypes == nil {
+		w.EventTypes = []string{}
+	}
+	if w.Sessions == nil {
+		w.Sessions = []string{}
+	}
+	if w.Metadata == nil {
+		w.Metadata = map[string]string{}
+	}
+	return w, nil
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func orEmptyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// CreateWebhook stores w. It fails with an error wrapping store.ErrConflict
+// when the id is taken.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
+	if err := s.checkOpen("create webhook"); err != nil {
+		return store.Webhook{}, err
+	}
+	if w.ID == "" || w.URL == "" || w.Secret == "" {
+		return store.Webhook{}, errors.New("postgres: create webhook: id, url and secret are required")
+	}
+	if w.Origin == "" {
+		w.Origin = "api"
+	}
+	now := time.Now().UTC()
+	if w.CreatedAt.IsZero() {
+		w.CreatedAt = now
+	}
+	if w.UpdatedAt.IsZero() {
+		w.UpdatedAt = w.CreatedAt
+	}
+	out, err := scanWebhook(s.pool.QueryRow(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT (id) DO NOTHING RETURNING `+webhookColumns,
+		w.ID, w.URL, w.Description, orEmpty(w.EventTypes), orEmpty(w.Sessions), orEmptyMap(w.Metadata), w.Secret,
+		w.PrevSecret, nullTime(w.PrevExpires), w.Disabled, w.DisabledReason, nullTime(w.FailingSince), w.Origin,
+		w.CreatedAt, w.UpdatedAt))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Webhook{}, fmt.Errorf("postgres: create webhook: %w", store.ErrConflict)
+	case err != nil:
+		return store.Webhook{}, s.fail("create webhook", err)
+	}
+	return out, nil
+}
+
+// Webhook returns destination id, or an error wrapping store.ErrNotFound.
+func (s *Store) Webhook(ctx context.Context, id string) (store.Webhook, error) {
+	if err := s.checkOpen("webhook"); err != nil {
+		return store.Webhook{}, err
+	}
+	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Webhook{}, fmt.Errorf("postgres: webhook: %w", store.ErrNotFound)
+	case err != nil:
+		return store.Webhook{}, s.fail("webhook", err)
+	}
+	return w, nil
+}
+
+// ListWebhooks returns every destination, in id order.
+func (s *Store) ListWebhooks(ctx context.Context) ([]store.Webhook, error) {
+	if err := s.checkOpen("list webhooks"); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks ORDER BY id`)
+	if err != nil {
+		return nil, s.fail("list webhooks", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Webhook, error) { return scanWebhook(r) })
+	if err != nil {
+		return nil, s.fail("list webhooks", err)
+	}
+	return out, nil
+}
+
+// update runs an UPDATE … RETURNING of one destination.
+func (s *Store) updateWebhook(ctx context.Context, op, query string, args ...any) (store.Webhook, error) {
+	if err := s.checkOpen(op); err != nil {
+		return store.Webhook{}, err
+	}
+	w, err := scanWebhook(s.pool.QueryRow(ctx, query+` RETURNING `+webhookColumns, args...))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Webhook{}, fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
+	case err != nil:
+		return store.Webhook{}, s.fail(op, err)
+	}
+	return w, nil
+}
+
+// UpdateWebhook replaces the descriptive fields of destination w.ID.
+func (s *Store) UpdateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
+	if w.URL == "" {
+		return store.Webhook{}, errors.New("postgres: update webhook: url is required")
+	}
+	return s.updateWebhook(ctx, "update webhook", `UPDATE webhooks SET updated_at = now(), url = $2,
+		description = $3, event_types = $4, sessions = $5, metadata = $6 WHERE id = $1`,
+		w.ID, w.URL, w.Description, orEmpty(w.EventTypes), orEmpty(w.Sessions), orEmptyMap(w.Metadata))
+}
+
+// RotateWebhookSecret makes secret current and keeps the old one until
+// prevExpires.
+func (s *Store) RotateWebhookSecret(ctx context.Context, id, secret string, prevExpires time.Time) (store.Webhook, error) {
+	if secret == "" {
+		return store.Webhook{}, errors.New("postgres: rotate webhook secret: empty secret")
+	}
+	return s.updateWebhook(ctx, "rotate webhook secret", `UPDATE webhooks SET updated_at = now(),
+		prev_secret = CASE WHEN $3::timestamptz IS NULL THEN '' ELSE secret END, prev_expires = $3, secret = $2
+		WHERE id = $1`, id, secret, nullTime(prevExpires))
+}
+
+// SetWebhookHealth sets the failing-since time and the disabled flag.
+func (s *Store) SetWebhookHealth(ctx context.Context, id string, failingSince time.Time, disabled bool, reason string) error {
+	_, err := s.updateWebhook(ctx, "set webhook health", `UPDATE webhooks SET updated_at = now(),
+		failing_since = $2, disabled = $3, disabled_reason = $4 WHERE id = $1`, id, nullTime(failingSince), disabled, reason)
+	return err
+}
+
+// DeleteWebhook removes destination id and its attempts, in one
+// transaction.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	if err := s.checkOpen("delete webhook"); err != nil {
+		return err
+	}
+	var b pgx.Batch
+	b.Queue(`DELETE FROM webhook_attempts WHERE webhook_id = $1`, id)
+	b.Queue(`DELETE FROM webhooks WHERE id = $1`, id)
+	br := s.pool.SendBatch(ctx, &b)
+	_, err1 := br.Exec()
+	tag, err2 := br.Exec()
+	if err := errors.Join(err1, err2, br.Close()); err != nil {
+		return s.fail("delete webhook", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete webhook: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RecordWebhookAttempt appends a to the attempts log.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt) error {
+	if err := s.checkOpen("record webhook attempt"); err != nil {
+		return err
+	}
+	if a.ID == "" {
+		a.ID = ids.New("att")
+	}
+	if a.At.IsZero() {
+		a.At = time.Now()
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
+		session_id, seq, attempt, status_code, latency_ns, response, error, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+		a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq, a.Attempt, a.StatusCode,
+		int64(a.Latency), a.Response, a.Error, a.At); err != nil {
+		return s.fail("record webhook attempt", err)
+	}
+	return nil
+}
+
+// WebhookAttempts returns up to limit attempts of webhookID before the
+// cursor before, newest first. A limit below 1 returns nothing.
+func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.WebhookAttempt, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	if err := s.checkOpen("webhook attempts"); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, delivery_id, event_id, session_id, seq, attempt,
+		status_code, latency_ns, response, error, at FROM webhook_attempts
+		WHERE webhook_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`, webhookID, before, limit)
+	if err != nil {
+		return nil, s.fail("webhook attempts", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.WebhookAttempt, error) {
+		var (
+			a       store.WebhookAttempt
+			latency int64
+		)
+		err := r.Scan(&a.ID, &a.WebhookID, &a.DeliveryID, &a.EventID, &a.SessionID, &a.Seq, &a.Attempt,
+			&a.StatusCode, &latency, &a.Response, &a.Error, &a.At)
+		a.Latency, a.At = time.Duration(latency), a.At.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, s.fail("webhook attempts", err)
+	}
+	return out, nil
+}

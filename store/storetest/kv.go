@@ -1,0 +1,324 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// runKV runs the subtests of the adapters' key-value state (store.KV).
+func (s suite) runKV(t *testing.T, cfg config) {
+	t.Run("SetGetReplace", s.testKVSetGetReplace)
+	t.Run("NamespacesAreSeparate", s.testKVNamespaces)
+	t.Run("BinaryByteForByte", s.testKVBinary)
+	t.Run("BadKeys", s.testKVBadKeys)
+	t.Run("CompareAndSet", s.testKVCompareAndSet)
+	t.Run("ConcurrentWritersLastWins", s.testKVConcurrentSet)
+	t.Run("ConcurrentReadModifyWrite", s.testKVConcurrentCAS)
+	t.Run("SurvivesReopen", s.testKVReopen)
+	t.Run("Shared", func(t *testing.T) {
+		if !cfg.shared {
+			t.Skip("the backend does not support two stores on one database")
+		}
+		t.Run("TwoStoresReadModifyWrite", s.testKVTwoStores)
+	})
+}
+
+// kvNS is the namespace the KV subtests use.
+const kvNS = "test"
+
+func mustValue(t *testing.T, kv store.KV, ns, key string) []byte {
+	t.Helper()
+	v, err := kv.Value(t.Context(), ns, key)
+	if err != nil {
+		t.Fatalf("Value(%s, %s): %v", ns, key, err)
+	}
+	return v
+}
+
+func mustSetValue(t *testing.T, kv store.KV, ns, key string, v []byte) {
+	t.Helper()
+	if err := kv.SetValue(t.Context(), ns, key, v); err != nil {
+		t.Fatalf("SetValue(%s, %s): %v", ns, key, err)
+	}
+}
+
+func checkValue(t *testing.T, kv store.KV, ns, key string, want []byte) {
+	t.Helper()
+	if got := mustValue(t, kv, ns, key); !bytes.Equal(got, want) {
+		t.Errorf("Value(%s, %s) = %q, want %q", ns, key, got, want)
+	}
+}
+
+func checkNoValue(t *testing.T, kv store.KV, ns, key string) {
+	t.Helper()
+	if v, err := kv.Value(t.Context(), ns, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Value(%s, %s) = %q, %v; want ErrNotFound", ns, key, v, err)
+	}
+}
+
+func mustCAS(t *testing.T, kv store.KV, ns, key string, old, v []byte) bool {
+	t.Helper()
+	ok, err := kv.CompareAndSetValue(t.Context(), ns, key, old, v)
+	if err != nil {
+		t.Fatalf("CompareAndSetValue(%s, %s, %q, %q): %v", ns, key, old, v, err)
+	}
+	return ok
+}
+
+func (s suite) testKVSetGetReplace(t *testing.T) {
+	st, _ := s.fresh(t)
+	checkNoValue(t, st, kvNS, "cursor")
+	mustSetValue(t, st, kvNS, "cursor", []byte(`{"uid":1}`))
+	checkValue(t, st, kvNS, "cursor", []byte(`{"uid":1}`))
+	mustSetValue(t, st, kvNS, "cursor", []byte(`{"uid":2,"longer":true}`))
+	checkValue(t, st, kvNS, "cursor", []byte(`{"uid":2,"longer":true}`))
+	mustSetValue(t, st, kvNS, "cursor", []byte(`3`))
+	checkValue(t, st, kvNS, "cursor", []byte(`3`))
+	checkNoValue(t, st, kvNS, "cursor2")
+	checkNoValue(t, st, kvNS, "cursorx")
+}
+
+func (s suite) testKVNamespaces(t *testing.T) {
+	st, _ := s.fresh(t)
+	mustSetValue(t, st, "email", "k", []byte("email's"))
+	mustSetValue(t, st, "slack", "k", []byte("slack's"))
+	mustSetValue(t, st, "email", "k2", []byte("other key"))
+	checkValue(t, st, "email", "k", []byte("email's"))
+	checkValue(t, st, "slack", "k", []byte("slack's"))
+	checkNoValue(t, st, "slack", "k2")
+	checkNoValue(t, st, "jira", "k")
+	// No separator games: ("a/b", "c") and ("a", "b/c") are different.
+	mustSetValue(t, st, "a/b", "c", []byte("1"))
+	checkNoValue(t, st, "a", "b/c")
+}
+
+func (s suite) testKVBinary(t *testing.T) {
+	st, _ := s.fresh(t)
+	all := make([]byte, 0, 512)
+	for i := range 512 {
+		all = append(all, byte(i*7)) // every byte value, NUL and invalid UTF-8 included
+	}
+	big := bytes.Repeat([]byte("\x00\xff\xfe switchboard "), 64<<10/16) // 64 KiB
+	cases := map[string][]byte{
+		"all-bytes": all,
+		"big":       big,
+		"empty":     {},
+		"nil":       nil,
+		"unicode":   []byte("héllo, 世界 🚀"),
+	}
+	for key, v := range cases {
+		mustSetValue(t, st, kvNS, key, v)
+	}
+	for key, v := range cases {
+		got := mustValue(t, st, kvNS, key)
+		if !bytes.Equal(got, v) {
+			t.Errorf("%s: value of %d bytes came back as %d bytes, not byte for byte", key, len(v), len(got))
+		}
+		if got == nil {
+			t.Errorf("%s: a stored value came back nil, want a non-nil slice", key)
+		}
+	}
+	// Keys may be any UTF-8, like the Message-IDs the email adapter uses.
+	key := "thread/<CAF=abc+x@mail.gmail.com> ünïcode"
+	mustSetValue(t, st, kvNS, key, []byte("v"))
+	checkValue(t, st, kvNS, key, []byte("v"))
+}
+
+func (s suite) testKVBadKeys(t *testing.T) {
+	st, _ := s.fresh(t)
+	long := string(bytes.Repeat([]byte("k"), store.MaxKVKey+1))
+	for _, c := range []struct{ what, ns, key string }{
+		{"empty namespace", "", "k"},
+		{"empty key", kvNS, ""},
+		{"NUL in key", kvNS, "a\x00b"},
+		{"invalid UTF-8 key", kvNS, "\xff"},
+		{"long key", kvNS, long},
+		{"long namespace", long, "k"},
+	} {
+		if err := st.SetValue(t.Context(), c.ns, c.key, []byte("v")); err == nil {
+			t.Errorf("SetValue with %s: no error", c.what)
+		}
+		if _, err := st.Value(t.Context(), c.ns, c.key); err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Value with %s: err = %v, want an invalid-key error", c.what, err)
+		}
+		if _, err := st.CompareAndSetValue(t.Context(), c.ns, c.key, nil, []byte("v")); err == nil {
+			t.Errorf("CompareAndSetValue with %s: no error", c.what)
+		}
+	}
+	if err := st.SetValue(t.Context(), kvNS, "huge", make([]byte, store.MaxKVValue+1)); err == nil {
+		t.Error("SetValue of a value over MaxKVValue: no error")
+	}
+	// A longest key is fine.
+	mustSetValue(t, st, kvNS, long[1:], []byte("v"))
+	checkValue(t, st, kvNS, long[1:], []byte("v"))
+}
+
+func (s suite) testKVCompareAndSet(t *testing.T) {
+	st, _ := s.fresh(t)
+	if !mustCAS(t, st, kvNS, "k", nil, []byte("one")) {
+		t.Fatal("CompareAndSetValue(nil old) on a missing key did not set it")
+	}
+	checkValue(t, st, kvNS, "k", []byte("one"))
+	if mustCAS(t, st, kvNS, "k", nil, []byte("again")) {
+		t.Error("CompareAndSetValue(nil old) on an existing key set it")
+	}
+	if mustCAS(t, st, kvNS, "k", []byte("on"), []byte("prefix")) {
+		t.Error("CompareAndSetValue with a prefix of the value as old set it")
+	}
+	if mustCAS(t, st, kvNS, "k", []byte("one!"), []byte("longer")) {
+		t.Error("CompareAndSetValue with a longer old set it")
+	}
+	if mustCAS(t, st, kvNS, "missing", []byte("one"), []byte("x")) {
+		t.Error("CompareAndSetValue with an old value on a missing key set it")
+	}
+	checkNoValue(t, st, kvNS, "missing")
+	checkValue(t, st, kvNS, "k", []byte("one"))
+	if !mustCAS(t, st, kvNS, "k", []byte("one"), []byte("two")) {
+		t.Fatal("CompareAndSetValue with the current value as old did not set")
+	}
+	checkValue(t, st, kvNS, "k", []byte("two"))
+	// An empty value is a value: a non-nil empty old matches it, nil does not.
+	if !mustCAS(t, st, kvNS, "k", []byte("two"), []byte{}) {
+		t.Fatal("CompareAndSetValue to an empty value did not set")
+	}
+	if mustCAS(t, st, kvNS, "k", nil, []byte("x")) {
+		t.Error("CompareAndSetValue(nil old) set a key holding an empty value")
+	}
+	if !mustCAS(t, st, kvNS, "k", []byte{}, []byte("\x00three")) {
+		t.Fatal("CompareAndSetValue from an empty value did not set")
+	}
+	if !mustCAS(t, st, kvNS, "k", []byte("\x00three"), []byte("four")) {
+		t.Fatal("CompareAndSetValue with a binary old did not set")
+	}
+	checkValue(t, st, kvNS, "k", []byte("four"))
+	// Another namespace's key of the same name is another key.
+	if !mustCAS(t, st, "other", "k", nil, []byte("mine")) {
+		t.Error("CompareAndSetValue(nil old) in another namespace did not set")
+	}
+	checkValue(t, st, kvNS, "k", []byte("four"))
+}
+
+func (s suite) testKVConcurrentSet(t *testing.T) {
+	st, _ := s.fresh(t)
+	const writers, rounds = 16, 5
+	written := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	for w := range writers {
+		for r := range rounds {
+			written[fmt.Sprintf("w%d-r%d", w, r)] = true
+		}
+		wg.Go(func() {
+			for r := range rounds {
+				if err := st.SetValue(t.Context(), kvNS, "shared", fmt.Appendf(nil, "w%d-r%d", w, r)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent SetValue: %v", err)
+	}
+	got := mustValue(t, st, kvNS, "shared")
+	if !written[string(got)] {
+		t.Errorf("after concurrent writes the value is %q, which nobody wrote", got)
+	}
+	// The last write, once the others are done, is what stays.
+	mustSetValue(t, st, kvNS, "shared", []byte("last"))
+	checkValue(t, st, kvNS, "shared", []byte("last"))
+}
+
+// incrementAll runs writers goroutines that each increment a decimal
+// counter under key n times with a Value/CompareAndSetValue loop, taking the
+// store for each write from pick.
+func incrementAll(t *testing.T, pick func(w int) store.KV, key string, writers, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		kv := pick(w)
+		wg.Go(func() {
+			for range n {
+				for {
+					old, err := kv.Value(t.Context(), kvNS, key)
+					if err != nil {
+						errs <- err
+						return
+					}
+					c, err := strconv.Atoi(string(old))
+					if err != nil {
+						errs <- fmt.Errorf("counter %q: %w", old, err)
+						return
+					}
+					ok, err := kv.CompareAndSetValue(t.Context(), kvNS, key, old, strconv.AppendInt(nil, int64(c+1), 10))
+					if err != nil {
+						errs <- err
+						return
+					}
+					if ok {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("read-modify-write: %v", err)
+	}
+}
+
+func (s suite) testKVConcurrentCAS(t *testing.T) {
+	st, _ := s.fresh(t)
+	const writers, n = 8, 10
+	mustSetValue(t, st, kvNS, "counter", []byte("0"))
+	incrementAll(t, func(int) store.KV { return st }, "counter", writers, n)
+	checkValue(t, st, kvNS, "counter", []byte(strconv.Itoa(writers*n)))
+}
+
+func (s suite) testKVTwoStores(t *testing.T) {
+	b := s.newBackend(t)
+	one, two := open(t, b), open(t, b)
+	mustSetValue(t, one, kvNS, "k", []byte("from one"))
+	checkValue(t, two, kvNS, "k", []byte("from one"))
+	const writers, n = 8, 10
+	mustSetValue(t, two, kvNS, "counter", []byte("0"))
+	incrementAll(t, func(w int) store.KV {
+		if w%2 == 0 {
+			return one
+		}
+		return two
+	}, "counter", writers, n)
+	checkValue(t, one, kvNS, "counter", []byte(strconv.Itoa(writers*n)))
+}
+
+func (s suite) testKVReopen(t *testing.T) {
+	st, b := s.fresh(t)
+	v := []byte("\x00\x01 cursor \xff")
+	mustSetValue(t, st, kvNS, "cursor", v)
+	mustSetValue(t, st, kvNS, "replaced", []byte("old"))
+	mustSetValue(t, st, kvNS, "replaced", []byte("new"))
+	if !mustCAS(t, st, kvNS, "swapped", nil, []byte("cas")) {
+		t.Fatal("CompareAndSetValue(nil old) on a missing key did not set it")
+	}
+	closeStore(t, st)
+	if _, err := st.Value(t.Context(), kvNS, "cursor"); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Value after Close: err = %v, want ErrClosed", err)
+	}
+	if err := st.SetValue(t.Context(), kvNS, "cursor", v); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("SetValue after Close: err = %v, want ErrClosed", err)
+	}
+	re := open(t, b)
+	checkValue(t, re, kvNS, "cursor", v)
+	checkValue(t, re, kvNS, "replaced", []byte("new"))
+	checkValue(t, re, kvNS, "swapped", []byte("cas"))
+}

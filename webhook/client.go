@@ -1,0 +1,167 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// ErrForbiddenAddress: a destination resolved to an address the client may
+// not reach (loopback, private, link-local, …) without AllowPrivate.
+var ErrForbiddenAddress = errors.New("webhook: destination address not allowed")
+
+// ClientOptions configure NewClient.
+type ClientOptions struct {
+	// AllowPrivate lets the client reach loopback, private (RFC 1918, ULA),
+	// link-local, CGNAT and unspecified addresses. Off, such destinations
+	// are refused when dialling, after DNS resolution, so a name that
+	// resolves (or re-resolves) to an inside address cannot get through.
+	AllowPrivate bool
+	// Timeout bounds one Post, from dial to the end of reading the response
+	// (default 10s).
+	Timeout time.Duration
+	// MaxResponse is how much of a response body is read and kept (default
+	// 1 KiB); the rest is discarded unread.
+	MaxResponse int64
+	// UserAgent is sent with every request (default "Switchboard-Webhooks").
+	UserAgent string
+}
+
+// Client posts signed webhook deliveries. It is safe for concurrent use.
+type Client struct {
+	hc  *http.Client
+	max int64
+	ua  string
+}
+
+// NewClient returns a Client. It does no I/O.
+func NewClient(o ClientOptions) *Client {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxResponse <= 0 {
+		o.MaxResponse = 1 << 10
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "Switchboard-Webhooks"
+	}
+	d := &net.Dialer{Timeout: o.Timeout}
+	if !o.AllowPrivate {
+		d.Control = refusePrivate
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial on the client's behalf, past the check
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   o.Timeout,
+		ResponseHeaderTimeout: o.Timeout,
+	}
+	return &Client{
+		hc: &http.Client{
+			Transport: tr,
+			Timeout:   o.Timeout,
+			// A redirect is a failed delivery: following it would post the
+			// signed event somewhere the destination's owner did not name.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		max: o.MaxResponse,
+		ua:  o.UserAgent,
+	}
+}
+
+// refusePrivate is a net.Dialer Control hook: it runs for each address the
+// dialer tries, after resolution, and refuses the non-public ones.
+func refusePrivate(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
+	}
+	if !Public(ap.Addr()) {
+		return fmt.Errorf("%w: %s is not a public address", ErrForbiddenAddress, ap.Addr())
+	}
+	return nil
+}
+
+// cgnat is the shared address space of RFC 6598.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// Public reports whether a is a public unicast address: not loopback,
+// private, link-local, multicast, unspecified or CGNAT (IPv4-mapped IPv6
+// addresses are judged as IPv4).
+func Public(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() &&
+		!a.IsLinkLocalUnicast() && !cgnat.Contains(a)
+}
+
+// Result is what one Post got back.
+type Result struct {
+	// StatusCode is the response's status, 0 when none came.
+	StatusCode int
+	// Latency is from sending the request to reading the response.
+	Latency time.Duration
+	// Body is the start of the response body (up to MaxResponse bytes).
+	Body []byte
+	// RetryAfter is the response's Retry-After, 0 when absent or invalid.
+	RetryAfter time.Duration
+}
+
+// OK reports whether the receiver accepted the delivery (a 2xx status).
+func (r Result) OK() bool { return r.StatusCode >= 200 && r.StatusCode < 300 }
+
+// Post sends body to url as application/json, signed by s with message id
+// id at ts, and returns what came back. It blocks until the response is
+// read or ctx or the client's timeout ends; err is non-nil only when no
+// response came (a dial, TLS, timeout or refused-address error). A non-2xx
+// response is not an error: look at Result.
+func (c *Client) Post(ctx context.Context, url string, s *Signer, id string, ts time.Time, body []byte) (Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, fmt.Errorf("webhook: post: %w", err)
+	}
+	if err := s.SetHeaders(req.Header, id, ts, body); err != nil {
+		return Result{}, fmt.Errorf("webhook: post: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Result{Latency: time.Since(start)}, fmt.Errorf("webhook: post: %w", err)
+	}
+	defer resp.Body.Close()
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, c.max))
+	return Result{
+		StatusCode: resp.StatusCode,
+		Latency:    time.Since(start),
+		Body:       excerpt,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}, nil
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(7*24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,115 @@
+package webhook
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPublic(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"8.8.8.8": true, "2606:4700::1111": true,
+		"127.0.0.1": false, "::1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
+		"169.254.169.254": false, "fe80::1": false, "fc00::1": false, "100.64.0.1": false, "0.0.0.0": false,
+		"::": false, "224.0.0.1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "::ffff:1.1.1.1": true,
+	} {
+		if got := Public(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Public(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestClientRefusesPrivateAddressesAtDial(t *testing.T) {
+	hit := false
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	defer srv.Close()
+	s, _ := NewSigner(clientSecret)
+	// "localhost" resolves to loopback: the check runs after resolution.
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	for _, u := range []string{srv.URL, url} {
+		_, err := NewClient(ClientOptions{}).Post(t.Context(), u, s, "msg_1", time.Now(), []byte(`{}`))
+		if !errors.Is(err, ErrForbiddenAddress) {
+			t.Errorf("Post(%s) = %v, want ErrForbiddenAddress", u, err)
+		}
+	}
+	if hit {
+		t.Error("the refused destination was reached")
+	}
+	res, err := NewClient(ClientOptions{AllowPrivate: true}).Post(t.Context(), srv.URL, s, "msg_1", time.Now(), []byte(`{}`))
+	if err != nil || res.StatusCode != 200 || !hit {
+		t.Errorf("with AllowPrivate: %+v, %v", res, err)
+	}
+}
+
+func TestClientPostSignsAndLimitsResponse(t *testing.T) {
+	var got http.Header
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, strings.Repeat("x", 5000))
+	}))
+	defer srv.Close()
+	s, _ := NewSigner(clientSecret)
+	c := NewClient(ClientOptions{AllowPrivate: true, MaxResponse: 100})
+	now := time.Now()
+	res, err := c.Post(t.Context(), srv.URL, s, "msg_1", now, []byte(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 503 || res.OK() || len(res.Body) != 100 || res.RetryAfter != 7*time.Second {
+		t.Errorf("result = status %d, %d body bytes, retry after %v", res.StatusCode, len(res.Body), res.RetryAfter)
+	}
+	v, _ := NewVerifier(clientSecret)
+	if err := v.Verify(got, body, now); err != nil || got.Get("Content-Type") != "application/json" {
+		t.Errorf("delivery does not verify: %v (headers %v)", err, got)
+	}
+}
+
+func TestClientDoesNotFollowRedirects(t *testing.T) {
+	other := 0
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { other++ }))
+	defer target.Close()
+	srv := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
+	defer srv.Close()
+	s, _ := NewSigner(clientSecret)
+	res, err := NewClient(ClientOptions{AllowPrivate: true}).Post(t.Context(), srv.URL, s, "msg_1", time.Now(), nil)
+	if err != nil || res.StatusCode != http.StatusTemporaryRedirect || res.OK() || other != 0 {
+		t.Errorf("redirect: %+v, %v, target hit %d times", res, err, other)
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	s, _ := NewSigner(clientSecret)
+	_, err := NewClient(ClientOptions{AllowPrivate: true, Timeout: 50 * time.Millisecond}).Post(t.Context(), srv.URL, s, "msg_1", time.Now(), nil)
+	if err == nil {
+		t.Error("Post to a receiver that never answers returned no error")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "0": 0, "-3": 0, "junk": 0, "120": 2 * time.Minute,
+		now.Add(30 * time.Second).Format(http.TimeFormat): 30 * time.Second,
+		now.Add(-time.Minute).Format(http.TimeFormat):     0,
+		"99999999999": 7 * 24 * time.Hour,
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+const clientSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
