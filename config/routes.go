@@ -17,6 +17,10 @@ type Router struct {
 	MaxParallel int `yaml:"max_parallel"`
 	// Outbox tunes output delivery.
 	Outbox Outbox `yaml:"outbox"`
+	// Lease is how long a process holds a session's work or a delivery
+	// without renewing it; after a crash, others take the work over once it
+	// expires (default 30s).
+	Lease Duration `yaml:"lease"`
 	// SessionKey signs the session-scoped tokens handed to agents (exec
 	// runtime). Replicas sharing a store must share it; when empty, each
 	// process makes a random one at start.
@@ -139,6 +143,9 @@ func (r *Router) defaults() {
 	if r.MaxParallel == 0 {
 		r.MaxParallel = 8
 	}
+	if r.Lease == 0 {
+		r.Lease = Duration(30 * time.Second)
+	}
 	o := &r.Outbox
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 12
@@ -253,6 +260,9 @@ func (c *Config) validateRoutes() []error {
 	}
 	if c.Router.MaxParallel < 0 {
 		errs = append(errs, fieldErr("router.max_parallel", "must not be negative"))
+	}
+	if c.Router.Lease.D() < time.Second {
+		errs = append(errs, fieldErr("router.lease", "must be at least 1s"))
 	}
 	return errs
 }

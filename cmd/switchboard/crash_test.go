@@ -3,13 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/client"
 	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/webhook"
 )
 
 // buildBinary builds cmd/switchboard once per test binary run.
@@ -230,5 +235,137 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	if code := gw.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestWebhookDeliveriesSurviveSIGKILL registers a webhook receiver in the
+// config, sends messages while the receiver is failing, kills the gateway
+// with SIGKILL with deliveries pending (some in flight), restarts it and
+// checks that every message's event reaches the receiver, in order per
+// session, and that nothing acknowledged was lost on the way.
+func TestWebhookDeliveriesSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	var (
+		mu     sync.Mutex
+		up     bool                          // the receiver answers 2xx once up
+		events = map[string][]string{}       // session → envelope ids, in arrival order
+		seen   = map[string]map[string]int{} // session → envelope id → deliveries
+	)
+	verifier, err := webhook.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := verifier.Verify(r.Header, body, time.Now()); err != nil {
+			t.Errorf("delivery with a bad signature: %v", err)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var ev struct {
+			SessionID string `json:"session_id"`
+			Body      struct {
+				ID string `json:"id"`
+			} `json:"body"`
+		}
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Errorf("undecodable event: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !up {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		if seen[ev.SessionID] == nil {
+			seen[ev.SessionID] = map[string]int{}
+		}
+		if seen[ev.SessionID][ev.Body.ID] == 0 {
+			events[ev.SessionID] = append(events[ev.SessionID], ev.Body.ID)
+		}
+		seen[ev.SessionID][ev.Body.ID]++
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "switchboard.yaml")
+	cfg := fmt.Sprintf(`
+router:
+  lease: 2s
+  outbox: {max_attempts: 1000}
+webhooks:
+  allow_private: true
+  backoff: 50ms
+  max_backoff: 200ms
+  destinations:
+    - id: receiver
+      url: %s
+      secret: %s
+      event_types: [message]
+`, recv.URL, secret)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const token = "webhook-crash-token-0123456789"
+	args := []string{"--config", cfgPath, "--data", filepath.Join(dir, "data")}
+	gw := startGateway(t, token, args...)
+	c := client.New(gw.URL, token, nil)
+	ctx := context.Background()
+	var sessions []string
+	want := map[string][]string{}
+	for range 4 {
+		s, err := c.CreateSession(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s.ID)
+	}
+	for i := range 40 {
+		sid := sessions[i%len(sessions)]
+		key := fmt.Sprint("m", i)
+		if _, err := c.Steer(ctx, sid, client.Message{Text: key, IdempotencyKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		want[sid] = append(want[sid], "client:"+key)
+	}
+	// Let the gateway try (and fail) for a while, then kill it mid-retry.
+	time.Sleep(300 * time.Millisecond)
+	gw.kill()
+
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	startGateway(t, token, args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for _, ids := range events {
+			n += len(ids)
+		}
+		mu.Unlock()
+		if n == 40 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 40 events delivered after the restart", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, sid := range sessions {
+		if got := events[sid]; !slices.Equal(got, want[sid]) {
+			t.Errorf("session %s: events arrived as %v, want %v (log order)", sid, got, want[sid])
+		}
+		for id, n := range seen[sid] {
+			if n != 1 {
+				t.Errorf("session %s: event for %s delivered %d times after the receiver came up", sid, id, n)
+			}
+		}
 	}
 }

@@ -132,6 +132,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		Sinks:        sinks,
 		Runtimes:     runtimes,
 		SessionToken: func(id string) string { return api.SessionToken(key, id) },
+		LeaseTTL:     cfg.Router.Lease.D(),
 		Logger:       log,
 		Registry:     g.registry,
 	})
