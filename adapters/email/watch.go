@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/retry"
 )
 
 // Run watches the mailbox until ctx ends, then returns nil. It connects,
@@ -29,24 +30,20 @@ import (
 // imap.move_to). The cursor is saved after each message, so mail that
 // arrives while the gateway is down is handled on the next start, once.
 func (a *Adapter) Run(ctx context.Context) error {
-	wait := a.cfg.IMAP.Backoff.D()
+	bo := retry.Backoff{Min: a.cfg.IMAP.Backoff.D(), Max: a.cfg.IMAP.MaxBackoff.D()}
 	for {
 		progressed, err := a.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if progressed {
-			wait = a.cfg.IMAP.Backoff.D()
+			bo.Reset() // it ran fine for a while: start over
 		}
+		wait := bo.Next()
 		a.log.Warn("email: imap connection ended; reconnecting", "err", err, "in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
-		wait = min(2*wait, a.cfg.IMAP.MaxBackoff.D())
 	}
 }
 

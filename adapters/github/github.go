@@ -36,6 +36,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -420,20 +421,11 @@ func loadKey(c AppConfig) (*rsa.PrivateKey, error) {
 // adapter unhealthy (see Check) but do not end Run, so other channels are
 // unaffected.
 func (a *Adapter) Run(ctx context.Context) error {
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
-	for {
-		err := a.lookupIdentity(ctx, 15*time.Second, true)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := bo.next()
-		a.log.Warn("identity check failed; retrying", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
-			return nil
-		}
+	bo := retry.Backoff{Min: time.Second, Max: 5 * time.Minute}
+	if !retry.Until(ctx, &bo, a.log, "identity check", func() error {
+		return a.lookupIdentity(ctx, 15*time.Second, true)
+	}) {
+		return nil
 	}
 	<-ctx.Done()
 	return nil
@@ -563,32 +555,6 @@ func (a *Adapter) lookupIdentity(ctx context.Context, timeout time.Duration, for
 		a.log.Info("authenticated", "login", id.Login, "app_id", id.AppID)
 	}
 	return nil
-}
-
-// backoff is a capped exponential backoff.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur
-}
-
-// sleep waits d or until ctx ends, and reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 type metrics struct {

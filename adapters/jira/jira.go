@@ -34,6 +34,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -302,20 +303,12 @@ func authClient(c *Config, base *http.Client) *http.Client {
 // credentials mark the adapter unhealthy (see Check) but do not end Run: it
 // keeps retrying slowly, so other channels are unaffected.
 func (a *Adapter) Run(ctx context.Context) error {
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
-	for {
+	bo := retry.Backoff{Min: time.Second, Max: 5 * time.Minute}
+	if !retry.Until(ctx, &bo, a.log, "GET /myself", func() error {
 		_, err := a.identityWithin(ctx, 15*time.Second)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := bo.next()
-		a.log.Warn("GET /myself failed; retrying", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
-			return nil
-		}
+		return err
+	}) {
+		return nil
 	}
 	<-ctx.Done()
 	return nil
@@ -397,32 +390,6 @@ func (a *Adapter) knownIdentity() identity {
 	a.idMu.RLock()
 	defer a.idMu.RUnlock()
 	return a.id
-}
-
-// backoff is a capped exponential backoff.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur
-}
-
-// sleep waits d or until ctx ends, and reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 type metrics struct {

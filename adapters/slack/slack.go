@@ -32,6 +32,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -284,20 +285,12 @@ func (a *Adapter) newAPI() *slack.Client {
 // the adapter unhealthy (see Check) but do not end Run: it keeps retrying
 // slowly, so other channels are unaffected.
 func (a *Adapter) Run(ctx context.Context) error {
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
-	for {
+	bo := retry.Backoff{Min: time.Second, Max: 5 * time.Minute}
+	if !retry.Until(ctx, &bo, a.log, "auth.test", func() error {
 		_, err := a.identityWithin(ctx, 15*time.Second)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := bo.next()
-		a.log.Warn("auth.test failed; retrying", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
-			return nil
-		}
+		return err
+	}) {
+		return nil
 	}
 	if a.cfg.AppToken != "" {
 		a.runSocket(ctx)
@@ -397,34 +390,6 @@ func (a *Adapter) identityWithin(ctx context.Context, timeout time.Duration) (id
 	a.markHealthy(credBot)
 	a.log.Info("authenticated", "team", res.TeamID, "bot_user", res.UserID, "bot_id", res.BotID)
 	return id, nil
-}
-
-// backoff is a capped exponential backoff.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits d or until ctx ends, and reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // slogOutput lets slack-go's logger write to slog at debug level.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/retry"
 )
 
 // runSocket receives events over Socket Mode until ctx ends. slack-go's
@@ -33,7 +35,7 @@ func (a *Adapter) runSocket(ctx context.Context) {
 		wg.Wait()
 		a.metrics.socket.Set(0)
 	}()
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	bo := retry.Backoff{Min: time.Second, Max: 5 * time.Minute}
 	for {
 		started := time.Now()
 		err := client.RunContext(ctx)
@@ -46,11 +48,11 @@ func (a *Adapter) runSocket(ctx context.Context) {
 			a.markUnhealthy(credApp, se.Err)
 		}
 		if time.Since(started) > 10*time.Minute {
-			bo.reset() // it ran fine for a while: start over
+			bo.Reset() // it ran fine for a while: start over
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		a.log.Error("socket mode stopped; restarting", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
 	}

@@ -1,0 +1,62 @@
+// Package retry holds the capped exponential backoff that the channel
+// adapters use for their long-running loops (identity checks at start,
+// reconnecting a Socket Mode or IMAP connection).
+package retry
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Backoff is a capped exponential backoff: the first Next is Min, each
+// later one doubles, up to Max. It is not safe for concurrent use.
+type Backoff struct {
+	Min, Max time.Duration
+	cur      time.Duration
+}
+
+// Next returns the next wait.
+func (b *Backoff) Next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.Min
+	} else {
+		b.cur = min(b.cur*2, b.Max)
+	}
+	return b.cur
+}
+
+// Reset starts the schedule over from Min.
+func (b *Backoff) Reset() { b.cur = 0 }
+
+// Sleep waits d or until ctx ends, and reports whether d elapsed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Until calls try until it returns nil, waiting as b says between calls and
+// logging each failure as what. It reports whether try succeeded; false
+// means ctx ended first.
+func Until(ctx context.Context, b *Backoff, log *slog.Logger, what string, try func() error) bool {
+	for {
+		err := try()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		wait := b.Next()
+		log.Warn(what+" failed; retrying", "err", err, "in", wait)
+		if !Sleep(ctx, wait) {
+			return false
+		}
+	}
+}
