@@ -205,13 +205,7 @@ func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, la
 	for _, rec := range recs {
 		last = rec.Seq
 		if rec.Direction != store.Inbound || rec.Envelope.Kind == envelope.KindSystem {
-			if len(turn) == 0 {
-				continue
-			}
-			if rt.Busy == "queue" {
-				break
-			}
-			continue
+			continue // outputs and notices are not the agent's to answer
 		}
 		turn = append(turn, rec)
 		if rt.Busy == "queue" {
