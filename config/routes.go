@@ -37,7 +37,8 @@ type Outbox struct {
 	// to MaxBackoff (default 10m), with jitter.
 	Backoff    Duration `yaml:"backoff"`
 	MaxBackoff Duration `yaml:"max_backoff"`
-	// Workers deliver in parallel (default 8).
+	// Workers deliver in parallel (default 32); deliveries to one
+	// conversation are never parallel.
 	Workers int `yaml:"workers"`
 }
 
@@ -160,7 +161,7 @@ func (r *Router) defaults() {
 		o.MaxBackoff = Duration(10 * time.Minute)
 	}
 	if o.Workers == 0 {
-		o.Workers = 8
+		o.Workers = 32
 	}
 }
 

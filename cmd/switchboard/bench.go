@@ -89,6 +89,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&bc.dupEvery, "dup-every", 0, "every Nth request repeats the previous idempotency key (exercises dedup)")
 	e2e := fs.Bool("e2e", false, "measure end to end: play an inbox agent that answers every message, at a steady --rate")
 	rate := fs.Int("rate", 200, "with --e2e: messages per second")
+	receiver := fs.Bool("webhook", true, "with --e2e: also measure delivery of the answers to a local webhook receiver (needs webhooks.allow_private on the gateway)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *e2e {
 		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, bc.url)
-		res, err := runE2E(ctx, bc, *rate)
+		res, err := runE2E(ctx, bc, *rate, *receiver)
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +24,10 @@ type e2eResult struct {
 	Sent, Answered int
 	Elapsed        time.Duration
 	Seen, Answer   []time.Duration // sorted
+	// Delivered, with a webhook receiver, is the time from the steer being
+	// accepted to the answer's event reaching the receiver through the
+	// outbox.
+	Delivered []time.Duration
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -38,13 +46,16 @@ func (r *e2eResult) String() string {
 	}
 	row("to agent:", r.Seen)
 	row("answered:", r.Answer)
+	if len(r.Delivered) > 0 {
+		row("delivered:", r.Delivered)
+	}
 	return b.String()
 }
 
 // runE2E sends a steady rate of messages over the sessions and plays the
 // agent itself: it follows every session's stream (as an inbox agent
 // does) and answers each message through the outputs endpoint.
-func runE2E(ctx context.Context, bc benchConfig, rate int) (*e2eResult, error) {
+func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eResult, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
 	defer tr.CloseIdleConnections()
 	c := client.New(bc.url, bc.token, &http.Client{Transport: tr})
@@ -58,11 +69,38 @@ func runE2E(ctx context.Context, bc benchConfig, rate int) (*e2eResult, error) {
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var (
-		mu       sync.Mutex
-		accepted = map[string]time.Time{}
-		res      = &e2eResult{}
-		answered = make(chan struct{}, 1<<16)
+		mu        sync.Mutex
+		accepted  = map[string]time.Time{}
+		res       = &e2eResult{}
+		answered  = make(chan struct{}, 1<<16)
+		delivered = map[string]bool{}
 	)
+	if receiver {
+		// A local receiver registered as a webhook destination for the
+		// bench's sessions: the answers reach it through the outbox.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ev struct {
+				Direction string `json:"direction"`
+				Body      struct {
+					ID string `json:"id"`
+				} `json:"body"`
+			}
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev); err == nil && ev.Direction == "outbound" {
+				key := strings.TrimPrefix(ev.Body.ID, "agent:")
+				mu.Lock()
+				if t0, ok := accepted[key]; ok && !delivered[key] {
+					delivered[key] = true
+					res.Delivered = append(res.Delivered, time.Since(t0))
+				}
+				mu.Unlock()
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer srv.Close()
+		if err := registerWebhook(ctx, bc, srv.URL, ids); err != nil {
+			return nil, err
+		}
+	}
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	var agents sync.WaitGroup
 	for _, id := range ids {
@@ -141,10 +179,51 @@ func runE2E(ctx context.Context, bc benchConfig, rate int) (*e2eResult, error) {
 			return nil, fmt.Errorf("bench: only %d of %d messages answered within 30s", res.Answered, res.Sent)
 		}
 	}
+	for receiver {
+		mu.Lock()
+		done := len(res.Delivered) >= res.Answered
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-deadline:
+			stopAgents()
+			agents.Wait()
+			return nil, fmt.Errorf("bench: only %d of %d answers reached the webhook receiver within 30s (does the gateway allow private webhook destinations? see examples/bench.yaml)", len(res.Delivered), res.Answered)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	res.Elapsed = time.Since(start)
 	stopAgents()
 	agents.Wait()
 	slices.Sort(res.Seen)
 	slices.Sort(res.Answer)
+	slices.Sort(res.Delivered)
 	return res, nil
+}
+
+// registerWebhook registers url as a webhook destination for the message
+// events of sessions.
+func registerWebhook(ctx context.Context, bc benchConfig, url string, sessions []string) error {
+	body, err := json.Marshal(map[string]any{"url": url, "event_types": []string{"message"}, "sessions": sessions, "description": "switchboard bench --e2e"})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bc.url+"/v3/webhooks", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+bc.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: register webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("bench: register webhook: %s: %s", resp.Status, msg)
+	}
+	return nil
 }
