@@ -95,9 +95,30 @@ func (f *follower) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sig:
+			// Appends come in bursts: gather a moment's worth into one
+			// claim rather than one claim (a write) per append.
+			if !sleepCtx(ctx, claimCoalesce) {
+				return
+			}
 		case <-ticker.C:
 		case <-done:
 		}
+	}
+}
+
+// claimCoalesce is how long a follower waits after being told of an append
+// before claiming, so that one claim covers a burst of appends.
+const claimCoalesce = 2 * time.Millisecond
+
+// sleepCtx waits d or until ctx ends, and reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
