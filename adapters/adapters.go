@@ -214,6 +214,23 @@ type Plugin struct {
 	New       func(cfg Config, deps Deps) (Adapter, error)
 }
 
+// Typed builds the Plugin of an adapter whose configuration type is C and
+// whose constructor is newAdapter, so that adapters need not type-assert
+// their configuration: newConfig returns C with its defaults.
+func Typed[C Config, A Adapter](name string, newConfig func() C, newAdapter func(C, Deps) (A, error)) Plugin {
+	return Plugin{
+		Name:      name,
+		NewConfig: func() Config { return newConfig() },
+		New: func(cfg Config, deps Deps) (Adapter, error) {
+			c, ok := cfg.(C)
+			if !ok {
+				return nil, fmt.Errorf("%s: config is %T, want %T", name, cfg, *new(C))
+			}
+			return newAdapter(c, deps)
+		},
+	}
+}
+
 var (
 	regMu   sync.RWMutex
 	plugins = map[string]Plugin{}

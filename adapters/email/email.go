@@ -36,17 +36,7 @@ import (
 const Name = "email"
 
 func init() {
-	adapters.Register(adapters.Plugin{
-		Name:      Name,
-		NewConfig: func() adapters.Config { c := &Config{}; c.defaults(); return c },
-		New: func(cfg adapters.Config, deps adapters.Deps) (adapters.Adapter, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("email: config is %T, want *email.Config", cfg)
-			}
-			return New(c, deps)
-		},
-	})
+	adapters.Register(adapters.Typed(Name, func() *Config { c := &Config{}; c.defaults(); return c }, New))
 }
 
 // Compile-time checks of the capabilities the gateway looks for.
