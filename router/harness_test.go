@@ -97,6 +97,8 @@ type harness struct {
 	// store itself).
 	wrap func(router.Store) router.Store
 	stop func()
+	// lease is the routers' lease (0: 2s).
+	lease time.Duration
 }
 
 func parseConfig(t *testing.T, yml string) *config.Config {
@@ -124,7 +126,10 @@ func newWrappedHarness(t *testing.T, yml string, wrap func(router.Store) router.
 // harnesses on one dsn are several gateway processes sharing a store.
 func newPGHarness(t *testing.T, dsn, yml string, rts map[string]runtime.Runtime) *harness {
 	t.Helper()
-	return startHarness(t, &harness{dsn: dsn, rts: rts}, yml)
+	// A longer lease than SQLite's: replicas must keep their leases even on
+	// a loaded machine, or a live process's work is (correctly, but
+	// confusingly for the test) taken over.
+	return startHarness(t, &harness{dsn: dsn, rts: rts, lease: 4 * time.Second}, yml)
 }
 
 // startHarness completes h (its store, runtimes and wrap set) and starts it.
@@ -177,7 +182,7 @@ func (h *harness) open() {
 		Runtimes: rts,
 		Registry: prometheus.NewRegistry(),
 		Logger:   quietLogger,
-		LeaseTTL: 2 * time.Second,
+		LeaseTTL: h.leaseTTL(),
 		Poll:     20 * time.Millisecond,
 	})
 	if err != nil {
@@ -272,4 +277,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// leaseTTL is the routers' lease: 2s unless the harness says otherwise.
+func (h *harness) leaseTTL() time.Duration {
+	if h.lease > 0 {
+		return h.lease
+	}
+	return 2 * time.Second
 }
