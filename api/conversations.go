@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -51,7 +52,7 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request) {
 	case conv.Source == "" || conv.Ref == "":
 		s.writeError(w, r, badRequest("source and ref are both required"))
 		return
-	case conv == envelope.Broadcast || conv.Source == "system":
+	case reservedSource(conv.Source):
 		s.writeError(w, r, badRequest("%q is not a channel that conversations can be bound in", conv.Source))
 		return
 	case len(conv.Ref) > envelope.MaxConvRefLen || len(conv.Source) > envelope.MaxSourceLen:
@@ -152,4 +153,12 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 		s.onRetry()
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// reservedSource reports whether source is one of the gateway's own
+// conversation sources, which are never bound by hand: broadcast ("*"),
+// system notices, ref-keyed session anchors ("ref:…") and the http
+// runtime's upstream sessions.
+func reservedSource(source string) bool {
+	return source == envelope.Broadcast.Source || source == "system" || source == "upstream" || strings.HasPrefix(source, "ref:")
 }
