@@ -101,7 +101,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		Direction: store.Inbound,
 		Envelope:  env,
 		Wake:      true,
-	}, "")
+	})
 }
 
 // postOutput serves POST /v3/sessions/{id}/outputs: it appends an outbound
@@ -147,16 +147,15 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 		SessionID: r.PathValue("id"),
 		Direction: store.Outbound,
 		Envelope:  env,
-	}, req.State)
+		// "state": "idle" ends the agent's turn in the same transaction.
+		Rest: req.State == store.Idle,
+	})
 }
 
 // appendEnvelope validates req's envelope, appends it and writes the
 // response: 202 with the new record, 200 with Idempotent-Replayed for a
-// repeated key, 422 for a reused key or a text over the limit. A non-empty
-// state is set on the session after a new record is appended, in a second
-// store call: a message that wakes the session in between is overridden
-// (the router's session runtimes own state transitions properly).
-func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest, state store.State) {
+// repeated key, 422 for a reused key or a text over the limit.
+func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest) {
 	ctx := r.Context()
 	env := &req.Envelope
 	if env.Text == "" {
@@ -187,14 +186,6 @@ func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req stor
 	if !res.Created {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
-	} else if state != "" {
-		if _, err := s.store.SetState(ctx, req.SessionID, state); err != nil {
-			// The output is committed: report it, and the state as it is.
-			s.logger.ErrorContext(ctx, "api: set session state after output",
-				"session", req.SessionID, "state", state, "err", err)
-		} else {
-			res.State = state
-		}
 	}
 	if res.Record.SessionID == "" {
 		res.Record.SessionID = req.SessionID

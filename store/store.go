@@ -85,6 +85,10 @@ type AppendRequest struct {
 	// Wake, on a new record, moves an idle session to running in the same
 	// transaction.
 	Wake bool
+	// Rest, on a new record, moves a running session to idle in the same
+	// transaction: an agent's output that ends its turn. (Wake and Rest
+	// together are a caller's mistake; Wake wins.)
+	Rest bool
 }
 
 // AppendResult is what Append did.

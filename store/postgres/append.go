@@ -258,8 +258,11 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			touched = append(touched, r.SessionID)
 		}
 		sess.changed = true
-		if r.Wake && sess.state == store.Idle {
+		switch {
+		case r.Wake && sess.state == store.Idle:
 			sess.state = store.Running
+		case r.Rest && !r.Wake && sess.state == store.Running:
+			sess.state = store.Idle
 		}
 		rec := store.Record{
 			SessionID: r.SessionID,

@@ -411,8 +411,13 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 		if n == 1 {
 			bs.lastSeq = seq
 			bs.appended = true
-			if op.req.Wake && bs.state == store.Idle {
+			switch {
+			case op.req.Wake && bs.state == store.Idle:
 				if err := w.setSessionState(ctx, bs, store.Running, now); err != nil {
+					return groupcommitResult{}, err
+				}
+			case op.req.Rest && !op.req.Wake && bs.state == store.Running:
+				if err := w.setSessionState(ctx, bs, store.Idle, now); err != nil {
 					return groupcommitResult{}, err
 				}
 			}

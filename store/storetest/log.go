@@ -244,6 +244,20 @@ func (s suite) testWake(t *testing.T) {
 	if res = mustAppend(t, st, r); res.State != store.Running || state() != store.Running {
 		t.Errorf("append with Wake to a running session: result state %s, session %s; want running", res.State, state())
 	}
+
+	// Rest ends the turn in the same transaction, and a replay of it
+	// changes nothing.
+	r = req("sess-1", "k5", "done")
+	r.Direction, r.Rest = store.Outbound, true
+	if res = mustAppend(t, st, r); res.State != store.Idle || state() != store.Idle {
+		t.Errorf("append with Rest: result state %s, session %s; want idle", res.State, state())
+	}
+	r2 := req("sess-1", "k6", "wake again")
+	r2.Wake = true
+	mustAppend(t, st, r2)
+	if res = mustAppend(t, st, r); res.Created || state() != store.Running {
+		t.Errorf("replayed Rest: created %v, session %s; want a replay that leaves the session running", res.Created, state())
+	}
 }
 
 func (s suite) testSessionsSeparate(t *testing.T) {
