@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 // Agents write Markdown; the REST API v2 takes Jira wiki markup. toWiki
@@ -263,7 +265,7 @@ func inlineWiki(s string, cell bool) string {
 		kept = append(kept, v)
 		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
 	}
-	s = mdCodeSpans(s, func(code string) string {
+	s = markdown.CodeSpans(s, func(code string) string {
 		if strings.TrimSpace(code) == "" {
 			return keep(code)
 		}
@@ -338,58 +340,6 @@ const mdPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 func linkTarget(u string) string { return urlEscaper.Replace(u) }
 
 var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B")
-
-// mdCodeSpans replaces each `code` span (any backtick run length, closed by
-// a run of the same length) with f of its content.
-func mdCodeSpans(s string, f func(string) string) string {
-	if strings.IndexByte(s, '`') < 0 {
-		return s
-	}
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '`')
-		if i < 0 {
-			break
-		}
-		n := runLen(s[i:], '`')
-		rest := s[i+n:]
-		end := -1
-		for j := 0; j < len(rest); {
-			k := strings.IndexByte(rest[j:], '`')
-			if k < 0 {
-				break
-			}
-			m := runLen(rest[j+k:], '`')
-			if m == n {
-				end = j + k
-				break
-			}
-			j += k + m
-		}
-		if end < 0 {
-			b.WriteString(s[:i+n])
-			s = rest
-			continue
-		}
-		b.WriteString(s[:i])
-		code := rest[:end]
-		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
-			code = code[1 : len(code)-1]
-		}
-		b.WriteString(f(code))
-		s = rest[end+n:]
-	}
-	b.WriteString(s)
-	return b.String()
-}
-
-func runLen(s string, c byte) int {
-	n := 0
-	for n < len(s) && s[n] == c {
-		n++
-	}
-	return n
-}
 
 // mdItalics marks *text* and _text_ as italic where the delimiters open and
 // close emphasis (Markdown's flanking rules, simplified): an opening

@@ -128,7 +128,7 @@ func inline(s string) string {
 		kept = append(kept, v)
 		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
 	}
-	s = codeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
+	s = markdown.CodeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
 	// Each regexp runs only when its construct can be there.
 	if strings.Contains(s, "](") {
 		s = linkRe.ReplaceAllStringFunc(s, func(m string) string {
@@ -163,55 +163,6 @@ func inline(s string) string {
 		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", v, 1)
 	}
 	return s
-}
-
-// codeSpans replaces each `code` span (any backtick run length, closed by a
-// run of the same length) with f of its content.
-func codeSpans(s string, f func(string) string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '`')
-		if i < 0 {
-			break
-		}
-		n := runLen(s[i:], '`')
-		rest := s[i+n:]
-		end := -1
-		for j := 0; j < len(rest); {
-			k := strings.IndexByte(rest[j:], '`')
-			if k < 0 {
-				break
-			}
-			m := runLen(rest[j+k:], '`')
-			if m == n {
-				end = j + k
-				break
-			}
-			j += k + m
-		}
-		if end < 0 {
-			b.WriteString(s[:i+n])
-			s = rest
-			continue
-		}
-		b.WriteString(s[:i])
-		code := rest[:end]
-		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
-			code = code[1 : len(code)-1]
-		}
-		b.WriteString(f(code))
-		s = rest[end+n:]
-	}
-	b.WriteString(s)
-	return b.String()
-}
-
-func runLen(s string, c byte) int {
-	n := 0
-	for n < len(s) && s[n] == c {
-		n++
-	}
-	return n
 }
 
 // italics turns *text* into _text_ where the stars open and close emphasis:
