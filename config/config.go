@@ -217,11 +217,19 @@ func Decode(data []byte, lookup func(string) (string, bool), v any) error {
 	if err := expandNode(&doc, "", lookup); err != nil {
 		return err
 	}
-	expanded, err := yaml.Marshal(&doc)
+	return DecodeNode(&doc, v)
+}
+
+// DecodeNode decodes an already expanded YAML node into v strictly:
+// unknown keys are errors. The gateway uses it for the adapters' sections,
+// which Parse has expanded already (expanding twice would break a value
+// that itself contains "${").
+func DecodeNode(node *yaml.Node, v any) error {
+	data, err := yaml.Marshal(node)
 	if err != nil {
 		return fmt.Errorf("yaml: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
 		return explainDecode(err)

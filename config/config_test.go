@@ -134,3 +134,20 @@ func TestRouteErrorsNameTheKey(t *testing.T) {
 		}
 	}
 }
+
+func TestAdapterSectionsExpandOnce(t *testing.T) {
+	c, err := Parse([]byte("adapters:\n  slack:\n    bot_token: ${TOKEN}\n"), env(map[string]string{"TOKEN": "xoxb-${not-a-var}"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := c.Adapters["slack"]
+	var section struct {
+		BotToken string `yaml:"bot_token"`
+	}
+	if err := DecodeNode(&node, &section); err != nil || section.BotToken != "xoxb-${not-a-var}" {
+		t.Fatalf("section %+v, %v: a value holding \"${\" after expansion must survive", section, err)
+	}
+	if err := DecodeNode(&node, &struct{}{}); err == nil || !strings.Contains(err.Error(), "bot_token") {
+		t.Fatalf("unknown key: err = %v, want it named", err)
+	}
+}

@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
@@ -33,14 +33,14 @@ type builtAdapter struct {
 // the config. Constructors do no I/O.
 func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, error) {
 	var out []builtAdapter
-	for _, name := range sortedKeys(cfg.Adapters) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Adapters)) {
 		p, ok := adapters.Lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("gateway: adapters.%s: no such adapter (have: %s)", name, strings.Join(adapters.Names(), ", "))
 		}
 		ac := p.NewConfig()
 		node := cfg.Adapters[name]
-		if err := decodeStrict(&node, ac); err != nil {
+		if err := config.DecodeNode(&node, ac); err != nil {
 			return nil, fmt.Errorf("gateway: adapters.%s: %w", name, err)
 		}
 		if err := ac.Validate(); err != nil {
@@ -55,29 +55,6 @@ func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, erro
 		out = append(out, builtAdapter{name, a})
 	}
 	return out, nil
-}
-
-// decodeStrict decodes an already expanded YAML node into v, refusing
-// unknown keys.
-func decodeStrict(node *yaml.Node, v any) error {
-	b, err := yaml.Marshal(node)
-	if err != nil {
-		return err
-	}
-	return config.Decode(b, func(string) (string, bool) { return "", false }, v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 // hooks is the handler for /hooks/: each adapter's webhooks under
