@@ -163,7 +163,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 	err := fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
 	if sink != nil {
 		dctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
-		rc, err = sink.Deliver(dctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
+		rc, err = sink.Deliver(dctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, Event: d.Event, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
 		cancel()
 	}
 	if ctx.Err() != nil {

@@ -43,6 +43,15 @@ type Store interface {
 	store.Outbox
 }
 
+// WebhookStore is the storage outbound webhooks need besides Store: the
+// destinations, the journal of session events, and a key for the journal
+// follower's cursor.
+type WebhookStore interface {
+	store.Webhooks
+	store.SessionEvents
+	store.KV
+}
+
 // MetaRoute is the session metadata key naming the route that created it.
 const MetaRoute = "route"
 
@@ -74,9 +83,9 @@ type Options struct {
 	// another replica's appends, due retries, expired leases (default 1s).
 	Poll time.Duration
 	// Webhooks, when set, turns on outbound webhooks (see webhooks.go):
-	// destinations are read from it, and the router delivers to them as the
-	// sink of source "webhook".
-	Webhooks store.Webhooks
+	// destinations are read from it, session events from its journal, and
+	// the router delivers to them as the sink of source "webhook".
+	Webhooks WebhookStore
 	// WebhookClient posts webhook deliveries (default: one built from
 	// Config.Webhooks).
 	WebhookClient *webhook.Client
@@ -98,7 +107,7 @@ type Router struct {
 	metrics  *metrics
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
-	webhooks store.Webhooks
+	webhooks WebhookStore
 }
 
 var _ adapters.Ingress = (*Router)(nil)
@@ -182,6 +191,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.log.Error("webhooks", "err", err)
 		}
 		start((&follower{r: r, consumer: consumerWebhooks, parallel: 4, fn: r.routeWebhooks}).run)
+		start(r.followJournal)
 	}
 	start(r.deliverLoop)
 	wg.Wait()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,23 +21,42 @@ import (
 
 // Outbound webhooks
 //
-// Webhook destinations ride on the outbox. A follower (consumer
-// "webhooks") reads every record appended to any session's log and
-// enqueues one delivery per matching, enabled destination, to the
+// Webhook destinations ride on the outbox. Every delivery goes to the
 // conversation {source: "webhook", ref: "<destination>/<session>"}: the
 // outbox keeps order per conversation, hence per destination and session,
 // and survives crashes. webhookSink, registered as the sink of source
 // "webhook", signs and posts each delivery and records the attempt.
 //
-// Event types: every record is a "message" event with its direction,
-// except the system records this file appends to a session's log when a
-// destination gives up ("delivery.failed"; see failed). Those are inbound
-// system records, which no runtime is handed and no channel is sent, so
-// they only reach webhook receivers and log readers.
+// What is sent is a session's items in the session's order: its log
+// records ("message" events with a direction, or "delivery.failed"; see
+// below) and its session events from the store's journal
+// ("session.created", "session.state_changed"), each placed after the
+// record it followed (store.SessionEvent.AfterSeq). Two followers enqueue
+// them, both idempotently, and each always enqueues a contiguous run of the
+// session's items whose predecessors are all enqueued already, so the
+// outbox receives them in the session's order whoever comes first:
+//
+//   - the log follower (cursor consumer "webhooks") takes a session's new
+//     records (cursor, last] with the session's events placed among them
+//     (AfterSeq in [cursor, last]);
+//   - the journal follower (followJournal) reads the journal and, for an
+//     event placed after record j of a session whose log cursor is c <= j,
+//     enqueues the records (c, j] and the events placed in [c, j]; events
+//     placed before c are enqueued already. It covers the events that come
+//     with no new record (a session created, a state set through the API,
+//     an agent's turn ending after its last output).
+//
+// A destination that gives up appends a "delivery.failed" system record to
+// the session's log (see failed). Those are inbound system records, which
+// no runtime is handed and no channel is sent, so they only reach webhook
+// receivers and log readers.
 
-// The webhooks' cursor consumer and conversation source.
+// The webhooks' cursor consumer, conversation source, and where the
+// journal follower keeps its cursor.
 const (
 	consumerWebhooks = "webhooks"
+	journalKVNS      = "router"
+	journalKVKey     = "webhooks.journal"
 	// WebhookSource is the conversation source of webhook deliveries.
 	WebhookSource = "webhook"
 )
@@ -48,6 +69,14 @@ const failedPrefix = "system:webhook-failed:"
 // delivery carries the same id and receivers can deduplicate on it.
 func WebhookEventID(sessionID string, seq int64) string {
 	h := sha256.Sum256([]byte(sessionID + "\x00" + strconv.FormatInt(seq, 10)))
+	return "evt_" + hex.EncodeToString(h[:16])
+}
+
+// SessionEventID is the Event id (and webhook-id header) of session event
+// eid of session sessionID; stable like WebhookEventID, and never equal to
+// one.
+func SessionEventID(sessionID string, eid int64) string {
+	h := sha256.Sum256([]byte(sessionID + "\x00event\x00" + strconv.FormatInt(eid, 10)))
 	return "evt_" + hex.EncodeToString(h[:16])
 }
 
@@ -67,8 +96,8 @@ func webhookDest(ref string) string {
 	return dest
 }
 
-// eventType is the webhook event type of record rec.
-func eventType(rec *store.Record) envelope.EventType {
+// recordEventType is the webhook event type of record rec.
+func recordEventType(rec *store.Record) envelope.EventType {
 	if rec.Envelope.Kind == envelope.KindSystem && strings.HasPrefix(rec.Envelope.ID, failedPrefix) {
 		return envelope.EventDeliveryFail
 	}
@@ -87,57 +116,204 @@ func wants(w *store.Webhook, t envelope.EventType, sessionID string) bool {
 	return len(w.Sessions) == 0 || slices.Contains(w.Sessions, sessionID)
 }
 
-// routeWebhooks turns a session's new records into webhook deliveries.
+// wantsSessionEvents reports whether any destination of dests takes
+// session events.
+func wantsSessionEvents(dests []store.Webhook) bool {
+	return slices.ContainsFunc(dests, func(w store.Webhook) bool {
+		return !w.Disabled && (len(w.EventTypes) == 0 ||
+			slices.Contains(w.EventTypes, string(envelope.EventSessionNew)) ||
+			slices.Contains(w.EventTypes, string(envelope.EventSessionState)))
+	})
+}
+
+// sessionItems merges a session's records recs (in seq order) and its
+// session events evs (in ID order) into the session's order, as deliveries
+// without a destination, with each one's event type: an event placed after
+// record k (AfterSeq k) comes after it and before record k+1.
+func sessionItems(recs []store.Record, evs []store.SessionEvent) ([]store.Delivery, []envelope.EventType) {
+	items := make([]store.Delivery, 0, len(recs)+len(evs))
+	types := make([]envelope.EventType, 0, len(recs)+len(evs))
+	i, j := 0, 0
+	for i < len(recs) || j < len(evs) {
+		if j < len(evs) && (i == len(recs) || evs[j].AfterSeq < recs[i].Seq) {
+			items = append(items, store.Delivery{SessionID: evs[j].SessionID, Seq: evs[j].AfterSeq, Event: evs[j].ID})
+			types = append(types, evs[j].Type)
+			j++
+			continue
+		}
+		items = append(items, store.Delivery{SessionID: recs[i].SessionID, Seq: recs[i].Seq})
+		types = append(types, recordEventType(&recs[i]))
+		i++
+	}
+	return items, types
+}
+
+// webhookDeliveries returns the deliveries of a session's items (see
+// sessionItems; types gives each item's event type) to the destinations
+// that want them, in order, to the replay queue replay ("" for the live
+// one).
+func webhookDeliveries(dests []store.Webhook, items []store.Delivery, types []envelope.EventType, replay string, now time.Time) []store.Delivery {
+	var ds []store.Delivery
+	for i, it := range items {
+		for j := range dests {
+			if !wants(&dests[j], types[i], it.SessionID) {
+				continue
+			}
+			d := it
+			d.To = envelope.Conversation{Source: WebhookSource, Ref: webhookRef(dests[j].ID, replay, it.SessionID)}
+			d.NextAttempt, d.CreatedAt = now, now
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// sessionRun returns, in the session's order, the records (from, to] of
+// session sessionID and its events placed in [from, to], with their event
+// types. keep, when not nil, filters them.
+func (r *Router) sessionRun(ctx context.Context, sessionID string, from, to int64, keep func(at time.Time) bool) ([]store.Delivery, []envelope.EventType, error) {
+	var recs []store.Record
+	for cursor := from; cursor < to; {
+		page, err := r.st.Read(ctx, sessionID, cursor, int(min(to-cursor, 256)))
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		cursor = page[len(page)-1].Seq
+		recs = append(recs, page...)
+	}
+	evs, err := r.webhooks.SessionEventsOf(ctx, sessionID, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keep != nil {
+		recs = slices.DeleteFunc(recs, func(rec store.Record) bool { return !keep(rec.StoredAt) })
+		evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return !keep(ev.At) })
+	}
+	items, types := sessionItems(recs, evs)
+	return items, types, nil
+}
+
+// routeWebhooks turns a session's new records, with the session events
+// placed among them, into webhook deliveries (the log follower).
 func (r *Router) routeWebhooks(ctx context.Context, w store.Work) error {
 	dests, err := r.webhooks.ListWebhooks(ctx)
 	if err != nil {
 		return err
 	}
 	cursor := w.Cursor
-	for cursor < w.LastSeq {
-		recs, err := r.st.Read(ctx, w.SessionID, cursor, 256)
+	for len(dests) > 0 && cursor < w.LastSeq {
+		last := min(w.LastSeq, cursor+256)
+		items, types, err := r.sessionRun(ctx, w.SessionID, cursor, last, nil)
 		if err != nil {
 			return err
 		}
-		if len(recs) == 0 {
-			break
+		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, types, "", r.now())); err != nil {
+			return err
 		}
-		ds := webhookDeliveries(dests, recs, "", r.now())
-		if len(ds) > 0 {
-			if err := r.st.Enqueue(ctx, ds); err != nil {
-				return err
-			}
-			r.metrics.enqueued.Add(float64(len(ds)))
-			r.kick()
-		}
-		cursor = recs[len(recs)-1].Seq
+		cursor = last
 		if err := r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
 			return err
 		}
 	}
-	return r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, time.Time{})
+	// With no destination there is nothing to send: the records are done.
+	return r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, max(cursor, w.LastSeq), time.Time{})
 }
 
-// webhookDeliveries returns the deliveries of recs to the destinations that
-// want them, in record order, to the replay queue replay ("" for the live
-// one).
-func webhookDeliveries(dests []store.Webhook, recs []store.Record, replay string, now time.Time) []store.Delivery {
-	var ds []store.Delivery
-	for i := range recs {
-		rec := &recs[i]
-		t := eventType(rec)
-		for j := range dests {
-			if !wants(&dests[j], t, rec.SessionID) {
-				continue
+// enqueueWebhooks enqueues ds and wakes the deliverers.
+func (r *Router) enqueueWebhooks(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if err := r.st.Enqueue(ctx, ds); err != nil {
+		return err
+	}
+	r.metrics.enqueued.Add(float64(len(ds)))
+	r.kick()
+	return nil
+}
+
+// followJournal is the journal follower (see the top of this file). It
+// keeps its cursor in the store (KV), so a restart goes on where it
+// stopped; several replicas may follow at once, since what they enqueue is
+// idempotent. It returns when ctx ends.
+func (r *Router) followJournal(ctx context.Context) {
+	sig, cancel := r.st.Subscribe(store.AllSessions)
+	defer cancel()
+	ticker := time.NewTicker(max(r.poll, time.Second))
+	defer ticker.Stop()
+	var cursor string
+	if v, err := r.webhooks.Value(ctx, journalKVNS, journalKVKey); err == nil {
+		cursor = string(v)
+	} else if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+		r.log.Error("webhooks: read the journal cursor", "err", err)
+	}
+	for {
+		next, err := r.journalStep(ctx, cursor)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.log.Error("webhooks: follow the session-event journal", "err", err)
+		case next != cursor:
+			if err := r.webhooks.SetValue(ctx, journalKVNS, journalKVKey, []byte(next)); err != nil && ctx.Err() == nil {
+				r.log.Error("webhooks: save the journal cursor", "err", err)
 			}
-			ds = append(ds, store.Delivery{
-				SessionID: rec.SessionID, Seq: rec.Seq,
-				To:          envelope.Conversation{Source: WebhookSource, Ref: webhookRef(dests[j].ID, replay, rec.SessionID)},
-				NextAttempt: now, CreatedAt: now,
-			})
+			cursor = next
+			continue // there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		case <-ticker.C:
 		}
 	}
-	return ds
+}
+
+// journalStep enqueues the deliveries of one page of journal events after
+// cursor and returns the cursor after them.
+func (r *Router) journalStep(ctx context.Context, cursor string) (string, error) {
+	evs, next, err := r.webhooks.ReadSessionEvents(ctx, cursor, 256)
+	if err != nil || len(evs) == 0 {
+		return cursor, err
+	}
+	dests, err := r.webhooks.ListWebhooks(ctx)
+	if err != nil {
+		return cursor, err
+	}
+	if !wantsSessionEvents(dests) {
+		return next, nil
+	}
+	// Per session, the newest event of the page covers the others.
+	placed := map[string]int64{}
+	var order []string
+	for _, ev := range evs {
+		if _, ok := placed[ev.SessionID]; !ok {
+			order = append(order, ev.SessionID)
+		}
+		placed[ev.SessionID] = max(placed[ev.SessionID], ev.AfterSeq)
+	}
+	for _, sessionID := range order {
+		c, err := r.st.Cursor(ctx, consumerWebhooks, sessionID)
+		if err != nil {
+			return cursor, err
+		}
+		j := placed[sessionID]
+		if j < c {
+			continue // the log follower enqueued them with record j+1
+		}
+		items, types, err := r.sessionRun(ctx, sessionID, c, j, nil)
+		if err != nil {
+			return cursor, err
+		}
+		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, types, "", r.now())); err != nil {
+			return cursor, err
+		}
+	}
+	return next, nil
 }
 
 // ReplayWebhook enqueues again, for destination id, every event stored at
@@ -174,23 +350,30 @@ func (r *Router) ReplayWebhook(ctx context.Context, id string, since time.Time) 
 			if len(dest.Sessions) > 0 && !slices.Contains(dest.Sessions, s.ID) {
 				continue
 			}
-			var cursor int64
-			for {
-				recs, err := r.st.Read(ctx, s.ID, cursor, 256)
+			keep := func(at time.Time) bool { return !at.Before(since) }
+			for from := int64(0); ; from += 256 {
+				to, last := from+256, from+256 >= s.LastSeq
+				if last {
+					to = math.MaxInt64 // and the events after the last record
+				}
+				items, types, err := r.sessionRun(ctx, s.ID, from, to, keep)
 				if err != nil {
 					return n, fmt.Errorf("router: replay: %w", err)
 				}
-				if len(recs) == 0 {
-					break
+				// The events placed at from ended the previous run.
+				k := 0
+				for from > 0 && k < len(items) && items[k].Event != 0 && items[k].Seq == from {
+					k++
 				}
-				cursor = recs[len(recs)-1].Seq
-				recs = slices.DeleteFunc(recs, func(rec store.Record) bool { return rec.StoredAt.Before(since) })
-				ds := webhookDeliveries(dests, recs, replay, r.now())
+				ds := webhookDeliveries(dests, items[k:], types[k:], replay, r.now())
 				if len(ds) > 0 {
 					if err := r.st.Enqueue(ctx, ds); err != nil {
 						return n, fmt.Errorf("router: replay: %w", err)
 					}
 					n += len(ds)
+				}
+				if last {
+					break
 				}
 			}
 		}
@@ -252,19 +435,11 @@ func (k *webhookSink) Deliver(ctx context.Context, d adapters.Delivery) (adapter
 	case dest.Disabled:
 		return adapters.Receipt{}, fmt.Errorf("webhook: %w: destination %s is disabled (%s)", adapters.ErrPermanent, destID, dest.DisabledReason)
 	}
-	recs, err := r.st.Read(ctx, d.SessionID, d.Seq-1, 1)
-	if err != nil || len(recs) == 0 || recs[0].Seq != d.Seq {
-		return adapters.Receipt{}, fmt.Errorf("webhook: read record %s/%d: %w", d.SessionID, d.Seq, errors.Join(err, store.ErrNotFound))
-	}
-	rec := &recs[0]
-	evID := WebhookEventID(d.SessionID, d.Seq)
-	ev, err := envelope.MessageEvent(evID, d.SessionID, string(rec.Direction), &rec.Envelope)
+	ev, failedRec, err := r.webhookEvent(ctx, d)
 	if err != nil {
-		return adapters.Receipt{}, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
+		return adapters.Receipt{}, err
 	}
-	if ev.Type = eventType(rec); ev.Type != envelope.EventMessage {
-		ev.Direction = ""
-	}
+	evID := ev.ID
 	body, err := ev.AppendJSON(nil)
 	if err != nil {
 		return adapters.Receipt{}, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
@@ -298,11 +473,65 @@ func (k *webhookSink) Deliver(ctx context.Context, d adapters.Delivery) (adapter
 		}
 		return adapters.Receipt{}, nil
 	}
-	return adapters.Receipt{}, k.failed(ctx, dest, d, rec, res, postErr)
+	return adapters.Receipt{}, k.failed(ctx, dest, d, failedRec, res, postErr)
+}
+
+// webhookEvent builds the Event that delivery d sends. failed reports
+// whether it is itself a delivery.failed event (whose failure is never
+// reported by another).
+func (r *Router) webhookEvent(ctx context.Context, d adapters.Delivery) (ev envelope.Event, failed bool, err error) {
+	if d.Event != 0 {
+		ev, err = r.sessionEvent(ctx, d.SessionID, d.Seq, d.Event)
+		return ev, false, err
+	}
+	recs, err := r.st.Read(ctx, d.SessionID, d.Seq-1, 1)
+	if err != nil || len(recs) == 0 || recs[0].Seq != d.Seq {
+		return ev, false, fmt.Errorf("webhook: read record %s/%d: %w", d.SessionID, d.Seq, errors.Join(err, store.ErrNotFound))
+	}
+	rec := &recs[0]
+	ev, err = envelope.MessageEvent(WebhookEventID(d.SessionID, d.Seq), d.SessionID, string(rec.Direction), &rec.Envelope)
+	if err != nil {
+		return ev, false, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
+	}
+	ev.Seq = rec.Seq
+	if ev.Type = recordEventType(rec); ev.Type != envelope.EventMessage {
+		ev.Direction = ""
+	}
+	return ev, ev.Type == envelope.EventDeliveryFail, nil
+}
+
+// sessionEvent builds the Event of session event eid of session sessionID,
+// placed after record afterSeq.
+func (r *Router) sessionEvent(ctx context.Context, sessionID string, afterSeq, eid int64) (envelope.Event, error) {
+	evs, err := r.webhooks.SessionEventsOf(ctx, sessionID, afterSeq, afterSeq)
+	if err != nil {
+		return envelope.Event{}, fmt.Errorf("webhook: read session event %s/%d: %w", sessionID, eid, err)
+	}
+	i := slices.IndexFunc(evs, func(ev store.SessionEvent) bool { return ev.ID == eid })
+	if i < 0 {
+		return envelope.Event{}, fmt.Errorf("webhook: %w: session event %s/%d: %w", adapters.ErrPermanent, sessionID, eid, store.ErrNotFound)
+	}
+	se := &evs[i]
+	var body any
+	switch se.Type {
+	case envelope.EventSessionNew:
+		sess, err := r.st.Session(ctx, sessionID)
+		if err != nil {
+			return envelope.Event{}, fmt.Errorf("webhook: read session %s: %w", sessionID, err)
+		}
+		body = envelope.SessionCreated{ID: sessionID, State: string(se.State), Metadata: sess.Metadata, CreatedAt: sess.CreatedAt}
+	default:
+		body = envelope.StateChanged{State: string(se.State), PreviousState: string(se.Previous), AfterSeq: se.AfterSeq}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return envelope.Event{}, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
+	}
+	return envelope.Event{ID: SessionEventID(sessionID, eid), Type: se.Type, SessionID: sessionID, TS: se.At, Body: b}, nil
 }
 
 // failed handles a failed attempt and returns the error for the outbox.
-func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters.Delivery, rec *store.Record, res webhook.Result, postErr error) error {
+func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters.Delivery, isFailed bool, res webhook.Result, postErr error) error {
 	r := k.r
 	now := r.now()
 	cause := postErr
@@ -314,7 +543,7 @@ func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters
 			return fmt.Errorf("webhook: disable %s: %w", dest.ID, err)
 		}
 		r.log.Warn("webhook destination disabled", "webhook", dest.ID, "reason", "410 Gone")
-		k.emitFailed(ctx, dest, d, rec, "the destination answered 410 Gone and was disabled")
+		k.emitFailed(ctx, dest, d, isFailed, "the destination answered 410 Gone and was disabled")
 		return fmt.Errorf("%w: %w", adapters.ErrPermanent, cause)
 	}
 	since := dest.FailingSince
@@ -327,7 +556,7 @@ func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters
 			return fmt.Errorf("webhook: disable %s: %w", dest.ID, err)
 		}
 		r.log.Warn("webhook destination disabled", "webhook", dest.ID, "reason", reason)
-		k.emitFailed(ctx, dest, d, rec, "the destination has been failing for longer than "+disableAfter.String()+" and was disabled")
+		k.emitFailed(ctx, dest, d, isFailed, "the destination has been failing for longer than "+disableAfter.String()+" and was disabled")
 		return fmt.Errorf("%w: %w", adapters.ErrPermanent, cause)
 	}
 	if dest.FailingSince.IsZero() {
@@ -336,7 +565,7 @@ func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters
 		}
 	}
 	if d.Attempt >= r.cfg.Router.Outbox.MaxAttempts {
-		k.emitFailed(ctx, dest, d, rec, fmt.Sprintf("the delivery failed %d times and was given up", d.Attempt))
+		k.emitFailed(ctx, dest, d, isFailed, fmt.Sprintf("the delivery failed %d times and was given up", d.Attempt))
 	}
 	wait := res.RetryAfter
 	if wait <= 0 {
@@ -346,20 +575,26 @@ func (k *webhookSink) failed(ctx context.Context, dest store.Webhook, d adapters
 }
 
 // emitFailed appends a delivery.failed record for d to its session's log
-// (see the top of this file), unless d is itself a delivery.failed event.
-// It is best effort: errors are logged.
-func (k *webhookSink) emitFailed(ctx context.Context, dest store.Webhook, d adapters.Delivery, rec *store.Record, why string) {
-	if eventType(rec) == envelope.EventDeliveryFail {
+// (see the top of this file), unless d is itself a delivery.failed event
+// (isFailed). It is best effort: errors are logged.
+func (k *webhookSink) emitFailed(ctx context.Context, dest store.Webhook, d adapters.Delivery, isFailed bool, why string) {
+	if isFailed {
 		return
 	}
 	r := k.r
+	what := fmt.Sprintf("message %d", d.Seq)
+	refs := map[string]string{"webhook": dest.ID, "delivery": d.ID, "seq": strconv.FormatInt(d.Seq, 10)}
+	if d.Event != 0 {
+		what = fmt.Sprintf("session event %d (after message %d)", d.Event, d.Seq)
+		refs["event"] = strconv.FormatInt(d.Event, 10)
+	}
 	env := envelope.Envelope{
 		ID:     failedPrefix + dest.ID + ":" + d.ID + ":" + strconv.Itoa(d.Attempt),
 		Source: "system",
 		Kind:   envelope.KindSystem,
 		Actor:  envelope.Actor{ID: "system:switchboard", Display: "Switchboard", Type: envelope.System},
-		Text:   fmt.Sprintf("Webhook delivery %s of message %d to %s failed: %s.", d.ID, d.Seq, dest.ID, why),
-		Refs:   map[string]string{"webhook": dest.ID, "delivery": d.ID, "seq": strconv.FormatInt(d.Seq, 10)},
+		Text:   fmt.Sprintf("Webhook delivery %s of %s to %s failed: %s.", d.ID, what, dest.ID, why),
+		Refs:   refs,
 		TS:     r.now().UTC(),
 	}
 	if _, err := r.st.Append(context.WithoutCancel(ctx), store.AppendRequest{SessionID: d.SessionID, Direction: store.Inbound, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {

@@ -41,7 +41,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 		mu.Unlock()
 		return http.StatusNoContent
 	})
-	h.addWebhook("bench", rc.srv.URL)
+	h.addWebhook("bench", rc.srv.URL, "message")
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -242,7 +242,7 @@ func TestWebhookDeliversSignedEventsInOrder(t *testing.T) {
 	h := newWHHarness(t, whConfig)
 	rc := newReceiver(t, nil)
 	other := newReceiver(t, nil)
-	h.addWebhook("all", rc.srv.URL)
+	h.addWebhook("all", rc.srv.URL, "message")
 	h.addWebhook("failures-only", other.srv.URL, "delivery.failed")
 	var recs []store.Record
 	for i := range 10 {
@@ -302,7 +302,7 @@ func TestWebhookRetriesServerErrorsAndTimeoutsInOrder(t *testing.T) {
 		return http.StatusOK
 	})
 	defer close(release)
-	h.addWebhook("wh", rc.srv.URL)
+	h.addWebhook("wh", rc.srv.URL, "message")
 	for i := range 5 {
 		h.send("ses-1", "m"+strconv.Itoa(i), store.Inbound)
 	}
@@ -347,7 +347,7 @@ func TestWebhookHonoursRetryAfter(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	h.addWebhook("wh", rc.srv.URL)
+	h.addWebhook("wh", rc.srv.URL, "message")
 	h.send("ses-1", "m0", store.Inbound)
 	waitFor(t, "the delivery", func() bool { return len(rc.delivered()) == 1 })
 	reqs := rc.requests()
@@ -405,7 +405,7 @@ func TestWebhookFailingPeriodDisables(t *testing.T) {
 func TestWebhookSecretRotationSignsWithBoth(t *testing.T) {
 	h := newWHHarness(t, whConfig)
 	rc := newReceiver(t, nil)
-	h.addWebhook("wh", rc.srv.URL)
+	h.addWebhook("wh", rc.srv.URL, "message")
 	h.send("ses-1", "before", store.Inbound)
 	waitFor(t, "the first delivery", func() bool { return len(rc.delivered()) == 1 })
 	if _, err := h.st.RotateWebhookSecret(context.Background(), "wh", whSecret2, time.Now().Add(time.Hour)); err != nil {
@@ -430,7 +430,7 @@ func TestWebhookSecretRotationSignsWithBoth(t *testing.T) {
 func TestWebhookReplay(t *testing.T) {
 	h := newWHHarness(t, whConfig)
 	rc := newReceiver(t, nil)
-	h.addWebhook("wh", rc.srv.URL)
+	h.addWebhook("wh", rc.srv.URL, "message")
 	h.send("ses-1", "old", store.Inbound)
 	h.send("ses-2", "other", store.Inbound)
 	waitFor(t, "two deliveries", func() bool { return len(rc.delivered()) == 2 })
@@ -493,7 +493,7 @@ func TestWebhookResumesAfterCrash(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	h.addWebhook("wh", rc.srv.URL)
+	h.addWebhook("wh", rc.srv.URL, "message")
 	for i := range 20 {
 		h.send("ses-"+strconv.Itoa(i%2), "m"+strconv.Itoa(i), store.Inbound)
 	}
@@ -513,15 +513,8 @@ func TestWebhookResumesAfterCrash(t *testing.T) {
 	// Per session, the first delivery of each event is in log order.
 	for _, ses := range []string{"ses-0", "ses-1"} {
 		var order []int
-		seen := map[string]bool{}
-		for _, d := range rc.delivered() {
-			if d.event.SessionID != ses || seen[d.event.ID] {
-				continue
-			}
-			seen[d.event.ID] = true
-			var env envelope.Envelope
-			_ = json.Unmarshal(d.event.Body, &env)
-			k, _ := strconv.Atoi(strings.TrimPrefix(env.Text, "m"))
+		for _, line := range sessionLines(t, rc, ses) {
+			k, _ := strconv.Atoi(strings.TrimPrefix(line, "message m"))
 			order = append(order, k)
 		}
 		for i := 1; i < len(order); i++ {

@@ -67,6 +67,9 @@ type Cursors interface {
 	// when leaseUntil is zero. It fails with ErrLeaseLost when owner no
 	// longer holds the lease.
 	Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error
+	// Cursor returns the consumer's cursor for the session: the last seq it
+	// processed, 0 when it has processed none.
+	Cursor(ctx context.Context, consumer, sessionID string) (int64, error)
 }
 
 // DeliveryStatus is where a delivery is in its life.
@@ -80,11 +83,13 @@ const (
 )
 
 // Delivery is one outbox entry: the record (SessionID, Seq) to be posted to
-// the conversation To.
+// the conversation To, or, when Event is not 0, the session event of that
+// journal ID, which happened after record Seq (its AfterSeq).
 type Delivery struct {
 	ID        string                `json:"id"`
 	SessionID string                `json:"session_id"`
 	Seq       int64                 `json:"seq"`
+	Event     int64                 `json:"event,omitempty"`
 	To        envelope.Conversation `json:"to"`
 	Status    DeliveryStatus        `json:"status"`
 	Attempts  int                   `json:"attempts"`
@@ -95,7 +100,8 @@ type Delivery struct {
 	ChannelID string    `json:"channel_id,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Envelope is the record's envelope, filled by Claim.
+	// Envelope is the record's envelope, filled by Claim (empty for an
+	// event).
 	Envelope envelope.Envelope `json:"-"`
 }
 
@@ -110,8 +116,9 @@ type Settlement struct {
 
 // Outbox holds deliveries of session outputs to conversations.
 type Outbox interface {
-	// Enqueue adds deliveries as pending, due at their NextAttempt. It is
-	// idempotent on (SessionID, Seq, To): an existing delivery is kept.
+	// Enqueue adds deliveries as pending, due at their NextAttempt, in
+	// order. It is idempotent on (SessionID, Seq, Event, To): an existing
+	// delivery is kept where it is.
 	Enqueue(ctx context.Context, ds []Delivery) error
 	// Claim leases to owner, until leaseUntil, up to n pending deliveries
 	// due at now, each the oldest pending delivery of its conversation (so

@@ -101,7 +101,8 @@ type AppendResult struct {
 	State State
 }
 
-// Sessions creates and finds sessions.
+// Sessions creates and finds sessions. Creating a session and changing its
+// state journal a SessionEvent (see events.go).
 type Sessions interface {
 	// CreateSession creates session id with metadata, or returns the existing
 	// session of that id unchanged with created false.
@@ -129,8 +130,9 @@ type Log interface {
 	// ErrNotFound for an unknown session.
 	Read(ctx context.Context, sessionID string, after int64, limit int) ([]Record, error)
 	// Subscribe returns a channel that receives a value (coalesced, never
-	// blocking the writer) after records are appended to sessionID, by this
-	// process or, where the backend supports it, by another. sessionID
+	// blocking the writer) after records are appended to sessionID or a
+	// SessionEvent of it is journaled, by this process or, where the
+	// backend supports it, by another. sessionID
 	// AllSessions ("*") receives a signal for every session. Call cancel to
 	// release it.
 	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
@@ -182,6 +184,7 @@ type Store interface {
 	Outbox
 	KV
 	Webhooks
+	SessionEvents
 	// Ping checks that the backend answers, for /readyz.
 	Ping(ctx context.Context) error
 	// Close stops background work and releases the backend. It waits for

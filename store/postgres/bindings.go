@@ -43,8 +43,9 @@ func nullTime(t time.Time) pgtype.Timestamptz {
 // processes binding the same conversation at once: exactly one binding
 // wins and only the winner's session is created. When the conversation is
 // already bound it changes nothing and returns the existing binding with
-// created false. b.ID (a new "cnv_" id) and b.CreatedAt (the database's
-// clock) are set when empty. It costs one round trip.
+// created false. Creating the session journals its creation. b.ID (a new
+// "cnv_" id) and b.CreatedAt (the database's clock) are set when empty. It
+// costs one round trip.
 func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]string) (store.Binding, bool, error) {
 	if err := s.checkOpen("bind"); err != nil {
 		return store.Binding{}, false, err
@@ -72,17 +73,18 @@ func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]s
 			INSERT INTO sessions (id, state, metadata, created_at, updated_at)
 			SELECT session_id, 'idle', $9::jsonb, now(), now() FROM b
 			ON CONFLICT (id) DO NOTHING
+			RETURNING 1
 		)
-		SELECT `+bindingColumns+` FROM b`,
+		SELECT `+bindingColumns+`, EXISTS (SELECT 1 FROM s) FROM b`,
 		b.ID, b.SessionID, b.Conversation.Source, b.Conversation.Ref, b.Route,
 		nullTime(b.PausedUntil), b.PausedReason, nullTime(b.CreatedAt), metadata)
 	batch.Queue(`SELECT `+bindingColumns+` FROM bindings WHERE conv_source = $1 AND conv_ref = $2`,
 		b.Conversation.Source, b.Conversation.Ref)
 	var out store.Binding
-	var created bool
+	var created, sessionCreated bool
 	err := withBatch(s.pool.SendBatch(ctx, batch), func(br pgx.BatchResults) error {
 		var err error
-		out, err = scanBinding(br.QueryRow())
+		out, err = scanBinding(suffixedRow{br.QueryRow(), []any{&sessionCreated}})
 		switch {
 		case err == nil:
 			created = true
@@ -98,7 +100,23 @@ func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]s
 	if err != nil {
 		return store.Binding{}, false, s.fail("bind", err)
 	}
+	if sessionCreated {
+		// The trigger signals other processes at commit; this one now.
+		s.hub.Publish(b.SessionID)
+	}
 	return out, created, nil
+}
+
+// suffixedRow scans its trailing columns into suffix and hands the rest to
+// the caller's destinations, so that scanBinding can read a binding's
+// columns followed by others.
+type suffixedRow struct {
+	row    pgx.Row
+	suffix []any
+}
+
+func (r suffixedRow) Scan(dest ...any) error {
+	return r.row.Scan(append(dest[:len(dest):len(dest)], r.suffix...)...)
 }
 
 // checkBinding rejects what cannot be bound or stored.

@@ -29,6 +29,10 @@ type listener struct {
 	config  *pgx.ConnConfig
 	channel string
 	publish func(sessionID string)
+	// own, if not nil, reports whether a backend pid is one of the store's
+	// own connections, whose notifications are skipped (the store signalled
+	// its subscribers itself).
+	own     func(pid uint32) bool
 	wakeAll func()
 	log     *slog.Logger
 	// health is how long to wait for a notification before pinging the
@@ -80,7 +84,9 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 		cancel()
 		switch {
 		case err == nil:
-			l.publish(n.Payload)
+			if l.own == nil || !l.own(n.PID) {
+				l.publish(n.Payload)
+			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():

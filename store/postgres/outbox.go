@@ -43,7 +43,7 @@ var _ store.Outbox = (*Store)(nil)
 var deliveryColumns = deliveryColumnsOf("")
 
 func deliveryColumnsOf(alias string) string {
-	cols := []string{"id", "session_id", "seq", "conv_source", "conv_ref", "status", "attempts",
+	cols := []string{"id", "session_id", "seq", "event", "conv_source", "conv_ref", "status", "attempts",
 		"next_attempt", "last_error", "channel_id", "created_at", "updated_at"}
 	if alias != "" {
 		for i, c := range cols {
@@ -55,7 +55,7 @@ func deliveryColumnsOf(alias string) string {
 
 // deliveryDest returns the scan destinations of deliveryColumns into d.
 func deliveryDest(d *store.Delivery, status *string) []any {
-	return []any{&d.ID, &d.SessionID, &d.Seq, &d.To.Source, &d.To.Ref, status, &d.Attempts,
+	return []any{&d.ID, &d.SessionID, &d.Seq, &d.Event, &d.To.Source, &d.To.Ref, status, &d.Attempts,
 		&d.NextAttempt, &d.LastError, &d.ChannelID, &d.CreatedAt, &d.UpdatedAt}
 }
 
@@ -96,12 +96,17 @@ func convLockKey(source, ref string) string {
 }
 
 // Enqueue adds deliveries as pending, due at their NextAttempt (now when
-// zero). It is idempotent on (SessionID, Seq, To): an existing delivery is
-// kept unchanged. Deliveries get a new "dlv_" id when theirs is empty and
-// CreatedAt the database's clock when zero; Status, Attempts and the other
-// outcome fields are ignored. Within a conversation, deliveries are ordered
-// by when they were enqueued; those of one call in (SessionID, Seq) order.
-// The record (SessionID, Seq) must exist. It costs one round trip.
+// zero), in order. It is idempotent on (SessionID, Seq, Event, To): an
+// existing delivery is kept unchanged, where it is in its conversation's
+// queue, and of deliveries repeated in the call the first counts.
+// Deliveries get a new "dlv_" id when theirs is empty and CreatedAt the
+// database's clock when zero; Status, Attempts and the other outcome fields
+// are ignored. Within a conversation, deliveries are ordered by when they
+// were enqueued, those of one call in the call's order. The record
+// (SessionID, Seq) of a delivery with Event 0 must exist, and the session
+// event Event of the others must be of session SessionID with AfterSeq Seq;
+// otherwise nothing is enqueued and the error wraps store.ErrNotFound. It
+// costs one round trip.
 func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	if err := s.checkOpen("enqueue"); err != nil {
 		return err
@@ -109,26 +114,21 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	ds = slices.Clone(ds)
-	slices.SortStableFunc(ds, func(a, b store.Delivery) int {
-		return cmp.Or(cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Seq, b.Seq),
-			cmp.Compare(a.To.Source, b.To.Source), cmp.Compare(a.To.Ref, b.To.Ref))
-	})
 	n := len(ds)
 	var (
 		idCol, sessionCol, sourceCol, refCol = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		seqCol                               = make([]int64, n)
+		seqCol, eventCol                     = make([]int64, n), make([]int64, n)
 		dueCol, createdCol                   = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 	)
 	for i := range ds {
-		d := &ds[i]
-		if err := checkDelivery(d); err != nil {
+		d := ds[i]
+		if err := checkDelivery(&d); err != nil {
 			return fmt.Errorf("postgres: enqueue: %w", err)
 		}
 		if d.ID == "" {
 			d.ID = ids.New("dlv")
 		}
-		idCol[i], sessionCol[i], seqCol[i] = d.ID, d.SessionID, d.Seq
+		idCol[i], sessionCol[i], seqCol[i], eventCol[i] = d.ID, d.SessionID, d.Seq, d.Event
 		sourceCol[i], refCol[i] = d.To.Source, d.To.Ref
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
 	}
@@ -140,33 +140,65 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 			FROM unnest($1::text[], $2::text[]) AS u (source, ref)
 			ORDER BY k
 		) AS keys`, sourceCol, refCol)
-	// Under the locks, what is pending is exact: a new delivery waits when
-	// its conversation has a pending one, or an earlier new one. Deliveries
-	// stored already (or repeated in the call) are left out before that is
-	// counted; ON CONFLICT is only the backstop. The rows are inserted in
-	// the sorted order, which the identity column ord records.
-	b.Queue(`INSERT INTO deliveries (id, session_id, seq, conv_source, conv_ref, status, waiting,
-			next_attempt, created_at, updated_at)
-		SELECT u.id, u.session_id, u.seq, u.conv_source, u.conv_ref, 'pending',
-			row_number() OVER (PARTITION BY u.conv_source, u.conv_ref ORDER BY u.n) > 1 OR EXISTS (
-				SELECT 1 FROM deliveries o
-				WHERE o.status = 'pending' AND o.conv_source = u.conv_source AND o.conv_ref = u.conv_ref),
-			coalesce(u.next_attempt, now()), coalesce(u.created_at, now()), now()
-		FROM (
-			SELECT DISTINCT ON (u.session_id, u.seq, u.conv_source, u.conv_ref) u.*
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
-				WITH ORDINALITY AS u (conv_source, conv_ref, id, session_id, seq, next_attempt, created_at, n)
-			WHERE NOT EXISTS (
-				SELECT 1 FROM deliveries e
-				WHERE e.session_id = u.session_id AND e.seq = u.seq
-					AND e.conv_source = u.conv_source AND e.conv_ref = u.conv_ref)
-			ORDER BY u.session_id, u.seq, u.conv_source, u.conv_ref, u.n
-		) AS u
-		ORDER BY u.n
-		ON CONFLICT (session_id, seq, conv_source, conv_ref) DO NOTHING`,
-		sourceCol, refCol, idCol, sessionCol, seqCol, dueCol, createdCol)
-	if err := withBatch(s.pool.SendBatch(ctx, b), execAll(len(b.QueuedQueries))); err != nil {
+	// The first delivery whose record or event does not exist, if any,
+	// stops the insert (records and events are never deleted, so what
+	// exists now stays). Under the locks, what is pending is exact: a new
+	// delivery waits when its conversation has a pending one, or an earlier
+	// new one. Deliveries stored already (or repeated in the call) are left
+	// out before that is counted; ON CONFLICT is only the backstop. The
+	// rows are inserted in the call's order, which the identity column ord
+	// records.
+	b.Queue(`WITH u AS MATERIALIZED (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+				$7::timestamptz[], $8::timestamptz[])
+				WITH ORDINALITY AS u (conv_source, conv_ref, id, session_id, seq, event, next_attempt, created_at, n)
+		), missing AS MATERIALIZED (
+			SELECT u.n FROM u
+			WHERE NOT CASE WHEN u.event = 0
+				THEN EXISTS (SELECT 1 FROM records r WHERE r.session_id = u.session_id AND r.seq = u.seq)
+				ELSE EXISTS (SELECT 1 FROM session_events e
+					WHERE e.eid = u.event AND e.session_id = u.session_id AND e.after_seq = u.seq)
+				END
+			ORDER BY u.n
+			LIMIT 1
+		), inserted AS (
+			INSERT INTO deliveries (id, session_id, seq, event, conv_source, conv_ref, status, waiting,
+				next_attempt, created_at, updated_at)
+			SELECT u.id, u.session_id, u.seq, u.event, u.conv_source, u.conv_ref, 'pending',
+				row_number() OVER (PARTITION BY u.conv_source, u.conv_ref ORDER BY u.n) > 1 OR EXISTS (
+					SELECT 1 FROM deliveries o
+					WHERE o.status = 'pending' AND o.conv_source = u.conv_source AND o.conv_ref = u.conv_ref),
+				coalesce(u.next_attempt, now()), coalesce(u.created_at, now()), now()
+			FROM (
+				SELECT DISTINCT ON (u.session_id, u.seq, u.event, u.conv_source, u.conv_ref) u.*
+				FROM u
+				WHERE NOT EXISTS (SELECT 1 FROM missing) AND NOT EXISTS (
+					SELECT 1 FROM deliveries e
+					WHERE e.session_id = u.session_id AND e.seq = u.seq AND e.event = u.event
+						AND e.conv_source = u.conv_source AND e.conv_ref = u.conv_ref)
+				ORDER BY u.session_id, u.seq, u.event, u.conv_source, u.conv_ref, u.n
+			) AS u
+			ORDER BY u.n
+			ON CONFLICT (session_id, seq, event, conv_source, conv_ref) DO NOTHING
+		)
+		SELECT (SELECT n FROM missing)`,
+		sourceCol, refCol, idCol, sessionCol, seqCol, eventCol, dueCol, createdCol)
+	var missing *int64
+	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&missing)
+	})
+	if err != nil {
 		return s.fail("enqueue", err)
+	}
+	if missing != nil {
+		d := &ds[*missing-1]
+		if d.Event != 0 {
+			return fmt.Errorf("postgres: enqueue: session event %d of %q after %d: %w", d.Event, d.SessionID, d.Seq, store.ErrNotFound)
+		}
+		return fmt.Errorf("postgres: enqueue: record %q/%d: %w", d.SessionID, d.Seq, store.ErrNotFound)
 	}
 	return nil
 }
@@ -189,8 +221,12 @@ func checkDelivery(d *store.Delivery) error {
 	switch {
 	case d.SessionID == "":
 		return errors.New("delivery session id is empty")
-	case d.Seq <= 0:
+	case d.Event < 0:
+		return fmt.Errorf("delivery event %d is negative", d.Event)
+	case d.Event == 0 && d.Seq <= 0:
 		return fmt.Errorf("delivery seq %d is not positive", d.Seq)
+	case d.Seq < 0:
+		return fmt.Errorf("delivery seq %d is negative", d.Seq)
 	case d.To.Source == "":
 		return errors.New("delivery conversation source is empty")
 	}
@@ -203,10 +239,10 @@ func checkDelivery(d *store.Delivery) error {
 // conversations whose binding is paused at now and conversations with a
 // delivery under an unexpired lease (whoever holds it), so that at most one
 // delivery per conversation is in flight and order within a conversation
-// holds. Each claimed delivery's attempt is counted and its Envelope filled
-// from the log. Two processes claiming at once never get the same
-// delivery: candidates are locked with SKIP LOCKED and rechecked after
-// locking. The earliest due come first.
+// holds. Each claimed delivery's attempt is counted and, for a delivery of
+// a record, its Envelope filled from the log. Two processes claiming at
+// once never get the same delivery: candidates are locked with SKIP LOCKED
+// and rechecked after locking. The earliest due come first.
 func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
 	if err := s.checkOpen("claim deliveries"); err != nil {
 		return nil, err
@@ -238,24 +274,37 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 			ORDER BY d.next_attempt, d.ord
 			LIMIT `+strconv.Itoa(n)+`
 			FOR UPDATE OF d SKIP LOCKED
+		), claimed AS (
+			UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $1, lease_until = $3, updated_at = now()
+			FROM claimable
+			WHERE d.id = claimable.id
+			RETURNING d.*
 		)
-		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $1, lease_until = $3, updated_at = now()
-		FROM claimable, records r
-		WHERE d.id = claimable.id AND r.session_id = d.session_id AND r.seq = d.seq
-		RETURNING `+deliveryColumnsOf("d")+`, `+recordColumnsOf("r"),
+		SELECT `+deliveryColumnsOf("c")+`, `+recordColumnsOf("r")+`
+		FROM claimed c
+		LEFT JOIN records r ON c.event = 0 AND r.session_id = c.session_id AND r.seq = c.seq`,
 		owner, now, leaseUntil)
 	if err != nil {
 		return nil, s.fail("claim deliveries", err)
 	}
+	skipRecord := make([]any, strings.Count(recordColumns, ",")+1)
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) {
 		var d store.Delivery
 		var status string
-		rec, err := scanRecord(prefixedRow{row, deliveryDest(&d, &status)})
-		if err != nil {
+		dest := deliveryDest(&d, &status)
+		// The delivery first, to learn whether it is of a record; then, for
+		// a record, the row again with the record's columns.
+		if err := row.Scan(append(dest, skipRecord...)...); err != nil {
 			return store.Delivery{}, err
 		}
+		if d.Event == 0 {
+			rec, err := scanRecord(prefixedRow{row, dest})
+			if err != nil {
+				return store.Delivery{}, fmt.Errorf("record of delivery %s: %w", d.ID, err)
+			}
+			d.Envelope = rec.Envelope
+		}
 		finishDelivery(&d, status)
-		d.Envelope = rec.Envelope
 		return d, nil
 	})
 	if err != nil {

@@ -7,7 +7,9 @@
 // is one transaction that locks the rows of the sessions it touches, in id
 // order, which keeps per-session sequence numbers contiguous and idempotency
 // exact across processes. Subscribe signals cross processes through
-// LISTEN/NOTIFY on a channel named after the schema.
+// LISTEN/NOTIFY on a channel named after the schema: appends notify, and so
+// do the triggers that journal session events (events.go); each process
+// signals its own writes directly and skips their notifications.
 //
 // The router's state (bindings.go, cursors.go, outbox.go) is shared by the
 // processes the same way: per-session cursors and outbox deliveries are
@@ -117,6 +119,28 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		// room for reads beside them.
 		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Workers)+4)
 	}
+	// backends holds the backend pids of the pool's connections. Every
+	// write of this store that notifies also signals this process's
+	// subscribers itself, so the listener skips the notifications these
+	// backends send, which would only signal them again, late (and
+	// spuriously, for a subscription made since).
+	backends := &sync.Map{}
+	afterConnect, beforeClose := cfg.AfterConnect, cfg.BeforeClose
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if afterConnect != nil {
+			if err := afterConnect(ctx, conn); err != nil {
+				return err
+			}
+		}
+		backends.Store(conn.PgConn().PID(), true)
+		return nil
+	}
+	cfg.BeforeClose = func(conn *pgx.Conn) {
+		backends.Delete(conn.PgConn().PID())
+		if beforeClose != nil {
+			beforeClose(conn)
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -147,6 +171,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		config:  cfg.ConnConfig,
 		channel: s.channel,
 		publish: s.hub.Publish,
+		own: func(pid uint32) bool {
+			_, ok := backends.Load(pid)
+			return ok
+		},
 		wakeAll: s.wakeAll,
 		log:     opts.Logger,
 		health:  healthInterval,
@@ -175,6 +203,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // channelName is the NOTIFY channel for a schema. Channels are per database,
 // not per schema, so the schema is part of the name; a name that would
 // exceed PostgreSQL's 63-byte identifier limit uses a hash of the schema.
+// The SQL function notify_channel (migration 0006), which the journal's
+// triggers notify on, computes the same name.
 func channelName(schema string) string {
 	const prefix = "switchboard_log:"
 	if len(prefix)+len(schema) <= 63 {
@@ -250,8 +280,9 @@ func scanSession(row pgx.Row) (store.Session, error) {
 	return sess, nil
 }
 
-// CreateSession creates session id, idle, with metadata, or returns the
-// existing session of that id unchanged with created false.
+// CreateSession creates session id, idle, with metadata, journaling its
+// creation, or returns the existing session of that id unchanged with
+// created false.
 func (s *Store) CreateSession(ctx context.Context, id string, metadata map[string]string) (store.Session, bool, error) {
 	if err := s.checkOpen("create session"); err != nil {
 		return store.Session{}, false, err
@@ -277,6 +308,8 @@ func (s *Store) CreateSession(ctx context.Context, id string, metadata map[strin
 		RETURNING `+sessionColumns, id, metadata))
 	switch {
 	case err == nil:
+		// The trigger signals other processes at commit; this one now.
+		s.hub.Publish(id)
 		return sess, true, nil
 	case errors.Is(err, pgx.ErrNoRows):
 		// It exists: ON CONFLICT waited for its creator to commit.
@@ -322,8 +355,8 @@ func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]st
 	return out, nil
 }
 
-// SetState sets a session's state; changed is false when it already was
-// state. ErrNotFound for an unknown session.
+// SetState sets a session's state, journaling the change; changed is false
+// when it already was state. ErrNotFound for an unknown session.
 func (s *Store) SetState(ctx context.Context, id string, state store.State) (bool, error) {
 	if err := s.checkOpen("set state"); err != nil {
 		return false, err
@@ -345,6 +378,9 @@ func (s *Store) SetState(ctx context.Context, id string, state store.State) (boo
 	}
 	if !exists {
 		return false, fmt.Errorf("postgres: set state of %q: %w", id, store.ErrNotFound)
+	}
+	if changed {
+		s.hub.Publish(id)
 	}
 	return changed, nil
 }
@@ -386,8 +422,9 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 }
 
 // Subscribe returns a channel that receives a value (coalesced) after
-// records are appended to sessionID by this or another process using the
-// same database and schema. Call cancel to release it.
+// records are appended to sessionID, or a session event of it is journaled,
+// by this or another process using the same database and schema (the
+// journal's triggers notify for events). Call cancel to release it.
 func (s *Store) Subscribe(sessionID string) (<-chan struct{}, func()) {
 	ch, cancel := s.hub.Subscribe(sessionID)
 	s.subsMu.Lock()

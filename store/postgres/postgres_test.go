@@ -219,6 +219,13 @@ func TestListenerReconnects(t *testing.T) {
 	create(t, a, "sess-1")
 	ch, cancel := a.Subscribe("sess-1")
 	defer cancel()
+	// The creation notified too: let that arrive first, so that the next
+	// signal is the reconnect's.
+	flushNotifications(t, a)
+	select {
+	case <-ch:
+	default:
+	}
 
 	oldPID := a.listener.pid.Load()
 	var killed bool
@@ -233,6 +240,26 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSignal(t, ch, "for an append after the reconnect")
+}
+
+// flushNotifications returns once s's listener has received every
+// notification committed before the call: PostgreSQL delivers them in
+// commit order, so after one sent now (from a connection of the test's own,
+// since the listener skips what the store's connections send).
+func flushNotifications(t *testing.T, s *Store) {
+	t.Helper()
+	const marker = "flush-marker" // no session of the tests has this id
+	ch, cancel := s.Subscribe(marker)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(t.Context(), s.listener.config.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "SELECT pg_notify($1, $2)", s.channel, marker); err != nil {
+		t.Fatalf("notify: %v", err)
+	}
+	waitSignal(t, ch, "for a notification of the test's own")
 }
 
 // TestListenerHealthPing makes the listener ping its quiet connection

@@ -151,7 +151,7 @@ func (w *writer) bind(ctx context.Context, op *writeOp, now int64) (groupcommitR
 		if err != nil {
 			return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
 		}
-		bs = &batchSession{session: session{sid: sid, state: store.Idle}}
+		bs = &batchSession{session: session{sid: sid, state: store.Idle}, journaled: true}
 		w.batch[b.SessionID] = bs
 	}
 	if _, err := w.bindings.insert.ExecContext(ctx, b.ID, bs.sid, b.Conversation.Source, b.Conversation.Ref,

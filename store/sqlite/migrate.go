@@ -225,6 +225,42 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);
 `,
+	// 7: the journal of session events, written by triggers in the
+	// transaction of the change; deliveries of them.
+	`
+-- eid never goes back (AUTOINCREMENT), and the one writer commits in eid
+-- order, so a reader following eid misses nothing.
+CREATE TABLE session_events (
+	eid       INTEGER PRIMARY KEY AUTOINCREMENT,
+	sid       INTEGER NOT NULL REFERENCES sessions (sid),
+	type      TEXT    NOT NULL,
+	state     TEXT    NOT NULL,
+	previous  TEXT    NOT NULL,
+	after_seq INTEGER NOT NULL,
+	at        INTEGER NOT NULL
+);
+CREATE INDEX session_events_by_session ON session_events (sid, after_seq, eid);
+
+CREATE TRIGGER session_events_created AFTER INSERT ON sessions
+BEGIN
+	INSERT INTO session_events (sid, type, state, previous, after_seq, at)
+	VALUES (NEW.sid, 'session.created', NEW.state, '', 0, NEW.created_at);
+END;
+
+CREATE TRIGGER session_events_state AFTER UPDATE OF state ON sessions
+WHEN OLD.state <> NEW.state
+BEGIN
+	INSERT INTO session_events (sid, type, state, previous, after_seq, at)
+	VALUES (NEW.sid, 'session.state_changed', NEW.state, OLD.state,
+		(SELECT coalesce(max(seq), 0) FROM records WHERE sid = NEW.sid), NEW.updated_at);
+END;
+
+-- A delivery is of a record (event 0) or of a session event (its eid; seq
+-- is then the event's after_seq).
+ALTER TABLE deliveries ADD COLUMN event INTEGER NOT NULL DEFAULT 0;
+DROP INDEX deliveries_record;
+CREATE UNIQUE INDEX deliveries_record ON deliveries (sid, seq, event, to_source, to_ref);
+`,
 }
 
 // migrate brings the database behind conn to the newest schema. It is safe

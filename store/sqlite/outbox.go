@@ -14,11 +14,12 @@ import (
 var (
 	errDeliveryNotFound = fmt.Errorf("sqlite: delivery: %w", store.ErrNotFound)
 	errRecordNotFound   = fmt.Errorf("sqlite: enqueue: record: %w", store.ErrNotFound)
+	errEventNotFound    = fmt.Errorf("sqlite: enqueue: session event: %w", store.ErrNotFound)
 	errSettleLeaseLost  = fmt.Errorf("sqlite: settle: %w", store.ErrLeaseLost)
 )
 
 // deliverySelect reads what scanDelivery scans.
-const deliverySelect = `SELECT d.did, d.sid, d.owner, d.id, s.id, d.seq, d.to_source, d.to_ref, d.status,
+const deliverySelect = `SELECT d.did, d.sid, d.owner, d.id, s.id, d.seq, d.event, d.to_source, d.to_ref, d.status,
 	d.attempts, d.next_attempt, d.last_error, d.channel_id, d.created_at, d.updated_at
 	FROM deliveries d JOIN sessions s ON s.sid = d.sid`
 
@@ -28,18 +29,18 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, lease, byID, byDID, record, settle, retry, demote, promote *sql.Stmt
+	insert, due, lease, byID, byDID, record, event, settle, retry, demote, promote *sql.Stmt
 }
 
 func (o *outboxWrites) defs() []stmtDef {
 	return []stmtDef{
 		// A new delivery is its conversation's head when nothing else to the
 		// conversation is pending: it is the newest.
-		{&o.insert, `INSERT INTO deliveries (id, sid, seq, to_source, to_ref, status, head, next_attempt, created_at, updated_at)
-			VALUES (?3, ?4, ?5, ?1, ?2, 'pending',
+		{&o.insert, `INSERT INTO deliveries (id, sid, seq, event, to_source, to_ref, status, head, next_attempt, created_at, updated_at)
+			VALUES (?3, ?4, ?5, ?9, ?1, ?2, 'pending',
 				NOT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND to_source = ?1 AND to_ref = ?2),
 				?6, ?7, ?8)
-			ON CONFLICT (sid, seq, to_source, to_ref) DO NOTHING`},
+			ON CONFLICT (sid, seq, event, to_source, to_ref) DO NOTHING`},
 		// Along the partial index deliveries_due: only conversation heads.
 		{&o.due, `SELECT d.did FROM deliveries d
 			WHERE d.head = 1 AND d.next_attempt <= ?1 AND (d.lease_until IS NULL OR d.lease_until <= ?1)
@@ -50,6 +51,7 @@ func (o *outboxWrites) defs() []stmtDef {
 		{&o.byID, deliverySelect + ` WHERE d.id = ?`},
 		{&o.byDID, deliverySelect + ` WHERE d.did = ?`},
 		{&o.record, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND seq = ?`},
+		{&o.event, `SELECT 1 FROM session_events WHERE eid = ? AND sid = ? AND after_seq = ?`},
 		{&o.settle, `UPDATE deliveries SET status = ?, head = head AND ? = 'pending', next_attempt = ?, last_error = ?,
 			channel_id = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE did = ?`},
 		{&o.retry, `UPDATE deliveries SET status = 'pending', next_attempt = ?, updated_at = ? WHERE did = ?`},
@@ -87,7 +89,7 @@ func scanDelivery(row scanner) (deliveryRow, error) {
 		status                 string
 		next, created, updated int64
 	)
-	if err := row.Scan(&d.did, &d.sid, &d.owner, &d.ID, &d.SessionID, &d.Seq, &d.To.Source, &d.To.Ref, &status,
+	if err := row.Scan(&d.did, &d.sid, &d.owner, &d.ID, &d.SessionID, &d.Seq, &d.Event, &d.To.Source, &d.To.Ref, &status,
 		&d.Attempts, &next, &d.LastError, &d.ChannelID, &created, &updated); err != nil {
 		return deliveryRow{}, err
 	}
@@ -108,10 +110,11 @@ type enqueued struct {
 }
 
 // Enqueue adds deliveries as pending, due at their NextAttempt (at once
-// when zero), all in one transaction. It is idempotent on (SessionID, Seq,
-// To): an existing delivery is kept as it is. Empty IDs get new ids, zero
-// CreatedAts the current time. A delivery of a record that does not exist
-// fails the whole call with an error wrapping store.ErrNotFound.
+// when zero), all in one transaction, in order. It is idempotent on
+// (SessionID, Seq, Event, To): an existing delivery is kept as it is. Empty
+// IDs get new ids, zero CreatedAts the current time. A delivery of a record
+// or session event that does not exist fails the whole call with an error
+// wrapping store.ErrNotFound.
 func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -169,15 +172,25 @@ func (w *writer) enqueue(ctx context.Context, op *writeOp, now int64) (groupcomm
 		if err != nil || bs == nil {
 			return groupcommitResult{Err: errSessionNotFound}, err
 		}
-		if d.Seq < 1 || d.Seq > bs.lastSeq {
+		switch {
+		case d.Event == 0 && (d.Seq < 1 || d.Seq > bs.lastSeq):
 			return groupcommitResult{Err: errRecordNotFound}, nil
+		case d.Event != 0:
+			var one int
+			err := w.outbox.event.QueryRowContext(ctx, d.Event, bs.sid, d.Seq).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return groupcommitResult{Err: errEventNotFound}, nil
+			}
+			if err != nil {
+				return groupcommitResult{}, fmt.Errorf("read session event: %w", err)
+			}
 		}
 		sids[i] = bs.sid
 	}
 	for i := range op.deliveries {
 		e := &op.deliveries[i]
 		if _, err := w.outbox.insert.ExecContext(ctx, e.d.To.Source, e.d.To.Ref, e.d.ID, sids[i], e.d.Seq,
-			e.nextNano, e.createdNano, now); err != nil {
+			e.nextNano, e.createdNano, now, e.d.Event); err != nil {
 			return groupcommitResult{}, fmt.Errorf("insert delivery: %w", err)
 		}
 	}
@@ -234,11 +247,13 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 		if err != nil {
 			return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
 		}
-		rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
-		if err != nil {
-			return groupcommitResult{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
+		if d.Event == 0 {
+			rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
+			if err != nil {
+				return groupcommitResult{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
+			}
+			d.Envelope = rec.Envelope
 		}
-		d.Envelope = rec.Envelope
 		out = append(out, d.Delivery)
 	}
 	return groupcommitResult{Val: writeResult{deliveries: out}}, nil

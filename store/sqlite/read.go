@@ -25,8 +25,9 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
-	ping, session, listSessions, sessionExists, records, tokenByHash, countTokens *sql.Stmt
+	ping, session, listSessions, sessionExists, sessionSID, records, tokenByHash, countTokens *sql.Stmt
 
+	events   eventReads
 	bindings bindingReads
 	outbox   outboxReads
 	kv       kvReads
@@ -40,11 +41,13 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.session, sessionSelect + ` WHERE s.id = ?`},
 		{&r.listSessions, sessionSelect + ` WHERE s.id > ? ORDER BY s.id LIMIT ?`},
 		{&r.sessionExists, `SELECT 1 FROM sessions WHERE id = ?`},
+		{&r.sessionSID, `SELECT sid FROM sessions WHERE id = ?`},
 		{&r.records, `SELECT ` + recordColumns + ` FROM records
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?`},
 		{&r.tokenByHash, `SELECT id, name, scopes, sessions, created_at FROM tokens WHERE hash = ?`},
 		{&r.countTokens, `SELECT count(*) FROM tokens`},
 	}
+	stmts = append(stmts, r.events.defs()...)
 	stmts = append(stmts, r.bindings.defs()...)
 	stmts = append(stmts, r.outbox.defs()...)
 	stmts = append(stmts, r.kv.defs()...)

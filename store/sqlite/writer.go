@@ -123,7 +123,10 @@ type session struct {
 // batchSession is a session as one batch sees and changes it.
 type batchSession struct {
 	session
-	appended bool // a record was added: publish after commit
+	// appended: a record was added; journaled: a session event was (the
+	// session was created or its state changed). Either publishes after
+	// commit.
+	appended, journaled bool
 }
 
 // recordKey is the idempotency key inside the writer.
@@ -163,6 +166,7 @@ type writer struct {
 	// Scratch reused from batch to batch.
 	batch   map[string]*batchSession // nil value: known not to exist
 	records map[recordKey]store.Record
+	created []string // sessions CreateSession created
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
@@ -267,10 +271,12 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 // results. A non-nil error means the transaction was rolled back and results
 // are meaningless; failed is then the index of the op whose statement
 // failed, or -1 when the transaction itself failed. After the commit,
-// subscribers of every session that got a record are signalled.
+// subscribers of every session that got a record or a session event are
+// signalled.
 func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub) (failed int, err error) {
 	clear(w.batch)
 	clear(w.records)
+	w.created = w.created[:0]
 
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
@@ -347,9 +353,12 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			continue
 		}
 		w.cache[id] = bs.session
-		if bs.appended {
+		if bs.appended || bs.journaled {
 			hub.Publish(id)
 		}
+	}
+	for _, id := range w.created {
+		hub.Publish(id)
 	}
 	return -1, nil
 }
@@ -385,6 +394,7 @@ func (w *writer) setSessionState(ctx context.Context, bs *batchSession, state st
 		return fmt.Errorf("update session state: %w", err)
 	}
 	bs.state = state
+	bs.journaled = true
 	return nil
 }
 
@@ -459,6 +469,7 @@ func (w *writer) createSession(ctx context.Context, op *writeOp, now int64) (gro
 	}
 	if n == 1 {
 		delete(w.batch, op.id) // it may be known as missing
+		w.created = append(w.created, op.id)
 		sess, err := decodeSession(op.id, string(store.Idle), op.meta, now, now, 0)
 		if err != nil {
 			return groupcommitResult{}, err

@@ -100,6 +100,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	})
 	t.Run("Router", func(t *testing.T) { s.runRouter(t, cfg) })
 	t.Run("Webhooks", s.runWebhooks)
+	t.Run("SessionEvents", func(t *testing.T) { s.runEvents(t, cfg) })
 	t.Run("KV", func(t *testing.T) { s.runKV(t, cfg) })
 }
 

@@ -1,0 +1,213 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// describe renders a delivered event as one line: "created", "message
+// <text>", "state <previous>→<state> after <seq>", "failed".
+func describe(t *testing.T, ev envelope.Event) string {
+	t.Helper()
+	switch ev.Type {
+	case envelope.EventMessage:
+		var env envelope.Envelope
+		if err := json.Unmarshal(ev.Body, &env); err != nil {
+			t.Fatal(err)
+		}
+		return "message " + env.Text
+	case envelope.EventSessionNew:
+		var b envelope.SessionCreated
+		if err := json.Unmarshal(ev.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		return "created " + b.State
+	case envelope.EventSessionState:
+		var b envelope.StateChanged
+		if err := json.Unmarshal(ev.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("state %s→%s after %d", b.PreviousState, b.State, b.AfterSeq)
+	}
+	return string(ev.Type)
+}
+
+// sessionLines are the first deliveries of each event of session, in the
+// order received, described.
+func sessionLines(t *testing.T, rc *receiver, session string) []string {
+	t.Helper()
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range rc.delivered() {
+		if d.event.SessionID != session || seen[d.event.ID] {
+			continue
+		}
+		seen[d.event.ID] = true
+		out = append(out, describe(t, d.event))
+	}
+	return out
+}
+
+// turn appends an inbound message that wakes session and an outbound answer
+// that rests it, as a runtime's turn does.
+func (h *whHarness) turn(session, text string) {
+	h.t.Helper()
+	ctx := context.Background()
+	for _, req := range []store.AppendRequest{
+		{SessionID: session, Direction: store.Inbound, Wake: true, Envelope: envelope.Envelope{
+			ID: "client:" + text, Source: "client", Kind: envelope.KindMessage,
+			Actor: envelope.Actor{ID: "client:ada", Type: envelope.Human}, Text: text, TS: time.Now().UTC()}},
+		{SessionID: session, Direction: store.Outbound, Rest: true, Envelope: envelope.Envelope{
+			ID: "agent:re-" + text, Source: "agent", Kind: envelope.KindMessage,
+			Actor: envelope.Actor{ID: "agent:bot", Type: envelope.Agent}, Text: "re " + text, TS: time.Now().UTC()}},
+	} {
+		if _, err := h.st.Append(ctx, req); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func TestWebhookSessionEvents(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	rc := newReceiver(t, nil)
+	states := newReceiver(t, nil)
+	h.addWebhook("all", rc.srv.URL)
+	h.addWebhook("states", states.srv.URL, "session.state_changed")
+	ctx := context.Background()
+	if _, _, err := h.st.CreateSession(ctx, "ses-1", map[string]string{"team": "infra"}); err != nil {
+		t.Fatal(err)
+	}
+	h.turn("ses-1", "m1")
+	// A state set with no record: the journal follower alone carries it.
+	if _, err := h.st.SetState(ctx, "ses-1", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"created idle",
+		"message m1",
+		"state idle→running after 1",
+		"message re m1",
+		"state running→idle after 2",
+		"state idle→running after 2",
+	}
+	waitFor(t, "six events", func() bool { return len(rc.delivered()) >= len(want) })
+	checkOrder(t, "ses-1", sessionLines(t, rc, "ses-1"), want)
+	waitFor(t, "three state changes", func() bool { return len(states.delivered()) >= 3 })
+	checkOrder(t, "state changes", sessionLines(t, states, "ses-1"), []string{
+		"state idle→running after 1", "state running→idle after 2", "state idle→running after 2",
+	})
+
+	first := rc.delivered()[0]
+	if got := specVerify(t, first.header, first.body, whSecret1); len(got) != 1 {
+		t.Error("a session event's signature does not verify by the specification")
+	}
+	var created envelope.SessionCreated
+	if err := json.Unmarshal(first.event.Body, &created); err != nil || created.ID != "ses-1" ||
+		created.Metadata["team"] != "infra" || created.CreatedAt.IsZero() {
+		t.Errorf("session.created body = %s (%v)", first.event.Body, err)
+	}
+	if first.event.Direction != "" || first.event.Seq != 0 || first.event.TS.IsZero() ||
+		first.header.Get("webhook-id") != first.event.ID || !strings.HasPrefix(first.event.ID, "evt_") {
+		t.Errorf("session.created event = %+v (webhook-id %s)", first.event, first.header.Get("webhook-id"))
+	}
+	evs, err := h.st.SessionEventsOf(ctx, "ses-1", 0, 0)
+	if err != nil || len(evs) != 1 || first.event.ID != router.SessionEventID("ses-1", evs[0].ID) {
+		t.Errorf("session.created id %s, want SessionEventID of the journal's first event (%v, %v)", first.event.ID, evs, err)
+	}
+	if msg := rc.delivered()[1].event; msg.Seq != 1 || msg.ID != router.WebhookEventID("ses-1", 1) {
+		t.Errorf("message event = %+v, want seq 1", msg)
+	}
+}
+
+// checkOrder compares delivered lines with the expected sequence.
+func checkOrder(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s delivered:\n  %s\nwant:\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestWebhookSessionEventsKeepSessionOrderUnderLoad runs turns on many
+// sessions at once, so that the log follower and the journal follower race,
+// and checks every session's events arrive once each, in the session's
+// order.
+func TestWebhookSessionEventsKeepSessionOrderUnderLoad(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	rc := newReceiver(t, nil)
+	h.addWebhook("all", rc.srv.URL)
+	const sessions, turns = 8, 12
+	var wg sync.WaitGroup
+	for s := range sessions {
+		wg.Go(func() {
+			id := "ses-" + strconv.Itoa(s)
+			if _, _, err := h.st.CreateSession(context.Background(), id, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range turns {
+				h.turn(id, "m"+strconv.Itoa(i))
+			}
+		})
+	}
+	wg.Wait()
+	per := 1 + 4*turns
+	waitFor(t, "every event", func() bool {
+		seen := map[string]bool{}
+		for _, d := range rc.delivered() {
+			seen[d.event.ID] = true
+		}
+		return len(seen) == sessions*per
+	})
+	for s := range sessions {
+		id := "ses-" + strconv.Itoa(s)
+		want := []string{"created idle"}
+		for i := range turns {
+			seq := int64(2*i + 1)
+			want = append(want, "message m"+strconv.Itoa(i), fmt.Sprintf("state idle→running after %d", seq),
+				"message re m"+strconv.Itoa(i), fmt.Sprintf("state running→idle after %d", seq+1))
+		}
+		checkOrder(t, id, sessionLines(t, rc, id), want)
+	}
+	if n := len(rc.delivered()); n != sessions*per {
+		t.Errorf("%d deliveries for %d events: repeats without a failure", n, sessions*per)
+	}
+}
+
+func TestWebhookReplayIncludesSessionEvents(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	rc := newReceiver(t, nil)
+	h.addWebhook("wh", rc.srv.URL)
+	if _, _, err := h.st.CreateSession(context.Background(), "ses-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.turn("ses-1", "m1")
+	waitFor(t, "the first turn", func() bool { return len(rc.delivered()) == 5 })
+	since := time.Now()
+	h.turn("ses-1", "m2")
+	waitFor(t, "the second turn", func() bool { return len(rc.delivered()) == 9 })
+	n, err := h.r.ReplayWebhook(context.Background(), "wh", since)
+	if err != nil || n != 4 {
+		t.Fatalf("ReplayWebhook = %d, %v; want 4", n, err)
+	}
+	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 13 })
+	var replayed []string
+	for i, d := range rc.delivered()[9:] {
+		replayed = append(replayed, describe(t, d.event))
+		if live := rc.delivered()[5+i]; live.event.ID != d.event.ID {
+			t.Errorf("replayed event %d has id %s, the live one %s", i, d.event.ID, live.event.ID)
+		}
+	}
+	checkOrder(t, "replay", replayed, []string{
+		"message m2", "state idle→running after 3", "message re m2", "state running→idle after 4",
+	})
+}

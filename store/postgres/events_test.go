@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// The conformance suite (TestConformance/SessionEvents) covers the
+// journal's contract; the tests here press on what is particular to this
+// backend: the xid horizon, a session's order when its writers took their
+// xids in the other order, the trigger's notify channel, and the upgrade
+// of a database at version 5.
+
+// readEvents reads the journal after cursor until it holds want events or
+// signalTimeout passes (a transaction elsewhere on the server may hold the
+// horizon back for a moment).
+func readEvents(t *testing.T, s *Store, cursor string, want int) ([]store.SessionEvent, string) {
+	t.Helper()
+	var all []store.SessionEvent
+	deadline := time.Now().Add(signalTimeout)
+	for {
+		page, next, err := s.ReadSessionEvents(t.Context(), cursor, 100)
+		if err != nil {
+			t.Fatalf("ReadSessionEvents(%q): %v", cursor, err)
+		}
+		all, cursor = append(all, page...), next
+		if len(all) >= want || time.Now().After(deadline) {
+			return all, cursor
+		}
+		if len(page) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// TestJournalWaitsForOlderTransactions holds a transaction open that took
+// its xid before another changed a session: the change must not be read
+// before that transaction ends, and when the older transaction then changes
+// the same session, the two events must come in commit order.
+func TestJournalWaitsForOlderTransactions(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := openStore(t, dsn, Options{})
+	create(t, s, "a")
+	evs, cursor := readEvents(t, s, "", 1)
+	if len(evs) != 1 {
+		t.Fatalf("journal after creating a holds %d events, want 1", len(evs))
+	}
+
+	older, err := s.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(t.Context())
+	if _, err := older.Exec(t.Context(), "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetState(t.Context(), "a", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	if page, next, err := s.ReadSessionEvents(t.Context(), cursor, 10); err != nil || len(page) != 0 || next != cursor {
+		t.Fatalf("ReadSessionEvents while an older transaction runs = %d events, %q, %v; want none", len(page), next, err)
+	}
+	// The older transaction waits for nothing (a's lock is free), but its
+	// xid is older than that of the change it now follows.
+	if _, err := older.Exec(t.Context(), "UPDATE sessions SET state = 'idle', updated_at = now() WHERE id = 'a'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ = readEvents(t, s, cursor, 2)
+	var lines []string
+	for _, ev := range evs {
+		lines = append(lines, fmt.Sprintf("%s→%s", ev.Previous, ev.State))
+	}
+	if got := strings.Join(lines, " "); got != "idle→running running→idle" {
+		t.Fatalf("journal after the older transaction committed = %s, want idle→running running→idle", got)
+	}
+	if evs[1].ID <= evs[0].ID {
+		t.Errorf("event IDs %d, %d: not in commit order", evs[0].ID, evs[1].ID)
+	}
+	if page, _, err := s.ReadSessionEvents(t.Context(), "5:x", 10); err == nil {
+		t.Errorf("ReadSessionEvents(bad cursor) = %d events, no error", len(page))
+	}
+}
+
+// TestNotifyChannel checks that the triggers' channel is the store's.
+func TestNotifyChannel(t *testing.T) {
+	s := openStore(t, testenv.Postgres(t), Options{})
+	for _, schema := range []string{
+		"public",
+		strings.Repeat("s", 63-len("switchboard_log:")),
+		strings.Repeat("s", 64-len("switchboard_log:")),
+		strings.Repeat("é", 24), // 48 bytes: over the limit in bytes, not in characters
+	} {
+		var got string
+		if err := s.pool.QueryRow(t.Context(), "SELECT notify_channel($1)", schema).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := channelName(schema); got != want {
+			t.Errorf("notify_channel(%q) = %q, want %q", schema, got, want)
+		}
+	}
+}
+
+// TestSignalAcrossStoresOnEvent checks that a session event journaled by
+// one store signals the subscribers of another.
+func TestSignalAcrossStoresOnEvent(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	a, b := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	all, cancelAll := a.Subscribe(store.AllSessions)
+	defer cancelAll()
+	create(t, b, "x")
+	waitSignal(t, all, "in store a after store b created a session")
+	ch, cancel := a.Subscribe("x")
+	defer cancel()
+	flushNotifications(t, a)
+	select {
+	case <-ch:
+	default:
+	}
+	if _, err := b.SetState(t.Context(), "x", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, ch, "in store a after store b changed the session's state")
+	if _, _, err := b.Bind(t.Context(), store.Binding{SessionID: "y", Conversation: envelope.Conversation{Source: "test", Ref: "y"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, all, "in store a after store b created a session by binding")
+}
+
+// TestMigrationToSessionEvents migrates a database with an outbox to
+// version 5, then to the newest: the deliveries it held are of records,
+// and deliveries of events go beside them.
+func TestMigrationToSessionEvents(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrate(t.Context(), pool, ms[:5], slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO sessions (id, state, last_seq, created_at, updated_at) VALUES ('a', 'idle', 1, now(), now())",
+		`INSERT INTO records (session_id, seq, direction, envelope_id, source, kind, actor_id, actor_display, actor_type,
+			conv_source, conv_ref, text, refs, ts, ts_nanos, stored_at)
+			VALUES ('a', 1, 'outbound', 'test:k1', 'test', 'message', 'bot', '', 'agent', '', '', 'hi', '{}', now(), 0, now())`,
+		`INSERT INTO deliveries (id, session_id, seq, conv_source, conv_ref, status, next_attempt, created_at, updated_at)
+			VALUES ('dlv-old', 'a', 1, 'hook', 'dest', 'pending', now(), now(), now())`,
+	} {
+		if _, err := pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := openStore(t, dsn, Options{})
+	if _, err := s.SetState(t.Context(), "a", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.SessionEventsOf(t.Context(), "a", 0, 10)
+	if err != nil || len(evs) != 1 || evs[0].AfterSeq != 1 || evs[0].State != store.Running {
+		t.Fatalf("SessionEventsOf(a) after migrating = %+v, %v; want the state change after 1", evs, err)
+	}
+	to := envelope.Conversation{Source: "hook", Ref: "dest"}
+	if err := s.Enqueue(t.Context(), []store.Delivery{
+		{SessionID: "a", Seq: 1, To: to},                   // stored before the migration
+		{SessionID: "a", Seq: 1, Event: evs[0].ID, To: to}, // beside it
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.ListDeliveries(t.Context(), "", "", 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("ListDeliveries = %d, %v; want 2", len(ds), err)
+	}
+	if ds[0].ID != "dlv-old" || ds[0].Event != 0 || ds[1].Event != evs[0].ID {
+		t.Errorf("deliveries = %+v, want dlv-old (a record's) and the event's", ds)
+	}
+	got, err := s.Claim(t.Context(), "p", 10, time.Now().Add(time.Second), time.Now().Add(time.Minute))
+	if err != nil || len(got) != 1 || got[0].ID != "dlv-old" || got[0].Envelope.ID != "test:k1" {
+		t.Errorf("Claim after migrating = %+v, %v; want dlv-old with its record", got, err)
+	}
+}
