@@ -55,6 +55,9 @@ func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
 			r.kick()
 		}
 		cursor = recs[len(recs)-1].Seq
+		if cursor >= w.LastSeq {
+			break // the release below saves the cursor
+		}
 		if err := r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
 			return err
 		}

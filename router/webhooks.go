@@ -126,41 +126,61 @@ func wantsSessionEvents(dests []store.Webhook) bool {
 	})
 }
 
+// wantingSince is the earliest time a destination of dests that takes
+// session events was created or last changed.
+func wantingSince(dests []store.Webhook) time.Time {
+	var since time.Time
+	for _, w := range dests {
+		if wantsSessionEvents([]store.Webhook{w}) && (since.IsZero() || w.UpdatedAt.Before(since)) {
+			since = w.UpdatedAt
+		}
+	}
+	return since
+}
+
+// item is one thing of a session a destination may be sent: a record or
+// a session event, as a delivery without a destination, with its event
+// type and when it happened.
+type item struct {
+	d   store.Delivery
+	typ envelope.EventType
+	at  time.Time
+}
+
 // sessionItems merges a session's records recs (in seq order) and its
-// session events evs (in ID order) into the session's order, as deliveries
-// without a destination, with each one's event type: an event placed after
-// record k (AfterSeq k) comes after it and before record k+1.
-func sessionItems(recs []store.Record, evs []store.SessionEvent) ([]store.Delivery, []envelope.EventType) {
-	items := make([]store.Delivery, 0, len(recs)+len(evs))
-	types := make([]envelope.EventType, 0, len(recs)+len(evs))
+// session events evs (in ID order) into the session's order: an event
+// placed after record k (AfterSeq k) comes after it and before record k+1.
+func sessionItems(recs []store.Record, evs []store.SessionEvent) []item {
+	items := make([]item, 0, len(recs)+len(evs))
 	i, j := 0, 0
 	for i < len(recs) || j < len(evs) {
 		if j < len(evs) && (i == len(recs) || evs[j].AfterSeq < recs[i].Seq) {
-			items = append(items, store.Delivery{SessionID: evs[j].SessionID, Seq: evs[j].AfterSeq, Event: evs[j].ID})
-			types = append(types, evs[j].Type)
+			ev := &evs[j]
+			items = append(items, item{store.Delivery{SessionID: ev.SessionID, Seq: ev.AfterSeq, Event: ev.ID}, ev.Type, ev.At})
 			j++
 			continue
 		}
-		items = append(items, store.Delivery{SessionID: recs[i].SessionID, Seq: recs[i].Seq})
-		types = append(types, recordEventType(&recs[i]))
+		rec := &recs[i]
+		items = append(items, item{store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq}, recordEventType(rec), rec.StoredAt})
 		i++
 	}
-	return items, types
+	return items
 }
 
-// webhookDeliveries returns the deliveries of a session's items (see
-// sessionItems; types gives each item's event type) to the destinations
-// that want them, in order, to the replay queue replay ("" for the live
-// one).
-func webhookDeliveries(dests []store.Webhook, items []store.Delivery, types []envelope.EventType, replay string, now time.Time) []store.Delivery {
+// webhookDeliveries returns the deliveries of a session's items to the
+// destinations that want them, in order, to the replay queue replay (""
+// for the live one). Live deliveries go only to destinations created
+// before the item happened: what happened before a destination existed is
+// sent to it only by a replay.
+func webhookDeliveries(dests []store.Webhook, items []item, replay string, now time.Time) []store.Delivery {
 	var ds []store.Delivery
-	for i, it := range items {
+	for _, it := range items {
 		for j := range dests {
-			if !wants(&dests[j], types[i], it.SessionID) {
+			if !wants(&dests[j], it.typ, it.d.SessionID) || (replay == "" && it.at.Before(dests[j].CreatedAt)) {
 				continue
 			}
-			d := it
-			d.To = envelope.Conversation{Source: WebhookSource, Ref: webhookRef(dests[j].ID, replay, it.SessionID)}
+			d := it.d
+			d.To = envelope.Conversation{Source: WebhookSource, Ref: webhookRef(dests[j].ID, replay, d.SessionID)}
 			d.NextAttempt, d.CreatedAt = now, now
 			ds = append(ds, d)
 		}
@@ -169,14 +189,14 @@ func webhookDeliveries(dests []store.Webhook, items []store.Delivery, types []en
 }
 
 // sessionRun returns, in the session's order, the records (from, to] of
-// session sessionID and its events placed in [from, to], with their event
-// types. keep, when not nil, filters them.
-func (r *Router) sessionRun(ctx context.Context, sessionID string, from, to int64, keep func(at time.Time) bool) ([]store.Delivery, []envelope.EventType, error) {
+// session sessionID and, with events, its session events placed in [from,
+// to]. keep, when not nil, filters them by when they happened.
+func (r *Router) sessionRun(ctx context.Context, sessionID string, from, to int64, events bool, keep func(at time.Time) bool) ([]item, error) {
 	var recs []store.Record
 	for cursor := from; cursor < to; {
 		page, err := r.st.Read(ctx, sessionID, cursor, int(min(to-cursor, 256)))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if len(page) == 0 {
 			break
@@ -184,16 +204,18 @@ func (r *Router) sessionRun(ctx context.Context, sessionID string, from, to int6
 		cursor = page[len(page)-1].Seq
 		recs = append(recs, page...)
 	}
-	evs, err := r.webhooks.SessionEventsOf(ctx, sessionID, from, to)
-	if err != nil {
-		return nil, nil, err
+	var evs []store.SessionEvent
+	if events {
+		var err error
+		if evs, err = r.webhooks.SessionEventsOf(ctx, sessionID, from, to); err != nil {
+			return nil, err
+		}
 	}
 	if keep != nil {
 		recs = slices.DeleteFunc(recs, func(rec store.Record) bool { return !keep(rec.StoredAt) })
 		evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return !keep(ev.At) })
 	}
-	items, types := sessionItems(recs, evs)
-	return items, types, nil
+	return sessionItems(recs, evs), nil
 }
 
 // routeWebhooks turns a session's new records, with the session events
@@ -206,14 +228,17 @@ func (r *Router) routeWebhooks(ctx context.Context, w store.Work) error {
 	cursor := w.Cursor
 	for len(dests) > 0 && cursor < w.LastSeq {
 		last := min(w.LastSeq, cursor+256)
-		items, types, err := r.sessionRun(ctx, w.SessionID, cursor, last, nil)
+		items, err := r.sessionRun(ctx, w.SessionID, cursor, last, wantsSessionEvents(dests), nil)
 		if err != nil {
 			return err
 		}
-		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, types, "", r.now())); err != nil {
+		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
 			return err
 		}
 		cursor = last
+		if cursor >= w.LastSeq {
+			break // the release below saves the cursor
+		}
 		if err := r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
 			return err
 		}
@@ -236,33 +261,39 @@ func (r *Router) enqueueWebhooks(ctx context.Context, ds []store.Delivery) error
 }
 
 // followJournal is the journal follower (see the top of this file). It
-// keeps its cursor in the store (KV), so a restart goes on where it
-// stopped; several replicas may follow at once, since what they enqueue is
-// idempotent. It returns when ctx ends.
+// keeps its cursor in the store (KV), saved at most once per poll interval
+// (a restart may go over the last few events again, which enqueues
+// nothing new), so a restart goes on where it stopped; several replicas may
+// follow at once, since what they enqueue is idempotent. While no
+// destination takes session events it does not read the journal; when one
+// appears, it first skips what was journaled meanwhile (events from before
+// a destination existed are sent only by a replay). It returns when ctx
+// ends.
 func (r *Router) followJournal(ctx context.Context) {
 	sig, cancel := r.st.Subscribe(store.AllSessions)
 	defer cancel()
-	ticker := time.NewTicker(max(r.poll, time.Second))
+	interval := max(r.poll, time.Second)
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var cursor string
+	j := journal{r: r}
 	if v, err := r.webhooks.Value(ctx, journalKVNS, journalKVKey); err == nil {
-		cursor = string(v)
+		j.cursor, j.saved = string(v), string(v)
 	} else if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 		r.log.Error("webhooks: read the journal cursor", "err", err)
 	}
+	defer j.save(context.WithoutCancel(ctx))
+	var lastSave time.Time
 	for {
-		next, err := r.journalStep(ctx, cursor)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
+		more, err := j.step(ctx)
+		if err != nil && ctx.Err() == nil {
 			r.log.Error("webhooks: follow the session-event journal", "err", err)
-		case next != cursor:
-			if err := r.webhooks.SetValue(ctx, journalKVNS, journalKVKey, []byte(next)); err != nil && ctx.Err() == nil {
-				r.log.Error("webhooks: save the journal cursor", "err", err)
-			}
-			cursor = next
-			continue // there may be more
+		}
+		if now := time.Now(); now.Sub(lastSave) >= interval {
+			j.save(ctx)
+			lastSave = now
+		}
+		if more && err == nil {
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -273,19 +304,59 @@ func (r *Router) followJournal(ctx context.Context) {
 	}
 }
 
-// journalStep enqueues the deliveries of one page of journal events after
-// cursor and returns the cursor after them.
-func (r *Router) journalStep(ctx context.Context, cursor string) (string, error) {
-	evs, next, err := r.webhooks.ReadSessionEvents(ctx, cursor, 256)
-	if err != nil || len(evs) == 0 {
-		return cursor, err
+// journal is the journal follower's state.
+type journal struct {
+	r             *Router
+	cursor, saved string
+	// idle: no destination took session events at the last look, so the
+	// events journaled since are not for anyone.
+	idle bool
+}
+
+// save stores the cursor if it moved.
+func (j *journal) save(ctx context.Context) {
+	if j.cursor == j.saved {
+		return
 	}
+	if err := j.r.webhooks.SetValue(ctx, journalKVNS, journalKVKey, []byte(j.cursor)); err != nil {
+		if ctx.Err() == nil {
+			j.r.log.Error("webhooks: save the journal cursor", "err", err)
+		}
+		return
+	}
+	j.saved = j.cursor
+}
+
+// step enqueues the deliveries of one page of journal events after the
+// cursor and moves the cursor past them; more reports that the page was
+// full.
+func (j *journal) step(ctx context.Context) (more bool, err error) {
+	r := j.r
 	dests, err := r.webhooks.ListWebhooks(ctx)
 	if err != nil {
-		return cursor, err
+		return false, err
 	}
 	if !wantsSessionEvents(dests) {
-		return next, nil
+		j.idle = true
+		return false, nil
+	}
+	const page = 256
+	evs, next, err := r.webhooks.ReadSessionEvents(ctx, j.cursor, page)
+	if err != nil {
+		return false, err
+	}
+	full := len(evs) == page
+	if j.idle {
+		// Skip what was journaled while nobody wanted it, up to the first
+		// event since a destination began to want session events.
+		since := wantingSince(dests)
+		old := len(evs)
+		evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return ev.At.Before(since) })
+		j.idle = len(evs) == 0 && old > 0
+	}
+	if len(evs) == 0 {
+		j.cursor = next
+		return full, nil
 	}
 	// Per session, the newest event of the page covers the others.
 	placed := map[string]int64{}
@@ -299,21 +370,22 @@ func (r *Router) journalStep(ctx context.Context, cursor string) (string, error)
 	for _, sessionID := range order {
 		c, err := r.st.Cursor(ctx, consumerWebhooks, sessionID)
 		if err != nil {
-			return cursor, err
+			return false, err
 		}
-		j := placed[sessionID]
-		if j < c {
-			continue // the log follower enqueued them with record j+1
+		last := placed[sessionID]
+		if last < c {
+			continue // the log follower enqueued them with record last+1
 		}
-		items, types, err := r.sessionRun(ctx, sessionID, c, j, nil)
+		items, err := r.sessionRun(ctx, sessionID, c, last, true, nil)
 		if err != nil {
-			return cursor, err
+			return false, err
 		}
-		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, types, "", r.now())); err != nil {
-			return cursor, err
+		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
+			return false, err
 		}
 	}
-	return next, nil
+	j.cursor = next
+	return full, nil
 }
 
 // ReplayWebhook enqueues again, for destination id, every event stored at
@@ -356,16 +428,16 @@ func (r *Router) ReplayWebhook(ctx context.Context, id string, since time.Time) 
 				if last {
 					to = math.MaxInt64 // and the events after the last record
 				}
-				items, types, err := r.sessionRun(ctx, s.ID, from, to, keep)
+				items, err := r.sessionRun(ctx, s.ID, from, to, wantsSessionEvents(dests), keep)
 				if err != nil {
 					return n, fmt.Errorf("router: replay: %w", err)
 				}
 				// The events placed at from ended the previous run.
 				k := 0
-				for from > 0 && k < len(items) && items[k].Event != 0 && items[k].Seq == from {
+				for from > 0 && k < len(items) && items[k].d.Event != 0 && items[k].d.Seq == from {
 					k++
 				}
-				ds := webhookDeliveries(dests, items[k:], types[k:], replay, r.now())
+				ds := webhookDeliveries(dests, items[k:], replay, r.now())
 				if len(ds) > 0 {
 					if err := r.st.Enqueue(ctx, ds); err != nil {
 						return n, fmt.Errorf("router: replay: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
 // describe renders a delivered event as one line: "created", "message
@@ -210,4 +211,60 @@ func TestWebhookReplayIncludesSessionEvents(t *testing.T) {
 	checkOrder(t, "replay", replayed, []string{
 		"message m2", "state idle→running after 3", "message re m2", "state running→idle after 4",
 	})
+}
+
+// TestWebhookSessionEventsWithoutRecords: a destination registered while the
+// router runs gets a session's creation and state changes though the
+// session has no record, and nothing journaled before it existed.
+func TestWebhookSessionEventsWithoutRecords(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	ctx := context.Background()
+	if _, _, err := h.st.CreateSession(ctx, "before", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the follower looks at the journal while nobody wants it
+	rc := newReceiver(t, nil)
+	h.addWebhook("all", rc.srv.URL)
+	if _, _, err := h.st.CreateSession(ctx, "lonely", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.SetState(ctx, "lonely", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two events", func() bool { return len(rc.delivered()) >= 2 })
+	checkOrder(t, "lonely", sessionLines(t, rc, "lonely"), []string{"created idle", "state idle→running after 0"})
+	time.Sleep(100 * time.Millisecond)
+	if got := sessionLines(t, rc, "before"); len(got) != 0 {
+		t.Errorf("a session created before the destination existed was sent %q", got)
+	}
+}
+
+// TestWebhookLiveDeliveriesStartAtCreation: a record stored before its
+// destination was created is not sent live, even when the router first
+// looks at it afterwards (it was down); a replay sends it.
+func TestWebhookLiveDeliveriesStartAtCreation(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	h.close()
+	st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st = st
+	h.send("ses-1", "while down", store.Inbound)
+	rc := newReceiver(t, nil)
+	h.addWebhook("wh", rc.srv.URL, "message")
+	st.Close()
+	h.open()
+	h.send("ses-1", "after", store.Inbound)
+	waitFor(t, "the live delivery", func() bool { return len(rc.delivered()) >= 1 })
+	if got := strings.Join(rc.texts(), ","); got != "after" {
+		t.Errorf("live deliveries %q, want only the message stored after the destination was created", got)
+	}
+	if n, err := h.r.ReplayWebhook(context.Background(), "wh", time.Time{}); err != nil || n != 2 {
+		t.Fatalf("ReplayWebhook = %d, %v; want 2", n, err)
+	}
+	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 3 })
+	if got := strings.Join(rc.texts(), ","); got != "after,while down,after" {
+		t.Errorf("deliveries %q, want the replay of both after the live one", got)
+	}
 }
