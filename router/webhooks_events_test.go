@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,5 +267,63 @@ func TestWebhookLiveDeliveriesStartAtCreation(t *testing.T) {
 	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 3 })
 	if got := strings.Join(rc.texts(), ","); got != "after,while down,after" {
 		t.Errorf("deliveries %q, want the replay of both after the live one", got)
+	}
+}
+
+// TestWebhookSessionEventsSurviveCrash crashes the router (store first, as
+// a killed process) while a receiver stalls, restarts it, and checks every
+// session's events all arrive, in the session's order.
+func TestWebhookSessionEventsSurviveCrash(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	var mu sync.Mutex
+	stall := true
+	stalled := make(chan struct{}, 1)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) int {
+		mu.Lock()
+		s := stall
+		mu.Unlock()
+		if s && n > 5 {
+			select {
+			case stalled <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done() // the crash cuts it off
+		}
+		return http.StatusOK
+	})
+	h.addWebhook("all", rc.srv.URL)
+	const sessions, turns = 3, 4
+	for s := range sessions {
+		id := "ses-" + strconv.Itoa(s)
+		if _, _, err := h.st.CreateSession(context.Background(), id, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range turns {
+			h.turn(id, "m"+strconv.Itoa(i))
+		}
+	}
+	<-stalled
+	h.crash()
+	mu.Lock()
+	stall = false
+	mu.Unlock()
+	h.open()
+	per := 1 + 4*turns
+	waitFor(t, "every event after the restart", func() bool {
+		n := 0
+		for s := range sessions {
+			n += len(sessionLines(t, rc, "ses-"+strconv.Itoa(s)))
+		}
+		return n == sessions*per
+	})
+	for s := range sessions {
+		id := "ses-" + strconv.Itoa(s)
+		want := []string{"created idle"}
+		for i := range turns {
+			seq := int64(2*i + 1)
+			want = append(want, "message m"+strconv.Itoa(i), fmt.Sprintf("state idle→running after %d", seq),
+				"message re m"+strconv.Itoa(i), fmt.Sprintf("state running→idle after %d", seq+1))
+		}
+		checkOrder(t, id, sessionLines(t, rc, id), want)
 	}
 }
