@@ -25,9 +25,12 @@ type e2eResult struct {
 	Elapsed        time.Duration
 	Seen, Answer   []time.Duration // sorted
 	// Delivered, with a webhook receiver, is the time from the steer being
-	// accepted to the answer's event reaching the receiver through the
-	// outbox.
-	Delivered []time.Duration
+	// sent to the answer's event reaching the receiver through the outbox;
+	// Event the time from the steer being sent to its own message event
+	// reaching the receiver (append to receipt, plus the steer's round
+	// trip). Events counts every event the receiver got.
+	Delivered, Event []time.Duration
+	Events           int
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -47,7 +50,9 @@ func (r *e2eResult) String() string {
 	row("to agent:", r.Seen)
 	row("answered:", r.Answer)
 	if len(r.Delivered) > 0 {
+		row("event:", r.Event)
 		row("delivered:", r.Delivered)
+		fmt.Fprintf(&b, "webhook:    %d events received (%.0f/s)\n", r.Events, float64(r.Events)/r.Elapsed.Seconds())
 	}
 	return b.String()
 }
@@ -85,15 +90,23 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 					ID string `json:"id"`
 				} `json:"body"`
 			}
-			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev); err == nil && ev.Direction == "outbound" {
-				key := strings.TrimPrefix(ev.Body.ID, "agent:")
-				mu.Lock()
+			err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev)
+			now := time.Now()
+			mu.Lock()
+			res.Events++
+			if key, ok := strings.CutPrefix(ev.Body.ID, "client:"); err == nil && ev.Direction == "inbound" && ok {
+				if t0, ok := accepted[key]; ok && !delivered["in:"+key] {
+					delivered["in:"+key] = true
+					res.Event = append(res.Event, now.Sub(t0))
+				}
+			}
+			if key, ok := strings.CutPrefix(ev.Body.ID, "agent:"); err == nil && ev.Direction == "outbound" && ok {
 				if t0, ok := accepted[key]; ok && !delivered[key] {
 					delivered[key] = true
-					res.Delivered = append(res.Delivered, time.Since(t0))
+					res.Delivered = append(res.Delivered, now.Sub(t0))
 				}
-				mu.Unlock()
 			}
+			mu.Unlock()
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
@@ -181,7 +194,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 	}
 	for receiver {
 		mu.Lock()
-		done := len(res.Delivered) >= res.Answered
+		done := len(res.Delivered) >= res.Answered && len(res.Event) >= res.Sent
 		mu.Unlock()
 		if done {
 			break
@@ -200,6 +213,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 	slices.Sort(res.Seen)
 	slices.Sort(res.Answer)
 	slices.Sort(res.Delivered)
+	slices.Sort(res.Event)
 	return res, nil
 }
 
