@@ -376,12 +376,18 @@ func (j *journal) step(ctx context.Context) (more bool, err error) {
 		if last < c {
 			continue // the log follower enqueued them with record last+1
 		}
-		items, err := r.sessionRun(ctx, sessionID, c, last, true, nil)
-		if err != nil {
-			return false, err
-		}
-		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
-			return false, err
+		for from := c; ; from += 256 {
+			to := min(from+256, last)
+			items, err := r.sessionRun(ctx, sessionID, from, to, true, nil)
+			if err != nil {
+				return false, err
+			}
+			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
+				return false, err
+			}
+			if to == last {
+				break
+			}
 		}
 	}
 	j.cursor = next

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/postgres"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
@@ -139,6 +141,32 @@ func checkOrder(t *testing.T, what string, got, want []string) {
 	}
 }
 
+// checkTurns waits until sessions ses-0… have each received their creation
+// and turns turns (turn), then checks each got them in the session's
+// order. It returns the number of events per session.
+func checkTurns(t *testing.T, rc *receiver, sessions, turns int) int {
+	t.Helper()
+	per := 1 + 4*turns
+	waitFor(t, "every event", func() bool {
+		n := 0
+		for s := range sessions {
+			n += len(sessionLines(t, rc, "ses-"+strconv.Itoa(s)))
+		}
+		return n == sessions*per
+	})
+	for s := range sessions {
+		id := "ses-" + strconv.Itoa(s)
+		want := []string{"created idle"}
+		for i := range turns {
+			seq := int64(2*i + 1)
+			want = append(want, "message m"+strconv.Itoa(i), fmt.Sprintf("state idle→running after %d", seq),
+				"message re m"+strconv.Itoa(i), fmt.Sprintf("state running→idle after %d", seq+1))
+		}
+		checkOrder(t, id, sessionLines(t, rc, id), want)
+	}
+	return per
+}
+
 // TestWebhookSessionEventsKeepSessionOrderUnderLoad runs turns on many
 // sessions at once, so that the log follower and the journal follower race,
 // and checks every session's events arrive once each, in the session's
@@ -162,24 +190,7 @@ func TestWebhookSessionEventsKeepSessionOrderUnderLoad(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	per := 1 + 4*turns
-	waitFor(t, "every event", func() bool {
-		seen := map[string]bool{}
-		for _, d := range rc.delivered() {
-			seen[d.event.ID] = true
-		}
-		return len(seen) == sessions*per
-	})
-	for s := range sessions {
-		id := "ses-" + strconv.Itoa(s)
-		want := []string{"created idle"}
-		for i := range turns {
-			seq := int64(2*i + 1)
-			want = append(want, "message m"+strconv.Itoa(i), fmt.Sprintf("state idle→running after %d", seq),
-				"message re m"+strconv.Itoa(i), fmt.Sprintf("state running→idle after %d", seq+1))
-		}
-		checkOrder(t, id, sessionLines(t, rc, id), want)
-	}
+	per := checkTurns(t, rc, sessions, turns)
 	if n := len(rc.delivered()); n != sessions*per {
 		t.Errorf("%d deliveries for %d events: repeats without a failure", n, sessions*per)
 	}
@@ -308,22 +319,44 @@ func TestWebhookSessionEventsSurviveCrash(t *testing.T) {
 	stall = false
 	mu.Unlock()
 	h.open()
-	per := 1 + 4*turns
-	waitFor(t, "every event after the restart", func() bool {
-		n := 0
-		for s := range sessions {
-			n += len(sessionLines(t, rc, "ses-"+strconv.Itoa(s)))
-		}
-		return n == sessions*per
-	})
+	checkTurns(t, rc, sessions, turns)
+}
+
+// TestWebhookSessionEventsTwoReplicasPostgres runs two routers on one
+// PostgreSQL database, as two replicas, with turns sent through both stores:
+// both log followers and both journal followers race, and every session's
+// events must still arrive once each, in the session's order.
+func TestWebhookSessionEventsTwoReplicasPostgres(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	open := func() (store.Store, error) {
+		return postgres.Open(context.Background(), dsn, postgres.Options{Logger: quietLogger})
+	}
+	rc := newReceiver(t, nil)
+	var hs []*whHarness
+	for range 2 {
+		h := &whHarness{t: t, cfg: whConfig, openStore: open}
+		h.open()
+		t.Cleanup(h.close)
+		hs = append(hs, h)
+	}
+	hs[0].addWebhook("all", rc.srv.URL)
+	const sessions, turns = 6, 8
+	var wg sync.WaitGroup
 	for s := range sessions {
-		id := "ses-" + strconv.Itoa(s)
-		want := []string{"created idle"}
-		for i := range turns {
-			seq := int64(2*i + 1)
-			want = append(want, "message m"+strconv.Itoa(i), fmt.Sprintf("state idle→running after %d", seq),
-				"message re m"+strconv.Itoa(i), fmt.Sprintf("state running→idle after %d", seq+1))
-		}
-		checkOrder(t, id, sessionLines(t, rc, id), want)
+		wg.Go(func() {
+			id := "ses-" + strconv.Itoa(s)
+			if _, _, err := hs[s%2].st.CreateSession(context.Background(), id, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range turns {
+				hs[(s+i)%2].turn(id, "m"+strconv.Itoa(i))
+			}
+		})
+	}
+	wg.Wait()
+	per := checkTurns(t, rc, sessions, turns)
+	if n := len(rc.delivered()); n != sessions*per {
+		t.Errorf("%d deliveries for %d events: repeats without a failure or a crash", n, sessions*per)
 	}
 }

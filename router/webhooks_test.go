@@ -132,14 +132,16 @@ func (rc *receiver) texts() []string {
 	return out
 }
 
-// whHarness runs a Router with webhooks over SQLite.
+// whHarness runs a Router with webhooks over SQLite, or over the store
+// openStore opens when set.
 type whHarness struct {
-	t    testing.TB
-	path string
-	cfg  string
-	st   *sqlite.Store
-	r    *router.Router
-	stop func()
+	t         testing.TB
+	path      string
+	cfg       string
+	openStore func() (store.Store, error)
+	st        store.Store
+	r         *router.Router
+	stop      func()
 }
 
 const whConfig = `
@@ -161,7 +163,15 @@ func newWHHarness(t testing.TB, cfg string) *whHarness {
 }
 
 func (h *whHarness) open() {
-	st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
+	var (
+		st  store.Store
+		err error
+	)
+	if h.openStore != nil {
+		st, err = h.openStore()
+	} else {
+		st, err = sqlite.Open(context.Background(), h.path, sqlite.Options{})
+	}
 	if err != nil {
 		h.t.Fatal(err)
 	}
