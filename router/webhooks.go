@@ -126,18 +126,6 @@ func wantsSessionEvents(dests []store.Webhook) bool {
 	})
 }
 
-// wantingSince is the earliest time a destination of dests that takes
-// session events was created or last changed.
-func wantingSince(dests []store.Webhook) time.Time {
-	var since time.Time
-	for _, w := range dests {
-		if wantsSessionEvents([]store.Webhook{w}) && (since.IsZero() || w.UpdatedAt.Before(since)) {
-			since = w.UpdatedAt
-		}
-	}
-	return since
-}
-
 // item is one thing of a session a destination may be sent: a record or
 // a session event, as a delivery without a destination, with its event
 // type and when it happened.
@@ -265,26 +253,39 @@ func (r *Router) enqueueWebhooks(ctx context.Context, ds []store.Delivery) error
 // (a restart may go over the last few events again, which enqueues
 // nothing new), so a restart goes on where it stopped; several replicas may
 // follow at once, since what they enqueue is idempotent. While no
-// destination takes session events it does not read the journal; when one
-// appears, it first skips what was journaled meanwhile (events from before
-// a destination existed are sent only by a replay). It returns when ctx
-// ends.
+// destination takes session events it only moves its cursor to the end of
+// the journal, once per interval. It wakes when a session changes (at most
+// every journalGap) or every interval, and returns when ctx ends.
 func (r *Router) followJournal(ctx context.Context) {
 	sig, cancel := r.st.Subscribe(store.AllSessions)
 	defer cancel()
 	interval := max(r.poll, time.Second)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	j := journal{r: r}
-	if v, err := r.webhooks.Value(ctx, journalKVNS, journalKVKey); err == nil {
-		j.cursor, j.saved = string(v), string(v)
-	} else if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+	j := journal{r: r, done: map[string]int64{}}
+	for {
+		v, err := r.webhooks.Value(ctx, journalKVNS, journalKVKey)
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			j.cursor, j.saved = string(v), string(v)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
 		r.log.Error("webhooks: read the journal cursor", "err", err)
+		select { // never start over from the beginning for a failed read
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
 	}
 	defer j.save(context.WithoutCancel(ctx))
-	var lastSave time.Time
+	var lastSave, lastSkip time.Time
 	for {
-		more, err := j.step(ctx)
+		more, err := j.step(ctx, time.Since(lastSkip) >= interval)
+		if j.skipped {
+			lastSkip = time.Now()
+		}
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("webhooks: follow the session-event journal", "err", err)
 		}
@@ -299,18 +300,33 @@ func (r *Router) followJournal(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sig:
+			// Let a burst of changes gather into one step.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(journalGap):
+			}
 		case <-ticker.C:
 		}
 	}
 }
 
+// journalGap is the least time between two steps of the journal follower
+// woken by changes: under load it reads a page of many events rather than
+// one event per wake-up.
+const journalGap = 5 * time.Millisecond
+
 // journal is the journal follower's state.
 type journal struct {
 	r             *Router
 	cursor, saved string
-	// idle: no destination took session events at the last look, so the
-	// events journaled since are not for anyone.
-	idle bool
+	// done remembers, per session, the log position up to which this
+	// follower has enqueued (records up to it, events placed before it), so
+	// that a lagging log follower's backlog is not enqueued again with
+	// every page. It is a cache: cleared when it grows large.
+	done map[string]int64
+	// skipped: the last step moved the cursor over events nobody wanted.
+	skipped bool
 }
 
 // save stores the cursor if it moved.
@@ -329,15 +345,17 @@ func (j *journal) save(ctx context.Context) {
 
 // step enqueues the deliveries of one page of journal events after the
 // cursor and moves the cursor past them; more reports that the page was
-// full.
-func (j *journal) step(ctx context.Context) (more bool, err error) {
+// full. While no destination takes session events, it moves the cursor over
+// a page only when skip is set.
+func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
 	r := j.r
+	j.skipped = false
 	dests, err := r.webhooks.ListWebhooks(ctx)
 	if err != nil {
 		return false, err
 	}
-	if !wantsSessionEvents(dests) {
-		j.idle = true
+	wanted := wantsSessionEvents(dests)
+	if !wanted && !skip {
 		return false, nil
 	}
 	const page = 256
@@ -346,16 +364,8 @@ func (j *journal) step(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	full := len(evs) == page
-	if j.idle {
-		// Skip what was journaled while nobody wanted it, up to the first
-		// event since a destination began to want session events.
-		since := wantingSince(dests)
-		old := len(evs)
-		evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return ev.At.Before(since) })
-		j.idle = len(evs) == 0 && old > 0
-	}
-	if len(evs) == 0 {
-		j.cursor = next
+	if !wanted {
+		j.cursor, j.skipped = next, true
 		return full, nil
 	}
 	// Per session, the newest event of the page covers the others.
@@ -367,16 +377,19 @@ func (j *journal) step(ctx context.Context) (more bool, err error) {
 		}
 		placed[ev.SessionID] = max(placed[ev.SessionID], ev.AfterSeq)
 	}
+	if len(j.done) > 10000 {
+		clear(j.done)
+	}
 	for _, sessionID := range order {
 		c, err := r.st.Cursor(ctx, consumerWebhooks, sessionID)
 		if err != nil {
 			return false, err
 		}
-		last := placed[sessionID]
-		if last < c {
-			continue // the log follower enqueued them with record last+1
+		last, start := placed[sessionID], max(c, j.done[sessionID])
+		if last < start {
+			continue // enqueued already, by the log follower with record last+1 or by this one
 		}
-		for from := c; ; from += 256 {
+		for from := start; ; from += 256 {
 			to := min(from+256, last)
 			items, err := r.sessionRun(ctx, sessionID, from, to, true, nil)
 			if err != nil {
@@ -385,7 +398,8 @@ func (j *journal) step(ctx context.Context) (more bool, err error) {
 			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
 				return false, err
 			}
-			if to == last {
+			j.done[sessionID] = to
+			if to >= last {
 				break
 			}
 		}

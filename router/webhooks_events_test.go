@@ -225,16 +225,21 @@ func TestWebhookReplayIncludesSessionEvents(t *testing.T) {
 	})
 }
 
-// TestWebhookSessionEventsWithoutRecords: a destination registered while the
-// router runs gets a session's creation and state changes though the
-// session has no record, and nothing journaled before it existed.
+// TestWebhookSessionEventsWithoutRecords: while no destination takes session
+// events, the journal follower moves its saved cursor over the journal; a
+// destination registered while the router runs then gets a session's
+// creation and state changes though the session has no record, and nothing
+// journaled before it existed.
 func TestWebhookSessionEventsWithoutRecords(t *testing.T) {
 	h := newWHHarness(t, whConfig)
 	ctx := context.Background()
 	if _, _, err := h.st.CreateSession(ctx, "before", nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the follower looks at the journal while nobody wants it
+	waitFor(t, "the journal cursor to pass the unwanted event", func() bool {
+		v, err := h.st.Value(ctx, "router", "webhooks.journal")
+		return err == nil && len(v) > 0
+	})
 	rc := newReceiver(t, nil)
 	h.addWebhook("all", rc.srv.URL)
 	if _, _, err := h.st.CreateSession(ctx, "lonely", nil); err != nil {

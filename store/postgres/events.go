@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
@@ -36,7 +38,7 @@ var _ store.SessionEvents = (*Store)(nil)
 // that was running when it committed (on the whole server, not only this
 // schema's) has ended; a long transaction holds the journal back.
 
-const eventColumns = "xid::text, eid, session_id, type, state, previous, after_seq, at"
+const eventColumns = "session_events.xid::text, session_events.eid, session_id, type, state, previous, after_seq, at"
 
 // scanEvent scans eventColumns, returning the event and its xid.
 func scanEvent(row pgx.Row) (store.SessionEvent, string, error) {
@@ -87,9 +89,18 @@ func (s *Store) ReadSessionEvents(ctx context.Context, after string, limit int) 
 	if limit <= 0 {
 		return nil, after, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM session_events
-		WHERE (xid, eid) > ($1::text::xid8, $2::bigint) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY xid, eid
+	// A cursor at or past the server's next xid cannot come from this
+	// server (a database restored elsewhere): read from the start.
+	rows, err := s.pool.Query(ctx, `WITH h AS (
+			SELECT pg_current_snapshot() AS snap
+		), c AS (
+			SELECT CASE WHEN $1::text::xid8 >= pg_snapshot_xmax(snap) THEN '0'::xid8 ELSE $1::text::xid8 END AS xid,
+				CASE WHEN $1::text::xid8 >= pg_snapshot_xmax(snap) THEN 0 ELSE $2::bigint END AS eid
+			FROM h
+		)
+		SELECT `+eventColumns+` FROM session_events, c, h
+		WHERE (session_events.xid, session_events.eid) > (c.xid, c.eid) AND session_events.xid < pg_snapshot_xmin(h.snap)
+		ORDER BY session_events.xid, session_events.eid
 		LIMIT $3`, xid, eid, limit)
 	if err != nil {
 		return nil, after, s.fail("read session events", err)
@@ -162,4 +173,21 @@ func (s *Store) Cursor(ctx context.Context, consumer, sessionID string) (int64, 
 		return 0, s.fail("cursor", err)
 	}
 	return seq, nil
+}
+
+// clampJournalXIDs brings journal rows whose xid is ahead of the server's
+// (a database dumped on one server and restored on another, whose xid
+// counter is behind) down to the current transaction's xid. Left alone,
+// they would hold their sessions' later events (whose xids are raised to
+// them) back until the server's counter caught up. It costs one indexed
+// statement, which normally changes nothing.
+func clampJournalXIDs(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	tag, err := pool.Exec(ctx, `UPDATE session_events SET xid = pg_current_xact_id() WHERE xid > pg_current_xact_id()`)
+	if err != nil {
+		return fmt.Errorf("clamp journal xids: %w", err)
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		log.Warn("postgres: journal rows carried xids from another server; brought them to this one's", "rows", n)
+	}
+	return nil
 }

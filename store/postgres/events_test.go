@@ -195,3 +195,43 @@ func TestMigrationToSessionEvents(t *testing.T) {
 		t.Errorf("Claim after migrating = %+v, %v; want dlv-old with its record", got, err)
 	}
 }
+
+// TestJournalAfterRestoreOnAnotherServer plays a database restored on a
+// server whose xid counter is behind the one that wrote it: journal rows
+// (and a follower's cursor) carry xids from the future. Opening the store
+// brings the rows back, new events of those sessions are read at once, and
+// a cursor from the future reads from the start instead of skipping them.
+func TestJournalAfterRestoreOnAnotherServer(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := openStore(t, dsn, Options{})
+	create(t, s, "a", "b")
+	evs, cursor := readEvents(t, s, "", 2)
+	if len(evs) != 2 {
+		t.Fatalf("journal holds %d events, want 2", len(evs))
+	}
+	if _, err := s.pool.Exec(t.Context(), `UPDATE session_events SET xid = (pg_current_xact_id()::text::bigint + 1000000)::text::xid8`); err != nil {
+		t.Fatal(err)
+	}
+	var futureCursor string
+	if err := s.pool.QueryRow(t.Context(), `SELECT max(xid)::text || ':' || max(eid) FROM session_events`).Scan(&futureCursor); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dsn, Options{})
+	if _, err := s.SetState(t.Context(), "a", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readEvents(t, s, cursor, 1)
+	if len(got) == 0 {
+		t.Fatal("a state change of a session whose journal came from another server was not read")
+	}
+	if last := got[len(got)-1]; last.SessionID != "a" || last.State != store.Running {
+		t.Errorf("read %+v, want a's change to running", last)
+	}
+	all, _ := readEvents(t, s, futureCursor, 3)
+	if len(all) != 3 {
+		t.Errorf("from a cursor of the other server's future, read %d events, want all 3 from the start", len(all))
+	}
+}

@@ -83,9 +83,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if known := ms[len(ms)-1].version; newest > known {
-		// A newer gateway migrated this database. Migrations only add, so
-		// keep going, but say so.
-		log.Warn("postgres: database schema is newer than this binary", "database_version", newest, "binary_version", known)
+		// A newer gateway migrated this database. Migrations may change
+		// what existing statements rely on (0006 changed the outbox's key),
+		// so running on would risk wrong deliveries.
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d): run the newer binary", newest, known)
 	}
 	return nil
 }

@@ -154,6 +154,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	if err := clampJournalXIDs(ctx, pool, opts.Logger); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
 	schema, err := currentSchema(ctx, pool)
 	if err != nil {
 		pool.Close()

@@ -71,19 +71,15 @@ func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webho
 	if w.Origin == "" {
 		w.Origin = "api"
 	}
-	now := time.Now().UTC()
-	if w.CreatedAt.IsZero() {
-		w.CreatedAt = now
-	}
-	if w.UpdatedAt.IsZero() {
-		w.UpdatedAt = w.CreatedAt
-	}
+	// Zero times are the database's clock, like the records' and the
+	// journal's, which live deliveries compare with CreatedAt.
 	out, err := scanWebhook(s.pool.QueryRow(ctx, `INSERT INTO webhooks (`+webhookColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+			coalesce($14, now()), coalesce($15, $14, now()))
 		ON CONFLICT (id) DO NOTHING RETURNING `+webhookColumns,
 		w.ID, w.URL, w.Description, orEmpty(w.EventTypes), orEmpty(w.Sessions), orEmptyMap(w.Metadata), w.Secret,
 		w.PrevSecret, nullTime(w.PrevExpires), w.Disabled, w.DisabledReason, nullTime(w.FailingSince), w.Origin,
-		w.CreatedAt, w.UpdatedAt))
+		nullTime(w.CreatedAt), nullTime(w.UpdatedAt)))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Webhook{}, fmt.Errorf("postgres: create webhook: %w", store.ErrConflict)
