@@ -282,7 +282,17 @@ func (r *Router) followJournal(ctx context.Context) {
 	defer j.save(context.WithoutCancel(ctx))
 	var lastSave, lastSkip time.Time
 	for {
-		more, err := j.step(ctx, time.Since(lastSkip) >= interval)
+		var (
+			more bool
+			err  error
+		)
+		// While nobody wants session events, only the periodic step (which
+		// moves the cursor) looks at the destinations again: a destination
+		// that starts to want them is noticed within the interval, and
+		// nothing it wants is skipped before.
+		if skip := time.Since(lastSkip) >= interval; skip || !j.unwanted {
+			more, err = j.step(ctx, skip)
+		}
 		if j.skipped {
 			lastSkip = time.Now()
 		}
@@ -325,8 +335,9 @@ type journal struct {
 	// that a lagging log follower's backlog is not enqueued again with
 	// every page. It is a cache: cleared when it grows large.
 	done map[string]int64
-	// skipped: the last step moved the cursor over events nobody wanted.
-	skipped bool
+	// skipped: the last step moved the cursor over events nobody wanted;
+	// unwanted: at the last step, no destination took session events.
+	skipped, unwanted bool
 }
 
 // save stores the cursor if it moved.
@@ -355,6 +366,7 @@ func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
 		return false, err
 	}
 	wanted := wantsSessionEvents(dests)
+	j.unwanted = !wanted
 	if !wanted && !skip {
 		return false, nil
 	}
