@@ -24,10 +24,16 @@ func (s suite) runEvents(t *testing.T, cfg config) {
 	t.Run("ConcurrentChanges", func(t *testing.T) { s.testJournalConcurrent(t, cfg) })
 }
 
-// readJournal reads the whole journal after cursor in pages of size.
-func readJournal(t *testing.T, st store.Store, after string, size int) ([]store.SessionEvent, string) {
+// readJournal reads the journal after cursor in pages of size until it
+// holds at least want events and a page comes back empty, or signalTimeout
+// passes. A backend may hold back events committed a moment ago (until
+// older transactions end; see ReadSessionEvents), so a reader that wants
+// what it has just written waits for it; a reader that wants 0 takes what
+// is readable now.
+func readJournal(t *testing.T, st store.Store, after string, size, want int) ([]store.SessionEvent, string) {
 	t.Helper()
 	var all []store.SessionEvent
+	deadline := time.Now().Add(signalTimeout)
 	for {
 		page, next, err := st.ReadSessionEvents(t.Context(), after, size)
 		if err != nil {
@@ -40,7 +46,11 @@ func readJournal(t *testing.T, st store.Store, after string, size int) ([]store.
 			if next != after {
 				t.Fatalf("ReadSessionEvents(%q) with nothing new moved the cursor to %q", after, next)
 			}
-			return all, after
+			if len(all) >= want || time.Now().After(deadline) {
+				return all, after
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		all = append(all, page...)
 		after = next
@@ -97,7 +107,7 @@ func (s suite) testJournal(t *testing.T) {
 		t.Fatalf("Bind to a: %v", err)
 	}
 
-	evs, _ := readJournal(t, st, "", 100)
+	evs, _ := readJournal(t, st, "", 100, 5)
 	checkLines(t, "journal", eventLines(evs), []string{
 		"a session.created →idle after 0",
 		"a session.state_changed idle→running after 1",
@@ -123,7 +133,7 @@ func (s suite) testJournalPages(t *testing.T) {
 	for i := range 5 {
 		createSession(t, st, fmt.Sprintf("s%d", i))
 	}
-	first, cursor := readJournal(t, st, "", 2)
+	first, cursor := readJournal(t, st, "", 2, 5)
 	if len(first) != 5 {
 		t.Fatalf("journal in pages of 2 holds %d events, want 5: %q", len(first), eventLines(first))
 	}
@@ -136,7 +146,7 @@ func (s suite) testJournalPages(t *testing.T) {
 	if _, err := st.SetState(t.Context(), "s3", store.Running); err != nil {
 		t.Fatalf("SetState: %v", err)
 	}
-	more, _ := readJournal(t, st, cursor, 2)
+	more, _ := readJournal(t, st, cursor, 2, 1)
 	checkLines(t, "journal after the cursor", eventLines(more), []string{"s3 session.state_changed idle→running after 0"})
 	if page, next, err := st.ReadSessionEvents(t.Context(), cursor, 0); err != nil || len(page) != 0 || next != cursor {
 		t.Errorf("ReadSessionEvents(limit 0) = %d events, %q, %v; want none, the same cursor", len(page), next, err)
@@ -291,12 +301,12 @@ func (s suite) testJournalReopen(t *testing.T) {
 	if _, err := st.SetState(t.Context(), "a", store.Running); err != nil {
 		t.Fatalf("SetState: %v", err)
 	}
-	before, cursor := readJournal(t, st, "", 10)
+	before, cursor := readJournal(t, st, "", 10, 2)
 	closeStore(t, st)
 	st = open(t, b)
-	after, _ := readJournal(t, st, "", 10)
+	after, _ := readJournal(t, st, "", 10, 2)
 	checkLines(t, "journal after reopening", eventLines(after), eventLines(before))
-	if more, _ := readJournal(t, st, cursor, 10); len(more) != 0 {
+	if more, _ := readJournal(t, st, cursor, 10, 0); len(more) != 0 {
 		t.Errorf("the old cursor reads %q after reopening, want nothing", eventLines(more))
 	}
 }
@@ -311,6 +321,7 @@ func (s suite) testJournalConcurrent(t *testing.T, cfg config) {
 		other = open(t, b)
 	}
 	const sessions, rounds = 8, 10
+	const total = sessions * (1 + 2*rounds) // created, then a wake and a rest a round
 	for i := range sessions {
 		createSession(t, st, fmt.Sprintf("s%d", i))
 	}
@@ -319,6 +330,7 @@ func (s suite) testJournalConcurrent(t *testing.T, cfg config) {
 		errs = make(chan error, sessions)
 		stop = make(chan struct{})
 		seen []store.SessionEvent
+		last string // the reader's cursor when it stopped
 		done = make(chan struct{})
 	)
 	go func() { // the reader, following the cursor while writers write
@@ -334,11 +346,7 @@ func (s suite) testJournalConcurrent(t *testing.T, cfg config) {
 			if len(page) == 0 {
 				select {
 				case <-stop:
-					page, _, err := st.ReadSessionEvents(t.Context(), cursor, 1000)
-					if err != nil {
-						errs <- err
-					}
-					seen = append(seen, page...)
+					last = cursor
 					return
 				case <-time.After(time.Millisecond):
 				}
@@ -375,6 +383,10 @@ func (s suite) testJournalConcurrent(t *testing.T, cfg config) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// The writers are done: read the rest, which the backend may hold back
+	// a moment (see readJournal).
+	rest, _ := readJournal(t, st, last, 1000, total-len(seen))
+	seen = append(seen, rest...)
 	per := map[string][]store.SessionEvent{}
 	ids := map[int64]bool{}
 	for _, ev := range seen {
