@@ -42,7 +42,7 @@ func TestRoundTripKeepsRawByteForByte(t *testing.T) {
 		!back.TS.Equal(e.TS) || !Equivalent(&back, &e) {
 		t.Fatalf("round trip changed the envelope:\n got %+v\nwant %+v", back, e)
 	}
-	// MarshalJSON gives the same bytes.
+	// json.Marshal (MarshalJSON) gives an envelope that decodes the same.
 	m, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)

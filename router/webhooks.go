@@ -292,9 +292,9 @@ func (r *Router) followJournal(ctx context.Context) {
 		// nothing it wants is skipped before.
 		if skip := time.Since(lastSkip) >= interval; skip || !j.unwanted {
 			more, err = j.step(ctx, skip)
-		}
-		if j.skipped {
-			lastSkip = time.Now()
+			if skip && j.unwanted {
+				lastSkip = time.Now()
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("webhooks: follow the session-event journal", "err", err)
@@ -335,9 +335,8 @@ type journal struct {
 	// that a lagging log follower's backlog is not enqueued again with
 	// every page. It is a cache: cleared when it grows large.
 	done map[string]int64
-	// skipped: the last step moved the cursor over events nobody wanted;
 	// unwanted: at the last step, no destination took session events.
-	skipped, unwanted bool
+	unwanted bool
 }
 
 // save stores the cursor if it moved.
@@ -360,7 +359,6 @@ func (j *journal) save(ctx context.Context) {
 // a page only when skip is set.
 func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
 	r := j.r
-	j.skipped = false
 	dests, err := r.webhooks.ListWebhooks(ctx)
 	if err != nil {
 		return false, err
@@ -377,7 +375,7 @@ func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
 	}
 	full := len(evs) == page
 	if !wanted {
-		j.cursor, j.skipped = next, true
+		j.cursor = next
 		return full, nil
 	}
 	// Per session, the newest event of the page covers the others.

@@ -55,3 +55,18 @@ func (h *Hub) Publish(sessionID string) {
 	}
 	h.mu.Unlock()
 }
+
+// PublishAll signals every subscriber of every session, without blocking
+// (after a gap in which signals may have been missed).
+func (h *Hub) PublishAll() {
+	h.mu.Lock()
+	for _, set := range h.subs {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	h.mu.Unlock()
+}

@@ -39,3 +39,19 @@ func TestHubSignalsSubscribersAndCoalesces(t *testing.T) {
 	default:
 	}
 }
+
+func TestHubPublishAll(t *testing.T) {
+	var h Hub
+	a, cancelA := h.Subscribe("a")
+	defer cancelA()
+	all, cancelAll := h.Subscribe(AllSessions)
+	defer cancelAll()
+	h.PublishAll()
+	for name, ch := range map[string]<-chan struct{}{"a": a, "*": all} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("PublishAll did not signal the subscriber of %s", name)
+		}
+	}
+}

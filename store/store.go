@@ -132,8 +132,8 @@ type Log interface {
 	// Subscribe returns a channel that receives a value (coalesced, never
 	// blocking the writer) after records are appended to sessionID or a
 	// SessionEvent of it is journaled, by this process or, where the
-	// backend supports it, by another. sessionID
-	// AllSessions ("*") receives a signal for every session. Call cancel to
+	// backend supports it, by another. Passing AllSessions ("*") as
+	// sessionID receives a signal for every session. Call cancel to
 	// release it.
 	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
 }

@@ -203,19 +203,6 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	return nil
 }
 
-// execAll returns a batch reader that executes n statements, discarding
-// their results.
-func execAll(n int) func(pgx.BatchResults) error {
-	return func(br pgx.BatchResults) error {
-		for range n {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
-
 // checkDelivery rejects a delivery that cannot be enqueued.
 func checkDelivery(d *store.Delivery) error {
 	switch {

@@ -77,9 +77,7 @@ type Store struct {
 	// never wait for each other's session locks.
 	shards []*groupcommit.Committer[store.AppendRequest, store.AppendResult]
 
-	hub    store.Hub
-	subsMu sync.Mutex
-	subs   map[string]int // subscribers per session, to wake after a listener gap
+	hub store.Hub
 
 	// consumers holds the cursor consumers known to be registered in the
 	// database (see registerConsumer).
@@ -169,7 +167,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		metrics: opts.Metrics,
 		log:     opts.Logger,
 		channel: channelName(schema),
-		subs:    make(map[string]int),
 	}
 	s.listener = &listener{
 		config:  cfg.ConnConfig,
@@ -430,36 +427,12 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 // by this or another process using the same database and schema (the
 // journal's triggers notify for events). Call cancel to release it.
 func (s *Store) Subscribe(sessionID string) (<-chan struct{}, func()) {
-	ch, cancel := s.hub.Subscribe(sessionID)
-	s.subsMu.Lock()
-	s.subs[sessionID]++
-	s.subsMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			cancel()
-			s.subsMu.Lock()
-			if s.subs[sessionID]--; s.subs[sessionID] <= 0 {
-				delete(s.subs, sessionID)
-			}
-			s.subsMu.Unlock()
-		})
-	}
+	return s.hub.Subscribe(sessionID)
 }
 
 // wakeAll signals every subscribed session. The listener calls it after a
 // reconnect, since notifications sent while it was away are lost.
-func (s *Store) wakeAll() {
-	s.subsMu.Lock()
-	ids := make([]string, 0, len(s.subs))
-	for id := range s.subs {
-		ids = append(ids, id)
-	}
-	s.subsMu.Unlock()
-	for _, id := range ids {
-		s.hub.Publish(id)
-	}
-}
+func (s *Store) wakeAll() { s.hub.PublishAll() }
 
 // CreateToken stores t. Its id and hash must be new.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
@@ -470,10 +443,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	for i, sc := range t.Scopes {
 		scopes[i] = string(sc)
 	}
-	sessions := t.Sessions
-	if sessions == nil {
-		sessions = []string{}
-	}
+	sessions := orEmpty(t.Sessions)
 	for _, v := range append([]string{t.ID, t.Name}, append(scopes, sessions...)...) {
 		if err := storable("token field", v); err != nil {
 			return fmt.Errorf("postgres: create token: %w", err)

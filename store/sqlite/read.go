@@ -25,7 +25,7 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
-	ping, session, listSessions, sessionExists, sessionSID, records, tokenByHash, countTokens *sql.Stmt
+	ping, session, listSessions, sessionSID, records, tokenByHash, countTokens *sql.Stmt
 
 	events   eventReads
 	bindings bindingReads
@@ -40,7 +40,6 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.ping, `SELECT 1`},
 		{&r.session, sessionSelect + ` WHERE s.id = ?`},
 		{&r.listSessions, sessionSelect + ` WHERE s.id > ? ORDER BY s.id LIMIT ?`},
-		{&r.sessionExists, `SELECT 1 FROM sessions WHERE id = ?`},
 		{&r.sessionSID, `SELECT sid FROM sessions WHERE id = ?`},
 		{&r.records, `SELECT ` + recordColumns + ` FROM records
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?`},
@@ -194,12 +193,7 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 		}
 	}
 	// Nothing new: tell an empty log from a missing session.
-	var one int
-	err := s.r.sessionExists.QueryRowContext(ctx, sessionID).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, errSessionNotFound
-	case err != nil:
+	if _, err := s.sid(ctx, sessionID); err != nil {
 		return nil, s.readErr("read", err)
 	}
 	return nil, nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -268,7 +269,9 @@ func TestOutboxHeads(t *testing.T) {
 				{Status: store.Pending, NextAttempt: now.Add(3 * time.Second)},
 				{Status: store.Dead},
 			}[rng.IntN(3)]
-			_ = s.Settle(ctx, d.ID, "p", st) // the lease may have gone: fine
+			if err := s.Settle(ctx, d.ID, "p", st); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+				t.Fatalf("Settle: %v", err) // the lease may have gone: fine; anything else is not
+			}
 		default:
 			what = "retry"
 			all, err := s.ListDeliveries(ctx, "", "", 1000)

@@ -41,7 +41,7 @@ func mustSessionBindings(t *testing.T, st store.Store, session string) []store.B
 }
 
 func (s suite) testBindCreatesSession(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	before := time.Now().Add(-time.Second)
 	meta := map[string]string{"route": "slack-support", "unicode": "é ✓"}
 	b, created := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: conv("thread-1"), Route: "slack-support"}, meta)
@@ -85,7 +85,7 @@ func (s suite) testBindCreatesSession(t *testing.T) {
 }
 
 func (s suite) testBindExistingSession(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	orig := createSession(t, st, "sess-1")
 	mustAppend(t, st, req("sess-1", "k1", "hello"))
 	orig.LastSeq = 1
@@ -104,7 +104,7 @@ func (s suite) testBindExistingSession(t *testing.T) {
 }
 
 func (s suite) testBindKeepsSession(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	first, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: conv("thread-1"), Route: "r1"}, nil)
 
 	// Binding the conversation again, to the same or another session, to a
@@ -128,7 +128,7 @@ func (s suite) testBindKeepsSession(t *testing.T) {
 }
 
 func (s suite) testBindingsPerSession(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	// Bound out of order: SessionBindings lists by creation time.
 	var want []store.Binding
 	for _, c := range []struct {
@@ -171,7 +171,7 @@ func (s suite) testBindingsPerSession(t *testing.T) {
 }
 
 func (s suite) testBindingNotFound(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	if _, err := st.BindingFor(t.Context(), conv("thread-1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("BindingFor in an empty store: err = %v, want ErrNotFound", err)
 	}
@@ -190,7 +190,7 @@ func (s suite) testBindingNotFound(t *testing.T) {
 // testBindConcurrent races 50 Binds of one conversation to 50 different new
 // sessions: one wins, everybody sees its session, and only it is created.
 func (s suite) testBindConcurrent(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	const n = 50
 	type result struct {
 		b       store.Binding
@@ -249,7 +249,7 @@ func (s suite) testBindConcurrent(t *testing.T) {
 }
 
 func (s suite) testPauseBinding(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	b, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: conv("thread-1"), Route: "r"}, nil)
 	until := at(10 * time.Minute)
 	paused, err := st.PauseBinding(t.Context(), b.ID, until, "more than 30 outputs a minute")
@@ -286,7 +286,7 @@ func (s suite) testPauseBinding(t *testing.T) {
 }
 
 func (s suite) testLatestInbound(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "sess-1")
 	createSession(t, st, "other")
 	a, b, c := conv("a"), conv("b"), conv("c")

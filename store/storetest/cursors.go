@@ -65,7 +65,7 @@ func checkLeaseLost(t *testing.T, what string, err error) {
 }
 
 func (s suite) testClaimWorkPastCursor(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	for _, id := range []string{"a", "b", "c"} {
 		createSession(t, st, id)
 	}
@@ -93,7 +93,7 @@ func (s suite) testClaimWorkPastCursor(t *testing.T) {
 }
 
 func (s suite) testClaimWorkLimit(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	all := map[string]bool{}
 	for i := range 5 {
 		id := fmt.Sprint("sess-", i)
@@ -128,7 +128,7 @@ func (s suite) testClaimWorkLimit(t *testing.T) {
 }
 
 func (s suite) testClaimWorkLeases(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "a")
 	appendN(t, st, "a", 2)
 	a := func(cursor int64) store.Work { return store.Work{SessionID: "a", Cursor: cursor, LastSeq: 2} }
@@ -151,7 +151,7 @@ func (s suite) testClaimWorkLeases(t *testing.T) {
 }
 
 func (s suite) testAdvanceNeverBack(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "a")
 	appendN(t, st, "a", 3)
 	claimWork(t, st, runtimeConsumer, "p1", 10, t0, at(30*time.Second))
@@ -166,7 +166,7 @@ func (s suite) testAdvanceNeverBack(t *testing.T) {
 }
 
 func (s suite) testAdvanceLease(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "a")
 	createSession(t, st, "b")
 	appendN(t, st, "a", 3)
@@ -188,7 +188,7 @@ func (s suite) testAdvanceLease(t *testing.T) {
 }
 
 func (s suite) testAdvanceWithoutLease(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "a")
 	appendN(t, st, "a", 3)
 	checkLeaseLost(t, "Advance by an owner that never claimed", st.Advance(t.Context(), runtimeConsumer, "a", "p1", 1, at(30*time.Second)))
@@ -202,7 +202,7 @@ func (s suite) testAdvanceWithoutLease(t *testing.T) {
 }
 
 func (s suite) testConsumersIndependent(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	createSession(t, st, "a")
 	appendN(t, st, "a", 3)
 	a := func(cursor int64) store.Work { return store.Work{SessionID: "a", Cursor: cursor, LastSeq: 3} }
@@ -221,7 +221,7 @@ func (s suite) testConsumersIndependent(t *testing.T) {
 // sessions concurrently: no session is ever leased to two of them.
 func (s suite) testClaimWorkTwoStores(t *testing.T) {
 	b := s.newBackend(t)
-	stores := []store.Store{openRouter(t, b), openRouter(t, b)}
+	stores := []store.Store{open(t, b), open(t, b)}
 	const sessions, ownersPerStore = 40, 2
 	for i := range sessions {
 		id := fmt.Sprint("sess-", i)

@@ -128,7 +128,7 @@ func stored(t *testing.T, st store.Store, session string, seq int64, c envelope.
 }
 
 func (s suite) testEnqueueIdempotent(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a, b := conv("a"), conv("b")
 	outputs(t, st, "sess-1", a, a, a)
 	before := time.Now().Add(-time.Second)
@@ -172,7 +172,7 @@ func (s suite) testEnqueueIdempotent(t *testing.T) {
 }
 
 func (s suite) testClaimDue(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a, b := conv("a"), conv("b")
 	recs := outputs(t, st, "sess-1", a, b)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, b, at(time.Minute)))
@@ -207,7 +207,7 @@ func (s suite) testClaimDue(t *testing.T) {
 // conversation is claimable, whether the others wait on its lease, its
 // retry time, or nothing.
 func (s suite) testClaimOrder(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a, b := conv("a"), conv("b")
 	outputs(t, st, "sess-1", a, a, a, b)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, a, t0))
@@ -244,7 +244,7 @@ func (s suite) testClaimOrder(t *testing.T) {
 }
 
 func (s suite) testClaimPaused(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a, b := conv("a"), conv("b")
 	outputs(t, st, "sess-1", a, b, a)
 	bd, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: a}, nil)
@@ -277,7 +277,7 @@ func (s suite) testClaimPaused(t *testing.T) {
 }
 
 func (s suite) testClaimLeases(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a := conv("a")
 	outputs(t, st, "sess-1", a)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0))
@@ -307,7 +307,7 @@ func (s suite) testClaimLeases(t *testing.T) {
 }
 
 func (s suite) testSettle(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a, b, c := conv("a"), conv("b"), conv("c")
 	outputs(t, st, "sess-1", a, b, c)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, b, t0), delivery("sess-1", 3, c, t0))
@@ -352,7 +352,7 @@ func (s suite) testSettle(t *testing.T) {
 }
 
 func (s suite) testListDeliveries(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	const n = 7
 	tos := make([]envelope.Conversation, n)
 	for i := range tos {
@@ -407,7 +407,7 @@ func (s suite) testListDeliveries(t *testing.T) {
 }
 
 func (s suite) testRetryDelivery(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	a := conv("a")
 	outputs(t, st, "sess-1", a, a)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, a, t0))
@@ -455,7 +455,7 @@ func (s suite) testRetryDelivery(t *testing.T) {
 }
 
 func (s suite) testPosted(t *testing.T) {
-	st, _ := s.freshRouter(t)
+	st, _ := s.fresh(t)
 	c1 := envelope.Conversation{Source: "slack", Ref: "C1/1.0"}
 	c2 := envelope.Conversation{Source: "slack", Ref: "C2/2.0"}
 	c3 := envelope.Conversation{Source: "slack", Ref: "C3/3.0"}
@@ -496,7 +496,7 @@ func (s suite) testPosted(t *testing.T) {
 // outbox survive closing and reopening the store.
 func (s suite) testRouterReopen(t *testing.T) {
 	b := s.newBackend(t)
-	st := openRouter(t, b)
+	st := open(t, b)
 	a := conv("a")
 	outputs(t, st, "sess-1", a, a)
 	bd, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: a, Route: "r"}, map[string]string{"k": "v"})
@@ -517,7 +517,7 @@ func (s suite) testRouterReopen(t *testing.T) {
 		t.Fatalf("close store: %v", err)
 	}
 
-	st = openRouter(t, b)
+	st = open(t, b)
 	checkBinding(t, "binding after reopening", mustBindingFor(t, st, a), paused)
 	checkWork(t, "p2's claim within p1's lease, after reopening", claimWork(t, st, runtimeConsumer, "p2", 10, at(time.Minute), at(2*time.Hour)))
 	checkWork(t, "p1's claim after reopening", claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Minute), at(2*time.Hour)),
@@ -537,7 +537,7 @@ func (s suite) testRouterReopen(t *testing.T) {
 // and in order within its conversation.
 func (s suite) testClaimTwoStores(t *testing.T) {
 	b := s.newBackend(t)
-	stores := []store.Store{openRouter(t, b), openRouter(t, b)}
+	stores := []store.Store{open(t, b), open(t, b)}
 	const convs, each, ownersPerStore = 6, 5, 2
 	tos := make([]envelope.Conversation, convs*each)
 	for i := range tos {

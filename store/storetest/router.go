@@ -54,16 +54,6 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 	})
 }
 
-// openRouter opens a store through b and closes it when t ends.
-func openRouter(t *testing.T, b Backend) store.Store { return open(t, b) }
-
-// freshRouter opens a router store on a new, empty database.
-func (s suite) freshRouter(t *testing.T) (store.Store, Backend) {
-	t.Helper()
-	b := s.newBackend(t)
-	return openRouter(t, b), b
-}
-
 // t0 is the clock the router subtests start from: they pass explicit times,
 // never the wall clock, and keep at least a second between times compared,
 // so that backends keeping microseconds agree.

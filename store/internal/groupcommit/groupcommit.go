@@ -39,7 +39,6 @@ type Committer[Req, Res any] struct {
 
 	mu     sync.RWMutex
 	closed bool
-	stop   chan struct{}
 	wg     sync.WaitGroup
 }
 
@@ -57,7 +56,6 @@ func New[Req, Res any](workers, maxBatch int, fn CommitFunc[Req, Res], onBatch f
 		maxBatch: maxBatch,
 		calls:    make(chan *call[Req, Res], maxBatch*workers),
 		onBatch:  onBatch,
-		stop:     make(chan struct{}),
 	}
 	c.wg.Add(workers)
 	for range workers {
