@@ -11,6 +11,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -97,7 +98,7 @@ func (f *follower) run(ctx context.Context) {
 		case <-sig:
 			// Appends come in bursts: gather a moment's worth into one
 			// claim rather than one claim (a write) per append.
-			if !sleepCtx(ctx, claimCoalesce) {
+			if !retry.Sleep(ctx, claimCoalesce) {
 				return
 			}
 		case <-ticker.C:
@@ -109,18 +110,6 @@ func (f *follower) run(ctx context.Context) {
 // claimCoalesce is how long a follower waits after being told of an append
 // before claiming, so that one claim covers a burst of appends.
 const claimCoalesce = 2 * time.Millisecond
-
-// sleepCtx waits d or until ctx ends, and reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // keepLease extends the lease on a session every third of the lease time
 // until stop is called; lost is closed if the lease is lost.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/webhook"
 )
@@ -311,10 +312,8 @@ func (r *Router) followJournal(ctx context.Context) {
 			return
 		case <-sig:
 			// Let a burst of changes gather into one step.
-			select {
-			case <-ctx.Done():
+			if !retry.Sleep(ctx, journalGap) {
 				return
-			case <-time.After(journalGap):
 			}
 		case <-ticker.C:
 		}

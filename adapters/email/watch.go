@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/adapters/internal/retry"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Run watches the mailbox until ctx ends, then returns nil. It connects,

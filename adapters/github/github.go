@@ -36,7 +36,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
-	"github.com/switchboardhq/switchboard/adapters/internal/retry"
+	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
 )
 

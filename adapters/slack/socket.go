@@ -11,7 +11,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
-	"github.com/switchboardhq/switchboard/adapters/internal/retry"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // runSocket receives events over Socket Mode until ctx ends. slack-go's

@@ -1,6 +1,7 @@
 // Package retry holds the capped exponential backoff that the channel
 // adapters use for their long-running loops (identity checks at start,
-// reconnecting a Socket Mode or IMAP connection).
+// reconnecting a Socket Mode or IMAP connection), and the context-aware
+// Sleep the router's followers share with them.
 package retry
 
 import (
