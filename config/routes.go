@@ -121,6 +121,10 @@ type Budget struct {
 	Cooldown Duration `yaml:"cooldown"`
 }
 
+// DefaultBudget is a route's budget where its configuration leaves it
+// out, and the budget of a binding whose route is gone.
+var DefaultBudget = Budget{OutputsPerMinute: 30, BotMessagesPerMinute: 10, Cooldown: Duration(15 * time.Minute)}
+
 // Duration is a time.Duration written as "30s" in YAML.
 type Duration time.Duration
 
@@ -188,13 +192,13 @@ func (rt *Route) defaults() {
 	}
 	b := &rt.Budget
 	if b.OutputsPerMinute == 0 {
-		b.OutputsPerMinute = 30
+		b.OutputsPerMinute = DefaultBudget.OutputsPerMinute
 	}
 	if b.BotMessagesPerMinute == 0 {
-		b.BotMessagesPerMinute = 10
+		b.BotMessagesPerMinute = DefaultBudget.BotMessagesPerMinute
 	}
 	if b.Cooldown == 0 {
-		b.Cooldown = Duration(15 * time.Minute)
+		b.Cooldown = DefaultBudget.Cooldown
 	}
 }
 

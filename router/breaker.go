@@ -17,8 +17,9 @@ import (
 // (with replicas, each enforces its share), which is enough to stop a
 // runaway loop within a minute or two.
 type breaker struct {
-	mu   sync.Mutex
-	seen map[string]*window // by binding id + kind
+	mu        sync.Mutex
+	seen      map[string]*window // by binding id + kind
+	lastSweep time.Time          // when idle windows were last forgotten
 }
 
 type window struct{ times []time.Time }
@@ -46,7 +47,9 @@ func (b *breaker) hit(key string, limit int, now time.Time) bool {
 		}
 	}
 	w.times = append(keep, now)
-	if len(b.seen) > 10000 { // forget idle windows
+	// Forget idle windows, at most once a minute (they expire no faster).
+	if len(b.seen) > 10000 && now.Sub(b.lastSweep) >= time.Minute {
+		b.lastSweep = now
 		for k, v := range b.seen {
 			if len(v.times) == 0 || !v.times[len(v.times)-1].After(cut) {
 				delete(b.seen, k)
@@ -60,7 +63,7 @@ func budgetOf(rt *config.Route) config.Budget {
 	if rt != nil {
 		return rt.Budget
 	}
-	return config.Budget{OutputsPerMinute: 30, BotMessagesPerMinute: 10, Cooldown: config.Duration(15 * time.Minute)}
+	return config.DefaultBudget
 }
 
 // inbound counts a message from an agent or bot in binding bd's

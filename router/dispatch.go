@@ -291,7 +291,7 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		r.metrics.turns.WithLabelValues(rt.Name, "failed").Inc()
 		r.log.Error("agent run failed", "session", sessionID, "route", rt.Name, "seq", last, "err", runErr)
 		return false, r.appendSystem(ctx, sessionID, sessionID+":"+key+":failed",
-			fmt.Sprintf("The agent failed to answer message %d: %v", last, runErr), store.Outbound)
+			fmt.Sprintf("The agent failed to answer message %d: %v", last, runErr), store.Outbound, nil)
 	}
 	r.metrics.turns.WithLabelValues(rt.Name, "ok").Inc()
 	for i, out := range outs {

@@ -71,10 +71,6 @@ type Options struct {
 	SessionToken func(sessionID string) string
 	Logger       *slog.Logger
 	Registry     prometheus.Registerer
-	// Now is the clock (nil: time.Now).
-	Now func() time.Time
-	// Owner names this process in leases (default host:pid:random).
-	Owner string
 	// LeaseTTL is how long a claimed session or delivery stays leased
 	// without renewal (default 30s); a dead process's work is taken over
 	// after it.
@@ -86,9 +82,6 @@ type Options struct {
 	// destinations are read from it, session events from its journal, and
 	// the router delivers to them as the sink of source "webhook".
 	Webhooks WebhookStore
-	// WebhookClient posts webhook deliveries (default: one built from
-	// Config.Webhooks).
-	WebhookClient *webhook.Client
 }
 
 // Router routes messages between channels and sessions. Its methods are
@@ -124,21 +117,16 @@ func New(opts Options) (*Router, error) {
 		runtimes: opts.Runtimes,
 		token:    opts.SessionToken,
 		log:      opts.Logger,
-		now:      opts.Now,
-		owner:    opts.Owner,
+		now:      time.Now,
 		lease:    opts.LeaseTTL,
 		poll:     opts.Poll,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	if r.now == nil {
-		r.now = time.Now
-	}
-	if r.owner == "" {
-		host, _ := os.Hostname()
-		r.owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ids.New("p")[2+20:])
-	}
+	host, _ := os.Hostname()
+	// owner names this process in leases.
+	r.owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ids.New("p")[2+20:])
 	if r.lease <= 0 {
 		r.lease = 30 * time.Second
 	}
@@ -156,13 +144,10 @@ func New(opts Options) (*Router, error) {
 	}
 	if opts.Webhooks != nil {
 		r.webhooks = opts.Webhooks
-		client := opts.WebhookClient
-		if client == nil {
-			client = webhook.NewClient(webhook.ClientOptions{
-				AllowPrivate: r.cfg.Webhooks.AllowPrivate,
-				Timeout:      r.cfg.Webhooks.Timeout.D(),
-			})
-		}
+		client := webhook.NewClient(webhook.ClientOptions{
+			AllowPrivate: r.cfg.Webhooks.AllowPrivate,
+			Timeout:      r.cfg.Webhooks.Timeout.D(),
+		})
 		sinks := make(map[string]adapters.Sink, len(r.sinks)+1)
 		maps.Copy(sinks, r.sinks)
 		sinks[WebhookSource] = &webhookSink{r: r, client: client}
@@ -342,10 +327,8 @@ func (r *Router) routeOf(s store.Session) *config.Route {
 // pause pauses binding b for the route's cooldown and records why in the
 // session's log as a system envelope, so nobody misses it.
 func (r *Router) pause(ctx context.Context, b store.Binding, reason string) error {
-	cooldown := 15 * time.Minute
-	if rt, ok := r.cfg.Route(b.Route); ok {
-		cooldown = rt.Budget.Cooldown.D()
-	}
+	rt, _ := r.cfg.Route(b.Route)
+	cooldown := budgetOf(rt).Cooldown.D()
 	now := r.now()
 	until := now.Add(cooldown)
 	if _, err := r.st.PauseBinding(ctx, b.ID, until, reason); err != nil {
@@ -355,18 +338,19 @@ func (r *Router) pause(ctx context.Context, b store.Binding, reason string) erro
 	r.log.Warn("conversation paused by the loop breaker", "session", b.SessionID, "conversation", b.Conversation.Key(), "reason", reason, "until", until)
 	text := fmt.Sprintf("Switchboard paused the conversation %s until %s: %s. Resume it sooner with POST /v3/sessions/%s/conversations/%s/resume.",
 		b.Conversation.Key(), until.UTC().Format(time.RFC3339), reason, b.SessionID, b.ID)
-	return r.appendSystem(ctx, b.SessionID, "pause:"+b.ID+":"+until.UTC().Format(time.RFC3339Nano), text, store.Inbound)
+	return r.appendSystem(ctx, b.SessionID, "pause:"+b.ID+":"+until.UTC().Format(time.RFC3339Nano), text, store.Inbound, nil)
 }
 
 // appendSystem appends a system envelope with a deterministic id (so a
-// repeat after a crash is a no-op).
-func (r *Router) appendSystem(ctx context.Context, sessionID, key, text string, dir store.Direction) error {
+// repeat after a crash is a no-op), and refs when not nil.
+func (r *Router) appendSystem(ctx context.Context, sessionID, key, text string, dir store.Direction, refs envelope.Refs) error {
 	env := envelope.Envelope{
 		ID:     "system:" + key,
 		Source: "system",
 		Kind:   envelope.KindSystem,
 		Actor:  envelope.Actor{ID: "system:switchboard", Display: "Switchboard", Type: envelope.System},
 		Text:   text,
+		Refs:   refs,
 		TS:     r.now().UTC(),
 	}
 	if _, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: dir, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {

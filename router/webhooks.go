@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,8 +61,12 @@ const (
 	WebhookSource = "webhook"
 )
 
-// failedPrefix starts the envelope id of a delivery.failed record.
-const failedPrefix = "system:webhook-failed:"
+// failedKey starts the appendSystem key of a delivery.failed record, and
+// failedPrefix its envelope id.
+const (
+	failedKey    = "webhook-failed:"
+	failedPrefix = "system:" + failedKey
+)
 
 // WebhookEventID is the Event id (and webhook-id header) of the event for
 // record seq of session sessionID. It is stable, so a retried or replayed
@@ -177,34 +180,42 @@ func webhookDeliveries(dests []store.Webhook, items []item, replay string, now t
 	return ds
 }
 
-// sessionRun returns, in the session's order, the records (from, to] of
-// session sessionID and, with events, its session events placed in [from,
-// to]. keep, when not nil, filters them by when they happened.
-func (r *Router) sessionRun(ctx context.Context, sessionID string, from, to int64, events bool, keep func(at time.Time) bool) ([]item, error) {
-	var recs []store.Record
-	for cursor := from; cursor < to; {
-		page, err := r.st.Read(ctx, sessionID, cursor, int(min(to-cursor, 256)))
-		if err != nil {
-			return nil, err
+// sessionPages hands fn, a page of up to 256 records at a time and in the
+// session's order, the records (from, last] of session sessionID and, with
+// events, its session events placed in [from, last], each once; to is the
+// newest record position the page covers. keep, when not nil, filters them
+// by when they happened. It stops at fn's first error.
+func (r *Router) sessionPages(ctx context.Context, sessionID string, from, last int64, events bool, keep func(at time.Time) bool, fn func(to int64, items []item) error) error {
+	evFrom := from // events at from belong to the first page only
+	for {
+		to := min(from+256, last)
+		var (
+			recs []store.Record
+			evs  []store.SessionEvent
+			err  error
+		)
+		if to > from {
+			if recs, err = r.st.Read(ctx, sessionID, from, int(to-from)); err != nil {
+				return err
+			}
 		}
-		if len(page) == 0 {
-			break
+		if events && evFrom <= to {
+			if evs, err = r.webhooks.SessionEventsOf(ctx, sessionID, evFrom, to); err != nil {
+				return err
+			}
 		}
-		cursor = page[len(page)-1].Seq
-		recs = append(recs, page...)
-	}
-	var evs []store.SessionEvent
-	if events {
-		var err error
-		if evs, err = r.webhooks.SessionEventsOf(ctx, sessionID, from, to); err != nil {
-			return nil, err
+		if keep != nil {
+			recs = slices.DeleteFunc(recs, func(rec store.Record) bool { return !keep(rec.StoredAt) })
+			evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return !keep(ev.At) })
 		}
+		if err := fn(to, sessionItems(recs, evs)); err != nil {
+			return err
+		}
+		if to >= last {
+			return nil
+		}
+		from, evFrom = to, to+1
 	}
-	if keep != nil {
-		recs = slices.DeleteFunc(recs, func(rec store.Record) bool { return !keep(rec.StoredAt) })
-		evs = slices.DeleteFunc(evs, func(ev store.SessionEvent) bool { return !keep(ev.At) })
-	}
-	return sessionItems(recs, evs), nil
 }
 
 // routeWebhooks turns a session's new records, with the session events
@@ -215,20 +226,17 @@ func (r *Router) routeWebhooks(ctx context.Context, w store.Work) error {
 		return err
 	}
 	cursor := w.Cursor
-	for len(dests) > 0 && cursor < w.LastSeq {
-		last := min(w.LastSeq, cursor+256)
-		items, err := r.sessionRun(ctx, w.SessionID, cursor, last, wantsSessionEvents(dests), nil)
+	if len(dests) > 0 && cursor < w.LastSeq {
+		err := r.sessionPages(ctx, w.SessionID, cursor, w.LastSeq, wantsSessionEvents(dests), nil, func(to int64, items []item) error {
+			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
+				return err
+			}
+			if cursor = to; cursor >= w.LastSeq {
+				return nil // the release below saves the cursor
+			}
+			return r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, r.now().Add(r.lease))
+		})
 		if err != nil {
-			return err
-		}
-		if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
-			return err
-		}
-		cursor = last
-		if cursor >= w.LastSeq {
-			break // the release below saves the cursor
-		}
-		if err := r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
 			return err
 		}
 	}
@@ -398,19 +406,15 @@ func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
 		if last < start {
 			continue // enqueued already, by the log follower with record last+1 or by this one
 		}
-		for from := start; ; from += 256 {
-			to := min(from+256, last)
-			items, err := r.sessionRun(ctx, sessionID, from, to, true, nil)
-			if err != nil {
-				return false, err
-			}
+		err = r.sessionPages(ctx, sessionID, start, last, true, nil, func(to int64, items []item) error {
 			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
-				return false, err
+				return err
 			}
 			j.done[sessionID] = to
-			if to >= last {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return false, err
 		}
 	}
 	j.cursor = next
@@ -452,30 +456,19 @@ func (r *Router) ReplayWebhook(ctx context.Context, id string, since time.Time) 
 				continue
 			}
 			keep := func(at time.Time) bool { return !at.Before(since) }
-			for from := int64(0); ; from += 256 {
-				to, last := from+256, from+256 >= s.LastSeq
-				if last {
-					to = math.MaxInt64 // and the events after the last record
+			err := r.sessionPages(ctx, s.ID, 0, s.LastSeq, wantsSessionEvents(dests), keep, func(_ int64, items []item) error {
+				ds := webhookDeliveries(dests, items, replay, r.now())
+				if len(ds) == 0 {
+					return nil
 				}
-				items, err := r.sessionRun(ctx, s.ID, from, to, wantsSessionEvents(dests), keep)
-				if err != nil {
-					return n, fmt.Errorf("router: replay: %w", err)
+				if err := r.st.Enqueue(ctx, ds); err != nil {
+					return err
 				}
-				// The events placed at from ended the previous run.
-				k := 0
-				for from > 0 && k < len(items) && items[k].d.Event != 0 && items[k].d.Seq == from {
-					k++
-				}
-				ds := webhookDeliveries(dests, items[k:], replay, r.now())
-				if len(ds) > 0 {
-					if err := r.st.Enqueue(ctx, ds); err != nil {
-						return n, fmt.Errorf("router: replay: %w", err)
-					}
-					n += len(ds)
-				}
-				if last {
-					break
-				}
+				n += len(ds)
+				return nil
+			})
+			if err != nil {
+				return n, fmt.Errorf("router: replay: %w", err)
 			}
 		}
 	}
@@ -689,16 +682,9 @@ func (k *webhookSink) emitFailed(ctx context.Context, dest store.Webhook, d adap
 		what = fmt.Sprintf("session event %d (after message %d)", d.Event, d.Seq)
 		refs["event"] = strconv.FormatInt(d.Event, 10)
 	}
-	env := envelope.Envelope{
-		ID:     failedPrefix + dest.ID + ":" + d.ID + ":" + strconv.Itoa(d.Attempt),
-		Source: "system",
-		Kind:   envelope.KindSystem,
-		Actor:  envelope.Actor{ID: "system:switchboard", Display: "Switchboard", Type: envelope.System},
-		Text:   fmt.Sprintf("Webhook delivery %s of %s to %s failed: %s.", d.ID, what, dest.ID, why),
-		Refs:   refs,
-		TS:     r.now().UTC(),
-	}
-	if _, err := r.st.Append(context.WithoutCancel(ctx), store.AppendRequest{SessionID: d.SessionID, Direction: store.Inbound, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {
+	key := failedKey + dest.ID + ":" + d.ID + ":" + strconv.Itoa(d.Attempt)
+	text := fmt.Sprintf("Webhook delivery %s of %s to %s failed: %s.", d.ID, what, dest.ID, why)
+	if err := r.appendSystem(context.WithoutCancel(ctx), d.SessionID, key, text, store.Inbound, refs); err != nil {
 		r.log.Error("append delivery.failed", "webhook", dest.ID, "delivery", d.ID, "err", err)
 	}
 }

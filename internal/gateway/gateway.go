@@ -232,9 +232,6 @@ func (g *Gateway) tokens(ctx context.Context, getenv func(string) (string, bool)
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Store is the gateway's store.
-func (g *Gateway) Store() store.Store { return g.store }
-
 // Serve answers HTTP on ln until ctx ends, then stops taking connections and
 // waits up to grace for requests in flight. It does not close ln's gateway.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
