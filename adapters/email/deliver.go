@@ -30,11 +30,11 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	if d.To.Source != Name || d.To.Ref == "" {
 		return adapters.Receipt{}, fmt.Errorf("email: deliver: %w: conversation %s is not an email thread", adapters.ErrPermanent, d.To.Key())
 	}
-	th, ok, err := a.threads.Load(ctx, d.To.Ref)
+	th, stored, err := a.threads.load(ctx, d.To.Ref)
 	if err != nil {
 		return adapters.Receipt{}, fmt.Errorf("email: deliver: %w", err)
 	}
-	if !ok || len(th.To) == 0 {
+	if stored == nil || len(th.To) == 0 {
 		return adapters.Receipt{}, fmt.Errorf("email: deliver: %w: no record of thread <%s> (the gateway replies only to threads it received)", adapters.ErrPermanent, d.To.Ref)
 	}
 	id := a.messageID(d.ID)
@@ -49,8 +49,9 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		}
 		return adapters.Receipt{}, fmt.Errorf("email: deliver: %w", err)
 	}
-	// The mail is sent: a failure to record it must not cause a resend.
-	if _, err := a.threads.Update(ctx, d.To.Ref, func(t *Thread) { t.addRef(id) }); err != nil {
+	// The mail is sent: a failure to record it must not cause a resend. The
+	// thread is read again only if it changed since it was loaded above.
+	if _, err := a.threads.UpdateLoaded(ctx, d.To.Ref, th, stored, func(t *Thread) { t.addRef(id) }); err != nil {
 		a.log.Warn("email: reply sent but thread not updated", "thread", d.To.Ref, "err", err)
 	}
 	return adapters.Receipt{ChannelID: id}, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -146,7 +147,7 @@ func ingestFixture(t *testing.T, a *Adapter, src []byte) adapters.Inbound {
 	if err != nil || skip != "" {
 		t.Fatalf("inspect: %v %q", err, skip)
 	}
-	if _, err := a.handle(context.Background(), m, in); err != nil {
+	if err := a.handle(context.Background(), m, in); err != nil {
 		t.Fatal(err)
 	}
 	return in
@@ -329,5 +330,26 @@ func TestMarkdownToHTMLEscapes(t *testing.T) {
 	}
 	if !strings.Contains(h, `<a href="https://e.com/?a=1&amp;b=2">a</a>`) || !strings.Contains(h, "<pre><code>&lt;b&gt;\n</code></pre>") {
 		t.Errorf("html %q", h)
+	}
+}
+
+// Every code span of a line is rendered, however many there are, and the
+// placeholders they stand in for while the line is rendered never leak.
+func TestMarkdownToHTMLManyCodeSpans(t *testing.T) {
+	var spans []string
+	for i := range 20 {
+		spans = append(spans, fmt.Sprintf("`span%d<>&`", i))
+	}
+	h := MarkdownToHTML("Steps: " + strings.Join(spans, " then ") + " and \x00`nul` https://e.com/`x`")
+	for i := range 20 {
+		if want := fmt.Sprintf("<code>span%d&lt;&gt;&amp;</code>", i); !strings.Contains(h, want) {
+			t.Errorf("html lacks %s:\n%s", want, h)
+		}
+	}
+	if !strings.Contains(h, "<code>nul</code>") || !strings.Contains(h, `<a href="https://e.com/">https://e.com/</a><code>x</code>`) {
+		t.Errorf("html %q", h)
+	}
+	if strings.ContainsRune(h, 0) {
+		t.Errorf("html contains a NUL byte: %q", h)
 	}
 }

@@ -3,15 +3,17 @@ package email
 import (
 	"html"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 var (
-	mdLink   = regexp.MustCompile(`\[([^\]]+)\]\((https?://[^\s)]+)\)`)
+	mdLink   = regexp.MustCompile(`\[([^\]]+)\]\((https?://[^\s)\x00]+)\)`)
 	mdBold   = regexp.MustCompile(`\*\*([^*\n]+)\*\*`)
 	mdItalic = regexp.MustCompile(`(^|[\s(])[*_]([^*_\s][^*_\n]*)[*_]`)
-	mdCode   = regexp.MustCompile("`([^`\n]+)`")
-	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()]+[^\s<>().,;:!?])`)
+	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()\x00]+[^\s<>().,;:!?\x00])`)
 	mdBullet = regexp.MustCompile(`^\s*[-*+]\s+`)
 	mdNumber = regexp.MustCompile(`^\s*\d+[.)]\s+`)
 	mdHead   = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
@@ -21,11 +23,13 @@ var (
 // for the text/html alternative of a reply: paragraphs, headings, fenced
 // code blocks, bullet and numbered lists, inline code, bold, italics and
 // links. Everything else is escaped text; it never emits raw HTML from its
-// input.
+// input. NUL bytes in md are dropped.
 func MarkdownToHTML(md string) string {
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE html>\n<html><body>\n")
-	lines := strings.Split(strings.ReplaceAll(md, "\r\n", "\n"), "\n")
+	// NUL delimits inline's placeholders, so none may come from md.
+	md = strings.ReplaceAll(strings.ReplaceAll(md, "\r\n", "\n"), "\x00", "")
+	lines := strings.Split(md, "\n")
 	var para []string
 	list := "" // "ul", "ol" or ""
 	flush := func() {
@@ -84,13 +88,16 @@ func MarkdownToHTML(md string) string {
 	return b.String()
 }
 
-// inline renders code spans, links, bold and italics in one escaped line.
+// inline renders code spans, links, bold and italics in one escaped line,
+// which must hold no NUL byte.
 func inline(s string) string {
-	// Code spans are cut out first so nothing inside them is rendered.
+	// Code spans are set aside first, as placeholders (\x00<n>\x00), so that
+	// nothing inside them is rendered; the URL patterns stop at a NUL so no
+	// placeholder ends up in an href.
 	var codes []string
-	s = mdCode.ReplaceAllStringFunc(s, func(m string) string {
-		codes = append(codes, "<code>"+html.EscapeString(m[1:len(m)-1])+"</code>")
-		return "\x00" + string(rune('0'+len(codes)-1)) + "\x00"
+	s = markdown.CodeSpans(s, func(code string) string {
+		codes = append(codes, "<code>"+html.EscapeString(code)+"</code>")
+		return "\x00" + strconv.Itoa(len(codes)-1) + "\x00"
 	})
 	s = html.EscapeString(s)
 	s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
@@ -98,7 +105,7 @@ func inline(s string) string {
 	s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
 	s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
 	for i, c := range codes {
-		s = strings.Replace(s, "\x00"+string(rune('0'+i))+"\x00", c, 1)
+		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", c, 1)
 	}
 	return s
 }

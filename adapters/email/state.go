@@ -161,12 +161,22 @@ func (s *threads) Load(ctx context.Context, root string) (t Thread, ok bool, err
 // writer changed the thread meanwhile, it reloads it and applies fn again,
 // so fn must only change its argument. It returns the saved thread.
 func (s *threads) Update(ctx context.Context, root string, fn func(*Thread)) (Thread, error) {
+	t, stored, err := s.load(ctx, root)
+	if err != nil {
+		return Thread{}, err
+	}
+	return s.UpdateLoaded(ctx, root, t, stored, fn)
+}
+
+// UpdateLoaded is Update for a thread the caller already holds: t and
+// stored as load returned them for root. Its first compare-and-set is
+// against stored, so it reads the store only when another writer changed
+// the thread since (then it reloads and applies fn again, as Update does).
+// fn changes a copy of t; the caller's t is left as it was.
+func (s *threads) UpdateLoaded(ctx context.Context, root string, t Thread, stored []byte, fn func(*Thread)) (Thread, error) {
 	key := threadKey(root)
+	t.To, t.References, t.Handled = slices.Clone(t.To), slices.Clone(t.References), slices.Clone(t.Handled)
 	for {
-		t, stored, err := s.load(ctx, root)
-		if err != nil {
-			return Thread{}, err
-		}
 		fn(&t)
 		t.Root = root
 		b, err := json.Marshal(t)
@@ -179,6 +189,9 @@ func (s *threads) Update(ctx context.Context, root string, fn func(*Thread)) (Th
 		}
 		if set {
 			return t, nil
+		}
+		if t, stored, err = s.load(ctx, root); err != nil {
+			return Thread{}, err
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 func TestCursorInStore(t *testing.T) {
@@ -112,5 +113,93 @@ func TestThreadWithLongRoot(t *testing.T) {
 	}
 	if _, ok, err := a.threads.Load(ctx, "unknown@example.com"); err != nil || ok {
 		t.Errorf("unknown thread: ok %v, err %v", ok, err)
+	}
+}
+
+// countingKV counts the reads and compare-and-sets made through it.
+type countingKV struct {
+	store.KV
+	mu          sync.Mutex
+	reads, cass int
+}
+
+func (c *countingKV) Value(ctx context.Context, ns, key string) ([]byte, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.KV.Value(ctx, ns, key)
+}
+
+func (c *countingKV) CompareAndSetValue(ctx context.Context, ns, key string, old, value []byte) (bool, error) {
+	c.mu.Lock()
+	c.cass++
+	c.mu.Unlock()
+	return c.KV.CompareAndSetValue(ctx, ns, key, old, value)
+}
+
+func (c *countingKV) take() (reads, cass int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reads, cass, c.reads, c.cass = c.reads, c.cass, 0, 0
+	return reads, cass
+}
+
+// Without concurrent writers, an inbound mail costs two thread reads and a
+// delivery one: the update after a load compares against what was loaded.
+func TestThreadStoreRoundTrips(t *testing.T) {
+	sink := newSMTPSink(t)
+	kv := &countingKV{KV: newTestStore(t)}
+	a := newStateAdapter(t, kv, newRecorder(), func(c *Config) {
+		c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
+	})
+	in := ingestFixture(t, a, []byte("From: ada@example.com\r\nMessage-ID: <count-root@example.com>\r\nSubject: Count\r\n\r\nHi.\r\n"))
+	if reads, cass := kv.take(); reads != 2 || cass != 2 {
+		t.Errorf("inbound mail: %d reads, %d compare-and-sets; want 2, 2", reads, cass)
+	}
+	if _, err := a.Deliver(context.Background(), adapters.Delivery{ID: "dlv-count", To: in.Envelope.Conversation, Envelope: output("Hi."), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if reads, cass := kv.take(); reads != 1 || cass != 1 {
+		t.Errorf("delivery: %d reads, %d compare-and-sets; want 1, 1", reads, cass)
+	}
+	th, ok, err := a.threads.Load(context.Background(), "count-root@example.com")
+	if err != nil || !ok || len(th.References) != 2 || !th.handled("count-root@example.com") {
+		t.Errorf("thread %+v, ok %v, err %v", th, ok, err)
+	}
+}
+
+// UpdateLoaded with a record another writer has replaced since reloads it
+// and loses neither update; the caller's copy is left alone.
+func TestThreadUpdateLoadedConflict(t *testing.T) {
+	a := newTestAdapter(t, newRecorder(), nil)
+	ctx := context.Background()
+	const root = "conflict@example.com"
+	if _, err := a.threads.Update(ctx, root, func(th *Thread) { th.addRef(root) }); err != nil {
+		t.Fatal(err)
+	}
+	th, stored, err := a.threads.load(ctx, root)
+	if err != nil || stored == nil {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := a.threads.Update(ctx, root, func(th *Thread) { th.addRef("other@example.com") }); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	got, err := a.threads.UpdateLoaded(ctx, root, th, stored, func(th *Thread) {
+		calls++
+		th.addRef("mine@example.com")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{root, "other@example.com", "mine@example.com"}; !slices.Equal(got.References, want) || calls != 2 {
+		t.Errorf("references %v after %d calls; want %v after 2", got.References, calls, want)
+	}
+	if !slices.Equal(th.References, []string{root}) {
+		t.Errorf("caller's thread changed: %v", th.References)
+	}
+	saved, _, err := a.threads.Load(ctx, root)
+	if err != nil || !slices.Equal(saved.References, got.References) {
+		t.Errorf("saved references %v, err %v; want %v", saved.References, err, got.References)
 	}
 }

@@ -246,7 +246,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 		log.Info("email: message left unread: not acted on", "reason", skip)
 		return nil
 	}
-	if _, err := a.handle(ctx, m, in); err != nil {
+	if err := a.handle(ctx, m, in); err != nil {
 		return err
 	}
 	if a.cfg.IMAP.MoveTo != "" {
@@ -263,20 +263,20 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 
 // handle records m in its thread and hands it to the router, unless the
 // thread says it was handed over before (a rescan after a UIDVALIDITY
-// change, a crash between ingesting and saving the cursor); fresh is false
-// then. It is also what makes replies possible: the thread keeps who to
-// answer and the References chain.
-func (a *Adapter) handle(ctx context.Context, m *Message, in adapters.Inbound) (fresh bool, err error) {
+// change, a crash between ingesting and saving the cursor). It is also what
+// makes replies possible: the thread keeps who to answer and the References
+// chain.
+func (a *Adapter) handle(ctx context.Context, m *Message, in adapters.Inbound) error {
 	root := in.Envelope.Conversation.Ref
-	th, _, err := a.threads.Load(ctx, root)
+	th, stored, err := a.threads.load(ctx, root)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if th.handled(m.MessageID) {
 		a.log.Info("email: message already handled", "message_id", m.MessageID)
-		return false, nil
+		return nil
 	}
-	_, err = a.threads.Update(ctx, root, func(t *Thread) {
+	_, err = a.threads.UpdateLoaded(ctx, root, th, stored, func(t *Thread) {
 		if len(t.To) == 0 {
 			to := m.ReplyTo
 			if len(to) == 0 && m.From != nil {
@@ -305,16 +305,14 @@ func (a *Adapter) handle(ctx context.Context, m *Message, in adapters.Inbound) (
 		t.addRef(m.MessageID)
 	})
 	if err != nil {
-		return false, err
+		return err
 	}
 	out, err := a.ingress.Ingest(ctx, in)
 	if err != nil {
-		return false, fmt.Errorf("email: ingest %s: %w", m.MessageID, err)
+		return fmt.Errorf("email: ingest %s: %w", m.MessageID, err)
 	}
 	a.log.Info("email: message handled", "message_id", m.MessageID, "session", out.SessionID,
 		"duplicate", out.Duplicate, "dropped", out.Dropped)
-	if _, err := a.threads.Update(ctx, root, func(t *Thread) { t.markHandled(m.MessageID) }); err != nil {
-		return true, err
-	}
-	return true, nil
+	_, err = a.threads.Update(ctx, root, func(t *Thread) { t.markHandled(m.MessageID) })
+	return err
 }
