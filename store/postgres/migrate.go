@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -64,25 +65,79 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 }
 
 // migrate applies the migrations not yet recorded in schema_migrations, each
-// in its own transaction, in version order. Each transaction first takes an
-// advisory lock, so gateways starting together apply every migration exactly
-// once: the one that waited finds it recorded.
+// in its own transaction, in version order. It first reads the recorded
+// versions in one query, so that opening a current database costs no
+// transaction. Each migration's transaction takes an advisory lock and
+// checks the version again, so gateways starting together apply every
+// migration exactly once: the one that waited finds it recorded. A database
+// that records a version newer than ms knows is an error.
 func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration, log *slog.Logger) error {
-	for _, m := range ms {
-		applied, err := applyMigration(ctx, pool, m)
-		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
-		}
-		if applied {
-			log.Info("postgres: applied schema migration", "version", m.version, "name", m.name)
-		}
-	}
-	var newest int
-	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&newest)
+	known := ms[len(ms)-1].version
+	applied, err := appliedVersions(ctx, pool)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if known := ms[len(ms)-1].version; newest > known {
+	if err := checkNewest(applied, known); err != nil {
+		return err
+	}
+	pending := false
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		pending = true
+		done, err := applyMigration(ctx, pool, m)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if done {
+			log.Info("postgres: applied schema migration", "version", m.version, "name", m.name)
+		}
+	}
+	if !pending {
+		return nil
+	}
+	// Another gateway may have migrated meanwhile, perhaps a newer one.
+	if applied, err = appliedVersions(ctx, pool); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	return checkNewest(applied, known)
+}
+
+// appliedVersions returns the versions recorded in schema_migrations: none
+// when the current schema has no such table yet. PostgreSQL resolves the
+// table of a query before running it, so its existence is asked first, in
+// the current schema (where applyMigration creates it) rather than anywhere
+// on the search_path.
+func appliedVersions(ctx context.Context, pool *pgxpool.Pool) (map[int]bool, error) {
+	var exists bool
+	err := pool.QueryRow(ctx, "SELECT to_regclass(format('%I.schema_migrations', current_schema())) IS NOT NULL").Scan(&exists)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, _ := pool.Query(ctx, "SELECT version FROM schema_migrations")
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, err
+	}
+	applied := make(map[int]bool, len(versions))
+	for _, v := range versions {
+		applied[v] = true
+	}
+	return applied, nil
+}
+
+// checkNewest returns an error when applied holds a version newer than
+// known, the newest version of this binary.
+func checkNewest(applied map[int]bool, known int) error {
+	newest := 0
+	for v := range applied {
+		newest = max(newest, v)
+	}
+	if newest > known {
 		// A newer gateway migrated this database. Migrations may change
 		// what existing statements rely on (0006 changed the outbox's key),
 		// so running on would risk wrong deliveries.

@@ -143,16 +143,13 @@ func (w *writer) bind(ctx context.Context, op *writeOp, now int64) (groupcommitR
 		return groupcommitResult{}, err
 	}
 	if bs == nil {
-		res, err := w.insertSession.ExecContext(ctx, b.SessionID, op.meta, now, now)
-		if err != nil {
-			return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
+		if bs, err = w.newSession(ctx, b.SessionID, op.meta, now); err != nil {
+			return groupcommitResult{}, err
 		}
-		sid, err := res.LastInsertId()
-		if err != nil {
-			return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
+		if bs == nil {
+			// w.session found none in this transaction: cannot happen.
+			return groupcommitResult{}, fmt.Errorf("insert session %s: it exists already", b.SessionID)
 		}
-		bs = &batchSession{session: session{sid: sid, state: store.Idle}, journaled: true}
-		w.batch[b.SessionID] = bs
 	}
 	if _, err := w.bindings.insert.ExecContext(ctx, b.ID, bs.sid, b.Conversation.Source, b.Conversation.Ref,
 		b.Route, op.pausedUntil, b.PausedReason, op.createdNano); err != nil {
@@ -181,16 +178,8 @@ func (s *Store) SessionBindings(ctx context.Context, sessionID string) ([]store.
 	if err != nil {
 		return nil, s.readErr("session_bindings", err)
 	}
-	defer rows.Close()
-	var out []store.Binding
-	for rows.Next() {
-		b, err := scanBinding(rows)
-		if err != nil {
-			return nil, s.readErr("session_bindings", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanBinding)
+	if err != nil {
 		return nil, s.readErr("session_bindings", err)
 	}
 	return out, nil

@@ -95,29 +95,24 @@ func (w *writer) claimWork(ctx context.Context, op *writeOp) (groupcommitResult,
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
 	}
-	var (
-		sids  []int64
-		works []store.Work
-	)
-	for rows.Next() {
-		var (
-			sid int64
-			wk  store.Work
-		)
-		if err := rows.Scan(&sid, &wk.SessionID, &wk.Cursor, &wk.LastSeq); err != nil {
-			rows.Close()
-			return groupcommitResult{}, fmt.Errorf("find work: %w", err)
-		}
-		sids = append(sids, sid)
-		works = append(works, wk)
+	type found struct {
+		sid int64
+		store.Work
 	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	fs, err := collect(rows, func(row scanner) (found, error) {
+		var f found
+		err := row.Scan(&f.sid, &f.SessionID, &f.Cursor, &f.LastSeq)
+		return f, err
+	})
+	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
 	}
-	for _, sid := range sids {
-		if _, err := w.cursors.lease.ExecContext(ctx, op.owner, op.leaseNano, op.nowNano, op.consumer, sid); err != nil {
+	var works []store.Work
+	for _, f := range fs {
+		if _, err := w.cursors.lease.ExecContext(ctx, op.owner, op.leaseNano, op.nowNano, op.consumer, f.sid); err != nil {
 			return groupcommitResult{}, fmt.Errorf("lease work: %w", err)
 		}
+		works = append(works, f.Work)
 	}
 	return groupcommitResult{Val: writeResult{works: works}}, nil
 }

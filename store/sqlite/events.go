@@ -63,7 +63,7 @@ func (s *Store) ReadSessionEvents(ctx context.Context, after string, limit int) 
 	if err != nil {
 		return nil, after, s.readErr("read_session_events", err)
 	}
-	out, err := scanEvents(rows)
+	out, err := collect(rows, scanEvent)
 	if err != nil {
 		return nil, after, s.readErr("read_session_events", err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) SessionEventsOf(ctx context.Context, sessionID string, from, to 
 	if err != nil {
 		return nil, s.readErr("session_events_of", err)
 	}
-	out, err := scanEvents(rows)
+	out, err := collect(rows, scanEvent)
 	if err != nil {
 		return nil, s.readErr("session_events_of", err)
 	}
@@ -118,17 +118,4 @@ func (s *Store) sid(ctx context.Context, id string) (int64, error) {
 		return 0, errSessionNotFound
 	}
 	return sid, err
-}
-
-func scanEvents(rows *sql.Rows) ([]store.SessionEvent, error) {
-	defer rows.Close()
-	var out []store.SessionEvent
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, rows.Err()
 }

@@ -226,16 +226,11 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
 	}
-	var dids []int64
-	for rows.Next() {
-		var did int64
-		if err := rows.Scan(&did); err != nil {
-			rows.Close()
-			return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
-		}
-		dids = append(dids, did)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	dids, err := collect(rows, func(row scanner) (did int64, err error) {
+		err = row.Scan(&did)
+		return did, err
+	})
+	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
 	}
 	out := make([]store.Delivery, 0, len(dids))
@@ -358,16 +353,11 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 	if err != nil {
 		return nil, s.readErr("list_deliveries", err)
 	}
-	defer rows.Close()
-	var out []store.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, s.readErr("list_deliveries", err)
-		}
-		out = append(out, d.Delivery)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, func(row scanner) (store.Delivery, error) {
+		d, err := scanDelivery(row)
+		return d.Delivery, err
+	})
+	if err != nil {
 		return nil, s.readErr("list_deliveries", err)
 	}
 	return out, nil

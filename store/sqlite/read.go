@@ -74,6 +74,24 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// collect scans every row of rows with scan and closes rows. It returns nil
+// for no rows, and the first error of scan or of the iteration.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func scanSession(row scanner) (store.Session, error) {
 	var (
 		id, state, meta                   string
@@ -167,16 +185,8 @@ func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]st
 	if err != nil {
 		return nil, s.readErr("list_sessions", err)
 	}
-	defer rows.Close()
-	var out []store.Session
-	for rows.Next() {
-		sess, err := scanSession(rows)
-		if err != nil {
-			return nil, s.readErr("list_sessions", err)
-		}
-		out = append(out, sess)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanSession)
+	if err != nil {
 		return nil, s.readErr("list_sessions", err)
 	}
 	return out, nil
@@ -204,16 +214,8 @@ func (s *Store) readRecords(ctx context.Context, sessionID string, after int64, 
 	if err != nil {
 		return nil, s.readErr("read", err)
 	}
-	defer rows.Close()
-	var out []store.Record
-	for rows.Next() {
-		rec, err := scanRecord(rows, sessionID)
-		if err != nil {
-			return nil, s.readErr("read", err)
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, func(row scanner) (store.Record, error) { return scanRecord(row, sessionID) })
+	if err != nil {
 		return nil, s.readErr("read", err)
 	}
 	return out, nil

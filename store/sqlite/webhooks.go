@@ -151,16 +151,8 @@ func (s *Store) ListWebhooks(ctx context.Context) ([]store.Webhook, error) {
 	if err != nil {
 		return nil, s.readErr("list_webhooks", err)
 	}
-	defer rows.Close()
-	var out []store.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, s.readErr("list_webhooks", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanWebhook)
+	if err != nil {
 		return nil, s.readErr("list_webhooks", err)
 	}
 	return out, nil
@@ -276,21 +268,19 @@ func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, l
 	if err != nil {
 		return nil, s.readErr("webhook_attempts", err)
 	}
-	defer rows.Close()
-	var out []store.WebhookAttempt
-	for rows.Next() {
+	out, err := collect(rows, func(row scanner) (store.WebhookAttempt, error) {
 		var (
 			a           store.WebhookAttempt
 			latency, at int64
 		)
-		if err := rows.Scan(&a.ID, &a.WebhookID, &a.DeliveryID, &a.EventID, &a.SessionID, &a.Seq, &a.Attempt,
+		if err := row.Scan(&a.ID, &a.WebhookID, &a.DeliveryID, &a.EventID, &a.SessionID, &a.Seq, &a.Attempt,
 			&a.StatusCode, &latency, &a.Response, &a.Error, &at); err != nil {
-			return nil, s.readErr("webhook_attempts", err)
+			return store.WebhookAttempt{}, err
 		}
 		a.Latency, a.At = time.Duration(latency), time.Unix(0, at).UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+		return a, nil
+	})
+	if err != nil {
 		return nil, s.readErr("webhook_attempts", err)
 	}
 	return out, nil

@@ -123,10 +123,10 @@ type session struct {
 // batchSession is a session as one batch sees and changes it.
 type batchSession struct {
 	session
-	// appended: a record was added; journaled: a session event was (the
-	// session was created or its state changed). Either publishes after
-	// commit.
-	appended, journaled bool
+	// publish: a record was added or a session event was journaled (the
+	// session was created or its state changed), so its subscribers are
+	// signalled after commit.
+	publish bool
 }
 
 // recordKey is the idempotency key inside the writer.
@@ -166,7 +166,6 @@ type writer struct {
 	// Scratch reused from batch to batch.
 	batch   map[string]*batchSession // nil value: known not to exist
 	records map[recordKey]store.Record
-	created []string // sessions CreateSession created
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
@@ -276,7 +275,6 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub) (failed int, err error) {
 	clear(w.batch)
 	clear(w.records)
-	w.created = w.created[:0]
 
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
@@ -353,12 +351,9 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			continue
 		}
 		w.cache[id] = bs.session
-		if bs.appended || bs.journaled {
+		if bs.publish {
 			hub.Publish(id)
 		}
-	}
-	for _, id := range w.created {
-		hub.Publish(id)
 	}
 	return -1, nil
 }
@@ -394,8 +389,32 @@ func (w *writer) setSessionState(ctx context.Context, bs *batchSession, state st
 		return fmt.Errorf("update session state: %w", err)
 	}
 	bs.state = state
-	bs.journaled = true
+	bs.publish = true
 	return nil
+}
+
+// newSession inserts session id, idle, with metadata meta (JSON text) and
+// created at now, and enters it in the batch. It returns nil when a session
+// of that id exists already.
+func (w *writer) newSession(ctx context.Context, id, meta string, now int64) (*batchSession, error) {
+	res, err := w.insertSession.ExecContext(ctx, id, meta, now, now)
+	if err != nil {
+		return nil, fmt.Errorf("insert session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("insert session: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	sid, err := res.LastInsertId()
+	if err != nil {
+		return nil, fmt.Errorf("insert session: %w", err)
+	}
+	bs := &batchSession{session: session{sid: sid, state: store.Idle}, publish: true}
+	w.batch[id] = bs // it may have been known as missing
+	return bs, nil
 }
 
 func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
@@ -420,7 +439,7 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 		}
 		if n == 1 {
 			bs.lastSeq = seq
-			bs.appended = true
+			bs.publish = true
 			switch {
 			case op.req.Wake && bs.state == store.Idle:
 				if err := w.setSessionState(ctx, bs, store.Running, now); err != nil {
@@ -459,17 +478,11 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 }
 
 func (w *writer) createSession(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	res, err := w.insertSession.ExecContext(ctx, op.id, op.meta, now, now)
+	bs, err := w.newSession(ctx, op.id, op.meta, now)
 	if err != nil {
-		return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
+		return groupcommitResult{}, err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return groupcommitResult{}, fmt.Errorf("insert session: %w", err)
-	}
-	if n == 1 {
-		delete(w.batch, op.id) // it may be known as missing
-		w.created = append(w.created, op.id)
+	if bs != nil {
 		sess, err := decodeSession(op.id, string(store.Idle), op.meta, now, now, 0)
 		if err != nil {
 			return groupcommitResult{}, err
