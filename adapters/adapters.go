@@ -204,6 +204,23 @@ type Deps struct {
 	State store.KV
 }
 
+// WithDefaults returns d with what is unset filled in: a Logger that
+// discards, time.Now as Now, and an HTTPClient with a 30-second timeout. The
+// Logger returned tags every record with adapter=name.
+func (d Deps) WithDefaults(name string) Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	d.Logger = d.Logger.With("adapter", name)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	return d
+}
+
 // Adapter is a constructed adapter. It is a Sink for its channel; it may
 // also implement HTTPHandler, Runner and Checker.
 type Adapter interface {

@@ -9,9 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // ErrForbiddenAddress: a destination resolved to an address the client may
@@ -149,19 +150,12 @@ func (c *Client) Post(ctx context.Context, url string, s *Signer, id string, ts 
 	}, nil
 }
 
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date,
+// capped at a week; 0 when absent, invalid, zero or in the past.
 func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
+	d, ok := httpx.RetryAfter(v, now)
+	if !ok || d <= 0 {
 		return 0
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, int64(7*24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return min(d, 7*24*time.Hour)
 }

@@ -105,6 +105,7 @@ func TestRetryAfter(t *testing.T) {
 		now.Add(30 * time.Second).Format(http.TimeFormat): 30 * time.Second,
 		now.Add(-time.Minute).Format(http.TimeFormat):     0,
 		"99999999999": 7 * 24 * time.Hour,
+		now.Add(8 * 24 * time.Hour).Format(http.TimeFormat): 7 * 24 * time.Hour,
 	} {
 		if got := retryAfter(v, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)

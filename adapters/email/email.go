@@ -21,7 +21,6 @@ package email
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -290,20 +289,13 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.State == nil {
 		return nil, errors.New("email: no state store (adapters.Deps.State)")
 	}
-	a := &Adapter{
+	deps = deps.WithDefaults(Name)
+	return &Adapter{
 		cfg:     c,
 		ingress: deps.Ingress,
-		log:     deps.Logger,
+		log:     deps.Logger.With("mailbox", c.Address),
 		now:     deps.Now,
 		threads: &threads{kv: deps.State},
 		cursor:  &cursors{kv: deps.State, address: strings.ToLower(c.Address)},
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a.log = a.log.With("adapter", Name, "mailbox", c.Address)
-	if a.now == nil {
-		a.now = time.Now
-	}
-	return a, nil
+	}, nil
 }

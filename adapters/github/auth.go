@@ -216,7 +216,7 @@ func (a *Adapter) installation(ctx context.Context, repo string) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("github: find the app's installation on %s: %w", repo, a.classify(credApp, resp, err))
 	}
-	a.markHealthy(credApp)
+	a.health.Accept(credApp)
 	a.app.installs.Put(key, inst.GetID())
 	return inst.GetID(), nil
 }
@@ -262,7 +262,7 @@ func (a *Adapter) installationToken(ctx context.Context, inst int64) (string, er
 		return "", fmt.Errorf("github: mint a token for installation %d: %w", inst, cerr)
 	}
 	a.metrics.tokens.WithLabelValues("ok").Inc()
-	a.markHealthy(credApp)
+	a.health.Accept(credApp)
 	t.token = tok.GetToken()
 	t.expires = tok.GetExpiresAt().Time
 	if t.expires.IsZero() {

@@ -339,7 +339,7 @@ func (a *Adapter) build(ctx context.Context, it *item, id identity, delivery str
 		refs[envelope.RefPR] = num
 		head := it.head
 		if head != nil {
-			a.heads.put(it.repo, it.number, *head)
+			a.heads.Put(headKey(it.repo, it.number), *head)
 		} else if h, ok := a.pullHead(ctx, it.repo, it.number); ok {
 			head = &h
 		}

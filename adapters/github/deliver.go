@@ -15,7 +15,9 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // Deliver posts d's text as a comment on the issue or pull request its
@@ -73,7 +75,7 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	}
 	token, cred, err := a.tokenFor(ctx, t.repo())
 	if err != nil {
-		a.metrics.posts.WithLabelValues(postResult(err)).Inc()
+		a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 		return adapters.Receipt{}, err
 	}
 	if wait := a.gate.wait(cred); wait > 0 {
@@ -108,12 +110,12 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		if err != nil {
 			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(cred, resp, err)
-			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
+			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("github: post comment on %s (part %d of %d): %w", d.To.Ref, i+1, len(parts), err)
 		}
 		a.metrics.posts.WithLabelValues("ok").Inc()
 		if cred == credToken {
-			a.markHealthy(credToken)
+			a.health.Accept(credToken)
 		}
 		posted = append(posted, id)
 	}
@@ -284,7 +286,7 @@ func (a *Adapter) classify(cred string, resp *github.Response, err error) error 
 			a.forgetToken(inst)
 			return err
 		}
-		a.markUnhealthy(cred, resp.Status)
+		a.health.Reject(cred, resp.Status)
 		return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
 	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusConflict:
 		return err
@@ -303,13 +305,8 @@ func rateLimitWait(r *http.Response, msg string, now time.Time) (time.Duration, 
 		return 0, false
 	}
 	clamp := func(d time.Duration) time.Duration { return min(max(d, time.Second), 2*time.Hour) }
-	if v := strings.TrimSpace(r.Header.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
-			return clamp(time.Duration(secs) * time.Second), true
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return clamp(t.Sub(now)), true
-		}
+	if d, ok := httpx.RetryAfter(r.Header.Get("Retry-After"), now); ok {
+		return clamp(d), true
 	}
 	if r.Header.Get("X-RateLimit-Remaining") == "0" {
 		if reset, err := strconv.ParseInt(r.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
@@ -321,17 +318,6 @@ func rateLimitWait(r *http.Response, msg string, now time.Time) (time.Duration, 
 		return time.Minute, true
 	}
 	return 0, false
-}
-
-func postResult(err error) string {
-	var bo *adapters.BackOff
-	switch {
-	case errors.As(err, &bo):
-		return "rate_limited"
-	case errors.Is(err, adapters.ErrPermanent):
-		return "permanent"
-	}
-	return "error"
 }
 
 // gate remembers, per credential, until when GitHub asked the gateway to

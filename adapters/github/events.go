@@ -2,8 +2,6 @@ package github
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -11,18 +9,20 @@ import (
 	"regexp"
 
 	"github.com/google/go-github/v62/github"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 )
 
 // Event outcomes, the values of the outcome label of
 // switchboard_github_events_total.
 const (
-	outcomeIngested  = "ingested"  // stored in a session
-	outcomeDuplicate = "duplicate" // already stored (a redelivery)
-	outcomeDropped   = "dropped"   // the router matched no session
-	outcomeOwn       = "own"       // the gateway's own comment, never ingested
-	outcomeBot       = "bot"       // from another bot, dropped (allow_bots is off)
-	outcomeIgnored   = "ignored"   // not an event or action the adapter handles
-	outcomeError     = "error"     // refused or failed
+	outcomeIngested  = hook.Ingested  // stored in a session
+	outcomeDuplicate = hook.Duplicate // already stored (a redelivery)
+	outcomeDropped   = hook.Dropped   // the router matched no session
+	outcomeOwn       = "own"          // the gateway's own comment, never ingested
+	outcomeBot       = "bot"          // from another bot, dropped (allow_bots is off)
+	outcomeIgnored   = "ignored"      // not an event or action the adapter handles
+	outcomeError     = "error"        // refused or failed
 )
 
 // The webhook events the adapter handles.
@@ -75,15 +75,8 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.metrics.rejected.WithLabelValues("too_large").Inc()
-			http.Error(w, "github: request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "github: reading the request body failed", http.StatusBadRequest)
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "github", a.metrics.rejected)
+	if !ok {
 		return
 	}
 	if err := VerifySignature(a.secret, r.Header, body); err != nil {
@@ -108,13 +101,9 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	msg, err := a.process(r.Context(), r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery"), payload)
 	if err != nil {
-		code, text := http.StatusInternalServerError, "github: the event was not stored; redeliver it"
-		var se *statusError
-		if errors.As(err, &se) {
-			code = se.code
-			if code != http.StatusInternalServerError {
-				text = err.Error()
-			}
+		code, text := hook.Code(err), "github: the event was not stored; redeliver it"
+		if code != http.StatusInternalServerError {
+			text = err.Error()
 		}
 		http.Error(w, text, code)
 		return
@@ -124,26 +113,17 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, msg+"\n")
 }
 
-// statusError carries the HTTP status for a processing failure.
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
-
 // process handles one authentic webhook and returns once any message in it
 // is stored (or not to be stored), with a short answer for GitHub's
 // delivery log. An error means the event was not handled (with a
-// *statusError: 400 for a malformed request, 503 while the bot identity is
-// unknown, 500 when ingesting failed).
+// *hook.StatusError: 400 for a malformed request, 503 while the bot
+// identity is unknown, 500 when ingesting failed).
 func (a *Adapter) process(ctx context.Context, event, delivery string, payload []byte) (answer string, err error) {
 	outcome := outcomeError
 	defer func() { a.metrics.events.WithLabelValues(eventLabel(event), outcome).Inc() }()
 	switch {
 	case event == "":
-		return "", &statusError{http.StatusBadRequest, errors.New("github: no X-GitHub-Event header")}
+		return "", hook.Errorf(http.StatusBadRequest, "github: no X-GitHub-Event header")
 	case event == eventPing:
 		outcome = outcomeIgnored
 		return "pong", nil
@@ -151,15 +131,15 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 		outcome = outcomeIgnored
 		return "ignored: event " + event + " is not handled", nil
 	case !deliveryRE.MatchString(delivery):
-		return "", &statusError{http.StatusBadRequest, errors.New("github: missing or malformed X-GitHub-Delivery header")}
+		return "", hook.Errorf(http.StatusBadRequest, "github: missing or malformed X-GitHub-Delivery header")
 	}
 	parsed, err := github.ParseWebHook(event, payload)
 	if err != nil {
-		return "", &statusError{http.StatusBadRequest, fmt.Errorf("github: %s payload: %w", event, err)}
+		return "", hook.Errorf(http.StatusBadRequest, "github: %s payload: %w", event, err)
 	}
 	it, err := a.normalize(parsed)
 	if err != nil {
-		return "", &statusError{http.StatusBadRequest, fmt.Errorf("github: %s payload: %w", event, err)}
+		return "", hook.Errorf(http.StatusBadRequest, "github: %s payload: %w", event, err)
 	}
 	if it == nil {
 		outcome = outcomeIgnored
@@ -171,7 +151,7 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 	id, err := a.identity(lctx)
 	if err != nil {
 		a.log.Error("bot identity unknown; refusing the webhook", "delivery", delivery, "err", err)
-		return "", &statusError{http.StatusServiceUnavailable, fmt.Errorf("github: bot identity unknown: %w", err)}
+		return "", hook.Errorf(http.StatusServiceUnavailable, "github: bot identity unknown: %w", err)
 	}
 	in, why := a.build(lctx, it, id, delivery, payload)
 	if in == nil {
@@ -182,15 +162,8 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; redeliver the webhook", "event", event, "delivery", delivery, "err", err)
-		return "", &statusError{http.StatusInternalServerError, fmt.Errorf("github: ingest: %w", err)}
+		return "", hook.Errorf(http.StatusInternalServerError, "github: ingest: %w", err)
 	}
-	switch {
-	case out.Duplicate:
-		outcome = outcomeDuplicate
-	case out.Dropped != "":
-		outcome = outcomeDropped
-	default:
-		outcome = outcomeIngested
-	}
+	outcome = hook.Outcome(out)
 	return outcome, nil
 }

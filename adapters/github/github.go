@@ -23,7 +23,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -36,8 +35,10 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
-	"github.com/switchboardhq/switchboard/internal/retry"
+	"github.com/switchboardhq/switchboard/adapters/internal/health"
+	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -296,11 +297,10 @@ type Adapter struct {
 	idMu  sync.RWMutex
 	id    identity // Login is "" until known
 
-	healthMu  sync.Mutex
-	unhealthy map[string]string // credential → why GitHub rejected it
+	health *health.Tracker // which credentials GitHub rejects
 
-	gate    *gate      // rate-limit pauses per credential
-	heads   *headCache // pull request heads
+	gate    *gate                         // rate-limit pauses per credential
+	heads   *lookup.Cache[string, prHead] // headKey → pull request head
 	sent    *bounded.Map[string, []int64]
 	handler http.Handler
 }
@@ -341,30 +341,20 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if !strings.HasSuffix(base.Path, "/") {
 		base.Path += "/"
 	}
+	deps = deps.WithDefaults(Name)
 	a := &Adapter{
-		cfg:       c,
-		ingress:   deps.Ingress,
-		log:       deps.Logger,
-		now:       deps.Now,
-		httpc:     deps.HTTPClient,
-		baseURL:   base,
-		secret:    []byte(c.WebhookSecret),
-		idSem:     make(chan struct{}, 1),
-		unhealthy: map[string]string{},
-		sent:      bounded.NewMap[string, []int64](4096),
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a.log = a.log.With("adapter", Name)
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.httpc == nil {
-		a.httpc = &http.Client{Timeout: 30 * time.Second}
+		cfg:     c,
+		ingress: deps.Ingress,
+		log:     deps.Logger,
+		now:     deps.Now,
+		httpc:   deps.HTTPClient,
+		baseURL: base,
+		secret:  []byte(c.WebhookSecret),
+		idSem:   make(chan struct{}, 1),
+		sent:    bounded.NewMap[string, []int64](4096),
 	}
 	a.gate = newGate(a.now)
-	a.heads = newHeadCache(c.PRCacheTTL.D(), 4096, a.now)
+	a.heads = lookup.New[string, prHead](lookup.Options{TTL: c.PRCacheTTL.D(), Max: 4096, Now: a.now})
 	if c.App.ID != 0 {
 		key, err := loadKey(c.App)
 		if err != nil {
@@ -383,7 +373,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, fmt.Errorf("github: metrics: %w", err)
 	}
 	a.metrics = m
-	a.metrics.healthy.Set(1)
+	a.health = health.New(Name, []string{credToken, credApp}, m.healthy, a.log)
 	return a, nil
 }
 
@@ -425,48 +415,13 @@ func (a *Adapter) Run(ctx context.Context) error {
 // credentials (a revoked token, a wrong App key), naming it and the
 // reason. A later successful call with that credential clears it. It does
 // no I/O.
-func (a *Adapter) Check(context.Context) error {
-	a.healthMu.Lock()
-	defer a.healthMu.Unlock()
-	var errs []error
-	for _, cred := range []string{credToken, credApp} {
-		if why := a.unhealthy[cred]; why != "" {
-			errs = append(errs, fmt.Errorf("github: %s rejected: %s", cred, why))
-		}
-	}
-	return errors.Join(errs...)
-}
+func (a *Adapter) Check(context.Context) error { return a.health.Err() }
 
 // The credentials whose health is tracked.
 const (
 	credToken = "token" // the personal access token
 	credApp   = "app"   // the App's JWT (its private key and id)
 )
-
-func (a *Adapter) markUnhealthy(cred, reason string) {
-	a.healthMu.Lock()
-	first := a.unhealthy[cred] == ""
-	a.unhealthy[cred] = reason
-	a.healthMu.Unlock()
-	a.metrics.healthy.Set(0)
-	if first {
-		a.log.Error("github rejected a credential; the adapter is unhealthy", "credential", cred, "reason", reason)
-	}
-}
-
-func (a *Adapter) markHealthy(cred string) {
-	a.healthMu.Lock()
-	was := a.unhealthy[cred]
-	delete(a.unhealthy, cred)
-	healthy := len(a.unhealthy) == 0
-	a.healthMu.Unlock()
-	if healthy {
-		a.metrics.healthy.Set(1)
-	}
-	if was != "" {
-		a.log.Info("github accepts the credential again", "credential", cred)
-	}
-}
 
 // identity returns the gateway's identity, looking it up (bounded by
 // LookupTimeout) when neither the configuration nor an earlier lookup gave
@@ -518,7 +473,7 @@ func (a *Adapter) lookupIdentity(ctx context.Context, timeout time.Duration, for
 		if err != nil {
 			return fmt.Errorf("github: GET /app: %w", a.classify(credApp, resp, err))
 		}
-		a.markHealthy(credApp)
+		a.health.Accept(credApp)
 		if app.GetID() != a.app.id {
 			return fmt.Errorf("github: GET /app: the private key belongs to app %d, not app.id %d: %w", app.GetID(), a.app.id, adapters.ErrPermanent)
 		}
@@ -528,7 +483,7 @@ func (a *Adapter) lookupIdentity(ctx context.Context, timeout time.Duration, for
 		if err != nil {
 			return fmt.Errorf("github: GET /user: %w", a.classify(credToken, resp, err))
 		}
-		a.markHealthy(credToken)
+		a.health.Accept(credToken)
 		id = identity{Login: u.GetLogin()}
 	}
 	if id.Login == "" || id.Login == "[bot]" {

@@ -2,13 +2,12 @@ package github
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/go-github/v62/github"
 
-	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -40,51 +39,41 @@ func (h prHead) addTo(r envelope.Refs, repo string, number int) envelope.Refs {
 	return r
 }
 
-// headCache keeps pull request heads for ttl (a push moves the head, so
-// not for long). Safe for concurrent use.
-type headCache struct {
-	ttl time.Duration
-	now func() time.Time
-	m   *bounded.Map[string, cachedHead]
-}
-
-type cachedHead struct {
-	head prHead
-	at   time.Time
-}
-
-func newHeadCache(ttl time.Duration, max int, now func() time.Time) *headCache {
-	return &headCache{ttl: ttl, now: now, m: bounded.NewMap[string, cachedHead](max)}
-}
-
+// headKey is the key of pull request number in repo in Adapter.heads.
 func headKey(repo string, number int) string {
 	return strings.ToLower(repo) + "#" + strconv.Itoa(number)
 }
 
-func (c *headCache) get(repo string, number int) (prHead, bool) {
-	e, ok := c.m.Get(headKey(repo, number))
-	if !ok || c.now().Sub(e.at) >= c.ttl {
-		return prHead{}, false
-	}
-	return e.head, true
-}
-
-func (c *headCache) put(repo string, number int, h prHead) {
-	c.m.Put(headKey(repo, number), cachedHead{head: h, at: c.now()})
-}
-
 // pullHead returns the head of pull request number in repo: cached, else
-// fetched with GET /repos/{owner}/{repo}/pulls/{number}. It reports false
-// (and logs why) when the head is unknown: the refs then go without it.
+// fetched (see fetchHead); concurrent callers for one pull request share a
+// fetch. It reports false (and logs why) when the head is unknown: the refs
+// then go without it.
 func (a *Adapter) pullHead(ctx context.Context, repo string, number int) (prHead, bool) {
-	if h, ok := a.heads.get(repo, number); ok {
+	fetched := false // fetchHead counts and logs its own result
+	h := a.heads.Get(ctx, headKey(repo, number), func(ctx context.Context, _ string) (prHead, error) {
+		fetched = true
+		return a.fetchHead(ctx, repo, number)
+	})
+	known := h != prHead{}
+	switch {
+	case fetched:
+	case known:
 		a.metrics.lookups.WithLabelValues("cached").Inc()
-		return h, true
+	default: // ctx ended while another caller was fetching
+		a.metrics.lookups.WithLabelValues("error").Inc()
+		a.log.Warn("waiting for the pull request failed; refs go without branch and commit", "repo", repo, "pr", number, "err", ctx.Err())
 	}
-	fail := func(msg string, err error) (prHead, bool) {
+	return h, known
+}
+
+// fetchHead fetches the head of pull request number in repo with
+// GET /repos/{owner}/{repo}/pulls/{number}, counting the lookup as fetched
+// or, logging why, as an error.
+func (a *Adapter) fetchHead(ctx context.Context, repo string, number int) (prHead, error) {
+	fail := func(msg string, err error) (prHead, error) {
 		a.metrics.lookups.WithLabelValues("error").Inc()
 		a.log.Warn(msg+"; refs go without branch and commit", "repo", repo, "pr", number, "err", err)
-		return prHead{}, false
+		return prHead{}, errors.New("github: " + msg)
 	}
 	owner, name, _ := strings.Cut(repo, "/")
 	token, cred, err := a.tokenFor(ctx, repo)
@@ -103,6 +92,5 @@ func (a *Adapter) pullHead(ctx context.Context, repo string, number int) (prHead
 		return fail("the fetched pull request has no head", nil)
 	}
 	a.metrics.lookups.WithLabelValues("fetched").Inc()
-	a.heads.put(repo, number, h)
-	return h, true
+	return h, nil
 }

@@ -9,14 +9,15 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	gojira "github.com/andygrunwald/go-jira"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // issueKeyRe is a Jira issue key. Project keys are uppercase by default;
@@ -80,11 +81,11 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		if err != nil {
 			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(resp, err)
-			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
+			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("jira: add comment to %s (part %d of %d): %w", key, i+1, len(parts), err)
 		}
 		a.metrics.posts.WithLabelValues("ok").Inc()
-		a.markHealthy()
+		a.health.Accept(credentials)
 		posted = append(posted, c.ID)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
@@ -171,10 +172,10 @@ func (a *Adapter) classify(resp *gojira.Response, err error) error {
 	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusConflict:
 		return err
 	case code == http.StatusUnauthorized:
-		a.markUnhealthy(resp.Status)
+		a.health.Reject(credentials, resp.Status)
 		return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
 	case code == http.StatusForbidden && loginDenied(resp.Header):
-		a.markUnhealthy(resp.Status + " (" + resp.Header.Get("X-Seraph-LoginReason") + ")")
+		a.health.Reject(credentials, resp.Status+" ("+resp.Header.Get("X-Seraph-LoginReason")+")")
 		return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
 	case code >= 400:
 		return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
@@ -193,13 +194,8 @@ func loginDenied(h http.Header) bool {
 // date), else X-RateLimit-Reset (an ISO 8601 time, as Jira Cloud sends it),
 // else returns def.
 func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-			return time.Duration(secs) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0)
-		}
+	if d, ok := httpx.RetryAfter(h.Get("Retry-After"), now); ok {
+		return max(d, 0)
 	}
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		for _, l := range []string{time.RFC3339, "2006-01-02T15:04Z07:00"} {
@@ -209,15 +205,4 @@ func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
 		}
 	}
 	return def
-}
-
-func postResult(err error) string {
-	var bo *adapters.BackOff
-	switch {
-	case errors.As(err, &bo):
-		return "rate_limited"
-	case errors.Is(err, adapters.ErrPermanent):
-		return "permanent"
-	}
-	return "error"
 }

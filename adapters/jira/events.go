@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -19,6 +17,7 @@ import (
 	gojira "github.com/andygrunwald/go-jira"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/adapters/internal/links"
 	"github.com/switchboardhq/switchboard/envelope"
 )
@@ -26,12 +25,12 @@ import (
 // Event outcomes, the values of the outcome label of
 // switchboard_jira_events_total.
 const (
-	outcomeIngested  = "ingested"  // stored in a session
-	outcomeDuplicate = "duplicate" // already stored (a retry, or the second of a double delivery)
-	outcomeDropped   = "dropped"   // the router matched no session
-	outcomeOwn       = "own"       // the gateway's own comment, never ingested
-	outcomeIgnored   = "ignored"   // not an event the adapter handles
-	outcomeError     = "error"     // refused or failed; Jira retries
+	outcomeIngested  = hook.Ingested  // stored in a session
+	outcomeDuplicate = hook.Duplicate // already stored (a retry, or the second of a double delivery)
+	outcomeDropped   = hook.Dropped   // the router matched no session
+	outcomeOwn       = "own"          // the gateway's own comment, never ingested
+	outcomeIgnored   = "ignored"      // not an event the adapter handles
+	outcomeError     = "error"        // refused or failed; Jira retries
 )
 
 // The webhook events the adapter handles (the webhookEvent field).
@@ -77,15 +76,8 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.metrics.rejected.WithLabelValues("too_large").Inc()
-			http.Error(w, "jira: request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "jira: reading the request body failed", http.StatusBadRequest)
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "jira", a.metrics.rejected)
+	if !ok {
 		return
 	}
 	if err := a.authenticate(token, r.Header, body); err != nil {
@@ -103,28 +95,15 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 		a.log.Debug("webhook is a retry", "retry", n, "identifier", r.Header.Get(HeaderWebhookID))
 	}
 	if err := a.process(r.Context(), r.Header.Get(HeaderWebhookID), body); err != nil {
-		code, msg := http.StatusInternalServerError, "jira: the event was not stored; retry"
-		var se *statusError
-		if errors.As(err, &se) {
-			code = se.code
-			if code == http.StatusBadRequest {
-				msg = err.Error()
-			}
+		code, msg := hook.Code(err), "jira: the event was not stored; retry"
+		if code == http.StatusBadRequest {
+			msg = err.Error()
 		}
 		http.Error(w, msg, code)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-
-// statusError carries the HTTP status for a processing failure.
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
 
 // process handles one authentic webhook payload and returns once any message
 // in it is stored (or not to be stored). hookID is the webhook identifier
@@ -134,7 +113,7 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	var ev webhook
 	if err := json.Unmarshal(body, &ev); err != nil {
 		a.metrics.events.WithLabelValues("other", outcomeError).Inc()
-		return &statusError{http.StatusBadRequest, fmt.Errorf("jira: webhook payload: %w", err)}
+		return hook.Errorf(http.StatusBadRequest, "jira: webhook payload: %w", err)
 	}
 	label := eventLabel(ev.WebhookEvent)
 	outcome := outcomeError
@@ -147,7 +126,7 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	defer cancel()
 	id, err := a.identity(lctx)
 	if err != nil {
-		return &statusError{http.StatusServiceUnavailable, fmt.Errorf("jira: bot account unknown: %w", err)}
+		return hook.Errorf(http.StatusServiceUnavailable, "jira: bot account unknown: %w", err)
 	}
 	b, err := a.newBuilder(lctx, &ev, hookID, body, id)
 	if err != nil {
@@ -162,16 +141,9 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "err", err)
-		return &statusError{http.StatusInternalServerError, fmt.Errorf("jira: ingest: %w", err)}
+		return hook.Errorf(http.StatusInternalServerError, "jira: ingest: %w", err)
 	}
-	switch {
-	case out.Duplicate:
-		outcome = outcomeDuplicate
-	case out.Dropped != "":
-		outcome = outcomeDropped
-	default:
-		outcome = outcomeIngested
-	}
+	outcome = hook.Outcome(out)
 	return nil
 }
 
@@ -338,7 +310,7 @@ func (a *Adapter) newBuilder(ctx context.Context, ev *webhook, hookID string, ra
 		if m := commentIssueRe.FindStringSubmatch(ev.Comment.Self); m != nil {
 			key, project, err := a.issueByID(ctx, m[1])
 			if err != nil && !errors.Is(err, adapters.ErrPermanent) {
-				return nil, &statusError{http.StatusServiceUnavailable, fmt.Errorf("jira: issue of comment %s: %w", ev.Comment.ID, err)}
+				return nil, hook.Errorf(http.StatusServiceUnavailable, "jira: issue of comment %s: %w", ev.Comment.ID, err)
 			}
 			b.key, b.fields.Project = key, project
 		}

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -33,9 +32,10 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
-	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -192,8 +192,7 @@ type Adapter struct {
 	idMu  sync.RWMutex
 	id    identity // zero until /myself succeeded
 
-	healthMu  sync.Mutex
-	unhealthy string // why Jira rejected the credentials; "" when healthy
+	health *health.Tracker // whether Jira rejects the credentials
 
 	users   *lookup.Cache[string, string]  // user reference → display name
 	sent    *bounded.Map[string, []string] // delivery id → ids of the comments posted
@@ -239,6 +238,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.Ingress == nil {
 		return nil, errors.New("jira: no ingress")
 	}
+	deps = deps.WithDefaults(Name)
 	a := &Adapter{
 		cfg:     c,
 		ingress: deps.Ingress,
@@ -246,13 +246,6 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		now:     deps.Now,
 		idSem:   make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []string](4096),
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a.log = a.log.With("adapter", Name)
-	if a.now == nil {
-		a.now = time.Now
 	}
 	api, err := gojira.NewClient(authClient(&c, deps.HTTPClient), c.BaseURL)
 	if err != nil {
@@ -266,7 +259,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, fmt.Errorf("jira: metrics: %w", err)
 	}
 	a.metrics = m
-	a.metrics.healthy.Set(1)
+	a.health = health.New(Name, []string{credentials}, m.healthy, a.log)
 	return a, nil
 }
 
@@ -274,9 +267,6 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 // auth with email and API token (Cloud) or a bearer personal access token
 // (Data Center). It keeps base's transport, timeout and redirect policy.
 func authClient(c *Config, base *http.Client) *http.Client {
-	if base == nil {
-		base = &http.Client{Timeout: 30 * time.Second}
-	}
 	client := *base
 	var rt http.RoundTripper
 	if c.PersonalAccessToken != "" {
@@ -307,36 +297,11 @@ func (a *Adapter) Run(ctx context.Context) error {
 // Check reports an error while Jira rejects the adapter's credentials (401,
 // or a Data Center login denial), naming the reason. A later successful call
 // clears it. It does no I/O.
-func (a *Adapter) Check(context.Context) error {
-	a.healthMu.Lock()
-	defer a.healthMu.Unlock()
-	if a.unhealthy != "" {
-		return fmt.Errorf("jira: credentials rejected: %s", a.unhealthy)
-	}
-	return nil
-}
+func (a *Adapter) Check(context.Context) error { return a.health.Err() }
 
-func (a *Adapter) markUnhealthy(reason string) {
-	a.healthMu.Lock()
-	first := a.unhealthy == ""
-	a.unhealthy = reason
-	a.healthMu.Unlock()
-	a.metrics.healthy.Set(0)
-	if first {
-		a.log.Error("jira rejected the credentials; the adapter is unhealthy", "reason", reason)
-	}
-}
-
-func (a *Adapter) markHealthy() {
-	a.healthMu.Lock()
-	was := a.unhealthy
-	a.unhealthy = ""
-	a.healthMu.Unlock()
-	a.metrics.healthy.Set(1)
-	if was != "" {
-		a.log.Info("jira accepts the credentials again")
-	}
-}
+// credentials names the adapter's one tracked credential (the API token or
+// personal access token) in health reports.
+const credentials = "credentials"
 
 // identity returns the bot's account, calling /myself (bounded by
 // LookupTimeout) the first time. Concurrent callers wait for one call.
@@ -371,7 +336,7 @@ func (a *Adapter) identityWithin(ctx context.Context, timeout time.Duration) (id
 	a.idMu.Lock()
 	a.id = id
 	a.idMu.Unlock()
-	a.markHealthy()
+	a.health.Accept(credentials)
 	a.log.Info("authenticated", "account_id", id.AccountID, "name", id.Name, "display_name", id.DisplayName)
 	return id, nil
 }

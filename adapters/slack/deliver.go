@@ -12,6 +12,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -98,11 +99,11 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		if err != nil {
 			a.sent.Put(d.ID, slices.Clone(posted))
 			err = a.classify(err)
-			a.metrics.posts.WithLabelValues(postResult(err)).Inc()
+			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("slack: chat.postMessage (part %d of %d): %w", i+1, len(parts), err)
 		}
 		a.metrics.posts.WithLabelValues("ok").Inc()
-		a.markHealthy(credBot)
+		a.health.Accept(credBot)
 		posted = append(posted, ts)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
@@ -182,7 +183,7 @@ func (a *Adapter) classify(err error) error {
 	if errors.As(err, &se) {
 		switch {
 		case authErrors[se.Err]:
-			a.markUnhealthy(credBot, se.Err)
+			a.health.Reject(credBot, se.Err)
 			return fmt.Errorf("%w: %s", adapters.ErrPermanent, se.Err)
 		case transientErrors[se.Err]:
 			return err
@@ -198,22 +199,11 @@ func (a *Adapter) classify(err error) error {
 		case sc.Code >= 500 || sc.Code == http.StatusRequestTimeout:
 			return err
 		case sc.Code == http.StatusUnauthorized || sc.Code == http.StatusForbidden:
-			a.markUnhealthy(credBot, sc.Status)
+			a.health.Reject(credBot, sc.Status)
 			return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
 		case sc.Code >= 400:
 			return fmt.Errorf("%w: %v", adapters.ErrPermanent, err)
 		}
 	}
 	return err
-}
-
-func postResult(err error) string {
-	var bo *adapters.BackOff
-	switch {
-	case errors.As(err, &bo):
-		return "rate_limited"
-	case errors.Is(err, adapters.ErrPermanent):
-		return "permanent"
-	}
-	return "error"
 }

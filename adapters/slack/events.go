@@ -3,9 +3,7 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/adapters/internal/links"
 	"github.com/switchboardhq/switchboard/envelope"
 )
@@ -21,12 +20,12 @@ import (
 // Event outcomes, the values of the outcome label of
 // switchboard_slack_events_total.
 const (
-	outcomeIngested  = "ingested"  // stored in a session
-	outcomeDuplicate = "duplicate" // already stored (a retry)
-	outcomeDropped   = "dropped"   // the router matched no session
-	outcomeOwn       = "own"       // the gateway's own message, never ingested
-	outcomeIgnored   = "ignored"   // not a message the adapter handles
-	outcomeError     = "error"     // refused or failed; Slack retries
+	outcomeIngested  = hook.Ingested  // stored in a session
+	outcomeDuplicate = hook.Duplicate // already stored (a retry)
+	outcomeDropped   = hook.Dropped   // the router matched no session
+	outcomeOwn       = "own"          // the gateway's own message, never ingested
+	outcomeIgnored   = "ignored"      // not a message the adapter handles
+	outcomeError     = "error"        // refused or failed; Slack retries
 )
 
 // The inner event types the adapter handles.
@@ -69,15 +68,8 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "slack: the Events API over HTTP is off (no signing_secret; Socket Mode is used)", http.StatusNotFound)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.metrics.rejected.WithLabelValues("too_large").Inc()
-			http.Error(w, "slack: request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "slack: reading the request body failed", http.StatusBadRequest)
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "slack", a.metrics.rejected)
+	if !ok {
 		return
 	}
 	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, body, a.now()); err != nil {
@@ -95,13 +87,9 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	challenge, err := a.process(r.Context(), body, "http")
 	if err != nil {
-		code, msg := http.StatusInternalServerError, "slack: the event was not stored; retry"
-		var se *statusError
-		if errors.As(err, &se) {
-			code = se.code
-			if code == http.StatusBadRequest {
-				msg = err.Error()
-			}
+		code, msg := hook.Code(err), "slack: the event was not stored; retry"
+		if code == http.StatusBadRequest {
+			msg = err.Error()
 		}
 		http.Error(w, msg, code)
 		return
@@ -118,15 +106,6 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// statusError carries the HTTP status for a processing failure.
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
-
 // process handles one authentic Events API payload, from HTTP or Socket
 // Mode, and returns once any message in it is stored (or not to be stored).
 // It returns the challenge of a url_verification request. An error means
@@ -137,13 +116,13 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 	defer func() { a.metrics.events.WithLabelValues(transport, outcome).Inc() }()
 	var cb slackevents.EventsAPICallbackEvent
 	if err := json.Unmarshal(body, &cb); err != nil {
-		return "", &statusError{http.StatusBadRequest, fmt.Errorf("slack: events payload: %w", err)}
+		return "", hook.Errorf(http.StatusBadRequest, "slack: events payload: %w", err)
 	}
 	switch cb.Type {
 	case slackevents.URLVerification:
 		var v slackevents.EventsAPIURLVerificationEvent
 		if err := json.Unmarshal(body, &v); err != nil || v.Challenge == "" {
-			return "", &statusError{http.StatusBadRequest, errors.New("slack: url_verification without a challenge")}
+			return "", hook.Errorf(http.StatusBadRequest, "slack: url_verification without a challenge")
 		}
 		outcome = outcomeIgnored
 		return v.Challenge, nil
@@ -157,11 +136,11 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 		return "", nil
 	}
 	if cb.InnerEvent == nil {
-		return "", &statusError{http.StatusBadRequest, errors.New("slack: event_callback without an event")}
+		return "", hook.Errorf(http.StatusBadRequest, "slack: event_callback without an event")
 	}
 	var ev message
 	if err := json.Unmarshal(*cb.InnerEvent, &ev); err != nil {
-		return "", &statusError{http.StatusBadRequest, fmt.Errorf("slack: event_callback %s: event: %w", cb.EventID, err)}
+		return "", hook.Errorf(http.StatusBadRequest, "slack: event_callback %s: event: %w", cb.EventID, err)
 	}
 	if ev.Type != typeAppMention && ev.Type != typeMessage {
 		outcome = outcomeIgnored
@@ -171,7 +150,7 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 	defer cancel()
 	id, err := a.identity(lctx)
 	if err != nil {
-		return "", &statusError{http.StatusServiceUnavailable, fmt.Errorf("slack: bot identity unknown: %w", err)}
+		return "", hook.Errorf(http.StatusServiceUnavailable, "slack: bot identity unknown: %w", err)
 	}
 	in, why := a.inbound(lctx, &cb, &ev, body, id)
 	if in == nil {
@@ -182,16 +161,9 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; slack will retry", "event", cb.EventID, "id", in.Envelope.ID, "err", err)
-		return "", &statusError{http.StatusInternalServerError, fmt.Errorf("slack: ingest: %w", err)}
+		return "", hook.Errorf(http.StatusInternalServerError, "slack: ingest: %w", err)
 	}
-	switch {
-	case out.Duplicate:
-		outcome = outcomeDuplicate
-	case out.Dropped != "":
-		outcome = outcomeDropped
-	default:
-		outcome = outcomeIngested
-	}
+	outcome = hook.Outcome(out)
 	return "", nil
 }
 

@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -31,9 +30,10 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
-	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -191,8 +191,7 @@ type Adapter struct {
 	idMu    sync.RWMutex
 	id      identity // zero until auth.test succeeded
 
-	healthMu  sync.Mutex
-	unhealthy map[string]string // credential → why Slack rejected it
+	health *health.Tracker // which credentials Slack rejects
 
 	users   *lookup.Cache[string, string]  // user id → display name
 	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
@@ -219,25 +218,15 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.Ingress == nil {
 		return nil, errors.New("slack: no ingress")
 	}
+	deps = deps.WithDefaults(Name)
 	a := &Adapter{
-		cfg:       c,
-		ingress:   deps.Ingress,
-		log:       deps.Logger,
-		now:       deps.Now,
-		httpc:     deps.HTTPClient,
-		authSem:   make(chan struct{}, 1),
-		unhealthy: map[string]string{},
-		sent:      bounded.NewMap[string, []string](4096),
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a.log = a.log.With("adapter", Name)
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.httpc == nil {
-		a.httpc = &http.Client{Timeout: 30 * time.Second}
+		cfg:     c,
+		ingress: deps.Ingress,
+		log:     deps.Logger,
+		now:     deps.Now,
+		httpc:   deps.HTTPClient,
+		authSem: make(chan struct{}, 1),
+		sent:    bounded.NewMap[string, []string](4096),
 	}
 	a.users = lookup.New[string, string](lookup.Options{TTL: c.UserCacheTTL.D(), NegativeTTL: negativeTTL, Max: 10000, Now: a.now})
 	a.api = a.newAPI()
@@ -247,7 +236,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, fmt.Errorf("slack: metrics: %w", err)
 	}
 	a.metrics = m
-	a.metrics.healthy.Set(1)
+	a.health = health.New(Name, []string{credBot, credApp}, m.healthy, a.log)
 	return a, nil
 }
 
@@ -294,48 +283,13 @@ func (a *Adapter) Run(ctx context.Context) error {
 // credentials (invalid_auth, account_inactive, token_revoked, …), naming the
 // token and the reason. A later successful call with that token clears it.
 // It does no I/O.
-func (a *Adapter) Check(context.Context) error {
-	a.healthMu.Lock()
-	defer a.healthMu.Unlock()
-	var errs []error
-	for _, cred := range []string{credBot, credApp} {
-		if why := a.unhealthy[cred]; why != "" {
-			errs = append(errs, fmt.Errorf("slack: %s rejected: %s", cred, why))
-		}
-	}
-	return errors.Join(errs...)
-}
+func (a *Adapter) Check(context.Context) error { return a.health.Err() }
 
 // The credentials whose health is tracked.
 const (
 	credBot = "bot_token"
 	credApp = "app_token"
 )
-
-func (a *Adapter) markUnhealthy(cred, reason string) {
-	a.healthMu.Lock()
-	first := a.unhealthy[cred] == ""
-	a.unhealthy[cred] = reason
-	a.healthMu.Unlock()
-	a.metrics.healthy.Set(0)
-	if first {
-		a.log.Error("slack rejected a credential; the adapter is unhealthy", "credential", cred, "reason", reason)
-	}
-}
-
-func (a *Adapter) markHealthy(cred string) {
-	a.healthMu.Lock()
-	was := a.unhealthy[cred]
-	delete(a.unhealthy, cred)
-	healthy := len(a.unhealthy) == 0
-	a.healthMu.Unlock()
-	if healthy {
-		a.metrics.healthy.Set(1)
-	}
-	if was != "" {
-		a.log.Info("slack accepts the credential again", "credential", cred)
-	}
-}
 
 // identity returns the bot identity, calling auth.test (bounded by
 // LookupTimeout) the first time. Concurrent callers wait for one call.
@@ -377,7 +331,7 @@ func (a *Adapter) identityWithin(ctx context.Context, timeout time.Duration) (id
 	a.idMu.Lock()
 	a.id = id
 	a.idMu.Unlock()
-	a.markHealthy(credBot)
+	a.health.Accept(credBot)
 	a.log.Info("authenticated", "team", res.TeamID, "bot_user", res.UserID, "bot_id", res.BotID)
 	return id, nil
 }

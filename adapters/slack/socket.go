@@ -11,6 +11,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
@@ -45,7 +46,7 @@ func (a *Adapter) runSocket(ctx context.Context) {
 		a.metrics.socket.Set(0)
 		var se slack.SlackErrorResponse
 		if errors.As(err, &se) && authErrors[se.Err] {
-			a.markUnhealthy(credApp, se.Err)
+			a.health.Reject(credApp, se.Err)
 		}
 		if time.Since(started) > 10*time.Minute {
 			bo.Reset() // it ran fine for a while: start over
@@ -73,7 +74,7 @@ func (a *Adapter) consumeSocket(ctx context.Context, client *socketmode.Client) 
 			a.log.Debug("socket mode connecting")
 		case socketmode.EventTypeConnected:
 			a.metrics.socket.Set(1)
-			a.markHealthy(credApp)
+			a.health.Accept(credApp)
 			a.log.Info("socket mode connected")
 		case socketmode.EventTypeConnectionError:
 			a.metrics.socket.Set(0)
@@ -81,7 +82,7 @@ func (a *Adapter) consumeSocket(ctx context.Context, client *socketmode.Client) 
 				a.log.Warn("socket mode connection failed", "attempt", ce.Attempt, "err", ce.ErrorObj, "retry_in", ce.Backoff)
 			}
 		case socketmode.EventTypeInvalidAuth:
-			a.markUnhealthy(credApp, "apps.connections.open: not found")
+			a.health.Reject(credApp, "apps.connections.open: not found")
 		case socketmode.EventTypeErrorBadMessage:
 			// slack-go could not parse the envelope's event (an inner event
 			// type it does not know): handle the envelope here, so that it
@@ -115,8 +116,7 @@ func (a *Adapter) consumeSocket(ctx context.Context, client *socketmode.Client) 
 // its message is stored, or when it can never be (a malformed payload).
 func (a *Adapter) handleEnvelope(ctx context.Context, client *socketmode.Client, req *socketmode.Request) {
 	if _, err := a.process(ctx, req.Payload, "socket"); err != nil {
-		var se *statusError
-		if !errors.As(err, &se) || se.code != http.StatusBadRequest {
+		if hook.Code(err) != http.StatusBadRequest {
 			// Not acknowledged: Slack delivers the envelope again.
 			a.log.Warn("socket mode event not handled; slack will redeliver", "envelope", req.EnvelopeID, "retry", req.RetryAttempt, "err", err)
 			return

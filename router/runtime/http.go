@@ -10,11 +10,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // SessionMap is the durable mapping between local sessions and the sessions
@@ -349,25 +349,15 @@ func (h *HTTP) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(h.jitter()*float64(d/2))
 }
 
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
+// retryAfter parses a Retry-After header: delay seconds or an HTTP date,
+// capped at a day; a date in the past is 0. ok is false when the header is
+// absent, invalid or negative seconds.
 func (h *HTTP) retryAfter(hdr http.Header) (time.Duration, bool) {
-	v := strings.TrimSpace(hdr.Get("Retry-After"))
-	if v == "" {
+	d, ok := httpx.RetryAfter(hdr.Get("Retry-After"), h.now())
+	if !ok {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(24*time.Hour/time.Second) {
-			secs = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(h.now()), 0), true
-	}
-	return 0, false
+	return min(max(d, 0), 24*time.Hour), true
 }
 
 // upstreamError builds the error for a failed answer.
