@@ -123,17 +123,11 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := struct {
+	var resp struct {
 		Deliveries []store.Delivery `json:"deliveries"`
 		NextAfter  string           `json:"next_after,omitempty"`
-	}{Deliveries: make([]store.Delivery, 0, min(len(list), limit))}
-	for i, d := range list {
-		if i == limit {
-			resp.NextAfter = list[i-1].ID
-			break
-		}
-		resp.Deliveries = append(resp.Deliveries, d)
 	}
+	resp.Deliveries, resp.NextAfter = page(list, limit, func(d store.Delivery) string { return d.ID })
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -4,6 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -70,8 +74,64 @@ func TestRateLimitMiddleware(t *testing.T) {
 		t.Errorf("after Retry-After: %d", w.Code)
 	}
 	var disabled *rateLimiter
-	if disabled.middleware(next) == nil {
-		t.Error("nil limiter has no middleware")
+	h = disabled.middleware(next)
+	if h == nil {
+		t.Fatal("nil limiter has no middleware")
+	}
+	if reflect.ValueOf(h).Pointer() != reflect.ValueOf(next).Pointer() {
+		t.Error("nil limiter wraps next instead of returning it")
+	}
+	for range 3 { // well over the enabled limiter's burst of 1
+		if w := call(p); w.Code != http.StatusNoContent {
+			t.Errorf("nil limiter: %d, want the request passed through", w.Code)
+		}
+	}
+}
+
+// bucketCount is how many buckets l holds.
+func bucketCount(l *rateLimiter) int {
+	n := 0
+	l.buckets.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// TestRateLimiterPrunes: buckets full again are dropped as new ones come,
+// those still in use are kept, and a dropped key starts over with a full
+// bucket, which it had anyway.
+func TestRateLimiterPrunes(t *testing.T) {
+	c := &clock{t: t0}
+	l := newRateLimiter(1, 2, c.Now)
+	for i := range pruneEvery - 1 {
+		l.allow("old-" + strconv.Itoa(i)) // one token left each
+	}
+	for range 2 {
+		l.allow("busy") // the pruneEvery-th bucket; nothing full to sweep
+	}
+	if n := bucketCount(l); n != pruneEvery {
+		t.Fatalf("%d buckets before any refill, want %d", n, pruneEvery)
+	}
+	c.Advance(time.Second) // the old buckets are full again; busy has one token
+	for i := range pruneEvery {
+		if ok, _ := l.allow("new-" + strconv.Itoa(i)); !ok {
+			t.Fatalf("new key %d refused", i)
+		}
+	}
+	if n := bucketCount(l); n != pruneEvery+1 {
+		t.Errorf("%d buckets after a sweep, want %d (the new ones and busy)", n, pruneEvery+1)
+	}
+	if _, ok := l.buckets.Load("old-0"); ok {
+		t.Error("a full bucket survived the sweep")
+	}
+	if ok, _ := l.allow("busy"); !ok {
+		t.Error("busy refused its last token")
+	}
+	if ok, _ := l.allow("busy"); ok {
+		t.Error("busy's bucket was swept while in use: allowed over its burst")
+	}
+	for i := range 3 {
+		if ok, _ := l.allow("old-0"); ok != (i < 2) {
+			t.Errorf("swept key, request %d: allowed=%v, want a full burst of 2 then a refusal", i, ok)
+		}
 	}
 }
 
@@ -114,5 +174,30 @@ func TestLimitsDefaults(t *testing.T) {
 	}
 	if l := (Limits{RatePerSecond: 0.1}).withDefaults(); l.Burst != 1 {
 		t.Errorf("burst for rate 0.1: %d", l.Burst)
+	}
+}
+
+// TestRateLimiterPruneRace runs sweeps alongside requests (for -race): a
+// bucket in use is never swept, so its key never gets over its burst.
+func TestRateLimiterPruneRace(t *testing.T) {
+	c := &clock{t: t0} // frozen: a used bucket never fills up again
+	l := newRateLimiter(1, 2, c.Now)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range pruneEvery {
+				l.allow("g" + strconv.Itoa(g) + "-" + strconv.Itoa(i)) // new buckets: sweeps
+				if ok, _ := l.allow("hot"); ok {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 2 {
+		t.Errorf("hot key allowed %d times with a burst of 2 and no time passing", n)
 	}
 }

@@ -94,8 +94,9 @@ type StaticToken struct {
 type Options struct {
 	// Store holds sessions, logs and tokens.
 	Store store.Store
-	// Log is where appends go and logs are read from; nil means Store. The
-	// router wraps the store's Log here to act on appends.
+	// Log is where appends go and logs are read from; nil means Store.
+	// Tests set it to a wrapper of the store's Log to watch what the server
+	// reads and appends.
 	Log store.Log
 	// Tokens are the static tokens, checked before the store's.
 	Tokens []StaticToken

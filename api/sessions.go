@@ -106,18 +106,28 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := struct {
+	var resp struct {
 		Sessions  []store.Session `json:"sessions"`
 		NextAfter string          `json:"next_after,omitempty"`
-	}{Sessions: make([]store.Session, 0, min(len(list), limit))}
-	for i, sess := range list {
-		if i == limit {
-			resp.NextAfter = list[i-1].ID
-			break
-		}
-		resp.Sessions = append(resp.Sessions, sessionJSON(sess))
+	}
+	resp.Sessions, resp.NextAfter = page(list, limit, func(s store.Session) string { return s.ID })
+	for i, sess := range resp.Sessions {
+		resp.Sessions[i] = sessionJSON(sess)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// page trims list, read with a limit of limit+1, to one page of at most
+// limit items. next is the id of the page's last item when list held more,
+// else "". The page is never nil, so that it encodes as [] and not null.
+func page[T any](list []T, limit int, id func(T) string) (items []T, next string) {
+	if len(list) > limit {
+		return list[:limit], id(list[limit-1])
+	}
+	if list == nil {
+		return []T{}, ""
+	}
+	return list, ""
 }
 
 // intParam parses the query parameter name, def when empty, which must lie

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -128,5 +129,22 @@ func TestListSessions(t *testing.T) {
 	}
 	if w := h.do(req{method: "GET", path: "/v3/sessions", token: agentSecret}); w.Code != 403 {
 		t.Errorf("agent listing: %d, want 403", w.Code)
+	}
+}
+
+func TestPage(t *testing.T) {
+	id := func(s string) string { return "id-" + s }
+	items, next := page([]string(nil), 2, id)
+	if items == nil || len(items) != 0 || next != "" {
+		t.Errorf("nil list: %#v %q, want an empty non-nil page", items, next)
+	}
+	if b, _ := json.Marshal(items); string(b) != "[]" {
+		t.Errorf("empty page encodes as %s", b)
+	}
+	if items, next := page([]string{"a", "b"}, 2, id); !slices.Equal(items, []string{"a", "b"}) || next != "" {
+		t.Errorf("full last page: %v %q", items, next)
+	}
+	if items, next := page([]string{"a", "b", "c"}, 2, id); !slices.Equal(items, []string{"a", "b"}) || next != "id-b" {
+		t.Errorf("page with more: %v %q, want [a b] and id-b", items, next)
 	}
 }

@@ -256,17 +256,11 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := struct {
+	var resp struct {
 		Attempts   []store.WebhookAttempt `json:"attempts"`
 		NextBefore string                 `json:"next_before,omitempty"`
-	}{Attempts: make([]store.WebhookAttempt, 0, min(len(list), limit))}
-	for i, a := range list {
-		if i == limit {
-			resp.NextBefore = list[i-1].ID
-			break
-		}
-		resp.Attempts = append(resp.Attempts, a)
 	}
+	resp.Attempts, resp.NextBefore = page(list, limit, func(a store.WebhookAttempt) string { return a.ID })
 	writeJSON(w, http.StatusOK, resp)
 }
 

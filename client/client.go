@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // Client talks to one gateway.
@@ -41,7 +42,8 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // the error code, e.g. "not_found"
 	Message string
-	// RetryAfter is the gateway's Retry-After on a 429 or 503.
+	// RetryAfter is the gateway's Retry-After on a 429 or 503 (seconds or
+	// an HTTP date, 0 for a date in the past).
 	RetryAfter time.Duration
 }
 
@@ -134,6 +136,48 @@ func (c *Client) post(ctx context.Context, path string, m Message) (Result, erro
 	return r, err
 }
 
+// Webhook is a webhook destination as the API returns it.
+type Webhook struct {
+	ID          string            `json:"id"`
+	URL         string            `json:"url"`
+	Description string            `json:"description,omitempty"`
+	EventTypes  []string          `json:"event_types"`
+	Sessions    []string          `json:"sessions"`
+	Metadata    map[string]string `json:"metadata"`
+	Disabled    bool              `json:"disabled"`
+	// DisabledReason says why a disabled destination is (410 Gone,
+	// failing for too long, by hand).
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	Origin         string    `json:"origin"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	// Secret signs the deliveries; the gateway returns it only on creation.
+	Secret string `json:"secret,omitempty"`
+}
+
+// NewWebhook is what CreateWebhook registers. Empty EventTypes or Sessions
+// mean every event type or every session.
+type NewWebhook struct {
+	URL         string            `json:"url"`
+	Description string            `json:"description,omitempty"`
+	EventTypes  []string          `json:"event_types,omitempty"`
+	Sessions    []string          `json:"sessions,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// CreateWebhook registers a webhook destination (an admin call). The
+// result carries the destination's signing secret, which is shown only
+// this once.
+func (c *Client) CreateWebhook(ctx context.Context, w NewWebhook) (Webhook, error) {
+	var out Webhook
+	body, err := json.Marshal(w)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, http.MethodPost, "/v3/webhooks", body, &out)
+	return out, err
+}
+
 // Page is one page of a session's log.
 type Page struct {
 	Messages  []Record `json:"messages"`
@@ -211,8 +255,8 @@ func decodeError(resp *http.Response, data []byte) error {
 	} else {
 		e.Code, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
 	}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-		e.RetryAfter = time.Duration(s) * time.Second
+	if d, ok := httpx.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		e.RetryAfter = max(d, 0)
 	}
 	return e
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +27,8 @@ func newServer(t *testing.T) (*client.Client, *api.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := api.New(api.Options{Store: st, Tokens: []api.StaticToken{{Name: "admin", Secret: token, Scopes: []store.Scope{store.ScopeAdmin}}}})
+	srv, err := api.New(api.Options{Store: st, Tokens: []api.StaticToken{{Name: "admin", Secret: token, Scopes: []store.Scope{store.ScopeAdmin}}},
+		Webhooks: &api.WebhookOptions{Store: st}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,5 +118,54 @@ func TestStreamStopsOnCallbackError(t *testing.T) {
 	}
 	if err := c.Stream(ctx, "ses_missing", 0, func(client.Record) error { return nil }); !client.IsStatus(err, http.StatusNotFound) {
 		t.Fatalf("Stream on an unknown session = %v, want 404", err)
+	}
+}
+
+func TestCreateWebhook(t *testing.T) {
+	c, _ := newServer(t)
+	ctx := context.Background()
+	w, err := c.CreateWebhook(ctx, client.NewWebhook{URL: "https://example.com/hook", EventTypes: []string{"message"},
+		Sessions: []string{"ses_a"}, Description: "test"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if !strings.HasPrefix(w.ID, "wh") || w.URL != "https://example.com/hook" || !strings.HasPrefix(w.Secret, "whsec_") ||
+		!slices.Equal(w.EventTypes, []string{"message"}) || !slices.Equal(w.Sessions, []string{"ses_a"}) || w.Description != "test" {
+		t.Errorf("created %+v", w)
+	}
+	if _, err := c.CreateWebhook(ctx, client.NewWebhook{URL: "ftp://example.com"}); !client.IsStatus(err, http.StatusBadRequest) {
+		t.Errorf("bad URL: %v", err)
+	}
+}
+
+func TestErrorRetryAfter(t *testing.T) {
+	var header string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if header != "" {
+			w.Header().Set("Retry-After", header)
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer hs.Close()
+	c := client.New(hs.URL, token, hs.Client())
+	for _, tc := range []struct {
+		header   string
+		min, max time.Duration
+	}{
+		{"", 0, 0},
+		{"junk", 0, 0},
+		{"3", 3 * time.Second, 3 * time.Second},
+		{time.Now().Add(time.Hour).UTC().Format(http.TimeFormat), 58 * time.Minute, time.Hour},
+		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0, 0},
+	} {
+		header = tc.header
+		_, err := c.Session(context.Background(), "ses_x")
+		var e *client.Error
+		if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests {
+			t.Fatalf("Retry-After %q: err %v", tc.header, err)
+		}
+		if e.RetryAfter < tc.min || e.RetryAfter > tc.max {
+			t.Errorf("Retry-After %q: RetryAfter %v, want %v to %v", tc.header, e.RetryAfter, tc.min, tc.max)
+		}
 	}
 }

@@ -28,13 +28,7 @@ type benchResult struct {
 
 func (r *benchResult) rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
-func (r *benchResult) quantile(q float64) time.Duration {
-	if len(r.Latencies) == 0 {
-		return 0
-	}
-	i := int(q * float64(len(r.Latencies)-1))
-	return r.Latencies[i]
-}
+func (r *benchResult) quantile(q float64) time.Duration { return quantile(r.Latencies, q) }
 
 func (r *benchResult) String() string {
 	var b strings.Builder
@@ -118,18 +112,28 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// createSessions creates n sessions for a bench run, with the metadata
+// bench=kind, and returns their ids.
+func createSessions(ctx context.Context, c *client.Client, n int, kind string) ([]string, error) {
+	ids := make([]string, n)
+	for i := range ids {
+		s, err := c.CreateSession(ctx, map[string]string{"bench": kind})
+		if err != nil {
+			return nil, fmt.Errorf("bench: create session: %w", err)
+		}
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
 func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
 	tr := &http.Transport{MaxIdleConns: bc.connections, MaxIdleConnsPerHost: bc.connections, MaxConnsPerHost: bc.connections, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	c := client.New(bc.url, bc.token, hc)
-	ids := make([]string, bc.sessions)
-	for i := range ids {
-		s, err := c.CreateSession(ctx, map[string]string{"bench": "true"})
-		if err != nil {
-			return nil, fmt.Errorf("bench: create session: %w", err)
-		}
-		ids[i] = s.ID
+	ids, err := createSessions(ctx, c, bc.sessions, "true")
+	if err != nil {
+		return nil, err
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	text := strings.Repeat("x", max(bc.textSize, 1))

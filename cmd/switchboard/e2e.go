@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,20 +63,16 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
 	defer tr.CloseIdleConnections()
 	c := client.New(bc.url, bc.token, &http.Client{Transport: tr})
-	ids := make([]string, bc.sessions)
-	for i := range ids {
-		s, err := c.CreateSession(ctx, map[string]string{"bench": "e2e"})
-		if err != nil {
-			return nil, fmt.Errorf("bench: create session: %w", err)
-		}
-		ids[i] = s.ID
+	ids, err := createSessions(ctx, c, bc.sessions, "e2e")
+	if err != nil {
+		return nil, err
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var (
 		mu        sync.Mutex
 		accepted  = map[string]time.Time{}
 		res       = &e2eResult{}
-		answered  = make(chan struct{}, 1<<16)
+		answered  = make(chan struct{}, 1) // a pending "recount", never blocks
 		delivered = map[string]bool{}
 	)
 	if receiver {
@@ -110,8 +105,9 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
-		if err := registerWebhook(ctx, bc, srv.URL, ids); err != nil {
-			return nil, err
+		if _, err := c.CreateWebhook(ctx, client.NewWebhook{URL: srv.URL, EventTypes: []string{"message"},
+			Sessions: ids, Description: "switchboard bench --e2e"}); err != nil {
+			return nil, fmt.Errorf("bench: register webhook: %w", err)
 		}
 	}
 	agentCtx, stopAgents := context.WithCancel(ctx)
@@ -135,7 +131,10 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 					res.Answered++
 				}
 				mu.Unlock()
-				answered <- struct{}{}
+				select { // the waiting loop recounts under mu: one pending signal is enough
+				case answered <- struct{}{}:
+				default:
+				}
 				return nil
 			})
 		}()
@@ -203,41 +202,21 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 		case <-deadline:
 			stopAgents()
 			agents.Wait()
-			return nil, fmt.Errorf("bench: only %d of %d answers reached the webhook receiver within 30s (does the gateway allow private webhook destinations? see examples/bench.yaml)", len(res.Delivered), res.Answered)
+			mu.Lock() // the receiver may still be appending
+			got := len(res.Delivered)
+			mu.Unlock()
+			return nil, fmt.Errorf("bench: only %d of %d answers reached the webhook receiver within 30s (does the gateway allow private webhook destinations? see examples/bench.yaml)", got, res.Answered)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	res.Elapsed = time.Since(start)
 	stopAgents()
 	agents.Wait()
+	mu.Lock() // the receiver runs until srv closes
 	slices.Sort(res.Seen)
 	slices.Sort(res.Answer)
 	slices.Sort(res.Delivered)
 	slices.Sort(res.Event)
+	mu.Unlock()
 	return res, nil
-}
-
-// registerWebhook registers url as a webhook destination for the message
-// events of sessions.
-func registerWebhook(ctx context.Context, bc benchConfig, url string, sessions []string) error {
-	body, err := json.Marshal(map[string]any{"url": url, "event_types": []string{"message"}, "sessions": sessions, "description": "switchboard bench --e2e"})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bc.url+"/v3/webhooks", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+bc.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("bench: register webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("bench: register webhook: %s: %s", resp.Status, msg)
-	}
-	return nil
 }

@@ -3,6 +3,7 @@
 //	switchboard serve [--config FILE] [--listen ADDR] [--data DIR] [--store URL]
 //	switchboard steer SESSION TEXT [--key K]
 //	switchboard tail SESSION
+//	switchboard session create
 //	switchboard config check FILE
 //	switchboard bench [--connections 64] [--sessions 64] [--duration 10s]
 package main
