@@ -34,9 +34,14 @@ func TestConversations(t *testing.T) {
 		t.Fatalf("unknown session: %d", w.Code)
 	}
 
-	// Bind an email thread by hand: 201, then 200 when repeated.
+	// Binding by hand is an admin's act: it lets the session's agent post
+	// into the conversation.
 	body := `{"source":"email","ref":"<root@example.com>"}`
-	w = h.do(req{method: "POST", path: path, token: steerSecret, body: body})
+	if w := h.do(req{method: "POST", path: path, token: steerSecret, body: body}); w.Code != http.StatusForbidden {
+		t.Fatalf("a steer token binding conversations: %d, want 403", w.Code)
+	}
+	// Bind an email thread by hand: 201, then 200 when repeated.
+	w = h.do(req{method: "POST", path: path, token: adminSecret, body: body})
 	if w.Code != http.StatusCreated {
 		t.Fatalf("bind: %d %s", w.Code, w.Body)
 	}
@@ -45,16 +50,16 @@ func TestConversations(t *testing.T) {
 		b.Conversation != (envelope.Conversation{Source: "email", Ref: "<root@example.com>"}) {
 		t.Fatalf("binding %+v (%v)", b, err)
 	}
-	if w := h.do(req{method: "POST", path: path, token: steerSecret, body: body}); w.Code != http.StatusOK {
+	if w := h.do(req{method: "POST", path: path, token: adminSecret, body: body}); w.Code != http.StatusOK {
 		t.Fatalf("bind again: %d %s", w.Code, w.Body)
 	}
 	// Another session cannot take it.
 	other := h.newSession()
-	if w := h.do(req{method: "POST", path: "/v3/sessions/" + other + "/conversations", token: steerSecret, body: body}); w.Code != http.StatusConflict {
+	if w := h.do(req{method: "POST", path: "/v3/sessions/" + other + "/conversations", token: adminSecret, body: body}); w.Code != http.StatusConflict {
 		t.Fatalf("bind to another session: %d %s, want 409", w.Code, w.Body)
 	}
 	for _, bad := range []string{`{"source":"email"}`, `{"source":"*","ref":"x"}`, `{"source":"ref:pr","ref":"acme/w#1"}`, `{"source":"upstream","ref":"u1"}`, `{"source":"email","ref":"x","extra":1}`, `not json`} {
-		if w := h.do(req{method: "POST", path: path, token: steerSecret, body: bad}); w.Code != http.StatusBadRequest {
+		if w := h.do(req{method: "POST", path: path, token: adminSecret, body: bad}); w.Code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, w.Code)
 		}
 	}
@@ -148,5 +153,63 @@ func TestDeliveries(t *testing.T) {
 	}
 	if w := h.do(req{method: "POST", path: "/v3/deliveries/dlv_missing/retry", token: adminSecret}); w.Code != http.StatusNotFound {
 		t.Fatalf("retry unknown: %d", w.Code)
+	}
+}
+
+// TestOutputsReachOnlyBoundConversations: an output may name only a
+// conversation bound to its own session; an unbound one, or one bound to
+// another session, is a 403 that stores nothing.
+func TestOutputsReachOnlyBoundConversations(t *testing.T) {
+	for _, withRouter := range []bool{true, false} {
+		t.Run(map[bool]string{true: "router", false: "no router"}[withRouter], func(t *testing.T) {
+			h := newHarness(t, nil)
+			if withRouter {
+				h, _ = routerHarness(t)
+			}
+			ctx := context.Background()
+			other := h.newSession()
+			own := envelope.Conversation{Source: "slack", Ref: "T1/C1/100.1"}
+			theirs := envelope.Conversation{Source: "slack", Ref: "T1/C1/200.2"}
+			for conv, sess := range map[envelope.Conversation]string{own: agentSession, theirs: other} {
+				if _, _, err := h.store.Bind(ctx, store.Binding{SessionID: sess, Conversation: conv}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := "/v3/sessions/" + agentSession + "/outputs"
+			for _, c := range []struct {
+				name, token, conv string
+				status            int
+			}{
+				{"unbound channel", agentSecret, `{"source":"slack","ref":"T1/CGENERAL"}`, 403},
+				{"another session's thread", agentSecret, `{"source":"slack","ref":"T1/C1/200.2"}`, 403},
+				{"an arbitrary GitHub issue", agentSecret, `{"source":"github","ref":"acme/widgets#1"}`, 403},
+				{"admin to an unbound channel", adminSecret, `{"source":"slack","ref":"T1/CGENERAL"}`, 403},
+				{"a broadcast look-alike", agentSecret, `{"source":"*","ref":"T1/CGENERAL"}`, 403},
+				{"its own thread", agentSecret, `{"source":"slack","ref":"T1/C1/100.1"}`, 202},
+				{"an API thread of its own log", agentSecret, `{"source":"client","ref":"thread-42"}`, 202},
+			} {
+				if !withRouter && c.status == 202 && c.conv[11] != 'c' {
+					c.status = 403 // without a router nothing is bound
+				}
+				body := `{"text":"hello","idempotency_key":"` + c.name + `","conversation":` + c.conv + `}`
+				before := len(h.records(agentSession))
+				w := h.do(req{method: "POST", path: path, token: c.token, body: body})
+				if w.Code != c.status {
+					t.Errorf("%s: %d, want %d: %s", c.name, w.Code, c.status, w.Body)
+					continue
+				}
+				stored := len(h.records(agentSession)) - before
+				if c.status == 403 {
+					if !strings.Contains(w.Body.String(), "conversation_not_bound") || !strings.Contains(w.Body.String(), "/conversations") {
+						t.Errorf("%s: body %s, want code conversation_not_bound and how to bind", c.name, w.Body)
+					}
+					if stored != 0 {
+						t.Errorf("%s: refused, yet %d records stored", c.name, stored)
+					}
+				} else if stored != 1 {
+					t.Errorf("%s: %d records stored, want 1", c.name, stored)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ const (
 	codeInvalidRequest   = "invalid_request"        // 400
 	codeUnauthorized     = "unauthorized"           // 401
 	codeForbidden        = "forbidden"              // 403
+	codeNotBound         = "conversation_not_bound" // 403
 	codeNotFound         = "not_found"              // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
 	codeTooLarge         = "payload_too_large"      // 413

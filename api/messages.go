@@ -18,8 +18,8 @@ import (
 
 // The sources and actor namespaces of envelopes made by the API.
 const (
-	sourceClient = "client" // messages sent through the Steer API
-	sourceAgent  = "agent"  // outputs posted by a session's agent
+	sourceClient = envelope.SourceClient // messages sent through the Steer API
+	sourceAgent  = "agent"               // outputs posted by a session's agent
 )
 
 // Limits of the read endpoints and idempotency keys.
@@ -101,7 +101,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		Direction: store.Inbound,
 		Envelope:  env,
 		Wake:      true,
-	})
+	}, nil)
 }
 
 // postOutput serves POST /v3/sessions/{id}/outputs: it appends an outbound
@@ -149,13 +149,41 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 		Envelope:  env,
 		// "state": "idle" ends the agent's turn in the same transaction.
 		Rest: req.State == store.Idle,
-	})
+	}, s.checkOutputConversation)
+}
+
+// checkOutputConversation refuses, with 403, an output to a conversation
+// that is not bound to the session (store.CheckOutputConversation). Without
+// bindings (no router) only the conversations that need none are allowed.
+func (s *Server) checkOutputConversation(ctx context.Context, sessionID string, conv envelope.Conversation) error {
+	bindings := s.bindings
+	if bindings == nil {
+		bindings = noBindings{}
+	}
+	err := store.CheckOutputConversation(ctx, bindings, sessionID, conv)
+	if errors.Is(err, store.ErrNotBound) {
+		return errorf(http.StatusForbidden, codeNotBound,
+			"conversation %s is not bound to session %s: an output goes only to its session's conversations. "+
+				"Omit conversation to answer the latest one, send \"broadcast\": true for all of them, "+
+				"or have an admin bind it first with POST /v3/sessions/%s/conversations",
+			conv.Key(), sessionID, sessionID)
+	}
+	return err
+}
+
+// noBindings is the empty set of bindings of a server without a router.
+type noBindings struct{ store.Bindings }
+
+func (noBindings) BindingFor(context.Context, envelope.Conversation) (store.Binding, error) {
+	return store.Binding{}, store.ErrNotFound
 }
 
 // appendEnvelope validates req's envelope, appends it and writes the
 // response: 202 with the new record, 200 with Idempotent-Replayed for a
-// repeated key, 422 for a reused key or a text over the limit.
-func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest) {
+// repeated key, 422 for a reused key or a text over the limit. check, when
+// not nil, is called with the valid envelope before the append; its error
+// is the answer.
+func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest, check func(ctx context.Context, sessionID string, conv envelope.Conversation) error) {
 	ctx := r.Context()
 	env := &req.Envelope
 	if env.Text == "" {
@@ -170,6 +198,12 @@ func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req stor
 	if err := env.Validate(0); err != nil {
 		s.writeError(w, r, badRequest("%v", err))
 		return
+	}
+	if check != nil {
+		if err := check(ctx, req.SessionID, env.Conversation); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	res, err := s.log.Append(ctx, req)
 	if errors.Is(err, store.ErrConflict) {

@@ -250,7 +250,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 	handle("POST /v3/sessions/{id}/outputs", output, s.postOutput)
 	if s.bindings != nil {
 		handle("GET /v3/sessions/{id}/conversations", reading, s.listConversations)
-		handle("POST /v3/sessions/{id}/conversations", steering, s.addConversation)
+		handle("POST /v3/sessions/{id}/conversations", administration, s.addConversation)
 		handle("POST /v3/sessions/{id}/conversations/{cid}/resume", steering, s.resumeConversation)
 	}
 	if s.outbox != nil {

@@ -82,6 +82,11 @@ type Conversation struct {
 // conversation bound to the session.
 var Broadcast = Conversation{Source: "*"}
 
+// SourceClient is the source of messages sent through the Steer API. Its
+// conversations ("client/thread-42") are threads within one session's log:
+// no channel delivers to them and they are never bound.
+const SourceClient = "client"
+
 // IsZero reports whether c names no conversation.
 func (c Conversation) IsZero() bool { return c.Source == "" && c.Ref == "" }
 

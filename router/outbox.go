@@ -79,6 +79,15 @@ func (r *Router) targets(ctx context.Context, rec store.Record) ([]envelope.Conv
 			out = append(out, b.Conversation)
 		}
 	case !conv.IsZero():
+		// The API and the hook refuse such outputs; this holds the rule for
+		// every other way into the log.
+		if err := store.CheckOutputConversation(ctx, r.st, rec.SessionID, conv); err != nil {
+			if !errors.Is(err, store.ErrNotBound) {
+				return nil, err
+			}
+			r.log.Warn("output not delivered", "session", rec.SessionID, "seq", rec.Seq, "err", err)
+			return nil, nil
+		}
 		out = append(out, conv)
 	default:
 		c, err := r.st.LatestInbound(ctx, rec.SessionID, rec.Seq)

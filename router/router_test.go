@@ -123,12 +123,20 @@ func TestOutputsRouteExplicitDefaultAndBroadcast(t *testing.T) {
 	h.output(sid, "2", "to room 9", envelope.Conversation{Source: "fake2", Ref: "room-9"})
 	h.output(sid, "3", "to everyone", envelope.Broadcast)
 	h.output(sid, "4", "to the API client: no sink", envelope.Conversation{Source: "client", Ref: "x"})
+	// Outputs naming conversations that are not the session's reach nobody,
+	// however they got into the log.
+	if _, _, err := h.st.Bind(context.Background(), store.Binding{SessionID: "ses_other", Conversation: envelope.Conversation{Source: "fake", Ref: "thread-B"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.output(sid, "5", "into another session's thread", envelope.Conversation{Source: "fake", Ref: "thread-B"})
+	h.output(sid, "6", "into a thread of no session", envelope.Conversation{Source: "fake2", Ref: "general"})
+	h.output(sid, "7", "to everyone, last", envelope.Broadcast)
 
-	waitFor(t, "deliveries", func() bool { return len(h.sinks["fake"].delivered()) == 2 && len(h.sinks["fake2"].delivered()) == 2 })
-	if got := h.sinks["fake"].texts(); !slices.Equal(got, []string{"to the latest conversation", "to everyone"}) {
+	waitFor(t, "deliveries", func() bool { return len(h.sinks["fake"].delivered()) == 3 && len(h.sinks["fake2"].delivered()) == 3 })
+	if got := h.sinks["fake"].texts(); !slices.Equal(got, []string{"to the latest conversation", "to everyone", "to everyone, last"}) {
 		t.Errorf("fake got %q", got)
 	}
-	if got := h.sinks["fake2"].texts(); !slices.Equal(got, []string{"to room 9", "to everyone"}) {
+	if got := h.sinks["fake2"].texts(); !slices.Equal(got, []string{"to room 9", "to everyone", "to everyone, last"}) {
 		t.Errorf("fake2 got %q", got)
 	}
 	for _, d := range h.sinks["fake"].delivered() {
@@ -136,9 +144,9 @@ func TestOutputsRouteExplicitDefaultAndBroadcast(t *testing.T) {
 			t.Errorf("delivery %+v", d)
 		}
 	}
-	waitFor(t, "four deliveries recorded as delivered", func() bool {
+	waitFor(t, "six deliveries recorded as delivered", func() bool {
 		ds, err := h.st.ListDeliveries(context.Background(), store.Delivered, "", 100)
-		return err == nil && len(ds) == 4
+		return err == nil && len(ds) == 6
 	})
 }
 

@@ -185,6 +185,12 @@ func (u *upstream) snapshot() (created []map[string]string, fwd []forwarded, ref
 	return slices.Clone(u.created), slices.Clone(u.forwarded), u.refused, slices.Clone(u.hooked)
 }
 
+func (u *upstream) hookedCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.hooked)
+}
+
 func (u *upstream) event(envID string) []byte {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -246,11 +252,13 @@ routes:
 
 	var sent []adapters.Inbound
 	var sid string
-	// steer sends a message and waits for the answer to be posted, so that
+	// steer sends a message and waits for the upstream's answer to be
+	// posted to the hook and, when the hook takes it, delivered, so that
 	// every step sees the last one finished.
-	steer := func(text string, f adapters.Facts) {
+	steer := func(text string, f adapters.Facts, taken bool) {
 		t.Helper()
 		before := len(h.sinks["fake"].delivered()) + len(h.sinks["fake2"].delivered())
+		hookedBefore := up.hookedCount()
 		in := msg("fake", "thread-A", text, f)
 		out := h.ingest(in)
 		if out.Dropped != "" || (sid != "" && out.SessionID != sid) {
@@ -259,26 +267,28 @@ routes:
 		sid = out.SessionID
 		sent = append(sent, in)
 		waitFor(t, "the answer to "+text, func() bool {
-			return len(h.sinks["fake"].delivered())+len(h.sinks["fake2"].delivered()) == before+1
+			delivered := len(h.sinks["fake"].delivered()) + len(h.sinks["fake2"].delivered())
+			return up.hookedCount() == hookedBefore+1 && (!taken || delivered == before+1)
 		})
 	}
 
-	steer("hello", addressed)
+	steer("hello", addressed, true)
 	// A second conversation of the session, in another channel.
 	if _, _, err := h.st.Bind(ctx, store.Binding{SessionID: sid, Conversation: room9}, nil); err != nil {
 		t.Fatal(err)
 	}
-	steer("to:fake2/room-9 status for the room", adapters.Facts{})
-	steer("to:fake/thread-B a thread of another session", adapters.Facts{})
-	steer("to:fake/nowhere a thread of no session", adapters.Facts{})
+	steer("to:fake2/room-9 status for the room", adapters.Facts{}, true)
+	steer("to:fake/thread-B a thread of another session", adapters.Facts{}, false)
+	steer("to:fake/nowhere a thread of no session", adapters.Facts{}, false)
 	// The upstream session is recorded durably: after a restart it is
 	// used again.
 	h.restart()
 	wire()
-	steer("after a restart", adapters.Facts{})
+	steer("after a restart", adapters.Facts{}, true)
 
 	// What reached the channels: the named conversation when it is the
-	// session's, else the latest conversation, never another's.
+	// session's, else nothing (the hook refused it with 403), never another
+	// session's conversation.
 	if got := h.sinks["fake2"].delivered(); len(got) != 1 || got[0].To != room9 || got[0].Envelope.Text != "re: status for the room" {
 		t.Errorf("fake2 got %+v, want the answer for room 9", got)
 	}
@@ -289,7 +299,7 @@ routes:
 		}
 		fakeTexts = append(fakeTexts, d.Envelope.Text)
 	}
-	if want := []string{"re: hello", "re: a thread of another session", "re: a thread of no session", "re: after a restart"}; !slices.Equal(fakeTexts, want) {
+	if want := []string{"re: hello", "re: after a restart"}; !slices.Equal(fakeTexts, want) {
 		t.Errorf("fake got %q, want %q", fakeTexts, want)
 	}
 
@@ -313,31 +323,43 @@ routes:
 			t.Errorf("forwarded #%d: %+v, want %q with key %s from fake/thread-A to up_1", i, m, in.Text, in.ID)
 		}
 	}
-	if slices.ContainsFunc(hooked, func(s int) bool { return s != http.StatusNoContent }) || len(hooked) != len(sent) {
-		t.Errorf("the hook answered %v, want %d × 204", hooked, len(sent))
+	if want := []int{204, 204, 403, 403, 204}; !slices.Equal(hooked, want) {
+		t.Errorf("the hook answered %v, want %v (403 for a conversation not bound to the session)", hooked, want)
 	}
 	if local, ok, err := router.NewSessionMap(h.st).Local(ctx, "up_1"); err != nil || !ok || local != sid {
 		t.Errorf("up_1 maps to %q, %v, %v; want %s", local, ok, err, sid)
 	}
 
-	// The log: each message followed by its answer, an outbound agent
-	// record holding the event as its raw, its conversation kept only when
-	// it is one of the session's.
+	// The log: each message followed by its answer when the hook took it,
+	// an outbound agent record holding the event as its raw.
 	recs := h.records(sid)
-	if len(recs) != 2*len(sent) {
-		t.Fatalf("log holds %d records, want %d", len(recs), 2*len(sent))
-	}
+	answered := []bool{true, true, false, false, true}
 	wantTo := []envelope.Conversation{threadA, room9, {}, {}, threadA}
 	for i, in := range sent {
-		q, a := recs[2*i], recs[2*i+1]
+		if len(recs) == 0 {
+			t.Fatalf("the log ends before message %d", i)
+		}
+		q := recs[0]
+		recs = recs[1:]
 		if q.Direction != store.Inbound || q.Envelope.ID != in.Envelope.ID {
 			t.Errorf("record %d: %+v, want inbound %s", q.Seq, q, in.Envelope.ID)
 		}
+		if !answered[i] {
+			continue
+		}
+		if len(recs) == 0 {
+			t.Fatalf("the log ends before the answer to message %d", i)
+		}
+		a := recs[0]
+		recs = recs[1:]
 		wantID := "agent:re-" + in.Envelope.ID
 		if a.Direction != store.Outbound || a.Envelope.ID != wantID || a.Envelope.Actor.Type != envelope.Agent ||
 			a.Envelope.Conversation != wantTo[i] || !bytes.Equal(a.Envelope.Raw, up.event(wantID)) {
 			t.Errorf("record %d: %+v (raw %s), want outbound %s to %v with the event as raw", a.Seq, a.Envelope, a.Envelope.Raw, wantID, wantTo[i])
 		}
+	}
+	if len(recs) != 0 {
+		t.Errorf("the log holds more: %+v", recs)
 	}
 	if other := h.records("ses_other"); len(other) != 0 {
 		t.Errorf("the other session's log got %+v", other)

@@ -64,17 +64,11 @@ func (m SessionMap) Local(ctx context.Context, upstream string) (string, bool, e
 
 // DeliverOutput appends an output that an upstream agent service sent for
 // a session (the http runtime's hook). A conversation it names must be bound
-// to the session: an upstream cannot post into channels the session is not
-// part of.
+// to the session (else an error wrapping store.ErrNotBound): an upstream
+// cannot post into channels the session is not part of.
 func (r *Router) DeliverOutput(ctx context.Context, sessionID string, env envelope.Envelope) error {
-	if c := env.Conversation; !c.IsZero() && c != envelope.Broadcast {
-		b, err := r.st.BindingFor(ctx, c)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err != nil || b.SessionID != sessionID {
-			env.Conversation = envelope.Conversation{} // to the latest conversation instead
-		}
+	if err := store.CheckOutputConversation(ctx, r.st, sessionID, env.Conversation); err != nil {
+		return err
 	}
 	env.Actor.Type = envelope.Agent
 	_, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env})

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -44,6 +46,33 @@ type Bindings interface {
 	// LatestInbound returns the conversation of the newest inbound record of
 	// the session with Seq < before that names one (zero if none).
 	LatestInbound(ctx context.Context, sessionID string, before int64) (envelope.Conversation, error)
+}
+
+// ErrNotBound: an output names a conversation that is not bound to its
+// session. See CheckOutputConversation.
+var ErrNotBound = errors.New("conversation is not bound to the session")
+
+// CheckOutputConversation enforces the rule that an agent's output reaches
+// only its own session's conversations: conv, as named by an output of
+// sessionID, must be zero (the session's latest conversation),
+// envelope.Broadcast (every conversation bound to the session), a
+// conversation of envelope.SourceClient (a thread of the session's own log,
+// which no channel delivers to), or a conversation bound to sessionID. Any
+// other conversation is refused with an error wrapping ErrNotBound; to
+// start a new conversation from a session, bind it to the session first.
+func CheckOutputConversation(ctx context.Context, b Bindings, sessionID string, conv envelope.Conversation) error {
+	if conv.IsZero() || conv == envelope.Broadcast || conv.Source == envelope.SourceClient {
+		return nil
+	}
+	got, err := b.BindingFor(ctx, conv)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return err
+	case got.SessionID == sessionID:
+		return nil
+	}
+	return fmt.Errorf("%w: conversation %s is not bound to session %s", ErrNotBound, conv.Key(), sessionID)
 }
 
 // Work is a session with records a consumer has not processed yet.

@@ -60,12 +60,12 @@ type HookConfig struct {
 // with two changes: its conversation is the local anchor that the upstream
 // named in conversation.ref as "source/ref" (the form HTTP sends), or none,
 // so that the router routes it to the session's latest conversation; and its
-// raw is the event exactly as received. The router must still check that a
-// named conversation is bound to the session before delivering there.
+// raw is the event exactly as received. Deliver refuses a named conversation
+// that is not bound to the session (store.ErrNotBound).
 //
 // The answer is 204 once Deliver returned nil; errors are JSON
 // {"error": {"code", "message"}} with 400 (malformed event or envelope), 401,
-// 404, 405, 409 (the envelope id is already used in the session for another
+// 403 (the envelope names a conversation not bound to the session), 404, 405, 409 (the envelope id is already used in the session for another
 // message), 413 or 500. Upstreams retry on failure: Deliver must be
 // idempotent on the envelope id, as the store's Append is.
 //
@@ -190,6 +190,10 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("session %q does not exist", local))
+		case errors.Is(err, store.ErrNotBound):
+			writeError(w, http.StatusForbidden, "conversation_not_bound",
+				strings.TrimPrefix(err.Error(), store.ErrNotBound.Error()+": ")+
+					": an output goes only to its session's conversations; leave conversation.ref empty to answer the latest one")
 		case errors.Is(err, store.ErrConflict):
 			writeError(w, http.StatusConflict, "idempotency_conflict",
 				fmt.Sprintf("envelope id %q is already used in the session for a different message", env.ID))
