@@ -76,20 +76,20 @@ func (b *breaker) inbound(bd store.Binding, rt *config.Route, now time.Time) (bo
 	return false, ""
 }
 
-// checkOutputBudget counts an output to conversation c and pauses c's
-// binding when the budget is exceeded.
-func (r *Router) checkOutputBudget(ctx context.Context, c envelope.Conversation) error {
+// checkOutputBudget counts an output to conversation c and, when the
+// budget is exceeded, pauses c's binding and reports paused.
+func (r *Router) checkOutputBudget(ctx context.Context, c envelope.Conversation) (paused bool, err error) {
 	bd, err := r.st.BindingFor(ctx, c)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	rt, _ := r.cfg.Route(bd.Route)
 	limit := budgetOf(rt).OutputsPerMinute
 	if !r.breaker.hit(bd.ID+"/out", limit, r.now()) || bd.Paused(r.now()) {
-		return nil
+		return false, nil
 	}
-	return r.pause(ctx, bd, fmt.Sprintf("more than %d outputs a minute", limit))
+	return true, r.pause(ctx, bd, fmt.Sprintf("more than %d outputs a minute", limit))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -30,7 +31,7 @@ func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
 		}
 		var ds []store.Delivery
 		for _, rec := range recs {
-			if rec.Direction != store.Outbound || (rec.Envelope.Kind != envelope.KindMessage && rec.Envelope.Kind != envelope.KindSystem) {
+			if !store.IsOutput(&rec) {
 				continue
 			}
 			to, err := r.targets(ctx, rec)
@@ -39,9 +40,6 @@ func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
 			}
 			for _, c := range to {
 				ds = append(ds, store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq, To: c, NextAttempt: r.now(), CreatedAt: r.now()})
-				if err := r.checkOutputBudget(ctx, c); err != nil {
-					return err
-				}
 			}
 			if len(to) == 0 {
 				r.metrics.unrouted.Inc()
@@ -65,46 +63,24 @@ func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
 	return r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, time.Time{})
 }
 
-// targets returns the conversations an output goes to that have a sink.
+// targets returns the conversations output rec goes to
+// (store.OutputTargets), as a store that fans out at commit would.
 func (r *Router) targets(ctx context.Context, rec store.Record) ([]envelope.Conversation, error) {
-	conv := rec.Envelope.Conversation
-	var out []envelope.Conversation
-	switch {
-	case conv == envelope.Broadcast:
-		bs, err := r.st.SessionBindings(ctx, rec.SessionID)
-		if err != nil {
+	bs, err := r.st.SessionBindings(ctx, rec.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	bound := make([]envelope.Conversation, len(bs))
+	for i, b := range bs {
+		bound[i] = b.Conversation
+	}
+	var latest envelope.Conversation
+	if rec.Envelope.Conversation.IsZero() {
+		if latest, err = r.st.LatestInbound(ctx, rec.SessionID, rec.Seq); err != nil {
 			return nil, err
 		}
-		for _, b := range bs {
-			out = append(out, b.Conversation)
-		}
-	case !conv.IsZero():
-		// The API and the hook refuse such outputs; this holds the rule for
-		// every other way into the log.
-		if err := store.CheckOutputConversation(ctx, r.st, rec.SessionID, conv); err != nil {
-			if !errors.Is(err, store.ErrNotBound) {
-				return nil, err
-			}
-			r.log.Warn("output not delivered", "session", rec.SessionID, "seq", rec.Seq, "err", err)
-			return nil, nil
-		}
-		out = append(out, conv)
-	default:
-		c, err := r.st.LatestInbound(ctx, rec.SessionID, rec.Seq)
-		if err != nil {
-			return nil, err
-		}
-		if !c.IsZero() {
-			out = append(out, c)
-		}
 	}
-	kept := out[:0]
-	for _, c := range out {
-		if r.sinks[c.Source] != nil {
-			kept = append(kept, c)
-		}
-	}
-	return kept, nil
+	return store.OutputTargets(&rec, bound, latest), nil
 }
 
 // Wake makes the delivery workers look for due deliveries now (after a
@@ -127,6 +103,14 @@ func (r *Router) deliverLoop(ctx context.Context) {
 	workers := r.cfg.Router.Outbox.Workers
 	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
+	// A store that fans out at commit enqueues with every change it
+	// signals: look for deliveries after each burst of them.
+	var changed <-chan struct{}
+	if fo, ok := r.st.(store.FanOut); ok && fo.FansOutAtCommit() {
+		sig, cancel := r.st.Subscribe(store.AllSessions)
+		defer cancel()
+		changed = sig
+	}
 	var (
 		wg       sync.WaitGroup
 		inflight atomic.Int64
@@ -163,12 +147,35 @@ func (r *Router) deliverLoop(ctx context.Context) {
 		case <-r.kickc:
 		case <-freed:
 		case <-ticker.C:
+		case <-changed:
+			// Gather a moment's worth of changes into one claim.
+			if !retry.Sleep(ctx, claimCoalesce) {
+				return
+			}
 		}
 	}
 }
 
 // deliverOne makes one attempt at d and settles it.
 func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
+	if d.To.Source != WebhookSource && d.Attempts == 1 {
+		// The loop breaker counts each output once, at its first attempt.
+		paused, err := r.checkOutputBudget(ctx, d.To)
+		if err != nil || paused {
+			// Back in the queue: a paused conversation's deliveries wait
+			// until it is resumed.
+			why := "the conversation is paused by the loop breaker"
+			if err != nil {
+				why = err.Error()
+				r.log.Error("loop breaker", "delivery", d.ID, "err", err)
+			}
+			s := store.Settlement{Status: store.Pending, Error: why, NextAttempt: r.now()}
+			if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
+				r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
+			}
+			return
+		}
+	}
 	sink := r.sinks[d.To.Source]
 	start := r.now()
 	var rc adapters.Receipt

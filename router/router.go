@@ -170,13 +170,22 @@ func (r *Router) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	start((&follower{r: r, consumer: consumerRuntime, parallel: r.cfg.Router.MaxParallel, fn: r.dispatch}).run)
-	start((&follower{r: r, consumer: consumerOutbox, parallel: 4, fn: r.routeOutputs}).run)
+	// A store that fans out at commit enqueues every delivery itself;
+	// otherwise followers of the log (and of the session-event journal)
+	// find them.
+	fo, ok := r.st.(store.FanOut)
+	fansOut := ok && fo.FansOutAtCommit()
+	if !fansOut {
+		start((&follower{r: r, consumer: consumerOutbox, parallel: 4, fn: r.routeOutputs}).run)
+	}
 	if r.webhooks != nil {
 		if err := r.syncWebhookConfig(ctx); err != nil {
 			r.log.Error("webhooks", "err", err)
 		}
-		start((&follower{r: r, consumer: consumerWebhooks, parallel: 4, fn: r.routeWebhooks}).run)
-		start(r.followJournal)
+		if !fansOut {
+			start((&follower{r: r, consumer: consumerWebhooks, parallel: 4, fn: r.routeWebhooks}).run)
+			start(r.followJournal)
+		}
 	}
 	start(r.deliverLoop)
 	wg.Wait()

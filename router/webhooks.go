@@ -58,15 +58,13 @@ const (
 	journalKVNS      = "router"
 	journalKVKey     = "webhooks.journal"
 	// WebhookSource is the conversation source of webhook deliveries.
-	WebhookSource = "webhook"
+	WebhookSource = store.SourceWebhook
 )
 
-// failedKey starts the appendSystem key of a delivery.failed record, and
-// failedPrefix its envelope id.
-const (
-	failedKey    = "webhook-failed:"
-	failedPrefix = "system:" + failedKey
-)
+// failedKey starts the appendSystem key of a delivery.failed record
+// (appendSystem makes the id "system:" + key, so the record's id starts
+// with store.DeliveryFailedPrefix.)
+const failedKey = "webhook-failed:"
 
 // WebhookEventID is the Event id (and webhook-id header) of the event for
 // record seq of session sessionID. It is stable, so a retried or replayed
@@ -84,50 +82,10 @@ func SessionEventID(sessionID string, eid int64) string {
 	return "evt_" + hex.EncodeToString(h[:16])
 }
 
-// webhookRef is the outbox anchor of destination dest and session
-// sessionID; replay, when not empty, makes a separate queue for a replay.
-func webhookRef(dest, replay, sessionID string) string {
-	if replay != "" {
-		return dest + "#" + replay + "/" + sessionID
-	}
-	return dest + "/" + sessionID
-}
-
-// webhookDest returns the destination id of an outbox anchor.
-func webhookDest(ref string) string {
-	dest, _, _ := strings.Cut(ref, "/")
-	dest, _, _ = strings.Cut(dest, "#")
-	return dest
-}
-
-// recordEventType is the webhook event type of record rec.
-func recordEventType(rec *store.Record) envelope.EventType {
-	if rec.Envelope.Kind == envelope.KindSystem && strings.HasPrefix(rec.Envelope.ID, failedPrefix) {
-		return envelope.EventDeliveryFail
-	}
-	return envelope.EventMessage
-}
-
-// wants reports whether destination w takes events of type t of session
-// sessionID.
-func wants(w *store.Webhook, t envelope.EventType, sessionID string) bool {
-	if w.Disabled {
-		return false
-	}
-	if len(w.EventTypes) > 0 && !slices.Contains(w.EventTypes, string(t)) {
-		return false
-	}
-	return len(w.Sessions) == 0 || slices.Contains(w.Sessions, sessionID)
-}
-
 // wantsSessionEvents reports whether any destination of dests takes
 // session events.
 func wantsSessionEvents(dests []store.Webhook) bool {
-	return slices.ContainsFunc(dests, func(w store.Webhook) bool {
-		return !w.Disabled && (len(w.EventTypes) == 0 ||
-			slices.Contains(w.EventTypes, string(envelope.EventSessionNew)) ||
-			slices.Contains(w.EventTypes, string(envelope.EventSessionState)))
-	})
+	return slices.ContainsFunc(dests, func(w store.Webhook) bool { return w.TakesSessionEvents() })
 }
 
 // item is one thing of a session a destination may be sent: a record or
@@ -153,7 +111,7 @@ func sessionItems(recs []store.Record, evs []store.SessionEvent) []item {
 			continue
 		}
 		rec := &recs[i]
-		items = append(items, item{store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq}, recordEventType(rec), rec.StoredAt})
+		items = append(items, item{store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq}, store.EventTypeOf(rec), rec.StoredAt})
 		i++
 	}
 	return items
@@ -168,11 +126,11 @@ func webhookDeliveries(dests []store.Webhook, items []item, replay string, now t
 	var ds []store.Delivery
 	for _, it := range items {
 		for j := range dests {
-			if !wants(&dests[j], it.typ, it.d.SessionID) || (replay == "" && it.at.Before(dests[j].CreatedAt)) {
+			if !dests[j].Takes(it.typ, it.d.SessionID) || (replay == "" && it.at.Before(dests[j].CreatedAt)) {
 				continue
 			}
 			d := it.d
-			d.To = envelope.Conversation{Source: WebhookSource, Ref: webhookRef(dests[j].ID, replay, d.SessionID)}
+			d.To = envelope.Conversation{Source: WebhookSource, Ref: store.WebhookRef(dests[j].ID, replay, d.SessionID)}
 			d.NextAttempt, d.CreatedAt = now, now
 			ds = append(ds, d)
 		}
@@ -519,7 +477,7 @@ type webhookSink struct {
 // delivery; either emits a delivery.failed event.
 func (k *webhookSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Receipt, error) {
 	r := k.r
-	destID := webhookDest(d.To.Ref)
+	destID := store.WebhookDest(d.To.Ref)
 	dest, err := r.webhooks.Webhook(ctx, destID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -588,7 +546,7 @@ func (r *Router) webhookEvent(ctx context.Context, d adapters.Delivery) (ev enve
 		return ev, false, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
 	}
 	ev.Seq = rec.Seq
-	if ev.Type = recordEventType(rec); ev.Type != envelope.EventMessage {
+	if ev.Type = store.EventTypeOf(rec); ev.Type != envelope.EventMessage {
 		ev.Direction = ""
 	}
 	return ev, ev.Type == envelope.EventDeliveryFail, nil

@@ -12,6 +12,8 @@ type Metrics struct {
 	appendSeconds prometheus.Histogram
 	batchSize     prometheus.Histogram
 	errors        *prometheus.CounterVec
+	commits       prometheus.Counter
+	rowsWritten   prometheus.Counter
 }
 
 // NewMetrics creates the store's collectors and registers them with reg.
@@ -31,9 +33,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_store_errors_total",
 			Help: "Store operations that failed, by operation.",
 		}, []string{"op"}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_store_commits_total",
+			Help: "Transactions the store committed that wrote something: the cost of a message is how many of these it takes.",
+		}),
+		rowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_store_rows_written_total",
+			Help: "Rows inserted, updated or deleted by the store's committed transactions.",
+		}),
 	}
-	reg.MustRegister(m.appendSeconds, m.batchSize, m.errors)
+	reg.MustRegister(m.appendSeconds, m.batchSize, m.errors, m.commits, m.rowsWritten)
 	return m
+}
+
+// ObserveCommit counts one committed transaction that wrote rows rows.
+func (m *Metrics) ObserveCommit(rows int64) {
+	if m != nil {
+		m.commits.Inc()
+		m.rowsWritten.Add(float64(rows))
+	}
 }
 
 // ObserveAppend records the latency of one Append.

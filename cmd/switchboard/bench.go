@@ -66,6 +66,10 @@ type benchConfig struct {
 	dupEvery    int // every Nth request reuses the previous key (0: never)
 }
 
+// settle is how long bench --e2e waits after its run before reading what
+// the store wrote, so that work still in flight is counted.
+const settle = 2 * time.Second
+
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,6 +98,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if bc.connections < 1 || bc.sessions < 1 {
 		return usageError{"--connections and --sessions must be at least 1"}
 	}
+	// The store's cost per message, when the gateway serves its metrics.
+	before, costErr := readStoreCost(ctx, bc.url)
 	if *e2e {
 		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, bc.url)
 		res, err := runE2E(ctx, bc, *rate, *receiver)
@@ -101,6 +107,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprint(stdout, res)
+		// Let the followers and the outbox finish what the run left them.
+		time.Sleep(settle)
+		if after, err := readStoreCost(ctx, bc.url); err == nil && costErr == nil {
+			fmt.Fprint(stdout, perMessage(before, after, res.Answered, "round trip (message, answer and their deliveries)"))
+		}
 		return nil
 	}
 	fmt.Fprintf(stdout, "bench: %d connections, %d sessions, %s\n", bc.connections, bc.sessions, bc.url)
@@ -109,6 +120,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprint(stdout, res)
+	if after, err := readStoreCost(ctx, bc.url); err == nil && costErr == nil {
+		fmt.Fprint(stdout, perMessage(before, after, res.OK-res.Replayed, "message"))
+	}
 	return nil
 }
 

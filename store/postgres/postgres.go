@@ -123,6 +123,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// backends send, which would only signal them again, late (and
 	// spuriously, for a subscription made since).
 	backends := &sync.Map{}
+	listenConfig := cfg.ConnConfig.Copy() // untraced: it only listens
+	var tracer *writeTracer
+	if opts.Metrics != nil {
+		tracer = newWriteTracer(opts.Metrics)
+		cfg.ConnConfig.Tracer = tracer
+	}
 	afterConnect, beforeClose := cfg.AfterConnect, cfg.BeforeClose
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		if afterConnect != nil {
@@ -135,6 +141,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg.BeforeClose = func(conn *pgx.Conn) {
 		backends.Delete(conn.PgConn().PID())
+		if tracer != nil {
+			tracer.forget(conn)
+		}
 		if beforeClose != nil {
 			beforeClose(conn)
 		}
@@ -169,7 +178,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		channel: channelName(schema),
 	}
 	s.listener = &listener{
-		config:  cfg.ConnConfig,
+		config:  listenConfig,
 		channel: s.channel,
 		publish: s.hub.Publish,
 		own: func(pid uint32) bool {

@@ -600,3 +600,52 @@ func benchmarkAppend(b *testing.B, workers int) {
 		}
 	}
 }
+
+// TestCommitMetrics: every committed transaction that wrote is counted once,
+// explicit (an append batch) or implicit (a statement or a pipelined batch
+// on its own), with the rows its statements report; reads and a repeated
+// append, which write nothing, are not.
+func TestCommitMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openStore(t, testenv.Postgres(t), Options{Metrics: store.NewMetrics(reg)})
+	ctx := t.Context()
+	read := func() (float64, float64) {
+		return storetest.Counter(t, reg, "switchboard_store_commits_total"), storetest.Counter(t, reg, "switchboard_store_rows_written_total")
+	}
+	c0, _ := read()
+	create(t, s, "a")
+	c1, r1 := read()
+	if c1-c0 != 1 {
+		t.Errorf("create session: %v commits, want 1", c1-c0)
+	}
+	for i := range 3 {
+		if _, err := s.Append(ctx, msg("a", fmt.Sprint("k", i), "counted")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2, r2 := read()
+	if c2-c1 != 3 || r2-r1 != 6 {
+		t.Errorf("three appends one after the other: %v commits, %v rows; want 3 and 6 (record, session)", c2-c1, r2-r1)
+	}
+	if _, err := s.Append(ctx, msg("a", "k0", "counted")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(ctx, "a", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if c3, r3 := read(); c3 != c2 || r3 != r2 {
+		t.Errorf("a repeated append and a read wrote nothing, yet counted %v commits, %v rows", c3-c2, r3-r2)
+	}
+	// A claim (a CTE that updates) and an advance (a pipelined batch).
+	now := time.Now()
+	works, err := s.ClaimWork(ctx, "metrics-test", "me", 10, now, now.Add(time.Minute))
+	if err != nil || len(works) != 1 {
+		t.Fatalf("claim: %v %v", works, err)
+	}
+	if err := s.Advance(ctx, "metrics-test", "a", "me", works[0].LastSeq, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if c4, _ := read(); c4-c2 < 2 {
+		t.Errorf("a claim and an advance counted %v commits, want at least 2", c4-c2)
+	}
+}

@@ -261,6 +261,14 @@ ALTER TABLE deliveries ADD COLUMN event INTEGER NOT NULL DEFAULT 0;
 DROP INDEX deliveries_record;
 CREATE UNIQUE INDEX deliveries_record ON deliveries (sid, seq, event, to_source, to_ref);
 `,
+
+	// 8: the writer fans out at commit (fanout.go): the router's outbox and
+	// webhook followers are gone. Their backlog is enqueued and their
+	// cursors dropped by the Go step (migrate_fanout.go).
+	`
+-- Nothing to change in the schema: see drainLegacyFollowers.
+SELECT 1;
+`,
 }
 
 // migrate brings the database behind conn to the newest schema. It is safe
@@ -314,6 +322,11 @@ func applyMigration(ctx context.Context, conn *sql.Conn, version int, stmts stri
 	}
 	if _, err := conn.ExecContext(ctx, stmts); err != nil {
 		return false, err
+	}
+	if step := goSteps[version]; step != nil {
+		if err := step(ctx, conn); err != nil {
+			return false, err
+		}
 	}
 	if _, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 		version, time.Now().UnixNano()); err != nil {

@@ -426,3 +426,39 @@ func BenchmarkRead(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestCommitMetrics: every committed batch that wrote is counted once, with
+// the rows it changed (triggers included); a batch that changed nothing,
+// such as a repeated append, is not.
+func TestCommitMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openTemp(t, sqlite.Options{Metrics: store.NewMetrics(reg)})
+	ctx := t.Context()
+	read := func() (float64, float64) {
+		return storetest.Counter(t, reg, "switchboard_store_commits_total"), storetest.Counter(t, reg, "switchboard_store_rows_written_total")
+	}
+	// Creating a session: its row and its session.created journal entry.
+	c0, r0 := read()
+	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
+		t.Fatal(err)
+	}
+	c1, r1 := read()
+	if c1-c0 != 1 || r1-r0 != 2 {
+		t.Errorf("create session: %v commits, %v rows; want 1 and 2 (session, journal)", c1-c0, r1-r0)
+	}
+	for i := range 3 {
+		if _, err := s.Append(ctx, inbound("sess", fmt.Sprint("k", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2, r2 := read()
+	if c2-c1 != 3 || r2-r1 != 3 {
+		t.Errorf("three appends one after the other: %v commits, %v rows; want 3 and 3", c2-c1, r2-r1)
+	}
+	if _, err := s.Append(ctx, inbound("sess", "k0")); err != nil {
+		t.Fatal(err)
+	}
+	if c3, r3 := read(); c3 != c2 || r3 != r2 {
+		t.Errorf("a repeated append wrote nothing, yet counted %v commits, %v rows", c3-c2, r3-r2)
+	}
+}

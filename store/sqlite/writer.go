@@ -123,6 +123,7 @@ type session struct {
 // batchSession is a session as one batch sees and changes it.
 type batchSession struct {
 	session
+	id string
 	// publish: a record was added or a session event was journaled (the
 	// session was created or its state changed), so its subscribers are
 	// signalled after commit.
@@ -143,7 +144,7 @@ type recordKey struct {
 // data_version, which changes when another connection (another Store on the
 // same file, another process) has committed, and empties the cache if so.
 type writer struct {
-	begin, commit, rollback, dataVersion *sql.Stmt
+	begin, commit, rollback, dataVersion, totalChanges *sql.Stmt
 
 	sessionForWrite  *sql.Stmt
 	sessionByID      *sql.Stmt
@@ -157,11 +158,18 @@ type writer struct {
 	cursors  cursorWrites
 	outbox   outboxWrites
 	kv       kvWrites
+	fanOut   fanOutWrites
 
 	all []*sql.Stmt // every prepared statement, to close
 
 	cache   map[string]session // across batches; see above
 	version int64              // data_version the cache is valid for
+
+	// The webhook destinations, for fan-out: valid, like cache, while no
+	// other connection commits, and until a webhook write (an opFunc).
+	dests      []store.Webhook
+	destsValid bool
+	eventDests bool // some destination takes session events
 
 	// Scratch reused from batch to batch.
 	batch   map[string]*batchSession // nil value: known not to exist
@@ -180,6 +188,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
 		{&w.dataVersion, `PRAGMA data_version`},
+		{&w.totalChanges, `SELECT total_changes()`},
 		{&w.sessionForWrite, `SELECT sid, state, coalesce((SELECT max(seq) FROM records r WHERE r.sid = s.sid), 0)
 			FROM sessions s WHERE id = ?`},
 		{&w.sessionByID, sessionSelect + ` WHERE s.id = ?`},
@@ -197,6 +206,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 	stmts = append(stmts, w.cursors.defs()...)
 	stmts = append(stmts, w.outbox.defs()...)
 	stmts = append(stmts, w.kv.defs()...)
+	stmts = append(stmts, w.fanOut.defs()...)
 	for _, st := range stmts {
 		p, err := conn.PrepareContext(ctx, st.query)
 		if err != nil {
@@ -231,7 +241,7 @@ func (w *writer) close() error {
 // the whole batch.
 func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
 	results := make([]groupcommitResult, len(ops))
-	failed, err := s.w.commitTx(ctx, ops, results, &s.hub)
+	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, s.metrics)
 	if err == nil {
 		return results, nil
 	}
@@ -256,7 +266,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 			retry = append(retry, ops[i])
 		}
 		sub := make([]groupcommitResult, len(retry))
-		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub); err == nil {
+		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub, s.metrics); err == nil {
 			for j, i := range pending {
 				results[i] = sub[j]
 			}
@@ -272,7 +282,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 // failed, or -1 when the transaction itself failed. After the commit,
 // subscribers of every session that got a record or a session event are
 // signalled.
-func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub) (failed int, err error) {
+func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub, m *store.Metrics) (failed int, err error) {
 	clear(w.batch)
 	clear(w.records)
 
@@ -286,6 +296,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			// harmlessly. What the batch cached may not have happened.
 			_, _ = w.rollback.ExecContext(ctx)
 			clear(w.cache)
+			w.destsValid = false
 		}
 	}()
 	var version int64
@@ -294,9 +305,15 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 	}
 	if version != w.version {
 		clear(w.cache)
+		w.destsValid = false
 		w.version = version
 	}
 
+	// Rows changed by the batch, triggers included, for the metrics.
+	var changesBefore, changesAfter int64
+	if err := w.totalChanges.QueryRowContext(ctx).Scan(&changesBefore); err != nil {
+		return -1, fmt.Errorf("read changes: %w", err)
+	}
 	now := time.Now().UnixNano()
 	for i := range ops {
 		op := &ops[i]
@@ -328,6 +345,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			results[i], err = w.retryDelivery(ctx, op, now)
 		case opFunc:
 			results[i], err = op.fn(ctx, now)
+			w.destsValid = false // it may have changed a destination
 		case opSetValue:
 			results[i], err = w.setValue(ctx, op, now)
 		case opCompareAndSetValue:
@@ -339,8 +357,14 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			return i, err
 		}
 	}
+	if err := w.totalChanges.QueryRowContext(ctx).Scan(&changesAfter); err != nil {
+		return -1, fmt.Errorf("read changes: %w", err)
+	}
 	if _, err := w.commit.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("commit: %w", err)
+	}
+	if rows := changesAfter - changesBefore; rows > 0 {
+		m.ObserveCommit(rows)
 	}
 
 	if len(w.cache)+len(w.batch) > maxCachedSessions {
@@ -364,7 +388,7 @@ func (w *writer) session(ctx context.Context, id string) (*batchSession, error) 
 	if bs, ok := w.batch[id]; ok {
 		return bs, nil
 	}
-	bs := &batchSession{}
+	bs := &batchSession{id: id}
 	if c, ok := w.cache[id]; ok {
 		bs.session = c
 	} else {
@@ -383,14 +407,15 @@ func (w *writer) session(ctx context.Context, id string) (*batchSession, error) 
 	return bs, nil
 }
 
-// setSessionState changes a session's state in the table and the batch.
+// setSessionState changes a session's state in the table and the batch,
+// and fans out the session event.
 func (w *writer) setSessionState(ctx context.Context, bs *batchSession, state store.State, now int64) error {
 	if _, err := w.updateState.ExecContext(ctx, string(state), now, bs.sid); err != nil {
 		return fmt.Errorf("update session state: %w", err)
 	}
 	bs.state = state
 	bs.publish = true
-	return nil
+	return w.fanOutEvent(ctx, bs, now)
 }
 
 // newSession inserts session id, idle, with metadata meta (JSON text) and
@@ -412,8 +437,11 @@ func (w *writer) newSession(ctx context.Context, id, meta string, now int64) (*b
 	if err != nil {
 		return nil, fmt.Errorf("insert session: %w", err)
 	}
-	bs := &batchSession{session: session{sid: sid, state: store.Idle}, publish: true}
+	bs := &batchSession{session: session{sid: sid, state: store.Idle}, id: id, publish: true}
 	w.batch[id] = bs // it may have been known as missing
+	if err := w.fanOutEvent(ctx, bs, now); err != nil {
+		return nil, err
+	}
 	return bs, nil
 }
 
@@ -440,6 +468,18 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 		if n == 1 {
 			bs.lastSeq = seq
 			bs.publish = true
+			rec := store.Record{
+				SessionID: op.req.SessionID,
+				Seq:       seq,
+				Direction: op.req.Direction,
+				Envelope:  *e,
+				StoredAt:  time.Unix(0, now).UTC(),
+			}
+			// The record's deliveries, then its state change's: an event
+			// is placed after the record.
+			if err := w.fanOutRecord(ctx, bs, &rec, now); err != nil {
+				return groupcommitResult{}, err
+			}
 			switch {
 			case op.req.Wake && bs.state == store.Idle:
 				if err := w.setSessionState(ctx, bs, store.Running, now); err != nil {
@@ -449,13 +489,6 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 				if err := w.setSessionState(ctx, bs, store.Idle, now); err != nil {
 					return groupcommitResult{}, err
 				}
-			}
-			rec := store.Record{
-				SessionID: op.req.SessionID,
-				Seq:       seq,
-				Direction: op.req.Direction,
-				Envelope:  *e,
-				StoredAt:  time.Unix(0, now).UTC(),
 			}
 			rec.Envelope.TS = time.Unix(0, op.tsNano).UTC()
 			w.records[key] = rec

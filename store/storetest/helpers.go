@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -26,6 +28,12 @@ type closeOnce struct {
 func (c *closeOnce) Close() error {
 	c.once.Do(func() { c.err = c.Store.Close() })
 	return c.err
+}
+
+// FansOutAtCommit passes the backend's store.FanOut through.
+func (c *closeOnce) FansOutAtCommit() bool {
+	fo, ok := c.Store.(store.FanOut)
+	return ok && fo.FansOutAtCommit()
 }
 
 // open opens a store through b and closes it when t ends.
@@ -212,4 +220,20 @@ func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(signalTimeout):
 		t.Fatalf("no Subscribe signal %s within %s", what, signalTimeout)
 	}
+}
+
+// Counter returns the value of counter name in reg, 0 when it is not
+// registered: for backends' tests of the store's metrics.
+func Counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

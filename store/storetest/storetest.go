@@ -102,6 +102,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	t.Run("Webhooks", s.runWebhooks)
 	t.Run("SessionEvents", func(t *testing.T) { s.runEvents(t, cfg) })
 	t.Run("KV", func(t *testing.T) { s.runKV(t, cfg) })
+	t.Run("FanOut", s.runFanOut)
 }
 
 type suite struct {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// storeCost is what the gateway's store wrote, read from its /metrics:
+// committed transactions that wrote, and rows written.
+type storeCost struct {
+	commits, rows float64
+}
+
+// readStoreCost scrapes the gateway's store counters.
+func readStoreCost(ctx context.Context, url string) (storeCost, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return storeCost{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return storeCost{}, fmt.Errorf("bench: read /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return storeCost{}, fmt.Errorf("bench: read /metrics: status %d", resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return storeCost{}, fmt.Errorf("bench: read /metrics: %w", err)
+	}
+	value := func(name string) float64 {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) == 0 {
+			return 0
+		}
+		return f.GetMetric()[0].GetCounter().GetValue()
+	}
+	return storeCost{commits: value("switchboard_store_commits_total"), rows: value("switchboard_store_rows_written_total")}, nil
+}
+
+// perMessage formats the cost between before and after over n messages.
+func perMessage(before, after storeCost, n int, what string) string {
+	if n == 0 || after.commits == 0 {
+		return ""
+	}
+	return fmt.Sprintf("store:      %.2f commits, %.1f rows written per %s (%d)\n",
+		(after.commits-before.commits)/float64(n), (after.rows-before.rows)/float64(n), what, n)
+}
