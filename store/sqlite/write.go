@@ -156,6 +156,11 @@ func createTokenOp(t store.Token) (writeOp, error) {
 	if t.ID == "" {
 		return writeOp{}, errors.New("empty id")
 	}
+	for _, v := range append([]string{t.ID, t.Name}, t.Sessions...) {
+		if err := store.CheckText("token field", v); err != nil {
+			return writeOp{}, err
+		}
+	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}

@@ -17,6 +17,7 @@ func (s suite) runInput(t *testing.T) {
 	t.Run("AppendAcceptsTheLimits", s.testAppendAcceptsLimits)
 	t.Run("WritesRefuseUnstorable", s.testWritesRefuseUnstorable)
 	t.Run("UnstorableIDsAreNotFound", s.testUnstorableIDsNotFound)
+	t.Run("LeasesAndTokensRefuseUnstorable", s.testLeasesAndTokensRefuseUnstorable)
 }
 
 // unstorable are the strings no backend can keep in a text column:
@@ -236,5 +237,34 @@ func (s suite) testUnstorableIDsNotFound(t *testing.T) {
 		if seq, err := st.Cursor(ctx, "runtime", bad); err != nil || seq != 0 {
 			t.Errorf("Cursor of a session id with %s = %d, %v; want 0", what, seq, err)
 		}
+	}
+}
+
+func (s suite) testLeasesAndTokensRefuseUnstorable(t *testing.T) {
+	st, _ := s.fresh(t)
+	createSession(t, st, "sess-1")
+	ctx := t.Context()
+	now := time.Now()
+	for what, bad := range unstorable {
+		if _, err := st.ClaimWork(ctx, bad, "owner-1", 10, now, now.Add(time.Minute)); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("ClaimWork with %s in the consumer: %v, want ErrInvalid", what, err)
+		}
+		if _, err := st.ClaimWork(ctx, "runtime", bad, 10, now, now.Add(time.Minute)); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("ClaimWork with %s in the owner: %v, want ErrInvalid", what, err)
+		}
+		if err := st.Advance(ctx, bad, "sess-1", "owner-1", 1, time.Time{}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Advance with %s in the consumer: %v, want ErrInvalid", what, err)
+		}
+		if _, err := st.Claim(ctx, bad, 10, now, now.Add(time.Minute)); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Claim with %s in the owner: %v, want ErrInvalid", what, err)
+		}
+		tok := store.Token{ID: "tok-1", Name: "name " + bad, Scopes: []store.Scope{store.ScopeAdmin}}
+		tok.Hash[0] = 1
+		if err := st.CreateToken(ctx, tok); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("CreateToken with %s in the name: %v, want ErrInvalid", what, err)
+		}
+	}
+	if n, err := st.CountTokens(ctx); err != nil || n != 0 {
+		t.Errorf("CountTokens = %d, %v; want 0", n, err)
 	}
 }
