@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -80,16 +81,28 @@ func errorBody(code, message string) []byte {
 	return b
 }
 
+// invalidInput is the message of an error wrapping store.ErrInvalid: what
+// the store's input rules said, without the backend's context.
+func invalidInput(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, store.ErrInvalid.Error()+": "); i >= 0 {
+		msg = msg[i+len(store.ErrInvalid.Error())+2:]
+	}
+	return "the request holds what cannot be stored: " + msg
+}
+
 // writeError reports err to the client as {"error": {"code", "message"}}.
 // An *apiError keeps its status and code; the store's sentinel errors map to
-// their statuses; anything else is logged and reported as a 500 without its
-// details.
+// their statuses (ErrInvalid, input the store's rules refuse, to 400);
+// anything else is logged and reported as a 500 without its details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
 		ae = errorf(http.StatusNotFound, codeNotFound, "session %q does not exist", r.PathValue("id"))
+	case errors.Is(err, store.ErrInvalid):
+		ae = badRequest("%s", invalidInput(err))
 	case errors.Is(err, store.ErrClosed):
 		ae = errorf(http.StatusServiceUnavailable, codeUnavailable, "the server is shutting down; retry shortly")
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):

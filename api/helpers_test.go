@@ -50,11 +50,12 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// harness is a Server on a fresh SQLite store.
+// harness is a Server on a fresh store: SQLite's unless made by
+// newHarnessOn.
 type harness struct {
 	t     testing.TB
 	srv   *Server
-	store *sqlite.Store
+	store *sqlite.Store // nil unless the store is SQLite's
 	reg   *prometheus.Registry
 	clock *clock
 }
@@ -79,12 +80,22 @@ func openStore(t testing.TB) *sqlite.Store {
 // configure, if not nil, adjusts the options first.
 func newHarness(t testing.TB, configure func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, store: openStore(t), reg: prometheus.NewRegistry(), clock: &clock{t: t0}}
-	if _, _, err := h.store.CreateSession(context.Background(), agentSession, nil); err != nil {
+	st := openStore(t)
+	h := newHarnessOn(t, st, configure)
+	h.store = st
+	return h
+}
+
+// newHarnessOn is newHarness on st, any backend; the harness's store field
+// (SQLite's) is nil.
+func newHarnessOn(t testing.TB, st store.Store, configure func(*Options)) *harness {
+	t.Helper()
+	h := &harness{t: t, reg: prometheus.NewRegistry(), clock: &clock{t: t0}}
+	if _, _, err := st.CreateSession(context.Background(), agentSession, nil); err != nil {
 		t.Fatalf("create agent session: %v", err)
 	}
 	opts := Options{
-		Store: h.store,
+		Store: st,
 		Tokens: []StaticToken{
 			{Name: "admin", Secret: adminSecret, Scopes: []store.Scope{store.ScopeAdmin}},
 			{Name: "steerer", Secret: steerSecret, Scopes: []store.Scope{store.ScopeSteer}},

@@ -199,6 +199,12 @@ func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req stor
 		s.writeError(w, r, badRequest("%v", err))
 		return
 	}
+	// The store's input rules, before check looks anything up: an
+	// unstorable field is a 400, an unstorable session id a 404.
+	if err := store.CheckAppend(req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if check != nil {
 		if err := check(ctx, req.SessionID, env.Conversation); err != nil {
 			s.writeError(w, r, err)

@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 )
 
 // KV is a small durable key-value space for channel adapters' own state (an
@@ -46,22 +43,21 @@ const (
 )
 
 // CheckKV reports whether namespace, key and value are within KV's limits,
-// naming what is wrong when they are not.
+// naming what is wrong, wrapping ErrInvalid, when they are not.
 func CheckKV(namespace, key string, value []byte) error {
 	for _, f := range [...]struct{ name, v string }{{"namespace", namespace}, {"key", key}} {
 		switch {
 		case f.v == "":
-			return fmt.Errorf("empty %s", f.name)
+			return fmt.Errorf("%w: empty %s", ErrInvalid, f.name)
 		case len(f.v) > MaxKVKey:
-			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), MaxKVKey)
-		case !utf8.ValidString(f.v):
-			return fmt.Errorf("%s is not valid UTF-8", f.name)
-		case strings.IndexByte(f.v, 0) >= 0:
-			return errors.New(f.name + " contains a NUL byte")
+			return fmt.Errorf("%w: %s is %d bytes, more than %d", ErrInvalid, f.name, len(f.v), MaxKVKey)
+		}
+		if err := CheckText(f.name, f.v); err != nil {
+			return err
 		}
 	}
 	if len(value) > MaxKVValue {
-		return fmt.Errorf("value is %d bytes, more than %d", len(value), MaxKVValue)
+		return fmt.Errorf("%w: value is %d bytes, more than %d", ErrInvalid, len(value), MaxKVValue)
 	}
 	return nil
 }

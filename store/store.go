@@ -28,6 +28,9 @@ var (
 	ErrLeaseLost = errors.New("store: lease lost")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrInvalid: the input breaks the rules every backend holds to (see
+	// check.go): an envelope, id, text or cursor that no backend can store.
+	ErrInvalid = errors.New("store: invalid input")
 )
 
 // State is a session's activity state.
@@ -102,7 +105,10 @@ type AppendResult struct {
 }
 
 // Sessions creates and finds sessions. Creating a session and changing its
-// state journal a SessionEvent (see events.go).
+// state journal a SessionEvent (see events.go). Ids and metadata follow the
+// input rules of check.go: a session is created only with an id CheckID
+// accepts and metadata CheckMetadata accepts (else ErrInvalid), and an id no
+// session can have is not found (CheckLookup).
 type Sessions interface {
 	// CreateSession creates session id with metadata, or returns the existing
 	// session of that id unchanged with created false.
@@ -124,7 +130,9 @@ type Log interface {
 	// envelope id): a repeated id returns the stored original with Created
 	// false, or ErrConflict (with the original in the result) when the
 	// request differs (envelope.Equivalent). Concurrent calls are committed in
-	// shared transactions (group commit). ErrNotFound for an unknown session.
+	// shared transactions (group commit). ErrNotFound for an unknown session;
+	// ErrInvalid, before anything is written, for a request CheckAppend
+	// refuses.
 	Append(ctx context.Context, req AppendRequest) (AppendResult, error)
 	// Read returns up to limit records of a session with Seq > after, in order.
 	// ErrNotFound for an unknown session.

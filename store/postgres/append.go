@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +40,9 @@ const (
 func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.AppendResult, error) {
 	if err := s.checkOpen("append"); err != nil {
 		return store.AppendResult{}, err
+	}
+	if err := store.CheckAppend(req); err != nil {
+		return store.AppendResult{}, fmt.Errorf("postgres: append: %w", err)
 	}
 	start := time.Now()
 	res, err := s.shard(req.SessionID).Do(ctx, req)
@@ -447,45 +449,9 @@ func refsJSON(r envelope.Refs) string {
 }
 
 // checkRequest rejects, before any transaction, what the database cannot
-// store, so that one bad request cannot fail the batch it shares.
-func checkRequest(r *store.AppendRequest) error {
-	e := &r.Envelope
-	switch {
-	case !r.Direction.Valid():
-		return fmt.Errorf("invalid direction %q", r.Direction)
-	case e.ID == "":
-		return errors.New("envelope id is empty")
-	case e.TS.Year() < 1 || e.TS.Year() > 9999:
-		return fmt.Errorf("envelope ts %s is out of range", e.TS)
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"session id", r.SessionID}, {"envelope id", e.ID}, {"source", e.Source}, {"kind", string(e.Kind)},
-		{"actor.id", e.Actor.ID}, {"actor.display", e.Actor.Display}, {"actor.type", string(e.Actor.Type)},
-		{"conversation.source", e.Conversation.Source}, {"conversation.ref", e.Conversation.Ref}, {"text", e.Text},
-	} {
-		if err := storable(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	for k, v := range e.Refs {
-		if err := errors.Join(storable("refs key", k), storable("refs."+k, v)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// storable reports why PostgreSQL would refuse v in a text or jsonb column:
-// it must be valid UTF-8 without NUL bytes.
-func storable(field, v string) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%s is not valid UTF-8", field)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return fmt.Errorf("%s contains a NUL byte", field)
-	}
-	return nil
-}
+// store (store.CheckAppend), so that one bad request cannot fail the batch
+// it shares.
+func checkRequest(r *store.AppendRequest) error { return store.CheckAppend(*r) }
 
 // retryable reports whether a failed batch may simply be tried again: it
 // lost a deadlock or serialization conflict, hit the unique backstop (an

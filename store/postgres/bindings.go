@@ -50,7 +50,7 @@ func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]s
 	if err := s.checkOpen("bind"); err != nil {
 		return store.Binding{}, false, err
 	}
-	if err := checkBinding(&b, metadata); err != nil {
+	if err := store.CheckBinding(b, metadata); err != nil {
 		return store.Binding{}, false, fmt.Errorf("postgres: bind: %w", err)
 	}
 	if b.ID == "" {
@@ -119,34 +119,14 @@ func (r suffixedRow) Scan(dest ...any) error {
 	return r.row.Scan(append(dest[:len(dest):len(dest)], r.suffix...)...)
 }
 
-// checkBinding rejects what cannot be bound or stored.
-func checkBinding(b *store.Binding, metadata map[string]string) error {
-	switch {
-	case b.SessionID == "":
-		return errors.New("session id is empty")
-	case b.Conversation.Source == "":
-		return errors.New("conversation source is empty")
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"binding id", b.ID}, {"session id", b.SessionID}, {"conversation.source", b.Conversation.Source},
-		{"conversation.ref", b.Conversation.Ref}, {"route", b.Route}, {"paused reason", b.PausedReason},
-	} {
-		if err := storable(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	for k, v := range metadata {
-		if err := errors.Join(storable("metadata key", k), storable("metadata value", v)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // BindingFor returns the binding of conv, or ErrNotFound.
 func (s *Store) BindingFor(ctx context.Context, conv envelope.Conversation) (store.Binding, error) {
 	if err := s.checkOpen("binding"); err != nil {
 		return store.Binding{}, err
+	}
+	if store.CheckText("conversation", conv.Source+conv.Ref) != nil {
+		// No binding can name it.
+		return store.Binding{}, fmt.Errorf("postgres: binding of %s: %w", conv.Key(), store.ErrNotFound)
 	}
 	b, err := scanBinding(s.pool.QueryRow(ctx,
 		`SELECT `+bindingColumns+` FROM bindings WHERE conv_source = $1 AND conv_ref = $2`, conv.Source, conv.Ref))
@@ -164,6 +144,9 @@ func (s *Store) BindingFor(ctx context.Context, conv envelope.Conversation) (sto
 func (s *Store) SessionBindings(ctx context.Context, sessionID string) ([]store.Binding, error) {
 	if err := s.checkOpen("session bindings"); err != nil {
 		return nil, err
+	}
+	if store.CheckLookup("session", sessionID) != nil {
+		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx,
 		`SELECT `+bindingColumns+` FROM bindings WHERE session_id = $1 ORDER BY created_at, id`, sessionID)
@@ -187,7 +170,7 @@ func (s *Store) PauseBinding(ctx context.Context, id string, until time.Time, re
 	if until.IsZero() {
 		reason = ""
 	}
-	if err := storable("paused reason", reason); err != nil {
+	if err := errors.Join(store.CheckLookup("binding", id), store.CheckText("paused reason", reason)); err != nil {
 		return store.Binding{}, fmt.Errorf("postgres: pause binding: %w", err)
 	}
 	b, err := scanBinding(s.pool.QueryRow(ctx,
@@ -209,6 +192,9 @@ func (s *Store) PauseBinding(ctx context.Context, id string, until time.Time, re
 func (s *Store) LatestInbound(ctx context.Context, sessionID string, before int64) (envelope.Conversation, error) {
 	if err := s.checkOpen("latest inbound"); err != nil {
 		return envelope.Conversation{}, err
+	}
+	if store.CheckLookup("session", sessionID) != nil {
+		return envelope.Conversation{}, nil
 	}
 	var c envelope.Conversation
 	err := s.pool.QueryRow(ctx, `SELECT conv_source, conv_ref FROM records

@@ -201,5 +201,5 @@ func checkLeaseArgs(consumer, owner string) error {
 	case owner == "":
 		return errors.New("lease owner is empty")
 	}
-	return errors.Join(storable("consumer", consumer), storable("lease owner", owner))
+	return errors.Join(store.CheckText("consumer", consumer), store.CheckText("lease owner", owner))
 }

@@ -127,6 +127,9 @@ func (s *Store) SessionEventsOf(ctx context.Context, sessionID string, from, to 
 	if err := s.checkOpen("session events"); err != nil {
 		return nil, err
 	}
+	if err := store.CheckLookup("session", sessionID); err != nil {
+		return nil, fmt.Errorf("postgres: session events: %w", err)
+	}
 	b := &pgx.Batch{}
 	b.Queue("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID)
 	b.Queue(`SELECT `+eventColumns+` FROM session_events
@@ -165,6 +168,9 @@ func (s *Store) SessionEventsOf(ctx context.Context, sessionID string, from, to 
 func (s *Store) Cursor(ctx context.Context, consumer, sessionID string) (int64, error) {
 	if err := s.checkOpen("cursor"); err != nil {
 		return 0, err
+	}
+	if store.CheckText("cursor", consumer+sessionID) != nil {
+		return 0, nil // no cursor can be stored under them
 	}
 	var seq int64
 	err := s.pool.QueryRow(ctx, `SELECT seq FROM cursors WHERE consumer = $1 AND session_id = $2`,

@@ -206,19 +206,14 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 // checkDelivery rejects a delivery that cannot be enqueued.
 func checkDelivery(d *store.Delivery) error {
 	switch {
-	case d.SessionID == "":
-		return errors.New("delivery session id is empty")
 	case d.Event < 0:
 		return fmt.Errorf("delivery event %d is negative", d.Event)
 	case d.Event == 0 && d.Seq <= 0:
 		return fmt.Errorf("delivery seq %d is not positive", d.Seq)
 	case d.Seq < 0:
 		return fmt.Errorf("delivery seq %d is negative", d.Seq)
-	case d.To.Source == "":
-		return errors.New("delivery conversation source is empty")
 	}
-	return errors.Join(storable("delivery id", d.ID), storable("session id", d.SessionID),
-		storable("conversation.source", d.To.Source), storable("conversation.ref", d.To.Ref))
+	return store.CheckDelivery(*d)
 }
 
 // Claim leases to owner, until leaseUntil, up to n pending deliveries due
@@ -237,7 +232,7 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 	if owner == "" {
 		return nil, errors.New("postgres: claim deliveries: lease owner is empty")
 	}
-	if err := storable("lease owner", owner); err != nil {
+	if err := store.CheckText("lease owner", owner); err != nil {
 		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
 	}
 	if n <= 0 {
@@ -319,7 +314,7 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	default:
 		return fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
 	}
-	if err := errors.Join(storable("channel id", st.ChannelID), storable("delivery error", st.Error)); err != nil {
+	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return fmt.Errorf("postgres: settle %s: %w", id, err)
 	}
 	if owner == "" {
@@ -385,6 +380,9 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 	if err := s.checkOpen("list deliveries"); err != nil {
 		return nil, err
 	}
+	if err := store.CheckText("after", after); err != nil {
+		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
+	}
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -417,6 +415,9 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, error) {
 	if err := s.checkOpen("retry delivery"); err != nil {
 		return store.Delivery{}, err
+	}
+	if err := store.CheckLookup("delivery", id); err != nil {
+		return store.Delivery{}, fmt.Errorf("postgres: retry delivery: %w", err)
 	}
 	b := &pgx.Batch{}
 	// It may become its conversation's head again (it is older than what is
@@ -451,8 +452,8 @@ func (s *Store) Posted(ctx context.Context, source, channelID string) (bool, err
 	if err := s.checkOpen("posted"); err != nil {
 		return false, err
 	}
-	if channelID == "" {
-		return false, nil
+	if channelID == "" || store.CheckText("source", source+channelID) != nil {
+		return false, nil // nothing unstorable was ever posted
 	}
 	var posted bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (

@@ -297,16 +297,8 @@ func (s *Store) CreateSession(ctx context.Context, id string, metadata map[strin
 	if err := s.checkOpen("create session"); err != nil {
 		return store.Session{}, false, err
 	}
-	if err := storable("session id", id); err != nil || id == "" {
-		if err == nil {
-			err = errors.New("session id is empty")
-		}
+	if err := errors.Join(store.CheckID("session id", id), store.CheckMetadata("metadata", metadata)); err != nil {
 		return store.Session{}, false, fmt.Errorf("postgres: create session: %w", err)
-	}
-	for k, v := range metadata {
-		if err := errors.Join(storable("metadata key", k), storable("metadata value", v)); err != nil {
-			return store.Session{}, false, fmt.Errorf("postgres: create session: %w", err)
-		}
 	}
 	if metadata == nil {
 		metadata = map[string]string{}
@@ -335,6 +327,9 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 	if err := s.checkOpen("session"); err != nil {
 		return store.Session{}, err
 	}
+	if err := store.CheckLookup("session", id); err != nil {
+		return store.Session{}, fmt.Errorf("postgres: %w", err)
+	}
 	sess, err := scanSession(s.pool.QueryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = $1", id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -350,6 +345,9 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]store.Session, error) {
 	if err := s.checkOpen("list sessions"); err != nil {
 		return nil, err
+	}
+	if err := store.CheckText("after", after); err != nil {
+		return nil, fmt.Errorf("postgres: list sessions: %w", err)
 	}
 	if limit <= 0 {
 		return nil, nil
@@ -372,7 +370,10 @@ func (s *Store) SetState(ctx context.Context, id string, state store.State) (boo
 		return false, err
 	}
 	if !state.Valid() {
-		return false, fmt.Errorf("postgres: set state: invalid state %q", state)
+		return false, fmt.Errorf("postgres: set state: %w: state %q is not idle or running", store.ErrInvalid, state)
+	}
+	if err := store.CheckLookup("session", id); err != nil {
+		return false, fmt.Errorf("postgres: set state: %w", err)
 	}
 	var changed, exists bool
 	err := s.pool.QueryRow(ctx, `
@@ -400,6 +401,9 @@ func (s *Store) SetState(ctx context.Context, id string, state store.State) (boo
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
 	if err := s.checkOpen("read"); err != nil {
 		return nil, err
+	}
+	if err := store.CheckLookup("session", sessionID); err != nil {
+		return nil, fmt.Errorf("postgres: read: %w", err)
 	}
 	limit = max(limit, 0)
 	b := &pgx.Batch{}
@@ -454,7 +458,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	}
 	sessions := orEmpty(t.Sessions)
 	for _, v := range append([]string{t.ID, t.Name}, append(scopes, sessions...)...) {
-		if err := storable("token field", v); err != nil {
+		if err := store.CheckText("token field", v); err != nil {
 			return fmt.Errorf("postgres: create token: %w", err)
 		}
 	}

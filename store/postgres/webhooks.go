@@ -66,7 +66,10 @@ func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webho
 		return store.Webhook{}, err
 	}
 	if w.ID == "" || w.URL == "" || w.Secret == "" {
-		return store.Webhook{}, errors.New("postgres: create webhook: id, url and secret are required")
+		return store.Webhook{}, fmt.Errorf("postgres: create webhook: %w: id, url and secret are required", store.ErrInvalid)
+	}
+	if err := store.CheckWebhook(w); err != nil {
+		return store.Webhook{}, fmt.Errorf("postgres: create webhook: %w", err)
 	}
 	if w.Origin == "" {
 		w.Origin = "api"
@@ -94,6 +97,9 @@ func (s *Store) Webhook(ctx context.Context, id string) (store.Webhook, error) {
 	if err := s.checkOpen("webhook"); err != nil {
 		return store.Webhook{}, err
 	}
+	if err := store.CheckLookup("webhook", id); err != nil {
+		return store.Webhook{}, fmt.Errorf("postgres: %w", err)
+	}
 	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -120,11 +126,16 @@ func (s *Store) ListWebhooks(ctx context.Context) ([]store.Webhook, error) {
 	return out, nil
 }
 
-// update runs an UPDATE … RETURNING of one destination.
-func (s *Store) updateWebhook(ctx context.Context, op, query string, args ...any) (store.Webhook, error) {
+// updateWebhook runs an UPDATE … RETURNING of destination id, which is
+// its query's $1 (args are $2 on).
+func (s *Store) updateWebhook(ctx context.Context, op, query string, id string, args ...any) (store.Webhook, error) {
 	if err := s.checkOpen(op); err != nil {
 		return store.Webhook{}, err
 	}
+	if err := store.CheckLookup("webhook", id); err != nil {
+		return store.Webhook{}, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	args = append([]any{id}, args...)
 	w, err := scanWebhook(s.pool.QueryRow(ctx, query+` RETURNING `+webhookColumns, args...))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -138,7 +149,10 @@ func (s *Store) updateWebhook(ctx context.Context, op, query string, args ...any
 // UpdateWebhook replaces the descriptive fields of destination w.ID.
 func (s *Store) UpdateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
 	if w.URL == "" {
-		return store.Webhook{}, errors.New("postgres: update webhook: url is required")
+		return store.Webhook{}, fmt.Errorf("postgres: update webhook: %w: url is required", store.ErrInvalid)
+	}
+	if err := store.CheckWebhook(w); err != nil {
+		return store.Webhook{}, fmt.Errorf("postgres: update webhook: %w", err)
 	}
 	return s.updateWebhook(ctx, "update webhook", `UPDATE webhooks SET updated_at = now(), url = $2,
 		description = $3, event_types = $4, sessions = $5, metadata = $6 WHERE id = $1`,
@@ -158,6 +172,9 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, id, secret string, prev
 
 // SetWebhookHealth sets the failing-since time and the disabled flag.
 func (s *Store) SetWebhookHealth(ctx context.Context, id string, failingSince time.Time, disabled bool, reason string) error {
+	if err := store.CheckText("disabled reason", reason); err != nil {
+		return fmt.Errorf("postgres: set webhook health: %w", err)
+	}
 	_, err := s.updateWebhook(ctx, "set webhook health", `UPDATE webhooks SET updated_at = now(),
 		failing_since = $2, disabled = $3, disabled_reason = $4 WHERE id = $1`, id, nullTime(failingSince), disabled, reason)
 	return err
@@ -168,6 +185,9 @@ func (s *Store) SetWebhookHealth(ctx context.Context, id string, failingSince ti
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	if err := s.checkOpen("delete webhook"); err != nil {
 		return err
+	}
+	if err := store.CheckLookup("webhook", id); err != nil {
+		return fmt.Errorf("postgres: delete webhook: %w", err)
 	}
 	var b pgx.Batch
 	b.Queue(`DELETE FROM webhook_attempts WHERE webhook_id = $1`, id)
@@ -195,6 +215,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
+	if err := store.CheckWebhookAttempt(a); err != nil {
+		return fmt.Errorf("postgres: record webhook attempt: %w", err)
+	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
 		session_id, seq, attempt, status_code, latency_ns, response, error, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
@@ -208,11 +231,17 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 // WebhookAttempts returns up to limit attempts of webhookID before the
 // cursor before, newest first. A limit below 1 returns nothing.
 func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.WebhookAttempt, error) {
+	if err := s.checkOpen("webhook attempts"); err != nil {
+		return nil, err
+	}
+	if err := store.CheckText("before", before); err != nil {
+		return nil, fmt.Errorf("postgres: webhook attempts: %w", err)
+	}
 	if limit < 1 {
 		return nil, nil
 	}
-	if err := s.checkOpen("webhook attempts"); err != nil {
-		return nil, err
+	if store.CheckLookup("webhook", webhookID) != nil {
+		return nil, nil // an unknown destination has no attempts
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, delivery_id, event_id, session_id, seq, attempt,
 		status_code, latency_ns, response, error, at FROM webhook_attempts

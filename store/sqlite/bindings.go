@@ -89,11 +89,8 @@ func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]s
 }
 
 func bindOp(b store.Binding, metadata map[string]string) (writeOp, error) {
-	if b.SessionID == "" {
-		return writeOp{}, errors.New("empty session id")
-	}
-	if b.Conversation.IsZero() {
-		return writeOp{}, errors.New("empty conversation")
+	if err := store.CheckBinding(b, metadata); err != nil {
+		return writeOp{}, err
 	}
 	op, err := createSessionOp(b.SessionID, metadata)
 	if err != nil {
@@ -196,6 +193,9 @@ func (s *Store) PauseBinding(ctx context.Context, id string, until time.Time, re
 	}
 	if until.IsZero() {
 		reason = ""
+	}
+	if err := store.CheckText("paused reason", reason); err != nil {
+		return store.Binding{}, fmt.Errorf("sqlite: pause binding: %w", err)
 	}
 	op.binding.PausedReason = reason
 	res, err := s.write(ctx, op)

@@ -52,6 +52,9 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 	if consumer == "" {
 		return nil, errors.New("sqlite: claim work: empty consumer")
 	}
+	if err := store.CheckText("consumer", consumer); err != nil {
+		return nil, fmt.Errorf("sqlite: claim work: %w", err)
+	}
 	op, err := leaseOp(opClaimWork, owner, now, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim work: %w", err)
@@ -73,6 +76,9 @@ func leaseOp(kind opKind, owner string, now, leaseUntil time.Time) (writeOp, err
 	op := writeOp{kind: kind, owner: owner}
 	if owner == "" {
 		return op, errors.New("empty owner")
+	}
+	if err := store.CheckText("lease owner", owner); err != nil {
+		return op, err
 	}
 	if leaseUntil.IsZero() {
 		return op, errors.New("zero lease time")
@@ -146,6 +152,9 @@ func (w *writer) foldHeads(ctx context.Context, consumer string) error {
 // unless owner holds the lease: it claimed the session and has not released
 // it, and no other owner took it over after it expired.
 func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error {
+	if err := errors.Join(store.CheckText("consumer", consumer), store.CheckText("lease owner", owner)); err != nil {
+		return fmt.Errorf("sqlite: advance: %w", err)
+	}
 	op := writeOp{kind: opAdvance, consumer: consumer, id: sessionID, owner: owner, seq: seq}
 	var err error
 	if op.leaseNano, err = optionalNanos("lease", leaseUntil); err != nil {

@@ -136,11 +136,8 @@ func enqueueOp(ds []store.Delivery) (writeOp, error) {
 	op := writeOp{kind: opEnqueue, deliveries: make([]enqueued, len(ds))}
 	now := time.Now()
 	for i, d := range ds {
-		switch {
-		case d.SessionID == "":
-			return op, fmt.Errorf("delivery %d: empty session id", i)
-		case d.To.IsZero():
-			return op, fmt.Errorf("delivery %d: empty conversation", i)
+		if err := store.CheckDelivery(d); err != nil {
+			return op, fmt.Errorf("delivery %d: %w", i, err)
 		}
 		if d.ID == "" {
 			d.ID = ids.New("dlv")
@@ -275,6 +272,9 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	default:
 		return fmt.Errorf("sqlite: settle: invalid status %q", st.Status)
 	}
+	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
+		return fmt.Errorf("sqlite: settle %s: %w", id, err)
+	}
 	if _, err := s.write(ctx, op); err != nil {
 		if !isClientError(err) {
 			s.metrics.Error("settle")
@@ -335,6 +335,9 @@ func (w *writer) reHead(ctx context.Context, source, ref string) error {
 // for any) and ids after the cursor after, in id order, without their
 // envelopes. A limit below 1 returns nothing.
 func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus, after string, limit int) ([]store.Delivery, error) {
+	if err := store.CheckText("after", after); err != nil {
+		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
+	}
 	if limit < 1 {
 		return nil, nil
 	}

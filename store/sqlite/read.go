@@ -178,6 +178,9 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 // ListSessions returns up to limit sessions whose ids sort after after, in
 // id order. A limit below 1 returns nothing.
 func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]store.Session, error) {
+	if err := store.CheckText("after", after); err != nil {
+		return nil, fmt.Errorf("sqlite: list sessions: %w", err)
+	}
 	if limit < 1 {
 		return nil, nil
 	}

@@ -97,7 +97,10 @@ var (
 // when the id is taken.
 func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
 	if w.ID == "" || w.URL == "" || w.Secret == "" {
-		return store.Webhook{}, errors.New("sqlite: create webhook: id, url and secret are required")
+		return store.Webhook{}, fmt.Errorf("sqlite: create webhook: %w: id, url and secret are required", store.ErrInvalid)
+	}
+	if err := store.CheckWebhook(w); err != nil {
+		return store.Webhook{}, fmt.Errorf("sqlite: create webhook: %w", err)
 	}
 	if w.Origin == "" {
 		w.Origin = "api"
@@ -182,7 +185,10 @@ func (s *Store) updateWebhook(ctx context.Context, op, query string, args ...any
 // UpdateWebhook replaces the descriptive fields of destination w.ID.
 func (s *Store) UpdateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
 	if w.URL == "" {
-		return store.Webhook{}, errors.New("sqlite: update webhook: url is required")
+		return store.Webhook{}, fmt.Errorf("sqlite: update webhook: %w: url is required", store.ErrInvalid)
+	}
+	if err := store.CheckWebhook(w); err != nil {
+		return store.Webhook{}, fmt.Errorf("sqlite: update webhook: %w", err)
 	}
 	types, sessions, meta, err := webhookJSON(&w)
 	if err != nil {
@@ -205,6 +211,9 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, id, secret string, prev
 
 // SetWebhookHealth sets the failing-since time and the disabled flag.
 func (s *Store) SetWebhookHealth(ctx context.Context, id string, failingSince time.Time, disabled bool, reason string) error {
+	if err := store.CheckText("disabled reason", reason); err != nil {
+		return fmt.Errorf("sqlite: set webhook health: %w", err)
+	}
 	_, err := s.updateWebhook(ctx, "set_webhook_health", `UPDATE webhooks SET updated_at = ?,
 		failing_since = ?, disabled = ?, disabled_reason = ? WHERE id = ?`, toNanos(failingSince), disabled, reason, id)
 	return err
@@ -233,6 +242,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 	if a.ID == "" {
 		a.ID = ids.New("att")
 	}
+	if err := store.CheckWebhookAttempt(a); err != nil {
+		return fmt.Errorf("sqlite: record webhook attempt: %w", err)
+	}
 	_, err := s.writeFunc(ctx, "record_webhook_attempt", func(ctx context.Context, now int64) (groupcommitResult, error) {
 		at := toNanos(a.At)
 		if at == 0 {
@@ -254,6 +266,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 // WebhookAttempts returns up to limit attempts of webhookID before the
 // cursor before, newest first. A limit below 1 returns nothing.
 func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.WebhookAttempt, error) {
+	if err := store.CheckText("before", before); err != nil {
+		return nil, fmt.Errorf("sqlite: webhook attempts: %w", err)
+	}
 	if limit < 1 {
 		return nil, nil
 	}

@@ -54,6 +54,9 @@ func isClientError(err error) bool {
 // with an error wrapping store.ErrConflict when the request differs. An
 // unknown session gives an error wrapping store.ErrNotFound.
 func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.AppendResult, error) {
+	if err := store.CheckAppend(req); err != nil {
+		return store.AppendResult{}, fmt.Errorf("sqlite: append: %w", err)
+	}
 	start := time.Now()
 	op, err := appendOp(req)
 	if err != nil {
@@ -69,12 +72,9 @@ func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.Appe
 	return res.append, err
 }
 
-// appendOp checks req and encodes its columns.
+// appendOp encodes the columns of req, which store.CheckAppend accepted.
 func appendOp(req store.AppendRequest) (writeOp, error) {
 	op := writeOp{kind: opAppend, req: req}
-	if !req.Direction.Valid() {
-		return op, fmt.Errorf("invalid direction %q", req.Direction)
-	}
 	var err error
 	if op.tsNano, err = nanos("ts", req.Envelope.TS); err != nil {
 		return op, err
@@ -108,8 +108,8 @@ func (s *Store) CreateSession(ctx context.Context, id string, metadata map[strin
 
 func createSessionOp(id string, metadata map[string]string) (writeOp, error) {
 	op := writeOp{kind: opCreateSession, id: id, meta: "{}"}
-	if id == "" {
-		return op, errors.New("empty id")
+	if err := errors.Join(store.CheckID("session id", id), store.CheckMetadata("metadata", metadata)); err != nil {
+		return op, err
 	}
 	if len(metadata) > 0 {
 		meta, err := json.Marshal(metadata)
@@ -125,7 +125,7 @@ func createSessionOp(id string, metadata map[string]string) (writeOp, error) {
 // state. An unknown session gives an error wrapping store.ErrNotFound.
 func (s *Store) SetState(ctx context.Context, id string, state store.State) (bool, error) {
 	if !state.Valid() {
-		return false, fmt.Errorf("sqlite: set state: invalid state %q", state)
+		return false, fmt.Errorf("sqlite: set state: %w: state %q is not idle or running", store.ErrInvalid, state)
 	}
 	res, err := s.write(ctx, writeOp{kind: opSetState, id: id, state: state})
 	if err != nil {
@@ -155,6 +155,11 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 func createTokenOp(t store.Token) (writeOp, error) {
 	if t.ID == "" {
 		return writeOp{}, errors.New("empty id")
+	}
+	for _, v := range append([]string{t.ID, t.Name}, t.Sessions...) {
+		if err := store.CheckText("token field", v); err != nil {
+			return writeOp{}, err
+		}
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()

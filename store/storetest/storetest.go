@@ -15,7 +15,8 @@
 // It also checks the router's storage: conversation bindings (atomic under
 // concurrency), per-consumer cursors with leases, and the delivery outbox
 // with its per-conversation order and leases, and the adapters' key-value
-// state.
+// state. Input checks that every backend refuses, the same way, what one of
+// them could not store (store/check.go).
 package storetest
 
 import (
@@ -103,6 +104,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	t.Run("SessionEvents", func(t *testing.T) { s.runEvents(t, cfg) })
 	t.Run("KV", func(t *testing.T) { s.runKV(t, cfg) })
 	t.Run("FanOut", s.runFanOut)
+	t.Run("Input", s.runInput)
 }
 
 type suite struct {
