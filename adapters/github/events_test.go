@@ -664,3 +664,27 @@ func FuzzWebhook(f *testing.F) {
 		}
 	})
 }
+
+// TestNULInTextIsStripped: a comment whose body holds a NUL (which
+// PostgreSQL refuses) is stored with the NUL removed, raw kept as sent.
+func TestNULInTextIsStripped(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	rec := newRecorder()
+	a := newTestAdapter(t, fake, rec, nil)
+	body := []byte(`{"action":"created","issue":{"number":12,"title":"t"},` +
+		`"comment":{"id":99,"body":"@switchboard run\u0000 the tests","user":{"login":"ada","type":"User"},"created_at":"2026-06-18T11:59:00Z"},` +
+		`"repository":{"full_name":"acme/api"},"sender":{"login":"ada","type":"User"}}`)
+	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusOK {
+		t.Fatalf("status = %d: %s", w.Code, w.Body)
+	}
+	ins := rec.all()
+	if len(ins) != 1 {
+		t.Fatalf("%d ingested, want 1", len(ins))
+	}
+	if got := ins[0].Envelope.Text; got != "run the tests" {
+		t.Errorf("text = %q, want the NUL stripped", got)
+	}
+	if !bytes.Equal(ins[0].Envelope.Raw, body) {
+		t.Error("raw is not the payload as sent")
+	}
+}
