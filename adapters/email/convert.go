@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,13 +15,14 @@ import (
 )
 
 // RawJSON is the envelope's raw field for a message source: the source as a
-// JSON string when it is valid UTF-8 (every 7-bit message, and 8-bit UTF-8
-// mail), else {"base64": "<the source, standard base64>"}, because a JSON
-// string cannot hold arbitrary bytes and any other decoding (latin-1, say)
-// would not give the original bytes back. Either way the source is kept
+// JSON string when it is valid UTF-8 without NUL bytes (every 7-bit message,
+// and 8-bit UTF-8 mail), else {"base64": "<the source, standard base64>"},
+// because a JSON string cannot hold arbitrary bytes and any other decoding
+// (latin-1, say) would not give the original bytes back, and a "\u0000" in
+// raw is what a text or jsonb column refuses. Either way the source is kept
 // byte for byte.
 func RawJSON(src []byte) json.RawMessage {
-	if utf8.Valid(src) {
+	if utf8.Valid(src) && bytes.IndexByte(src, 0) < 0 {
 		b, _ := json.Marshal(string(src)) // a string always marshals
 		return b
 	}
@@ -99,8 +101,8 @@ func convert(m *Message, src []byte, where string, now time.Time) adapters.Inbou
 	}
 	refs := links.AddTo(nil, m.Subject+"\n"+m.Text)
 	ts := m.Date
-	if ts.IsZero() {
-		ts = now
+	if ts.IsZero() || ts.Year() > 9999 {
+		ts = now // no Date, or one no store can hold
 	}
 	env := envelope.Envelope{
 		ID:     Name + ":" + m.MessageID,
@@ -117,6 +119,7 @@ func convert(m *Message, src []byte, where string, now time.Time) adapters.Inbou
 		TS:           ts.UTC(),
 		Raw:          RawJSON(src),
 	}
+	env.Sanitize()
 	return adapters.Inbound{
 		Envelope: env,
 		Facts: adapters.Facts{

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 )
@@ -269,6 +271,11 @@ type Adapter struct {
 	threads *threads
 	cursor  *cursors
 
+	// skipped counts messages passed over, by reason (see watch.go).
+	skipped *prometheus.CounterVec
+	// failing is owned by Run (see refused).
+	failing failing
+
 	// afterUID, when set (by tests), is called once a message's handling
 	// is complete and the cursor saved.
 	afterUID func(uid uint32)
@@ -290,7 +297,17 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, errors.New("email: no state store (adapters.Deps.State)")
 	}
 	deps = deps.WithDefaults(Name)
+	skipped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_email_skipped_total",
+		Help: "Mail the watcher passed over and left unread, by reason (too_large, unreadable, refused: the router or the store cannot take it).",
+	}, []string{"reason"})
+	if deps.Registry != nil {
+		if err := deps.Registry.Register(skipped); err != nil {
+			return nil, fmt.Errorf("email: metrics: %w", err)
+		}
+	}
 	return &Adapter{
+		skipped: skipped,
 		cfg:     c,
 		ingress: deps.Ingress,
 		log:     deps.Logger.With("mailbox", c.Address),

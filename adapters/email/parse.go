@@ -14,6 +14,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decodes ISO-8859-*, Windows-125*, Shift_JIS, …
 	"github.com/emersion/go-message/mail"
+
+	"github.com/switchboardhq/switchboard/envelope"
 )
 
 // Message is what the adapter reads from one mail.
@@ -99,6 +101,9 @@ func Parse(raw []byte, self string, maxPart int64) (*Message, error) {
 	} else {
 		m.Subject = strings.TrimSpace(h.Get("Subject"))
 	}
+	// An encoded word may decode to a NUL or to bytes that are not UTF-8;
+	// the subject goes into the envelope and the reply's Subject header.
+	m.Subject = envelope.Clean(m.Subject)
 	m.Date, _ = h.Date()
 	m.Loop = loopReason(h, self, m.From)
 
@@ -234,13 +239,16 @@ func msgIDs(h mail.Header, key string) []string {
 }
 
 // cleanID returns a Message-ID without brackets and surrounding space,
-// replaced by a digest when it is too long to be an envelope id.
+// replaced by a digest when it is too long to be an envelope id or not
+// storable as text (8-bit bytes that are not UTF-8, a NUL): a digest, unlike
+// replacing the bad bytes, keeps two such ids apart, and gives the same id
+// wherever the Message-ID is named (References, In-Reply-To).
 func cleanID(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "<")
 	s = strings.TrimSuffix(s, ">")
 	s = strings.TrimSpace(s)
-	if len(s) > maxIDLen {
+	if len(s) > maxIDLen || envelope.Clean(s) != s {
 		sum := sha256.Sum256([]byte(s))
 		return "sha256-" + hex.EncodeToString(sum[:16]) + "@switchboard.invalid"
 	}

@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
@@ -29,6 +31,11 @@ import (
 // recorded in its thread, ingested, then marked \Seen (or moved to
 // imap.move_to). The cursor is saved after each message, so mail that
 // arrives while the gateway is down is handled on the next start, once.
+// One message never stops the mailbox: mail that is too large, cannot be
+// parsed, or cannot be stored (see refused) is logged, counted in
+// switchboard_email_skipped_total{reason} and left unread, and the cursor
+// moves past it; only a transient failure (the store or the IMAP server
+// not answering) retries the same message.
 func (a *Adapter) Run(ctx context.Context) error {
 	bo := retry.Backoff{Min: a.cfg.IMAP.Backoff.D(), Max: a.cfg.IMAP.MaxBackoff.D()}
 	for {
@@ -225,6 +232,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 	log := a.log.With("uid", uint32(uid))
 	if a.cfg.MaxMessage > 0 && meta[0].RFC822Size > a.cfg.MaxMessage {
 		log.Warn("email: message left unread: larger than max_message", "size", meta[0].RFC822Size, "max_message", a.cfg.MaxMessage)
+		a.skipped.WithLabelValues(skipTooLarge).Inc()
 		return nil
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
@@ -238,7 +246,12 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 	src := msgs[0].FindBodySection(section)
 	m, in, skip, err := a.inspect(src)
 	if err != nil {
+		reason := skipUnreadable
+		if errors.Is(err, errTooLarge) {
+			reason = skipTooLarge
+		}
 		log.Warn("email: message left unread: cannot read it", "err", err)
+		a.skipped.WithLabelValues(reason).Inc()
 		return nil
 	}
 	log = log.With("message_id", m.MessageID, "from", in.Facts.Sender)
@@ -247,8 +260,14 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 		return nil
 	}
 	if err := a.handle(ctx, m, in); err != nil {
-		return err
+		if !a.refused(ctx, m.MessageID, err) {
+			return err // transient: reconnect after a back-off and try again
+		}
+		log.Error("email: message left unread: it cannot be stored; later mail is read on", "err", err)
+		a.skipped.WithLabelValues(skipRefused).Inc()
+		return nil
 	}
+	a.failing = failing{}
 	if a.cfg.IMAP.MoveTo != "" {
 		if _, err := c.Move(set, a.cfg.IMAP.MoveTo).Wait(); err != nil {
 			return fmt.Errorf("imap: move %d to %s: %w", uid, a.cfg.IMAP.MoveTo, err)
@@ -259,6 +278,53 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 		return fmt.Errorf("imap: mark %d seen: %w", uid, err)
 	}
 	return nil
+}
+
+// Reasons a message is passed over, the values of the reason label of
+// switchboard_email_skipped_total.
+const (
+	skipTooLarge   = "too_large"  // larger than max_message
+	skipUnreadable = "unreadable" // not a message that can be parsed
+	skipRefused    = "refused"    // the router or the store cannot take it
+)
+
+// maxAttempts is how many times in a row handling one message may fail,
+// while the store answers, before the message is passed over.
+const maxAttempts = 3
+
+// failing counts the consecutive failures to handle one message. It
+// belongs to the one Run of the adapter.
+type failing struct {
+	messageID string
+	attempts  int
+}
+
+// refused reports whether err, returned by handle for the message
+// messageID, means that the message itself cannot be stored, so that the
+// watcher passes it over instead of retrying it for ever and reading no
+// later mail. That is so when the router or the store refused it outright
+// (an invalid envelope, a permanent error), or when handling it failed
+// maxAttempts times in a row while the store answered (a refusal whose kind
+// the adapter does not know). A failure while ctx ends or the store does not
+// answer is transient: the message is tried again, however often.
+func (a *Adapter) refused(ctx context.Context, messageID string, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var invalid *envelope.ValidationError
+	if errors.As(err, &invalid) || errors.Is(err, adapters.ErrPermanent) {
+		return true
+	}
+	if _, _, perr := a.cursor.Load(ctx, a.cfg.IMAP.Mailbox); perr != nil {
+		return false // the store does not answer
+	}
+	if a.failing.messageID != messageID {
+		a.failing = failing{messageID: messageID}
+	}
+	a.failing.attempts++
+	a.log.Warn("email: handling a message failed while the store answers", "message_id", messageID,
+		"attempt", a.failing.attempts, "of", maxAttempts, "err", err)
+	return a.failing.attempts >= maxAttempts
 }
 
 // handle records m in its thread and hands it to the router, unless the

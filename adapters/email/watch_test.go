@@ -77,6 +77,7 @@ func mailFrom(from, id, extra, body string) string {
 
 // watcher runs an adapter's Run until stop is called.
 type watcher struct {
+	a      *Adapter
 	cancel context.CancelFunc
 	done   chan error
 	uids   chan uint32
@@ -97,7 +98,7 @@ func (w *watcher) waitUID(t *testing.T, uid uint32) {
 	}
 }
 
-func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec *recorder, mod func(*Config)) *watcher {
+func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec adapters.Ingress, mod func(*Config)) *watcher {
 	t.Helper()
 	a := newStateAdapter(t, st, rec, func(c *Config) {
 		c.Senders = []string{"example.com"}
@@ -107,7 +108,7 @@ func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec *recorder, mod fun
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{cancel: cancel, done: make(chan error, 1), uids: make(chan uint32, 100)}
+	w := &watcher{a: a, cancel: cancel, done: make(chan error, 1), uids: make(chan uint32, 100)}
 	a.afterUID = func(uid uint32) { w.uids <- uid }
 	go func() { w.done <- a.Run(ctx) }()
 	t.Cleanup(w.stop)

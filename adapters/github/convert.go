@@ -2,6 +2,8 @@ package github
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -39,6 +41,9 @@ type item struct {
 	labels       []string
 	assignees    []string
 	assignee     string // assigned events: who was assigned
+	// key identifies the event from signed payload fields only (see
+	// commentKey); the envelope id is "github:" + key.
+	key string
 }
 
 // normalize reduces a parsed event to an item, or returns nil for an action
@@ -97,7 +102,7 @@ func (a *Adapter) issueComment(e *github.IssueCommentEvent) (*item, error) {
 		return nil, nil
 	}
 	c, iss := e.Comment, e.Issue
-	if c == nil || iss == nil || e.Repo.GetFullName() == "" || e.Sender == nil || iss.GetNumber() <= 0 {
+	if c == nil || iss == nil || e.Repo.GetFullName() == "" || e.Sender == nil || iss.GetNumber() <= 0 || c.GetID() <= 0 {
 		return nil, errIncomplete
 	}
 	it := &item{
@@ -105,6 +110,7 @@ func (a *Adapter) issueComment(e *github.IssueCommentEvent) (*item, error) {
 		body: c.GetBody(), sender: e.Sender, author: c.User, commentID: c.GetID(),
 		installation: e.GetInstallation().GetID(),
 		ts:           commentTS(kind, c.CreatedAt, c.UpdatedAt, a.now()),
+		key:          commentKey("issue-comment", kind, c.GetID(), c.UpdatedAt, c.GetBody()),
 	}
 	if e.Changes != nil && e.Changes.Body != nil && e.Changes.Body.From != nil {
 		it.changedFrom = e.Changes.Body.From
@@ -118,7 +124,7 @@ func (a *Adapter) reviewComment(e *github.PullRequestReviewCommentEvent) (*item,
 		return nil, nil
 	}
 	c, pr := e.Comment, e.PullRequest
-	if c == nil || pr == nil || e.Repo.GetFullName() == "" || e.Sender == nil || pr.GetNumber() <= 0 {
+	if c == nil || pr == nil || e.Repo.GetFullName() == "" || e.Sender == nil || pr.GetNumber() <= 0 || c.GetID() <= 0 {
 		return nil, errIncomplete
 	}
 	thread := c.GetInReplyTo()
@@ -130,6 +136,7 @@ func (a *Adapter) reviewComment(e *github.PullRequestReviewCommentEvent) (*item,
 		body: c.GetBody(), sender: e.Sender, author: c.User, commentID: c.GetID(),
 		installation: e.GetInstallation().GetID(),
 		ts:           commentTS(kind, c.CreatedAt, c.UpdatedAt, a.now()),
+		key:          commentKey("review-comment", kind, c.GetID(), c.UpdatedAt, c.GetBody()),
 	}
 	if h, ok := headOf(pr); ok {
 		it.head = &h
@@ -156,7 +163,7 @@ func reviewSubmitted(e *github.PullRequestReviewEvent) (*item, error) {
 		return nil, nil
 	}
 	rv, pr := e.Review, e.PullRequest
-	if rv == nil || pr == nil || e.Repo.GetFullName() == "" || e.Sender == nil || pr.GetNumber() <= 0 {
+	if rv == nil || pr == nil || e.Repo.GetFullName() == "" || e.Sender == nil || pr.GetNumber() <= 0 || rv.GetID() <= 0 {
 		return nil, errIncomplete
 	}
 	if strings.TrimSpace(rv.GetBody()) == "" {
@@ -165,7 +172,8 @@ func reviewSubmitted(e *github.PullRequestReviewEvent) (*item, error) {
 	it := &item{
 		kind: envelope.KindMessage, repo: e.Repo.GetFullName(), number: pr.GetNumber(), isPR: true,
 		body: rv.GetBody(), sender: e.Sender, author: rv.User, installation: e.GetInstallation().GetID(),
-		ts: rv.GetSubmittedAt().Time.UTC(),
+		ts:  rv.GetSubmittedAt().Time.UTC(),
+		key: "review/" + strconv.FormatInt(rv.GetID(), 10),
 	}
 	if h, ok := headOf(pr); ok {
 		it.head = &h
@@ -222,12 +230,18 @@ func (a *Adapter) pullRequestEvent(e *github.PullRequestEvent) (*item, error) {
 }
 
 func (a *Adapter) openedLabeledAssigned(it *item, action string, label *github.Label, assignee *github.User, created, updated *github.Timestamp) (*item, error) {
+	what := "issue/"
+	if it.isPR {
+		what = "pull/"
+	}
+	key := what + it.repo + "#" + strconv.Itoa(it.number) + "/" + action
 	switch action {
 	case "opened":
 		if !a.cfg.OpenedSteers {
 			return nil, nil
 		}
 		it.ts = tsOf(created)
+		it.key = key
 	case "labeled":
 		if a.cfg.Triggers.Label == "" || !strings.EqualFold(label.GetName(), a.cfg.Triggers.Label) {
 			return nil, nil
@@ -235,12 +249,14 @@ func (a *Adapter) openedLabeledAssigned(it *item, action string, label *github.L
 		it.trigger = triggerLabel
 		it.refs = it.refs.Set("label", label.GetName())
 		it.ts = tsOf(updated)
+		it.key = key + "/" + label.GetName() + stamp(updated)
 	case "assigned":
 		if !*a.cfg.Triggers.Assignment || assignee.GetLogin() == "" {
 			return nil, nil
 		}
 		it.assignee = assignee.GetLogin()
 		it.ts = tsOf(updated)
+		it.key = key + "/" + assignee.GetLogin() + stamp(updated)
 	default:
 		return nil, nil
 	}
@@ -248,6 +264,48 @@ func (a *Adapter) openedLabeledAssigned(it *item, action string, label *github.L
 		it.ts = a.now().UTC()
 	}
 	return it, nil
+}
+
+// The envelope id of an event is "github:" + a key made of signed payload
+// fields only, never of the unsigned X-GitHub-Delivery header: the same
+// signed body sent again, under any delivery id, is the same message, and
+// the session log stores it once. The keys are
+//
+//	issue-comment/<id>                        a comment on an issue or pull request
+//	issue-comment/<id>/edit/<updated_at>      an edit of it (each edit its own)
+//	issue-comment/<id>/delete                 its deletion
+//	review-comment/<id>[/edit/…|/delete]      the same for review comments
+//	review/<id>                               a submitted review
+//	issue/<owner>/<repo>#<n>/opened           an issue opened (pull/… for a pull request)
+//	issue/<owner>/<repo>#<n>/labeled/<label>@<updated_at>
+//	issue/<owner>/<repo>#<n>/assigned/<login>@<updated_at>
+//
+// An edit without updated_at is keyed by a digest of its body instead, and
+// a key too long for an envelope id by "sha256-<digest of the key>".
+
+// commentKey is the key of a comment event of kind on a comment of the
+// given type ("issue-comment", "review-comment").
+func commentKey(typ string, kind envelope.Kind, id int64, updated *github.Timestamp, body string) string {
+	key := typ + "/" + strconv.FormatInt(id, 10)
+	switch kind {
+	case envelope.KindEdit:
+		if t := tsOf(updated); !t.IsZero() {
+			return key + "/edit/" + t.Format(time.RFC3339Nano)
+		}
+		sum := sha256.Sum256([]byte(body))
+		return key + "/edit/sha256-" + hex.EncodeToString(sum[:16])
+	case envelope.KindDelete:
+		return key + "/delete"
+	}
+	return key
+}
+
+// stamp is "@<t>" for a key, or "" when the payload has no t.
+func stamp(t *github.Timestamp) string {
+	if tt := tsOf(t); !tt.IsZero() {
+		return "@" + tt.Format(time.RFC3339Nano)
+	}
+	return ""
 }
 
 // commentTS is the time of a comment event: its creation, its last update
@@ -277,7 +335,7 @@ func tsOf(t *github.Timestamp) time.Time {
 // build maps an item to the router's Inbound, or returns nil and the
 // outcome that says why not (own, bot, ignored). It may fetch the pull
 // request's head within ctx.
-func (a *Adapter) build(ctx context.Context, it *item, id identity, delivery string, raw []byte) (*adapters.Inbound, string) {
+func (a *Adapter) build(ctx context.Context, it *item, id identity, raw []byte) (*adapters.Inbound, string) {
 	sender := it.sender.GetLogin()
 	if sender == "" || !strings.Contains(it.repo, "/") {
 		return nil, outcomeIgnored
@@ -370,8 +428,13 @@ func (a *Adapter) build(ctx context.Context, it *item, id identity, delivery str
 	if fromBot {
 		actor.Type = envelope.Agent
 	}
+	key := it.key
+	if len(Name)+1+len(key) > envelope.MaxIDLen {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256-" + hex.EncodeToString(sum[:])
+	}
 	env := envelope.Envelope{
-		ID:           Name + ":" + delivery,
+		ID:           Name + ":" + key,
 		Source:       Name,
 		Kind:         it.kind,
 		Actor:        actor,
@@ -381,6 +444,7 @@ func (a *Adapter) build(ctx context.Context, it *item, id identity, delivery str
 		TS:           it.ts,
 		Raw:          json.RawMessage(raw),
 	}
+	env.Sanitize()
 	return &adapters.Inbound{Envelope: env, Facts: adapters.Facts{
 		Where:     it.repo,
 		Addressed: trigger != "",

@@ -54,9 +54,10 @@ var deliveryRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,200}$`)
 // turned into an envelope and ingested, and only then answered: a 2xx means
 // the message is stored, or that it was not one to store (ping, other events
 // and actions, the gateway's own comments). An ingest failure answers 500
-// and an unknown bot identity 503; GitHub does not redeliver on its own, but
-// a redelivery (from the webhook's Recent Deliveries page or the API)
-// carries the same X-GitHub-Delivery and is deduplicated.
+// and an unknown bot identity 503; GitHub does not redeliver on its own. The
+// envelope id is derived from the signed payload only (see commentKey), so
+// a redelivery, or the same signed body replayed under any
+// X-GitHub-Delivery, is deduplicated; the delivery id is only logged.
 func (a *Adapter) Handler() http.Handler { return a.handler }
 
 func (a *Adapter) newHandler() http.Handler {
@@ -153,7 +154,7 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 		a.log.Error("bot identity unknown; refusing the webhook", "delivery", delivery, "err", err)
 		return "", hook.Errorf(http.StatusServiceUnavailable, "github: bot identity unknown: %w", err)
 	}
-	in, why := a.build(lctx, it, id, delivery, payload)
+	in, why := a.build(lctx, it, id, payload)
 	if in == nil {
 		outcome = why
 		a.log.Debug("event not ingested", "event", event, "delivery", delivery, "outcome", why)
@@ -165,5 +166,6 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 		return "", hook.Errorf(http.StatusInternalServerError, "github: ingest: %w", err)
 	}
 	outcome = hook.Outcome(out)
+	a.log.Debug("event handled", "event", event, "delivery", delivery, "id", in.Envelope.ID, "outcome", outcome)
 	return outcome, nil
 }

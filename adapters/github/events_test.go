@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -141,8 +142,8 @@ func TestGolden(t *testing.T) {
 				if err := in.Envelope.Validate(0); err != nil {
 					t.Fatalf("envelope does not validate: %v", err)
 				}
-				if in.Envelope.ID != "github:"+tc.delivery {
-					t.Fatalf("id = %q, want github:<X-GitHub-Delivery>", in.Envelope.ID)
+				if strings.Contains(in.Envelope.ID, tc.delivery) {
+					t.Fatalf("id = %q comes from the unsigned X-GitHub-Delivery", in.Envelope.ID)
 				}
 				env, err := in.Envelope.AppendJSON(nil)
 				if err != nil {
@@ -226,34 +227,67 @@ func variant(t *testing.T, key string) []byte {
 	return nil
 }
 
-func TestRedeliveryKeepsOneID(t *testing.T) {
+// TestReplayUnderNewDeliveryIDsStoresOnce: the same signed body sent four
+// times, each under another X-GitHub-Delivery, is one message (the id comes
+// from the signed payload, not the unsigned header), while an edit with a
+// new updated_at is a message of its own.
+func TestReplayUnderNewDeliveryIDsStoresOnce(t *testing.T) {
 	fake := goldenFake(t)
 	rec := newRecorder()
-	a := newTestAdapter(t, fake, rec, nil)
-	body := variant(t, "comment_mention_on_pr")
-	for range 3 {
-		if w := serve(a, webhook("issue_comment", "72d3162e-cc78-11e3-81ab-4c9367dc0958", body)); w.Code != http.StatusOK {
-			t.Fatalf("status = %d: %s", w.Code, w.Body)
+	a := newTestAdapter(t, fake, rec, func(c *Config) { c.OpenedSteers = true })
+	for _, tc := range []struct{ event, variant string }{
+		{"issue_comment", "comment_mention_on_pr"},
+		{"pull_request_review_comment", "review_thread_reply"},
+		{"pull_request_review", "review_with_body"},
+		{"issues", "labeled_trigger"},
+		{"issues", "assigned_to_bot"},
+		{"pull_request", "opened_from_fork"},
+		{"issue_comment", "comment_deleted"},
+	} {
+		body := variant(t, tc.variant)
+		for i := range 4 {
+			delivery := fmt.Sprintf("%s-%d", tc.variant, i)
+			if w := serve(a, webhook(tc.event, delivery, body)); w.Code != http.StatusOK {
+				t.Fatalf("%s, delivery %s: status = %d: %s", tc.variant, delivery, w.Code, w.Body)
+			}
 		}
 	}
-	ins := rec.all()
-	if len(ins) != 3 {
-		t.Fatalf("%d ingests, want 3", len(ins))
+	edited := variant(t, "comment_edited")
+	serve(a, webhook("issue_comment", "edit-1", edited))
+	serve(a, webhook("issue_comment", "edit-2", edited))
+	again := bytes.Replace(edited, []byte(`"body": "/agent run the integration tests with -race"`),
+		[]byte(`"body": "/agent run the integration tests with -race -count=3"`), 1)
+	again = bytes.Replace(again, []byte(`"updated_at": "2026-06-18T12:01:00Z"`), []byte(`"updated_at": "2026-06-18T12:05:00Z"`), 1)
+	if bytes.Equal(again, edited) {
+		t.Fatal("the second edit is the first one: the fixture changed")
 	}
-	for _, in := range ins {
-		if in.Envelope.ID != "github:72d3162e-cc78-11e3-81ab-4c9367dc0958" {
-			t.Errorf("id = %q", in.Envelope.ID)
-		}
-		if !envelope.Equivalent(&in.Envelope, &ins[0].Envelope) {
-			t.Errorf("a redelivery maps to a different envelope: %+v", in.Envelope)
-		}
+	serve(a, webhook("issue_comment", "edit-3", again))
+
+	stored := map[string]int{} // what a session log keeps: one record per id
+	for _, in := range rec.all() {
+		stored[in.Envelope.ID]++
 	}
-	if got := outcomes(a, "issue_comment"); got[outcomeIngested] != 1 || got[outcomeDuplicate] != 2 {
-		t.Errorf("outcomes = %v, want 1 ingested and 2 duplicates", got)
+	want := map[string]int{
+		"github:issue-comment/1500000001":                                    4,
+		"github:review-comment/1600000002":                                   4,
+		"github:review/1700000002":                                           4,
+		"github:issue/acme/api#12/labeled/agent@2026-06-18T11:58:00Z":        4,
+		"github:issue/acme/api#13/assigned/switchboard@2026-06-18T11:58:00Z": 4,
+		"github:pull/acme/api#8/opened":                                      4,
+		"github:issue-comment/1500000002/delete":                             4,
+		"github:issue-comment/1500000002/edit/2026-06-18T12:01:00Z":          2,
+		"github:issue-comment/1500000002/edit/2026-06-18T12:05:00Z":          1,
 	}
-	// The pull request was fetched once; the redeliveries used the cache.
-	if n := fake.callCount("GET /repos/{owner}/{repo}/pulls/{n}"); n != 1 {
-		t.Errorf("pull request fetched %d times, want 1", n)
+	if !maps.Equal(stored, want) {
+		t.Errorf("ingested ids %v, want %v", stored, want)
+	}
+	total := 0.0
+	for _, o := range []string{"issue_comment", "pull_request_review_comment", "pull_request_review", "issues", "pull_request"} {
+		got := outcomes(a, o)
+		total += got[outcomeIngested]
+	}
+	if int(total) != len(want) {
+		t.Errorf("%v events stored as new, want %d (one per signed event)", total, len(want))
 	}
 }
 
@@ -629,4 +663,28 @@ func FuzzWebhook(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNULInTextIsStripped: a comment whose body holds a NUL (which
+// PostgreSQL refuses) is stored with the NUL removed, raw kept as sent.
+func TestNULInTextIsStripped(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	rec := newRecorder()
+	a := newTestAdapter(t, fake, rec, nil)
+	body := []byte(`{"action":"created","issue":{"number":12,"title":"t"},` +
+		`"comment":{"id":99,"body":"@switchboard run\u0000 the tests","user":{"login":"ada","type":"User"},"created_at":"2026-06-18T11:59:00Z"},` +
+		`"repository":{"full_name":"acme/api"},"sender":{"login":"ada","type":"User"}}`)
+	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusOK {
+		t.Fatalf("status = %d: %s", w.Code, w.Body)
+	}
+	ins := rec.all()
+	if len(ins) != 1 {
+		t.Fatalf("%d ingested, want 1", len(ins))
+	}
+	if got := ins[0].Envelope.Text; got != "run the tests" {
+		t.Errorf("text = %q, want the NUL stripped", got)
+	}
+	if !bytes.Equal(ins[0].Envelope.Raw, body) {
+		t.Error("raw is not the payload as sent")
+	}
 }

@@ -14,8 +14,9 @@
 // Conversation anchors (envelope.Conversation.Ref) are "<owner>/<repo>#<n>"
 // for an issue or pull request and "<owner>/<repo>#<n>/review-thread/<id>"
 // for a review-comment thread, where id is the thread's first comment.
-// Envelope ids are "github:<X-GitHub-Delivery>". The adapter registers
-// itself as the "github" plugin.
+// Envelope ids are made of signed payload fields ("github:issue-comment/<id>",
+// see commentKey), never of the unsigned X-GitHub-Delivery header. The
+// adapter registers itself as the "github" plugin.
 package github
 
 import (

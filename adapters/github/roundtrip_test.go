@@ -145,9 +145,9 @@ routes:
 		answers   string
 	}
 	wants := []want{
-		{"issue", 7, 0, pr, "github:d-mention"},
-		{"issue", 7, 0, pr, "github:d-follow-up"},
-		{"review", 7, 1600000001, thread, "github:d-thread"},
+		{"issue", 7, 0, pr, "github:issue-comment/1500000001"},
+		{"issue", 7, 0, pr, "github:issue-comment/1500000003"},
+		{"review", 7, 1600000001, thread, "github:review-comment/1600000002"},
 	}
 	for i, w := range wants {
 		c, d := comments[i], ds[i]

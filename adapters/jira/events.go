@@ -138,6 +138,7 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 		a.log.Debug("webhook not ingested", "event", ev.WebhookEvent, "type", ev.IssueEventTypeName, "outcome", why)
 		return nil
 	}
+	in.Envelope.Sanitize()
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "err", err)

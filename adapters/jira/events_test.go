@@ -630,3 +630,27 @@ func TestSlowUserLookupIsBounded(t *testing.T) {
 		t.Errorf("%d user lookups, want at most the one that timed out", n)
 	}
 }
+
+// TestNULInTextIsStripped: a comment and an author name holding a NUL
+// (which PostgreSQL refuses) are stored with the NUL removed.
+func TestNULInTextIsStripped(t *testing.T) {
+	fake := newFakeJira(t)
+	rec := newRecorder()
+	a := newTestAdapter(t, fake, rec, nil)
+	body := reshape(t, "SYNTHESIZED-comment_created.wiki.json", func(m map[string]any) {
+		c := m["comment"].(map[string]any)
+		c["body"] = "please\x00 look"
+		c["author"].(map[string]any)["displayName"] = "Ada\x00 Lovelace"
+	})
+	if w := post(a, body); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	ins := rec.all()
+	if len(ins) != 1 {
+		t.Fatalf("%d ingested, want 1", len(ins))
+	}
+	env := ins[0].Envelope
+	if strings.ContainsRune(env.Text, 0) || !strings.Contains(env.Text, "please look") || env.Actor.Display != "Ada Lovelace" {
+		t.Errorf("text %q, actor %q: want the NULs stripped", env.Text, env.Actor.Display)
+	}
+}

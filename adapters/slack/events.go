@@ -158,6 +158,7 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 		a.log.Debug("event not ingested", "event", cb.EventID, "type", ev.Type, "subtype", ev.Subtype, "outcome", why)
 		return "", nil
 	}
+	in.Envelope.Sanitize()
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; slack will retry", "event", cb.EventID, "id", in.Envelope.ID, "err", err)

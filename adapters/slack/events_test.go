@@ -571,3 +571,26 @@ func TestParseTS(t *testing.T) {
 		}
 	}
 }
+
+// TestNULInTextIsStripped: a message whose text holds a NUL (which
+// PostgreSQL refuses) is stored with the NUL removed, raw kept as sent.
+func TestNULInTextIsStripped(t *testing.T) {
+	fake := newFakeSlack(t)
+	rec := newRecorder()
+	a := newTestAdapter(t, fake, rec, nil)
+	inner := `{"type":"message","user":"U222","text":"follow-up\u0000 question","ts":"1700000100.000200","thread_ts":"1700000000.000100","channel":"C123","channel_type":"channel","event_ts":"1700000100.000200"}`
+	body := callback("EvNUL", inner)
+	if w := post(a, body); w.Code != http.StatusOK {
+		t.Fatalf("status = %d: %s", w.Code, w.Body)
+	}
+	ins := rec.all()
+	if len(ins) != 1 {
+		t.Fatalf("%d ingested, want 1", len(ins))
+	}
+	if got := ins[0].Envelope.Text; got != "follow-up question" {
+		t.Errorf("text = %q, want the NUL stripped", got)
+	}
+	if string(ins[0].Envelope.Raw) != string(body) {
+		t.Error("raw is not the payload as sent")
+	}
+}
