@@ -251,6 +251,9 @@ func TestRefusedTellsTransientFromPermanent(t *testing.T) {
 	if !a.refused(ctx, "m4", fmt.Errorf("router: %w: gone", adapters.ErrPermanent)) {
 		t.Error("a permanent error is not passed over at once")
 	}
+	if !a.refused(ctx, "m5", fmt.Errorf("router: append: %w: text contains a NUL byte", store.ErrInvalid)) {
+		t.Error("an envelope the store refuses as invalid is not passed over at once")
+	}
 }
 
 // TestConvertKeepsWhatAStoreRefusesOutOfTextColumns: a source with a NUL

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/retry"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // Run watches the mailbox until ctx ends, then returns nil. It connects,
@@ -312,7 +313,7 @@ func (a *Adapter) refused(ctx context.Context, messageID string, err error) bool
 		return false
 	}
 	var invalid *envelope.ValidationError
-	if errors.As(err, &invalid) || errors.Is(err, adapters.ErrPermanent) {
+	if errors.As(err, &invalid) || errors.Is(err, adapters.ErrPermanent) || errors.Is(err, store.ErrInvalid) {
 		return true
 	}
 	if _, _, perr := a.cursor.Load(ctx, a.cfg.IMAP.Mailbox); perr != nil {
