@@ -150,6 +150,7 @@ type sessionRow struct {
 func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, rejected []error) (results []groupcommit.Result[store.AppendResult], touched []string, err error) {
 	results = make([]groupcommit.Result[store.AppendResult], len(batch))
 	var sessionIDs, keySessions, keyEnvelopes []string
+	var fan fanOut // what the batch's outputs are routed by
 	seenKey := make(map[appendKey]bool, len(batch))
 	for i := range batch {
 		if rejected[i] != nil {
@@ -158,6 +159,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		}
 		r := &batch[i]
 		sessionIDs = append(sessionIDs, r.SessionID)
+		fan.want(r)
 		if k := (appendKey{r.SessionID, r.Envelope.ID}); !seenKey[k] {
 			seenKey[k] = true
 			keySessions = append(keySessions, k.session)
@@ -202,6 +204,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			WHERE session_id = k.session_id AND envelope_id = k.envelope_id
 			LIMIT 1
 		) AS r`, keySessions, keyEnvelopes)
+	fan.queueReads(b)
 	err = withBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return err
@@ -229,7 +232,10 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			}
 			known[appendKey{rec.SessionID, rec.Envelope.ID}] = rec
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return fan.scanReads(br)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -275,6 +281,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		}
 		known[k] = rec
 		ins.add(&rec)
+		fan.record(&rec)
 		results[i].Val = store.AppendResult{Record: rec, Created: true, State: sess.state}
 	}
 
@@ -295,6 +302,13 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		}
 		b := &pgx.Batch{}
 		ins.queue(b, now)
+		// The records' deliveries, before the session update whose journal
+		// trigger enqueues the state change's after them.
+		if len(fan.deliveries) > 0 {
+			if err := queueEnqueue(b, fan.deliveries); err != nil {
+				return nil, nil, err
+			}
+		}
 		// "s.id = ANY" lets the plan find the rows through the primary key
 		// rather than by scanning, whatever it guesses of unnest's size.
 		b.Queue(`UPDATE sessions s SET last_seq = u.last_seq, state = u.state, updated_at = $4

@@ -114,6 +114,36 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	b := &pgx.Batch{}
+	if err := queueEnqueue(b, ds); err != nil {
+		return fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	var missing *int64
+	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&missing)
+	})
+	if err != nil {
+		return s.fail("enqueue", err)
+	}
+	if missing != nil {
+		d := &ds[*missing-1]
+		if d.Event != 0 {
+			return fmt.Errorf("postgres: enqueue: session event %d of %q after %d: %w", d.Event, d.SessionID, d.Seq, store.ErrNotFound)
+		}
+		return fmt.Errorf("postgres: enqueue: record %q/%d: %w", d.SessionID, d.Seq, store.ErrNotFound)
+	}
+	return nil
+}
+
+// queueEnqueue queues on b the two statements that enqueue ds (see
+// Enqueue): the conversations' locks, then the insert, whose one row holds
+// the 1-based index of the first delivery naming a record or event that
+// does not exist (NULL when none; nothing is enqueued then). Append queues
+// them in its own transaction to fan out at commit.
+func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 	n := len(ds)
 	var (
 		idCol, sessionCol, sourceCol, refCol = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -123,7 +153,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	for i := range ds {
 		d := ds[i]
 		if err := checkDelivery(&d); err != nil {
-			return fmt.Errorf("postgres: enqueue: %w", err)
+			return err
 		}
 		if d.ID == "" {
 			d.ID = ids.New("dlv")
@@ -132,7 +162,6 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 		sourceCol[i], refCol[i] = d.To.Source, d.To.Ref
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
 	}
-	b := &pgx.Batch{}
 	// The conversations' locks, in key order so that enqueues cannot
 	// deadlock on each other.
 	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (
@@ -183,23 +212,6 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 		)
 		SELECT (SELECT n FROM missing)`,
 		sourceCol, refCol, idCol, sessionCol, seqCol, eventCol, dueCol, createdCol)
-	var missing *int64
-	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		return br.QueryRow().Scan(&missing)
-	})
-	if err != nil {
-		return s.fail("enqueue", err)
-	}
-	if missing != nil {
-		d := &ds[*missing-1]
-		if d.Event != 0 {
-			return fmt.Errorf("postgres: enqueue: session event %d of %q after %d: %w", d.Event, d.SessionID, d.Seq, store.ErrNotFound)
-		}
-		return fmt.Errorf("postgres: enqueue: record %q/%d: %w", d.SessionID, d.Seq, store.ErrNotFound)
-	}
 	return nil
 }
 

@@ -165,6 +165,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	if err := drainLegacyFollowers(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
 	schema, err := currentSchema(ctx, pool)
 	if err != nil {
 		pool.Close()
