@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/webhook"
@@ -229,6 +230,22 @@ webhooks:
 	for _, key := range []string{"routes[0].http.token", "routes[0].http.secrets[0]", "webhooks.destinations[0].secret"} {
 		if err == nil || !strings.Contains(err.Error(), key+": is a published example value") {
 			t.Errorf("CheckPublished() = %v, want %s refused", err, key)
+		}
+	}
+}
+
+func TestSessionTokenTTLCoversTheLongestTurn(t *testing.T) {
+	for yml, want := range map[string]time.Duration{
+		"": 11 * time.Minute,
+		"routes:\n  - {name: a, runtime: exec, exec: {command: [x], timeout: 2m}}\n":                                                                  11 * time.Minute,
+		"routes:\n  - {name: a, runtime: exec, exec: {command: [x], timeout: 2m}}\n  - {name: b, runtime: exec, exec: {command: [x], timeout: 1h}}\n": time.Hour + time.Minute,
+	} {
+		c, err := Parse([]byte(yml), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SessionTokenTTL(); got != want {
+			t.Errorf("%q: SessionTokenTTL() = %v, want %v", yml, got, want)
 		}
 	}
 }

@@ -196,7 +196,7 @@ func (rt *Route) defaults() {
 		rt.Match.Direct = &t
 	}
 	if rt.Exec != nil && rt.Exec.Timeout == 0 {
-		rt.Exec.Timeout = Duration(10 * time.Minute)
+		rt.Exec.Timeout = Duration(DefaultExecTimeout)
 	}
 	b := &rt.Budget
 	if b.OutputsPerMinute == 0 {
@@ -291,6 +291,23 @@ func (c *Config) validateRoutes() []error {
 		errs = append(errs, fieldErr("router.lease", "must be at least 1s"))
 	}
 	return errs
+}
+
+// DefaultExecTimeout bounds an exec turn whose route sets no timeout.
+const DefaultExecTimeout = 10 * time.Minute
+
+// SessionTokenTTL is how long the session-scoped token handed to an agent
+// for one turn stays valid (see api.SessionToken): the longest exec timeout
+// of any route, which no turn outlives, plus a minute for the agent's last
+// call to arrive. With no exec route it is DefaultExecTimeout plus a minute.
+func (c *Config) SessionTokenTTL() time.Duration {
+	longest := DefaultExecTimeout
+	for _, rt := range c.Routes {
+		if rt.Exec != nil && rt.Exec.Timeout.D() > longest {
+			longest = rt.Exec.Timeout.D()
+		}
+	}
+	return longest + time.Minute
 }
 
 // Route returns the route named name.
