@@ -224,7 +224,7 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	gw := startGateway(t, "sigterm-test-token-0123456789", "--data", t.TempDir())
+	gw := startGateway(t, "sigterm-test-token-0123456789abcdef", "--data", t.TempDir())
 	if err := gw.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
