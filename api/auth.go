@@ -212,7 +212,7 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 					"missing bearer token: send the header \"Authorization: Bearer <token>\""))
 				return
 			}
-			p := sessionPrincipal(s.sessionKey, secret)
+			p := sessionPrincipal(s.sessionKey, secret, s.now())
 			if p == nil {
 				p, err = s.auth.lookup(r.Context(), HashToken(secret), s.now())
 			}

@@ -61,7 +61,8 @@ type Limits struct {
 	Burst         int     `yaml:"burst"`
 }
 
-// Token is an API token declared in the file. Secret is usually ${VAR}.
+// Token is an API token declared in the file. Secret is usually ${VAR}, at
+// least MinSecretLen bytes.
 type Token struct {
 	Name     string        `yaml:"name"`
 	Secret   string        `yaml:"secret"`
@@ -148,8 +149,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fieldErr(key+".name", "%q is used by another token", t.Name))
 		}
 		names[t.Name] = true
-		if len(t.Secret) < 16 {
-			errs = append(errs, fieldErr(key+".secret", "must be at least 16 characters"))
+		if err := CheckSecret(t.Secret); err != nil {
+			errs = append(errs, fieldErr(key+".secret", "%v", err))
 		}
 		if len(t.Scopes) == 0 {
 			errs = append(errs, fieldErr(key+".scopes", "is required (admin, steer or agent)"))

@@ -5,13 +5,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/webhook"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
+
+// strongSecret is long enough for CheckSecret.
+const strongSecret = "3f0c8e1d2b7a4c6e9f1a0b2c3d4e5f60"
 
 func TestEmptyFileIsTheEmbeddedDefault(t *testing.T) {
 	c, err := Parse(nil, env(nil))
@@ -32,7 +37,7 @@ tokens:
     scopes: [steer]
 `
 	// A secret with YAML-special characters must stay one string.
-	secret := "a: b # not a comment [x]"
+	secret := "a: b # not a comment [x] 0123456789abcdef"
 	c, err := Parse([]byte(yml), env(map[string]string{"CI_TOKEN": secret}))
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +61,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unset variable", "tokens:\n  - name: a\n    secret: ${NOPE}\n    scopes: [admin]\n", nil, "tokens[0].secret: environment variable NOPE is not set"},
 		{"unknown key", "listne: x\n", nil, "listne"},
-		{"bad scope", "tokens:\n  - name: a\n    secret: 0123456789abcdef\n    scopes: [root]\n", nil, `tokens[0].scopes[0]: unknown scope "root"`},
-		{"short secret", "tokens:\n  - name: a\n    secret: x\n    scopes: [admin]\n", nil, "tokens[0].secret: must be at least 16"},
-		{"agent without sessions", "tokens:\n  - name: a\n    secret: 0123456789abcdef\n    scopes: [agent]\n", nil, "tokens[0].sessions"},
+		{"bad scope", "tokens:\n  - name: a\n    secret: " + strongSecret + "\n    scopes: [root]\n", nil, `tokens[0].scopes[0]: unknown scope "root"`},
+		{"agent without sessions", "tokens:\n  - name: a\n    secret: " + strongSecret + "\n    scopes: [agent]\n", nil, "tokens[0].sessions"},
 		{"bad listen", "listen: nope\n", nil, `listen: "nope" is not host:port`},
 		{"bad store", "store: mysql://x\n", nil, "store: want"},
 		{"bad level", "log: {level: loud}\n", nil, "log.level"},
@@ -103,14 +107,27 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-// TestExampleConfigsAreValid keeps the documented examples loadable.
+// TestExampleConfigsAreValid keeps the documented examples loadable, with
+// the secrets they take from the environment set, and free of published
+// secrets.
 func TestExampleConfigsAreValid(t *testing.T) {
 	files, err := filepath.Glob("../examples/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no example configs found: %v", err)
 	}
+	whsec, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CI_TOKEN", strongSecret)
+	t.Setenv("UPSTREAM_TOKEN", "tok")
+	t.Setenv("UPSTREAM_WEBHOOK_SECRET", whsec)
 	for _, f := range files {
-		if _, err := Load(f); err != nil {
+		c, err := Load(f)
+		if err == nil {
+			err = c.CheckPublished()
+		}
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
@@ -149,5 +166,86 @@ func TestAdapterSectionsExpandOnce(t *testing.T) {
 	}
 	if err := DecodeNode(&node, &struct{}{}); err == nil || !strings.Contains(err.Error(), "bot_token") {
 		t.Fatalf("unknown key: err = %v, want it named", err)
+	}
+}
+
+// TestShortSecretsAreRefused: a secret the operator chooses must be at
+// least 32 bytes, and the error tells how to make one.
+func TestShortSecretsAreRefused(t *testing.T) {
+	for _, tc := range []struct{ yml, want string }{
+		{"tokens:\n  - name: a\n    secret: x\n    scopes: [admin]\n", "tokens[0].secret: is 1 bytes, shorter than 32"},
+		{"tokens:\n  - name: a\n    secret: 0123456789abcdef0123456789abcde\n    scopes: [admin]\n", "tokens[0].secret: is 31 bytes"},
+		{"router: {session_key: k}\n", "router.session_key: is 1 bytes, shorter than 32"},
+		{"router: {session_key: 0123456789abcdef}\n", "router.session_key: is 16 bytes"},
+		{"routes:\n  - name: a\n    runtime: http\n    http: {url: http://x, token: t, secrets: [whsec_c2hvcnQ=]}\n", "routes[0].http.secrets[0]: webhook: invalid secret: 5 bytes"},
+	} {
+		_, err := Parse([]byte(tc.yml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "openssl rand -hex 32") && strings.Contains(tc.want, "shorter") {
+			t.Errorf("%q: err = %v, want %q and how to make a secret", tc.yml, err, tc.want)
+		}
+	}
+	for _, yml := range []string{
+		"tokens:\n  - name: a\n    secret: " + strongSecret + "\n    scopes: [admin]\n",
+		"router: {session_key: " + strongSecret + "}\n",
+		"router: {session_key: \"\"}\n", // empty: a random key per process
+	} {
+		if _, err := Parse([]byte(yml), env(nil)); err != nil {
+			t.Errorf("%q: %v", yml, err)
+		}
+	}
+}
+
+// TestPublishedSecretsAreRefused: the secrets this repository's examples
+// once printed, and the Standard Webhooks spec's example, are refused by
+// CheckSecret and CheckPublished wherever they appear.
+func TestPublishedSecretsAreRefused(t *testing.T) {
+	for _, s := range []string{"change-me-to-a-long-secret-0123456789", "CHANGEME-0123456789abcdef0123456789"} {
+		if err := CheckSecret(s); err == nil || !strings.Contains(err.Error(), "published example") {
+			t.Errorf("CheckSecret(%q) = %v, want a published-example error", s, err)
+		}
+	}
+	// Tokens are refused by Parse itself.
+	_, err := Parse([]byte("tokens:\n  - {name: a, secret: \"${CI_TOKEN:-change-me-to-a-long-secret}\", scopes: [admin]}\n"),
+		env(map[string]string{"CI_TOKEN": "change-me-to-a-long-secret-0123456789"}))
+	if err == nil || !strings.Contains(err.Error(), "tokens[0].secret: is a published example value") {
+		t.Errorf("Parse: err = %v, want the published token refused", err)
+	}
+	yml := `
+routes:
+  - name: prs
+    runtime: http
+    http:
+      url: http://127.0.0.1:9090
+      token: ${UPSTREAM_TOKEN:-upstream-token}
+      secrets: ["${UPSTREAM_WEBHOOK_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}"]
+webhooks:
+  destinations:
+    - {id: d, url: "https://example.com/h", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
+`
+	c, err := Parse([]byte(yml), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckPublished()
+	for _, key := range []string{"routes[0].http.token", "routes[0].http.secrets[0]", "webhooks.destinations[0].secret"} {
+		if err == nil || !strings.Contains(err.Error(), key+": is a published example value") {
+			t.Errorf("CheckPublished() = %v, want %s refused", err, key)
+		}
+	}
+}
+
+func TestSessionTokenTTLCoversTheLongestTurn(t *testing.T) {
+	for yml, want := range map[string]time.Duration{
+		"": 11 * time.Minute,
+		"routes:\n  - {name: a, runtime: exec, exec: {command: [x], timeout: 2m}}\n":                                                                  11 * time.Minute,
+		"routes:\n  - {name: a, runtime: exec, exec: {command: [x], timeout: 2m}}\n  - {name: b, runtime: exec, exec: {command: [x], timeout: 1h}}\n": time.Hour + time.Minute,
+	} {
+		c, err := Parse([]byte(yml), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SessionTokenTTL(); got != want {
+			t.Errorf("%q: SessionTokenTTL() = %v, want %v", yml, got, want)
+		}
 	}
 }

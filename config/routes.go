@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"time"
+
+	"github.com/switchboardhq/switchboard/webhook"
 )
 
 // Router configures how inbound messages find sessions and how sessions
@@ -23,7 +25,7 @@ type Router struct {
 	Lease Duration `yaml:"lease"`
 	// SessionKey signs the session-scoped tokens handed to agents (exec
 	// runtime). Replicas sharing a store must share it; when empty, each
-	// process makes a random one at start.
+	// process makes a random one at start. At least MinSecretLen bytes.
 	SessionKey string `yaml:"session_key"`
 }
 
@@ -103,10 +105,16 @@ type ExecRuntime struct {
 // HTTPRuntime forwards messages to an upstream Switchboard-compatible agent
 // service.
 type HTTPRuntime struct {
-	URL   string `yaml:"url"`
+	URL string `yaml:"url"`
+	// Token is the upstream's bearer token. The upstream issues it in its
+	// own format, so only its presence is checked, not its length.
 	Token string `yaml:"token"`
 	// Secrets verify the upstream's signed events at POST /hooks/sessions
-	// (whsec_…).
+	// (whsec_…). They are Standard Webhooks secrets, checked against that
+	// format's own bounds (24 to 64 random bytes, see webhook.ParseSecret)
+	// rather than MinSecretLen: the upstream often generates them (24 bytes
+	// is what common senders make), and 24 random bytes are out of reach of
+	// guessing.
 	Secrets []string `yaml:"secrets"`
 }
 
@@ -188,7 +196,7 @@ func (rt *Route) defaults() {
 		rt.Match.Direct = &t
 	}
 	if rt.Exec != nil && rt.Exec.Timeout == 0 {
-		rt.Exec.Timeout = Duration(10 * time.Minute)
+		rt.Exec.Timeout = Duration(DefaultExecTimeout)
 	}
 	b := &rt.Budget
 	if b.OutputsPerMinute == 0 {
@@ -244,6 +252,13 @@ func (c *Config) validateRoutes() []error {
 			} else if len(rt.HTTP.Secrets) == 0 {
 				errs = append(errs, fieldErr(key+".http.secrets", "is required with runtime: http (verifies the upstream's events)"))
 			}
+			if rt.HTTP != nil {
+				for j, sec := range rt.HTTP.Secrets {
+					if _, err := webhook.ParseSecret(sec); err != nil {
+						errs = append(errs, fieldErr(fmt.Sprintf("%s.http.secrets[%d]", key, j), "%v", err))
+					}
+				}
+			}
 		default:
 			errs = append(errs, fieldErr(key+".runtime", "want inbox, exec or http, got %q", rt.Runtime))
 		}
@@ -266,10 +281,33 @@ func (c *Config) validateRoutes() []error {
 	if c.Router.MaxParallel < 0 {
 		errs = append(errs, fieldErr("router.max_parallel", "must not be negative"))
 	}
+	// An empty key is fine: each process then makes a random one.
+	if k := c.Router.SessionKey; k != "" {
+		if err := CheckSecret(k); err != nil {
+			errs = append(errs, fieldErr("router.session_key", "%v", err))
+		}
+	}
 	if c.Router.Lease.D() < time.Second {
 		errs = append(errs, fieldErr("router.lease", "must be at least 1s"))
 	}
 	return errs
+}
+
+// DefaultExecTimeout bounds an exec turn whose route sets no timeout.
+const DefaultExecTimeout = 10 * time.Minute
+
+// SessionTokenTTL is how long the session-scoped token handed to an agent
+// for one turn stays valid (see api.SessionToken): the longest exec timeout
+// of any route, which no turn outlives, plus a minute for the agent's last
+// call to arrive. With no exec route it is DefaultExecTimeout plus a minute.
+func (c *Config) SessionTokenTTL() time.Duration {
+	longest := DefaultExecTimeout
+	for _, rt := range c.Routes {
+		if rt.Exec != nil && rt.Exec.Timeout.D() > longest {
+			longest = rt.Exec.Timeout.D()
+		}
+	}
+	return longest + time.Minute
 }
 
 // Route returns the route named name.

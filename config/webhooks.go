@@ -42,7 +42,10 @@ type WebhookDestination struct {
 	ID          string `yaml:"id"`
 	URL         string `yaml:"url"`
 	Description string `yaml:"description"`
-	// Secret is the signing secret, "whsec_<base64>", usually ${VAR}.
+	// Secret is the signing secret, "whsec_<base64>", usually ${VAR}. Its
+	// length is checked against the Standard Webhooks bounds (24 to 64
+	// random bytes, see webhook.ParseSecret), which receivers' libraries
+	// share; webhook.NewSecret makes 32.
 	Secret     string            `yaml:"secret"`
 	EventTypes []string          `yaml:"event_types"`
 	Sessions   []string          `yaml:"sessions"`

@@ -113,7 +113,10 @@ type Envelope struct {
 	Raw json.RawMessage `json:"raw"`
 }
 
-// Limits used by Validate.
+// Limits used by Validate, in bytes (MaxRefs is a count). Every string
+// field but text (bounded by the caller's maxText) and raw (bounded by the
+// request or payload it was read from) has one, so no field can carry an
+// unbounded value into the log, the outbox and every event.
 const (
 	MaxIDLen      = 512
 	MaxRefKeyLen  = 64
@@ -121,6 +124,11 @@ const (
 	MaxRefs       = 64
 	MaxSourceLen  = 64
 	MaxConvRefLen = 1024
+	MaxActorIDLen = 512
+	// MaxDisplayLen bounds actor.display: far above any channel's display
+	// name (Slack's are at most 80 characters, an email From phrase fits a
+	// header line).
+	MaxDisplayLen = 512
 )
 
 // ValidationError is returned by Validate and by decoding; Field names the
@@ -154,12 +162,20 @@ func (e *Envelope) Validate(maxText int) error {
 		return invalid("kind", "unknown kind %q (want message, edit, delete or system)", e.Kind)
 	case e.Actor.ID == "":
 		return invalid("actor.id", "is required")
+	case len(e.Actor.ID) > MaxActorIDLen:
+		return invalid("actor.id", "is longer than %d bytes", MaxActorIDLen)
 	case !strings.Contains(e.Actor.ID, ":"):
 		return invalid("actor.id", "must be namespaced, like %q", "slack:U123")
+	case len(e.Actor.Display) > MaxDisplayLen:
+		return invalid("actor.display", "is %d bytes, longer than the limit of %d", len(e.Actor.Display), MaxDisplayLen)
+	case !utf8.ValidString(e.Actor.Display):
+		return invalid("actor.display", "is not valid UTF-8")
 	case !e.Actor.Type.Valid():
 		return invalid("actor.type", "unknown actor type %q (want human, agent or system)", e.Actor.Type)
 	case e.Conversation.Ref != "" && e.Conversation.Source == "":
 		return invalid("conversation.source", "is required when conversation.ref is set")
+	case len(e.Conversation.Source) > MaxSourceLen:
+		return invalid("conversation.source", "is longer than %d bytes", MaxSourceLen)
 	case len(e.Conversation.Ref) > MaxConvRefLen:
 		return invalid("conversation.ref", "is longer than %d bytes", MaxConvRefLen)
 	case e.Kind == KindMessage && strings.TrimSpace(e.Text) == "":

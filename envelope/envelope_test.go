@@ -3,6 +3,7 @@ package envelope
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,22 @@ func TestValidate(t *testing.T) {
 		{"refs", func(e *Envelope) { e.Refs = Refs{"bad key": "x"} }},
 		{"refs.pr", func(e *Envelope) { e.Refs = Refs{"pr": strings.Repeat("9", MaxRefValLen+1)} }},
 		{"raw", func(e *Envelope) { e.Raw = json.RawMessage("{not json") }},
+		// Every field is bounded.
+		{"id", func(e *Envelope) { e.ID = "client:" + strings.Repeat("x", MaxIDLen) }},
+		{"source", func(e *Envelope) { e.Source = strings.Repeat("s", MaxSourceLen+1) }},
+		{"actor.id", func(e *Envelope) { e.Actor.ID = "client:" + strings.Repeat("u", MaxActorIDLen) }},
+		{"actor.display", func(e *Envelope) { e.Actor.Display = strings.Repeat("A", 900<<10) }},
+		{"actor.display", func(e *Envelope) { e.Actor.Display = strings.Repeat("A", MaxDisplayLen+1) }},
+		{"actor.display", func(e *Envelope) { e.Actor.Display = "Ada \xff" }},
+		{"conversation.source", func(e *Envelope) { e.Conversation.Source = strings.Repeat("c", 100<<10) }},
+		{"conversation.ref", func(e *Envelope) { e.Conversation.Ref = strings.Repeat("r", MaxConvRefLen+1) }},
+		{"refs", func(e *Envelope) { e.Refs = Refs{strings.Repeat("k", MaxRefKeyLen+1): "x"} }},
+		{"refs", func(e *Envelope) {
+			e.Refs = Refs{}
+			for i := range MaxRefs + 1 {
+				e.Refs[fmt.Sprintf("k%d", i)] = "v"
+			}
+		}},
 	} {
 		e := valid()
 		tc.mutate(&e)
@@ -119,6 +136,14 @@ func TestValidate(t *testing.T) {
 	if err := e.Validate(100); err != nil {
 		t.Fatalf("valid envelope: %v", err)
 	}
+	// The bounds themselves are accepted.
+	e.Actor.Display = strings.Repeat("A", MaxDisplayLen)
+	e.Actor.ID = "client:" + strings.Repeat("u", MaxActorIDLen-len("client:"))
+	e.Conversation.Source = strings.Repeat("c", MaxSourceLen)
+	if err := e.Validate(100); err != nil {
+		t.Fatalf("envelope at the bounds: %v", err)
+	}
+	e = valid()
 	// Edits and deletes need no text.
 	e.Kind, e.Text = KindDelete, ""
 	if err := e.Validate(0); err != nil {

@@ -22,9 +22,10 @@ var ErrForbiddenAddress = errors.New("webhook: destination address not allowed")
 // ClientOptions configure NewClient.
 type ClientOptions struct {
 	// AllowPrivate lets the client reach loopback, private (RFC 1918, ULA),
-	// link-local, CGNAT and unspecified addresses. Off, such destinations
-	// are refused when dialling, after DNS resolution, so a name that
-	// resolves (or re-resolves) to an inside address cannot get through.
+	// link-local, CGNAT, unspecified and other special-purpose addresses
+	// (see Public). Off, such destinations are refused when dialling, after
+	// DNS resolution, so a name that resolves (or re-resolves) to an inside
+	// address cannot get through.
 	AllowPrivate bool
 	// Timeout bounds one Post, from dial to the end of reading the response
 	// (default 10s).
@@ -93,16 +94,102 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// cgnat is the shared address space of RFC 6598.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// nonPublic4 are the IPv4 ranges, beyond those the netip predicates name,
+// that are not reachable public unicast (IANA's special-purpose registry):
+// the "this network" block (0.0.0.0/8, which Linux dials as loopback), CGNAT
+// shared space, IETF protocol assignments, the documentation and
+// benchmarking networks, and the reserved 240.0.0.0/4 with broadcast.
+var nonPublic4 = prefixes(
+	"0.0.0.0/8",
+	"100.64.0.0/10",
+	"192.0.0.0/24",
+	"192.0.2.0/24",
+	"198.18.0.0/15",
+	"198.51.100.0/24",
+	"203.0.113.0/24",
+	"240.0.0.0/4",
+)
+
+// nonPublic6 are the IPv6 ranges, beyond loopback, link-local, multicast and
+// unique-local (fc00::/7), that are not public unicast: discard-only,
+// Teredo (its embedded addresses are obfuscated, and it is a tunnel into
+// whatever network runs the relay), the benchmarking and documentation
+// networks, the local-use NAT64 prefix (RFC 8215, which translates to
+// addresses of the operator's choosing), and the deprecated site-local
+// fec0::/10, which some stacks still route inside a site.
+var nonPublic6 = prefixes(
+	"100::/64",
+	"2001::/32",
+	"2001:2::/48",
+	"2001:db8::/32",
+	"3fff::/20",
+	"64:ff9b:1::/48",
+	"fec0::/10",
+)
+
+// Ranges of IPv6 that carry an IPv4 address, which decides where a dial
+// really goes: the well-known NAT64 prefix (RFC 6052) and IPv4-compatible
+// addresses (::a.b.c.d, which also hold :: and ::1) and IPv4-translated
+// ones (::ffff:0:a.b.c.d, RFC 2765) in the last 32 bits, 6to4 (RFC 3056) in
+// bits 16 to 48.
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	ipv4Compat = netip.MustParsePrefix("::/96")
+	ipv4Trans  = netip.MustParsePrefix("::ffff:0:0:0/96")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
+)
+
+func prefixes(ss ...string) []netip.Prefix {
+	ps := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		ps[i] = netip.MustParsePrefix(s)
+	}
+	return ps
+}
+
+// embeddedIPv4 returns the IPv4 address that an IPv6 address of a
+// translation or tunnelling range stands for.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case nat64.Contains(a), ipv4Compat.Contains(a), ipv4Trans.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
 
 // Public reports whether a is a public unicast address: not loopback,
-// private, link-local, multicast, unspecified or CGNAT (IPv4-mapped IPv6
-// addresses are judged as IPv4).
+// private, link-local, multicast, unspecified, CGNAT, reserved or any other
+// special-purpose range (see nonPublic4 and nonPublic6). An IPv6 address
+// that carries an IPv4 one (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96,
+// 6to4 2002::/16) is judged by the IPv4 address it carries, so
+// 64:ff9b::8.8.8.8 is public (an IPv6-only host reaches the world that way)
+// and 2002:7f00:1:: (127.0.0.1) is not.
 func Public(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() &&
-		!a.IsLinkLocalUnicast() && !cgnat.Contains(a)
+	a = a.Unmap().WithZone("")
+	if !a.IsValid() {
+		return false
+	}
+	if a.Is6() {
+		if v4, ok := embeddedIPv4(a); ok {
+			return Public(v4)
+		}
+	}
+	if !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	ranges := nonPublic6
+	if a.Is4() {
+		ranges = nonPublic4
+	}
+	for _, p := range ranges {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // Result is what one Post got back.

@@ -12,14 +12,68 @@ import (
 )
 
 func TestPublic(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"8.8.8.8": true, "2606:4700::1111": true,
-		"127.0.0.1": false, "::1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
-		"169.254.169.254": false, "fe80::1": false, "fc00::1": false, "100.64.0.1": false, "0.0.0.0": false,
-		"::": false, "224.0.0.1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "::ffff:1.1.1.1": true,
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"8.8.8.8", true},
+		{"2606:4700::1111", true},
+		{"::ffff:1.1.1.1", true},
+		{"127.0.0.1", false},
+		{"::1", false},
+		{"10.1.2.3", false},
+		{"172.16.0.1", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false},
+		{"fe80::1", false},
+		{"fe80::1%eth0", false},
+		{"fc00::1", false},
+		{"100.64.0.1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"224.0.0.1", false},
+		{"::ffff:127.0.0.1", false},
+		{"::ffff:10.0.0.1", false},
+		// "This network": Linux dials 0.0.0.0/8 as the local host.
+		{"0.1.2.3", false},
+		// Benchmarking, reserved, broadcast, IETF and documentation nets.
+		{"198.18.0.1", false},
+		{"198.19.255.254", false},
+		{"198.20.0.1", true},
+		{"240.0.0.1", false},
+		{"255.255.255.255", false},
+		{"192.0.0.8", false},
+		{"192.0.2.1", false},
+		{"198.51.100.1", false},
+		{"203.0.113.1", false},
+		// NAT64 (RFC 6052) is judged by the IPv4 address it carries.
+		{"64:ff9b::7f00:1", false},
+		{"64:ff9b::a9fe:a9fe", false},
+		{"64:ff9b::10.0.0.1", false},
+		{"64:ff9b::808:808", true},
+		{"64:ff9b:1::808:808", false}, // local-use NAT64: the operator's own
+		// 6to4 carries the IPv4 address in bits 16 to 48.
+		{"2002:7f00:1::1", false},
+		{"2002:a00:1::1", false},
+		{"2002:c0a8:101::", false},
+		{"2002:808:808::1", true},
+		// IPv4-compatible and IPv4-translated addresses.
+		{"::127.0.0.1", false},
+		{"::10.0.0.1", false},
+		{"::169.254.169.254", false},
+		{"::8.8.8.8", true},
+		{"::ffff:0:127.0.0.1", false},
+		// Site-local, Teredo, discard-only, documentation.
+		{"fec0::1", false},
+		{"feff::1", false},
+		{"2001::1", false},
+		{"100::1", false},
+		{"2001:db8::1", false},
+		{"3fff::1", false},
+		{"2001:4860:4860::8888", true},
 	} {
-		if got := Public(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("Public(%s) = %v, want %v", addr, got, want)
+		if got := Public(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("Public(%s) = %v, want %v", tc.addr, got, tc.want)
 		}
 	}
 }

@@ -21,8 +21,12 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return usageError{"usage: switchboard config check FILE"}
 	}
-	if _, err := config.Load(pos[0]); err != nil {
+	cfg, err := config.Load(pos[0])
+	if err != nil {
 		return err
+	}
+	if err := cfg.CheckPublished(); err != nil {
+		return fmt.Errorf("config: %s: %w", pos[0], err)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", pos[0])
 	return nil

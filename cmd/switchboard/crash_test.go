@@ -118,7 +118,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 }
 
 func crashTest(t *testing.T, args []string) {
-	const token = "crash-test-token-0123456789"
+	const token = "crash-test-token-0123456789abcdefgh"
 	ctx := context.Background()
 	gw := startGateway(t, token, args...)
 	c := client.New(gw.URL, token, nil)
@@ -224,7 +224,7 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	gw := startGateway(t, "sigterm-test-token-0123456789", "--data", t.TempDir())
+	gw := startGateway(t, "sigterm-test-token-0123456789abcdef", "--data", t.TempDir())
 	if err := gw.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,10 @@ func TestWebhookDeliveriesSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	secret, err := webhook.NewSecret() // serve refuses the spec's published one
+	if err != nil {
+		t.Fatal(err)
+	}
 	var (
 		mu     sync.Mutex
 		up     bool                          // the receiver answers 2xx once up
@@ -310,7 +313,7 @@ webhooks:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const token = "webhook-crash-token-0123456789"
+	const token = "webhook-crash-token-0123456789abcdef"
 	args := []string{"--config", cfgPath, "--data", filepath.Join(dir, "data")}
 	gw := startGateway(t, token, args...)
 	c := client.New(gw.URL, token, nil)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/config"
@@ -49,6 +51,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkSecrets(cfg, os.LookupEnv); err != nil {
+		return err
+	}
 	log := newLogger(cfg, stderr)
 
 	gw, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Announce: stderr})
@@ -61,6 +66,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	return gw.Serve(ctx, ln, *grace)
+}
+
+// checkSecrets refuses, before anything starts, a configuration holding a
+// published example secret and a SWITCHBOARD_TOKEN that is too short or
+// published (the file's own secrets are checked by config.Validate).
+func checkSecrets(cfg *config.Config, lookup func(string) (string, bool)) error {
+	if err := cfg.CheckPublished(); err != nil {
+		return err
+	}
+	if v, ok := lookup(gateway.TokenEnv); ok && strings.TrimSpace(v) != "" {
+		if err := config.CheckSecret(v); err != nil {
+			return fmt.Errorf("%s %v (or unset it: the first start then prints a generated admin token)", gateway.TokenEnv, err)
+		}
+	}
+	return nil
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -99,6 +99,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
+	tokenTTL := cfg.SessionTokenTTL()
 	sessions := router.NewSessionMap(st)
 	runtimes, err := router.Runtimes(cfg, sessions)
 	if err != nil {
@@ -131,7 +132,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		Webhooks:     st,
 		Sinks:        sinks,
 		Runtimes:     runtimes,
-		SessionToken: func(id string) string { return api.SessionToken(key, id) },
+		SessionToken: func(id string) string { return api.SessionToken(key, id, time.Now().Add(tokenTTL)) },
 		LeaseTTL:     cfg.Router.Lease.D(),
 		Logger:       log,
 		Registry:     g.registry,
