@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
 
 var _ store.Outbox = (*Store)(nil)
@@ -332,57 +333,107 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	if owner == "" {
 		return fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
 	}
-	leaves := st.Status != store.Pending
+	_, err := s.settles.Do(ctx, settleReq{id: id, owner: owner, st: st})
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return fmt.Errorf("postgres: settle: %w", store.ErrClosed)
+	}
+	return err
+}
+
+// settleReq is one Settle call, for the settle committer.
+type settleReq struct {
+	id, owner string
+	st        store.Settlement
+}
+
+// commitSettles settles a batch of concurrent Settle calls in one
+// transaction, one round trip: the locks of the conversations whose head
+// may leave, taken at once in key order (so that the batch cannot deadlock
+// with another holder of several), then each settlement as Settle
+// describes. When the batch fails it settles each alone, so one bad call
+// fails alone.
+func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[struct{}], error) {
+	results := make([]groupcommit.Result[struct{}], len(batch))
+	if len(batch) > 1 {
+		err := s.settleBatch(ctx, batch, results)
+		if err == nil {
+			return results, nil
+		}
+		s.log.Warn("postgres: settle batch failed; settling one at a time", "n", len(batch), "err", err)
+	}
+	for i := range batch {
+		if err := s.settleBatch(ctx, batch[i:i+1], results[i:i+1]); err != nil {
+			results[i].Err = s.fail("settle", err)
+		}
+	}
+	return results, nil
+}
+
+// settleBatch settles batch in one transaction, setting results; an error
+// means nothing was settled.
+func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[struct{}]) error {
+	var leaving []string
+	for _, r := range batch {
+		if r.st.Status != store.Pending {
+			leaving = append(leaving, r.id)
+		}
+	}
 	b := &pgx.Batch{}
-	if leaves {
-		// The delivery may be its conversation's head: hold the
-		// conversation's lock while it goes and the next takes its place.
-		b.Queue(`SELECT pg_advisory_xact_lock(`+convLockKey("conv_source", "conv_ref")+`) FROM deliveries WHERE id = $1`, id)
+	if len(leaving) > 0 {
+		// A delivery that leaves pending may be its conversation's head:
+		// hold the conversation's lock while it goes and the next takes its
+		// place.
+		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (
+				SELECT DISTINCT `+convLockKey("conv_source", "conv_ref")+` AS k
+				FROM deliveries WHERE id = ANY($1) ORDER BY k
+			) AS keys`, leaving)
 	}
-	b.Queue(`WITH u AS (
-			UPDATE deliveries SET
-				status = $3,
-				channel_id = CASE WHEN $3 = 'delivered' THEN $4 ELSE channel_id END,
-				last_error = $5,
-				next_attempt = CASE WHEN $3 = 'pending' THEN coalesce($6, now()) ELSE next_attempt END,
-				lease_owner = '', lease_until = NULL, updated_at = now()
-			WHERE id = $1 AND lease_owner = $2
-			RETURNING 1
-		)
-		SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
-		id, owner, string(st.Status), st.ChannelID, st.Error, nullTime(st.NextAttempt))
-	if leaves {
-		b.Queue(`UPDATE deliveries d SET waiting = false
-			WHERE d.waiting AND d.id = (
-				SELECT o.id FROM deliveries o JOIN deliveries x ON x.id = $1
-				WHERE o.status = 'pending' AND o.conv_source = x.conv_source AND o.conv_ref = x.conv_ref
-				ORDER BY o.ord LIMIT 1)`, id)
+	for _, r := range batch {
+		b.Queue(`WITH u AS (
+				UPDATE deliveries SET
+					status = $3,
+					channel_id = CASE WHEN $3 = 'delivered' THEN $4 ELSE channel_id END,
+					last_error = $5,
+					next_attempt = CASE WHEN $3 = 'pending' THEN coalesce($6, now()) ELSE next_attempt END,
+					lease_owner = '', lease_until = NULL, updated_at = now()
+				WHERE id = $1 AND lease_owner = $2
+				RETURNING 1
+			)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
+			r.id, r.owner, string(r.st.Status), r.st.ChannelID, r.st.Error, nullTime(r.st.NextAttempt))
+		if r.st.Status != store.Pending {
+			b.Queue(`UPDATE deliveries d SET waiting = false
+				WHERE d.waiting AND d.id = (
+					SELECT o.id FROM deliveries o JOIN deliveries x ON x.id = $1
+					WHERE o.status = 'pending' AND o.conv_source = x.conv_source AND o.conv_ref = x.conv_ref
+					ORDER BY o.ord LIMIT 1)`, r.id)
+		}
 	}
-	var settled, exists bool
-	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if leaves {
+	return withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if len(leaving) > 0 {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
-		if err := br.QueryRow().Scan(&settled, &exists); err != nil {
-			return err
-		}
-		if leaves {
-			_, err := br.Exec()
-			return err
+		for i, r := range batch {
+			var settled, exists bool
+			if err := br.QueryRow().Scan(&settled, &exists); err != nil {
+				return err
+			}
+			switch {
+			case !exists:
+				results[i].Err = fmt.Errorf("postgres: settle %q: %w", r.id, store.ErrNotFound)
+			case !settled:
+				results[i].Err = fmt.Errorf("postgres: settle %s for %s: %w", r.id, r.owner, store.ErrLeaseLost)
+			}
+			if r.st.Status != store.Pending {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
-	switch {
-	case err != nil:
-		return s.fail("settle", err)
-	case !exists:
-		return fmt.Errorf("postgres: settle %q: %w", id, store.ErrNotFound)
-	case !settled:
-		return fmt.Errorf("postgres: settle %s for %s: %w", id, owner, store.ErrLeaseLost)
-	}
-	return nil
 }
 
 // ListDeliveries returns up to limit deliveries with the given status (""

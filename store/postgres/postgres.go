@@ -76,6 +76,8 @@ type Store struct {
 	// always go to the same shard, so concurrent batches of this process
 	// never wait for each other's session locks.
 	shards []*groupcommit.Committer[store.AppendRequest, store.AppendResult]
+	// settles groups concurrent Settle calls into shared transactions.
+	settles *groupcommit.Committer[settleReq, struct{}]
 
 	hub store.Hub
 
@@ -211,6 +213,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i] = groupcommit.New(1, opts.MaxBatch, s.commit, s.metrics.ObserveBatch)
 	}
+	s.settles = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitSettles, nil)
 	return s, nil
 }
 
@@ -238,6 +241,7 @@ func (s *Store) Close() error {
 		for _, c := range s.shards {
 			wg.Go(c.Close)
 		}
+		wg.Go(s.settles.Close)
 		wg.Wait()
 		s.stopListener()
 		<-s.listenerDone
