@@ -26,12 +26,27 @@ const (
 // cursor, leasing the session so that one process at a time works on it,
 // at most parallel sessions at once. It returns when ctx ends, after the
 // sessions in hand are done.
+//
+// A session whose work fails is parked: it is not run again before a
+// backoff (doubling from failBackoffMin up to the lease time) has passed,
+// so that a persistent failure is not retried in a tight loop. It stays
+// leased meanwhile.
 type follower struct {
 	r        *Router
 	consumer string
 	parallel int
 	fn       func(ctx context.Context, w store.Work) error
 }
+
+// parking is a failed session's backoff.
+type parking struct {
+	until time.Time
+	b     retry.Backoff
+}
+
+// failBackoffMin is the first wait before a session whose work failed is
+// run again.
+const failBackoffMin = 100 * time.Millisecond
 
 func (f *follower) run(ctx context.Context) {
 	sig, cancel := f.r.st.Subscribe(store.AllSessions)
@@ -42,33 +57,63 @@ func (f *follower) run(ctx context.Context) {
 	var (
 		mu     sync.Mutex
 		active = map[string]bool{}
+		// ended, while a claim is in flight, collects the sessions whose
+		// work ended meanwhile: the claim may have read such a session
+		// before its work released it, so what it returned for it (the
+		// cursor, and the lease itself) may be out of date.
+		ended  map[string]bool
+		parked = map[string]*parking{}
 		wg     sync.WaitGroup
 		done   = make(chan struct{}, 1)
 	)
+	gauge := f.r.metrics.inHand.WithLabelValues(f.consumer)
 	defer wg.Wait()
 	for {
 		mu.Lock()
-		free, inHand := f.parallel-len(active), len(active)
+		free, inHand, nParked := f.parallel-len(active), len(active), len(parked)
+		ended = map[string]bool{}
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
-			// Sessions in hand are ours already and come back too.
-			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand, now, now.Add(f.r.lease))
+			// Sessions in hand or parked are ours already and come back
+			// too: the claim makes room for them.
+			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand+nParked, now, now.Add(f.r.lease))
 			if err != nil && ctx.Err() == nil {
 				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
 			}
+			mu.Lock()
+			stale := ended
+			ended = nil
+			claimed := make(map[string]bool, len(works))
+			for _, w := range works {
+				claimed[w.SessionID] = true
+			}
+			for id, p := range parked {
+				if !claimed[id] && !now.Before(p.until) {
+					delete(parked, id) // nothing more to do, or done elsewhere
+				}
+			}
+			mu.Unlock()
 			for _, w := range works {
 				mu.Lock()
 				mine := active[w.SessionID]
+				p := parked[w.SessionID]
+				wait := p != nil && now.Before(p.until)
 				full := !mine && len(active) >= f.parallel
-				if !mine && !full {
+				start := !mine && !stale[w.SessionID] && !wait && !full
+				if start {
 					active[w.SessionID] = true
+					gauge.Set(float64(len(active)))
 				}
 				mu.Unlock()
-				if mine {
-					continue // in hand already
-				}
-				if full {
+				switch {
+				case mine, wait:
+					continue // in hand already, or backing off
+				case stale[w.SessionID]:
+					// Its work just ended, and done makes the next claim
+					// come at once: that one sees it as it is.
+					continue
+				case full:
 					// Claimed beyond capacity: hand it back at once, so
 					// that other replicas need not wait out the lease.
 					if err := f.r.st.Advance(ctx, f.consumer, w.SessionID, f.r.owner, w.Cursor, time.Time{}); err != nil && ctx.Err() == nil {
@@ -79,12 +124,30 @@ func (f *follower) run(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := f.fn(ctx, w); err != nil && ctx.Err() == nil {
-						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err)
-					}
+					err := f.fn(ctx, w)
+					failed := err != nil && ctx.Err() == nil
 					mu.Lock()
 					delete(active, w.SessionID)
+					gauge.Set(float64(len(active)))
+					if ended != nil {
+						ended[w.SessionID] = true
+					}
+					var wait time.Duration
+					if failed {
+						p := parked[w.SessionID]
+						if p == nil {
+							p = &parking{b: retry.Backoff{Min: min(failBackoffMin, f.r.lease), Max: f.r.lease}}
+							parked[w.SessionID] = p
+						}
+						wait = p.b.Next()
+						p.until = f.r.now().Add(wait)
+					} else if err == nil {
+						delete(parked, w.SessionID)
+					}
 					mu.Unlock()
+					if failed {
+						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err, "retry_in", wait)
+					}
 					select {
 					case done <- struct{}{}:
 					default:
