@@ -291,6 +291,13 @@ func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, la
 // runTurn runs one turn and appends its outputs (or a system envelope
 // saying it failed). interrupted is true when the turn was cancelled for
 // newer messages (busy: interrupt) and must be run again.
+//
+// An output longer than limits.max_text is cut to it, with a note saying
+// so at its end. An output the store refuses is tried outputTries times;
+// then a system envelope takes its place in the log, saying what failed,
+// and the turn is over: the agent is not run again for an output it gave.
+// That envelope is tried until it is stored (or the work stops), since
+// without it the turn would have to run again.
 func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runtime, sessionID string, turn []store.Record, lost <-chan struct{}) (interrupted bool, err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -363,14 +370,75 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 			Source: rt.Runtime,
 			Kind:   envelope.KindMessage,
 			Actor:  envelope.Actor{ID: "agent:" + rt.Name, Display: rt.Name, Type: envelope.Agent},
-			Text:   out.Text,
+			Text:   runtime.Truncate(out.Text, r.cfg.Limits.MaxText),
 			TS:     r.now().UTC(),
 		}
-		if _, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {
+		err := r.persist(ctx, lost, outputTries, "store an agent's output", func() error {
+			_, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env})
+			if errors.Is(err, store.ErrConflict) {
+				return nil // stored before, by an earlier run of the turn
+			}
+			return err
+		})
+		if stopped(ctx, err) {
 			return false, fmt.Errorf("router: append output: %w", err)
+		}
+		if err == nil {
+			continue
+		}
+		// The store refuses this output: say so in the log, in place of
+		// it, rather than run the agent again for it.
+		r.metrics.refused.WithLabelValues(rt.Name).Inc()
+		r.log.Error("agent output refused by the store", "session", sessionID, "route", rt.Name, "seq", last, "output", i, "err", err)
+		text := fmt.Sprintf("Switchboard could not store the agent's answer to message %d (output %d of %d), so it was not delivered: %v", last, i+1, len(outs), err)
+		err = r.persist(ctx, lost, 0, "record a refused output", func() error {
+			return r.appendSystem(ctx, sessionID, sessionID+":"+key+":"+strconv.Itoa(i)+":refused", text, store.Outbound, nil)
+		})
+		if err != nil {
+			return false, err
 		}
 	}
 	return false, nil
+}
+
+// How often an output the store refuses is tried, and the waits between.
+const (
+	outputTries      = 5
+	outputBackoffMin = 100 * time.Millisecond
+	outputBackoffMax = 2 * time.Second
+)
+
+// persist calls try until it returns nil, at most tries times (no bound
+// when tries is 0), waiting a capped exponential backoff between calls
+// and logging each failure as what. It gives up at once when ctx ends,
+// the store is closed, or the lease is lost (the error then wraps
+// store.ErrLeaseLost); stopped tells these apart from a failure of try.
+func (r *Router) persist(ctx context.Context, lost <-chan struct{}, tries int, what string, try func() error) error {
+	b := retry.Backoff{Min: outputBackoffMin, Max: outputBackoffMax}
+	for n := 1; ; n++ {
+		err := try()
+		if err == nil || stopped(ctx, err) || (tries > 0 && n >= tries) {
+			return err
+		}
+		wait := b.Next()
+		r.log.Warn(what+" failed; retrying", "err", err, "try", n, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-lost:
+			t.Stop()
+			return store.ErrLeaseLost
+		}
+	}
+}
+
+// stopped reports whether err (from persist) means that the work must stop
+// rather than that the store refused what it was given.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrLeaseLost))
 }
 
 // progressTimeout bounds one adapters.Progress call.

@@ -3,12 +3,15 @@ package router_test
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
@@ -165,4 +168,92 @@ func TestFailedSessionWorkBacksOff(t *testing.T) {
 			t.Errorf("the session's work ran %d times in 10s, want 9 give or take", n)
 		}
 	})
+}
+
+// outputRefused is a store that refuses every agent output, as PostgreSQL
+// refuses text holding a NUL byte, and counts the tries. Past the 50th, it
+// waits for ctx to end, so that a router trying in a tight loop lets fake
+// time go on.
+type outputRefused struct {
+	router.Store
+	tries atomic.Int64
+}
+
+func (s *outputRefused) Append(ctx context.Context, req store.AppendRequest) (store.AppendResult, error) {
+	if req.Envelope.Actor.Type != envelope.Agent {
+		return s.Store.Append(ctx, req)
+	}
+	if s.tries.Add(1) > 50 {
+		<-ctx.Done()
+		return store.AppendResult{}, ctx.Err()
+	}
+	return store.AppendResult{}, errors.New(`invalid byte sequence for encoding "UTF8": 0x00`)
+}
+
+// An output the store refuses is tried a bounded number of times, with
+// waits between; then a system record says what failed, and the session
+// goes idle. The agent is not run again for it.
+func TestRefusedOutputEndsTheTurnWithASystemRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			runs.Add(1)
+			return []runtime.Output{{Text: "nul\x00byte"}}, nil
+		})
+		refused := &outputRefused{}
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", rts: map[string]runtime.Runtime{"fake": agent},
+			wrap: func(st router.Store) router.Store { refused.Store = st; return refused }}
+		startHarness(t, h, agentRoute)
+		sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+		start := time.Now()
+		var notice string
+		waitFor(t, "a system record", func() bool {
+			for _, rec := range h.records(sid) {
+				if rec.Envelope.Kind == envelope.KindSystem {
+					notice = rec.Envelope.Text
+					return rec.Direction == store.Outbound
+				}
+			}
+			return false
+		})
+		waitIdle(t, h, sid)
+		took := time.Since(start)
+		synctest.Wait()
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the agent ran %d times for one message", n)
+		}
+		if n := refused.tries.Load(); n < 2 || n > 10 {
+			t.Errorf("the output was tried %d times, want a few", n)
+		}
+		if took < 500*time.Millisecond {
+			t.Errorf("the tries took %v, want waits between them", took)
+		}
+		if !strings.Contains(notice, "could not store the agent's answer to message 1") || !strings.Contains(notice, "0x00") {
+			t.Errorf("the system record says %q, want which output failed and why", notice)
+		}
+		// The cursor is past the turn: the next message is the next turn.
+		h.ingest(msg("fake", "t", "again", addressed))
+		waitFor(t, "the next turn", func() bool { return runs.Load() == 2 })
+		waitIdle(t, h, sid)
+	})
+}
+
+// An output over limits.max_text is cut to it, with a note.
+func TestLongOutputIsCutToMaxText(t *testing.T) {
+	agent := writeScript(t, t.TempDir()+"/agent.sh", "#!/bin/sh\ncat >/dev/null\nhead -c 5000 /dev/zero | tr '\\0' x\n")
+	h := newHarness(t, `
+limits: {max_text: 100}
+routes:
+  - name: fake
+    match: {source: fake}
+    runtime: exec
+    exec: {command: [`+strconv.Quote(agent)+`]}
+`, nil)
+	sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+	waitFor(t, "the answer", func() bool { return len(h.sinks["fake"].delivered()) == 1 })
+	waitIdle(t, h, sid)
+	got := h.sinks["fake"].texts()[0]
+	if len(got) > 100 || !strings.HasPrefix(got, "xxx") || !strings.HasSuffix(got, "[output truncated at 100 bytes]") {
+		t.Errorf("posted %d bytes ending %q, want at most 100, cut with a note", len(got), got[max(0, len(got)-40):])
+	}
 }

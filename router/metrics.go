@@ -15,6 +15,7 @@ type metrics struct {
 	deliverySeconds *prometheus.HistogramVec
 	e2eSeconds      *prometheus.HistogramVec
 	inHand          *prometheus.GaugeVec
+	refused         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -58,10 +59,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inHand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchboard_router_sessions_in_hand", Help: "Sessions this process is working on, by cursor consumer (runtime, outbox, webhooks).",
 		}, []string{"consumer"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_router_outputs_refused_total", Help: "Agent outputs the store refused after every try, by route; a system record in the log says so.",
+		}, []string{"route"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ingested, m.dropped, m.bindings, m.paused, m.turns, m.turnSeconds,
-			m.enqueued, m.unrouted, m.deliveries, m.deliverySeconds, m.e2eSeconds, m.inHand)
+			m.enqueued, m.unrouted, m.deliveries, m.deliverySeconds, m.e2eSeconds, m.inHand, m.refused)
 	}
 	return m
 }
