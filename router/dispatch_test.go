@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
@@ -255,5 +257,44 @@ routes:
 	got := h.sinks["fake"].texts()[0]
 	if len(got) > 100 || !strings.HasPrefix(got, "xxx") || !strings.HasSuffix(got, "[output truncated at 100 bytes]") {
 		t.Errorf("posted %d bytes ending %q, want at most 100, cut with a note", len(got), got[max(0, len(got)-40):])
+	}
+}
+
+// PostgreSQL refuses text holding a NUL byte: an exec agent printing one
+// ran over a thousand times in 20s, and its session stayed running. It
+// runs once; a system record says what failed, and the session goes idle.
+func TestNULOutputOnPostgresEndsTheTurn(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	dir := t.TempDir()
+	agent := writeScript(t, dir+"/agent.sh", "#!/bin/sh\ncat >/dev/null\necho run >> "+strconv.Quote(dir+"/runs")+"\nprintf 'nul\\000byte\\n'\n")
+	h := newPGHarness(t, dsn, `
+routes:
+  - name: fake
+    match: {source: fake}
+    runtime: exec
+    exec: {command: [`+strconv.Quote(agent)+`]}
+`, nil)
+	sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+	var notice string
+	waitFor(t, "a system record", func() bool {
+		for _, rec := range h.records(sid) {
+			if rec.Envelope.Kind == envelope.KindSystem && rec.Direction == store.Outbound {
+				notice = rec.Envelope.Text
+				return true
+			}
+		}
+		return false
+	})
+	waitIdle(t, h, sid)
+	h.close()
+	runs, err := os.ReadFile(dir + "/runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(runs), "run"); n != 1 {
+		t.Errorf("the agent ran %d times for one message", n)
+	}
+	if !strings.Contains(notice, "could not store the agent's answer to message 1") {
+		t.Errorf("the system record says %q, want which output failed and why", notice)
 	}
 }
