@@ -71,7 +71,9 @@ func (f *follower) run(ctx context.Context) {
 	for {
 		mu.Lock()
 		free, inHand, nParked := f.parallel-len(active), len(active), len(parked)
-		ended = map[string]bool{}
+		if free > 0 {
+			ended = map[string]bool{}
+		}
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
@@ -89,7 +91,7 @@ func (f *follower) run(ctx context.Context) {
 				claimed[w.SessionID] = true
 			}
 			for id, p := range parked {
-				if !claimed[id] && !now.Before(p.until) {
+				if err == nil && !claimed[id] && !now.Before(p.until) {
 					delete(parked, id) // nothing more to do, or done elsewhere
 				}
 			}
