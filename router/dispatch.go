@@ -26,12 +26,27 @@ const (
 // cursor, leasing the session so that one process at a time works on it,
 // at most parallel sessions at once. It returns when ctx ends, after the
 // sessions in hand are done.
+//
+// A session whose work fails is parked: it is not run again before a
+// backoff (doubling from failBackoffMin up to the lease time) has passed,
+// so that a persistent failure is not retried in a tight loop. It stays
+// leased meanwhile.
 type follower struct {
 	r        *Router
 	consumer string
 	parallel int
 	fn       func(ctx context.Context, w store.Work) error
 }
+
+// parking is a failed session's backoff.
+type parking struct {
+	until time.Time
+	b     retry.Backoff
+}
+
+// failBackoffMin is the first wait before a session whose work failed is
+// run again.
+const failBackoffMin = 100 * time.Millisecond
 
 func (f *follower) run(ctx context.Context) {
 	sig, cancel := f.r.st.Subscribe(store.AllSessions)
@@ -42,33 +57,65 @@ func (f *follower) run(ctx context.Context) {
 	var (
 		mu     sync.Mutex
 		active = map[string]bool{}
+		// ended, while a claim is in flight, collects the sessions whose
+		// work ended meanwhile: the claim may have read such a session
+		// before its work released it, so what it returned for it (the
+		// cursor, and the lease itself) may be out of date.
+		ended  map[string]bool
+		parked = map[string]*parking{}
 		wg     sync.WaitGroup
 		done   = make(chan struct{}, 1)
 	)
+	gauge := f.r.metrics.inHand.WithLabelValues(f.consumer)
 	defer wg.Wait()
 	for {
 		mu.Lock()
-		free, inHand := f.parallel-len(active), len(active)
+		free, inHand, nParked := f.parallel-len(active), len(active), len(parked)
+		if free > 0 {
+			ended = map[string]bool{}
+		}
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
-			// Sessions in hand are ours already and come back too.
-			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand, now, now.Add(f.r.lease))
+			// Sessions in hand or parked are ours already and come back
+			// too: the claim makes room for them.
+			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand+nParked, now, now.Add(f.r.lease))
 			if err != nil && ctx.Err() == nil {
 				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
 			}
+			mu.Lock()
+			stale := ended
+			ended = nil
+			claimed := make(map[string]bool, len(works))
+			for _, w := range works {
+				claimed[w.SessionID] = true
+			}
+			for id, p := range parked {
+				if err == nil && !claimed[id] && !now.Before(p.until) {
+					delete(parked, id) // nothing more to do, or done elsewhere
+				}
+			}
+			mu.Unlock()
 			for _, w := range works {
 				mu.Lock()
 				mine := active[w.SessionID]
+				p := parked[w.SessionID]
+				wait := p != nil && now.Before(p.until)
 				full := !mine && len(active) >= f.parallel
-				if !mine && !full {
+				start := !mine && !stale[w.SessionID] && !wait && !full
+				if start {
 					active[w.SessionID] = true
+					gauge.Set(float64(len(active)))
 				}
 				mu.Unlock()
-				if mine {
-					continue // in hand already
-				}
-				if full {
+				switch {
+				case mine, wait:
+					continue // in hand already, or backing off
+				case stale[w.SessionID]:
+					// Its work just ended, and done makes the next claim
+					// come at once: that one sees it as it is.
+					continue
+				case full:
 					// Claimed beyond capacity: hand it back at once, so
 					// that other replicas need not wait out the lease.
 					if err := f.r.st.Advance(ctx, f.consumer, w.SessionID, f.r.owner, w.Cursor, time.Time{}); err != nil && ctx.Err() == nil {
@@ -79,12 +126,30 @@ func (f *follower) run(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := f.fn(ctx, w); err != nil && ctx.Err() == nil {
-						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err)
-					}
+					err := f.fn(ctx, w)
+					failed := err != nil && ctx.Err() == nil
 					mu.Lock()
 					delete(active, w.SessionID)
+					gauge.Set(float64(len(active)))
+					if ended != nil {
+						ended[w.SessionID] = true
+					}
+					var wait time.Duration
+					if failed {
+						p := parked[w.SessionID]
+						if p == nil {
+							p = &parking{b: retry.Backoff{Min: min(failBackoffMin, f.r.lease), Max: f.r.lease}}
+							parked[w.SessionID] = p
+						}
+						wait = p.b.Next()
+						p.until = f.r.now().Add(wait)
+					} else if err == nil {
+						delete(parked, w.SessionID)
+					}
 					mu.Unlock()
+					if failed {
+						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err, "retry_in", wait)
+					}
 					select {
 					case done <- struct{}{}:
 					default:
@@ -228,6 +293,13 @@ func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, la
 // runTurn runs one turn and appends its outputs (or a system envelope
 // saying it failed). interrupted is true when the turn was cancelled for
 // newer messages (busy: interrupt) and must be run again.
+//
+// An output longer than limits.max_text is cut to it, with a note saying
+// so at its end. An output the store refuses is tried outputTries times;
+// then a system envelope takes its place in the log, saying what failed,
+// and the turn is over: the agent is not run again for an output it gave.
+// That envelope is tried until it is stored (or the work stops), since
+// without it the turn would have to run again.
 func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runtime, sessionID string, turn []store.Record, lost <-chan struct{}) (interrupted bool, err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -300,14 +372,75 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 			Source: rt.Runtime,
 			Kind:   envelope.KindMessage,
 			Actor:  envelope.Actor{ID: "agent:" + rt.Name, Display: rt.Name, Type: envelope.Agent},
-			Text:   out.Text,
+			Text:   runtime.Truncate(out.Text, r.cfg.Limits.MaxText),
 			TS:     r.now().UTC(),
 		}
-		if _, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {
+		err := r.persist(ctx, lost, outputTries, "store an agent's output", func() error {
+			_, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env})
+			if errors.Is(err, store.ErrConflict) {
+				return nil // stored before, by an earlier run of the turn
+			}
+			return err
+		})
+		if stopped(ctx, err) {
 			return false, fmt.Errorf("router: append output: %w", err)
+		}
+		if err == nil {
+			continue
+		}
+		// The store refuses this output: say so in the log, in place of
+		// it, rather than run the agent again for it.
+		r.metrics.refused.WithLabelValues(rt.Name).Inc()
+		r.log.Error("agent output refused by the store", "session", sessionID, "route", rt.Name, "seq", last, "output", i, "err", err)
+		text := fmt.Sprintf("Switchboard could not store the agent's answer to message %d (output %d of %d), so it was not delivered: %v", last, i+1, len(outs), err)
+		err = r.persist(ctx, lost, 0, "record a refused output", func() error {
+			return r.appendSystem(ctx, sessionID, sessionID+":"+key+":"+strconv.Itoa(i)+":refused", text, store.Outbound, nil)
+		})
+		if err != nil {
+			return false, err
 		}
 	}
 	return false, nil
+}
+
+// How often an output the store refuses is tried, and the waits between.
+const (
+	outputTries      = 5
+	outputBackoffMin = 100 * time.Millisecond
+	outputBackoffMax = 2 * time.Second
+)
+
+// persist calls try until it returns nil, at most tries times (no bound
+// when tries is 0), waiting a capped exponential backoff between calls
+// and logging each failure as what. It gives up at once when ctx ends,
+// the store is closed, or the lease is lost (the error then wraps
+// store.ErrLeaseLost); stopped tells these apart from a failure of try.
+func (r *Router) persist(ctx context.Context, lost <-chan struct{}, tries int, what string, try func() error) error {
+	b := retry.Backoff{Min: outputBackoffMin, Max: outputBackoffMax}
+	for n := 1; ; n++ {
+		err := try()
+		if err == nil || stopped(ctx, err) || (tries > 0 && n >= tries) {
+			return err
+		}
+		wait := b.Next()
+		r.log.Warn(what+" failed; retrying", "err", err, "try", n, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-lost:
+			t.Stop()
+			return store.ErrLeaseLost
+		}
+	}
+}
+
+// stopped reports whether err (from persist) means that the work must stop
+// rather than that the store refused what it was given.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && (ctx.Err() != nil || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrLeaseLost))
 }
 
 // progressTimeout bounds one adapters.Progress call.

@@ -99,6 +99,8 @@ type harness struct {
 	stop func()
 	// lease is the routers' lease (0: 2s).
 	lease time.Duration
+	// reg is the running router's metrics registry.
+	reg *prometheus.Registry
 }
 
 func parseConfig(t *testing.T, yml string) *config.Config {
@@ -175,12 +177,13 @@ func (h *harness) open() {
 	if h.wrap != nil {
 		st = h.wrap(st)
 	}
+	h.reg = prometheus.NewRegistry()
 	r, err := router.New(router.Options{
 		Config:   h.cfg,
 		Store:    st,
 		Sinks:    sinks,
 		Runtimes: rts,
-		Registry: prometheus.NewRegistry(),
+		Registry: h.reg,
 		Logger:   quietLogger,
 		LeaseTTL: h.leaseTTL(),
 		Poll:     20 * time.Millisecond,
@@ -277,6 +280,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// gauge is the value of the running router's gauge name with the given
+// label, or -1 when it has none.
+func (h *harness) gauge(name, label, value string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Errorf("gather metrics: %v", err)
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // leaseTTL is the routers' lease: 2s unless the harness says otherwise.

@@ -14,6 +14,8 @@ type metrics struct {
 	deliveries      *prometheus.CounterVec
 	deliverySeconds *prometheus.HistogramVec
 	e2eSeconds      *prometheus.HistogramVec
+	inHand          *prometheus.GaugeVec
+	refused         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -54,10 +56,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchboard_outbox_output_to_delivered_seconds", Help: "Time from an output's timestamp to its delivery, by sink.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"sink"}),
+		inHand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchboard_router_sessions_in_hand", Help: "Sessions this process is working on, by cursor consumer (runtime, outbox, webhooks).",
+		}, []string{"consumer"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_router_outputs_refused_total", Help: "Agent outputs the store refused after every try, by route; a system record in the log says so.",
+		}, []string{"route"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ingested, m.dropped, m.bindings, m.paused, m.turns, m.turnSeconds,
-			m.enqueued, m.unrouted, m.deliveries, m.deliverySeconds, m.e2eSeconds)
+			m.enqueued, m.unrouted, m.deliveries, m.deliverySeconds, m.e2eSeconds, m.inHand, m.refused)
 	}
 	return m
 }

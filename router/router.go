@@ -381,6 +381,7 @@ func Runtimes(cfg *config.Config, sessions runtime.SessionMap) (map[string]runti
 				Env:        rt.Exec.Env,
 				Timeout:    rt.Exec.Timeout.D(),
 				GatewayURL: cfg.PublicURL,
+				MaxOutput:  cfg.Limits.MaxText,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("router: route %q: %w", rt.Name, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
@@ -308,26 +309,47 @@ routes:
 }
 
 func TestOutputBudgetPausesDeliveries(t *testing.T) {
-	h := newHarness(t, `
+	// In a bubble: the router's timers run on fake time, and
+	// synctest.Wait says when it has done all it would do.
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, `
 routes:
   - name: fake
     match: {source: fake}
     budget: {outputs_per_minute: 2, cooldown: 1h}
 `, nil)
-	a := h.ingest(msg("fake", "t", "hi", addressed))
-	for i := range 5 {
-		h.output(a.SessionID, fmt.Sprint(i), fmt.Sprint("out ", i), envelope.Conversation{})
-	}
-	waitFor(t, "the pause", func() bool {
-		bs, _ := h.st.SessionBindings(context.Background(), a.SessionID)
-		return len(bs) == 1 && bs[0].Paused(time.Now())
+		a := h.ingest(msg("fake", "t", "hi", addressed))
+		for i := range 5 {
+			h.output(a.SessionID, fmt.Sprint(i), fmt.Sprint("out ", i), envelope.Conversation{})
+		}
+		waitFor(t, "the pause", func() bool {
+			bs, _ := h.st.SessionBindings(context.Background(), a.SessionID)
+			return len(bs) == 1 && bs[0].Paused(time.Now())
+		})
+		// Give the workers every chance to deliver what they should not:
+		// a restart, then a minute (of fake time) of polls and retries, in
+		// which another conversation's output is delivered.
+		h.restart()
+		b := h.ingest(msg("fake", "t2", "hi", addressed))
+		h.output(b.SessionID, "live", "live", envelope.Conversation{})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		var toA, toB int
+		for _, d := range h.sinks["fake"].delivered() {
+			switch d.SessionID {
+			case a.SessionID:
+				toA++
+			case b.SessionID:
+				toB++
+			}
+		}
+		if toB != 1 {
+			t.Fatalf("%d outputs delivered to the other conversation, want 1", toB)
+		}
+		if toA > 2 {
+			t.Fatalf("%d outputs delivered past a budget of 2", toA)
+		}
 	})
-	// Give the workers every chance to deliver what they should not.
-	h.restart()
-	time.Sleep(100 * time.Millisecond)
-	if n := len(h.sinks["fake"].delivered()); n > 2 {
-		t.Fatalf("%d outputs delivered past a budget of 2", n)
-	}
 }
 
 func TestCrashedWorkerDeliveryIsTakenOver(t *testing.T) {

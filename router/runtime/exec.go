@@ -270,8 +270,8 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Text is the kept output, trimmed and valid UTF-8, with a note when it was
-// cut.
+// Text is the kept output, trimmed and valid UTF-8; when it was cut, its
+// head and a note saying so, max bytes in all.
 func (h *headBuffer) Text() string {
 	b := h.buf
 	if h.truncated {
@@ -279,7 +279,7 @@ func (h *headBuffer) Text() string {
 	}
 	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
 	if h.truncated && s != "" {
-		s += fmt.Sprintf("\n\n[output truncated at %d bytes]", h.max)
+		s = cut(s, h.max)
 	}
 	return s
 }

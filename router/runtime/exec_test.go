@@ -411,9 +411,10 @@ func TestExecOutputCapped(t *testing.T) {
 	if len(out) != 1 {
 		t.Fatalf("outputs = %d", len(out))
 	}
-	want := strings.Repeat("x", 1000) + "\n\n[output truncated at 1000 bytes]"
+	note := "\n\n[output truncated at 1000 bytes]"
+	want := strings.Repeat("x", 1000-len(note)) + note
 	if out[0].Text != want {
-		t.Errorf("output is %d bytes ending %q, want 1000 x and a note", len(out[0].Text), out[0].Text[max(0, len(out[0].Text)-40):])
+		t.Errorf("output is %d bytes ending %q, want 1000 bytes: x and a note", len(out[0].Text), out[0].Text[max(0, len(out[0].Text)-40):])
 	}
 }
 

@@ -17,6 +17,8 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -55,6 +57,34 @@ type RunFunc func(ctx context.Context, t Turn) ([]Output, error)
 
 // Run calls f(ctx, t).
 func (f RunFunc) Run(ctx context.Context, t Turn) ([]Output, error) { return f(ctx, t) }
+
+// Truncate returns text when it is at most max bytes long (or max is 0 or
+// less), else its head, cut on a rune boundary, followed by a note saying
+// that it was cut: max bytes in all.
+func Truncate(text string, max int) string {
+	if max <= 0 || len(text) <= max {
+		return text
+	}
+	return cut(text, max)
+}
+
+// cut is text's head and a note that it was truncated at max bytes, max
+// bytes in all (text with the note when text is shorter); the head alone,
+// cut to max, when the note does not fit.
+func cut(text string, max int) string {
+	note := fmt.Sprintf("\n\n[output truncated at %d bytes]", max)
+	keep := max - len(note)
+	if keep <= 0 {
+		keep, note = max, ""
+	}
+	if keep < len(text) {
+		for keep > 0 && !utf8.RuneStart(text[keep]) {
+			keep-- // a rune that would not fit
+		}
+		text = text[:keep]
+	}
+	return text + note
+}
 
 // errNoRecords is returned for a turn without records, a caller bug.
 var errNoRecords = errors.New("runtime: turn has no records")
