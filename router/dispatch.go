@@ -411,7 +411,8 @@ const (
 )
 
 // persist calls try until it returns nil, at most tries times (no bound
-// when tries is 0), waiting a capped exponential backoff between calls
+// when tries is 0; once, with a bound, when the store refuses the input as
+// invalid), waiting a capped exponential backoff between calls
 // and logging each failure as what. It gives up at once when ctx ends,
 // the store is closed, or the lease is lost (the error then wraps
 // store.ErrLeaseLost); stopped tells these apart from a failure of try.
@@ -419,7 +420,9 @@ func (r *Router) persist(ctx context.Context, lost <-chan struct{}, tries int, w
 	b := retry.Backoff{Min: outputBackoffMin, Max: outputBackoffMax}
 	for n := 1; ; n++ {
 		err := try()
-		if err == nil || stopped(ctx, err) || (tries > 0 && n >= tries) {
+		// Input the store will never hold (store.ErrInvalid) is not tried
+		// again.
+		if err == nil || stopped(ctx, err) || (tries > 0 && (n >= tries || errors.Is(err, store.ErrInvalid))) {
 			return err
 		}
 		wait := b.Next()
