@@ -252,15 +252,19 @@ func keyOf(id string) string {
 }
 
 // readJSON reads the request body (see readBody), which must be UTF-8 as
-// JSON is (RFC 8259), and decodes it into v (see decodeJSON). It returns the
+// JSON is (RFC 8259) with no lone surrogate escape (so that raw stays
+// readable by strict readers), and decodes it into v (see decodeJSON). It returns the
 // body as received.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any, allowed string) ([]byte, error) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return nil, err
 	}
-	if !utf8.Valid(body) {
-		return nil, badRequest("the request body is not valid UTF-8")
+	if err := envelope.CheckJSONText(body); err != nil {
+		if errors.Is(err, envelope.ErrLoneSurrogate) {
+			return nil, badRequest("the request body is not valid JSON text: %v; escape a character outside the BMP as a surrogate pair (\\ud83d\\ude00) or send it as UTF-8", err)
+		}
+		return nil, badRequest("the request body is not valid UTF-8: %v", err)
 	}
 	return body, decodeJSON(body, v, allowed)
 }

@@ -661,3 +661,28 @@ func TestLongPollShutdown(t *testing.T) {
 		t.Fatal("Shutdown did not end the long poll")
 	}
 }
+
+// TestLoneSurrogatesAreRefused: a lone surrogate escape decodes (to U+FFFD)
+// but would leave raw unreadable by strict readers; it is a 400, and a
+// proper pair is taken.
+func TestLoneSurrogatesAreRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	path := "/v3/sessions/" + agentSession + "/messages"
+	for _, c := range []struct {
+		body   string
+		status int
+	}{
+		{`{"text":"\ud800","idempotency_key":"lone-high"}`, 400},
+		{`{"text":"a\udc00b","idempotency_key":"lone-low"}`, 400},
+		{`{"text":"x","refs":{"k":"\ud83dz"},"idempotency_key":"high-then-letter"}`, 400},
+		{`{"text":"\ud83d\ude00","idempotency_key":"pair"}`, 202},
+	} {
+		w := h.do(req{method: "POST", path: path, token: steerSecret, body: c.body})
+		if w.Code != c.status {
+			t.Errorf("%s: %d, want %d: %s", c.body, w.Code, c.status, w.Body)
+		}
+		if c.status == 400 && !strings.Contains(w.Body.String(), "surrogate") {
+			t.Errorf("%s: %s, want a message about the surrogate", c.body, w.Body)
+		}
+	}
+}

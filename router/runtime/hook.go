@@ -146,6 +146,10 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if err := envelope.CheckJSONText(body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not valid JSON text: "+err.Error())
+		return
+	}
 	var ev hookEvent
 	if err := json.Unmarshal(body, &ev); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON event")

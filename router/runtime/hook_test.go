@@ -294,6 +294,7 @@ func TestHookBadRequests(t *testing.T) {
 		{"unknown actor type", event(t, "up_1", badActor, ""), 400, "invalid_envelope"},
 		{"empty text", event(t, "up_1", noText, ""), 400, "invalid_envelope"},
 		{"too large", event(t, "up_1", output(strings.Repeat("x", 70<<10), ""), ""), 413, "payload_too_large"},
+		{"lone surrogate", []byte(`{"id":"e","type":"message","session_id":"up_1","body":{"text":"\ud800"}}`), 400, "invalid_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
