@@ -78,6 +78,8 @@ type Store struct {
 	shards []*groupcommit.Committer[store.AppendRequest, store.AppendResult]
 	// settles groups concurrent Settle calls into shared transactions.
 	settles *groupcommit.Committer[settleReq, struct{}]
+	// attempts groups concurrent RecordWebhookAttempt calls.
+	attempts *groupcommit.Committer[store.WebhookAttempt, struct{}]
 
 	hub store.Hub
 
@@ -214,6 +216,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.shards[i] = groupcommit.New(1, opts.MaxBatch, s.commit, s.metrics.ObserveBatch)
 	}
 	s.settles = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitSettles, nil)
+	s.attempts = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitAttempts, nil)
 	return s, nil
 }
 
@@ -242,6 +245,7 @@ func (s *Store) Close() error {
 			wg.Go(c.Close)
 		}
 		wg.Go(s.settles.Close)
+		wg.Go(s.attempts.Close)
 		wg.Wait()
 		s.stopListener()
 		<-s.listenerDone

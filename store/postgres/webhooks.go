@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
 
 var _ store.Webhooks = (*Store)(nil)
@@ -218,14 +219,53 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 	if err := store.CheckWebhookAttempt(a); err != nil {
 		return fmt.Errorf("postgres: record webhook attempt: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
-		session_id, seq, attempt, status_code, latency_ns, response, error, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
-		a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq, a.Attempt, a.StatusCode,
-		int64(a.Latency), a.Response, a.Error, a.At); err != nil {
-		return s.fail("record webhook attempt", err)
+	_, err := s.attempts.Do(ctx, a)
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return fmt.Errorf("postgres: record webhook attempt: %w", store.ErrClosed)
 	}
-	return nil
+	return err
+}
+
+// commitAttempts records a batch of concurrent RecordWebhookAttempt calls
+// in one statement; when it fails, it records each alone, so one bad call
+// fails alone.
+func (s *Store) commitAttempts(ctx context.Context, batch []store.WebhookAttempt) ([]groupcommit.Result[struct{}], error) {
+	results := make([]groupcommit.Result[struct{}], len(batch))
+	if len(batch) > 1 {
+		err := s.insertAttempts(ctx, batch)
+		if err == nil {
+			return results, nil
+		}
+		s.log.Warn("postgres: recording webhook attempts together failed; one at a time", "n", len(batch), "err", err)
+	}
+	for i := range batch {
+		if err := s.insertAttempts(ctx, batch[i:i+1]); err != nil {
+			results[i].Err = s.fail("record webhook attempt", err)
+		}
+	}
+	return results, nil
+}
+
+func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) error {
+	n := len(as)
+	var (
+		id, webhook, delivery, event, session, response, errText = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seq, latency                                             = make([]int64, n), make([]int64, n)
+		attempt, status                                          = make([]int32, n), make([]int32, n)
+		at                                                       = make([]time.Time, n)
+	)
+	for i, a := range as {
+		id[i], webhook[i], delivery[i], event[i], session[i] = a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID
+		seq[i], attempt[i], status[i], latency[i] = a.Seq, int32(a.Attempt), int32(a.StatusCode), int64(a.Latency)
+		response[i], errText[i], at[i] = a.Response, a.Error, a.At
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
+		session_id, seq, attempt, status_code, latency_ns, response, error, at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+			$7::int[], $8::int[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[])
+		ON CONFLICT (id) DO NOTHING`,
+		id, webhook, delivery, event, session, seq, attempt, status, latency, response, errText, at)
+	return err
 }
 
 // WebhookAttempts returns up to limit attempts of webhookID before the
