@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -57,11 +58,6 @@ func (f *follower) run(ctx context.Context) {
 	var (
 		mu     sync.Mutex
 		active = map[string]bool{}
-		// ended, while a claim is in flight, collects the sessions whose
-		// work ended meanwhile: the claim may have read such a session
-		// before its work released it, so what it returned for it (the
-		// cursor, and the lease itself) may be out of date.
-		ended  map[string]bool
 		parked = map[string]*parking{}
 		wg     sync.WaitGroup
 		done   = make(chan struct{}, 1)
@@ -71,9 +67,11 @@ func (f *follower) run(ctx context.Context) {
 	for {
 		mu.Lock()
 		free, inHand, nParked := f.parallel-len(active), len(active), len(parked)
-		if free > 0 {
-			ended = map[string]bool{}
-		}
+		// What the claim returns for a session in hand when it starts is
+		// out of date if that session's work ends (and releases it) while
+		// the claim runs: the claim may have read it before the release.
+		// Such sessions are left to the next claim, which their end wakes.
+		busy := maps.Clone(active)
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
@@ -84,8 +82,6 @@ func (f *follower) run(ctx context.Context) {
 				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
 			}
 			mu.Lock()
-			stale := ended
-			ended = nil
 			claimed := make(map[string]bool, len(works))
 			for _, w := range works {
 				claimed[w.SessionID] = true
@@ -98,11 +94,11 @@ func (f *follower) run(ctx context.Context) {
 			mu.Unlock()
 			for _, w := range works {
 				mu.Lock()
-				mine := active[w.SessionID]
+				mine := busy[w.SessionID]
 				p := parked[w.SessionID]
 				wait := p != nil && now.Before(p.until)
 				full := !mine && len(active) >= f.parallel
-				start := !mine && !stale[w.SessionID] && !wait && !full
+				start := !mine && !wait && !full
 				if start {
 					active[w.SessionID] = true
 					gauge.Set(float64(len(active)))
@@ -110,11 +106,7 @@ func (f *follower) run(ctx context.Context) {
 				mu.Unlock()
 				switch {
 				case mine, wait:
-					continue // in hand already, or backing off
-				case stale[w.SessionID]:
-					// Its work just ended, and done makes the next claim
-					// come at once: that one sees it as it is.
-					continue
+					continue // in hand (or just ended; see busy), or backing off
 				case full:
 					// Claimed beyond capacity: hand it back at once, so
 					// that other replicas need not wait out the lease.
@@ -131,9 +123,6 @@ func (f *follower) run(ctx context.Context) {
 					mu.Lock()
 					delete(active, w.SessionID)
 					gauge.Set(float64(len(active)))
-					if ended != nil {
-						ended[w.SessionID] = true
-					}
 					var wait time.Duration
 					if failed {
 						p := parked[w.SessionID]
