@@ -268,7 +268,7 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) error {
 func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, last int64) {
 	for _, rec := range recs {
 		last = rec.Seq
-		if rec.Direction != store.Inbound || rec.Envelope.Kind == envelope.KindSystem {
+		if !store.ForRuntime(rec.Direction, rec.Envelope.Kind) {
 			continue // outputs and notices are not the agent's to answer
 		}
 		turn = append(turn, rec)

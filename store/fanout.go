@@ -63,6 +63,13 @@ func Deliverable(c envelope.Conversation) bool {
 	return true
 }
 
+// ForRuntime reports whether a record of direction dir and kind kind is one
+// a runtime acts on: an inbound message, edit or deletion, not a system
+// notice. Only such records are work for the cursors' consumers (Cursors).
+func ForRuntime(dir Direction, kind envelope.Kind) bool {
+	return dir == Inbound && kind != envelope.KindSystem
+}
+
 // IsOutput reports whether record rec is an output that channels deliver:
 // an outbound message or system notice.
 func IsOutput(rec *Record) bool {

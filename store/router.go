@@ -83,13 +83,16 @@ type Work struct {
 	Cursor, LastSeq int64
 }
 
-// Cursors track, per consumer ("runtime", "outbox") and session, how far
-// through the log the consumer has got, and lease sessions to one process
-// at a time so that per-session order holds across replicas.
+// Cursors track, per consumer ("runtime") and session, how far through the
+// log the consumer has got, and lease sessions to one process at a time so
+// that per-session order holds across replicas. A consumer's work is the
+// records a runtime acts on (ForRuntime): outputs and system notices past
+// the cursor make none.
 type Cursors interface {
 	// ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
-	// holds records past the consumer's cursor and whose lease is free,
-	// expired or already owner's.
+	// holds records for the runtime past the consumer's cursor and whose
+	// lease is free, expired or already owner's. Work.LastSeq is the newest
+	// such record.
 	ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]Work, error)
 	// Advance sets the consumer's cursor for the session to seq (never
 	// moving it back) and extends the lease to leaseUntil, or releases it

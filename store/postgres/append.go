@@ -132,7 +132,10 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 type sessionRow struct {
 	state   store.State
 	lastSeq int64
-	changed bool
+	// wokenSeq is the newest record of the batch a runtime acts on (see
+	// store.ForRuntime), 0 when none.
+	wokenSeq int64
+	changed  bool
 }
 
 // tryCommit makes one attempt at committing batch, skipping the requests
@@ -262,6 +265,9 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			continue
 		}
 		sess.lastSeq++
+		if store.ForRuntime(r.Direction, r.Envelope.Kind) {
+			sess.wokenSeq = sess.lastSeq
+		}
 		if !sess.changed {
 			touched = append(touched, r.SessionID)
 		}
@@ -289,13 +295,14 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		slices.Sort(touched)
 		var upd struct {
 			ids, states []string
-			seqs        []int64
+			seqs, woken []int64
 		}
 		notify := make([]string, 0, len(touched))
 		for _, id := range touched {
 			upd.ids = append(upd.ids, id)
 			upd.states = append(upd.states, string(sessions[id].state))
 			upd.seqs = append(upd.seqs, sessions[id].lastSeq)
+			upd.woken = append(upd.woken, sessions[id].wokenSeq)
 			if len(id) <= maxNotifyPayload {
 				notify = append(notify, id)
 			}
@@ -311,9 +318,10 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		}
 		// "s.id = ANY" lets the plan find the rows through the primary key
 		// rather than by scanning, whatever it guesses of unnest's size.
-		b.Queue(`UPDATE sessions s SET last_seq = u.last_seq, state = u.state, updated_at = $4
-			FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u (id, last_seq, state)
-			WHERE s.id = u.id AND s.id = ANY($1)`, upd.ids, upd.seqs, upd.states, now)
+		b.Queue(`UPDATE sessions s SET last_seq = u.last_seq, state = u.state, updated_at = $4,
+				woken_seq = greatest(s.woken_seq, u.woken_seq)
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $5::bigint[]) AS u (id, last_seq, state, woken_seq)
+			WHERE s.id = u.id AND s.id = ANY($1)`, upd.ids, upd.seqs, upd.states, now, upd.woken)
 		// Delivered at commit, to every listener on the database.
 		b.Queue(`SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, s.channel, notify)
 		b.Queue("COMMIT")

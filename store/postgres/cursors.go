@@ -15,11 +15,12 @@ var _ store.Cursors = (*Store)(nil)
 
 // How cursors find work
 //
-// A consumer's work is the sessions whose last_seq is past its cursor. So
+// A consumer's work is the sessions whose woken_seq (the newest record a
+// runtime acts on: inbound, not a system notice) is past its cursor. So
 // that finding it never scans every session, the table pending_work holds,
 // per consumer, the sessions that may be behind: a trigger on sessions adds
-// a row for every consumer in the transaction that raises last_seq, and
-// Advance deletes the consumer's row once its cursor has reached last_seq.
+// a row for every consumer in the transaction that raises woken_seq, and
+// Advance deletes the consumer's row once its cursor has reached woken_seq.
 // Advance decides that under a share lock on the session row, which waits
 // for an appender in flight and keeps the next one out until it commits, so
 // a row is never deleted while an append the consumer has not seen commits.
@@ -59,7 +60,7 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 			FROM pending_work p
 			JOIN cursors c ON c.consumer = p.consumer AND c.session_id = p.session_id
 			JOIN sessions s ON s.id = p.session_id
-			WHERE p.consumer = $1 AND s.last_seq > c.seq
+			WHERE p.consumer = $1 AND s.woken_seq > c.seq
 				AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
 			ORDER BY p.since, p.session_id
 			LIMIT $4
@@ -70,7 +71,7 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 			WHERE c.consumer = $1 AND c.session_id = claimable.session_id
 			RETURNING c.session_id, c.seq
 		)
-		SELECT claimed.session_id, claimed.seq, s.last_seq
+		SELECT claimed.session_id, claimed.seq, s.woken_seq
 		FROM claimed
 		JOIN claimable ON claimable.session_id = claimed.session_id
 		JOIN sessions s ON s.id = claimed.session_id
@@ -116,7 +117,7 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 	// the newest last_seq before forgetting the pending work.
 	b.Queue(`WITH caught_up AS MATERIALIZED (
 			SELECT s.id FROM sessions s
-			WHERE s.id = $2 AND s.last_seq <= (
+			WHERE s.id = $2 AND s.woken_seq <= (
 				SELECT c.seq FROM cursors c WHERE c.consumer = $1 AND c.session_id = $2)
 			FOR SHARE OF s
 		)
@@ -180,7 +181,7 @@ func (s *Store) registerConsumer(ctx context.Context, consumer string) error {
 			_, err = tx.Exec(ctx, `INSERT INTO pending_work (consumer, session_id)
 				SELECT $1, s.id FROM sessions s
 				JOIN cursors c ON c.consumer = $1 AND c.session_id = s.id
-				WHERE s.last_seq > c.seq
+				WHERE s.woken_seq > c.seq
 				ORDER BY s.id
 				ON CONFLICT DO NOTHING`, consumer)
 			return err

@@ -99,17 +99,15 @@ func TestLeaseTakeoverAcrossStores(t *testing.T) {
 	p1, p2 := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
 	create(t, p1, "s")
 	for i := range 3 {
-		out := msg("s", fmt.Sprint("k", i), "output")
-		out.Direction = store.Outbound
-		if _, err := p1.Append(t.Context(), out); err != nil {
+		if _, err := p1.Append(t.Context(), msg("s", fmt.Sprint("k", i), "work")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	works, err := p1.ClaimWork(t.Context(), "outbox", "p1", 10, t0, at(30*time.Second))
+	works, err := p1.ClaimWork(t.Context(), "runtime", "p1", 10, t0, at(30*time.Second))
 	if err != nil || len(works) != 1 || works[0] != (store.Work{SessionID: "s", LastSeq: 3}) {
 		t.Fatalf("p1 ClaimWork = %v, %v", works, err)
 	}
-	if err := p1.Advance(t.Context(), "outbox", "s", "p1", 2, at(30*time.Second)); err != nil {
+	if err := p1.Advance(t.Context(), "runtime", "s", "p1", 2, at(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	conv := envelope.Conversation{Source: "test", Ref: "thread"}
@@ -122,13 +120,13 @@ func TestLeaseTakeoverAcrossStores(t *testing.T) {
 	}
 
 	// p1 dies. Before its leases expire p2 gets nothing; after, everything.
-	if works, err := p2.ClaimWork(t.Context(), "outbox", "p2", 10, at(29*time.Second), at(time.Minute)); err != nil || len(works) != 0 {
+	if works, err := p2.ClaimWork(t.Context(), "runtime", "p2", 10, at(29*time.Second), at(time.Minute)); err != nil || len(works) != 0 {
 		t.Fatalf("p2 ClaimWork within p1's lease = %v, %v", works, err)
 	}
 	if ds, err := p2.Claim(t.Context(), "p2", 10, at(29*time.Second), at(time.Minute)); err != nil || len(ds) != 0 {
 		t.Fatalf("p2 Claim within p1's lease = %v, %v", ds, err)
 	}
-	works, err = p2.ClaimWork(t.Context(), "outbox", "p2", 10, at(31*time.Second), at(time.Minute))
+	works, err = p2.ClaimWork(t.Context(), "runtime", "p2", 10, at(31*time.Second), at(time.Minute))
 	if err != nil || len(works) != 1 || works[0] != (store.Work{SessionID: "s", Cursor: 2, LastSeq: 3}) {
 		t.Fatalf("p2 ClaimWork after p1's lease = %v, %v; want s from cursor 2", works, err)
 	}
@@ -140,13 +138,13 @@ func TestLeaseTakeoverAcrossStores(t *testing.T) {
 		t.Errorf("taken over delivery carries envelope %q, want test:k0", taken[0].Envelope.ID)
 	}
 
-	if err := p1.Advance(t.Context(), "outbox", "s", "p1", 3, time.Time{}); !errors.Is(err, store.ErrLeaseLost) {
+	if err := p1.Advance(t.Context(), "runtime", "s", "p1", 3, time.Time{}); !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("p1's late Advance: %v, want ErrLeaseLost", err)
 	}
 	if err := p1.Settle(t.Context(), ds[0].ID, "p1", store.Settlement{Status: store.Delivered, ChannelID: "dup"}); !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("p1's late Settle: %v, want ErrLeaseLost", err)
 	}
-	if err := p2.Advance(t.Context(), "outbox", "s", "p2", 3, time.Time{}); err != nil {
+	if err := p2.Advance(t.Context(), "runtime", "s", "p2", 3, time.Time{}); err != nil {
 		t.Errorf("p2's Advance: %v", err)
 	}
 	if err := p2.Settle(t.Context(), ds[0].ID, "p2", store.Settlement{Status: store.Delivered, ChannelID: "once"}); err != nil {
@@ -416,8 +414,8 @@ func TestOutboxUnderContention(t *testing.T) {
 }
 
 // TestPendingWorkMarkedByAnyWriter: the trigger marks work for every
-// registered consumer whenever last_seq rises, whoever raises it, and only
-// then.
+// registered consumer whenever woken_seq (the newest record for the
+// runtime) rises, whoever raises it, and only then.
 func TestPendingWorkMarkedByAnyWriter(t *testing.T) {
 	s := openStore(t, testenv.Postgres(t), Options{})
 	create(t, s, "a", "b", "c")
@@ -428,10 +426,16 @@ func TestPendingWorkMarkedByAnyWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A writer other than Append (an older gateway, an operator).
-	if _, err := s.pool.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = 'b'"); err != nil {
+	if _, err := s.pool.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1, woken_seq = last_seq + 1 WHERE id = 'b'"); err != nil {
 		t.Fatal(err)
 	}
-	// Updates that do not raise last_seq mark nothing.
+	// Updates that do not raise woken_seq mark nothing: a state change, an
+	// output.
+	out := msg("c", "k2", "answer")
+	out.Direction = store.Outbound
+	if _, err := s.Append(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.SetState(t.Context(), "c", store.Running); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +460,7 @@ func TestRegistrationWaitsForAppendsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = 'a'"); err != nil {
+	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1, woken_seq = last_seq + 1 WHERE id = 'a'"); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {

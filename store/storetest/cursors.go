@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -80,14 +81,23 @@ func (s suite) testClaimWorkPastCursor(t *testing.T) {
 	checkWork(t, "claim with every cursor at the end of its log",
 		claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Second), at(31*time.Second)))
 
+	// Outputs and system notices are no work for the runtime.
+	appendTo(t, st, "a", "a-out", store.Outbound, conv("thread-1"))
+	notice := req("a", "a-notice", "paused")
+	notice.Envelope.Kind = envelope.KindSystem
+	mustAppend(t, st, notice)
+	checkWork(t, "claim after an output and a notice",
+		claimWork(t, st, runtimeConsumer, "p1", 10, at(1500*time.Millisecond), at(31*time.Second)))
+
 	appendN(t, st, "b", 2)
-	appendTo(t, st, "a", "a-more", store.Outbound, conv("thread-1"))
+	appendTo(t, st, "a", "a-more", store.Inbound, conv("thread-1"))
+	appendTo(t, st, "a", "a-answer", store.Outbound, conv("thread-1"))
 	checkWork(t, "claim after appends to a and b", claimWork(t, st, runtimeConsumer, "p1", 10, at(2*time.Second), at(32*time.Second)),
-		store.Work{SessionID: "a", Cursor: 3, LastSeq: 4}, store.Work{SessionID: "b", Cursor: 0, LastSeq: 2})
+		store.Work{SessionID: "a", Cursor: 3, LastSeq: 6}, store.Work{SessionID: "b", Cursor: 0, LastSeq: 2})
 
 	// A cursor partly advanced still has work.
 	mustAdvance(t, st, runtimeConsumer, "b", "p1", 1, time.Time{})
-	mustAdvance(t, st, runtimeConsumer, "a", "p1", 4, time.Time{})
+	mustAdvance(t, st, runtimeConsumer, "a", "p1", 6, time.Time{})
 	checkWork(t, "claim after a partial advance", claimWork(t, st, runtimeConsumer, "p1", 10, at(3*time.Second), at(33*time.Second)),
 		store.Work{SessionID: "b", Cursor: 1, LastSeq: 2})
 }

@@ -504,8 +504,9 @@ func (s suite) testRouterReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PauseBinding: %v", err)
 	}
+	appendN(t, st, "sess-1", 2) // records 3 and 4, work for the runtime
 	claimWork(t, st, runtimeConsumer, "p1", 10, t0, at(time.Hour))
-	mustAdvance(t, st, runtimeConsumer, "sess-1", "p1", 1, at(time.Hour))
+	mustAdvance(t, st, runtimeConsumer, "sess-1", "p1", 3, at(time.Hour))
 	mustEnqueue(t, st, delivery("sess-1", 1, conv("b"), t0), delivery("sess-1", 2, conv("b"), t0))
 	ds := claim(t, st, "p1", 10, t0, at(time.Minute))
 	checkClaimed(t, "claim before closing", ds, "1→b")
@@ -521,7 +522,7 @@ func (s suite) testRouterReopen(t *testing.T) {
 	checkBinding(t, "binding after reopening", mustBindingFor(t, st, a), paused)
 	checkWork(t, "p2's claim within p1's lease, after reopening", claimWork(t, st, runtimeConsumer, "p2", 10, at(time.Minute), at(2*time.Hour)))
 	checkWork(t, "p1's claim after reopening", claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Minute), at(2*time.Hour)),
-		store.Work{SessionID: "sess-1", Cursor: 1, LastSeq: 2})
+		store.Work{SessionID: "sess-1", Cursor: 3, LastSeq: 4})
 	after := listAll(t, st, "", 100)
 	if !slices.EqualFunc(after, before, func(x, y store.Delivery) bool { return diffDelivery(x, y) == "" }) {
 		t.Errorf("deliveries after reopening:\n got  %+v\n want %+v", after, before)

@@ -79,3 +79,36 @@ BEGIN
 	RETURN NULL;
 END
 $$;
+
+-- A consumer's work is the records a runtime acts on: inbound, not system
+-- notices (store.Cursors). woken_seq is the newest of them in the session's
+-- log; outputs and notices, which raise only last_seq, make no work.
+ALTER TABLE sessions ADD COLUMN woken_seq bigint NOT NULL DEFAULT 0;
+UPDATE sessions SET woken_seq = last_seq WHERE last_seq > 0;
+
+CREATE OR REPLACE FUNCTION mark_pending_work() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+	-- A session's first records: its cursors start at 0 ...
+	INSERT INTO cursors (consumer, session_id)
+	SELECT k.name, n.id
+	FROM new_sessions n
+	JOIN old_sessions o ON o.id = n.id
+	CROSS JOIN consumers k
+	WHERE o.last_seq = 0 AND n.last_seq > 0
+	ORDER BY n.id, k.name
+	ON CONFLICT DO NOTHING;
+	-- ... and a new record for the runtime is work for every consumer.
+	INSERT INTO pending_work (consumer, session_id)
+	SELECT k.name, n.id
+	FROM new_sessions n
+	JOIN old_sessions o ON o.id = n.id
+	CROSS JOIN consumers k
+	WHERE n.woken_seq > o.woken_seq
+	ORDER BY n.id, k.name
+	ON CONFLICT DO NOTHING;
+	RETURN NULL;
+END
+$$;
