@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/switchboardhq/switchboard/internal/httpx"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -54,7 +55,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only the server's own response types reach here; a failure is a bug.
-		writeRaw(w, http.StatusInternalServerError, errorBody(codeInternal, "cannot encode the response"))
+		writeRaw(w, http.StatusInternalServerError, httpx.ErrorBody(codeInternal, "cannot encode the response"))
 		return
 	}
 	writeRaw(w, status, b)
@@ -67,17 +68,6 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
-}
-
-func errorBody(code, message string) []byte {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{detail{code, message}})
-	return b
 }
 
 // writeError reports err to the client as {"error": {"code", "message"}}.
@@ -105,5 +95,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 	}
-	writeRaw(w, ae.Status, errorBody(ae.Code, ae.Message))
+	writeRaw(w, ae.Status, httpx.ErrorBody(ae.Code, ae.Message))
 }

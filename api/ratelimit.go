@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // pruneEvery is how many new buckets a rateLimiter creates between sweeps
@@ -102,7 +104,7 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 		if ok, wait := l.allow(p.key); !ok {
 			secs := max(1, int(math.Ceil(wait.Seconds())))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			writeRaw(w, http.StatusTooManyRequests, errorBody(codeRateLimited,
+			writeRaw(w, http.StatusTooManyRequests, httpx.ErrorBody(codeRateLimited,
 				"token "+strconv.Quote(p.name)+" is over its rate limit of "+
 					strconv.FormatFloat(float64(l.limit), 'g', -1, 64)+" requests per second; retry after "+
 					strconv.Itoa(secs)+"s"))

@@ -63,12 +63,12 @@ func (a *Adapter) newHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := strings.Trim(r.URL.Path, "/")
 		if strings.Contains(token, "/") || token != "" && a.cfg.URLToken == "" {
-			http.NotFound(w, r)
+			hook.Error(w, http.StatusNotFound, "jira: no such webhook")
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "jira: use POST", http.StatusMethodNotAllowed)
+			hook.Error(w, http.StatusMethodNotAllowed, "jira: use POST")
 			return
 		}
 		a.serveWebhook(w, r, token)
@@ -85,10 +85,10 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		a.log.Warn("refused a webhook request", "reason", reason, "err", err, "remote", r.RemoteAddr)
 		if reason == "token" {
-			http.NotFound(w, r)
+			hook.Error(w, http.StatusNotFound, "jira: no such webhook")
 			return
 		}
-		http.Error(w, "jira: invalid webhook signature", http.StatusUnauthorized)
+		hook.Error(w, http.StatusUnauthorized, "jira: invalid webhook signature")
 		return
 	}
 	if n := r.Header.Get(HeaderWebhookRetry); n != "" {
@@ -99,7 +99,7 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 		if code == http.StatusBadRequest {
 			msg = err.Error()
 		}
-		http.Error(w, msg, code)
+		hook.Error(w, code, msg)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
