@@ -20,6 +20,7 @@ const (
 	codeNotBound         = "conversation_not_bound" // 403
 	codeNotFound         = "not_found"              // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
+	codeRequestTimeout   = "request_timeout"        // 408
 	codeTooLarge         = "payload_too_large"      // 413
 	codeUnsupportedMedia = "unsupported_media_type" // 415
 	codeConflict         = "idempotency_conflict"   // 422

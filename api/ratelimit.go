@@ -202,11 +202,12 @@ func (s *streamSlots) release(key string) {
 const streamRetryAfter = 5 * time.Second
 
 // openStream admits a request that holds its connection open (an event
-// stream, a long poll) for the caller's token, and lifts the server's read
-// deadline from its connection: the request has no body left to read, and
-// the server's ReadTimeout would otherwise end the stream. When the token
-// already holds its limit of streams, openStream answers 429 and returns
-// false. Otherwise the caller must call the returned release when done.
+// stream, a long poll) for the caller's token. When the token already
+// holds its limit of streams, openStream answers 429 and returns false;
+// otherwise the caller must call the returned release when done. (The
+// server's read deadline does not end such a request: net/http lifts it
+// once the request is read. Its write deadline would: the stream and the
+// long poll set their own before writing.)
 func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	p := principalFrom(r.Context())
 	if p == nil {
@@ -219,6 +220,5 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release fun
 				"close one, or retry after %ds", p.name, s.streams.max, secs)))
 		return nil, false
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return func() { s.streams.release(p.key) }, true
 }
