@@ -75,11 +75,7 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "github", a.metrics.rejected)
-	if !ok {
-		return
-	}
-	if err := VerifySignature(a.secret, r.Header, body); err != nil {
+	refuse := func(err error) {
 		reason := "mismatch"
 		if se, ok := isSignatureError(err); ok {
 			reason = se.Reason
@@ -88,6 +84,21 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("refused a webhook", "reason", reason, "err", err, "remote", r.RemoteAddr,
 			"event", r.Header.Get("X-GitHub-Event"), "delivery", r.Header.Get("X-GitHub-Delivery"))
 		hook.Error(w, http.StatusUnauthorized, "github: invalid webhook signature")
+	}
+	// What the headers alone show to be unauthentic is refused before the
+	// body is read: only a mismatch depends on it.
+	if err := VerifySignature(a.secret, r.Header, nil); err != nil {
+		if se, ok := isSignatureError(err); !ok || se.Reason != "mismatch" {
+			refuse(err)
+			return
+		}
+	}
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "github", a.metrics.rejected)
+	if !ok {
+		return
+	}
+	if err := VerifySignature(a.secret, r.Header, body); err != nil {
+		refuse(err)
 		return
 	}
 	payload := body

@@ -76,11 +76,7 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token string) {
-	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "jira", a.metrics.rejected)
-	if !ok {
-		return
-	}
-	if err := a.authenticate(token, r.Header, body); err != nil {
+	refuse := func(err error) {
 		reason := authReason(err)
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		a.log.Warn("refused a webhook request", "reason", reason, "err", err, "remote", r.RemoteAddr)
@@ -89,6 +85,19 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 			return
 		}
 		hook.Error(w, http.StatusUnauthorized, "jira: invalid webhook signature")
+	}
+	// What the URL and headers alone show to be unauthentic is refused
+	// before the body is read: only a signature mismatch depends on it.
+	if err := a.authenticate(token, r.Header, nil); err != nil && authReason(err) != "mismatch" {
+		refuse(err)
+		return
+	}
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "jira", a.metrics.rejected)
+	if !ok {
+		return
+	}
+	if err := a.authenticate(token, r.Header, body); err != nil {
+		refuse(err)
 		return
 	}
 	if n := r.Header.Get(HeaderWebhookRetry); n != "" {

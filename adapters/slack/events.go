@@ -68,11 +68,7 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		hook.Error(w, http.StatusNotFound, "slack: the Events API over HTTP is off (no signing_secret; Socket Mode is used)")
 		return
 	}
-	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "slack", a.metrics.rejected)
-	if !ok {
-		return
-	}
-	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, body, a.now()); err != nil {
+	refuse := func(err error) {
 		reason := "mismatch"
 		if se, ok := isSignatureError(err); ok {
 			reason = se.Reason
@@ -80,6 +76,22 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		a.log.Warn("refused an events request", "reason", reason, "err", err, "remote", r.RemoteAddr)
 		hook.Error(w, http.StatusUnauthorized, "slack: invalid request signature")
+	}
+	// What the headers alone show to be unauthentic (missing, malformed,
+	// stale) is refused before the body is read: only a mismatch depends
+	// on it.
+	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, nil, a.now()); err != nil {
+		if se, ok := isSignatureError(err); !ok || se.Reason != "mismatch" {
+			refuse(err)
+			return
+		}
+	}
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "slack", a.metrics.rejected)
+	if !ok {
+		return
+	}
+	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, body, a.now()); err != nil {
+		refuse(err)
 		return
 	}
 	if n := r.Header.Get("X-Slack-Retry-Num"); n != "" {

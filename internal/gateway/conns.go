@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -115,14 +116,15 @@ const lingerBytes = 8 << 20
 const lingerTimeout = 5 * time.Second
 
 // lingering is middleware that, once next has answered a request whose
-// body it left unread (a 413, a 401…), flushes the response and then reads
-// and discards up to lingerBytes more of the body, for at most timeout. A
-// client that writes its whole body before reading (Python's urllib) then
-// reads the answer, instead of a connection reset: closing a connection
-// with unread data in it resets it, and the client's unread response is
-// lost with it. A body whose reading failed (a read deadline, a malformed
-// chunk) is not waited for. Either way the response closes the
-// connection.
+// body it left unread (a 413, a 401…), sends the response whole, with its
+// Content-Length, and then reads and discards up to lingerBytes more of the
+// body, for at most timeout. A client that writes its whole body before
+// reading (Python's urllib) then reads the answer, instead of a connection
+// reset: closing a connection with unread data in it resets it, and the
+// client's unread response is lost with it. A body whose reading failed (a
+// read deadline, a malformed chunk) is not waited for. Either way the
+// response closes the connection: what is left of the body must not be
+// read as the next request.
 func lingering(next http.Handler, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -136,7 +138,9 @@ func lingering(next http.Handler, timeout time.Duration) http.Handler {
 		body := &watchedBody{ReadCloser: r.Body}
 		r2 := r.WithContext(r.Context()) // a shallow copy
 		r2.Body = body
-		next.ServeHTTP(&closingWriter{ResponseWriter: w, body: body}, r2)
+		cw := &closingWriter{ResponseWriter: w, body: body}
+		next.ServeHTTP(cw, r2)
+		cw.release()
 		if body.err != nil { // read to the end, or failed
 			return
 		}
@@ -148,20 +152,34 @@ func lingering(next http.Handler, timeout time.Duration) http.Handler {
 	})
 }
 
+// heldMax bounds the response body a closingWriter holds back.
+const heldMax = 64 << 10
+
 // closingWriter answers "Connection: close" to a request whose body was
-// not read to its end: what is left of it, if it comes at all, must not be
-// read as the next request.
+// not read to its end. When that body is merely unread, it holds the
+// response back (up to heldMax bytes) until release, which sends it with
+// its Content-Length, so that it is complete on the wire before the
+// lingering drain, not ended by it.
 type closingWriter struct {
 	http.ResponseWriter
 	body        *watchedBody
 	wroteHeader bool
+	holding     bool
+	status      int
+	held        []byte
 }
 
 func (w *closingWriter) WriteHeader(code int) {
-	if !w.wroteHeader && code >= 200 {
-		w.wroteHeader = true
-		if !errors.Is(w.body.err, io.EOF) {
-			w.Header().Set("Connection", "close")
+	if w.wroteHeader || code < 200 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.wroteHeader = true
+	if !errors.Is(w.body.err, io.EOF) {
+		w.Header().Set("Connection", "close")
+		if w.body.err == nil {
+			w.holding, w.status = true, code
+			return
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -171,7 +189,36 @@ func (w *closingWriter) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.holding {
+		if len(w.held)+len(b) <= heldMax {
+			w.held = append(w.held, b...)
+			return len(b), nil
+		}
+		w.release()
+	}
 	return w.ResponseWriter.Write(b)
+}
+
+// release sends what w holds back, if anything.
+func (w *closingWriter) release() {
+	if !w.holding {
+		return
+	}
+	w.holding = false
+	if w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+		w.Header().Set("Content-Length", strconv.Itoa(len(w.held)))
+	}
+	w.ResponseWriter.WriteHeader(w.status)
+	if len(w.held) > 0 {
+		_, _ = w.ResponseWriter.Write(w.held)
+	}
+	w.held = nil
+}
+
+// FlushError sends what w holds back and flushes.
+func (w *closingWriter) FlushError() error {
+	w.release()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection.

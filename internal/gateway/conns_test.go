@@ -70,6 +70,10 @@ func readResponse(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, [
 	return resp, body
 }
 
+// githubSignature is a well-formed GitHub signature header, which matches no
+// body: a webhook carrying it is read before it is refused.
+var githubSignature = "X-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
+
 // errorCodeOf returns the code of a JSON error body, or "" for another body.
 func errorCodeOf(body []byte) string {
 	var e struct {
@@ -113,7 +117,7 @@ adapters:
 		c := dialFrom(t, "127.0.0.1", addr)
 		br := bufio.NewReader(c)
 		start := time.Now()
-		head := "POST " + tc.path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+		head := "POST " + tc.path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n" + githubSignature
 		if tc.token != "" {
 			head += "Authorization: Bearer " + tc.token + "\r\n"
 		}
@@ -270,7 +274,7 @@ routes:
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetWriteBuffer(256 << 10)
 			}
-			head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", tc.path, len(body))
+			head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s", tc.path, len(body), githubSignature)
 			if tc.token != "" {
 				head += "Authorization: Bearer " + tc.token + "\r\n"
 			}
@@ -284,5 +288,43 @@ routes:
 			}
 			c.Close()
 		}
+	}
+}
+
+// TestHooksRefuseBeforeReadingTheBody: a webhook whose headers (or URL
+// token) alone show it is not authentic is refused without waiting for
+// its body, which never comes here (read_timeout is longer than the
+// guard), with a complete answer that closes the connection.
+func TestHooksRefuseBeforeReadingTheBody(t *testing.T) {
+	g := newGateway(t, `
+limits: {read_timeout: 60s}
+adapters:
+  github: {webhook_secret: github-secret, token: ghp_test, login: switchboard-bot, api_url: "http://127.0.0.1:1/"}
+  slack: {bot_token: xoxb-test, signing_secret: slack-secret, api_url: "http://127.0.0.1:1/api/"}
+  jira: {base_url: "http://127.0.0.1:1", email: bot@example.com, api_token: jira-token, url_token: jira-url-token-0123456789}
+`)
+	addr := serve(t, g)
+	for _, tc := range []struct {
+		path, header string
+		status       int
+	}{
+		{"/hooks/github", "X-GitHub-Event: ping\r\n", http.StatusUnauthorized},
+		{"/hooks/github", "X-Hub-Signature-256: sha256=zz\r\n", http.StatusUnauthorized},
+		{"/hooks/slack/events", "", http.StatusUnauthorized},
+		{"/hooks/slack/events", "X-Slack-Request-Timestamp: 1000\r\nX-Slack-Signature: v0=" + strings.Repeat("0", 64) + "\r\n", http.StatusUnauthorized},
+		{"/hooks/jira/wrong-token", "", http.StatusNotFound},
+		{"/hooks/jira", "", http.StatusUnauthorized},
+	} {
+		c := dialFrom(t, "127.0.0.1", addr)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", tc.path, tc.header)
+		resp, body := readResponse(t, c, bufio.NewReader(c))
+		if resp.StatusCode != tc.status || errorCodeOf(body) == "" {
+			t.Errorf("POST %s (%q) without its body: %d %s, want %d", tc.path, tc.header, resp.StatusCode, body, tc.status)
+		}
+		if resp.ContentLength != int64(len(body)) || !resp.Close {
+			t.Errorf("POST %s (%q) without its body: Content-Length %d, close %v; want the length, so that the answer ends before the server stops waiting for the body, and Connection: close",
+				tc.path, tc.header, resp.ContentLength, resp.Close)
+		}
+		c.Close()
 	}
 }
