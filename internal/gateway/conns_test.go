@@ -137,9 +137,9 @@ func TestLongPollOutlivesTimeouts(t *testing.T) {
 	g := newGateway(t, "limits: {header_timeout: 100ms, read_timeout: 200ms, write_timeout: 300ms}\n")
 	addr := serve(t, g)
 	client := &http.Client{Timeout: guard}
-	do := func(method, path string) (int, []byte) {
+	do := func(method, path, body string) (*http.Response, []byte) {
 		t.Helper()
-		r, _ := http.NewRequest(method, "http://"+addr+path, nil)
+		r, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		r.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := client.Do(r)
 		if err != nil {
@@ -147,17 +147,20 @@ func TestLongPollOutlivesTimeouts(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return resp, b
 	}
-	code, b := do("POST", "/v3/sessions")
+	resp, b := do("POST", "/v3/sessions", `{"metadata": {"a": "b"}}`)
 	var s struct{ ID string }
-	if err := json.Unmarshal(b, &s); err != nil || code != http.StatusCreated {
-		t.Fatalf("create session: %d %s", code, b)
+	if err := json.Unmarshal(b, &s); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create session: %d %s", resp.StatusCode, b)
+	}
+	if resp.Close {
+		t.Error("a request whose body was read closes its connection; want it kept alive")
 	}
 	start := time.Now()
-	code, b = do("GET", "/v3/sessions/"+s.ID+"/messages?wait=1s")
-	if code != http.StatusOK || !strings.Contains(string(b), `"messages":[]`) {
-		t.Fatalf("long poll of 1s with read_timeout 200ms and write_timeout 300ms: %d %s", code, b)
+	resp, b = do("GET", "/v3/sessions/"+s.ID+"/messages?wait=1s", "")
+	if code := resp.StatusCode; code != http.StatusOK || !strings.Contains(string(b), `"messages":[]`) {
+		t.Fatalf("long poll of 1s with read_timeout 200ms and write_timeout 300ms: %d %s", resp.StatusCode, b)
 	}
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("the long poll answered after %v, before its wait of 1s", d)
