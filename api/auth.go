@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboardhq/switchboard/internal/httpx"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -202,11 +203,23 @@ func bearer(r *http.Request) (string, error) {
 // a, for the session named by the path's {id} where there is one. It answers
 // 401 (with WWW-Authenticate) for a missing or unknown token and 403 for a
 // token without the scope, and stores the principal in the request context.
+// A client address (httpx.ClientKey) that has sent too many requests with a
+// missing or unknown token is answered 429, with Retry-After, before its
+// token is looked at.
 func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			client := httpx.ClientKey(r.RemoteAddr)
+			if wait := s.failures.wait(client); wait > 0 {
+				secs := retryAfter(w, wait)
+				s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
+					"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
+					client, s.limits.FailedAuthPerMinute, secs))
+				return
+			}
 			secret, err := bearer(r)
 			if err != nil {
+				s.failures.take(client)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 				s.writeError(w, r, errorf(http.StatusUnauthorized, codeUnauthorized,
 					"missing bearer token: send the header \"Authorization: Bearer <token>\""))
@@ -217,6 +230,7 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 				p, err = s.auth.lookup(r.Context(), HashToken(secret), s.now())
 			}
 			if errors.Is(err, errBadToken) {
+				s.failures.take(client)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard", error="invalid_token"`)
 				s.writeError(w, r, errorf(http.StatusUnauthorized, codeUnauthorized, "the bearer token is not valid"))
 				return

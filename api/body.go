@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 
@@ -15,7 +16,8 @@ import (
 // readBody returns the request body, checked to be plausibly JSON by its
 // headers and bounded by the body limit: 415 for a content type that is
 // clearly not JSON (multipart forms, images, XML…) or a compressed body, 413
-// for a body over the limit. Any other content type is read as JSON, because
+// for a body over the limit, 408 for one that does not arrive before the
+// server's read deadline. Any other content type is read as JSON, because
 // "curl -d" sends application/x-www-form-urlencoded.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
@@ -42,9 +44,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	} else {
 		b, err = io.ReadAll(body)
 	}
-	var mbe *http.MaxBytesError
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
 	if errors.As(err, &mbe) {
 		return nil, tooLarge
+	}
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, errorf(http.StatusRequestTimeout, codeRequestTimeout,
+			"the request body did not arrive within the server's read timeout; send it at once")
 	}
 	if err != nil {
 		return nil, badRequest("cannot read the request body: %v", err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/switchboardhq/switchboard/internal/httpx"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -20,6 +21,7 @@ const (
 	codeNotBound         = "conversation_not_bound" // 403
 	codeNotFound         = "not_found"              // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
+	codeRequestTimeout   = "request_timeout"        // 408
 	codeTooLarge         = "payload_too_large"      // 413
 	codeUnsupportedMedia = "unsupported_media_type" // 415
 	codeConflict         = "idempotency_conflict"   // 422
@@ -55,7 +57,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only the server's own response types reach here; a failure is a bug.
-		writeRaw(w, http.StatusInternalServerError, errorBody(codeInternal, "cannot encode the response"))
+		writeRaw(w, http.StatusInternalServerError, httpx.ErrorBody(codeInternal, "cannot encode the response"))
 		return
 	}
 	writeRaw(w, status, b)
@@ -68,17 +70,6 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
-}
-
-func errorBody(code, message string) []byte {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{detail{code, message}})
-	return b
 }
 
 // invalidInput is the message of an error wrapping store.ErrInvalid: what
@@ -118,5 +109,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 	}
-	writeRaw(w, ae.Status, errorBody(ae.Code, ae.Message))
+	writeRaw(w, ae.Status, httpx.ErrorBody(ae.Code, ae.Message))
 }

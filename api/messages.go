@@ -304,7 +304,9 @@ func idempotencyKey(r *http.Request, fromBody *string) (string, error) {
 
 // readMessages serves GET /v3/sessions/{id}/messages?after=SEQ&limit=N&wait=D:
 // up to limit records after the cursor, in order, waiting up to D (capped at
-// MaxWait) for one to be appended when there are none yet.
+// MaxWait) for one to be appended when there are none yet. A request that
+// may wait counts against the token's limit of open streams (see
+// openStream).
 func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	q := r.URL.Query()
@@ -323,7 +325,15 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release := func() {}
+	if wait > 0 {
+		var ok bool
+		if release, ok = s.openStream(w, r); !ok {
+			return
+		}
+	}
 	recs, err := s.poll(r.Context(), id, after, limit, wait)
+	release() // the wait is over: the answer is not a stream
 	if err != nil {
 		s.writeError(w, r, err)
 		return

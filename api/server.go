@@ -34,11 +34,13 @@ import (
 
 // Defaults for Limits and Options.
 const (
-	DefaultMaxBody       int64   = 1 << 20  // 1 MiB
-	DefaultMaxText       int     = 32 << 10 // 32 KiB
-	DefaultRatePerSecond float64 = 1000
-	DefaultBurst         int     = 2000
-	DefaultHeartbeat             = 15 * time.Second
+	DefaultMaxBody             int64   = 1 << 20  // 1 MiB
+	DefaultMaxText             int     = 32 << 10 // 32 KiB
+	DefaultRatePerSecond       float64 = 1000
+	DefaultBurst               int     = 2000
+	DefaultHeartbeat                   = 15 * time.Second
+	DefaultFailedAuthPerMinute int     = 60
+	DefaultStreamsPerToken     int     = 64
 
 	// MaxWait caps the wait of a long poll (GET …/messages?wait=).
 	MaxWait = 60 * time.Second
@@ -56,6 +58,15 @@ type Limits struct {
 	// Burst is how many requests a token may make at once above the rate.
 	// Zero means DefaultBurst with the default rate, else twice the rate.
 	Burst int
+	// FailedAuthPerMinute is how many requests with a missing or unknown
+	// token one client address (see httpx.ClientKey) may make per minute,
+	// in bursts of as many; past it the address's requests are answered
+	// 429 before their token is looked at. Zero means
+	// DefaultFailedAuthPerMinute; negative disables the limit.
+	FailedAuthPerMinute int
+	// StreamsPerToken caps the event streams and long polls one token may
+	// hold open at once (429 above it); zero means DefaultStreamsPerToken.
+	StreamsPerToken int
 }
 
 // withDefaults returns l with zero fields set to the defaults.
@@ -74,6 +85,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Burst <= 0 {
 		l.Burst = max(1, int(2*l.RatePerSecond))
+	}
+	if l.FailedAuthPerMinute == 0 {
+		l.FailedAuthPerMinute = DefaultFailedAuthPerMinute
+	}
+	if l.StreamsPerToken <= 0 {
+		l.StreamsPerToken = DefaultStreamsPerToken
 	}
 	return l
 }
@@ -146,9 +163,12 @@ type Server struct {
 
 	auth    *authenticator
 	limiter *rateLimiter
-	metrics *httpMetrics
-	handler http.Handler
-	mux     *http.ServeMux
+	// failures limits failed authentications per client address.
+	failures *rateLimiter
+	streams  *streamSlots
+	metrics  *httpMetrics
+	handler  http.Handler
+	mux      *http.ServeMux
 
 	bindings store.Bindings
 	outbox   store.Outbox
@@ -201,6 +221,11 @@ func New(opts Options) (*Server, error) {
 		s.heartbeat = DefaultHeartbeat
 	}
 	s.limiter = newRateLimiter(s.limits.RatePerSecond, s.limits.Burst, s.now)
+	if n := s.limits.FailedAuthPerMinute; n > 0 {
+		s.failures = newRateLimiter(float64(n)/60, n, s.now)
+		s.failures.maxKeys = failureKeysMax
+	}
+	s.streams = &streamSlots{max: s.limits.StreamsPerToken, open: map[string]int{}}
 	if s.metrics, err = newHTTPMetrics(opts.Registry); err != nil {
 		return nil, fmt.Errorf("api: register metrics: %w", err)
 	}

@@ -24,7 +24,8 @@ const (
 // number as its id and the record JSON (as in GET …/messages) as its data.
 // It starts after the Last-Event-ID header, else after ?after=, else from the
 // beginning; it sends a comment every heartbeat while idle, and ends when the
-// client goes or the server shuts down.
+// client goes or the server shuts down. It counts against the token's
+// limit of open streams (see openStream).
 //
 // SSE cannot carry a carriage return inside data, so a record whose raw
 // payload has line breaks in it is sent over several data lines, and a
@@ -43,6 +44,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 
 	changed, cancel := s.log.Subscribe(id)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -59,6 +60,115 @@ type Limits struct {
 	// burst 2000); a negative rate turns the limit off.
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	Burst         int     `yaml:"burst"`
+	// FailedAuthPerMinute is how many requests with a missing or unknown
+	// token one client address may make per minute, in bursts of as many,
+	// before its requests are answered 429 (default 60); negative turns
+	// the limit off.
+	FailedAuthPerMinute int `yaml:"failed_auth_per_minute"`
+	// StreamsPerToken caps the event streams and long polls one token may
+	// hold open at once (default 64); one more is answered 429.
+	StreamsPerToken int `yaml:"streams_per_token"`
+	// HeaderTimeout bounds reading a request's headers (default 10s), and
+	// ReadTimeout reading the whole request, headers and body (default
+	// 30s): a client slower than that is answered 408 or disconnected.
+	// WriteTimeout bounds writing an ordinary response (default 60s).
+	// Event streams and long polls are exempt (streams_per_token bounds
+	// them); IdleTimeout closes a kept-alive connection left idle
+	// (default 2m).
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	ReadTimeout   Duration `yaml:"read_timeout"`
+	WriteTimeout  Duration `yaml:"write_timeout"`
+	IdleTimeout   Duration `yaml:"idle_timeout"`
+	// MaxConns caps the connections open at once (default 512): past it,
+	// new connections wait to be accepted. MaxConnsPerClient caps those
+	// from one client address, an IPv6 address counting by its /64
+	// (default 128): past it, a new connection is closed at once. Behind a
+	// reverse proxy every client has the proxy's address: raise it, or set
+	// -1 to turn it off.
+	MaxConns          int `yaml:"max_conns"`
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
+}
+
+// Defaults of the Limits fields that the gateway, rather than the API,
+// applies.
+const (
+	DefaultFailedAuthPerMinute = 60
+	DefaultStreamsPerToken     = 64
+	DefaultHeaderTimeout       = 10 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultWriteTimeout        = 60 * time.Second
+	DefaultIdleTimeout         = 2 * time.Minute
+	DefaultMaxConns            = 512
+	DefaultMaxConnsPerClient   = 128
+)
+
+func (l *Limits) defaults() {
+	if l.MaxBody == 0 {
+		l.MaxBody = 1 << 20
+	}
+	if l.MaxText == 0 {
+		l.MaxText = 32 << 10
+	}
+	if l.FailedAuthPerMinute == 0 {
+		l.FailedAuthPerMinute = DefaultFailedAuthPerMinute
+	}
+	if l.StreamsPerToken == 0 {
+		l.StreamsPerToken = DefaultStreamsPerToken
+	}
+	for _, d := range []struct {
+		field *Duration
+		def   time.Duration
+	}{
+		{&l.HeaderTimeout, DefaultHeaderTimeout},
+		{&l.ReadTimeout, DefaultReadTimeout},
+		{&l.WriteTimeout, DefaultWriteTimeout},
+		{&l.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.field == 0 {
+			*d.field = Duration(d.def)
+		}
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxConnsPerClient == 0 {
+		l.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+}
+
+// validate checks l (after defaults).
+func (l *Limits) validate() []error {
+	var errs []error
+	if l.MaxBody < 0 {
+		errs = append(errs, fieldErr("limits.max_body", "must not be negative"))
+	}
+	if l.MaxText < 0 {
+		errs = append(errs, fieldErr("limits.max_text", "must not be negative"))
+	}
+	if l.Burst < 0 {
+		errs = append(errs, fieldErr("limits.burst", "must not be negative"))
+	}
+	if l.StreamsPerToken < 0 {
+		errs = append(errs, fieldErr("limits.streams_per_token", "must be at least 1"))
+	}
+	if l.MaxConns < 0 {
+		errs = append(errs, fieldErr("limits.max_conns", "must be at least 1"))
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"limits.header_timeout", l.HeaderTimeout}, {"limits.read_timeout", l.ReadTimeout},
+		{"limits.write_timeout", l.WriteTimeout}, {"limits.idle_timeout", l.IdleTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fieldErr(d.key, "must not be negative"))
+		}
+	}
+	if l.ReadTimeout < l.HeaderTimeout {
+		errs = append(errs, fieldErr("limits.read_timeout", "must be at least limits.header_timeout (%s): it covers the headers too", l.HeaderTimeout.D()))
+	}
+	return errs
 }
 
 // Token is an API token declared in the file. Secret is usually ${VAR}, at
@@ -90,12 +200,7 @@ func (c *Config) Defaults() {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
 	}
-	if c.Limits.MaxBody == 0 {
-		c.Limits.MaxBody = 1 << 20
-	}
-	if c.Limits.MaxText == 0 {
-		c.Limits.MaxText = 32 << 10
-	}
+	c.Limits.defaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -130,15 +235,7 @@ func (c *Config) Validate() error {
 	if c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		errs = append(errs, fieldErr("store", "want \"sqlite\" or a postgres:// URL, got %q", c.Store))
 	}
-	if c.Limits.MaxBody < 0 {
-		errs = append(errs, fieldErr("limits.max_body", "must not be negative"))
-	}
-	if c.Limits.MaxText < 0 {
-		errs = append(errs, fieldErr("limits.max_text", "must not be negative"))
-	}
-	if c.Limits.Burst < 0 {
-		errs = append(errs, fieldErr("limits.burst", "must not be negative"))
-	}
+	errs = append(errs, c.Limits.validate()...)
 	names := map[string]bool{}
 	for i, t := range c.Tokens {
 		key := fmt.Sprintf("tokens[%d]", i)

@@ -249,3 +249,27 @@ func TestSessionTokenTTLCoversTheLongestTurn(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionLimits(t *testing.T) {
+	c, err := Parse(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.HeaderTimeout.D() != 10*time.Second || l.ReadTimeout.D() != 30*time.Second || l.WriteTimeout.D() != time.Minute ||
+		l.IdleTimeout.D() != 2*time.Minute || l.MaxConns != 512 || l.MaxConnsPerClient != 128 ||
+		l.StreamsPerToken != 64 || l.FailedAuthPerMinute != 60 {
+		t.Errorf("default limits %+v", l)
+	}
+	for _, tc := range []struct{ yml, want string }{
+		{"limits: {header_timeout: 20s, read_timeout: 15s}\n", "limits.read_timeout: must be at least limits.header_timeout (20s)"},
+		{"limits: {write_timeout: -1s}\n", "limits.write_timeout: must not be negative"},
+		{"limits: {max_conns: -1}\n", "limits.max_conns: must be at least 1"},
+		{"limits: {streams_per_token: -1}\n", "limits.streams_per_token: must be at least 1"},
+	} {
+		_, err := Parse([]byte(tc.yml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.yml, err, tc.want)
+		}
+	}
+}

@@ -63,12 +63,12 @@ func (a *Adapter) Handler() http.Handler { return a.handler }
 func (a *Adapter) newHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "" && r.URL.Path != "/" {
-			http.NotFound(w, r)
+			hook.Error(w, http.StatusNotFound, "github: no such webhook; GitHub posts to /hooks/github")
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "github: use POST", http.StatusMethodNotAllowed)
+			hook.Error(w, http.StatusMethodNotAllowed, "github: use POST")
 			return
 		}
 		a.serveWebhook(w, r)
@@ -76,11 +76,7 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "github", a.metrics.rejected)
-	if !ok {
-		return
-	}
-	if err := VerifySignature(a.secret, r.Header, body); err != nil {
+	refuse := func(err error) {
 		reason := "mismatch"
 		if se, ok := isSignatureError(err); ok {
 			reason = se.Reason
@@ -88,14 +84,29 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		a.log.Warn("refused a webhook", "reason", reason, "err", err, "remote", r.RemoteAddr,
 			"event", r.Header.Get("X-GitHub-Event"), "delivery", r.Header.Get("X-GitHub-Delivery"))
-		http.Error(w, "github: invalid webhook signature", http.StatusUnauthorized)
+		hook.Error(w, http.StatusUnauthorized, "github: invalid webhook signature")
+	}
+	// What the headers alone show to be unauthentic is refused before the
+	// body is read: only a mismatch depends on it.
+	if err := VerifySignature(a.secret, r.Header, nil); err != nil {
+		if se, ok := isSignatureError(err); !ok || se.Reason != "mismatch" {
+			refuse(err)
+			return
+		}
+	}
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "github", a.metrics.rejected)
+	if !ok {
+		return
+	}
+	if err := VerifySignature(a.secret, r.Header, body); err != nil {
+		refuse(err)
 		return
 	}
 	payload := body
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || form.Get("payload") == "" {
-			http.Error(w, "github: form-encoded webhook without a payload field", http.StatusBadRequest)
+			hook.Error(w, http.StatusBadRequest, "github: form-encoded webhook without a payload field")
 			return
 		}
 		payload = []byte(form.Get("payload"))
@@ -106,7 +117,7 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		if code != http.StatusInternalServerError {
 			text = err.Error()
 		}
-		http.Error(w, text, code)
+		hook.Error(w, code, text)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

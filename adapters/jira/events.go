@@ -63,12 +63,12 @@ func (a *Adapter) newHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := strings.Trim(r.URL.Path, "/")
 		if strings.Contains(token, "/") || token != "" && a.cfg.URLToken == "" {
-			http.NotFound(w, r)
+			hook.Error(w, http.StatusNotFound, "jira: no such webhook")
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "jira: use POST", http.StatusMethodNotAllowed)
+			hook.Error(w, http.StatusMethodNotAllowed, "jira: use POST")
 			return
 		}
 		a.serveWebhook(w, r, token)
@@ -76,19 +76,28 @@ func (a *Adapter) newHandler() http.Handler {
 }
 
 func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token string) {
+	refuse := func(err error) {
+		reason := authReason(err)
+		a.metrics.rejected.WithLabelValues(reason).Inc()
+		a.log.Warn("refused a webhook request", "reason", reason, "err", err, "remote", r.RemoteAddr)
+		if reason == "token" {
+			hook.Error(w, http.StatusNotFound, "jira: no such webhook")
+			return
+		}
+		hook.Error(w, http.StatusUnauthorized, "jira: invalid webhook signature")
+	}
+	// What the URL and headers alone show to be unauthentic is refused
+	// before the body is read: only a signature mismatch depends on it.
+	if err := a.authenticate(token, r.Header, nil); err != nil && authReason(err) != "mismatch" {
+		refuse(err)
+		return
+	}
 	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "jira", a.metrics.rejected)
 	if !ok {
 		return
 	}
 	if err := a.authenticate(token, r.Header, body); err != nil {
-		reason := authReason(err)
-		a.metrics.rejected.WithLabelValues(reason).Inc()
-		a.log.Warn("refused a webhook request", "reason", reason, "err", err, "remote", r.RemoteAddr)
-		if reason == "token" {
-			http.NotFound(w, r)
-			return
-		}
-		http.Error(w, "jira: invalid webhook signature", http.StatusUnauthorized)
+		refuse(err)
 		return
 	}
 	if n := r.Header.Get(HeaderWebhookRetry); n != "" {
@@ -99,7 +108,7 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 		if code == http.StatusBadRequest {
 			msg = err.Error()
 		}
-		http.Error(w, msg, code)
+		hook.Error(w, code, msg)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

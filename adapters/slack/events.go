@@ -51,12 +51,12 @@ func (a *Adapter) Handler() http.Handler { return a.handler }
 func (a *Adapter) newHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.TrimPrefix(r.URL.Path, "/") != "events" {
-			http.NotFound(w, r)
+			hook.Error(w, http.StatusNotFound, "slack: no such webhook; the Events API posts to /hooks/slack/events")
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "slack: use POST", http.StatusMethodNotAllowed)
+			hook.Error(w, http.StatusMethodNotAllowed, "slack: use POST")
 			return
 		}
 		a.serveEvents(w, r)
@@ -65,21 +65,33 @@ func (a *Adapter) newHandler() http.Handler {
 
 func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.SigningSecret == "" {
-		http.Error(w, "slack: the Events API over HTTP is off (no signing_secret; Socket Mode is used)", http.StatusNotFound)
+		hook.Error(w, http.StatusNotFound, "slack: the Events API over HTTP is off (no signing_secret; Socket Mode is used)")
 		return
 	}
-	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "slack", a.metrics.rejected)
-	if !ok {
-		return
-	}
-	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, body, a.now()); err != nil {
+	refuse := func(err error) {
 		reason := "mismatch"
 		if se, ok := isSignatureError(err); ok {
 			reason = se.Reason
 		}
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		a.log.Warn("refused an events request", "reason", reason, "err", err, "remote", r.RemoteAddr)
-		http.Error(w, "slack: invalid request signature", http.StatusUnauthorized)
+		hook.Error(w, http.StatusUnauthorized, "slack: invalid request signature")
+	}
+	// What the headers alone show to be unauthentic (missing, malformed,
+	// stale) is refused before the body is read: only a mismatch depends
+	// on it.
+	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, nil, a.now()); err != nil {
+		if se, ok := isSignatureError(err); !ok || se.Reason != "mismatch" {
+			refuse(err)
+			return
+		}
+	}
+	body, ok := hook.ReadBody(w, r, a.cfg.MaxBody, "slack", a.metrics.rejected)
+	if !ok {
+		return
+	}
+	if err := VerifySignature([]byte(a.cfg.SigningSecret), r.Header, body, a.now()); err != nil {
+		refuse(err)
 		return
 	}
 	if n := r.Header.Get("X-Slack-Retry-Num"); n != "" {
@@ -91,7 +103,7 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		if code == http.StatusBadRequest {
 			msg = err.Error()
 		}
-		http.Error(w, msg, code)
+		hook.Error(w, code, msg)
 		return
 	}
 	if challenge != "" {

@@ -155,9 +155,13 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		}
 	}
 	a, err := api.New(api.Options{
-		Store:      st,
-		Tokens:     tokens,
-		Limits:     api.Limits{MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText, RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst},
+		Store:  st,
+		Tokens: tokens,
+		Limits: api.Limits{
+			MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText,
+			RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst,
+			FailedAuthPerMinute: cfg.Limits.FailedAuthPerMinute, StreamsPerToken: cfg.Limits.StreamsPerToken,
+		},
 		Registry:   g.registry,
 		Gatherer:   g.registry,
 		Logger:     log,
@@ -174,7 +178,8 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/", hooks(built, sessionsHook))
 	mux.Handle("/", a)
-	g.api, g.handler, g.router, g.adapters = a, mux, rt, built
+	handler := lingering(mux, min(lingerTimeout, cfg.Limits.ReadTimeout.D()))
+	g.api, g.handler, g.router, g.adapters = a, handler, rt, built
 	return nil
 }
 
@@ -235,13 +240,25 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Serve answers HTTP on ln until ctx ends, then stops taking connections and
 // waits up to grace for requests in flight. It does not close ln's gateway.
+//
+// The connections are bounded by the config's limits: how many are open at
+// once and per client address (max_conns, max_conns_per_client), and how
+// long reading a request (header_timeout, read_timeout), writing an
+// ordinary response (write_timeout) and an idle connection (idle_timeout)
+// may take. Event streams and long polls lift the read and write deadlines
+// of their connection, and are capped per token instead
+// (streams_per_token).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	lim := g.cfg.Limits
 	srv := &http.Server{
 		Handler:           g.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: lim.HeaderTimeout.D(),
+		ReadTimeout:       lim.ReadTimeout.D(),
+		WriteTimeout:      lim.WriteTimeout.D(),
+		IdleTimeout:       lim.IdleTimeout.D(),
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, lim.MaxConns, max(0, lim.MaxConnsPerClient))
 	srv.RegisterOnShutdown(g.api.Shutdown) // ends streams and long polls
 
 	// The router and the adapters' long-running work stop with ctx; they

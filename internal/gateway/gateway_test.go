@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,6 +130,53 @@ func TestAdapterConfigErrorsNameTheSection(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to name %q", yml, err, want)
+		}
+	}
+}
+
+// TestHookErrorsAreJSON checks that every error under /hooks/ has the JSON
+// shape of the /v3 API's: the gateway's own 404 for an unknown path, the
+// adapters' 404, 405, 401 and 413, and /hooks/sessions' 405.
+func TestHookErrorsAreJSON(t *testing.T) {
+	g := newGateway(t, channels+`
+routes:
+  - name: upstream
+    runtime: http
+    http: {url: "http://127.0.0.1:1", token: up-token, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+`)
+	h := g.Handler()
+	for _, tc := range []struct {
+		method, path string
+		body         string
+		status       int
+		code         string
+	}{
+		{http.MethodPost, "/hooks/nope", "{}", http.StatusNotFound, "not_found"},
+		{http.MethodPost, "/hooks/", "{}", http.StatusNotFound, "not_found"},
+		{http.MethodGet, "/hooks/github", "", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodPost, "/hooks/github/extra", "{}", http.StatusNotFound, "not_found"},
+		{http.MethodPost, "/hooks/github", "{}", http.StatusUnauthorized, "invalid_signature"},
+		{http.MethodPost, "/hooks/slack/events", "{}", http.StatusUnauthorized, "invalid_signature"},
+		{http.MethodPost, "/hooks/sessions", strings.Repeat("x", 2<<20), http.StatusRequestEntityTooLarge, "payload_too_large"},
+		{http.MethodPost, "/hooks/slack/nope", "{}", http.StatusNotFound, "not_found"},
+		{http.MethodPost, "/hooks/jira/a/b", "{}", http.StatusNotFound, "not_found"},
+		{http.MethodGet, "/hooks/jira", "", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodGet, "/hooks/sessions", "", http.StatusMethodNotAllowed, "method_not_allowed"},
+		{http.MethodPost, "/hooks/sessions", "{}", http.StatusUnauthorized, "invalid_signature"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+		var got struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		err := json.Unmarshal(w.Body.Bytes(), &got)
+		if w.Code != tc.status || err != nil || got.Error.Code != tc.code || got.Error.Message == "" ||
+			w.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s %q; want %d with a JSON error %q", tc.method, tc.path, w.Code,
+				w.Header().Get("Content-Type"), w.Body.String(), tc.status, tc.code)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
 // upstreamSecrets collects the secrets that verify upstream events, from
@@ -59,8 +60,11 @@ func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, erro
 
 // hooks is the handler for /hooks/: each adapter's webhooks under
 // /hooks/<name>/, and the http runtime's upstream events at /hooks/sessions.
+// Every answer it makes itself is a JSON error, as the handlers' are: 404
+// for a path no webhook is mounted at.
 func hooks(built []builtAdapter, sessionsHook http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	var mounted []string
 	for _, b := range built {
 		if h, ok := b.a.(adapters.HTTPHandler); ok {
 			// Both /hooks/<name> and everything under /hooks/<name>/:
@@ -69,10 +73,20 @@ func hooks(built []builtAdapter, sessionsHook http.Handler) http.Handler {
 			hh := http.StripPrefix(prefix, h.Handler())
 			mux.Handle(prefix, hh)
 			mux.Handle(prefix+"/", hh)
+			mounted = append(mounted, prefix)
 		}
 	}
 	if sessionsHook != nil {
-		mux.Handle("POST /hooks/sessions", sessionsHook)
+		// Every method: the handler answers 405 itself, in JSON.
+		mux.Handle("/hooks/sessions", sessionsHook)
+		mounted = append(mounted, "/hooks/sessions")
 	}
+	have := "none is configured"
+	if len(mounted) > 0 {
+		have = "configured: " + strings.Join(mounted, ", ")
+	}
+	mux.HandleFunc("/hooks/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no webhook at %s (%s)", r.URL.Path, have))
+	})
 	return mux
 }

@@ -1,4 +1,6 @@
-// Package httpx holds small HTTP helpers shared by the gateway's clients.
+// Package httpx holds small HTTP helpers shared by the gateway's clients
+// and servers: the Retry-After parser, the JSON error body and the key of a
+// client address for per-client limits.
 package httpx
 
 import (
