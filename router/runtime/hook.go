@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/httpx"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/webhook"
 )
@@ -233,17 +234,6 @@ func jsonProblem(err error) string {
 	return "is not a JSON envelope"
 }
 
-// writeError writes {"error": {"code", "message"}} with status.
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{detail{code, message}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+// writeError writes {"error": {"code", "message"}} with status, as every
+// Switchboard endpoint does.
+var writeError = httpx.WriteError

@@ -89,34 +89,30 @@ func (f *fanOut) scanReads(br pgx.BatchResults) error {
 	f.bound = map[string][]envelope.Conversation{}
 	f.latestConv = map[string]envelope.Conversation{}
 	if len(f.outputs) > 0 {
-		rows, _ := br.Query()
-		for rows.Next() {
-			var id string
-			var c envelope.Conversation
-			if err := rows.Scan(&id, &c.Source, &c.Ref); err != nil {
-				rows.Close()
-				return err
-			}
-			f.bound[id] = append(f.bound[id], c)
-		}
-		if err := rows.Err(); err != nil {
+		if err := scanConversations(br, func(id string, c envelope.Conversation) { f.bound[id] = append(f.bound[id], c) }); err != nil {
 			return err
 		}
 	}
 	if len(f.latest) > 0 {
-		rows, _ := br.Query()
-		for rows.Next() {
-			var id string
-			var c envelope.Conversation
-			if err := rows.Scan(&id, &c.Source, &c.Ref); err != nil {
-				rows.Close()
-				return err
-			}
-			f.latestConv[id] = c
-		}
-		return rows.Err()
+		return scanConversations(br, func(id string, c envelope.Conversation) { f.latestConv[id] = c })
 	}
 	return nil
+}
+
+// scanConversations hands add each (session id, conversation) row of br's
+// next result.
+func scanConversations(br pgx.BatchResults, add func(id string, c envelope.Conversation)) error {
+	rows, _ := br.Query()
+	for rows.Next() {
+		var id string
+		var c envelope.Conversation
+		if err := rows.Scan(&id, &c.Source, &c.Ref); err != nil {
+			rows.Close()
+			return err
+		}
+		add(id, c)
+	}
+	return rows.Err()
 }
 
 // record adds the deliveries of rec, a record the batch adds, in the
