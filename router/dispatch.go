@@ -17,11 +17,8 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 )
 
-// The cursor consumers.
-const (
-	consumerRuntime = "runtime"
-	consumerOutbox  = "outbox"
-)
+// consumerRuntime is the cursor consumer of the runtime dispatcher.
+const consumerRuntime = "runtime"
 
 // follower runs fn for each session that has log records past consumer's
 // cursor, leasing the session so that one process at a time works on it,

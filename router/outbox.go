@@ -10,78 +10,9 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 )
-
-// routeOutputs turns a session's new outbound records into outbox
-// deliveries: to the output's own conversation, else to the conversation of
-// the newest inbound message before it, or to every bound conversation for a
-// broadcast.
-func (r *Router) routeOutputs(ctx context.Context, w store.Work) error {
-	cursor := w.Cursor
-	for cursor < w.LastSeq {
-		recs, err := r.st.Read(ctx, w.SessionID, cursor, 256)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		var ds []store.Delivery
-		for _, rec := range recs {
-			if !store.IsOutput(&rec) {
-				continue
-			}
-			to, err := r.targets(ctx, rec)
-			if err != nil {
-				return err
-			}
-			for _, c := range to {
-				ds = append(ds, store.Delivery{SessionID: rec.SessionID, Seq: rec.Seq, To: c, NextAttempt: r.now(), CreatedAt: r.now()})
-			}
-			if len(to) == 0 {
-				r.metrics.unrouted.Inc()
-			}
-		}
-		if len(ds) > 0 {
-			if err := r.st.Enqueue(ctx, ds); err != nil {
-				return err
-			}
-			r.metrics.enqueued.Add(float64(len(ds)))
-			r.kick()
-		}
-		cursor = recs[len(recs)-1].Seq
-		if cursor >= w.LastSeq {
-			break // the release below saves the cursor
-		}
-		if err := r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
-			return err
-		}
-	}
-	return r.st.Advance(ctx, consumerOutbox, w.SessionID, r.owner, cursor, time.Time{})
-}
-
-// targets returns the conversations output rec goes to
-// (store.OutputTargets), as a store that fans out at commit would.
-func (r *Router) targets(ctx context.Context, rec store.Record) ([]envelope.Conversation, error) {
-	bs, err := r.st.SessionBindings(ctx, rec.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	bound := make([]envelope.Conversation, len(bs))
-	for i, b := range bs {
-		bound[i] = b.Conversation
-	}
-	var latest envelope.Conversation
-	if rec.Envelope.Conversation.IsZero() {
-		if latest, err = r.st.LatestInbound(ctx, rec.SessionID, rec.Seq); err != nil {
-			return nil, err
-		}
-	}
-	return store.OutputTargets(&rec, bound, latest), nil
-}
 
 // Wake makes the delivery workers look for due deliveries now (after a
 // delivery was retried by hand). It never blocks.
@@ -103,14 +34,10 @@ func (r *Router) deliverLoop(ctx context.Context) {
 	workers := r.cfg.Router.Outbox.Workers
 	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
-	// A store that fans out at commit enqueues with every change it
-	// signals: look for deliveries after each burst of them.
-	var changed <-chan struct{}
-	if fo, ok := r.st.(store.FanOut); ok && fo.FansOutAtCommit() {
-		sig, cancel := r.st.Subscribe(store.AllSessions)
-		defer cancel()
-		changed = sig
-	}
+	// The store enqueues with every change it signals (see "Fan-out at commit" in package store):
+	// look for deliveries after each burst of them.
+	changed, cancel := r.st.Subscribe(store.AllSessions)
+	defer cancel()
 	var (
 		wg       sync.WaitGroup
 		inflight atomic.Int64

@@ -6,10 +6,11 @@
 // Everything the router does is driven by the session log: Ingest appends
 // inbound envelopes; a dispatcher follows each session's log (a durable
 // per-session cursor, leased to one process at a time) and runs the
-// session's runtime; an output router follows the log too and turns each
-// outbound record into outbox deliveries; delivery workers post them through
-// the adapters' Sinks. A crash at any point resumes from the cursors and the
-// outbox, so nothing acknowledged is lost.
+// session's runtime; the store writes each record's outbox deliveries (to
+// the session's conversations and to webhook destinations) in the
+// transaction that commits it (see "Fan-out at commit" in package store); delivery workers post them
+// through the adapters' Sinks. A crash at any point resumes from the cursors
+// and the outbox, so nothing acknowledged is lost.
 package router
 
 import (
@@ -44,12 +45,11 @@ type Store interface {
 }
 
 // WebhookStore is the storage outbound webhooks need besides Store: the
-// destinations, the journal of session events, and a key for the journal
-// follower's cursor.
+// destinations, and the journal of session events that replays and event
+// bodies are read from.
 type WebhookStore interface {
 	store.Webhooks
 	store.SessionEvents
-	store.KV
 }
 
 // MetaRoute is the session metadata key naming the route that created it.
@@ -78,9 +78,10 @@ type Options struct {
 	// Poll is how often the router looks for work it was not told about:
 	// another replica's appends, due retries, expired leases (default 1s).
 	Poll time.Duration
-	// Webhooks, when set, turns on outbound webhooks (see webhooks.go):
-	// destinations are read from it, session events from its journal, and
-	// the router delivers to them as the sink of source "webhook".
+	// Webhooks, when set, turns on outbound webhooks (see webhooks.go): the
+	// store enqueues their deliveries, destinations and session events are
+	// read from it, and the router delivers as the sink of source
+	// "webhook".
 	Webhooks WebhookStore
 }
 
@@ -170,21 +171,11 @@ func (r *Router) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	start((&follower{r: r, consumer: consumerRuntime, parallel: r.cfg.Router.MaxParallel, fn: r.dispatch}).run)
-	// A store that fans out at commit enqueues every delivery itself;
-	// otherwise followers of the log (and of the session-event journal)
-	// find them.
-	fo, ok := r.st.(store.FanOut)
-	fansOut := ok && fo.FansOutAtCommit()
-	if !fansOut {
-		start((&follower{r: r, consumer: consumerOutbox, parallel: 4, fn: r.routeOutputs}).run)
-	}
+	// The store enqueues every delivery in the transaction of the change
+	// that causes it (see "Fan-out at commit" in package store); the router only delivers.
 	if r.webhooks != nil {
 		if err := r.syncWebhookConfig(ctx); err != nil {
 			r.log.Error("webhooks", "err", err)
-		}
-		if !fansOut {
-			start((&follower{r: r, consumer: consumerWebhooks, parallel: 4, fn: r.routeWebhooks}).run)
-			start(r.followJournal)
 		}
 	}
 	start(r.deliverLoop)

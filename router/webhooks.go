@@ -14,7 +14,6 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/webhook"
 )
@@ -31,35 +30,17 @@ import (
 // records ("message" events with a direction, or "delivery.failed"; see
 // below) and its session events from the store's journal
 // ("session.created", "session.state_changed"), each placed after the
-// record it followed (store.SessionEvent.AfterSeq). Two followers enqueue
-// them, both idempotently, and each always enqueues a contiguous run of the
-// session's items whose predecessors are all enqueued already, so the
-// outbox receives them in the session's order whoever comes first:
-//
-//   - the log follower (cursor consumer "webhooks") takes a session's new
-//     records (cursor, last] with the session's events placed among them
-//     (AfterSeq in [cursor, last]);
-//   - the journal follower (followJournal) reads the journal and, for an
-//     event placed after record j of a session whose log cursor is c <= j,
-//     enqueues the records (c, j] and the events placed in [c, j]; events
-//     placed before c are enqueued already. It covers the events that come
-//     with no new record (a session created, a state set through the API,
-//     an agent's turn ending after its last output).
+// record it followed (store.SessionEvent.AfterSeq). The store enqueues
+// them in the transaction of the change that makes them (see "Fan-out at commit" in package store), in
+// that order; ReplayWebhook enqueues them again, in a queue of their own.
 //
 // A destination that gives up appends a "delivery.failed" system record to
 // the session's log (see failed). Those are inbound system records, which
 // no runtime is handed and no channel is sent, so they only reach webhook
 // receivers and log readers.
 
-// The webhooks' cursor consumer, conversation source, and where the
-// journal follower keeps its cursor.
-const (
-	consumerWebhooks = "webhooks"
-	journalKVNS      = "router"
-	journalKVKey     = "webhooks.journal"
-	// WebhookSource is the conversation source of webhook deliveries.
-	WebhookSource = store.SourceWebhook
-)
+// WebhookSource is the conversation source of webhook deliveries.
+const WebhookSource = store.SourceWebhook
 
 // failedKey starts the appendSystem key of a delivery.failed record
 // (appendSystem makes the id "system:" + key, so the record's id starts
@@ -174,209 +155,6 @@ func (r *Router) sessionPages(ctx context.Context, sessionID string, from, last 
 		}
 		from, evFrom = to, to+1
 	}
-}
-
-// routeWebhooks turns a session's new records, with the session events
-// placed among them, into webhook deliveries (the log follower).
-func (r *Router) routeWebhooks(ctx context.Context, w store.Work) error {
-	dests, err := r.webhooks.ListWebhooks(ctx)
-	if err != nil {
-		return err
-	}
-	cursor := w.Cursor
-	if len(dests) > 0 && cursor < w.LastSeq {
-		err := r.sessionPages(ctx, w.SessionID, cursor, w.LastSeq, wantsSessionEvents(dests), nil, func(to int64, items []item) error {
-			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
-				return err
-			}
-			if cursor = to; cursor >= w.LastSeq {
-				return nil // the release below saves the cursor
-			}
-			return r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, cursor, r.now().Add(r.lease))
-		})
-		if err != nil {
-			return err
-		}
-	}
-	// With no destination there is nothing to send: the records are done.
-	return r.st.Advance(ctx, consumerWebhooks, w.SessionID, r.owner, max(cursor, w.LastSeq), time.Time{})
-}
-
-// enqueueWebhooks enqueues ds and wakes the deliverers.
-func (r *Router) enqueueWebhooks(ctx context.Context, ds []store.Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	if err := r.st.Enqueue(ctx, ds); err != nil {
-		return err
-	}
-	r.metrics.enqueued.Add(float64(len(ds)))
-	r.kick()
-	return nil
-}
-
-// followJournal is the journal follower (see the top of this file). It
-// keeps its cursor in the store (KV), saved at most once per poll interval
-// (a restart may go over the last few events again, which enqueues
-// nothing new), so a restart goes on where it stopped; several replicas may
-// follow at once, since what they enqueue is idempotent. While no
-// destination takes session events it only moves its cursor to the end of
-// the journal, once per interval. It wakes when a session changes (at most
-// every journalGap) or every interval, and returns when ctx ends.
-func (r *Router) followJournal(ctx context.Context) {
-	sig, cancel := r.st.Subscribe(store.AllSessions)
-	defer cancel()
-	interval := max(r.poll, time.Second)
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	j := journal{r: r, done: map[string]int64{}}
-	for {
-		v, err := r.webhooks.Value(ctx, journalKVNS, journalKVKey)
-		if err == nil || errors.Is(err, store.ErrNotFound) {
-			j.cursor, j.saved = string(v), string(v)
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Error("webhooks: read the journal cursor", "err", err)
-		select { // never start over from the beginning for a failed read
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-	}
-	defer j.save(context.WithoutCancel(ctx))
-	var lastSave, lastSkip time.Time
-	for {
-		var (
-			more bool
-			err  error
-		)
-		// While nobody wants session events, only the periodic step (which
-		// moves the cursor) looks at the destinations again: a destination
-		// that starts to want them is noticed within the interval, and
-		// nothing it wants is skipped before.
-		if skip := time.Since(lastSkip) >= interval; skip || !j.unwanted {
-			more, err = j.step(ctx, skip)
-			if skip && j.unwanted {
-				lastSkip = time.Now()
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log.Error("webhooks: follow the session-event journal", "err", err)
-		}
-		if now := time.Now(); now.Sub(lastSave) >= interval {
-			j.save(ctx)
-			lastSave = now
-		}
-		if more && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-sig:
-			// Let a burst of changes gather into one step.
-			if !retry.Sleep(ctx, journalGap) {
-				return
-			}
-		case <-ticker.C:
-		}
-	}
-}
-
-// journalGap is the least time between two steps of the journal follower
-// woken by changes: under load it reads a page of many events rather than
-// one event per wake-up.
-const journalGap = 5 * time.Millisecond
-
-// journal is the journal follower's state.
-type journal struct {
-	r             *Router
-	cursor, saved string
-	// done remembers, per session, the log position up to which this
-	// follower has enqueued (records up to it, events placed before it), so
-	// that a lagging log follower's backlog is not enqueued again with
-	// every page. It is a cache: cleared when it grows large.
-	done map[string]int64
-	// unwanted: at the last step, no destination took session events.
-	unwanted bool
-}
-
-// save stores the cursor if it moved.
-func (j *journal) save(ctx context.Context) {
-	if j.cursor == j.saved {
-		return
-	}
-	if err := j.r.webhooks.SetValue(ctx, journalKVNS, journalKVKey, []byte(j.cursor)); err != nil {
-		if ctx.Err() == nil {
-			j.r.log.Error("webhooks: save the journal cursor", "err", err)
-		}
-		return
-	}
-	j.saved = j.cursor
-}
-
-// step enqueues the deliveries of one page of journal events after the
-// cursor and moves the cursor past them; more reports that the page was
-// full. While no destination takes session events, it moves the cursor over
-// a page only when skip is set.
-func (j *journal) step(ctx context.Context, skip bool) (more bool, err error) {
-	r := j.r
-	dests, err := r.webhooks.ListWebhooks(ctx)
-	if err != nil {
-		return false, err
-	}
-	wanted := wantsSessionEvents(dests)
-	j.unwanted = !wanted
-	if !wanted && !skip {
-		return false, nil
-	}
-	const page = 256
-	evs, next, err := r.webhooks.ReadSessionEvents(ctx, j.cursor, page)
-	if err != nil {
-		return false, err
-	}
-	full := len(evs) == page
-	if !wanted {
-		j.cursor = next
-		return full, nil
-	}
-	// Per session, the newest event of the page covers the others.
-	placed := map[string]int64{}
-	var order []string
-	for _, ev := range evs {
-		if _, ok := placed[ev.SessionID]; !ok {
-			order = append(order, ev.SessionID)
-		}
-		placed[ev.SessionID] = max(placed[ev.SessionID], ev.AfterSeq)
-	}
-	if len(j.done) > 10000 {
-		clear(j.done)
-	}
-	for _, sessionID := range order {
-		c, err := r.st.Cursor(ctx, consumerWebhooks, sessionID)
-		if err != nil {
-			return false, err
-		}
-		last, start := placed[sessionID], max(c, j.done[sessionID])
-		if last < start {
-			continue // enqueued already, by the log follower with record last+1 or by this one
-		}
-		err = r.sessionPages(ctx, sessionID, start, last, true, nil, func(to int64, items []item) error {
-			if err := r.enqueueWebhooks(ctx, webhookDeliveries(dests, items, "", r.now())); err != nil {
-				return err
-			}
-			j.done[sessionID] = to
-			return nil
-		})
-		if err != nil {
-			return false, err
-		}
-	}
-	j.cursor = next
-	return full, nil
 }
 
 // ReplayWebhook enqueues again, for destination id, every event stored at

@@ -10,10 +10,9 @@ import (
 
 // Fan-out at commit
 //
-// A backend that implements FanOut writes, in the transaction that commits
-// a change, the outbox deliveries the change causes, so that no follower
-// has to find them afterwards with a claim and a cursor of its own per
-// session:
+// Every backend writes, in the transaction that commits a change, the
+// outbox deliveries the change causes, so that no follower has to find
+// them afterwards with a claim and a cursor of its own per session:
 //
 //   - an outbound message or system record goes to its conversations
 //     (OutputTargets): the conversation it names, every conversation of the
@@ -27,14 +26,9 @@ import (
 //     order: an event placed after record k comes after record k.
 //
 // Deliveries are enqueued as Enqueue would: pending, due at once,
-// idempotent on (SessionID, Seq, Event, To).
-
-// FanOut is implemented by backends that fan out at commit (see above).
-// The router then runs no follower of its own to enqueue deliveries.
-type FanOut interface {
-	// FansOutAtCommit reports whether the backend fans out at commit.
-	FansOutAtCommit() bool
-}
+// idempotent on (SessionID, Seq, Event, To). The conformance suite checks
+// it (storetest, FanOut). The router runs no follower to enqueue
+// deliveries: it only delivers what the store enqueued.
 
 // Reserved conversation sources: anchors the gateway keeps for itself,
 // which no channel delivers to.

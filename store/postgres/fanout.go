@@ -16,13 +16,10 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 )
 
-// The store fans out at commit (store.FanOut): Append enqueues the
-// deliveries of the records it adds in their transaction (fanOut below),
-// and the journal trigger those of the session events (migration 0007).
-var _ store.FanOut = (*Store)(nil)
-
-// FansOutAtCommit reports that the store fans out at commit: always.
-func (s *Store) FansOutAtCommit() bool { return true }
+// The store fans out at commit (see "Fan-out at commit" in package
+// store): Append enqueues the deliveries of the records it adds in their
+// transaction (fanOut below), and the journal trigger those of the session
+// events (migration 0007).
 
 // fanOut computes, for one append batch, the deliveries of the records it
 // adds. What it needs is read in the batch's first round trip, under the

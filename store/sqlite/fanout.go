@@ -12,13 +12,9 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 )
 
-// The writer fans out at commit (see store.FanOut): the writes that add a
-// record, create a session or change its state also enqueue, in the same
-// transaction, the deliveries they cause.
-var _ store.FanOut = (*Store)(nil)
-
-// FansOutAtCommit reports that the store fans out at commit: always.
-func (s *Store) FansOutAtCommit() bool { return true }
+// The writer fans out at commit (see "Fan-out at commit" in package
+// store): the writes that add a record, create a session or change its
+// state also enqueue, in the same transaction, the deliveries they cause.
 
 // fanOutWrites are the writer's statements for fan-out.
 type fanOutWrites struct {

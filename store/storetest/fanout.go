@@ -10,14 +10,9 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 )
 
-// runFanOut checks fan-out at commit (store.FanOut), for backends that
-// declare it; the others are skipped, since the router finds their
-// deliveries with followers.
+// runFanOut checks fan-out at commit (see package store): the router
+// relies on it for every delivery.
 func (s suite) runFanOut(t *testing.T) {
-	st, _ := s.fresh(t)
-	if fo, ok := st.(store.FanOut); !ok || !fo.FansOutAtCommit() {
-		t.Skip("the backend does not fan out at commit (store.FanOut): the router's followers enqueue its deliveries")
-	}
 	t.Run("OutputsToBoundConversations", s.testFanOutOutputs)
 	t.Run("WebhooksInSessionOrder", s.testFanOutWebhooks)
 }

@@ -30,12 +30,6 @@ func (c *closeOnce) Close() error {
 	return c.err
 }
 
-// FansOutAtCommit passes the backend's store.FanOut through.
-func (c *closeOnce) FansOutAtCommit() bool {
-	fo, ok := c.Store.(store.FanOut)
-	return ok && fo.FansOutAtCommit()
-}
-
 // open opens a store through b and closes it when t ends.
 func open(t *testing.T, b Backend) store.Store {
 	t.Helper()
