@@ -84,8 +84,10 @@ func invalidInput(err error) string {
 
 // writeError reports err to the client as {"error": {"code", "message"}}.
 // An *apiError keeps its status and code; the store's sentinel errors map to
-// their statuses (ErrInvalid, input the store's rules refuse, to 400);
-// anything else is logged and reported as a 500 without its details.
+// their statuses (ErrInvalid, input the store's rules refuse, to 400;
+// ErrUnavailable, a store that cannot write, to 503 with Retry-After, logged
+// at most once per unavailableLogEvery); anything else is logged and
+// reported as a 500 without its details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	switch {
@@ -96,6 +98,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = badRequest("%s", invalidInput(err))
 	case errors.Is(err, store.ErrClosed):
 		ae = errorf(http.StatusServiceUnavailable, codeUnavailable, "the server is shutting down; retry shortly")
+	case errors.Is(err, store.ErrUnavailable):
+		ae = s.storeUnavailable(w, r, err)
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		// The client has gone: nobody reads this response, but the status
 		// shows up in the metrics.

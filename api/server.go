@@ -21,6 +21,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -178,6 +179,9 @@ type Server struct {
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
 
+	// health follows failed store writes, for /readyz (see unavailable.go).
+	health writeHealth
+
 	shutdownOnce sync.Once
 	done         chan struct{} // closed by Shutdown
 }
@@ -234,7 +238,7 @@ func New(opts Options) (*Server, error) {
 		gatherer = g
 	}
 	s.routes(gatherer)
-	s.handler = s.metrics.middleware(s.mux)
+	s.handler = s.metrics.middleware(s.watchWrites(s.mux))
 	return s, nil
 }
 
@@ -346,10 +350,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyzTimeout bounds the store ping of /readyz.
 const readyzTimeout = 2 * time.Second
 
-// readyz reports whether the store answers: 200, or 503 with the reason.
+// readyz reports whether the store answers and writes: 200, or 503 with
+// the reason. The store is taken not to write while its last write failed
+// unavailable (store.ErrUnavailable) less than unavailableReadyFor ago.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
+	if err := s.health.unready(s.now()); err != nil {
+		// Logged already, at most once per unavailableLogEvery.
+		w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetryAfter/time.Second)))
+		s.writeError(w, r, errorf(http.StatusServiceUnavailable, codeUnavailable, "store cannot write: %v", err))
+		return
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		s.logger.WarnContext(ctx, "api: readiness check failed", "err", err)
 		s.writeError(w, r, errorf(http.StatusServiceUnavailable, codeUnavailable, "store is not ready: %v", err))

@@ -31,6 +31,12 @@ var (
 	// ErrInvalid: the input breaks the rules every backend holds to (see
 	// check.go): an envelope, id, text or cursor that no backend can store.
 	ErrInvalid = errors.New("store: invalid input")
+	// ErrUnavailable: the store cannot write now (disk full, database
+	// read-only, connection to it lost, lock not granted in time): the
+	// call failed for a reason outside the request, and the same call may
+	// succeed once the cause is fixed. Callers answer "retry later" and
+	// report the store as not ready.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // State is a session's activity state.

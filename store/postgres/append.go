@@ -58,6 +58,9 @@ func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.Appe
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		// Left before joining a batch: nothing was written.
 		return res, fmt.Errorf("postgres: append: %w", err)
+	case cannotWrite(err):
+		s.metrics.Error("append")
+		return res, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	default:
 		s.metrics.Error("append")
 		return res, err

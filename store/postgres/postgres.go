@@ -24,7 +24,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -274,7 +276,31 @@ func (s *Store) fail(op string, err error) error {
 	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		s.metrics.Error(op)
 	}
+	if cannotWrite(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// cannotWrite reports whether err is the database failing for a reason
+// outside the request, so that the call may succeed later (see
+// store.ErrUnavailable): the connection could not be made or was lost
+// (SQLSTATE class 08, or no SQLSTATE and a network error), the server is
+// short of resources such as disk space (class 53) or is shutting down
+// (57P), or the transaction is read-only (25006, a hot standby or
+// default_transaction_read_only).
+func cannotWrite(err error) bool {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if code := pgCode(err); code != "" {
+		return code == "25006" || strings.HasPrefix(code, "08") ||
+			strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
 func (s *Store) checkOpen(op string) error {

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
@@ -35,8 +38,27 @@ func (s *Store) write(ctx context.Context, op writeOp) (writeResult, error) {
 	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		// The caller left before the write joined a batch: nothing was written.
 		return res, fmt.Errorf("sqlite: write: %w", err)
+	case unavailable(err):
+		return res, fmt.Errorf("sqlite: write: %w: %w", store.ErrUnavailable, err)
 	}
 	return res, err
+}
+
+// unavailable reports whether err is SQLite failing to write for a reason
+// outside the request: the disk or database is full, the file is
+// read-only or cannot be opened, an I/O error, or the write lock was not
+// granted within the busy timeout.
+func unavailable(err error) bool {
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code of an extended one
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY:
+		return true
+	}
+	return false
 }
 
 // isClientError reports whether err is an expected outcome rather than a
