@@ -253,7 +253,10 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 	}
 	retry := make([]writeOp, 0, len(ops))
 	for {
-		if failed < 0 {
+		// The file cannot take writes (full, read-only, I/O): no request is
+		// to blame, and retrying the others one by one would only fail
+		// each again.
+		if failed < 0 || unavailable(err) {
 			return nil, fmt.Errorf("sqlite: commit: %w", err)
 		}
 		results[pending[failed]] = groupcommitResult{Err: fmt.Errorf("sqlite: commit: %w", err)}
