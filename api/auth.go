@@ -255,9 +255,9 @@ func describe(a access, id string) string {
 	case steering:
 		return "create, list or steer sessions (needs scope steer or admin)"
 	case reading:
-		return fmt.Sprintf("read session %q (needs scope steer or admin, or agent for this session)", id)
+		return fmt.Sprintf("read session %s (needs scope steer or admin, or agent for this session)", echoID(id))
 	case output:
-		return fmt.Sprintf("post outputs to session %q (needs scope admin, or agent for this session)", id)
+		return fmt.Sprintf("post outputs to session %s (needs scope admin, or agent for this session)", echoID(id))
 	case administration:
 		return "manage the gateway's outbox (needs scope admin)"
 	}

@@ -92,7 +92,7 @@ func (s *Server) resumeConversation(w http.ResponseWriter, r *http.Request) {
 		found = found || b.ID == cid
 	}
 	if !found {
-		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "session %q has no conversation %q", id, cid))
+		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "session %s has no conversation %s", echoID(id), echoID(cid)))
 		return
 	}
 	b, err := s.bindings.PauseBinding(r.Context(), cid, time.Time{}, "")
@@ -136,7 +136,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	d, err := s.outbox.RetryDelivery(r.Context(), r.PathValue("id"), s.now())
 	if errors.Is(err, store.ErrNotFound) {
-		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "delivery %q does not exist", r.PathValue("id")))
+		s.writeError(w, r, errorf(http.StatusNotFound, codeNotFound, "delivery %s does not exist", echoID(r.PathValue("id"))))
 		return
 	}
 	if err != nil {

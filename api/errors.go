@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard/internal/httpx"
 	"github.com/switchboardhq/switchboard/store"
@@ -93,7 +95,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
-		ae = errorf(http.StatusNotFound, codeNotFound, "session %q does not exist", r.PathValue("id"))
+		ae = errorf(http.StatusNotFound, codeNotFound, "session %s does not exist", echoID(r.PathValue("id")))
 	case errors.Is(err, store.ErrInvalid):
 		ae = badRequest("%s", invalidInput(err))
 	case errors.Is(err, store.ErrClosed):
@@ -114,4 +116,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 	}
 	writeRaw(w, ae.Status, httpx.ErrorBody(ae.Code, ae.Message))
+}
+
+// maxEchoedID bounds how much of an id from the request an error message
+// quotes back.
+const maxEchoedID = 64
+
+// echoID is id quoted for an error message, cut to maxEchoedID bytes (at a
+// character boundary) with "…" after it when longer, so that a huge path
+// segment is not sent back.
+func echoID(id string) string {
+	if len(id) <= maxEchoedID {
+		return strconv.Quote(id)
+	}
+	cut := maxEchoedID
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return strconv.Quote(id[:cut]) + "…"
 }

@@ -82,7 +82,7 @@ func (q *webhookRequest) apply(w *store.Webhook) error {
 
 // webhookNotFound is the 404 of an unknown destination.
 func webhookNotFound(id string) error {
-	return errorf(http.StatusNotFound, codeNotFound, "webhook %q does not exist", id)
+	return errorf(http.StatusNotFound, codeNotFound, "webhook %s does not exist", echoID(id))
 }
 
 func (s *Server) webhookErr(w http.ResponseWriter, r *http.Request, err error) {
