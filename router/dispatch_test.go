@@ -298,3 +298,23 @@ routes:
 		t.Errorf("the system record says %q, want which output failed and why", notice)
 	}
 }
+
+// An upstream's output through /hooks/sessions is held to limits.max_text,
+// as an exec agent's is.
+func TestHookOutputIsCutToMaxText(t *testing.T) {
+	h := newHarness(t, "limits: {max_text: 100}\n"+inboxRoutes, nil)
+	sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+	env := envelope.Envelope{
+		ID: "agent:long", Source: "agent", Kind: envelope.KindMessage,
+		Actor: envelope.Actor{ID: "agent:upstream", Type: envelope.Agent},
+		Text:  strings.Repeat("y", 5000), TS: time.Now().UTC(),
+	}
+	if err := h.r.DeliverOutput(context.Background(), sid, env); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records(sid)
+	got := recs[len(recs)-1].Envelope.Text
+	if len(got) > 100 || !strings.HasPrefix(got, "yyy") || !strings.HasSuffix(got, "[output truncated at 100 bytes]") {
+		t.Errorf("stored %d bytes ending %q, want at most 100, cut with a note", len(got), got[max(0, len(got)-40):])
+	}
+}

@@ -71,6 +71,8 @@ func (r *Router) DeliverOutput(ctx context.Context, sessionID string, env envelo
 		return err
 	}
 	env.Actor.Type = envelope.Agent
+	// Held to limits.max_text, as the exec runtime's outputs are.
+	env.Text = runtime.Truncate(env.Text, r.cfg.Limits.MaxText)
 	_, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env})
 	return err
 }

@@ -132,6 +132,12 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
+	// Refuse what the headers alone show forged or replayed before reading
+	// the body.
+	if err := h.verifier.CheckHeaders(r.Header, h.now()); err != nil {
+		writeError(w, http.StatusUnauthorized, "invalid_signature", strings.TrimPrefix(err.Error(), "webhook: "))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -414,5 +415,41 @@ func TestHTTPRoundTrip(t *testing.T) {
 	want := envelope.Conversation{Source: "slack", Ref: "C1:1718000000.1"}
 	if got[0].session != "ses_local" || got[0].env.Text != "You said: check the CI" || got[0].env.Conversation != want {
 		t.Errorf("delivered %q to %s in %+v", got[0].env.Text, got[0].session, got[0].env.Conversation)
+	}
+}
+
+// readWatch is a request body that records whether it was read.
+type readWatch struct{ read bool }
+
+func (r *readWatch) Read(p []byte) (int, error) { r.read = true; return 0, io.EOF }
+
+// TestHookRefusesBeforeReadingTheBody: a delivery whose headers alone show
+// it forged (no signature) or replayed (a stale timestamp) is refused with
+// 401 before its body is read.
+func TestHookRefusesBeforeReadingTheBody(t *testing.T) {
+	secret := newSecret(t)
+	h := newTestHook(t, mapped(), &delivered{}, secret)
+	s, err := webhook.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, set := range map[string]func(http.Header){
+		"no signature": func(http.Header) {},
+		"stale": func(hd http.Header) {
+			if err := s.SetHeaders(hd, "evt_1", hookNow.Add(-time.Hour), []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		body := &readWatch{}
+		req := httptest.NewRequest(http.MethodPost, "/hooks/sessions", body)
+		req.ContentLength = 1000
+		set(req.Header)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		wantError(t, rec, http.StatusUnauthorized, "invalid_signature")
+		if body.read {
+			t.Errorf("%s: the body was read before the delivery was refused", name)
+		}
 	}
 }
