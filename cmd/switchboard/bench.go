@@ -87,6 +87,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&bc.dupEvery, "dup-every", 0, "every Nth request repeats the previous idempotency key (exercises dedup)")
 	e2e := fs.Bool("e2e", false, "measure end to end: play an inbox agent that answers every message, at a steady --rate")
 	rate := fs.Int("rate", 200, "with --e2e: messages per second")
+	preload := fs.Int("preload", 0, "first store this many messages over --preload-sessions sessions, unmeasured, to measure on a full store")
+	preloadSessions := fs.Int("preload-sessions", 100000, "sessions the --preload messages are spread over")
 	receiver := fs.Bool("webhook", true, "with --e2e: also measure delivery of the answers to a local webhook receiver (needs webhooks.allow_private on the gateway)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -97,6 +99,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if bc.connections < 1 || bc.sessions < 1 {
 		return usageError{"--connections and --sessions must be at least 1"}
+	}
+	if *preload > 0 {
+		pc := bc
+		pc.messages, pc.sessions, pc.dupEvery = *preload, max(*preloadSessions, 1), 0
+		fmt.Fprintf(stdout, "preload: %d messages over %d sessions, %s\n", pc.messages, pc.sessions, bc.url)
+		res, err := runBench(ctx, pc)
+		if err != nil {
+			return fmt.Errorf("bench: preload: %w", err)
+		}
+		fmt.Fprintf(stdout, "preload:    %d stored in %s (%.0f/s)\n", res.OK, res.Elapsed.Round(time.Millisecond), res.rate())
 	}
 	// The store's cost per message, when the gateway serves its metrics.
 	before, costErr := readStoreCost(ctx, bc.url)
@@ -130,12 +142,33 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // bench=kind, and returns their ids.
 func createSessions(ctx context.Context, c *client.Client, n int, kind string) ([]string, error) {
 	ids := make([]string, n)
+	next := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(n, 32) {
+		wg.Go(func() {
+			for i := range next {
+				s, err := c.CreateSession(ctx, map[string]string{"bench": kind})
+				if err != nil {
+					select {
+					case errs <- fmt.Errorf("bench: create session: %w", err):
+					default:
+					}
+					continue
+				}
+				ids[i] = s.ID
+			}
+		})
+	}
 	for i := range ids {
-		s, err := c.CreateSession(ctx, map[string]string{"bench": kind})
-		if err != nil {
-			return nil, fmt.Errorf("bench: create session: %w", err)
-		}
-		ids[i] = s.ID
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
 	}
 	return ids, nil
 }
@@ -184,8 +217,6 @@ func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
 			defer wg.Done()
 			local := &benchResult{Errors: map[int]int{}}
 			body := make([]byte, 0, 256)
-			session := ids[w%len(ids)]
-			endpoint := bc.url + "/v3/sessions/" + session + "/messages"
 			key := ""
 			for n := 0; ; n++ {
 				if bc.messages > 0 {
@@ -195,6 +226,9 @@ func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
 				} else if ctx.Err() != nil {
 					break
 				}
+				// Connection w's n-th message goes to session w + n·connections:
+				// with as many sessions as connections, always the same one.
+				endpoint := bc.url + "/v3/sessions/" + ids[(w+n*bc.connections)%len(ids)] + "/messages"
 				if bc.dupEvery == 0 || n%bc.dupEvery != bc.dupEvery-1 || key == "" {
 					key = run + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(n)
 				}
