@@ -3,7 +3,6 @@ package email
 import (
 	"html"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
@@ -94,18 +93,23 @@ func inline(s string) string {
 	// Code spans are set aside first, as placeholders (\x00<n>\x00), so that
 	// nothing inside them is rendered; the URL patterns stop at a NUL so no
 	// placeholder ends up in an href.
-	var codes []string
+	var codes markdown.Placeholders
 	s = markdown.CodeSpans(s, func(code string) string {
-		codes = append(codes, "<code>"+html.EscapeString(code)+"</code>")
-		return "\x00" + strconv.Itoa(len(codes)-1) + "\x00"
+		return codes.Keep("<code>" + html.EscapeString(code) + "</code>")
 	})
 	s = html.EscapeString(s)
-	s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
-	s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
-	s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
-	s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
-	for i, c := range codes {
-		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", c, 1)
+	// Each pattern runs only when its construct can be there.
+	if strings.Contains(s, "](") {
+		s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
 	}
-	return s
+	if strings.Contains(s, "://") {
+		s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
+	}
+	if strings.Contains(s, "**") {
+		s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
+	}
+	if strings.ContainsAny(s, "*_") {
+		s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
+	}
+	return codes.Restore(s)
 }
