@@ -4,6 +4,7 @@ import (
 	"html"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
@@ -15,7 +16,9 @@ var (
 	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()\x00]+[^\s<>().,;:!?\x00])`)
 	mdBullet = regexp.MustCompile(`^\s*[-*+]\s+`)
 	mdNumber = regexp.MustCompile(`^\s*\d+[.)]\s+`)
-	mdHead   = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
+	// mdListMarker matches the marker of a bullet or numbered item.
+	mdListMarker = regexp.MustCompile(`^\s*(?:[-*+]|\d+[.)])\s+`)
+	mdHead       = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
 )
 
 // MarkdownToHTML renders the Markdown agents write as a small HTML document
@@ -58,24 +61,21 @@ func MarkdownToHTML(md string) string {
 		case t == "":
 			flush()
 			closeList()
-		case mdHead.MatchString(t):
+		case t[0] == '#' && mdHead.MatchString(t):
 			flush()
 			closeList()
 			m := mdHead.FindStringSubmatch(t)
 			n := string(rune('0' + len(m[1])))
 			b.WriteString("<h" + n + ">" + inline(m[2]) + "</h" + n + ">\n")
-		case mdBullet.MatchString(l) || mdNumber.MatchString(l):
+		case listItem(l) != "":
 			flush()
-			want, re := "ul", mdBullet
-			if !mdBullet.MatchString(l) {
-				want, re = "ol", mdNumber
-			}
+			want := listItem(l)
 			if list != want {
 				closeList()
 				b.WriteString("<" + want + ">\n")
 				list = want
 			}
-			b.WriteString("<li>" + inline(re.ReplaceAllString(l, "")) + "</li>\n")
+			b.WriteString("<li>" + inline(mdListMarker.ReplaceAllString(l, "")) + "</li>\n")
 		default:
 			closeList()
 			para = append(para, inline(t))
@@ -85,6 +85,20 @@ func MarkdownToHTML(md string) string {
 	closeList()
 	b.WriteString("</body></html>\n")
 	return b.String()
+}
+
+// listItem returns the list a line is an item of: "ul" for a bullet, "ol"
+// for a number, else "". The patterns run only on lines that can match.
+func listItem(l string) string {
+	t := strings.TrimLeftFunc(l, unicode.IsSpace)
+	switch {
+	case t == "":
+	case (t[0] == '-' || t[0] == '*' || t[0] == '+') && mdBullet.MatchString(l):
+		return "ul"
+	case t[0] >= '0' && t[0] <= '9' && mdNumber.MatchString(l):
+		return "ol"
+	}
+	return ""
 }
 
 // inline renders code spans, links, bold and italics in one escaped line,
