@@ -3,8 +3,8 @@ package email
 import (
 	"html"
 	"regexp"
-	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
@@ -16,7 +16,9 @@ var (
 	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()\x00]+[^\s<>().,;:!?\x00])`)
 	mdBullet = regexp.MustCompile(`^\s*[-*+]\s+`)
 	mdNumber = regexp.MustCompile(`^\s*\d+[.)]\s+`)
-	mdHead   = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
+	// mdListMarker matches the marker of a bullet or numbered item.
+	mdListMarker = regexp.MustCompile(`^\s*(?:[-*+]|\d+[.)])\s+`)
+	mdHead       = regexp.MustCompile(`^(#{1,6})\s+(.*)$`)
 )
 
 // MarkdownToHTML renders the Markdown agents write as a small HTML document
@@ -59,24 +61,21 @@ func MarkdownToHTML(md string) string {
 		case t == "":
 			flush()
 			closeList()
-		case mdHead.MatchString(t):
+		case t[0] == '#' && mdHead.MatchString(t):
 			flush()
 			closeList()
 			m := mdHead.FindStringSubmatch(t)
 			n := string(rune('0' + len(m[1])))
 			b.WriteString("<h" + n + ">" + inline(m[2]) + "</h" + n + ">\n")
-		case mdBullet.MatchString(l) || mdNumber.MatchString(l):
+		case listItem(l) != "":
 			flush()
-			want, re := "ul", mdBullet
-			if !mdBullet.MatchString(l) {
-				want, re = "ol", mdNumber
-			}
+			want := listItem(l)
 			if list != want {
 				closeList()
 				b.WriteString("<" + want + ">\n")
 				list = want
 			}
-			b.WriteString("<li>" + inline(re.ReplaceAllString(l, "")) + "</li>\n")
+			b.WriteString("<li>" + inline(mdListMarker.ReplaceAllString(l, "")) + "</li>\n")
 		default:
 			closeList()
 			para = append(para, inline(t))
@@ -88,24 +87,43 @@ func MarkdownToHTML(md string) string {
 	return b.String()
 }
 
+// listItem returns the list a line is an item of: "ul" for a bullet, "ol"
+// for a number, else "". The patterns run only on lines that can match.
+func listItem(l string) string {
+	t := strings.TrimLeftFunc(l, unicode.IsSpace)
+	switch {
+	case t == "":
+	case (t[0] == '-' || t[0] == '*' || t[0] == '+') && mdBullet.MatchString(l):
+		return "ul"
+	case t[0] >= '0' && t[0] <= '9' && mdNumber.MatchString(l):
+		return "ol"
+	}
+	return ""
+}
+
 // inline renders code spans, links, bold and italics in one escaped line,
 // which must hold no NUL byte.
 func inline(s string) string {
 	// Code spans are set aside first, as placeholders (\x00<n>\x00), so that
 	// nothing inside them is rendered; the URL patterns stop at a NUL so no
 	// placeholder ends up in an href.
-	var codes []string
+	var codes markdown.Placeholders
 	s = markdown.CodeSpans(s, func(code string) string {
-		codes = append(codes, "<code>"+html.EscapeString(code)+"</code>")
-		return "\x00" + strconv.Itoa(len(codes)-1) + "\x00"
+		return codes.Keep("<code>" + html.EscapeString(code) + "</code>")
 	})
 	s = html.EscapeString(s)
-	s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
-	s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
-	s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
-	s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
-	for i, c := range codes {
-		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", c, 1)
+	// Each pattern runs only when its construct can be there.
+	if strings.Contains(s, "](") {
+		s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
 	}
-	return s
+	if strings.Contains(s, "://") {
+		s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
+	}
+	if strings.Contains(s, "**") {
+		s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
+	}
+	if strings.ContainsAny(s, "*_") {
+		s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
+	}
+	return codes.Restore(s)
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 // Jira Cloud's REST API v3 carries comment bodies and descriptions in the
@@ -93,7 +95,14 @@ func adfToMarkdown(doc *adfNode, mention func(ref, hint string) string) string {
 
 type adfRenderer struct {
 	mention func(ref, hint string) string
+	depth   int // of the block being rendered, in container blocks
 }
+
+// maxADFDepth bounds the nesting of container blocks (lists, quotes,
+// panels, tables, …) rendered with their structure. Each level re-indents
+// the text below it, so deeper blocks are rendered flat, one block a line
+// (see flat): their text is kept and the time stays linear.
+const maxADFDepth = 16
 
 // blocks renders block nodes joined by sep (inline nodes among them are
 // rendered as one paragraph).
@@ -127,6 +136,15 @@ func isInline(t string) bool {
 }
 
 func (r *adfRenderer) block(n *adfNode) string {
+	if len(n.Content) > 0 && n.Type != "codeBlock" {
+		if r.depth >= maxADFDepth {
+			var b strings.Builder
+			r.flat(&b, n.Content)
+			return strings.TrimRight(b.String(), "\n")
+		}
+		r.depth++
+		defer func() { r.depth-- }()
+	}
 	switch n.Type {
 	case "paragraph":
 		return r.inlines(n.Content)
@@ -142,10 +160,7 @@ func (r *adfRenderer) block(n *adfNode) string {
 			b.WriteString(c.Text)
 		}
 		code := strings.TrimRight(b.String(), "\n")
-		fence := "```"
-		for strings.Contains(code, fence) {
-			fence += "`"
-		}
+		fence := strings.Repeat("`", max(3, markdown.LongestRun(code, '`')+1))
 		return fence + n.attr("language") + "\n" + code + "\n" + fence
 	case "blockquote":
 		return prefixLines(r.blocks(n.Content, "\n\n"), "> ", ">")
@@ -236,18 +251,53 @@ func (r *adfRenderer) table(n *adfNode) string {
 	return strings.Join(rows, "\n")
 }
 
+// flat writes the text of nodes and of the nodes below them, each run of
+// inline nodes and each leaf block on a line of its own, without the
+// blocks' structure: how blocks nested deeper than maxADFDepth render.
+func (r *adfRenderer) flat(b *strings.Builder, nodes []adfNode) {
+	for i := 0; i < len(nodes); i++ {
+		n := &nodes[i]
+		switch {
+		case isInline(n.Type):
+			j := i
+			for j < len(nodes) && isInline(nodes[j].Type) {
+				j++
+			}
+			r.writeInlines(b, nodes[i:j])
+			i = j - 1
+		case len(n.Content) == 0 || n.Type == "codeBlock":
+			b.WriteString(r.block(n))
+		default:
+			r.flat(b, n.Content)
+			continue
+		}
+		b.WriteByte('\n')
+	}
+}
+
 // inlines renders inline nodes; consecutive text nodes with the same marks
 // are merged first, so that "**a****b**" cannot happen.
 func (r *adfRenderer) inlines(nodes []adfNode) string {
 	var b strings.Builder
+	r.writeInlines(&b, nodes)
+	return b.String()
+}
+
+// writeInlines writes what inlines returns to b.
+func (r *adfRenderer) writeInlines(b *strings.Builder, nodes []adfNode) {
 	for i := 0; i < len(nodes); i++ {
 		n := &nodes[i]
 		switch n.Type {
 		case "text":
 			text, key := n.Text, marksKey(n.Marks)
-			for i+1 < len(nodes) && nodes[i+1].Type == "text" && marksKey(nodes[i+1].Marks) == key {
-				i++
-				text += nodes[i].Text
+			if i+1 < len(nodes) && nodes[i+1].Type == "text" && marksKey(nodes[i+1].Marks) == key {
+				var merged strings.Builder
+				merged.WriteString(text)
+				for i+1 < len(nodes) && nodes[i+1].Type == "text" && marksKey(nodes[i+1].Marks) == key {
+					i++
+					merged.WriteString(nodes[i].Text)
+				}
+				text = merged.String()
 			}
 			b.WriteString(applyMarks(strings.ReplaceAll(text, botMark, ""), n.Marks))
 		case "hardBreak":
@@ -273,13 +323,12 @@ func (r *adfRenderer) inlines(nodes []adfNode) string {
 		case "placeholder":
 		default:
 			if len(n.Content) > 0 {
-				b.WriteString(r.inlines(n.Content))
+				r.writeInlines(b, n.Content)
 			} else {
 				b.WriteString(n.Text)
 			}
 		}
 	}
-	return b.String()
 }
 
 // marksKey identifies a set of marks.
@@ -316,10 +365,7 @@ func applyMarks(text string, ms []adfMark) string {
 		has[m.Type] = m
 	}
 	if _, ok := has["code"]; ok {
-		fence := "`"
-		for strings.Contains(core, fence) {
-			fence += "`"
-		}
+		fence := strings.Repeat("`", markdown.LongestRun(core, '`')+1)
 		core = fence + core + fence
 	} else {
 		if _, ok := has["strike"]; ok {

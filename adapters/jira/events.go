@@ -45,7 +45,8 @@ const (
 // Headers Jira Cloud sets on webhook requests.
 const (
 	// HeaderWebhookID identifies one delivery and stays the same across
-	// Jira's retries.
+	// Jira's retries. It is not signed: the adapter logs it, and makes no
+	// envelope id of it.
 	HeaderWebhookID = "X-Atlassian-Webhook-Identifier"
 	// HeaderWebhookRetry counts retries.
 	HeaderWebhookRetry = "X-Atlassian-Webhook-Retry"
@@ -116,7 +117,8 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request, token str
 
 // process handles one authentic webhook payload and returns once any message
 // in it is stored (or not to be stored). hookID is the webhook identifier
-// header ("" when absent). An error means the payload was not handled and
+// header ("" when absent), for the logs only: it is not signed, so no
+// envelope id is made of it (see issueEventID). An error means the payload was not handled and
 // should be redelivered (or, with status 400, is malformed).
 func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error {
 	var ev webhook
@@ -137,20 +139,20 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	if err != nil {
 		return hook.Errorf(http.StatusServiceUnavailable, "jira: bot account unknown: %w", err)
 	}
-	b, err := a.newBuilder(lctx, &ev, hookID, body, id)
+	b, err := a.newBuilder(lctx, &ev, body, id)
 	if err != nil {
 		return err
 	}
 	in, why := b.inbound()
 	if in == nil {
 		outcome = why
-		a.log.Debug("webhook not ingested", "event", ev.WebhookEvent, "type", ev.IssueEventTypeName, "outcome", why)
+		a.log.Debug("webhook not ingested", "event", ev.WebhookEvent, "type", ev.IssueEventTypeName, "outcome", why, "identifier", hookID)
 		return nil
 	}
 	in.Envelope.Sanitize()
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
-		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "err", err)
+		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "identifier", hookID, "err", err)
 		return hook.Errorf(http.StatusInternalServerError, "jira: ingest: %w", err)
 	}
 	outcome = hook.Outcome(out)
@@ -249,6 +251,7 @@ type changeItem struct {
 // fields are the issue fields the adapter reads.
 type fields struct {
 	Summary     string
+	Updated     string          // when the issue last changed (a Jira timestamp)
 	Description json.RawMessage // a wiki markup string or an ADF document
 	Project     string
 	Assignee    *user
@@ -270,6 +273,8 @@ func readFields(raw map[string]json.RawMessage) fields {
 		switch k {
 		case "summary":
 			_ = json.Unmarshal(v, &f.Summary)
+		case "updated":
+			_ = json.Unmarshal(v, &f.Updated)
 		case "description":
 			if len(v) > 0 && string(v) != "null" {
 				f.Description = v
@@ -299,7 +304,6 @@ type builder struct {
 	a      *Adapter
 	ctx    context.Context // bounds lookups
 	ev     *webhook
-	hookID string
 	raw    []byte
 	id     identity
 	site   string
@@ -311,8 +315,8 @@ var commentIssueRe = regexp.MustCompile(`/issue/([^/]+)/comment/`)
 
 // newBuilder prepares the mapping of ev: it finds the site and the issue
 // (through the API when a comment event lacks the issue).
-func (a *Adapter) newBuilder(ctx context.Context, ev *webhook, hookID string, raw []byte, id identity) (*builder, error) {
-	b := &builder{a: a, ctx: ctx, ev: ev, hookID: hookID, raw: raw, id: id}
+func (a *Adapter) newBuilder(ctx context.Context, ev *webhook, raw []byte, id identity) (*builder, error) {
+	b := &builder{a: a, ctx: ctx, ev: ev, raw: raw, id: id}
 	if ev.Issue != nil {
 		b.key = ev.Issue.Key
 		b.fields = readFields(ev.Issue.Fields)
@@ -562,7 +566,7 @@ func (b *builder) issueEvent(what string) (*adapters.Inbound, string) {
 		text += "\n\n" + r.text
 	}
 	env := envelope.Envelope{
-		ID:           b.hookEnvelopeID(what),
+		ID:           b.issueEventID(what),
 		Source:       Name,
 		Kind:         envelope.KindMessage,
 		Actor:        actor(who),
@@ -580,18 +584,26 @@ func (b *builder) issueEvent(what string) (*adapters.Inbound, string) {
 	}}, ""
 }
 
-// hookEnvelopeID is the id of an envelope for an event without a comment:
-// the webhook identifier, stable across Jira's retries; without one (Data
-// Center does not send it), an id made of the event, the issue, and the
-// changelog id, else the event's timestamp, else a digest of the payload,
-// all of which a retry repeats.
-func (b *builder) hookEnvelopeID(what string) string {
-	if b.hookID != "" {
-		return Name + ":" + b.site + ":webhook:" + b.hookID
-	}
+// issueEventID is the id of an envelope for an event without a comment,
+// made of fields of the (signed) payload only, never of the unsigned
+// X-Atlassian-Webhook-Identifier header: the same body sent again, under any
+// identifier, is the same message, and a genuinely new event has a new id.
+//
+//	jira:<site>:issue_created:<key>                       an issue is created once
+//	jira:<site>:issue_assigned:<key>:changelog:<id>       the change that assigned it
+//	jira:<site>:issue_assigned:<key>:updated:<unix ms>    without a changelog: the issue's updated
+//	jira:<site>:issue_assigned:<key>:<timestamp>          else the webhook's timestamp
+//	jira:<site>:issue_assigned:<key>:sha256:<digest>      else a digest of the payload
+func (b *builder) issueEventID(what string) string {
 	id := Name + ":" + b.site + ":" + what + ":" + b.key
+	if what == "issue_created" {
+		return id
+	}
 	if cl := b.ev.Changelog; cl != nil && cl.ID != "" {
 		return id + ":changelog:" + cl.ID
+	}
+	if t, ok := parseJiraTime(b.fields.Updated); ok {
+		return id + ":updated:" + strconv.FormatInt(t.UnixMilli(), 10)
 	}
 	if ts := b.ev.Timestamp.String(); ts != "" {
 		return id + ":" + ts
@@ -640,12 +652,20 @@ var timeLayouts = []string{
 
 // parseTime reads a Jira timestamp, falling back to the event's time.
 func (b *builder) parseTime(s string) time.Time {
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC()
-		}
+	if t, ok := parseJiraTime(s); ok {
+		return t
 	}
 	return b.eventTime()
+}
+
+// parseJiraTime reads a Jira timestamp, in UTC.
+func parseJiraTime(s string) (time.Time, bool) {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // rendered is a body turned into Markdown.

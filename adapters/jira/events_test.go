@@ -284,7 +284,7 @@ func TestGoldenExpectations(t *testing.T) {
 	t.Run("assigned", func(t *testing.T) {
 		in := one(t, "SYNTHESIZED-issue_updated.issue_assigned")
 		e := in.Envelope
-		if e.ID != "jira:acme.atlassian.net:webhook:7c7e8f1a-assign-1" || !in.Facts.Addressed || e.Actor.Display != "Ada Lovelace" ||
+		if e.ID != "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311" || !in.Facts.Addressed || e.Actor.Display != "Ada Lovelace" ||
 			!strings.HasPrefix(e.Text, "OPS-42: Nightly build is red\n\nSince [PR 42](https://github.com/acme/api/pull/42) the **nightly** job fails.") ||
 			!refsEqual(e.Refs, envelope.Refs{"issue": "OPS-42", "repo": "acme/api", "pr": "42", "branch": "fix/nightly", "jira_event": "issue_assigned"}) {
 			t.Errorf("assigned = %+v facts %+v", e, in.Facts)
@@ -391,8 +391,9 @@ func TestLateRetriesKeepTheirID(t *testing.T) {
 	for _, in := range rec.all() {
 		ids[in.Envelope.ID]++
 	}
-	want := map[string]int{"jira:acme.atlassian.net:webhook:7c7e8f1a-assign-1": 3, "jira:acme.atlassian.net:10100": 2}
-	if len(ids) != 2 || ids["jira:acme.atlassian.net:webhook:7c7e8f1a-assign-1"] != 3 || ids["jira:acme.atlassian.net:10100"] != 2 {
+	const assignedID = "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311"
+	want := map[string]int{assignedID: 3, "jira:acme.atlassian.net:10100": 2}
+	if len(ids) != 2 || ids[assignedID] != 3 || ids["jira:acme.atlassian.net:10100"] != 2 {
 		t.Fatalf("ids = %v, want %v", ids, want)
 	}
 	if got := outcomes(a); got[outcomeIngested] != 2 || got[outcomeDuplicate] != 3 {
@@ -407,6 +408,74 @@ func TestLateRetriesKeepTheirID(t *testing.T) {
 	if ins := rec2.all(); len(ins) != 2 || ins[0].Envelope.ID != ins[1].Envelope.ID ||
 		ins[0].Envelope.ID != "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311" {
 		t.Fatalf("ids without identifier: %+v", ins)
+	}
+}
+
+// TestReplayUnderNewIdentifierIsOneMessage checks that the envelope ids of
+// events without a comment come from the signed payload, not from the
+// unsigned X-Atlassian-Webhook-Identifier header: the same body under other
+// identifiers (a replay) stores once, and a genuinely new event (another
+// change, a later update) stores again.
+func TestReplayUnderNewIdentifierIsOneMessage(t *testing.T) {
+	fake := newFakeJira(t)
+	noChangelog := func(updated string) []byte {
+		return reshape(t, "SYNTHESIZED-issue_updated.issue_assigned.json", func(m map[string]any) {
+			delete(m, "changelog")
+			m["issue"].(map[string]any)["fields"].(map[string]any)["updated"] = updated
+		})
+	}
+	for _, tc := range []struct {
+		name      string
+		body, new []byte // new: the next event of the same kind on the issue
+		mutate    func(*Config)
+		id        string
+	}{
+		{name: "assigned", body: readFixture(t, "SYNTHESIZED-issue_updated.issue_assigned.json"),
+			new: reshape(t, "SYNTHESIZED-issue_updated.issue_assigned.json", func(m map[string]any) {
+				m["changelog"].(map[string]any)["id"] = "10312"
+			}),
+			id: "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311"},
+		{name: "assigned without changelog", body: noChangelog("2026-06-18T12:00:00.000+0000"),
+			new: noChangelog("2026-06-18T12:30:00.000+0000"),
+			id:  "jira:acme.atlassian.net:issue_assigned:OPS-42:updated:1781784000000"},
+		{name: "created", body: readFixture(t, "zulip-issue_created.json"),
+			new: reshape(t, "zulip-issue_created.json", func(m map[string]any) {
+				m["issue"].(map[string]any)["key"] = "BUG-16"
+			}),
+			mutate: func(c *Config) { c.DescriptionSteers = true },
+			id:     "jira:lfranchi.com:8080:issue_created:BUG-15"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder()
+			a := newTestAdapter(t, fake, rec, tc.mutate)
+			for _, hookID := range []string{"", "replay-1", "replay-2"} {
+				var hdr []string
+				if hookID != "" {
+					hdr = []string{HeaderWebhookID, hookID}
+				}
+				if w := post(a, tc.body, hdr...); w.Code != http.StatusNoContent {
+					t.Fatalf("status %d", w.Code)
+				}
+			}
+			if w := post(a, tc.new, HeaderWebhookID, "replay-1"); w.Code != http.StatusNoContent {
+				t.Fatalf("status %d", w.Code)
+			}
+			ins := rec.all()
+			if len(ins) != 4 {
+				t.Fatalf("%d ingests, want 4", len(ins))
+			}
+			for _, in := range ins[:3] {
+				if in.Envelope.ID != tc.id {
+					t.Errorf("id %q, want %q", in.Envelope.ID, tc.id)
+				}
+			}
+			if ins[3].Envelope.ID == tc.id {
+				t.Errorf("a new event has the id %q of the old one", tc.id)
+			}
+			if got := outcomes(a); got[outcomeIngested] != 2 || got[outcomeDuplicate] != 2 {
+				t.Errorf("outcomes = %v, want 2 ingested and 2 duplicates", got)
+			}
+		})
 	}
 }
 

@@ -22,11 +22,6 @@ import (
 
 var (
 	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	mdBulletRe  = regexp.MustCompile(`^([ \t]*)[-*+][ \t]+(.*)$`)
-	mdTaskRe    = regexp.MustCompile(`^\[([ xX])\][ \t]+(.*)$`)
-	mdOrderedRe = regexp.MustCompile(`^([ \t]*)[0-9]{1,9}[.)][ \t]+(.*)$`)
-	mdQuoteRe   = regexp.MustCompile(`^ {0,3}>[ \t]?(.*)$`)
-	mdRuleRe    = regexp.MustCompile(`^ {0,3}([-*_])(?:[ \t]*([-*_])){2,}[ \t]*$`)
 	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
 	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
 	mdLinkRe    = regexp.MustCompile(`(!?)\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
@@ -34,7 +29,6 @@ var (
 	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
 	mdBoldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
 	mdStrikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
-	emoticonRe  = regexp.MustCompile(`\((?:[yni/x!?+\-*]|on|off|\*[rgby]|flag|flagoff)\)`)
 )
 
 var (
@@ -56,7 +50,15 @@ var codeLanguages = map[string]string{
 }
 
 // toWiki converts Markdown to Jira wiki markup.
-func toWiki(md string) string {
+func toWiki(md string) string { return toWikiIn(md, 0) }
+
+// maxQuoteDepth bounds the nesting of blockquotes that toWiki converts;
+// deeper ">" are text. Each level converts its lines again, so the bound
+// keeps the conversion linear (Jira's {quote} does not nest anyway).
+const maxQuoteDepth = 8
+
+// toWikiIn converts Markdown inside depth blockquotes.
+func toWikiIn(md string, depth int) string {
 	md = mdCleaner.Replace(md)
 	lines := strings.Split(md, "\n")
 	var out []string
@@ -81,18 +83,18 @@ func toWiki(md string) string {
 			out = append(out, "")
 			continue
 		}
-		if first := firstByte(line); first == '>' && mdQuoteRe.MatchString(line) {
+		if _, ok := markdown.Quote(line); ok && depth < maxQuoteDepth {
 			var inner []string
 			for ; i < len(lines); i++ {
-				m := mdQuoteRe.FindStringSubmatch(lines[i])
-				if m == nil {
+				in, ok := markdown.Quote(lines[i])
+				if !ok {
 					break
 				}
-				inner = append(inner, m[1])
+				inner = append(inner, in)
 			}
 			i--
 			stack = nil
-			out = append(out, "{quote}", toWiki(strings.Join(inner, "\n")), "{quote}")
+			out = append(out, "{quote}", toWikiIn(strings.Join(inner, "\n"), depth+1), "{quote}")
 			continue
 		}
 		if strings.Contains(line, "|") && i+1 < len(lines) && mdTableSep.MatchString(lines[i+1]) && strings.Contains(lines[i+1], "|") {
@@ -155,26 +157,27 @@ func firstByte(line string) byte {
 
 // convertWikiLine converts one line outside code blocks, quotes and tables.
 func convertWikiLine(line string, stack *[]listLevel) string {
-	if first := firstByte(line); first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80 {
+	first := firstByte(line) // selects the line patterns worth trying
+	if first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80 {
 		// Prose, the most common line: no line-level Markdown starts so.
 		if len(*stack) == 0 || !strings.HasPrefix(line, " ") {
 			*stack = nil
 		}
 		return wikiInline(strings.TrimSpace(line))
 	}
-	if m := mdHeadingRe.FindStringSubmatch(line); m != nil {
+	if m := headingMatch(first, line); m != nil {
 		*stack = nil
 		return "h" + strconv.Itoa(len(m[1])) + ". " + wikiInline(m[2])
 	}
-	if mdRuleRe.MatchString(line) {
+	if markdown.Rule(line) {
 		*stack = nil
 		return "----"
 	}
 	kind, indent, item := byte(0), "", ""
-	if m := mdBulletRe.FindStringSubmatch(line); m != nil {
-		kind, indent, item = '*', m[1], m[2]
-	} else if m := mdOrderedRe.FindStringSubmatch(line); m != nil {
-		kind, indent, item = '#', m[1], m[2]
+	if in, it, ok := markdown.Bullet(line); ok {
+		kind, indent, item = '*', in, it
+	} else if in, _, it, ok := markdown.Ordered(line); ok {
+		kind, indent, item = '#', in, it
 	}
 	if kind == 0 {
 		if len(*stack) > 0 && strings.HasPrefix(line, " ") {
@@ -199,14 +202,23 @@ func convertWikiLine(line string, stack *[]listLevel) string {
 	for _, l := range s {
 		marks.WriteByte(l.kind)
 	}
-	if t := mdTaskRe.FindStringSubmatch(item); t != nil {
+	if done, task, ok := markdown.Task(item); ok {
 		box := "☐ "
-		if t[1] != " " {
+		if done {
 			box = "☑ "
 		}
-		return marks.String() + " " + box + wikiInline(t[2])
+		return marks.String() + " " + box + wikiInline(task)
 	}
 	return marks.String() + " " + wikiInline(item)
+}
+
+// headingMatch matches mdHeadingRe, when line's first byte (first) can
+// start a heading.
+func headingMatch(first byte, line string) []string {
+	if first != '#' {
+		return nil
+	}
+	return mdHeadingRe.FindStringSubmatch(line)
 }
 
 // tableRow converts a Markdown table row.
@@ -260,11 +272,8 @@ func wikiInline(s string) string { return inlineWiki(s, false) }
 func inlineWiki(s string, cell bool) string {
 	// Code spans, links and URLs are set aside as placeholders (\x00<n>\x00)
 	// so that escaping and emphasis leave them alone.
-	var kept []string
-	keep := func(v string) string {
-		kept = append(kept, v)
-		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
-	}
+	var kept markdown.Placeholders
+	keep := kept.Keep
 	s = markdown.CodeSpans(s, func(code string) string {
 		if strings.TrimSpace(code) == "" {
 			return keep(code)
@@ -303,12 +312,7 @@ func inlineWiki(s string, cell bool) string {
 	if strings.Contains(s, "~~") {
 		s = mdStrikeRe.ReplaceAllString(s, sentStrike+"$1"+sentStrike)
 	}
-	s = escapeText(s, cell)
-	s = wikiSentinels.Replace(s)
-	for i := len(kept) - 1; i >= 0; i-- {
-		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", kept[i], 1)
-	}
-	return s
+	return kept.Restore(wikiSentinels.Replace(escapeText(s, cell)))
 }
 
 // mdEscapes sets aside Markdown's backslash escapes (\* is a literal star)
@@ -410,7 +414,7 @@ func escapeText(s string, cell bool) string {
 				b.WriteByte('\\')
 			}
 		case '(':
-			if loc := emoticonRe.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+			if emoticonAt(s[i:]) {
 				b.WriteByte('\\')
 			}
 		case '|':
@@ -434,11 +438,27 @@ func escapeAll(s string) string {
 		case '{', '}', '[', ']', '|', '!', '*', '_', '-', '+', '^', '~':
 			b.WriteByte('\\')
 		case '(':
-			if loc := emoticonRe.FindStringIndex(s[i:]); loc != nil && loc[0] == 0 {
+			if emoticonAt(s[i:]) {
 				b.WriteByte('\\')
 			}
 		}
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// emoticonAt reports whether s starts with an emoticon Jira renders as an
+// icon: (y), (n), (i), (/), (x), (!), (?), (+), (-), (*), (on), (off), (*r),
+// (*g), (*b), (*y), (flag), (flagoff). It looks at no more than the
+// emoticon's length.
+func emoticonAt(s string) bool {
+	end := strings.IndexByte(s[:min(len(s), len("(flagoff)"))], ')')
+	if end < 0 || s[0] != '(' {
+		return false
+	}
+	switch s[1:end] {
+	case "y", "n", "i", "/", "x", "!", "?", "+", "-", "*", "on", "off", "*r", "*g", "*b", "*y", "flag", "flagoff":
+		return true
+	}
+	return false
 }

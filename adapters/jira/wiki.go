@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 // Jira's REST API v2 and its webhooks carry comment bodies and descriptions
@@ -157,10 +159,7 @@ func (c *wikiConv) code(lang, body string) {
 	c.endBlock()
 	body = strings.TrimPrefix(body, "\n")
 	body = strings.TrimRight(body, "\n")
-	fence := "```"
-	for strings.Contains(body, fence) {
-		fence += "`"
-	}
+	fence := strings.Repeat("`", max(3, markdown.LongestRun(body, '`')+1))
 	c.blank()
 	c.emit(fence + lang)
 	for _, l := range strings.Split(body, "\n") {
@@ -392,18 +391,12 @@ var sentinels = strings.NewReplacer(sentBold, "**", sentItalic, "*", sentStrike,
 func (c *wikiConv) inline(s string) string {
 	// Monospace, mentions, links, images and escapes are set aside as
 	// placeholders (\x00<n>\x00) so that emphasis leaves them alone.
-	var kept []string
-	keep := func(v string) string {
-		kept = append(kept, v)
-		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
-	}
+	var kept markdown.Placeholders
+	keep := kept.Keep
 	if strings.Contains(s, "{{") {
 		s = monoRe.ReplaceAllStringFunc(s, func(m string) string {
 			code := unescapeWiki(m[2 : len(m)-2])
-			fence := "`"
-			for strings.Contains(code, fence) {
-				fence += "`"
-			}
+			fence := strings.Repeat("`", markdown.LongestRun(code, '`')+1)
 			if strings.HasPrefix(code, "`") || strings.HasSuffix(code, "`") {
 				code = " " + code + " "
 			}
@@ -437,11 +430,7 @@ func (c *wikiConv) inline(s string) string {
 			s = emphasis(s, e.delim, e.sent)
 		}
 	}
-	s = sentinels.Replace(s)
-	for i := len(kept) - 1; i >= 0; i-- {
-		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", kept[i], 1)
-	}
-	return s
+	return kept.Restore(sentinels.Replace(s))
 }
 
 // escapes sets aside "\\" (a line break) and backslash-escaped characters
@@ -541,15 +530,16 @@ func isURL(s string) bool {
 // (or removes them when sent is ""). As in Jira, an opening delimiter
 // follows the start or a non-word character and precedes a non-space; a
 // closing one follows a non-space and precedes the end or a non-word
-// character; both are on one line.
+// character; both are on one line. It runs in time linear in len(s).
 func emphasis(s string, delim byte, sent string) string {
 	var b strings.Builder
 	start := 0 // of the text not yet written
+	cl := closer{s: s, delim: delim, at: -1, nl: -1}
 	for i := 0; i < len(s); i++ {
 		if s[i] != delim || !opens(s, i) {
 			continue
 		}
-		j := closing(s, i, delim)
+		j := cl.closing(i)
 		if j < 0 {
 			continue
 		}
@@ -571,20 +561,48 @@ func opens(s string, i int) bool {
 	return !isWord(prev) && rune(s[i]) != prev && next != 0 && !unicode.IsSpace(next) && next != rune(s[i])
 }
 
-// closing returns the index of the delimiter closing the one at i, or -1.
-func closing(s string, i int, delim byte) int {
-	for j := i + 2; j < len(s); j++ {
-		switch s[j] {
-		case '\n':
-			return -1
-		case delim:
-			prev, next := runeBefore(s, j), runeAfter(s, j+1)
-			if prev != 0 && !unicode.IsSpace(prev) && !isWord(next) && next != rune(delim) {
-				return j
+// closer finds the delimiters that close emphasis in s. Its answers for
+// increasing positions are found in one scan of s: it remembers the next
+// closing delimiter and the next line end after the last position asked.
+type closer struct {
+	s     string
+	delim byte
+	at    int // the first closing delimiter at or after the last position asked, len(s) if none; -1 before the first question
+	nl    int // the first "\n" at or after the last position asked, len(s) if none; -1 before the first question
+}
+
+// closing returns the index of the delimiter closing the one at i, or -1:
+// the first that can close after i+1 on the same line. The i of successive
+// calls must increase.
+func (c *closer) closing(i int) int {
+	from := i + 2
+	if c.nl < from {
+		c.nl = len(c.s)
+		if k := strings.IndexByte(c.s[min(from, len(c.s)):], '\n'); k >= 0 {
+			c.nl = from + k
+		}
+	}
+	if c.at < from {
+		c.at = len(c.s)
+		for j := from; j < len(c.s); j++ {
+			if c.s[j] == c.delim && closes(c.s, j) {
+				c.at = j
+				break
 			}
 		}
 	}
+	if c.at < len(c.s) && c.at < c.nl {
+		return c.at
+	}
 	return -1
+}
+
+// closes reports whether the delimiter at j can close emphasis: it follows
+// a non-space and precedes the end or a non-word character other than
+// itself.
+func closes(s string, j int) bool {
+	prev, next := runeBefore(s, j), runeAfter(s, j+1)
+	return prev != 0 && !unicode.IsSpace(prev) && !isWord(next) && next != rune(s[j])
 }
 
 func runeBefore(s string, i int) rune {

@@ -2,7 +2,6 @@ package slack
 
 import (
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -20,11 +19,6 @@ import (
 
 var (
 	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	bulletRe  = regexp.MustCompile(`^([ \t]*)[-*+][ \t]+(.*)$`)
-	taskRe    = regexp.MustCompile(`^\[([ xX])\][ \t]+(.*)$`)
-	orderedRe = regexp.MustCompile(`^([ \t]*)([0-9]{1,9})[.)][ \t]+(.*)$`)
-	quoteRe   = regexp.MustCompile(`^ {0,3}>[ \t]?(.*)$`)
-	ruleRe    = regexp.MustCompile(`^ {0,3}([-*_])(?:[ \t]*([-*_])){2,}[ \t]*$`)
 	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
 	linkRe    = regexp.MustCompile(`!?\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
 	autoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
@@ -86,35 +80,49 @@ func convertLine(line string) string {
 	case first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80:
 		return inline(line) // most lines: prose
 	}
-	if m := headingRe.FindStringSubmatch(line); m != nil {
+	if first == '>' {
+		// Quotes nest: count the levels in one pass rather than recurse.
+		depth := 0
+		for {
+			inner, ok := markdown.Quote(line)
+			if !ok {
+				break
+			}
+			depth, line = depth+1, inner
+		}
+		if depth > 0 {
+			return strings.Repeat("> ", depth) + convertLine(line)
+		}
+	}
+	var m []string
+	if first == '#' {
+		m = headingRe.FindStringSubmatch(line)
+	}
+	if m != nil {
 		text := unbold.Replace(m[2])
 		if text == "" {
 			return ""
 		}
 		return "*" + inline(text) + "*"
 	}
-	if ruleRe.MatchString(line) {
+	if markdown.Rule(line) {
 		return "──────────"
 	}
-	if m := bulletRe.FindStringSubmatch(line); m != nil {
-		indent, item := m[1], m[2]
+	if indent, item, ok := markdown.Bullet(line); ok {
 		mark := "•"
 		if level := len(strings.ReplaceAll(indent, "\t", "    ")) / 2; level%2 == 1 {
 			mark = "◦"
 		}
-		if t := taskRe.FindStringSubmatch(item); t != nil {
-			mark, item = "☐", t[2]
-			if t[1] != " " {
+		if done, task, ok := markdown.Task(item); ok {
+			mark, item = "☐", task
+			if done {
 				mark = "☑"
 			}
 		}
 		return indent + mark + " " + inline(item)
 	}
-	if m := orderedRe.FindStringSubmatch(line); m != nil {
-		return m[1] + m[2] + ". " + inline(m[3])
-	}
-	if m := quoteRe.FindStringSubmatch(line); m != nil {
-		return "> " + convertLine(m[1])
+	if indent, num, item, ok := markdown.Ordered(line); ok {
+		return indent + num + ". " + inline(item)
 	}
 	return inline(line)
 }
@@ -123,11 +131,8 @@ func convertLine(line string) string {
 func inline(s string) string {
 	// Code spans, links and autolinks are set aside as placeholders
 	// (\x00<n>\x00) so that escaping and emphasis leave them alone.
-	var kept []string
-	keep := func(v string) string {
-		kept = append(kept, v)
-		return "\x00" + strconv.Itoa(len(kept)-1) + "\x00"
-	}
+	var kept markdown.Placeholders
+	keep := kept.Keep
 	s = markdown.CodeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
 	// Each regexp runs only when its construct can be there.
 	if strings.Contains(s, "](") {
@@ -158,11 +163,7 @@ func inline(s string) string {
 	if strings.Contains(s, "~~") {
 		s = strikeRe.ReplaceAllString(s, "~$1~")
 	}
-	s = strings.ReplaceAll(s, "\x01", "*")
-	for i, v := range kept {
-		s = strings.Replace(s, "\x00"+strconv.Itoa(i)+"\x00", v, 1)
-	}
-	return s
+	return kept.Restore(strings.ReplaceAll(s, "\x01", "*"))
 }
 
 // italics turns *text* into _text_ where the stars open and close emphasis:

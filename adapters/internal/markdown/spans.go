@@ -1,50 +1,63 @@
 package markdown
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // CodeSpans replaces each inline `code` span of s with f of its content.
 // A span opens with a run of backticks of any length and closes with a run
 // of the same length, as in CommonMark; one space padding each side of the
 // content is removed. Backticks that close nothing are kept as they are.
+//
+// It runs in time linear in len(s): the backtick runs are indexed by length
+// once, so that an opening run finds its closing run without scanning the
+// runs of other lengths again.
 func CodeSpans(s string, f func(code string) string) string {
 	if strings.IndexByte(s, '`') < 0 {
 		return s
 	}
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '`')
-		if i < 0 {
+	type run struct{ at, n int }
+	var runs []run
+	byLen := map[int][]int{} // run length → indexes in runs, in order
+	for i := 0; i < len(s); {
+		k := strings.IndexByte(s[i:], '`')
+		if k < 0 {
 			break
 		}
-		n := runLen(s[i:], '`')
-		rest := s[i+n:]
-		end := -1
-		for j := 0; j < len(rest); {
-			k := strings.IndexByte(rest[j:], '`')
-			if k < 0 {
-				break
-			}
-			m := runLen(rest[j+k:], '`')
-			if m == n {
-				end = j + k
-				break
-			}
-			j += k + m
+		n := runLen(s[i+k:], '`')
+		byLen[n] = append(byLen[n], len(runs))
+		runs = append(runs, run{i + k, n})
+		i += k + n
+	}
+	next := map[int]int{} // run length → position in byLen of the next candidate closer
+	var b strings.Builder
+	written := 0 // bytes of s written to b
+	for r := 0; r < len(runs); r++ {
+		open := runs[r]
+		same := byLen[open.n]
+		j := next[open.n]
+		for j < len(same) && same[j] <= r {
+			j++
 		}
-		if end < 0 {
-			b.WriteString(s[:i+n])
-			s = rest
-			continue
+		next[open.n] = j
+		if j == len(same) {
+			continue // nothing closes it: literal backticks
 		}
-		b.WriteString(s[:i])
-		code := rest[:end]
+		c := same[j]
+		b.WriteString(s[written:open.at])
+		code := s[open.at+open.n : runs[c].at]
 		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
 			code = code[1 : len(code)-1]
 		}
 		b.WriteString(f(code))
-		s = rest[end+n:]
+		written = runs[c].at + open.n
+		r = c
 	}
-	b.WriteString(s)
+	if written == 0 {
+		return s
+	}
+	b.WriteString(s[written:])
 	return b.String()
 }
 
@@ -55,4 +68,80 @@ func runLen(s string, c byte) int {
 		n++
 	}
 	return n
+}
+
+// LongestRun returns the length of the longest run of c in s: a fence of
+// c one longer than that cannot occur in s.
+func LongestRun(s string, c byte) int {
+	longest := 0
+	for i := 0; i < len(s); {
+		k := strings.IndexByte(s[i:], c)
+		if k < 0 {
+			break
+		}
+		n := runLen(s[i+k:], c)
+		longest = max(longest, n)
+		i += k + n
+	}
+	return longest
+}
+
+// Placeholders sets spans of a text aside while the rest is converted:
+// Keep returns a token ("\x00<n>\x00") to stand in the text for a kept
+// span, and Restore puts every kept span back in one pass. The text must
+// hold no NUL byte of its own. A kept span may itself hold tokens of spans
+// kept before it; Restore expands them too. The zero value is ready to use.
+type Placeholders struct {
+	kept []string
+	used []bool
+}
+
+// Keep sets v aside and returns the token that stands for it.
+func (p *Placeholders) Keep(v string) string {
+	p.kept = append(p.kept, v)
+	p.used = append(p.used, false)
+	return "\x00" + strconv.Itoa(len(p.kept)-1) + "\x00"
+}
+
+// Len returns the number of spans kept.
+func (p *Placeholders) Len() int { return len(p.kept) }
+
+// Restore replaces each token in s with its span, each token once, in time
+// linear in the length of the result. Text that is no token is kept as it
+// is.
+func (p *Placeholders) Restore(s string) string {
+	if len(p.kept) == 0 || strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	p.restore(&b, s, len(p.kept))
+	return b.String()
+}
+
+// restore writes s to b with the tokens of spans below limit expanded.
+func (p *Placeholders) restore(b *strings.Builder, s string, limit int) {
+	for {
+		i := strings.IndexByte(s, 0)
+		if i < 0 {
+			b.WriteString(s)
+			return
+		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i+1:], 0)
+		if j < 0 {
+			b.WriteString(s[i:])
+			return
+		}
+		n, err := strconv.Atoi(s[i+1 : i+1+j])
+		if err != nil || n < 0 || n >= limit || p.used[n] {
+			// Not a token: keep the NUL and look for a token after it.
+			b.WriteByte(0)
+			s = s[i+1:]
+			continue
+		}
+		p.used[n] = true
+		p.restore(b, p.kept[n], n) // a span holds only tokens kept before it
+		s = s[i+j+2:]
+	}
 }

@@ -157,45 +157,57 @@ type block struct {
 }
 
 // blocks splits text at blank lines and around fenced code blocks, keeping
-// each code block whole.
+// each code block whole. Each block's text is a slice of text.
 func blocks(text string) []block {
 	var out []block
-	var cur []string
+	start, end := -1, 0   // the current block is text[start:end]; -1: none
+	first, last := "", "" // its first and last lines
 	gap, fence := false, ""
 	flush := func() {
-		if len(cur) == 0 {
+		if start < 0 {
 			return
 		}
-		b := block{text: strings.Join(cur, "\n"), sep: "\n"}
+		b := block{text: text[start:end], sep: "\n"}
 		if gap {
 			b.sep = "\n\n"
 		}
-		if f, _, ok := Fence(cur[0]); ok {
+		if f, _, ok := Fence(first); ok {
 			b.fence = f
-			b.open = len(cur) == 1 || !Closes(cur[len(cur)-1], f)
+			b.open = first == b.text || !Closes(last, f)
 		}
 		out = append(out, b)
-		cur, gap = nil, false
+		start, gap = -1, false
 	}
-	for _, line := range strings.Split(text, "\n") {
-		if fence != "" {
-			cur = append(cur, line)
+	add := func(at int, line string) {
+		if start < 0 {
+			start, first = at, line
+		}
+		end, last = at+len(line), line
+	}
+	for at := 0; at <= len(text); {
+		line := text[at:]
+		next := len(text) + 1
+		if k := strings.IndexByte(line, '\n'); k >= 0 {
+			line, next = line[:k], at+k+1
+		}
+		switch {
+		case fence != "":
+			add(at, line)
 			if Closes(line, fence) {
 				fence = ""
 				flush()
 			}
-			continue
-		}
-		if strings.TrimSpace(line) == "" {
+		case strings.TrimSpace(line) == "":
 			flush()
 			gap = true
-			continue
+		default:
+			if f, _, ok := Fence(line); ok {
+				flush()
+				fence = f
+			}
+			add(at, line)
 		}
-		if f, _, ok := Fence(line); ok {
-			flush()
-			fence = f
-		}
-		cur = append(cur, line)
+		at = next
 	}
 	flush()
 	return out
@@ -236,8 +248,12 @@ func cutBlock(b block, o SplitOptions) []string {
 			return out
 		}
 	}
-	var out []string
+	out := make([]string, 0, len(lines))
 	for _, l := range lines {
+		if u.Len(l) <= o.Max {
+			out = append(out, l) // the common case, without cutLine's slice
+			continue
+		}
 		out = append(out, cutLine(l, o.Max, u, true, o.KeepAngles)...)
 	}
 	return out
@@ -249,7 +265,8 @@ func cutBlock(b block, o SplitOptions) []string {
 // one, is one piece.
 func cutLine(line string, max int, u Unit, words, angles bool) []string {
 	var out []string
-	for u.Len(line) > max {
+	left := u.Len(line) // the length of line in u, kept up to date so that each cut costs only what it scans
+	for left > max {
 		cut := -1
 		if words {
 			depth, n := 0, 0
@@ -273,11 +290,14 @@ func cutLine(line string, max int, u Unit, words, angles bool) []string {
 		if cut <= 0 {
 			cut = u.prefix(line, max)
 			out = append(out, line[:cut])
+			left -= u.Len(line[:cut])
 			line = line[cut:]
 			continue
 		}
 		out = append(out, line[:cut])
-		line = strings.TrimLeft(line[cut:], " ")
+		rest := strings.TrimLeft(line[cut:], " ")
+		left -= u.Len(line[:len(line)-len(rest)]) // the piece and the spaces dropped
+		line = rest
 	}
 	if line != "" || len(out) == 0 {
 		out = append(out, line)
