@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
+	"github.com/switchboardhq/switchboard/config"
 )
 
 // maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
@@ -100,7 +101,11 @@ func FuzzProcess(f *testing.F) {
 	fake := newFakeSlack(f)
 	fake.setUsers(map[string]string{"U1": "Ada", "U0BOTUSER": "switchboard"})
 	var got []adapters.Inbound
-	a, err := New(&Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/"}, adapters.Deps{
+	// The long lookup timeout is a failure guard, not a timing: a loaded
+	// machine must not make a lookup of the fake time out and the payload
+	// look refused.
+	cfg := &Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/", LookupTimeout: config.Duration(time.Minute)}
+	a, err := New(cfg, adapters.Deps{
 		Ingress: adapters.IngressFunc(func(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 			got = append(got, in)
 			return adapters.Outcome{SessionID: "s1", Seq: int64(len(got))}, nil
