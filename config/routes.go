@@ -104,7 +104,7 @@ type ExecRuntime struct {
 	// User, when set, is the user (name or uid) the command runs as instead
 	// of the gateway's own, so that it cannot read the gateway's files or
 	// its /proc/<pid>/environ. It must exist on the host (checked here);
-	// the gateway must be root or hold CAP_SETUID and CAP_SETGID, or it
+	// the gateway must be root or hold CAP_SETUID, CAP_SETGID and CAP_KILL, or it
 	// refuses to start (see runtime.ExecConfig.User).
 	User string `yaml:"user"`
 }

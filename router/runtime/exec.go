@@ -69,10 +69,11 @@ type ExecConfig struct {
 	// numeric uid, either of which must exist in the user database. The
 	// command gets that user's uid, primary gid and supplementary groups,
 	// and HOME, USER and LOGNAME name that user instead of the gateway's.
-	// Switching users needs root (or CAP_SETUID and CAP_SETGID): NewExec
-	// fails when the gateway may not, rather than run the command as
-	// itself. Dir and the program must be reachable by that user. Not
-	// available where the OS has no unix credentials.
+	// Switching users needs root (or CAP_SETUID, CAP_SETGID and CAP_KILL,
+	// the last to stop the command at its timeout): NewExec fails when the
+	// gateway may not, rather than run the command as itself. Dir and the
+	// program must be reachable by that user. Not available where the OS
+	// has no unix credentials.
 	User string
 }
 

@@ -57,10 +57,14 @@ func newRunAs(name string) (*runAs, *user.User, error) {
 	return r, u, nil
 }
 
-// Capability bits of CAP_SETGID and CAP_SETUID (linux/capability.h).
+// Capability bits (linux/capability.h): switching to another user needs
+// CAP_SETUID and CAP_SETGID, and signalling the command (its timeout, a
+// cancelled turn) once it runs as that user needs CAP_KILL.
 const (
+	capKill   = 5
 	capSetgid = 6
 	capSetuid = 7
+	capsToRun = 1<<capKill | 1<<capSetgid | 1<<capSetuid
 )
 
 // canRunAs checks that this process may start commands as r. When r is the
@@ -84,15 +88,15 @@ func checkRunAs(r *runAs, euid, egid int, status []byte) error {
 		return nil
 	}
 	if caps, ok := effectiveCaps(status); ok {
-		if caps&(1<<capSetuid) != 0 && caps&(1<<capSetgid) != 0 {
+		if caps&capsToRun == capsToRun {
 			return nil
 		}
 	} else if euid == 0 {
 		return nil
 	}
 	return fmt.Errorf("the gateway (uid %d) may not run commands as uid %d: "+
-		"it needs root or the CAP_SETUID and CAP_SETGID capabilities "+
-		"(e.g. systemd AmbientCapabilities=CAP_SETUID CAP_SETGID); "+
+		"it needs root or the CAP_SETUID, CAP_SETGID and CAP_KILL capabilities "+
+		"(e.g. systemd AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_KILL); "+
 		"grant them, or remove exec.user to run the command as the gateway's own user", euid, r.uid)
 }
 

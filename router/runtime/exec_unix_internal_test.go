@@ -11,7 +11,8 @@ func TestCheckRunAsNeedsTheRightToSwitch(t *testing.T) {
 	const (
 		noCaps   = "Name:\tswitchboard\nCapEff:\t0000000000000000\n"
 		setuid   = "CapEff:\t0000000000000080\n" // CAP_SETUID only
-		bothCaps = "CapEff:\t00000000000000c0\n" // CAP_SETUID and CAP_SETGID
+		noKill   = "CapEff:\t00000000000000c0\n" // CAP_SETUID and CAP_SETGID
+		allThree = "CapEff:\t00000000000000e0\n" // and CAP_KILL
 		rootCaps = "CapEff:\t000001ffffffffff\n"
 	)
 	for _, tc := range []struct {
@@ -21,7 +22,8 @@ func TestCheckRunAsNeedsTheRightToSwitch(t *testing.T) {
 		ok         bool
 	}{
 		{"root with every capability", 0, 0, rootCaps, true},
-		{"unprivileged user with both capabilities", 1000, 1000, bothCaps, true},
+		{"unprivileged user with the three capabilities", 1000, 1000, allThree, true},
+		{"unprivileged user that could switch but not stop the command", 1000, 1000, noKill, false},
 		{"root without capabilities (a restricted container)", 0, 0, noCaps, false},
 		{"unprivileged user", 1000, 1000, noCaps, false},
 		{"setuid without setgid", 1000, 1000, setuid, false},
