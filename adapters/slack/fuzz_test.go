@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,16 +62,16 @@ func fuzzFixtures(f *testing.F) [][]byte {
 			if err := json.Unmarshal(b, &variants); err != nil {
 				f.Fatal(err)
 			}
-			for _, v := range variants {
-				out = append(out, callback("EvFUZZ", string(v)))
+			for _, k := range slices.Sorted(maps.Keys(variants)) {
+				out = append(out, callback("EvFUZZ", string(variants[k])))
 			}
 		case "signing-vectors.json":
 			var vectors map[string]signingVector
 			if err := json.Unmarshal(b, &vectors); err != nil {
 				f.Fatal(err)
 			}
-			for _, v := range vectors {
-				out = append(out, []byte(v.Body))
+			for _, k := range slices.Sorted(maps.Keys(vectors)) {
+				out = append(out, []byte(vectors[k].Body))
 			}
 		default:
 			out = append(out, b)
