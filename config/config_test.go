@@ -144,10 +144,25 @@ func TestRouteErrorsNameTheKey(t *testing.T) {
 		{"routes:\n  - name: a\n    match: {where: ['[']}\n", "routes[0].match: bad glob"},
 		{"router: {default_route: nope}\n", "router.default_route: names no route"},
 		{"routes:\n  - name: a\n    debounce: soon\n", "want a duration"},
+		{"routes:\n  - {name: a, runtime: exec, exec: {command: [x], user: no-such-user-sb}}\n", `routes[0].exec.user: no user "no-such-user-sb"`},
 	} {
 		_, err := Parse([]byte(tc.yml), env(nil))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want %q", tc.yml, err, tc.want)
+		}
+	}
+}
+
+func TestExecUserThatExistsIsAccepted(t *testing.T) {
+	// root exists wherever these tests run; by name and by uid.
+	for _, u := range []string{"root", "0"} {
+		yml := "routes:\n  - {name: a, runtime: exec, exec: {command: [x], user: \"" + u + "\"}}\n"
+		c, err := Parse([]byte(yml), env(nil))
+		if err != nil {
+			t.Fatalf("user %q: %v", u, err)
+		}
+		if got := c.Routes[0].Exec.User; got != u {
+			t.Errorf("exec.user = %q, want %q", got, u)
 		}
 	}
 }

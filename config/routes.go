@@ -5,6 +5,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/webhook"
 )
 
@@ -100,6 +101,12 @@ type ExecRuntime struct {
 	Dir     string   `yaml:"dir"`
 	Env     []string `yaml:"env"`
 	Timeout Duration `yaml:"timeout"` // default 10m
+	// User, when set, is the user (name or uid) the command runs as instead
+	// of the gateway's own, so that it cannot read the gateway's files or
+	// its /proc/<pid>/environ. It must exist on the host (checked here);
+	// the gateway must be root or hold CAP_SETUID, CAP_SETGID and CAP_KILL, or it
+	// refuses to start (see runtime.ExecConfig.User).
+	User string `yaml:"user"`
 }
 
 // HTTPRuntime forwards messages to an upstream Switchboard-compatible agent
@@ -245,6 +252,11 @@ func (c *Config) validateRoutes() []error {
 		case "exec":
 			if rt.Exec == nil || len(rt.Exec.Command) == 0 {
 				errs = append(errs, fieldErr(key+".exec.command", "is required with runtime: exec"))
+			}
+			if rt.Exec != nil && rt.Exec.User != "" {
+				if _, err := runtime.LookupUser(rt.Exec.User); err != nil {
+					errs = append(errs, fieldErr(key+".exec.user", "%v", err))
+				}
 			}
 		case "http":
 			if rt.HTTP == nil || rt.HTTP.URL == "" {

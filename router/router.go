@@ -370,6 +370,7 @@ func Runtimes(cfg *config.Config, sessions runtime.SessionMap) (map[string]runti
 				Command:    rt.Exec.Command,
 				Dir:        rt.Exec.Dir,
 				Env:        rt.Exec.Env,
+				User:       rt.Exec.User,
 				Timeout:    rt.Exec.Timeout.D(),
 				GatewayURL: cfg.PublicURL,
 				MaxOutput:  cfg.Limits.MaxText,

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -63,6 +65,16 @@ type ExecConfig struct {
 	// MaxOutput caps the bytes of stdout kept as the output; 0 means
 	// DefaultMaxOutput.
 	MaxOutput int
+	// User, when set, is the user the command runs as: a user name or a
+	// numeric uid, either of which must exist in the user database. The
+	// command gets that user's uid, primary gid and supplementary groups,
+	// and HOME, USER and LOGNAME name that user instead of the gateway's.
+	// Switching users needs root (or CAP_SETUID, CAP_SETGID and CAP_KILL,
+	// the last to stop the command at its timeout): NewExec fails when the
+	// gateway may not, rather than run the command as itself. Dir and the
+	// program must be reachable by that user. Not available where the OS
+	// has no unix credentials.
+	User string
 }
 
 // Exec is the exec runtime: it runs a command once per turn.
@@ -85,12 +97,14 @@ type ExecConfig struct {
 type Exec struct {
 	cfg     ExecConfig
 	env     []string // the environment shared by every run
+	runAs   *runAs   // nil: the gateway's own user
 	timeout time.Duration
 	maxOut  int
 }
 
-// NewExec checks cfg and returns an Exec runtime. It does no I/O: a command
-// that does not exist fails at Run.
+// NewExec checks cfg and returns an Exec runtime. Its only I/O is resolving
+// cfg.User and checking that the gateway may switch to it; a command that
+// does not exist fails at Run.
 func NewExec(cfg ExecConfig) (*Exec, error) {
 	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
 		return nil, errors.New("runtime: exec: command is required")
@@ -109,7 +123,25 @@ func NewExec(cfg ExecConfig) (*Exec, error) {
 		e.maxOut = DefaultMaxOutput
 	}
 	e.cfg.Command = append([]string(nil), cfg.Command...)
+	var u *user.User
+	if cfg.User != "" {
+		var err error
+		if e.runAs, u, err = newRunAs(cfg.User); err != nil {
+			return nil, fmt.Errorf("runtime: exec: user: %w", err)
+		}
+	}
 	for _, k := range passEnv {
+		if u != nil {
+			// The command's user, not the gateway's, is who these name.
+			switch k {
+			case "HOME":
+				e.env = append(e.env, "HOME="+u.HomeDir)
+				continue
+			case "USER", "LOGNAME":
+				e.env = append(e.env, k+"="+u.Username)
+				continue
+			}
+		}
 		if v, ok := os.LookupEnv(k); ok {
 			e.env = append(e.env, k+"="+v)
 		}
@@ -195,7 +227,7 @@ func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
 	stdout := &headBuffer{max: e.maxOut}
 	stderr := &tailBuffer{max: stderrExcerpt}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = newProcAttr()
+	cmd.SysProcAttr = newProcAttr(e.runAs)
 	cmd.Cancel = func() error { return killTree(cmd.Process) }
 	cmd.WaitDelay = waitDelay
 
@@ -224,6 +256,38 @@ func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
 		return nil, nil
 	}
 	return []Output{{Text: text}}, nil
+}
+
+// LookupUser finds a user by name or, when s is a number, by uid. Its
+// error says plainly when no such user exists.
+func LookupUser(s string) (*user.User, error) {
+	var (
+		u   *user.User
+		err error
+	)
+	if _, perr := strconv.ParseUint(s, 10, 32); perr == nil {
+		u, err = user.LookupId(s)
+	} else {
+		u, err = user.Lookup(s)
+	}
+	var unknownName user.UnknownUserError
+	var unknownID user.UnknownUserIdError
+	if errors.As(err, &unknownName) || errors.As(err, &unknownID) {
+		return nil, fmt.Errorf("no user %q on this host: name an existing user (or uid), e.g. nobody: %w", s, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up user %q: %w", s, err)
+	}
+	return u, nil
+}
+
+// runAs is the credential a command runs with.
+type runAs struct {
+	uid, gid uint32
+	groups   []uint32
+	// sameUser is set when uid and gid are the gateway's own: nothing to
+	// switch, and the supplementary groups are left as they are.
+	sameUser bool
 }
 
 // turnJSON encodes the envelopes of recs for stdin: the object for one

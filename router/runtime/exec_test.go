@@ -471,3 +471,64 @@ func TestRunFunc(t *testing.T) {
 		t.Fatalf("Run = %q, %v", out, err)
 	}
 }
+
+// TestExecUserRunsAsThatUser runs a command as nobody: it gets nobody's uid
+// and environment, and cannot read what only the gateway's user may (a 0600
+// file, the gateway's /proc/<pid>/environ), which the same command run as
+// the gateway's user can.
+func TestExecUserRunsAsThatUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a command as another user needs root; these tests do not run as root")
+	}
+	nobody, err := runtime.LookupUser("nobody")
+	if err != nil {
+		t.Skipf("no user nobody on this host: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("root-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := `id -u
+echo "HOME=$HOME USER=$USER"
+cat "$SECRET" 2>/dev/null || echo "secret: denied"
+if cat "/proc/$PPID/environ" >/dev/null 2>&1; then echo "environ: read"; else echo "environ: denied"; fi`
+	runAs := func(user string) string {
+		t.Helper()
+		e := newExec(t, runtime.ExecConfig{
+			Command: []string{"/bin/sh", "-c", body},
+			Dir:     "/",
+			Env:     []string{"SECRET=" + secret},
+			User:    user,
+		})
+		out, err := run(t, context.Background(), e, runtime.Turn{SessionID: "ses_1", Records: []store.Record{record(1, "hi")}, Token: "session-token"})
+		if err != nil {
+			t.Fatalf("Run as %q: %v", user, err)
+		}
+		if len(out) != 1 {
+			t.Fatalf("Run as %q: outputs = %q, want one", user, out)
+		}
+		return out[0].Text
+	}
+
+	// The control: as the gateway's own user, both are readable.
+	if got := runAs(""); !strings.Contains(got, "root-only") || !strings.Contains(got, "environ: read") {
+		t.Fatalf("as the gateway's user the command printed:\n%s\nwant it to read the secret file and the gateway's environ", got)
+	}
+	for _, user := range []string{"nobody", nobody.Uid} {
+		want := nobody.Uid + "\nHOME=" + nobody.HomeDir + " USER=" + nobody.Username + "\nsecret: denied\nenviron: denied"
+		if got := runAs(user); got != want {
+			t.Errorf("as %q the command printed:\n%s\nwant:\n%s", user, got, want)
+		}
+	}
+}
+
+func TestNewExecRefusesAnUnknownUser(t *testing.T) {
+	_, err := runtime.NewExec(runtime.ExecConfig{Command: []string{"true"}, User: "no-such-user-sb"})
+	if err == nil || !strings.Contains(err.Error(), `no user "no-such-user-sb"`) {
+		t.Fatalf("NewExec = %v, want an error naming the unknown user", err)
+	}
+}

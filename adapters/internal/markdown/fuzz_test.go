@@ -1,0 +1,79 @@
+package markdown
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
+// fast; the converters' cost on large inputs is measured by benchmarks.
+const maxFuzzInput = 64 << 10
+
+// FuzzSplit cuts arbitrary text, seeded with the channel fixtures under
+// testdata/ (payloads and mail, whose text is what agents quote back), at
+// arbitrary limits: it never panics; every chunk fits (a single rune may
+// exceed a limit smaller than itself), is not blank and is valid UTF-8
+// where the text was; the chunks are not much larger than the text; and a
+// chunk split again is itself.
+func FuzzSplit(f *testing.F) {
+	files, err := filepath.Glob("../../../testdata/*/*")
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no fixtures under testdata/: %v", err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, ".golden.json") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b), uint16(200), uint8(Runes), true)
+	}
+	for _, s := range []string{
+		"",
+		"\n\n   \n",
+		"```go\ncode\n\n\nmore code\n",
+		"~~~~\n```\n~~~\n~~~~~\nafter",
+		strings.Repeat("word ", 100),
+		"<https://example.com/" + strings.Repeat("x", 80) + "|a label with spaces> tail",
+		"   leading spaces then a very long line " + strings.Repeat("ab ", 40),
+		strings.Repeat("日本語🎉", 30),
+		"\r\n\r\ntext\r\n\r\n",
+		"\xff\xfe invalid \xc3",
+		"```" + strings.Repeat("i", 60) + "\n" + strings.Repeat("x\n", 50),
+	} {
+		f.Add(s, uint16(40), uint8(Runes), false)
+		f.Add(s, uint16(7), uint8(UTF16), true)
+		f.Add(s, uint16(3), uint8(Bytes), false)
+	}
+	f.Fuzz(func(t *testing.T, text string, max uint16, unit uint8, angles bool) {
+		if len(text) > maxFuzzInput {
+			t.Skip("input over 64 KiB")
+		}
+		o := SplitOptions{Max: 1 + int(max)%5000, Unit: Unit(unit % 3), KeepAngles: angles}
+		chunks := Split(text, o)
+		total := 0
+		for i, c := range chunks {
+			total += len(c)
+			if n := o.Unit.Len(c); n > o.Max && utf8.RuneCountInString(c) > 1 {
+				t.Fatalf("chunk %d is %d units long, over the limit %d: %q", i, n, o.Max, c)
+			}
+			if strings.TrimSpace(c) == "" {
+				t.Fatalf("chunk %d is blank: %q (all %q)", i, c, chunks)
+			}
+			if utf8.ValidString(text) && !utf8.ValidString(c) {
+				t.Fatalf("chunk %d is not valid UTF-8: %q", i, c)
+			}
+			if again := Split(c, o); len(again) != 1 || again[0] != c {
+				t.Fatalf("chunk %d split again gives %q, want itself %q", i, again, c)
+			}
+		}
+		if bound := 8*len(text) + 1024; total > bound {
+			t.Fatalf("%d bytes of chunks from %d bytes of text (max %d)", total, len(text), o.Max)
+		}
+	})
+}
