@@ -13,7 +13,7 @@ var (
 	mdLink   = regexp.MustCompile(`\[([^\]]+)\]\((https?://[^\s)\x00]+)\)`)
 	mdBold   = regexp.MustCompile(`\*\*([^*\n]+)\*\*`)
 	mdItalic = regexp.MustCompile(`(^|[\s(])[*_]([^*_\s][^*_\n]*)[*_]`)
-	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()\x00]+[^\s<>().,;:!?\x00])`)
+	bareURL  = regexp.MustCompile(`(^|[\s(])(https?://[^\s<>()*\x00]+[^\s<>().,;:!?*\x00])`)
 	mdBullet = regexp.MustCompile(`^\s*[-*+]\s+`)
 	mdNumber = regexp.MustCompile(`^\s*\d+[.)]\s+`)
 	// mdListMarker matches the marker of a bullet or numbered item.
@@ -113,17 +113,31 @@ func inline(s string) string {
 	})
 	s = html.EscapeString(s)
 	// Each pattern runs only when its construct can be there.
+	// Links are set aside too, so that the emphasis patterns after them
+	// never reach into an href. A bare URL stops before "*", which in
+	// Markdown around it is emphasis.
 	if strings.Contains(s, "](") {
-		s = mdLink.ReplaceAllString(s, `<a href="$2">$1</a>`)
+		s = mdLink.ReplaceAllStringFunc(s, func(m string) string {
+			sm := mdLink.FindStringSubmatch(m)
+			return codes.Keep(`<a href="` + sm[2] + `">` + emphasis(sm[1]) + `</a>`)
+		})
 	}
 	if strings.Contains(s, "://") {
-		s = bareURL.ReplaceAllString(s, `$1<a href="$2">$2</a>`)
+		s = bareURL.ReplaceAllStringFunc(s, func(m string) string {
+			sm := bareURL.FindStringSubmatch(m)
+			return sm[1] + codes.Keep(`<a href="`+sm[2]+`">`+sm[2]+`</a>`)
+		})
 	}
+	return codes.Restore(emphasis(s))
+}
+
+// emphasis renders bold and italics in escaped text.
+func emphasis(s string) string {
 	if strings.Contains(s, "**") {
 		s = mdBold.ReplaceAllString(s, "<strong>$1</strong>")
 	}
 	if strings.ContainsAny(s, "*_") {
 		s = mdItalic.ReplaceAllString(s, "$1<em>$2</em>")
 	}
-	return codes.Restore(s)
+	return s
 }

@@ -311,7 +311,9 @@ type builder struct {
 	fields fields
 }
 
-var commentIssueRe = regexp.MustCompile(`/issue/([^/]+)/comment/`)
+// The issue is named by its id or key: letters, digits, "-", "_" and ".";
+// anything else (an escape, a path) is not an issue this adapter looks up.
+var commentIssueRe = regexp.MustCompile(`/issue/([A-Za-z0-9][A-Za-z0-9_.-]*)/comment/`)
 
 // newBuilder prepares the mapping of ev: it finds the site and the issue
 // (through the API when a comment event lacks the issue).

@@ -270,6 +270,7 @@ func cutLine(line string, max int, u Unit, words, angles bool) []string {
 		cut := -1
 		if words {
 			depth, n := 0, 0
+			word := false // a non-space has been seen: a cut before it would leave a blank piece
 			for i, r := range line {
 				if n > max {
 					break
@@ -281,9 +282,10 @@ func cutLine(line string, max int, u Unit, words, angles bool) []string {
 					if depth > 0 {
 						depth--
 					}
-				case r == ' ' && depth == 0 && n > 0:
+				case r == ' ' && depth == 0 && word:
 					cut = i
 				}
+				word = word || r != ' '
 				n += u.width(r, utf8.RuneLen(r))
 			}
 		}
