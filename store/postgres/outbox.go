@@ -379,6 +379,13 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		}
 	}
 	b := &pgx.Batch{}
+	// A settlement need not wait for the WAL to reach the disk: a crash
+	// that loses it leaves the delivery pending, and it is delivered again
+	// under the same event id, which at-least-once delivery allows. Not
+	// waiting lets go of the conversations' locks sooner, which appends
+	// enqueueing to them wait for.
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
 	if len(leaving) > 0 {
 		// A delivery that leaves pending may be its conversation's head:
 		// hold the conversation's lock while it goes and the next takes its
@@ -409,7 +416,13 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 					ORDER BY o.ord LIMIT 1)`, r.id)
 		}
 	}
-	return withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+	b.Queue("COMMIT")
+	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		for range 2 { // BEGIN, SET LOCAL
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
 		if len(leaving) > 0 {
 			if _, err := br.Exec(); err != nil {
 				return err
@@ -432,8 +445,9 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 				}
 			}
 		}
-		return nil
+		return commitResult(br.Exec())
 	})
+	return err
 }
 
 // ListDeliveries returns up to limit deliveries with the given status (""

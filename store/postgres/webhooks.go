@@ -259,13 +259,26 @@ func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) e
 		seq[i], attempt[i], status[i], latency[i] = a.Seq, int32(a.Attempt), int32(a.StatusCode), int64(a.Latency)
 		response[i], errText[i], at[i] = a.Response, a.Error, a.At
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
+	// The attempts log is a record for people: a crash may lose its last
+	// entries, so its commits do not wait for the disk.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue(`INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
 		session_id, seq, attempt, status_code, latency_ns, response, error, at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
 			$7::int[], $8::int[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[])
 		ON CONFLICT (id) DO NOTHING`,
 		id, webhook, delivery, event, session, seq, attempt, status, latency, response, errText, at)
-	return err
+	b.Queue("COMMIT")
+	return withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		for range 3 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return commitResult(br.Exec())
+	})
 }
 
 // WebhookAttempts returns up to limit attempts of webhookID before the
