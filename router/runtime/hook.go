@@ -132,8 +132,13 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
-	// Refuse what the headers alone show forged or replayed before reading
-	// the body.
+	// Refuse what the headers alone show too large, forged or replayed
+	// before reading the body.
+	if r.ContentLength > h.maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
+			fmt.Sprintf("the body is larger than %d bytes", h.maxBody))
+		return
+	}
 	if err := h.verifier.CheckHeaders(r.Header, h.now()); err != nil {
 		writeError(w, http.StatusUnauthorized, "invalid_signature", strings.TrimPrefix(err.Error(), "webhook: "))
 		return
