@@ -12,13 +12,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/config"
 )
-
-// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
-// fast; the converters' cost on large inputs is measured by benchmarks.
-const maxFuzzInput = 64 << 10
 
 // fuzzPayloads returns the webhook fixtures of testdata/jira.
 func fuzzPayloads(f *testing.F) [][]byte {
@@ -100,7 +97,7 @@ func FuzzProcess(f *testing.F) {
 		c.LookupTimeout = config.Duration(time.Minute)
 	})
 	f.Fuzz(func(t *testing.T, hookID string, body []byte) {
-		if len(body) > maxFuzzInput {
+		if len(body) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		got = got[:0]
@@ -110,23 +107,7 @@ func FuzzProcess(f *testing.F) {
 				t.Fatalf("process refused a payload with %v (status %d), want 400", err, hook.Code(err))
 			}
 		}
-		if len(got) > 1 {
-			t.Fatalf("%d envelopes from one payload, want at most 1", len(got))
-		}
-		for _, in := range got {
-			if err := in.Envelope.Validate(0); err != nil {
-				t.Fatalf("ingested an invalid envelope: %v", err)
-			}
-			if string(in.Envelope.Raw) != string(body) {
-				t.Fatalf("raw is not the payload byte for byte")
-			}
-			if !utf8.ValidString(in.Envelope.Text) {
-				t.Fatalf("text is not valid UTF-8: %q", in.Envelope.Text)
-			}
-			if n := len(in.Envelope.Text); n > 8*len(body)+1024 {
-				t.Fatalf("%d bytes of text from a %d-byte payload", n, len(body))
-			}
-		}
+		fuzzkit.CheckInbound(t, got, body)
 	})
 }
 
@@ -149,7 +130,7 @@ func FuzzADF(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxFuzzInput {
+		if len(data) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		var doc adfNode
@@ -194,7 +175,7 @@ func FuzzWikiToMarkdown(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if len(s) > maxFuzzInput {
+		if len(s) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		_ = wikiMentions(s)

@@ -17,13 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/config"
 )
-
-// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
-// fast; the converters' cost on large inputs is measured by benchmarks.
-const maxFuzzInput = 64 << 10
 
 // fuzzHostile are texts every text target is seeded with.
 var fuzzHostile = []string{
@@ -120,7 +117,7 @@ func FuzzProcess(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if len(body) > maxFuzzInput {
+		if len(body) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		got = got[:0]
@@ -131,23 +128,7 @@ func FuzzProcess(f *testing.F) {
 				t.Fatalf("process refused a payload with %v (status %d), want 400", err, hook.Code(err))
 			}
 		}
-		if len(got) > 1 {
-			t.Fatalf("%d envelopes from one payload, want at most 1", len(got))
-		}
-		for _, in := range got {
-			if err := in.Envelope.Validate(0); err != nil {
-				t.Fatalf("ingested an invalid envelope: %v", err)
-			}
-			if string(in.Envelope.Raw) != string(body) {
-				t.Fatalf("raw is not the payload byte for byte")
-			}
-			if !utf8.ValidString(in.Envelope.Text) {
-				t.Fatalf("text is not valid UTF-8: %q", in.Envelope.Text)
-			}
-			if n := len(in.Envelope.Text); n > 8*len(body)+1024 {
-				t.Fatalf("%d bytes of text from a %d-byte payload", n, len(body))
-			}
-		}
+		fuzzkit.CheckInbound(t, got, body)
 	})
 }
 
@@ -167,7 +148,7 @@ func FuzzRender(f *testing.F) {
 		return ""
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		if len(text) > maxFuzzInput {
+		if len(text) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		out := render(text, users)
@@ -193,7 +174,7 @@ func FuzzMrkdwn(f *testing.F) {
 		f.Add(string(b), uint16(4000))
 	}
 	f.Fuzz(func(t *testing.T, md string, max uint16) {
-		if len(md) > maxFuzzInput {
+		if len(md) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		out := toMrkdwn(md)

@@ -1,19 +1,14 @@
 package links
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
 	"github.com/switchboardhq/switchboard/envelope"
 )
-
-// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
-// fast.
-const maxFuzzInput = 64 << 10
 
 var (
 	fuzzNumber = regexp.MustCompile(`^[1-9][0-9]*$`)
@@ -27,18 +22,7 @@ var (
 // they give validate, keep what was already set, and are valid UTF-8
 // where the text was.
 func FuzzFind(f *testing.F) {
-	files, err := filepath.Glob("../../../testdata/*/*")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no fixtures under testdata/: %v", err)
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, ".golden.json") {
-			continue
-		}
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzkit.Fixtures(f, "../../../testdata/*/*") {
 		f.Add(string(b))
 	}
 	for _, s := range []string{
@@ -55,7 +39,7 @@ func FuzzFind(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		if len(text) > maxFuzzInput {
+		if len(text) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		last := 0

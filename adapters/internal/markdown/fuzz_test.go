@@ -1,16 +1,12 @@
 package markdown
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
-// fast; the converters' cost on large inputs is measured by benchmarks.
-const maxFuzzInput = 64 << 10
+	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
+)
 
 // FuzzSplit cuts arbitrary text, seeded with the channel fixtures under
 // testdata/ (payloads and mail, whose text is what agents quote back), at
@@ -19,18 +15,7 @@ const maxFuzzInput = 64 << 10
 // where the text was; the chunks are not much larger than the text; and a
 // chunk split again is itself.
 func FuzzSplit(f *testing.F) {
-	files, err := filepath.Glob("../../../testdata/*/*")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no fixtures under testdata/: %v", err)
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, ".golden.json") {
-			continue
-		}
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fuzzkit.Fixtures(f, "../../../testdata/*/*") {
 		f.Add(string(b), uint16(200), uint8(Runes), true)
 	}
 	for _, s := range []string{
@@ -51,7 +36,7 @@ func FuzzSplit(f *testing.F) {
 		f.Add(s, uint16(3), uint8(Bytes), false)
 	}
 	f.Fuzz(func(t *testing.T, text string, max uint16, unit uint8, angles bool) {
-		if len(text) > maxFuzzInput {
+		if len(text) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		o := SplitOptions{Max: 1 + int(max)%5000, Unit: Unit(unit % 3), KeepAngles: angles}
