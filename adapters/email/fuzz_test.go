@@ -2,34 +2,19 @@ package email
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
-)
 
-// maxFuzzInput bounds the inputs the fuzz targets try, so that each runs
-// fast; the converters' cost on large inputs is measured by benchmarks.
-const maxFuzzInput = 64 << 10
+	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
+)
 
 // fuzzMessages returns the message sources of testdata/email.
 func fuzzMessages(f *testing.F) [][]byte {
-	files, err := filepath.Glob(filepath.Join(testdata, "*.eml"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no messages in testdata/email: %v", err)
-	}
-	var out [][]byte
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
+	return fuzzkit.Fixtures(f, filepath.Join(testdata, "*.eml"))
 }
 
 // fuzzTexts are hostile mail bodies, HTML and Markdown.
@@ -67,7 +52,7 @@ func FuzzParse(f *testing.F) {
 	}
 	now := time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, raw []byte, maxPart int64) {
-		if len(raw) > maxFuzzInput {
+		if len(raw) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		if maxPart <= 0 || maxPart > 1<<20 {
@@ -108,7 +93,7 @@ func FuzzHTMLToText(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, s string, dropQuotes bool) {
-		if len(s) > maxFuzzInput {
+		if len(s) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		out := HTMLToText(s, dropQuotes)
@@ -132,7 +117,7 @@ func FuzzStripQuotes(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if len(s) > maxFuzzInput {
+		if len(s) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		out := StripQuotes(s)
@@ -171,7 +156,7 @@ func FuzzMarkdownToHTML(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, md string) {
-		if len(md) > maxFuzzInput {
+		if len(md) > fuzzkit.MaxInput {
 			t.Skip("input over 64 KiB")
 		}
 		out := MarkdownToHTML(md)

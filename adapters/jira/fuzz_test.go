@@ -19,17 +19,7 @@ import (
 
 // fuzzPayloads returns the webhook fixtures of testdata/jira.
 func fuzzPayloads(f *testing.F) [][]byte {
-	files, err := filepath.Glob(filepath.Join(testdata, "*.json"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no fixtures in %s: %v", testdata, err)
-	}
-	var out [][]byte
-	for _, name := range files {
-		if !strings.HasSuffix(name, ".golden.json") {
-			out = append(out, readFixture(f, filepath.Base(name)))
-		}
-	}
-	return out
+	return fuzzkit.Fixtures(f, filepath.Join(testdata, "*.json"))
 }
 
 // fuzzBodies returns the comment bodies and issue descriptions of the
