@@ -23,11 +23,8 @@ type fanOutWrites struct {
 
 func (f *fanOutWrites) defs() []stmtDef {
 	return []stmtDef{
-		{&f.bound, `SELECT conv_source, conv_ref FROM bindings WHERE sid = ? ORDER BY created_at, bid`},
-		// Along records_seq, back from the output.
-		{&f.latestInbound, `SELECT conv_source, conv_ref FROM records
-			WHERE sid = ? AND seq < ? AND direction = 'inbound' AND conv_source <> ''
-			ORDER BY seq DESC LIMIT 1`},
+		{&f.bound, boundSQL},
+		{&f.latestInbound, latestInboundSQL},
 		{&f.lastEvent, `SELECT eid, type, state, previous, after_seq, at FROM session_events
 			WHERE sid = ? ORDER BY eid DESC LIMIT 1`},
 		{&f.webhooks, `SELECT ` + webhookColumns + ` FROM webhooks ORDER BY id`},
@@ -79,30 +76,49 @@ func (w *writer) fanOutRecord(ctx context.Context, bs *batchSession, rec *store.
 	return w.insertDeliveries(ctx, bs.sid, ds, now)
 }
 
+// The conversations bound to session ?1, and the conversation of its
+// newest inbound record before seq ?2 that names one (along records_seq,
+// back from the output).
+const (
+	boundSQL         = `SELECT conv_source, conv_ref FROM bindings WHERE sid = ? ORDER BY created_at, bid`
+	latestInboundSQL = `SELECT conv_source, conv_ref FROM records
+		WHERE sid = ? AND seq < ? AND direction = 'inbound' AND conv_source <> ''
+		ORDER BY seq DESC LIMIT 1`
+)
+
 // outputTargets returns the conversations output rec of session bs goes to.
 func (w *writer) outputTargets(ctx context.Context, bs *batchSession, rec *store.Record) ([]envelope.Conversation, error) {
-	rows, err := w.fanOut.bound.QueryContext(ctx, bs.sid)
+	return readTargets(rec,
+		func() (*sql.Rows, error) { return w.fanOut.bound.QueryContext(ctx, bs.sid) },
+		func() *sql.Row { return w.fanOut.latestInbound.QueryRowContext(ctx, bs.sid, rec.Seq) })
+}
+
+// readTargets returns the conversations output rec goes to
+// (store.OutputTargets), reading its session's bindings through bound
+// (boundSQL) and, when rec names no conversation, its latest conversation
+// through latest (latestInboundSQL).
+func readTargets(rec *store.Record, bound func() (*sql.Rows, error), latest func() *sql.Row) ([]envelope.Conversation, error) {
+	rows, err := bound()
 	if err != nil {
 		return nil, fmt.Errorf("read bindings: %w", err)
 	}
-	bound, err := collect(rows, func(row scanner) (c envelope.Conversation, err error) {
+	convs, err := collect(rows, func(row scanner) (c envelope.Conversation, err error) {
 		err = row.Scan(&c.Source, &c.Ref)
 		return c, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read bindings: %w", err)
 	}
-	if len(bound) == 0 {
+	if len(convs) == 0 {
 		return nil, nil
 	}
-	var latest envelope.Conversation
+	var last envelope.Conversation
 	if rec.Envelope.Conversation.IsZero() {
-		err := w.fanOut.latestInbound.QueryRowContext(ctx, bs.sid, rec.Seq).Scan(&latest.Source, &latest.Ref)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := latest().Scan(&last.Source, &last.Ref); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read latest inbound conversation: %w", err)
 		}
 	}
-	return store.OutputTargets(rec, bound, latest), nil
+	return store.OutputTargets(rec, convs, last), nil
 }
 
 // fanOutEvent enqueues, for the destinations that take session events,

@@ -134,26 +134,14 @@ func (d *drainer) outputs(ctx context.Context) error {
 		return err
 	}
 	for _, b := range recs {
-		rows, err := d.conn.QueryContext(ctx, `SELECT conv_source, conv_ref FROM bindings WHERE sid = ? ORDER BY created_at, bid`, b.sid)
+		to, err := readTargets(&b.rec,
+			func() (*sql.Rows, error) { return d.conn.QueryContext(ctx, boundSQL, b.sid) },
+			func() *sql.Row { return d.conn.QueryRowContext(ctx, latestInboundSQL, b.sid, b.rec.Seq) })
 		if err != nil {
-			return err
-		}
-		bound, err := collect(rows, func(row scanner) (c envelope.Conversation, err error) {
-			err = row.Scan(&c.Source, &c.Ref)
-			return c, err
-		})
-		if err != nil {
-			return err
-		}
-		var latest envelope.Conversation
-		err = d.conn.QueryRowContext(ctx, `SELECT conv_source, conv_ref FROM records
-			WHERE sid = ? AND seq < ? AND direction = 'inbound' AND conv_source <> '' ORDER BY seq DESC LIMIT 1`,
-			b.sid, b.rec.Seq).Scan(&latest.Source, &latest.Ref)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		var ds []store.Delivery
-		for _, c := range store.OutputTargets(&b.rec, bound, latest) {
+		for _, c := range to {
 			ds = append(ds, store.Delivery{Seq: b.rec.Seq, To: c})
 		}
 		if err := d.insert(ctx, b.sid, ds); err != nil {
