@@ -91,12 +91,14 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 		if err != nil || paused {
 			// Back in the queue: a paused conversation's deliveries wait
 			// until it is resumed.
-			why := "the conversation is paused by the loop breaker"
+			// Paused: due at once, since Claim skips a paused conversation.
+			// Failed: try again after the outbox's backoff, never at once.
+			s := store.Settlement{Status: store.Pending, Error: "the conversation is paused by the loop breaker", NextAttempt: r.now()}
 			if err != nil {
-				why = err.Error()
+				o := &r.cfg.Router.Outbox
+				s.Error, s.NextAttempt = err.Error(), r.now().Add(backoff(d.Attempts, o.Backoff.D(), o.MaxBackoff.D()))
 				r.log.Error("loop breaker", "delivery", d.ID, "err", err)
 			}
-			s := store.Settlement{Status: store.Pending, Error: why, NextAttempt: r.now()}
 			if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
 				r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
 			}
