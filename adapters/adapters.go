@@ -97,11 +97,6 @@ type Delivery struct {
 	SessionID string
 	// Seq is the delivered record's sequence number in the session's log.
 	Seq int64
-	// Event, when not 0, says that what is delivered is not record Seq but
-	// the session event of that journal id, which came after record Seq
-	// (see store.SessionEvent). Only the gateway's webhook deliveries carry
-	// session events; channels never see one.
-	Event int64
 	// To is the conversation anchor to post into; its Source is the sink's
 	// channel.
 	To       envelope.Conversation

@@ -20,7 +20,8 @@ type WebhookOptions struct {
 	// Store holds the destinations and their attempts.
 	Store store.Webhooks
 	// Replay enqueues again, for destination id, the events since a time
-	// and returns how many (the router's ReplayWebhook). Nil: 501.
+	// and returns how many (webhooks.Sender.Replay, then a wake of the
+	// router's delivery workers). Nil: 501.
 	Replay func(ctx context.Context, id string, since time.Time) (int, error)
 	// RotationGrace is how long a rotated-out secret keeps signing (default
 	// 24h).

@@ -46,7 +46,7 @@ type Config struct {
 	// Adapters holds each channel's own section (slack, github, …), decoded
 	// and validated by that adapter.
 	Adapters map[string]yaml.Node `yaml:"adapters"`
-	// Webhooks configures outbound webhook delivery (see webhooks.go).
+	// Webhooks configures outbound webhook delivery (package router/webhooks).
 	Webhooks Webhooks `yaml:"webhooks"`
 }
 

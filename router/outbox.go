@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +84,7 @@ func (r *Router) deliverLoop(ctx context.Context) {
 
 // deliverOne makes one attempt at d and settles it.
 func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
-	if d.To.Source != WebhookSource && d.Attempts == 1 {
+	if d.To.Source != store.SourceWebhook && d.Attempts == 1 {
 		// The loop breaker counts each output once, at its first attempt.
 		paused, err := r.checkOutputBudget(ctx, d.To)
 		if err != nil || paused {
@@ -96,7 +95,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 			s := store.Settlement{Status: store.Pending, Error: "the conversation is paused by the loop breaker", NextAttempt: r.now()}
 			if err != nil {
 				o := &r.cfg.Router.Outbox
-				s.Error, s.NextAttempt = err.Error(), r.now().Add(backoff(d.Attempts, o.Backoff.D(), o.MaxBackoff.D()))
+				s.Error, s.NextAttempt = err.Error(), r.now().Add(retry.Jitter(d.Attempts, o.Backoff.D(), o.MaxBackoff.D()))
 				r.log.Error("loop breaker", "delivery", d.ID, "err", err)
 			}
 			if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
@@ -105,15 +104,8 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 			return
 		}
 	}
-	sink := r.sinks[d.To.Source]
 	start := r.now()
-	var rc adapters.Receipt
-	err := fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
-	if sink != nil {
-		dctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
-		rc, err = sink.Deliver(dctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, Event: d.Event, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
-		cancel()
-	}
+	rc, err := r.post(ctx, &d)
 	if ctx.Err() != nil {
 		// Shutting down: hand the delivery back, due now, for whoever runs
 		// next (its outcome is unknown; the sink's idempotency covers it).
@@ -136,7 +128,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 		result = "dead"
 	default:
 		o := &r.cfg.Router.Outbox
-		wait := backoff(d.Attempts, o.Backoff.D(), o.MaxBackoff.D())
+		wait := retry.Jitter(d.Attempts, o.Backoff.D(), o.MaxBackoff.D())
 		var bo *adapters.BackOff
 		if errors.As(err, &bo) && bo.Wait > 0 {
 			wait = bo.Wait
@@ -157,14 +149,20 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 	}
 }
 
-// backoff is the wait before retry number attempt+1: base doubled per
-// attempt, capped, with full jitter over its upper half.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
+// post makes the attempt at d through the webhook sink or its channel's
+// sink, bounded to two thirds of the lease.
+func (r *Router) post(ctx context.Context, d *store.Delivery) (adapters.Receipt, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
+	defer cancel()
+	if d.To.Source == store.SourceWebhook {
+		if r.webhooks == nil {
+			return adapters.Receipt{}, fmt.Errorf("%w: outbound webhooks are not enabled", adapters.ErrPermanent)
+		}
+		return adapters.Receipt{}, r.webhooks.Deliver(ctx, *d)
 	}
-	d = min(d, max)
-	half := d / 2
-	return half + rand.N(half+1)
+	sink := r.sinks[d.To.Source]
+	if sink == nil {
+		return adapters.Receipt{}, fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
+	}
+	return sink.Deliver(ctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
 }

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -32,7 +31,6 @@ import (
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
-	"github.com/switchboardhq/switchboard/webhook"
 )
 
 // Store is what the router needs of the store.
@@ -44,12 +42,13 @@ type Store interface {
 	store.Outbox
 }
 
-// WebhookStore is the storage outbound webhooks need besides Store: the
-// destinations, and the journal of session events that replays and event
-// bodies are read from.
-type WebhookStore interface {
-	store.Webhooks
-	store.SessionEvents
+// WebhookSink delivers the outbox's deliveries to webhook destinations
+// (package router/webhooks). Unlike a channel's adapters.Sink it is handed
+// the store's delivery, which may be of a session event rather than a
+// record; its errors mean what a Sink's do (adapters.ErrPermanent,
+// adapters.BackOff).
+type WebhookSink interface {
+	Deliver(ctx context.Context, d store.Delivery) error
 }
 
 // MetaRoute is the session metadata key naming the route that created it.
@@ -78,11 +77,10 @@ type Options struct {
 	// Poll is how often the router looks for work it was not told about:
 	// another replica's appends, due retries, expired leases (default 1s).
 	Poll time.Duration
-	// Webhooks, when set, turns on outbound webhooks (see webhooks.go): the
-	// store enqueues their deliveries, destinations and session events are
-	// read from it, and the router delivers as the sink of source
-	// "webhook".
-	Webhooks WebhookStore
+	// Webhooks, when set, delivers the outbox's deliveries of source
+	// "webhook" (which the store enqueues for the webhook destinations).
+	// Without it they are dead on their first attempt.
+	Webhooks WebhookSink
 }
 
 // Router routes messages between channels and sessions. Its methods are
@@ -101,7 +99,7 @@ type Router struct {
 	metrics  *metrics
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
-	webhooks WebhookStore
+	webhooks WebhookSink
 }
 
 var _ adapters.Ingress = (*Router)(nil)
@@ -121,6 +119,7 @@ func New(opts Options) (*Router, error) {
 		now:      time.Now,
 		lease:    opts.LeaseTTL,
 		poll:     opts.Poll,
+		webhooks: opts.Webhooks,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -143,17 +142,6 @@ func New(opts Options) (*Router, error) {
 			return nil, fmt.Errorf("router: route %q: no %s runtime was built for it", rt.Name, rt.Runtime)
 		}
 	}
-	if opts.Webhooks != nil {
-		r.webhooks = opts.Webhooks
-		client := webhook.NewClient(webhook.ClientOptions{
-			AllowPrivate: r.cfg.Webhooks.AllowPrivate,
-			Timeout:      r.cfg.Webhooks.Timeout.D(),
-		})
-		sinks := make(map[string]adapters.Sink, len(r.sinks)+1)
-		maps.Copy(sinks, r.sinks)
-		sinks[WebhookSource] = &webhookSink{r: r, client: client}
-		r.sinks = sinks
-	}
 	r.metrics = newMetrics(opts.Registry)
 	r.breaker = newBreaker()
 	r.kickc = make(chan struct{}, 1)
@@ -173,11 +161,6 @@ func (r *Router) Run(ctx context.Context) error {
 	start((&follower{r: r, consumer: consumerRuntime, parallel: r.cfg.Router.MaxParallel, fn: r.dispatch}).run)
 	// The store enqueues every delivery in the transaction of the change
 	// that causes it (see "Fan-out at commit" in package store); the router only delivers.
-	if r.webhooks != nil {
-		if err := r.syncWebhookConfig(ctx); err != nil {
-			r.log.Error("webhooks", "err", err)
-		}
-	}
 	start(r.deliverLoop)
 	wg.Wait()
 	return nil
@@ -341,20 +324,11 @@ func (r *Router) pause(ctx context.Context, b store.Binding, reason string) erro
 	return r.appendSystem(ctx, b.SessionID, "pause:"+b.ID+":"+until.UTC().Format(time.RFC3339Nano), text, store.Inbound, nil)
 }
 
-// appendSystem appends a system envelope with a deterministic id (so a
-// repeat after a crash is a no-op), and refs when not nil.
+// appendSystem appends a notice from the gateway to a session's log (see
+// store.AppendNotice).
 func (r *Router) appendSystem(ctx context.Context, sessionID, key, text string, dir store.Direction, refs envelope.Refs) error {
-	env := envelope.Envelope{
-		ID:     "system:" + key,
-		Source: "system",
-		Kind:   envelope.KindSystem,
-		Actor:  envelope.Actor{ID: "system:switchboard", Display: "Switchboard", Type: envelope.System},
-		Text:   text,
-		Refs:   refs,
-		TS:     r.now().UTC(),
-	}
-	if _, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: dir, Envelope: env}); err != nil && !errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("router: append system envelope: %w", err)
+	if err := store.AppendNotice(ctx, r.st, sessionID, key, text, dir, refs, r.now()); err != nil {
+		return fmt.Errorf("router: %w", err)
 	}
 	return nil
 }

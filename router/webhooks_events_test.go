@@ -13,7 +13,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
-	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/router/webhooks"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/postgres"
 	"github.com/switchboardhq/switchboard/store/sqlite"
@@ -125,10 +125,10 @@ func TestWebhookSessionEvents(t *testing.T) {
 		t.Errorf("session.created event = %+v (webhook-id %s)", first.event, first.header.Get("webhook-id"))
 	}
 	evs, err := h.st.SessionEventsOf(ctx, "ses-1", 0, 0)
-	if err != nil || len(evs) != 1 || first.event.ID != router.SessionEventID("ses-1", evs[0].ID) {
+	if err != nil || len(evs) != 1 || first.event.ID != webhooks.SessionEventID("ses-1", evs[0].ID) {
 		t.Errorf("session.created id %s, want SessionEventID of the journal's first event (%v, %v)", first.event.ID, evs, err)
 	}
-	if msg := rc.delivered()[1].event; msg.Seq != 1 || msg.ID != router.WebhookEventID("ses-1", 1) {
+	if msg := rc.delivered()[1].event; msg.Seq != 1 || msg.ID != webhooks.EventID("ses-1", 1) {
 		t.Errorf("message event = %+v, want seq 1", msg)
 	}
 }
@@ -208,9 +208,9 @@ func TestWebhookReplayIncludesSessionEvents(t *testing.T) {
 	since := time.Now()
 	h.turn("ses-1", "m2")
 	waitFor(t, "the second turn", func() bool { return len(rc.delivered()) == 9 })
-	n, err := h.r.ReplayWebhook(context.Background(), "wh", since)
+	n, err := h.replay("wh", since)
 	if err != nil || n != 4 {
-		t.Fatalf("ReplayWebhook = %d, %v; want 4", n, err)
+		t.Fatalf("Replay = %d, %v; want 4", n, err)
 	}
 	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 13 })
 	var replayed []string
@@ -281,8 +281,8 @@ func TestWebhookLiveDeliveriesStartAtCreation(t *testing.T) {
 	if got := strings.Join(rc.texts(), ","); got != "after" {
 		t.Errorf("live deliveries %q, want only the message stored after the destination was created", got)
 	}
-	if n, err := h.r.ReplayWebhook(context.Background(), "wh", time.Time{}); err != nil || n != 2 {
-		t.Fatalf("ReplayWebhook = %d, %v; want 2", n, err)
+	if n, err := h.replay("wh", time.Time{}); err != nil || n != 2 {
+		t.Fatalf("Replay = %d, %v; want 2", n, err)
 	}
 	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 3 })
 	if got := strings.Join(rc.texts(), ","); got != "after,while down,after" {

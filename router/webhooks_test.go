@@ -21,6 +21,7 @@ import (
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/router/webhooks"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -141,6 +142,7 @@ type whHarness struct {
 	openStore func() (store.Store, error)
 	st        store.Store
 	r         *router.Router
+	wh        *webhooks.Sender
 	stop      func()
 }
 
@@ -180,18 +182,35 @@ func (h *whHarness) open() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// As the gateway wires them: the configured destinations are synced
+	// before the router starts.
+	wh, err := webhooks.New(webhooks.Options{Config: cfg, Store: st, Logger: quietLogger})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := wh.SyncConfig(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
 	r, err := router.New(router.Options{
-		Config: cfg, Store: st, Webhooks: st, Registry: prometheus.NewRegistry(),
+		Config: cfg, Store: st, Webhooks: wh, Registry: prometheus.NewRegistry(),
 		Logger: quietLogger, LeaseTTL: 2 * time.Second, Poll: 20 * time.Millisecond,
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.r = r
+	h.r, h.wh = r, wh
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()
 	h.stop = func() { cancel(); <-done }
+}
+
+// replay replays destination id's events since as the API does: the
+// replay, then a wake for the delivery workers.
+func (h *whHarness) replay(id string, since time.Time) (int, error) {
+	n, err := h.wh.Replay(context.Background(), id, since)
+	h.r.Wake()
+	return n, err
 }
 
 func (h *whHarness) close() {
@@ -270,7 +289,7 @@ func TestWebhookDeliversSignedEventsInOrder(t *testing.T) {
 		}
 		ev := d.event
 		if ev.Type != envelope.EventMessage || ev.SessionID != "ses-1" || ev.Direction != string(rec.Direction) ||
-			ev.ID != router.WebhookEventID("ses-1", rec.Seq) || d.header.Get("webhook-id") != ev.ID {
+			ev.ID != webhooks.EventID("ses-1", rec.Seq) || d.header.Get("webhook-id") != ev.ID {
 			t.Errorf("delivery %d: event %+v (webhook-id %s), want record %d %s", i, ev, d.header.Get("webhook-id"), rec.Seq, rec.Direction)
 		}
 		var env envelope.Envelope
@@ -449,9 +468,9 @@ func TestWebhookReplay(t *testing.T) {
 		h.send("ses-1", "new"+strconv.Itoa(i), store.Outbound)
 	}
 	waitFor(t, "five deliveries", func() bool { return len(rc.delivered()) == 5 })
-	n, err := h.r.ReplayWebhook(context.Background(), "wh", since)
+	n, err := h.replay("wh", since)
 	if err != nil || n != 3 {
-		t.Fatalf("ReplayWebhook = %d, %v; want 3", n, err)
+		t.Fatalf("Replay = %d, %v; want 3", n, err)
 	}
 	waitFor(t, "the replay", func() bool { return len(rc.delivered()) == 8 })
 	if got := strings.Join(rc.texts()[5:], ","); got != "new0,new1,new2" {
@@ -461,7 +480,7 @@ func TestWebhookReplay(t *testing.T) {
 	if live.event.ID != replayed.event.ID {
 		t.Errorf("a replay changed the event id: %s then %s", live.event.ID, replayed.event.ID)
 	}
-	if _, err := h.r.ReplayWebhook(context.Background(), "nope", since); err == nil {
+	if _, err := h.replay("nope", since); err == nil {
 		t.Error("replay of an unknown destination succeeded")
 	}
 }

@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -204,4 +205,25 @@ type Store interface {
 	// Close stops background work and releases the backend. It waits for
 	// appends in flight.
 	Close() error
+}
+
+// AppendNotice appends to session sessionID's log, in direction dir, a
+// notice from the gateway itself: a system envelope with the given text and
+// refs (nil for none), stamped now, whose id "system:" + key is
+// deterministic, so that repeating the notice (after a crash, on a retry)
+// stores it once.
+func AppendNotice(ctx context.Context, l Log, sessionID, key, text string, dir Direction, refs envelope.Refs, now time.Time) error {
+	env := envelope.Envelope{
+		ID:     "system:" + key,
+		Source: SourceSystem,
+		Kind:   envelope.KindSystem,
+		Actor:  envelope.Actor{ID: "system:switchboard", Display: "Switchboard", Type: envelope.System},
+		Text:   text,
+		Refs:   refs,
+		TS:     now.UTC(),
+	}
+	if _, err := l.Append(ctx, AppendRequest{SessionID: sessionID, Direction: dir, Envelope: env}); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("append system notice: %w", err)
+	}
+	return nil
 }

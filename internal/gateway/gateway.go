@@ -27,6 +27,7 @@ import (
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/router/runtime"
+	"github.com/switchboardhq/switchboard/router/webhooks"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/postgres"
 	"github.com/switchboardhq/switchboard/store/sqlite"
@@ -126,10 +127,17 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	for _, b := range built {
 		sinks[b.name] = b.a
 	}
+	wh, err := webhooks.New(webhooks.Options{Config: cfg, Store: st, Logger: log})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := wh.SyncConfig(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	rt, err = router.New(router.Options{
 		Config:       cfg,
 		Store:        st,
-		Webhooks:     st,
+		Webhooks:     wh,
 		Sinks:        sinks,
 		Runtimes:     runtimes,
 		SessionToken: func(id string) string { return api.SessionToken(key, id, time.Now().Add(tokenTTL)) },
@@ -162,13 +170,17 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 			RatePerSecond: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst,
 			FailedAuthPerMinute: cfg.Limits.FailedAuthPerMinute, StreamsPerToken: cfg.Limits.StreamsPerToken,
 		},
-		Registry:   g.registry,
-		Gatherer:   g.registry,
-		Logger:     log,
-		Bindings:   st,
-		Outbox:     st,
-		OnRetry:    rt.Wake,
-		Webhooks:   &api.WebhookOptions{Store: st, Replay: rt.ReplayWebhook, RotationGrace: cfg.Webhooks.RotationGrace.D()},
+		Registry: g.registry,
+		Gatherer: g.registry,
+		Logger:   log,
+		Bindings: st,
+		Outbox:   st,
+		OnRetry:  rt.Wake,
+		Webhooks: &api.WebhookOptions{Store: st, Replay: func(ctx context.Context, id string, since time.Time) (int, error) {
+			n, err := wh.Replay(ctx, id, since)
+			rt.Wake()
+			return n, err
+		}, RotationGrace: cfg.Webhooks.RotationGrace.D()},
 		SessionKey: key,
 		Checks:     checks,
 	})

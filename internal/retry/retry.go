@@ -1,12 +1,14 @@
 // Package retry holds the capped exponential backoff that the channel
 // adapters use for their long-running loops (identity checks at start,
-// reconnecting a Socket Mode or IMAP connection), and the context-aware
-// Sleep the router's followers share with them.
+// reconnecting a Socket Mode or IMAP connection), the jittered Jitter
+// schedule of the router's outbox and webhook retries, and the
+// context-aware Sleep they all share.
 package retry
 
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 )
 
@@ -60,4 +62,17 @@ func Until(ctx context.Context, b *Backoff, log *slog.Logger, what string, try f
 			return false
 		}
 	}
+}
+
+// Jitter is the wait before retry number attempt+1 of a durable queue: base
+// doubled per attempt, capped at max, with full jitter over its upper half
+// (so that retries of many items spread out).
+func Jitter(attempt int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	half := d / 2
+	return half + rand.N(half+1)
 }

@@ -56,3 +56,14 @@ func TestUntilRetriesUntilSuccessOrCancel(t *testing.T) {
 		t.Fatal("Until reported success after its context ended")
 	}
 }
+
+func TestJitterGrowsAndIsCapped(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 30: time.Minute} {
+		for range 50 {
+			got := Jitter(attempt, time.Second, time.Minute)
+			if got < want/2 || got > want {
+				t.Fatalf("Jitter(%d) = %s, want within [%s, %s]", attempt, got, want/2, want)
+			}
+		}
+	}
+}
