@@ -132,9 +132,10 @@ type Delivery struct {
 	ChannelID string    `json:"channel_id,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Envelope is the record's envelope, filled by Claim (empty for an
-	// event).
-	Envelope envelope.Envelope `json:"-"`
+	// Envelope and Direction are the record's, filled by Claim (empty for
+	// an event), so that delivering it needs no read of the log.
+	Envelope  envelope.Envelope `json:"-"`
+	Direction Direction         `json:"-"`
 }
 
 // Settlement is the outcome of one delivery attempt.

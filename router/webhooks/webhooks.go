@@ -365,11 +365,14 @@ func (s *Sender) event(ctx context.Context, d *store.Delivery) (ev envelope.Even
 		ev, err = s.sessionEvent(ctx, d.SessionID, d.Seq, d.Event)
 		return ev, false, err
 	}
-	recs, err := s.st.Read(ctx, d.SessionID, d.Seq-1, 1)
-	if err != nil || len(recs) == 0 || recs[0].Seq != d.Seq {
-		return ev, false, fmt.Errorf("webhook: read record %s/%d: %w", d.SessionID, d.Seq, errors.Join(err, store.ErrNotFound))
+	rec := &store.Record{SessionID: d.SessionID, Seq: d.Seq, Direction: d.Direction, Envelope: d.Envelope}
+	if d.Direction == "" { // not from Claim: read the record
+		recs, err := s.st.Read(ctx, d.SessionID, d.Seq-1, 1)
+		if err != nil || len(recs) == 0 || recs[0].Seq != d.Seq {
+			return ev, false, fmt.Errorf("webhook: read record %s/%d: %w", d.SessionID, d.Seq, errors.Join(err, store.ErrNotFound))
+		}
+		rec = &recs[0]
 	}
-	rec := &recs[0]
 	ev, err = envelope.MessageEvent(EventID(d.SessionID, d.Seq), d.SessionID, string(rec.Direction), &rec.Envelope)
 	if err != nil {
 		return ev, false, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)

@@ -297,7 +297,7 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 			if err != nil {
 				return store.Delivery{}, fmt.Errorf("record of delivery %s: %w", d.ID, err)
 			}
-			d.Envelope = rec.Envelope
+			d.Envelope, d.Direction = rec.Envelope, rec.Direction
 		}
 		finishDelivery(&d, status)
 		return d, nil

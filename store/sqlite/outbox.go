@@ -244,7 +244,7 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 			if err != nil {
 				return groupcommitResult{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
 			}
-			d.Envelope = rec.Envelope
+			d.Envelope, d.Direction = rec.Envelope, rec.Direction
 		}
 		out = append(out, d.Delivery)
 	}

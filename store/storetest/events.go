@@ -239,11 +239,11 @@ func (s suite) testEventDeliveries(t *testing.T) {
 		}
 		d := got[0]
 		order = append(order, fmt.Sprintf("%d/%d", d.Seq, d.Event))
-		if d.Event != 0 && d.Envelope.ID != "" {
-			t.Errorf("claimed event delivery carries an envelope: %+v", d.Envelope)
+		if d.Event != 0 && (d.Envelope.ID != "" || d.Direction != "") {
+			t.Errorf("claimed event delivery carries an envelope or direction: %+v", d)
 		}
-		if d.Event == 0 && d.Envelope.ID != "test:k1" {
-			t.Errorf("claimed record delivery has envelope %q, want test:k1", d.Envelope.ID)
+		if d.Event == 0 && (d.Envelope.ID != "test:k1" || d.Direction == "") {
+			t.Errorf("claimed record delivery has envelope %q and direction %q, want test:k1 and the record's", d.Envelope.ID, d.Direction)
 		}
 		mustSettle(t, st, d, "w", store.Settlement{Status: store.Delivered})
 	}

@@ -188,6 +188,9 @@ func (s suite) testClaimDue(t *testing.T) {
 		if d := diffEnvelope(ds[0].Envelope, recs[0].Envelope); d != "" {
 			t.Errorf("claimed delivery's envelope: %s", d)
 		}
+		if ds[0].Direction != recs[0].Direction {
+			t.Errorf("claimed delivery's direction is %q, want the record's %q", ds[0].Direction, recs[0].Direction)
+		}
 		mustSettle(t, st, ds[0], "p1", store.Settlement{Status: store.Delivered, ChannelID: "posted-1"})
 	}
 	checkClaimed(t, "claim before b is due", claim(t, st, "p2", 10, at(59*time.Second), at(90*time.Second)))
