@@ -78,43 +78,42 @@ func (s *Store) Bind(ctx context.Context, b store.Binding, metadata map[string]s
 	if err != nil {
 		return store.Binding{}, false, fmt.Errorf("sqlite: bind: %w", err)
 	}
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "bind", op)
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("bind")
-		}
 		return store.Binding{}, false, err
 	}
-	return res.binding, res.ok, nil
+	return res.val.(store.Binding), res.ok, nil
 }
 
 func bindOp(b store.Binding, metadata map[string]string) (writeOp, error) {
 	if err := store.CheckBinding(b, metadata); err != nil {
-		return writeOp{}, err
+		return nil, err
 	}
-	op, err := createSessionOp(b.SessionID, metadata)
+	meta, err := sessionMetadata(b.SessionID, metadata)
 	if err != nil {
-		return op, err
+		return nil, err
 	}
-	op.kind = opBind
 	if b.ID == "" {
 		b.ID = ids.New("cnv")
 	}
 	if b.CreatedAt.IsZero() {
 		b.CreatedAt = time.Now()
 	}
-	if op.createdNano, err = nanos("created_at", b.CreatedAt); err != nil {
-		return op, err
+	created, err := nanos("created_at", b.CreatedAt)
+	if err != nil {
+		return nil, err
 	}
-	if op.pausedUntil, err = optionalNanos("paused_until", b.PausedUntil); err != nil {
-		return op, err
+	pausedUntil, err := optionalNanos("paused_until", b.PausedUntil)
+	if err != nil {
+		return nil, err
 	}
-	b.CreatedAt = time.Unix(0, op.createdNano).UTC()
+	b.CreatedAt = time.Unix(0, created).UTC()
 	if !b.PausedUntil.IsZero() {
 		b.PausedUntil = b.PausedUntil.UTC()
 	}
-	op.binding = b
-	return op, nil
+	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.bind(ctx, &b, meta, pausedUntil, created, now)
+	}, nil
 }
 
 // optionalNanos is nanos for a time where zero means none: it returns nil
@@ -126,12 +125,14 @@ func optionalNanos(what string, t time.Time) (any, error) {
 	return nanos(what, t)
 }
 
-func (w *writer) bind(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	b := &op.binding
+// bind inserts b, created at created (Unix nanoseconds) and paused until
+// pausedUntil, unless its conversation is bound already, creating its
+// session with metadata meta when there is none.
+func (w *writer) bind(ctx context.Context, b *store.Binding, meta string, pausedUntil any, created, now int64) (groupcommitResult, error) {
 	existing, err := scanBinding(w.bindings.byConv.QueryRowContext(ctx, b.Conversation.Source, b.Conversation.Ref))
 	switch {
 	case err == nil:
-		return groupcommitResult{Val: writeResult{binding: existing}}, nil
+		return groupcommitResult{Val: writeResult{val: existing}}, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return groupcommitResult{}, fmt.Errorf("read binding: %w", err)
 	}
@@ -140,7 +141,7 @@ func (w *writer) bind(ctx context.Context, op *writeOp, now int64) (groupcommitR
 		return groupcommitResult{}, err
 	}
 	if bs == nil {
-		if bs, err = w.newSession(ctx, b.SessionID, op.meta, now); err != nil {
+		if bs, err = w.newSession(ctx, b.SessionID, meta, now); err != nil {
 			return groupcommitResult{}, err
 		}
 		if bs == nil {
@@ -149,10 +150,10 @@ func (w *writer) bind(ctx context.Context, op *writeOp, now int64) (groupcommitR
 		}
 	}
 	if _, err := w.bindings.insert.ExecContext(ctx, b.ID, bs.sid, b.Conversation.Source, b.Conversation.Ref,
-		b.Route, op.pausedUntil, b.PausedReason, op.createdNano); err != nil {
+		b.Route, pausedUntil, b.PausedReason, created); err != nil {
 		return groupcommitResult{}, fmt.Errorf("insert binding: %w", err)
 	}
-	return groupcommitResult{Val: writeResult{binding: *b, ok: true}}, nil
+	return groupcommitResult{Val: writeResult{val: *b, ok: true}}, nil
 }
 
 // BindingFor returns the binding of conv, or an error wrapping
@@ -186,9 +187,8 @@ func (s *Store) SessionBindings(ctx context.Context, sessionID string) ([]store.
 // resumes it when until is zero, and returns the binding as changed. An
 // unknown binding gives an error wrapping store.ErrNotFound.
 func (s *Store) PauseBinding(ctx context.Context, id string, until time.Time, reason string) (store.Binding, error) {
-	op := writeOp{kind: opPauseBinding, id: id}
-	var err error
-	if op.pausedUntil, err = optionalNanos("until", until); err != nil {
+	pausedUntil, err := optionalNanos("until", until)
+	if err != nil {
 		return store.Binding{}, fmt.Errorf("sqlite: pause binding: %w", err)
 	}
 	if until.IsZero() {
@@ -197,19 +197,17 @@ func (s *Store) PauseBinding(ctx context.Context, id string, until time.Time, re
 	if err := store.CheckText("paused reason", reason); err != nil {
 		return store.Binding{}, fmt.Errorf("sqlite: pause binding: %w", err)
 	}
-	op.binding.PausedReason = reason
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "pause_binding", func(ctx context.Context, w *writer, _ int64) (groupcommitResult, error) {
+		return w.pauseBinding(ctx, id, pausedUntil, reason)
+	})
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("pause_binding")
-		}
 		return store.Binding{}, err
 	}
-	return res.binding, nil
+	return res.val.(store.Binding), nil
 }
 
-func (w *writer) pauseBinding(ctx context.Context, op *writeOp) (groupcommitResult, error) {
-	res, err := w.bindings.pause.ExecContext(ctx, op.pausedUntil, op.binding.PausedReason, op.id)
+func (w *writer) pauseBinding(ctx context.Context, id string, until any, reason string) (groupcommitResult, error) {
+	res, err := w.bindings.pause.ExecContext(ctx, until, reason, id)
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("update binding: %w", err)
 	}
@@ -220,11 +218,11 @@ func (w *writer) pauseBinding(ctx context.Context, op *writeOp) (groupcommitResu
 	if n == 0 {
 		return groupcommitResult{Err: errBindingNotFound}, nil
 	}
-	b, err := scanBinding(w.bindings.byID.QueryRowContext(ctx, op.id))
+	b, err := scanBinding(w.bindings.byID.QueryRowContext(ctx, id))
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("read binding: %w", err)
 	}
-	return groupcommitResult{Val: writeResult{binding: b}}, nil
+	return groupcommitResult{Val: writeResult{val: b}}, nil
 }
 
 // LatestInbound returns the conversation of the newest inbound record of

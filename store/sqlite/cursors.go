@@ -51,55 +51,62 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 	if n < 1 {
 		return nil, nil
 	}
-	if consumer == "" {
-		return nil, errors.New("sqlite: claim work: empty consumer")
-	}
-	if err := store.CheckText("consumer", consumer); err != nil {
-		return nil, fmt.Errorf("sqlite: claim work: %w", err)
-	}
-	op, err := leaseOp(opClaimWork, owner, now, leaseUntil)
+	op, err := claimWorkOp(consumer, owner, n, now, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim work: %w", err)
 	}
-	op.consumer, op.n = consumer, n
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "claim_work", op)
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("claim_work")
-		}
 		return nil, err
 	}
-	return res.works, nil
+	works, _ := res.val.([]store.Work) // none when nil
+	return works, nil
 }
 
-// leaseOp starts an op that leases something to owner at now until
-// leaseUntil.
-func leaseOp(kind opKind, owner string, now, leaseUntil time.Time) (writeOp, error) {
-	op := writeOp{kind: kind, owner: owner}
+func claimWorkOp(consumer, owner string, n int, now, leaseUntil time.Time) (writeOp, error) {
+	if consumer == "" {
+		return nil, errors.New("empty consumer")
+	}
+	if err := store.CheckText("consumer", consumer); err != nil {
+		return nil, err
+	}
+	at, until, err := lease(owner, now, leaseUntil)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, w *writer, _ int64) (groupcommitResult, error) {
+		return w.claimWork(ctx, consumer, owner, n, at, until)
+	}, nil
+}
+
+// lease checks a lease to owner at now until leaseUntil and returns its
+// times in Unix nanoseconds.
+func lease(owner string, now, leaseUntil time.Time) (at, until int64, err error) {
 	if owner == "" {
-		return op, errors.New("empty owner")
+		return 0, 0, errors.New("empty owner")
 	}
 	if err := store.CheckText("lease owner", owner); err != nil {
-		return op, err
+		return 0, 0, err
 	}
 	if leaseUntil.IsZero() {
-		return op, errors.New("zero lease time")
+		return 0, 0, errors.New("zero lease time")
 	}
-	var err error
-	if op.nowNano, err = nanos("now", now); err != nil {
-		return op, err
+	if at, err = nanos("now", now); err != nil {
+		return 0, 0, err
 	}
-	if op.leaseNano, err = nanos("lease", leaseUntil); err != nil {
-		return op, err
+	if until, err = nanos("lease", leaseUntil); err != nil {
+		return 0, 0, err
 	}
-	return op, nil
+	return at, until, nil
 }
 
-func (w *writer) claimWork(ctx context.Context, op *writeOp) (groupcommitResult, error) {
-	if err := w.foldHeads(ctx, op.consumer); err != nil {
+// claimWork leases to owner, at now until leaseUntil, up to n sessions with
+// records past consumer's cursor.
+func (w *writer) claimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil int64) (groupcommitResult, error) {
+	if err := w.foldHeads(ctx, consumer); err != nil {
 		return groupcommitResult{}, err
 	}
-	rows, err := w.cursors.work.QueryContext(ctx, op.consumer, op.nowNano, op.owner, op.n)
+	rows, err := w.cursors.work.QueryContext(ctx, consumer, now, owner, n)
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
 	}
@@ -115,14 +122,17 @@ func (w *writer) claimWork(ctx context.Context, op *writeOp) (groupcommitResult,
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
 	}
-	var works []store.Work
+	if len(fs) == 0 {
+		return groupcommitResult{}, nil
+	}
+	works := make([]store.Work, 0, len(fs))
 	for _, f := range fs {
-		if _, err := w.cursors.lease.ExecContext(ctx, op.owner, op.leaseNano, op.nowNano, op.consumer, f.sid); err != nil {
+		if _, err := w.cursors.lease.ExecContext(ctx, owner, leaseUntil, now, consumer, f.sid); err != nil {
 			return groupcommitResult{}, fmt.Errorf("lease work: %w", err)
 		}
 		works = append(works, f.Work)
 	}
-	return groupcommitResult{Val: writeResult{works: works}}, nil
+	return groupcommitResult{Val: writeResult{val: works}}, nil
 }
 
 // foldHeads brings consumer's cursor heads up to date with the records
@@ -157,30 +167,29 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 	if err := errors.Join(store.CheckText("consumer", consumer), store.CheckText("lease owner", owner)); err != nil {
 		return fmt.Errorf("sqlite: advance: %w", err)
 	}
-	op := writeOp{kind: opAdvance, consumer: consumer, id: sessionID, owner: owner, seq: seq}
-	var err error
-	if op.leaseNano, err = optionalNanos("lease", leaseUntil); err != nil {
+	until, err := optionalNanos("lease", leaseUntil)
+	if err != nil {
 		return fmt.Errorf("sqlite: advance: %w", err)
 	}
-	if _, err := s.write(ctx, op); err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("advance")
-		}
-		return err
-	}
-	return nil
+	_, err = s.write(ctx, "advance", func(ctx context.Context, w *writer, _ int64) (groupcommitResult, error) {
+		return w.advance(ctx, consumer, sessionID, owner, seq, until)
+	})
+	return err
 }
 
-func (w *writer) advance(ctx context.Context, op *writeOp) (groupcommitResult, error) {
-	bs, err := w.session(ctx, op.id)
+// advance sets consumer's cursor for session sessionID to seq if owner
+// holds its lease, and extends the lease to leaseUntil (Unix nanoseconds)
+// or releases it (nil).
+func (w *writer) advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil any) (groupcommitResult, error) {
+	bs, err := w.session(ctx, sessionID)
 	if err != nil || bs == nil {
 		return groupcommitResult{Err: errAdvanceLeaseLost}, err
 	}
-	var owner any
-	if op.leaseNano != nil {
-		owner = op.owner
+	var newOwner any
+	if leaseUntil != nil {
+		newOwner = owner
 	}
-	res, err := w.cursors.advance.ExecContext(ctx, op.seq, owner, op.leaseNano, op.consumer, bs.sid, op.owner)
+	res, err := w.cursors.advance.ExecContext(ctx, seq, newOwner, leaseUntil, consumer, bs.sid, owner)
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("update cursor: %w", err)
 	}

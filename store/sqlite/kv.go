@@ -11,13 +11,6 @@ import (
 
 var _ store.KV = (*Store)(nil)
 
-// kvOp is what opSetValue and opCompareAndSetValue write.
-type kvOp struct {
-	namespace, key string
-	value          []byte // never nil: an empty value is stored as an empty BLOB
-	old            []byte // opCompareAndSetValue: nil for "the key must not exist"
-}
-
 // kvWrites are the writer's statements for the kv table.
 type kvWrites struct {
 	set, insert, swap *sql.Stmt
@@ -72,17 +65,17 @@ func (s *Store) Value(ctx context.Context, namespace, key string) ([]byte, error
 // value, and returns once the write is committed (sharing the commit with
 // concurrent writes).
 func (s *Store) SetValue(ctx context.Context, namespace, key string, value []byte) error {
-	op, err := kvWriteOp(opSetValue, namespace, key, value)
+	stored, err := checkKV(namespace, key, value)
 	if err != nil {
 		return fmt.Errorf("sqlite: set value: %w", err)
 	}
-	if _, err := s.write(ctx, op); err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("set_value")
+	_, err = s.write(ctx, "set_value", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		if _, err := w.kv.set.ExecContext(ctx, namespace, key, stored, now); err != nil {
+			return groupcommitResult{}, fmt.Errorf("set value: %w", err)
 		}
-		return err
-	}
-	return nil
+		return groupcommitResult{}, nil
+	})
+	return err
 }
 
 // CompareAndSetValue stores value under key in namespace only if the stored
@@ -90,54 +83,40 @@ func (s *Store) SetValue(ctx context.Context, namespace, key string, value []byt
 // The single writer runs the comparison and the write in one IMMEDIATE
 // transaction, so they are atomic also against other processes.
 func (s *Store) CompareAndSetValue(ctx context.Context, namespace, key string, old, value []byte) (bool, error) {
-	op, err := kvWriteOp(opCompareAndSetValue, namespace, key, value)
+	stored, err := checkKV(namespace, key, value)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: compare and set value: %w", err)
 	}
-	op.kv.old = old
-	res, err := s.write(ctx, op)
-	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("compare_and_set_value")
+	res, err := s.write(ctx, "compare_and_set_value", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		var (
+			res sql.Result
+			err error
+		)
+		if old == nil {
+			res, err = w.kv.insert.ExecContext(ctx, namespace, key, stored, now)
+		} else {
+			res, err = w.kv.swap.ExecContext(ctx, namespace, key, stored, now, old)
 		}
-		return false, err
-	}
-	return res.ok, nil
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("compare and set value: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("compare and set value: %w", err)
+		}
+		return groupcommitResult{Val: writeResult{ok: n == 1}}, nil
+	})
+	return res.ok, err
 }
 
-func kvWriteOp(kind opKind, namespace, key string, value []byte) (writeOp, error) {
+// checkKV checks a key and the value to store under it, and returns the
+// value to store: never nil, for an empty value is stored as an empty BLOB.
+func checkKV(namespace, key string, value []byte) ([]byte, error) {
 	if err := store.CheckKV(namespace, key, value); err != nil {
-		return writeOp{}, err
+		return nil, err
 	}
 	if value == nil {
 		value = []byte{}
 	}
-	return writeOp{kind: kind, kv: kvOp{namespace: namespace, key: key, value: value}}, nil
-}
-
-func (w *writer) setValue(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	if _, err := w.kv.set.ExecContext(ctx, op.kv.namespace, op.kv.key, op.kv.value, now); err != nil {
-		return groupcommitResult{}, fmt.Errorf("set value: %w", err)
-	}
-	return groupcommitResult{}, nil
-}
-
-func (w *writer) compareAndSetValue(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	var (
-		res sql.Result
-		err error
-	)
-	if op.kv.old == nil {
-		res, err = w.kv.insert.ExecContext(ctx, op.kv.namespace, op.kv.key, op.kv.value, now)
-	} else {
-		res, err = w.kv.swap.ExecContext(ctx, op.kv.namespace, op.kv.key, op.kv.value, now, op.kv.old)
-	}
-	if err != nil {
-		return groupcommitResult{}, fmt.Errorf("compare and set value: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return groupcommitResult{}, fmt.Errorf("compare and set value: %w", err)
-	}
-	return groupcommitResult{Val: writeResult{ok: n == 1}}, nil
+	return value, nil
 }

@@ -119,25 +119,22 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	op, err := enqueueOp(ds)
+	es, err := encodeDeliveries(ds)
 	if err != nil {
 		return fmt.Errorf("sqlite: enqueue: %w", err)
 	}
-	if _, err := s.write(ctx, op); err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("enqueue")
-		}
-		return err
-	}
-	return nil
+	_, err = s.write(ctx, "enqueue", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.enqueue(ctx, es, now)
+	})
+	return err
 }
 
-func enqueueOp(ds []store.Delivery) (writeOp, error) {
-	op := writeOp{kind: opEnqueue, deliveries: make([]enqueued, len(ds))}
+func encodeDeliveries(ds []store.Delivery) ([]enqueued, error) {
+	es := make([]enqueued, len(ds))
 	now := time.Now()
 	for i, d := range ds {
 		if err := store.CheckDelivery(d); err != nil {
-			return op, fmt.Errorf("delivery %d: %w", i, err)
+			return nil, fmt.Errorf("delivery %d: %w", i, err)
 		}
 		if d.ID == "" {
 			d.ID = ids.New("dlv")
@@ -148,23 +145,23 @@ func enqueueOp(ds []store.Delivery) (writeOp, error) {
 		e := enqueued{d: d}
 		var err error
 		if e.createdNano, err = nanos("created_at", d.CreatedAt); err != nil {
-			return op, fmt.Errorf("delivery %d: %w", i, err)
+			return nil, fmt.Errorf("delivery %d: %w", i, err)
 		}
 		if !d.NextAttempt.IsZero() {
 			if e.nextNano, err = nanos("next_attempt", d.NextAttempt); err != nil {
-				return op, fmt.Errorf("delivery %d: %w", i, err)
+				return nil, fmt.Errorf("delivery %d: %w", i, err)
 			}
 		}
-		op.deliveries[i] = e
+		es[i] = e
 	}
-	return op, nil
+	return es, nil
 }
 
-func (w *writer) enqueue(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+func (w *writer) enqueue(ctx context.Context, es []enqueued, now int64) (groupcommitResult, error) {
 	// Check every record first, so that the op fails before it writes.
-	sids := make([]int64, len(op.deliveries))
-	for i := range op.deliveries {
-		d := &op.deliveries[i].d
+	sids := make([]int64, len(es))
+	for i := range es {
+		d := &es[i].d
 		bs, err := w.session(ctx, d.SessionID)
 		if err != nil || bs == nil {
 			return groupcommitResult{Err: errSessionNotFound}, err
@@ -184,8 +181,8 @@ func (w *writer) enqueue(ctx context.Context, op *writeOp, now int64) (groupcomm
 		}
 		sids[i] = bs.sid
 	}
-	for i := range op.deliveries {
-		e := &op.deliveries[i]
+	for i := range es {
+		e := &es[i]
 		if _, err := w.outbox.insert.ExecContext(ctx, e.d.To.Source, e.d.To.Ref, e.d.ID, sids[i], e.d.Seq,
 			e.nextNano, e.createdNano, now, e.d.Event); err != nil {
 			return groupcommitResult{}, fmt.Errorf("insert delivery: %w", err)
@@ -203,23 +200,24 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 	if n < 1 {
 		return nil, nil
 	}
-	op, err := leaseOp(opClaim, owner, now, leaseUntil)
+	at, until, err := lease(owner, now, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
-	op.n = n
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "claim", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.claim(ctx, owner, n, at, until, now)
+	})
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("claim")
-		}
 		return nil, err
 	}
-	return res.deliveries, nil
+	ds, _ := res.val.([]store.Delivery) // none when nil
+	return ds, nil
 }
 
-func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	rows, err := w.outbox.due.QueryContext(ctx, op.nowNano, op.n)
+// claim leases to owner, until leaseUntil, up to n deliveries due at due
+// (Unix nanoseconds).
+func (w *writer) claim(ctx context.Context, owner string, n int, due, leaseUntil, now int64) (groupcommitResult, error) {
+	rows, err := w.outbox.due.QueryContext(ctx, due, n)
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
 	}
@@ -230,9 +228,12 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find due deliveries: %w", err)
 	}
+	if len(dids) == 0 {
+		return groupcommitResult{}, nil
+	}
 	out := make([]store.Delivery, 0, len(dids))
 	for _, did := range dids {
-		if _, err := w.outbox.lease.ExecContext(ctx, op.owner, op.leaseNano, now, did); err != nil {
+		if _, err := w.outbox.lease.ExecContext(ctx, owner, leaseUntil, now, did); err != nil {
 			return groupcommitResult{}, fmt.Errorf("lease delivery: %w", err)
 		}
 		d, err := scanDelivery(w.outbox.byDID.QueryRowContext(ctx, did))
@@ -248,7 +249,7 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 		}
 		out = append(out, d.Delivery)
 	}
-	return groupcommitResult{Val: writeResult{deliveries: out}}, nil
+	return groupcommitResult{Val: writeResult{val: out}}, nil
 }
 
 // Settle records the outcome of owner's attempt at delivery id and releases
@@ -258,46 +259,49 @@ func (w *writer) claim(ctx context.Context, op *writeOp, now int64) (groupcommit
 // (claimed it, and nobody took it over after it expired), and with one
 // wrapping store.ErrNotFound for an unknown id.
 func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
-	op := writeOp{kind: opSettle, id: id, owner: owner, settlement: st}
-	switch st.Status {
-	case store.Delivered, store.Dead:
-	case store.Pending:
-		if !st.NextAttempt.IsZero() {
-			next, err := nanos("next_attempt", st.NextAttempt)
-			if err != nil {
-				return fmt.Errorf("sqlite: settle: %w", err)
-			}
-			op.nextNano = next
-		}
-	default:
-		return fmt.Errorf("sqlite: settle: invalid status %q", st.Status)
+	next, err := nextAttempt(st)
+	if err != nil {
+		return fmt.Errorf("sqlite: settle: %w", err)
 	}
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
-	if _, err := s.write(ctx, op); err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("settle")
-		}
-		return err
-	}
-	return nil
+	_, err = s.write(ctx, "settle", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.settle(ctx, id, owner, st, next, now)
+	})
+	return err
 }
 
-func (w *writer) settle(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, op.id))
+// nextAttempt checks the status of st and returns its NextAttempt in Unix
+// nanoseconds: 0, due at once, when it is zero or st is not Pending.
+func nextAttempt(st store.Settlement) (int64, error) {
+	switch st.Status {
+	case store.Delivered, store.Dead:
+		return 0, nil
+	case store.Pending:
+		if st.NextAttempt.IsZero() {
+			return 0, nil
+		}
+		return nanos("next_attempt", st.NextAttempt)
+	}
+	return 0, fmt.Errorf("invalid status %q", st.Status)
+}
+
+// settle records st, with its NextAttempt as next (Unix nanoseconds), as
+// the outcome of owner's attempt at delivery id.
+func (w *writer) settle(ctx context.Context, id, owner string, st store.Settlement, next, now int64) (groupcommitResult, error) {
+	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return groupcommitResult{Err: errDeliveryNotFound}, nil
 	case err != nil:
 		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
-	case d.Status != store.Pending || !d.owner.Valid || d.owner.String != op.owner:
+	case d.Status != store.Pending || !d.owner.Valid || d.owner.String != owner:
 		return groupcommitResult{Err: errSettleLeaseLost}, nil
 	}
-	st := &op.settlement
-	next, lastErr, channel := d.NextAttempt.UnixNano(), d.LastError, d.ChannelID
+	nextCol, lastErr, channel := d.NextAttempt.UnixNano(), d.LastError, d.ChannelID
 	if d.NextAttempt.IsZero() {
-		next = 0
+		nextCol = 0
 	}
 	switch st.Status {
 	case store.Delivered:
@@ -305,11 +309,11 @@ func (w *writer) settle(ctx context.Context, op *writeOp, now int64) (groupcommi
 			channel = st.ChannelID
 		}
 	case store.Pending:
-		next, lastErr = op.nextNano, st.Error
+		nextCol, lastErr = next, st.Error
 	case store.Dead:
 		lastErr = st.Error
 	}
-	if _, err := w.outbox.settle.ExecContext(ctx, string(st.Status), string(st.Status), next, lastErr, channel, now, d.did); err != nil {
+	if _, err := w.outbox.settle.ExecContext(ctx, string(st.Status), string(st.Status), nextCol, lastErr, channel, now, d.did); err != nil {
 		return groupcommitResult{}, fmt.Errorf("settle delivery: %w", err)
 	}
 	if st.Status != store.Pending {
@@ -370,30 +374,30 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 // status, keeping its attempts (and the lease of an attempt in flight), and
 // returns it. An unknown id gives an error wrapping store.ErrNotFound.
 func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, error) {
-	op := writeOp{kind: opRetryDelivery, id: id}
-	var err error
-	if op.nowNano, err = nanos("now", now); err != nil {
+	due, err := nanos("now", now)
+	if err != nil {
 		return store.Delivery{}, fmt.Errorf("sqlite: retry delivery: %w", err)
 	}
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "retry_delivery", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.retryDelivery(ctx, id, due, now)
+	})
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("retry_delivery")
-		}
 		return store.Delivery{}, err
 	}
-	return res.deliveries[0], nil
+	return res.val.(store.Delivery), nil
 }
 
-func (w *writer) retryDelivery(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, op.id))
+// retryDelivery makes delivery id pending and due at due (Unix
+// nanoseconds).
+func (w *writer) retryDelivery(ctx context.Context, id string, due, now int64) (groupcommitResult, error) {
+	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return groupcommitResult{Err: errDeliveryNotFound}, nil
 	case err != nil:
 		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
 	}
-	if _, err := w.outbox.retry.ExecContext(ctx, op.nowNano, now, d.did); err != nil {
+	if _, err := w.outbox.retry.ExecContext(ctx, due, now, d.did); err != nil {
 		return groupcommitResult{}, fmt.Errorf("retry delivery: %w", err)
 	}
 	if err := w.reHead(ctx, d.To.Source, d.To.Ref); err != nil {
@@ -402,7 +406,7 @@ func (w *writer) retryDelivery(ctx context.Context, op *writeOp, now int64) (gro
 	if d, err = scanDelivery(w.outbox.byDID.QueryRowContext(ctx, d.did)); err != nil {
 		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
 	}
-	return groupcommitResult{Val: writeResult{deliveries: []store.Delivery{d.Delivery}}}, nil
+	return groupcommitResult{Val: writeResult{val: d.Delivery}}, nil
 }
 
 // Posted reports whether a delivery to a conversation of source was

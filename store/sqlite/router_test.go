@@ -123,15 +123,12 @@ func TestRouterBatchOutcomes(t *testing.T) {
 	must := mustOp(t)
 	conv := envelope.Conversation{Source: "test", Ref: "thread-1"}
 	t0 := time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
-	claimWork := must(leaseOp(opClaimWork, "p1", t0, t0.Add(time.Minute)))
-	claimWork.consumer, claimWork.n = "runtime", 10
-
 	res, err := s.commitBatch(ctx, []writeOp{
 		must(appendOp(appendReq("new", "test:0", "before the session"))),
 		must(bindOp(store.Binding{SessionID: "new", Conversation: conv}, map[string]string{"a": "b"})),
 		must(bindOp(store.Binding{SessionID: "other", Conversation: conv}, nil)), // bound a moment ago
 		must(appendOp(appendReq("new", "test:1", "to the new session"))),
-		claimWork, // sees the append before it
+		must(claimWorkOp("runtime", "p1", 10, t0, t0.Add(time.Minute))), // sees the append before it
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,16 +136,17 @@ func TestRouterBatchOutcomes(t *testing.T) {
 	if res[0].Err == nil {
 		t.Error("append before the Bind that creates the session: no error")
 	}
+	bound := res[1].Val.val.(store.Binding)
 	if res[1].Err != nil || !res[1].Val.ok {
-		t.Errorf("Bind: %+v, %v; want created", res[1].Val.binding, res[1].Err)
+		t.Errorf("Bind: %+v, %v; want created", bound, res[1].Err)
 	}
-	if res[2].Err != nil || res[2].Val.ok || res[2].Val.binding.SessionID != "new" {
-		t.Errorf("second Bind in the batch: %+v (created %v), %v; want the first's binding", res[2].Val.binding, res[2].Val.ok, res[2].Err)
+	if b := res[2].Val.val.(store.Binding); res[2].Err != nil || res[2].Val.ok || b != bound {
+		t.Errorf("second Bind in the batch: %+v (created %v), %v; want the first's binding", b, res[2].Val.ok, res[2].Err)
 	}
 	if r := res[3]; r.Err != nil || !r.Val.append.Created || r.Val.append.Record.Seq != 1 {
 		t.Errorf("append after the Bind: %+v, %v; want seq 1", r.Val.append, r.Err)
 	}
-	if w := res[4].Val.works; res[4].Err != nil || len(w) != 1 || w[0] != (store.Work{SessionID: "new", Cursor: 0, LastSeq: 1}) {
+	if w, _ := res[4].Val.val.([]store.Work); res[4].Err != nil || len(w) != 1 || w[0] != (store.Work{SessionID: "new", Cursor: 0, LastSeq: 1}) {
 		t.Errorf("ClaimWork after the append: %+v, %v", w, res[4].Err)
 	}
 	if _, err := s.Session(ctx, "other"); err == nil {
@@ -157,7 +155,7 @@ func TestRouterBatchOutcomes(t *testing.T) {
 
 	// A Bind whose statement fails (its id is taken) fails alone, and the
 	// session it created is rolled back with it.
-	taken := store.Binding{ID: res[1].Val.binding.ID, SessionID: "doomed", Conversation: envelope.Conversation{Source: "test", Ref: "thread-2"}}
+	taken := store.Binding{ID: bound.ID, SessionID: "doomed", Conversation: envelope.Conversation{Source: "test", Ref: "thread-2"}}
 	res, err = s.commitBatch(ctx, []writeOp{
 		must(bindOp(taken, nil)),
 		must(appendOp(appendReq("doomed", "test:1", "to a session that must not exist"))),

@@ -16,7 +16,7 @@ var _ store.Webhooks = (*Store)(nil)
 
 // Webhook writes are rare (an administrator's changes, a destination's
 // health) except for the attempts log; all of them go through the single
-// writer as opFunc ops, so they share its batches and never contend for the
+// writer (writeFunc), so they share its batches and never contend for the
 // file's write lock. Reads go to the reader pool, unprepared: they are off
 // every hot path.
 
@@ -70,16 +70,16 @@ func webhookJSON(w *store.Webhook) (types, sessions, meta string, err error) {
 	return string(t), string(s), string(mb), errors.Join(err1, err2, err3)
 }
 
-// writeFunc runs fn in the writer's next batch and returns its value.
+// writeFunc runs fn in the writer's next batch, on the writer connection,
+// and returns its value. fn may change a destination, so the writer reads
+// its list of them again after fn.
 func (s *Store) writeFunc(ctx context.Context, op string, fn func(ctx context.Context, now int64) (groupcommitResult, error)) (any, error) {
-	res, err := s.write(ctx, writeOp{kind: opFunc, fn: fn})
-	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error(op)
-		}
-		return nil, err
-	}
-	return res.val, nil
+	res, err := s.write(ctx, op, func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		res, err := fn(ctx, now)
+		w.destsValid = false
+		return res, err
+	})
+	return res.val, err
 }
 
 // webhookByID reads destination id on the writer connection, inside the

@@ -29,17 +29,23 @@ func nanos(what string, t time.Time) (int64, error) {
 	return t.UnixNano(), nil
 }
 
-// write hands op to the writer and waits for its transaction to commit.
-func (s *Store) write(ctx context.Context, op writeOp) (writeResult, error) {
+// write hands op to the writer and waits for its transaction to commit. A
+// failure that is not the client's is counted as an error of what.
+func (s *Store) write(ctx context.Context, what string, op writeOp) (writeResult, error) {
 	res, err := s.commit.Do(ctx, op)
 	switch {
+	case err == nil:
+		return res, nil
 	case errors.Is(err, groupcommit.ErrClosed):
-		return res, fmt.Errorf("sqlite: write: %w", store.ErrClosed)
-	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		err = fmt.Errorf("sqlite: write: %w", store.ErrClosed)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		// The caller left before the write joined a batch: nothing was written.
-		return res, fmt.Errorf("sqlite: write: %w", err)
+		err = fmt.Errorf("sqlite: write: %w", err)
 	case unavailable(err):
-		return res, fmt.Errorf("sqlite: write: %w: %w", store.ErrUnavailable, err)
+		err = fmt.Errorf("sqlite: write: %w: %w", store.ErrUnavailable, err)
+	}
+	if !isClientError(err) {
+		s.metrics.Error(what)
 	}
 	return res, err
 }
@@ -84,31 +90,42 @@ func (s *Store) Append(ctx context.Context, req store.AppendRequest) (store.Appe
 	if err != nil {
 		return store.AppendResult{}, fmt.Errorf("sqlite: append: %w", err)
 	}
-	res, err := s.write(ctx, op)
-	if err != nil && !isClientError(err) {
-		s.metrics.Error("append")
-	}
+	res, err := s.write(ctx, "append", op)
 	if err == nil {
 		s.metrics.ObserveAppend(time.Since(start))
 	}
 	return res.append, err
 }
 
+// appendArgs is an Append as the writer runs it: the request with its
+// columns encoded.
+type appendArgs struct {
+	req    store.AppendRequest
+	refs   any // JSON text, or nil for no refs
+	tsNano int64
+}
+
+func (a appendArgs) run(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+	return w.append(ctx, &a, now)
+}
+
 // appendOp encodes the columns of req, which store.CheckAppend accepted.
 func appendOp(req store.AppendRequest) (writeOp, error) {
-	op := writeOp{kind: opAppend, req: req}
+	a := appendArgs{req: req}
 	var err error
-	if op.tsNano, err = nanos("ts", req.Envelope.TS); err != nil {
-		return op, err
+	if a.tsNano, err = nanos("ts", req.Envelope.TS); err != nil {
+		return nil, err
 	}
 	if len(req.Envelope.Refs) > 0 {
 		b, err := json.Marshal(map[string]string(req.Envelope.Refs))
 		if err != nil {
-			return op, fmt.Errorf("encode refs: %w", err)
+			return nil, fmt.Errorf("encode refs: %w", err)
 		}
-		op.refs = string(b)
+		a.refs = string(b)
 	}
-	return op, nil
+	// A method value holds a copy of a in its one allocation; a closure
+	// would capture a value this large by reference, in a second one.
+	return a.run, nil
 }
 
 // CreateSession creates session id with metadata, or returns the existing
@@ -118,29 +135,37 @@ func (s *Store) CreateSession(ctx context.Context, id string, metadata map[strin
 	if err != nil {
 		return store.Session{}, false, fmt.Errorf("sqlite: create session: %w", err)
 	}
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, "create_session", op)
 	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("create_session")
-		}
 		return store.Session{}, false, err
 	}
-	return res.session, res.ok, nil
+	return res.val.(store.Session), res.ok, nil
 }
 
 func createSessionOp(id string, metadata map[string]string) (writeOp, error) {
-	op := writeOp{kind: opCreateSession, id: id, meta: "{}"}
+	meta, err := sessionMetadata(id, metadata)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.createSession(ctx, id, meta, now)
+	}, nil
+}
+
+// sessionMetadata checks a new session's id and metadata and encodes the
+// metadata.
+func sessionMetadata(id string, metadata map[string]string) (string, error) {
 	if err := errors.Join(store.CheckID("session id", id), store.CheckMetadata("metadata", metadata)); err != nil {
-		return op, err
+		return "", err
 	}
-	if len(metadata) > 0 {
-		meta, err := json.Marshal(metadata)
-		if err != nil {
-			return op, fmt.Errorf("encode metadata: %w", err)
-		}
-		op.meta = string(meta)
+	if len(metadata) == 0 {
+		return "{}", nil
 	}
-	return op, nil
+	meta, err := json.Marshal(metadata)
+	if err != nil {
+		return "", fmt.Errorf("encode metadata: %w", err)
+	}
+	return string(meta), nil
 }
 
 // SetState sets session id's state; changed is false when it already was
@@ -149,14 +174,10 @@ func (s *Store) SetState(ctx context.Context, id string, state store.State) (boo
 	if !state.Valid() {
 		return false, fmt.Errorf("sqlite: set state: %w: state %q is not idle or running", store.ErrInvalid, state)
 	}
-	res, err := s.write(ctx, writeOp{kind: opSetState, id: id, state: state})
-	if err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("set_state")
-		}
-		return false, err
-	}
-	return res.ok, nil
+	res, err := s.write(ctx, "set_state", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		return w.setState(ctx, id, state, now)
+	})
+	return res.ok, err
 }
 
 // CreateToken stores t. A zero CreatedAt is stored as the current time.
@@ -165,42 +186,41 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create token: %w", err)
 	}
-	if _, err := s.write(ctx, op); err != nil {
-		if !isClientError(err) {
-			s.metrics.Error("create_token")
-		}
-		return err
-	}
-	return nil
+	_, err = s.write(ctx, "create_token", op)
+	return err
 }
 
 func createTokenOp(t store.Token) (writeOp, error) {
 	if t.ID == "" {
-		return writeOp{}, errors.New("empty id")
+		return nil, errors.New("empty id")
 	}
 	for _, v := range append([]string{t.ID, t.Name}, t.Sessions...) {
 		if err := store.CheckText("token field", v); err != nil {
-			return writeOp{}, err
+			return nil, err
 		}
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
-	op := writeOp{kind: opCreateToken, token: t}
-	var err error
-	if op.tokenNano, err = nanos("created_at", t.CreatedAt); err != nil {
-		return op, err
+	created, err := nanos("created_at", t.CreatedAt)
+	if err != nil {
+		return nil, err
 	}
 	scopes, err := json.Marshal(nonNil(t.Scopes))
 	if err != nil {
-		return op, fmt.Errorf("encode scopes: %w", err)
+		return nil, fmt.Errorf("encode scopes: %w", err)
 	}
 	sessions, err := json.Marshal(nonNil(t.Sessions))
 	if err != nil {
-		return op, fmt.Errorf("encode sessions: %w", err)
+		return nil, fmt.Errorf("encode sessions: %w", err)
 	}
-	op.scopes, op.sessions = string(scopes), string(sessions)
-	return op, nil
+	cols := []any{t.ID, t.Hash[:], t.Name, string(scopes), string(sessions), created}
+	return func(ctx context.Context, w *writer, _ int64) (groupcommitResult, error) {
+		if _, err := w.insertToken.ExecContext(ctx, cols...); err != nil {
+			return groupcommitResult{}, fmt.Errorf("insert token: %w", err)
+		}
+		return groupcommitResult{}, nil
+	}, nil
 }
 
 func nonNil[T any](s []T) []T {

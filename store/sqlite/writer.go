@@ -23,89 +23,22 @@ var (
 	errConflict        = fmt.Errorf("sqlite: append: %w", store.ErrConflict)
 )
 
-// opKind says what a writeOp does.
-type opKind uint8
+// writeOp is one write for the single writer: it runs inside the batch's
+// IMMEDIATE transaction on the writer connection, with the batch's time now
+// (Unix nanoseconds). Each write method builds its own op as a closure over
+// its arguments, whose column values the calling goroutine has encoded
+// already, so that the writer only runs SQL. A statement failing is the
+// returned error (the batch is then retried without the op); an expected
+// outcome such as a missing session is the result's Err. An op may run
+// again when its batch is retried, so it must report only through its
+// result.
+type writeOp func(ctx context.Context, w *writer, now int64) (groupcommitResult, error)
 
-const (
-	opAppend opKind = iota + 1
-	opCreateSession
-	opSetState
-	opCreateToken
-	opBind
-	opPauseBinding
-	opClaimWork
-	opAdvance
-	opEnqueue
-	opClaim
-	opSettle
-	opRetryDelivery
-	opSetValue
-	opCompareAndSetValue
-	opFunc // runs writeOp.fn: rare writes (webhook destinations) that need no op of their own
-)
-
-// writeOp is one write for the single writer. Its column values are encoded
-// by the calling goroutine, so that the writer only runs SQL.
-type writeOp struct {
-	kind opKind
-
-	// opAppend
-	req    store.AppendRequest
-	refs   any // JSON text, or nil for no refs
-	tsNano int64
-
-	// opCreateSession, opSetState; id is also the binding id of
-	// opPauseBinding, the session id of opAdvance and the delivery id of
-	// opSettle and opRetryDelivery; meta is also opBind's.
-	id    string
-	meta  string
-	state store.State
-
-	// opCreateToken
-	token     store.Token
-	tokenNano int64
-	scopes    string
-	sessions  string
-
-	// opBind, opPauseBinding
-	binding     store.Binding
-	createdNano int64 // opBind: the binding's created_at
-	pausedUntil any   // Unix nanoseconds, or nil for not paused
-
-	// opClaimWork, opAdvance, opClaim, opSettle, opRetryDelivery
-	consumer  string
-	owner     string
-	n         int
-	seq       int64
-	nowNano   int64
-	leaseNano any // Unix nanoseconds, or nil to release the lease
-
-	// opEnqueue
-	deliveries []enqueued
-
-	// opSettle
-	settlement store.Settlement
-	nextNano   int64 // the settlement's NextAttempt; 0: due at once
-
-	// opSetValue, opCompareAndSetValue
-	kv kvOp
-
-	// opFunc: fn runs inside the batch's transaction on the writer
-	// connection. It may run again when the batch is retried, so it must
-	// report only through its result.
-	fn func(ctx context.Context, now int64) (groupcommitResult, error)
-}
-
-// writeResult is the outcome of one writeOp.
+// writeResult is the value of one writeOp.
 type writeResult struct {
-	append  store.AppendResult
-	session store.Session
-	ok      bool // CreateSession: created; SetState: changed; Bind: created; CompareAndSetValue: set
-
-	binding    store.Binding
-	works      []store.Work
-	deliveries []store.Delivery // Claim; RetryDelivery's one delivery
-	val        any              // opFunc's result
+	append store.AppendResult // Append's, not boxed: the hot path
+	ok     bool               // CreateSession: created; SetState: changed; Bind: created; CompareAndSetValue: set
+	val    any                // any other op's value
 }
 
 // maxCachedSessions bounds the writer's session cache; past it the cache is
@@ -166,7 +99,7 @@ type writer struct {
 	version int64              // data_version the cache is valid for
 
 	// The webhook destinations, for fan-out: valid, like cache, while no
-	// other connection commits, and until a webhook write (an opFunc).
+	// other connection commits, and until a webhook write (see writeFunc).
 	dests      []store.Webhook
 	destsValid bool
 	eventDests bool // some destination takes session events
@@ -318,45 +251,9 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 		return -1, fmt.Errorf("read changes: %w", err)
 	}
 	now := time.Now().UnixNano()
-	for i := range ops {
-		op := &ops[i]
+	for i, op := range ops {
 		var err error
-		switch op.kind {
-		case opAppend:
-			results[i], err = w.append(ctx, op, now)
-		case opCreateSession:
-			results[i], err = w.createSession(ctx, op, now)
-		case opSetState:
-			results[i], err = w.setState(ctx, op, now)
-		case opCreateToken:
-			results[i], err = w.createToken(ctx, op)
-		case opBind:
-			results[i], err = w.bind(ctx, op, now)
-		case opPauseBinding:
-			results[i], err = w.pauseBinding(ctx, op)
-		case opClaimWork:
-			results[i], err = w.claimWork(ctx, op)
-		case opAdvance:
-			results[i], err = w.advance(ctx, op)
-		case opEnqueue:
-			results[i], err = w.enqueue(ctx, op, now)
-		case opClaim:
-			results[i], err = w.claim(ctx, op, now)
-		case opSettle:
-			results[i], err = w.settle(ctx, op, now)
-		case opRetryDelivery:
-			results[i], err = w.retryDelivery(ctx, op, now)
-		case opFunc:
-			results[i], err = op.fn(ctx, now)
-			w.destsValid = false // it may have changed a destination
-		case opSetValue:
-			results[i], err = w.setValue(ctx, op, now)
-		case opCompareAndSetValue:
-			results[i], err = w.compareAndSetValue(ctx, op, now)
-		default:
-			err = fmt.Errorf("unknown write op %d", op.kind)
-		}
-		if err != nil {
+		if results[i], err = op(ctx, w, now); err != nil {
 			return i, err
 		}
 	}
@@ -448,7 +345,7 @@ func (w *writer) newSession(ctx context.Context, id, meta string, now int64) (*b
 	return bs, nil
 }
 
-func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
+func (w *writer) append(ctx context.Context, op *appendArgs, now int64) (groupcommitResult, error) {
 	bs, err := w.session(ctx, op.req.SessionID)
 	if err != nil || bs == nil {
 		return groupcommitResult{Err: errSessionNotFound}, err
@@ -513,44 +410,36 @@ func (w *writer) append(ctx context.Context, op *writeOp, now int64) (groupcommi
 	return out, nil
 }
 
-func (w *writer) createSession(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	bs, err := w.newSession(ctx, op.id, op.meta, now)
+func (w *writer) createSession(ctx context.Context, id, meta string, now int64) (groupcommitResult, error) {
+	bs, err := w.newSession(ctx, id, meta, now)
 	if err != nil {
 		return groupcommitResult{}, err
 	}
 	if bs != nil {
-		sess, err := decodeSession(op.id, string(store.Idle), op.meta, now, now, 0)
+		sess, err := decodeSession(id, string(store.Idle), meta, now, now, 0)
 		if err != nil {
 			return groupcommitResult{}, err
 		}
-		return groupcommitResult{Val: writeResult{session: sess, ok: true}}, nil
+		return groupcommitResult{Val: writeResult{val: sess, ok: true}}, nil
 	}
 	// The table is up to date with this batch's own writes.
-	sess, err := scanSession(w.sessionByID.QueryRowContext(ctx, op.id))
+	sess, err := scanSession(w.sessionByID.QueryRowContext(ctx, id))
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("read session: %w", err)
 	}
-	return groupcommitResult{Val: writeResult{session: sess}}, nil
+	return groupcommitResult{Val: writeResult{val: sess}}, nil
 }
 
-func (w *writer) setState(ctx context.Context, op *writeOp, now int64) (groupcommitResult, error) {
-	bs, err := w.session(ctx, op.id)
+func (w *writer) setState(ctx context.Context, id string, state store.State, now int64) (groupcommitResult, error) {
+	bs, err := w.session(ctx, id)
 	if err != nil || bs == nil {
 		return groupcommitResult{Err: errSessionNotFound}, err
 	}
-	if bs.state == op.state {
+	if bs.state == state {
 		return groupcommitResult{}, nil
 	}
-	if err := w.setSessionState(ctx, bs, op.state, now); err != nil {
+	if err := w.setSessionState(ctx, bs, state, now); err != nil {
 		return groupcommitResult{}, err
 	}
 	return groupcommitResult{Val: writeResult{ok: true}}, nil
-}
-
-func (w *writer) createToken(ctx context.Context, op *writeOp) (groupcommitResult, error) {
-	t := &op.token
-	if _, err := w.insertToken.ExecContext(ctx, t.ID, t.Hash[:], t.Name, op.scopes, op.sessions, op.tokenNano); err != nil {
-		return groupcommitResult{}, fmt.Errorf("insert token: %w", err)
-	}
-	return groupcommitResult{}, nil
 }

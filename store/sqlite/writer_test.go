@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestBatchOutcomes(t *testing.T) {
 	if r := res[5].Val.append; res[5].Err != nil || r.Record.Seq != 2 {
 		t.Errorf("second append: %+v, %v; want seq 2", r, res[5].Err)
 	}
-	if r := res[6].Val; res[6].Err != nil || r.ok || r.session.LastSeq != 2 || len(r.session.Metadata) != 0 {
+	if r := res[6].Val; res[6].Err != nil || r.ok || r.val.(store.Session).LastSeq != 2 || len(r.val.(store.Session).Metadata) != 0 {
 		t.Errorf("create of the existing session: %+v, %v; want it unchanged with last seq 2", r, res[6].Err)
 	}
 }
@@ -127,6 +128,56 @@ func TestBatchFailureIsolated(t *testing.T) {
 	recs, err := s.Read(ctx, "sess", 0, 10)
 	if err != nil || len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 2 {
 		t.Fatalf("log after the isolated failure: %+v, %v; want seqs 1 and 2", recs, err)
+	}
+}
+
+// TestWebhookWriteRefreshesDestinations checks that the writer's cached
+// webhook destinations, which no other connection's commit invalidates
+// here, are read again after each webhook write.
+func TestWebhookWriteRefreshesDestinations(t *testing.T) {
+	s := newTestStore(t)
+	ctx := t.Context()
+	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
+		t.Fatal(err)
+	}
+	appendSeq := func(id string) int64 {
+		t.Helper()
+		res, err := s.Append(ctx, appendReq("sess", id, "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Record.Seq
+	}
+	// Seqs of the records with a delivery to the destination.
+	delivered := func() []int64 {
+		t.Helper()
+		ds, err := s.ListDeliveries(ctx, "", "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, d := range ds {
+			if d.To.Source == store.SourceWebhook && d.Event == 0 {
+				seqs = append(seqs, d.Seq)
+			}
+		}
+		return seqs
+	}
+	appendSeq("test:1") // the writer reads the destinations: none
+	hook := store.Webhook{ID: "hook", URL: "https://example.test/hook", Secret: "whsec_hook", CreatedAt: time.Now().Add(-time.Hour)}
+	if _, err := s.CreateWebhook(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	created := appendSeq("test:2")
+	if got := delivered(); !slices.Equal(got, []int64{created}) {
+		t.Errorf("after CreateWebhook: deliveries of records %v, want %v", got, []int64{created})
+	}
+	if err := s.SetWebhookHealth(ctx, "hook", time.Time{}, true, "by hand"); err != nil {
+		t.Fatal(err)
+	}
+	appendSeq("test:3")
+	if got := delivered(); !slices.Equal(got, []int64{created}) {
+		t.Errorf("after disabling the destination: deliveries of records %v, want %v", got, []int64{created})
 	}
 }
 
