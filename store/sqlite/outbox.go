@@ -317,14 +317,22 @@ func (w *writer) settle(ctx context.Context, id, owner string, st store.Settleme
 		return groupcommitResult{}, fmt.Errorf("settle delivery: %w", err)
 	}
 	if st.Status != store.Pending {
-		if err := w.reHead(ctx, d.To.Source, d.To.Ref); err != nil {
-			return groupcommitResult{}, err
+		// The settle statement took the head flag with the delivery out of
+		// pending; the oldest pending delivery left becomes the head. No
+		// other delivery of the conversation can be a head (only the
+		// oldest pending one is), so, unlike reHead, nothing is demoted:
+		// demoting walks every pending delivery of the conversation, which
+		// under a backlog made each settle cost the backlog's length.
+		if _, err := w.outbox.promote.ExecContext(ctx, d.To.Source, d.To.Ref); err != nil {
+			return groupcommitResult{}, fmt.Errorf("update conversation head: %w", err)
 		}
 	}
 	return groupcommitResult{}, nil
 }
 
-// reHead makes the oldest pending delivery to a conversation its one head.
+// reHead makes the oldest pending delivery to a conversation its one head,
+// after RetryDelivery made a delivery pending that may be older than the
+// head.
 func (w *writer) reHead(ctx context.Context, source, ref string) error {
 	if _, err := w.outbox.demote.ExecContext(ctx, source, ref); err != nil {
 		return fmt.Errorf("update conversation head: %w", err)

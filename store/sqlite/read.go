@@ -25,7 +25,7 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
-	ping, session, listSessions, sessionSID, records, tokenByHash, countTokens *sql.Stmt
+	ping, session, listSessions, sessionSID, records, tokenByHash, countTokens, webhook *sql.Stmt
 
 	events   eventReads
 	bindings bindingReads
@@ -45,6 +45,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?`},
 		{&r.tokenByHash, `SELECT id, name, scopes, sessions, created_at FROM tokens WHERE hash = ?`},
 		{&r.countTokens, `SELECT count(*) FROM tokens`},
+		{&r.webhook, `SELECT ` + webhookColumns + ` FROM webhooks WHERE id = ?`},
 	}
 	stmts = append(stmts, r.events.defs()...)
 	stmts = append(stmts, r.bindings.defs()...)

@@ -138,7 +138,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webho
 
 // Webhook returns destination id, or an error wrapping store.ErrNotFound.
 func (s *Store) Webhook(ctx context.Context, id string) (store.Webhook, error) {
-	w, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id))
+	w, err := scanWebhook(s.r.webhook.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Webhook{}, errWebhookNotFound
 	}
@@ -245,16 +245,15 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 	if err := store.CheckWebhookAttempt(a); err != nil {
 		return fmt.Errorf("sqlite: record webhook attempt: %w", err)
 	}
-	_, err := s.writeFunc(ctx, "record_webhook_attempt", func(ctx context.Context, now int64) (groupcommitResult, error) {
+	// Not through writeFunc: an attempt changes no destination, so the
+	// writer's destinations stay cached for fan-out.
+	_, err := s.write(ctx, "record_webhook_attempt", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
 		at := toNanos(a.At)
 		if at == 0 {
 			at = now
 		}
-		_, err := s.wconn.ExecContext(ctx, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
-			session_id, seq, attempt, status_code, latency_ns, response, error, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq, a.Attempt, a.StatusCode,
-			int64(a.Latency), a.Response, a.Error, at)
+		_, err := w.insertAttempt.ExecContext(ctx, a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq,
+			a.Attempt, a.StatusCode, int64(a.Latency), a.Response, a.Error, at)
 		if err != nil {
 			return groupcommitResult{}, fmt.Errorf("insert webhook attempt: %w", err)
 		}

@@ -86,6 +86,7 @@ type writer struct {
 	insertRecord     *sql.Stmt
 	recordByEnvelope *sql.Stmt
 	insertToken      *sql.Stmt
+	insertAttempt    *sql.Stmt
 
 	bindings bindingWrites
 	cursors  cursorWrites
@@ -134,6 +135,9 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			ON CONFLICT (sid, envelope_id) DO NOTHING`},
 		{&w.recordByEnvelope, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND envelope_id = ?`},
 		{&w.insertToken, `INSERT INTO tokens (id, hash, name, scopes, sessions, created_at) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&w.insertAttempt, `INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
+			session_id, seq, attempt, status_code, latency_ns, response, error, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 	}
 	stmts = append(stmts, w.bindings.defs()...)
 	stmts = append(stmts, w.cursors.defs()...)
