@@ -30,14 +30,30 @@ var _ store.Outbox = (*Store)(nil)
 // due deliveries without it (an index holds exactly those) and still checks
 // each against its conversation's queue. The flag may be false on a
 // delivery that is not the head (Claim's check covers that) but never true
-// on the head, or the conversation would stall. The operations that can
-// change the head of a conversation hold a transaction-scoped advisory lock
-// on it: Enqueue, which sets the flag from what is pending; Settle, when a
-// delivery leaves pending, which clears the flag of the new head; and
-// RetryDelivery, which clears the flag of the delivery it makes pending.
+// on the head, or the conversation would stall.
+//
+// Row locks keep it so, with no lock on the conversation as a whole:
+//   - Enqueue share-locks the newest pending delivery of each conversation
+//     it adds to (its tail) and, in the same statement, sets a new
+//     delivery's flag only when such a locked tail exists. The tail cannot
+//     leave pending until the enqueue commits, and whatever takes it out of
+//     pending then sees the new delivery.
+//   - Settle, when a delivery leaves pending, updates it (which waits for
+//     an enqueue holding it as a tail) and then, in a later statement with
+//     a fresh snapshot, clears the flag of its conversation's new head.
+//   - RetryDelivery clears the flag of the delivery it makes pending; it
+//     only ever adds a pending delivery older than others, which cannot
+//     make a flagged delivery the head.
+//
+// Enqueuers into one conversation are already serialised: every enqueue
+// of a session's deliveries holds the session's row lock (Append, and the
+// journal trigger inside its UPDATE), and a replay queue has one writer.
+// A settle of a tail waits at most for one append's commit; settles of
+// deliveries that are not tails, and appends to conversations with nothing
+// pending, wait for nobody.
 //
 // Multi-statement operations are sent as one batch, which pgx runs as one
-// implicit transaction (each statement with a fresh snapshot, so after the
+// implicit transaction (each statement with a fresh snapshot, so after a
 // lock it sees what the lock's previous holders committed).
 
 // deliveryColumns are the columns scanDelivery reads, in order.
@@ -89,13 +105,6 @@ func (r prefixedRow) Scan(dest ...any) error {
 	return r.row.Scan(append(r.prefix[:len(r.prefix):len(r.prefix)], dest...)...)
 }
 
-// convLockKey is the advisory lock key of the conversation named by the
-// source and ref expressions, salted with the schema (advisory locks are per
-// database). Collisions only serialise unrelated conversations.
-func convLockKey(source, ref string) string {
-	return "hashtextextended(current_schema() || '/' || " + source + " || '/' || " + ref + ", 0)"
-}
-
 // Enqueue adds deliveries as pending, due at their NextAttempt (now when
 // zero), in order. It is idempotent on (SessionID, Seq, Event, To): an
 // existing delivery is kept unchanged, where it is in its conversation's
@@ -121,9 +130,6 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	}
 	var missing *int64
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
 		return br.QueryRow().Scan(&missing)
 	})
 	if err != nil {
@@ -139,8 +145,8 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 	return nil
 }
 
-// queueEnqueue queues on b the two statements that enqueue ds (see
-// Enqueue): the conversations' locks, then the insert, whose one row holds
+// queueEnqueue queues on b the statement that enqueues ds (see Enqueue):
+// the insert, under the locks of the conversations' tails, whose one row holds
 // the 1-based index of the first delivery naming a record or event that
 // does not exist (NULL when none; nothing is enqueued then). Append queues
 // them in its own transaction to fan out at commit.
@@ -163,25 +169,29 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 		sourceCol[i], refCol[i] = d.To.Source, d.To.Ref
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
 	}
-	// The conversations' locks, in key order so that enqueues cannot
-	// deadlock on each other.
-	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (
-			SELECT DISTINCT `+convLockKey("u.source", "u.ref")+` AS k
-			FROM unnest($1::text[], $2::text[]) AS u (source, ref)
-			ORDER BY k
-		) AS keys`, sourceCol, refCol)
 	// The first delivery whose record or event does not exist, if any,
 	// stops the insert (records and events are never deleted, so what
-	// exists now stays). Under the locks, what is pending is exact: a new
-	// delivery waits when its conversation has a pending one, or an earlier
-	// new one. Deliveries stored already (or repeated in the call) are left
-	// out before that is counted; ON CONFLICT is only the backstop. The
-	// rows are inserted in the call's order, which the identity column ord
-	// records.
+	// exists now stays). A new delivery waits when its conversation has a
+	// pending tail, share-locked here (see "How the outbox keeps order";
+	// a tail that left pending while this waited for its lock is passed
+	// over for the next newest), or an earlier new one. Deliveries stored
+	// already (or repeated in the call) are left out before that is
+	// counted; ON CONFLICT is only the backstop. The rows are inserted in
+	// the call's order, which the identity column ord records.
 	b.Queue(`WITH u AS MATERIALIZED (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
 				$7::timestamptz[], $8::timestamptz[])
 				WITH ORDINALITY AS u (conv_source, conv_ref, id, session_id, seq, event, next_attempt, created_at, n)
+		), tails AS MATERIALIZED (
+			SELECT c.conv_source, c.conv_ref
+			FROM (SELECT DISTINCT u.conv_source, u.conv_ref FROM u ORDER BY 1, 2) AS c
+			CROSS JOIN LATERAL (
+				SELECT 1 FROM deliveries o
+				WHERE o.status = 'pending' AND o.conv_source = c.conv_source AND o.conv_ref = c.conv_ref
+				ORDER BY o.ord DESC
+				LIMIT 1
+				FOR SHARE
+			) AS t
 		), missing AS MATERIALIZED (
 			SELECT u.n FROM u
 			WHERE NOT CASE WHEN u.event = 0
@@ -196,8 +206,7 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 				next_attempt, created_at, updated_at)
 			SELECT u.id, u.session_id, u.seq, u.event, u.conv_source, u.conv_ref, 'pending',
 				row_number() OVER (PARTITION BY u.conv_source, u.conv_ref ORDER BY u.n) > 1 OR EXISTS (
-					SELECT 1 FROM deliveries o
-					WHERE o.status = 'pending' AND o.conv_source = u.conv_source AND o.conv_ref = u.conv_ref),
+					SELECT 1 FROM tails t WHERE t.conv_source = u.conv_source AND t.conv_ref = u.conv_ref),
 				coalesce(u.next_attempt, now()), coalesce(u.created_at, now()), now()
 			FROM (
 				SELECT DISTINCT ON (u.session_id, u.seq, u.event, u.conv_source, u.conv_ref) u.*
@@ -347,10 +356,9 @@ type settleReq struct {
 }
 
 // commitSettles settles a batch of concurrent Settle calls in one
-// transaction, one round trip: the locks of the conversations whose head
-// may leave, taken at once in key order (so that the batch cannot deadlock
-// with another holder of several), then each settlement as Settle
-// describes. When the batch fails it settles each alone, so one bad call
+// transaction, one round trip: the deliveries' row locks, taken at once in
+// conversation order (so that the batch cannot deadlock with an enqueue or
+// another batch), then each settlement as Settle describes. When the batch fails it settles each alone, so one bad call
 // fails alone.
 func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[struct{}], error) {
 	results := make([]groupcommit.Result[struct{}], len(batch))
@@ -372,11 +380,9 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 // settleBatch settles batch in one transaction, setting results; an error
 // means nothing was settled.
 func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[struct{}]) error {
-	var leaving []string
-	for _, r := range batch {
-		if r.st.Status != store.Pending {
-			leaving = append(leaving, r.id)
-		}
+	ids := make([]string, len(batch))
+	for i, r := range batch {
+		ids[i] = r.id
 	}
 	b := &pgx.Batch{}
 	// A settlement need not wait for the WAL to reach the disk: a crash
@@ -386,15 +392,14 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	// enqueueing to them wait for.
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	if len(leaving) > 0 {
-		// A delivery that leaves pending may be its conversation's head:
-		// hold the conversation's lock while it goes and the next takes its
-		// place.
-		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM (
-				SELECT DISTINCT `+convLockKey("conv_source", "conv_ref")+` AS k
-				FROM deliveries WHERE id = ANY($1) ORDER BY k
-			) AS keys`, leaving)
-	}
+	// The batch's deliveries, locked at once in conversation order (the
+	// order Enqueue locks tails in), so that the batch cannot deadlock with
+	// an enqueue or another batch.
+	b.Queue(`SELECT count(*) FROM (
+			SELECT 1 FROM deliveries WHERE id = ANY($1)
+			ORDER BY conv_source, conv_ref, ord
+			FOR NO KEY UPDATE
+		) AS locked`, ids)
 	for _, r := range batch {
 		b.Queue(`WITH u AS (
 				UPDATE deliveries SET
@@ -418,12 +423,7 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	}
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range 2 { // BEGIN, SET LOCAL
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		if len(leaving) > 0 {
+		for range 3 { // BEGIN, SET LOCAL, the locks
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
@@ -496,23 +496,12 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, now time.Time) (st
 	if err := store.CheckLookup("delivery", id); err != nil {
 		return store.Delivery{}, fmt.Errorf("postgres: retry delivery: %w", err)
 	}
-	b := &pgx.Batch{}
 	// It may become its conversation's head again (it is older than what is
 	// pending), so it must not wait.
-	b.Queue(`SELECT pg_advisory_xact_lock(`+convLockKey("conv_source", "conv_ref")+`) FROM deliveries WHERE id = $1`, id)
-	b.Queue(`UPDATE deliveries
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE deliveries
 		SET status = 'pending', waiting = false, next_attempt = $2, updated_at = now()
 		WHERE id = $1
-		RETURNING `+deliveryColumns, id, now)
-	var d store.Delivery
-	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		var err error
-		d, err = scanDelivery(br.QueryRow())
-		return err
-	})
+		RETURNING `+deliveryColumns, id, now))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Delivery{}, fmt.Errorf("postgres: retry delivery %q: %w", id, store.ErrNotFound)

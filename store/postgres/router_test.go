@@ -628,3 +628,94 @@ func BenchmarkOutboxClaimIdle(b *testing.B) {
 		})
 	}
 }
+
+// TestEnqueueBehindASettlingTail enqueues to a conversation whose only
+// pending delivery is being settled by a transaction still open: the
+// enqueue waits for the tail's row lock, finds it gone from pending and so
+// does not mark the new delivery as waiting; otherwise the new delivery,
+// the conversation's head once the tail is settled, would be flagged as
+// queued behind it and never claimed. Enqueue's row-lock protocol is in
+// "How the outbox keeps order" (outbox.go).
+func TestEnqueueBehindASettlingTail(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	st := openStore(t, dsn, Options{})
+	create(t, st, "s")
+	conv := envelope.Conversation{Source: "test", Ref: "c"}
+	var seqs []int64
+	for i := range 2 {
+		out := msg("s", fmt.Sprint("k", i), "output")
+		out.Direction = store.Outbound
+		res, err := st.Append(t.Context(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, res.Record.Seq)
+	}
+	if err := st.Enqueue(t.Context(), []store.Delivery{{SessionID: "s", Seq: seqs[0], To: conv, NextAttempt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	head := claim1(t, st, "p1")
+
+	// A settle in flight: the tail's row is locked and updated, not yet
+	// committed.
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := tx.Exec(t.Context(), `UPDATE deliveries SET status = 'delivered', lease_owner = '', lease_until = NULL
+		WHERE id = $1`, head.ID); err != nil {
+		t.Fatal(err)
+	}
+	enqueued := make(chan error, 1)
+	go func() {
+		enqueued <- st.Enqueue(t.Context(), []store.Delivery{{SessionID: "s", Seq: seqs[1], To: conv, NextAttempt: t0}})
+	}()
+	// The enqueue must wait for the settle: its lock on the tail conflicts.
+	waitForLockWait(t, st)
+	select {
+	case err := <-enqueued:
+		t.Fatalf("Enqueue returned (%v) while the tail's settle was open", err)
+	default:
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-enqueued; err != nil {
+		t.Fatal(err)
+	}
+	if next := claim1(t, st, "p2"); next.Seq != seqs[1] {
+		t.Fatalf("claimed seq %d, want %d", next.Seq, seqs[1])
+	}
+}
+
+// claim1 claims the one due delivery.
+func claim1(t *testing.T, st *Store, owner string) store.Delivery {
+	t.Helper()
+	ds, err := st.Claim(t.Context(), owner, 10, at(time.Second), at(time.Hour))
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Claim = %d deliveries, %v; want 1", len(ds), err)
+	}
+	return ds[0]
+}
+
+// waitForLockWait waits until a session of st's database waits for a row
+// lock.
+func waitForLockWait(t *testing.T, st *Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		if err := st.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session waited for a lock in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
