@@ -105,11 +105,11 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 		}
 	}
 	start := r.now()
-	rc, err := r.post(ctx, &d)
+	rc, attempt, err := r.post(ctx, &d)
 	if ctx.Err() != nil {
 		// Shutting down: hand the delivery back, due now, for whoever runs
 		// next (its outcome is unknown; the sink's idempotency covers it).
-		s := store.Settlement{Status: store.Pending, Error: "interrupted by shutdown", NextAttempt: r.now()}
+		s := store.Settlement{Status: store.Pending, Error: "interrupted by shutdown", NextAttempt: r.now(), Attempt: attempt}
 		if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
 			r.log.Warn("release delivery", "delivery", d.ID, "err", serr)
 		}
@@ -140,6 +140,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 			result = "dead"
 		}
 	}
+	s.Attempt = attempt
 	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
 	if err != nil {
 		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
@@ -150,19 +151,22 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 }
 
 // post makes the attempt at d through the webhook sink or its channel's
-// sink, bounded to two thirds of the lease.
-func (r *Router) post(ctx context.Context, d *store.Delivery) (adapters.Receipt, error) {
+// sink, bounded to two thirds of the lease. attempt is the webhook
+// attempt to record with the settlement, if one was made.
+func (r *Router) post(ctx context.Context, d *store.Delivery) (rc adapters.Receipt, attempt *store.WebhookAttempt, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
 	defer cancel()
 	if d.To.Source == store.SourceWebhook {
 		if r.webhooks == nil {
-			return adapters.Receipt{}, fmt.Errorf("%w: outbound webhooks are not enabled", adapters.ErrPermanent)
+			return rc, nil, fmt.Errorf("%w: outbound webhooks are not enabled", adapters.ErrPermanent)
 		}
-		return adapters.Receipt{}, r.webhooks.Deliver(ctx, *d)
+		attempt, err = r.webhooks.Deliver(ctx, *d)
+		return rc, attempt, err
 	}
 	sink := r.sinks[d.To.Source]
 	if sink == nil {
-		return adapters.Receipt{}, fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
+		return rc, nil, fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
 	}
-	return sink.Deliver(ctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
+	rc, err = sink.Deliver(ctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
+	return rc, nil, err
 }

@@ -45,10 +45,11 @@ type Store interface {
 // WebhookSink delivers the outbox's deliveries to webhook destinations
 // (package router/webhooks). Unlike a channel's adapters.Sink it is handed
 // the store's delivery, which may be of a session event rather than a
-// record; its errors mean what a Sink's do (adapters.ErrPermanent,
-// adapters.BackOff).
+// record, and it returns the attempt it made (nil when it made none),
+// which the router records with the delivery's settlement; its errors mean
+// what a Sink's do (adapters.ErrPermanent, adapters.BackOff).
 type WebhookSink interface {
-	Deliver(ctx context.Context, d store.Delivery) error
+	Deliver(ctx context.Context, d store.Delivery) (*store.WebhookAttempt, error)
 }
 
 // MetaRoute is the session metadata key naming the route that created it.

@@ -145,6 +145,12 @@ type Settlement struct {
 	Error     string         // with Pending or Dead
 	// NextAttempt is when to retry, with Pending.
 	NextAttempt time.Time
+	// Attempt, when not nil, is the webhook attempt the outcome came from:
+	// Settle records it in the settlement's transaction, as
+	// RecordWebhookAttempt does (ID and At set when empty), whether or not
+	// the lease is still owner's, so that the attempt costs no commit of
+	// its own.
+	Attempt *WebhookAttempt
 }
 
 // Outbox holds deliveries of session outputs to conversations.

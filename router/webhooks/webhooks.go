@@ -33,7 +33,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
@@ -297,54 +296,53 @@ func (s *Sender) SyncConfig(ctx context.Context) error {
 	return nil
 }
 
-// Deliver signs and posts d's event to its destination and records the
-// attempt. A 2xx is success; 410 Gone disables the destination and is
-// permanent; any other outcome is retried on the webhook schedule (or after
-// the receiver's Retry-After), until the destination has failed for the
-// configured period, when it is disabled, or the outbox gives up on the
-// delivery; either emits a delivery.failed event. Its errors are the
-// outbox's, as a channel's Sink gives them: adapters.ErrPermanent ends the
-// delivery, an adapters.BackOff says when to try again.
-func (s *Sender) Deliver(ctx context.Context, d store.Delivery) error {
+// Deliver signs and posts d's event to its destination and returns the
+// attempt it made, for the router to record with the delivery's
+// settlement (nil when it made none). A 2xx is success; 410 Gone disables
+// the destination and is permanent; any other outcome is retried on the
+// webhook schedule (or after the receiver's Retry-After), until the
+// destination has failed for the configured period, when it is disabled,
+// or the outbox gives up on the delivery; either emits a delivery.failed
+// event. Its errors are the outbox's, as a channel's Sink gives them:
+// adapters.ErrPermanent ends the delivery, an adapters.BackOff says when
+// to try again.
+func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookAttempt, error) {
 	destID := store.WebhookDest(d.To.Ref)
 	dest, err := s.st.Webhook(ctx, destID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("webhook: %w: destination %s was deleted", adapters.ErrPermanent, destID)
+		return nil, fmt.Errorf("webhook: %w: destination %s was deleted", adapters.ErrPermanent, destID)
 	case err != nil:
-		return fmt.Errorf("webhook: %w", err)
+		return nil, fmt.Errorf("webhook: %w", err)
 	case dest.Disabled:
-		return fmt.Errorf("webhook: %w: destination %s is disabled (%s)", adapters.ErrPermanent, destID, dest.DisabledReason)
+		return nil, fmt.Errorf("webhook: %w: destination %s is disabled (%s)", adapters.ErrPermanent, destID, dest.DisabledReason)
 	}
 	ev, failedRec, err := s.event(ctx, &d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	evID := ev.ID
 	body, err := ev.AppendJSON(nil)
 	if err != nil {
-		return fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
+		return nil, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
 	}
 	now := s.now()
 	signer, err := webhook.NewSigner(dest.Secrets(now)...)
 	if err != nil {
-		return fmt.Errorf("webhook: destination %s: %w: %w", destID, adapters.ErrPermanent, err)
+		return nil, fmt.Errorf("webhook: destination %s: %w: %w", destID, adapters.ErrPermanent, err)
 	}
 	res, postErr := s.client.Post(ctx, dest.URL, signer, evID, now, body)
-	attempt := store.WebhookAttempt{
+	attempt := &store.WebhookAttempt{
 		WebhookID: destID, DeliveryID: d.ID, EventID: evID, SessionID: d.SessionID, Seq: d.Seq, Attempt: d.Attempts,
-		StatusCode: res.StatusCode, Latency: res.Latency, Response: strings.ToValidUTF8(string(res.Body), "\uFFFD"),
+		StatusCode: res.StatusCode, Latency: res.Latency, Response: envelope.Clean(string(res.Body)), At: now,
 	}
 	if postErr != nil {
-		attempt.Error = postErr.Error()
+		attempt.Error = envelope.Clean(postErr.Error())
 	} else if !res.OK() {
 		attempt.Error = fmt.Sprintf("status %d", res.StatusCode)
 	}
-	if err := s.st.RecordWebhookAttempt(context.WithoutCancel(ctx), attempt); err != nil {
-		s.log.Warn("record webhook attempt", "webhook", destID, "delivery", d.ID, "err", err)
-	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return attempt, ctx.Err()
 	}
 	if postErr == nil && res.OK() {
 		if !dest.FailingSince.IsZero() {
@@ -352,9 +350,9 @@ func (s *Sender) Deliver(ctx context.Context, d store.Delivery) error {
 				s.log.Warn("webhook health", "webhook", destID, "err", err)
 			}
 		}
-		return nil
+		return attempt, nil
 	}
-	return s.failed(ctx, dest, &d, failedRec, res, postErr)
+	return attempt, s.failed(ctx, dest, &d, failedRec, res, postErr)
 }
 
 // event builds the Event that delivery d sends. failed reports whether it

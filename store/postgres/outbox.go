@@ -339,6 +339,13 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return fmt.Errorf("postgres: settle %s: %w", id, err)
 	}
+	if st.Attempt != nil {
+		a, err := newAttempt(*st.Attempt)
+		if err != nil {
+			return fmt.Errorf("postgres: settle %s: %w", id, err)
+		}
+		st.Attempt = &a
+	}
 	if owner == "" {
 		return fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
 	}
@@ -381,8 +388,12 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 // means nothing was settled.
 func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[struct{}]) error {
 	ids := make([]string, len(batch))
+	var attempts []store.WebhookAttempt
 	for i, r := range batch {
 		ids[i] = r.id
+		if r.st.Attempt != nil {
+			attempts = append(attempts, *r.st.Attempt)
+		}
 	}
 	b := &pgx.Batch{}
 	// A settlement need not wait for the WAL to reach the disk: a crash
@@ -400,6 +411,9 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			ORDER BY conv_source, conv_ref, ord
 			FOR NO KEY UPDATE
 		) AS locked`, ids)
+	if len(attempts) > 0 {
+		queueInsertAttempts(b, attempts)
+	}
 	for _, r := range batch {
 		b.Queue(`WITH u AS (
 				UPDATE deliveries SET
@@ -424,6 +438,11 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		for range 3 { // BEGIN, SET LOCAL, the locks
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if len(attempts) > 0 {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -205,25 +205,33 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	return nil
 }
 
-// RecordWebhookAttempt appends a to the attempts log.
+// RecordWebhookAttempt appends a to the attempts log (ID and At set when
+// empty). Concurrent calls are recorded together.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt) error {
 	if err := s.checkOpen("record webhook attempt"); err != nil {
 		return err
 	}
+	a, err := newAttempt(a)
+	if err != nil {
+		return fmt.Errorf("postgres: record webhook attempt: %w", err)
+	}
+	_, err = s.attempts.Do(ctx, a)
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return fmt.Errorf("postgres: record webhook attempt: %w", store.ErrClosed)
+	}
+	return err
+}
+
+// newAttempt returns a with its ID and At set when empty, or why it cannot
+// be stored.
+func newAttempt(a store.WebhookAttempt) (store.WebhookAttempt, error) {
 	if a.ID == "" {
 		a.ID = ids.New("att")
 	}
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
-	if err := store.CheckWebhookAttempt(a); err != nil {
-		return fmt.Errorf("postgres: record webhook attempt: %w", err)
-	}
-	_, err := s.attempts.Do(ctx, a)
-	if errors.Is(err, groupcommit.ErrClosed) {
-		return fmt.Errorf("postgres: record webhook attempt: %w", store.ErrClosed)
-	}
-	return err
+	return a, store.CheckWebhookAttempt(a)
 }
 
 // commitAttempts records a batch of concurrent RecordWebhookAttempt calls
@@ -247,6 +255,25 @@ func (s *Store) commitAttempts(ctx context.Context, batch []store.WebhookAttempt
 }
 
 func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) error {
+	// The attempts log is a record for people: a crash may lose its last
+	// entries, so its commits do not wait for the disk.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	queueInsertAttempts(b, as)
+	b.Queue("COMMIT")
+	return withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		for range 3 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return commitResult(br.Exec())
+	})
+}
+
+// queueInsertAttempts queues on b the one statement that inserts as.
+func queueInsertAttempts(b *pgx.Batch, as []store.WebhookAttempt) {
 	n := len(as)
 	var (
 		id, webhook, delivery, event, session, response, errText = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -259,26 +286,12 @@ func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) e
 		seq[i], attempt[i], status[i], latency[i] = a.Seq, int32(a.Attempt), int32(a.StatusCode), int64(a.Latency)
 		response[i], errText[i], at[i] = a.Response, a.Error, a.At
 	}
-	// The attempts log is a record for people: a crash may lose its last
-	// entries, so its commits do not wait for the disk.
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit = off")
 	b.Queue(`INSERT INTO webhook_attempts (id, webhook_id, delivery_id, event_id,
 		session_id, seq, attempt, status_code, latency_ns, response, error, at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
 			$7::int[], $8::int[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[])
 		ON CONFLICT (id) DO NOTHING`,
 		id, webhook, delivery, event, session, seq, attempt, status, latency, response, errText, at)
-	b.Queue("COMMIT")
-	return withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range 3 {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return commitResult(br.Exec())
-	})
 }
 
 // WebhookAttempts returns up to limit attempts of webhookID before the

@@ -266,7 +266,20 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
+	var attempt *store.WebhookAttempt
+	if st.Attempt != nil {
+		a := newAttempt(*st.Attempt)
+		if err := store.CheckWebhookAttempt(a); err != nil {
+			return fmt.Errorf("sqlite: settle %s: %w", id, err)
+		}
+		attempt = &a
+	}
 	_, err = s.write(ctx, "settle", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		if attempt != nil {
+			if err := w.recordAttempt(ctx, attempt, now); err != nil {
+				return groupcommitResult{}, err
+			}
+		}
 		return w.settle(ctx, id, owner, st, next, now)
 	})
 	return err

@@ -239,27 +239,38 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // RecordWebhookAttempt appends a to the attempts log.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt) error {
-	if a.ID == "" {
-		a.ID = ids.New("att")
-	}
+	a = newAttempt(a)
 	if err := store.CheckWebhookAttempt(a); err != nil {
 		return fmt.Errorf("sqlite: record webhook attempt: %w", err)
 	}
 	// Not through writeFunc: an attempt changes no destination, so the
 	// writer's destinations stay cached for fan-out.
 	_, err := s.write(ctx, "record_webhook_attempt", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
-		at := toNanos(a.At)
-		if at == 0 {
-			at = now
-		}
-		_, err := w.insertAttempt.ExecContext(ctx, a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq,
-			a.Attempt, a.StatusCode, int64(a.Latency), a.Response, a.Error, at)
-		if err != nil {
-			return groupcommitResult{}, fmt.Errorf("insert webhook attempt: %w", err)
-		}
-		return groupcommitResult{}, nil
+		return groupcommitResult{}, w.recordAttempt(ctx, &a, now)
 	})
 	return err
+}
+
+// newAttempt returns a with an id when it has none.
+func newAttempt(a store.WebhookAttempt) store.WebhookAttempt {
+	if a.ID == "" {
+		a.ID = ids.New("att")
+	}
+	return a
+}
+
+// recordAttempt inserts a, at now when a.At is zero.
+func (w *writer) recordAttempt(ctx context.Context, a *store.WebhookAttempt, now int64) error {
+	at := toNanos(a.At)
+	if at == 0 {
+		at = now
+	}
+	_, err := w.insertAttempt.ExecContext(ctx, a.ID, a.WebhookID, a.DeliveryID, a.EventID, a.SessionID, a.Seq,
+		a.Attempt, a.StatusCode, int64(a.Latency), a.Response, a.Error, at)
+	if err != nil {
+		return fmt.Errorf("insert webhook attempt: %w", err)
+	}
+	return nil
 }
 
 // WebhookAttempts returns up to limit attempts of webhookID before the

@@ -17,6 +17,7 @@ func (s suite) runWebhooks(t *testing.T) {
 	t.Run("Health", s.testWebhookHealth)
 	t.Run("Delete", s.testWebhookDelete)
 	t.Run("Attempts", s.testWebhookAttempts)
+	t.Run("AttemptsWithSettlements", s.testWebhookAttemptsWithSettlements)
 	t.Run("Reopen", s.testWebhookReopen)
 }
 
@@ -234,5 +235,47 @@ func (s suite) testWebhookReopen(t *testing.T) {
 	}
 	if as, err := st2.WebhookAttempts(ctx, "wh_1", "", 10); err != nil || len(as) != 1 || as[0].StatusCode != 204 {
 		t.Errorf("attempts after reopen = %v, %v", as, err)
+	}
+}
+
+// testWebhookAttemptsWithSettlements settles deliveries with the attempts
+// they came from: each is recorded with its settlement, and an attempt
+// whose settlement lost its lease is recorded all the same.
+func (s suite) testWebhookAttemptsWithSettlements(t *testing.T) {
+	st, _ := s.fresh(t)
+	ctx := t.Context()
+	mustCreateWebhook(t, st, newWebhook("wh_1"))
+	a, b := conv("a"), conv("b")
+	outputs(t, st, "sess-1", a, b)
+	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, b, t0))
+	ds := claim(t, st, "p1", 10, t0, at(time.Minute))
+	if len(ds) != 2 {
+		t.Fatalf("claimed %v, want both", claimedSeqs(ds))
+	}
+	attempt := func(d store.Delivery, code int) *store.WebhookAttempt {
+		return &store.WebhookAttempt{WebhookID: "wh_1", DeliveryID: d.ID, EventID: "evt-" + d.ID, SessionID: d.SessionID,
+			Seq: d.Seq, Attempt: d.Attempts, StatusCode: code}
+	}
+	mustSettle(t, st, ds[0], "p1", store.Settlement{Status: store.Delivered, Attempt: attempt(ds[0], 204)})
+	checkLeaseLost(t, "Settle with an attempt by an owner without the lease",
+		st.Settle(ctx, ds[1].ID, "p2", store.Settlement{Status: store.Delivered, Attempt: attempt(ds[1], 200)}))
+	got, err := st.WebhookAttempts(ctx, "wh_1", "", 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("attempts = %+v, %v; want the two settled with", got, err)
+	}
+	byDelivery := map[string]store.WebhookAttempt{}
+	for _, g := range got {
+		byDelivery[g.DeliveryID] = g
+	}
+	for i, code := range []int{204, 200} {
+		g, ok := byDelivery[ds[i].ID]
+		if !ok || g.ID == "" || g.StatusCode != code || g.EventID != "evt-"+ds[i].ID || g.At.IsZero() {
+			t.Errorf("attempt of %s = %+v, want status %d with an id and a time", ds[i].ID, g, code)
+		}
+	}
+	bad := attempt(ds[1], 500)
+	bad.Response = "nul \x00"
+	if err := st.Settle(ctx, ds[1].ID, "p1", store.Settlement{Status: store.Delivered, Attempt: bad}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Settle with an unstorable attempt = %v, want ErrInvalid", err)
 	}
 }
