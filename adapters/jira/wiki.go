@@ -340,41 +340,43 @@ func (c *wikiConv) listItem(marks, text string) {
 // tableRow writes a table row. Markdown tables need a header: the first
 // row of a table is its header, whether Jira marked it as one (||) or not.
 func (c *wikiConv) tableRow(line string) {
-	cells := splitCells(line)
-	row := markdownRow(len(cells), len(line)+2*len(cells), func(i int) string {
-		return strings.ReplaceAll(c.inline(strings.TrimSpace(cells[i])), "|", `\|`)
+	var row strings.Builder
+	row.Grow(len(line) + 2*strings.Count(line, "|") + 4)
+	row.WriteByte('|')
+	n := 0 // cells
+	eachCell(line, func(cell string) {
+		row.WriteByte(' ')
+		row.WriteString(strings.ReplaceAll(c.inline(strings.TrimSpace(cell)), "|", `\|`))
+		row.WriteString(" |")
+		n++
 	})
+	seps := "|" + strings.Repeat(" --- |", n)
+	if n == 0 {
+		row.WriteString("  |")
+		seps = "|  |"
+	}
 	c.counters, c.widths = c.counters[:0], c.widths[:0]
 	if !c.table {
 		c.table = true
 		c.blank()
-		c.emit(row)
-		c.emit(markdownRow(len(cells), 6*len(cells), func(int) string { return "---" }))
+		c.emit(row.String())
+		c.emit(seps)
 		return
 	}
-	c.emit(row)
+	c.emit(row.String())
 }
 
-// markdownRow returns a Markdown table row of n cells, cell(i) each, of
-// about size bytes.
-func markdownRow(n, size int, cell func(i int) string) string {
-	var b strings.Builder
-	b.Grow(size + 4)
-	b.WriteString("| ")
-	for i := range n {
-		if i > 0 {
-			b.WriteString(" | ")
+// eachCell calls f with each cell of a table row, split at its "|" and "||"
+// separators, but not inside [links] or {{monospace}}, nor at escaped "\|".
+// Blank text before the first separator or after the last is no cell.
+func eachCell(line string, f func(cell string)) {
+	first := true
+	cell := func(cell string) {
+		if !first || strings.TrimSpace(cell) != "" {
+			f(cell)
 		}
-		b.WriteString(cell(i))
+		first = false
 	}
-	b.WriteString(" |")
-	return b.String()
-}
-
-// splitCells splits a table row at its "|" and "||" separators, but not
-// inside [links] or {{monospace}}, nor at escaped "\|".
-func splitCells(line string) []string {
-	cells := make([]string, 0, strings.Count(line, "|")+1)
 	start, depth := 0, 0 // line[start:] is the current cell
 	for i := 0; i < len(line); i++ {
 		switch ch := line[i]; {
@@ -391,7 +393,7 @@ func splitCells(line string) []string {
 			depth--
 			i++
 		case ch == '|' && depth == 0:
-			cells = append(cells, line[start:i])
+			cell(line[start:i])
 			if i+1 < len(line) && line[i+1] == '|' {
 				i++
 			}
@@ -399,12 +401,8 @@ func splitCells(line string) []string {
 		}
 	}
 	if rest := line[start:]; strings.TrimSpace(rest) != "" {
-		cells = append(cells, rest)
+		cell(rest)
 	}
-	if len(cells) > 0 && strings.TrimSpace(cells[0]) == "" {
-		cells = cells[1:]
-	}
-	return cells
 }
 
 // result returns the lines, joined, without leading, trailing or repeated

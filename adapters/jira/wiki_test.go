@@ -318,17 +318,20 @@ func TestEscapesKeepRuns(t *testing.T) {
 	}
 }
 
-func TestSplitCells(t *testing.T) {
+func TestEachCell(t *testing.T) {
 	for in, want := range map[string][]string{
 		"|a|b|":                {"a", "b"},
 		"||h1||h2||":           {"h1", "h2"},
 		"|[x|y]|{{a|b}}|c\\|d": {"[x|y]", "{{a|b}}", "c\\|d"},
 		"| |a| ":               {" ", "a"},
-		"|":                    {},
+		"|":                    nil,
 		"|é|}}|":               {"é", "}}"},
+		"a|b":                  {"a", "b"},
 	} {
-		if got := splitCells(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("splitCells(%q) = %q, want %q", in, got, want)
+		var got []string
+		eachCell(in, func(cell string) { got = append(got, cell) })
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("eachCell(%q): %q, want %q", in, got, want)
 		}
 	}
 }
