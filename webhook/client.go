@@ -35,6 +35,11 @@ type ClientOptions struct {
 	MaxResponse int64
 	// UserAgent is sent with every request (default "Switchboard-Webhooks").
 	UserAgent string
+	// IdlePerHost is how many idle connections to one destination host
+	// are kept for reuse (default 32). Set it to how many posts may be in
+	// flight at once, or connections beyond it are closed after each post
+	// and dialled again for the next.
+	IdlePerHost int
 }
 
 // Client posts signed webhook deliveries. It is safe for concurrent use.
@@ -55,6 +60,9 @@ func NewClient(o ClientOptions) *Client {
 	if o.UserAgent == "" {
 		o.UserAgent = "Switchboard-Webhooks"
 	}
+	if o.IdlePerHost <= 0 {
+		o.IdlePerHost = 32
+	}
 	d := &net.Dialer{Timeout: o.Timeout}
 	if !o.AllowPrivate {
 		d.Control = refusePrivate
@@ -63,7 +71,7 @@ func NewClient(o ClientOptions) *Client {
 		Proxy:                 nil, // a proxy would dial on the client's behalf, past the check
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
+		MaxIdleConnsPerHost:   o.IdlePerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   o.Timeout,
 		ResponseHeaderTimeout: o.Timeout,

@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -168,3 +171,55 @@ func TestRetryAfter(t *testing.T) {
 }
 
 const clientSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// TestClientKeepsConnectionsForParallelPosts posts two waves of parallel
+// deliveries to one host: the second wave reuses the first wave's
+// connections rather than dialling anew.
+func TestClientKeepsConnectionsForParallelPosts(t *testing.T) {
+	const parallel = 8
+	var (
+		mu      sync.Mutex
+		dialled int
+		arrived = make(chan struct{}, parallel)
+		release = make(chan struct{}, parallel)
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			dialled++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := NewClient(ClientOptions{AllowPrivate: true, IdlePerHost: parallel})
+	s, _ := NewSigner(clientSecret)
+	for wave := range 2 {
+		var wg sync.WaitGroup
+		for i := range parallel {
+			wg.Go(func() {
+				res, err := c.Post(t.Context(), srv.URL, s, fmt.Sprintf("msg_%d_%d", wave, i), time.Now(), []byte(`{}`))
+				if err != nil || !res.OK() {
+					t.Errorf("post: %+v, %v", res, err)
+				}
+			})
+		}
+		for range parallel { // every post in flight at once
+			<-arrived
+		}
+		for range parallel {
+			release <- struct{}{}
+		}
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dialled != parallel {
+		t.Errorf("%d connections dialled for two waves of %d parallel posts, want %d", dialled, parallel, parallel)
+	}
+}

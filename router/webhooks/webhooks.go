@@ -91,6 +91,7 @@ func New(opts Options) (*Sender, error) {
 	s.client = webhook.NewClient(webhook.ClientOptions{
 		AllowPrivate: s.cfg.Webhooks.AllowPrivate,
 		Timeout:      s.cfg.Webhooks.Timeout.D(),
+		IdlePerHost:  s.cfg.Router.Outbox.Workers, // the posts the outbox has in flight
 	})
 	return s, nil
 }
