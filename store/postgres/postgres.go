@@ -48,6 +48,14 @@ const (
 	// cores to spare gains from more.
 	DefaultWorkers  = 2
 	DefaultMaxBatch = 128
+	// DefaultMaxConns is the connection pool's size unless the URL sets
+	// pool_max_conns. Besides the commit workers, the router's delivery
+	// workers (32 by default), the session dispatcher and every API read
+	// take a connection, and some wait on row locks while they hold it; a
+	// pool of pgx's default size (4, or the number of CPUs) starves them,
+	// which under load queued every store call behind a few and cut
+	// webhook throughput in half.
+	DefaultMaxConns = 32
 )
 
 // Options tune a Store. The zero value is ready to use.
@@ -120,8 +128,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// Every commit worker holds a connection for its transaction; leave
-		// room for reads beside them.
-		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Workers)+4)
+		// room for the rest beside them.
+		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Workers)+4, DefaultMaxConns)
 	}
 	// backends holds the backend pids of the pool's connections. Every
 	// write of this store that notifies also signals this process's

@@ -649,3 +649,19 @@ func TestCommitMetrics(t *testing.T) {
 		t.Errorf("a claim and an advance counted %v commits, want at least 2", c4-c2)
 	}
 }
+
+// TestPoolSize: the pool has room for the router's workers beside the
+// commit workers unless the URL sets its size.
+func TestPoolSize(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	if got := openStore(t, dsn, Options{}).pool.Config().MaxConns; got != DefaultMaxConns {
+		t.Errorf("pool of %d connections by default, want %d", got, DefaultMaxConns)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	if got := openStore(t, dsn+sep+"pool_max_conns=7", Options{}).pool.Config().MaxConns; got != 7 {
+		t.Errorf("pool_max_conns=7 gave a pool of %d connections", got)
+	}
+}
