@@ -24,8 +24,6 @@ var (
 	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
 	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
 	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
-	mdLinkRe    = regexp.MustCompile(`(!?)\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
-	mdAutoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
 	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
 	mdBoldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
 	mdStrikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
@@ -283,20 +281,14 @@ func inlineWiki(s string, cell bool) string {
 	if strings.IndexByte(s, '\\') >= 0 {
 		s = mdEscapes(s, keep)
 	}
-	if strings.Contains(s, "](") {
-		s = mdLinkRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := mdLinkRe.FindStringSubmatch(m)
-			label, url := strings.TrimSpace(sub[2]), linkTarget(sub[3])
-			label = unbold.Replace(label)
-			if label == "" || label == url {
-				return keep("[" + url + "]")
-			}
-			return keep("[" + escapeAll(label) + "|" + url + "]")
-		})
-	}
-	if strings.Contains(s, "<") {
-		s = mdAutoRe.ReplaceAllStringFunc(s, func(m string) string { return keep("[" + linkTarget(m[1:len(m)-1]) + "]") })
-	}
+	s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+		label, url := unbold.Replace(strings.TrimSpace(l.Label)), linkTarget(l.URL)
+		if label == "" || label == url {
+			return keep("[" + url + "]")
+		}
+		return keep("[" + escapeAll(label) + "|" + url + "]")
+	})
+	s = markdown.Autolinks(s, func(url string) string { return keep("[" + linkTarget(url) + "]") })
 	if strings.Contains(s, "://") {
 		s = mdURLRe.ReplaceAllStringFunc(s, func(u string) string {
 			trimmed := strings.TrimRight(u, ".,;:!?)'\"")

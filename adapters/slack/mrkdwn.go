@@ -20,8 +20,6 @@ import (
 var (
 	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
 	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
-	linkRe    = regexp.MustCompile(`!?\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
-	autoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
 	boldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
 	strikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
 	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
@@ -134,23 +132,16 @@ func inline(s string) string {
 	var kept markdown.Placeholders
 	keep := kept.Keep
 	s = markdown.CodeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
+	s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+		label, url := strings.TrimSpace(l.Label), l.URL
+		if label == "" || label == url {
+			return keep("<" + escaper.Replace(url) + ">")
+		}
+		label = strings.ReplaceAll(unbold.Replace(label), "|", "¦")
+		return keep("<" + escaper.Replace(url) + "|" + escaper.Replace(label) + ">")
+	})
+	s = markdown.Autolinks(s, func(url string) string { return keep("<" + escaper.Replace(url) + ">") })
 	// Each regexp runs only when its construct can be there.
-	if strings.Contains(s, "](") {
-		s = linkRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := linkRe.FindStringSubmatch(m)
-			label, url := strings.TrimSpace(sub[1]), sub[2]
-			if label == "" || label == url {
-				return keep("<" + escaper.Replace(url) + ">")
-			}
-			label = strings.ReplaceAll(unbold.Replace(label), "|", "¦")
-			return keep("<" + escaper.Replace(url) + "|" + escaper.Replace(label) + ">")
-		})
-	}
-	if strings.Contains(s, "<") {
-		s = autoRe.ReplaceAllStringFunc(s, func(m string) string {
-			return keep("<" + escaper.Replace(m[1:len(m)-1]) + ">")
-		})
-	}
 	s = escaper.Replace(s)
 	// Bold becomes \x01…\x01 first, so that single-star italics can be found
 	// among the stars that are left.

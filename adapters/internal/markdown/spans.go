@@ -31,8 +31,7 @@ func CodeSpans(s string, f func(code string) string) string {
 		i += k + n
 	}
 	next := map[int]int{} // run length → position in byLen of the next candidate closer
-	var b strings.Builder
-	written := 0 // bytes of s written to b
+	sp := NewSplice(s)
 	for r := 0; r < len(runs); r++ {
 		open := runs[r]
 		same := byLen[open.n]
@@ -45,20 +44,14 @@ func CodeSpans(s string, f func(code string) string) string {
 			continue // nothing closes it: literal backticks
 		}
 		c := same[j]
-		b.WriteString(s[written:open.at])
 		code := s[open.at+open.n : runs[c].at]
 		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
 			code = code[1 : len(code)-1]
 		}
-		b.WriteString(f(code))
-		written = runs[c].at + open.n
+		sp.Replace(open.at, runs[c].at+open.n, f(code))
 		r = c
 	}
-	if written == 0 {
-		return s
-	}
-	b.WriteString(s[written:])
-	return b.String()
+	return sp.String()
 }
 
 // runLen counts the bytes c at the start of s.
