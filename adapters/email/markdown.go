@@ -124,9 +124,11 @@ func inline(s string) string {
 	s = html.EscapeString(s)
 	// Links are set aside too, so that emphasis never reaches into an href.
 	// A bare URL stops before "*", which in Markdown around it is emphasis.
-	s = markdown.Links(s, markdown.WebLinks, func(l markdown.Link) string {
-		return codes.Keep(`<a href="` + l.URL + `">` + emphasis(l.Label) + `</a>`)
-	})
+	if strings.Contains(s, "](") {
+		s = markdown.Links(s, markdown.WebLinks, func(l markdown.Link) string {
+			return codes.Keep(`<a href="` + l.URL + `">` + emphasis(l.Label) + `</a>`)
+		})
+	}
 	if strings.Contains(s, "://") {
 		s = bareURLs(s, func(u string) string { return codes.Keep(`<a href="` + u + `">` + u + `</a>`) })
 	}

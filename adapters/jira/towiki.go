@@ -25,8 +25,6 @@ var (
 	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
 	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
 	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
-	mdBoldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
-	mdStrikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
 )
 
 var (
@@ -59,7 +57,7 @@ const maxQuoteDepth = 8
 func toWikiIn(md string, depth int) string {
 	md = mdCleaner.Replace(md)
 	lines := strings.Split(md, "\n")
-	var out []string
+	out := make([]string, 0, len(lines))
 	var stack []listLevel // the open lists, outermost first
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
@@ -281,14 +279,19 @@ func inlineWiki(s string, cell bool) string {
 	if strings.IndexByte(s, '\\') >= 0 {
 		s = mdEscapes(s, keep)
 	}
-	s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
-		label, url := unbold.Replace(strings.TrimSpace(l.Label)), linkTarget(l.URL)
-		if label == "" || label == url {
-			return keep("[" + url + "]")
-		}
-		return keep("[" + escapeAll(label) + "|" + url + "]")
-	})
-	s = markdown.Autolinks(s, func(url string) string { return keep("[" + linkTarget(url) + "]") })
+	// Each pattern runs only when its construct can be there.
+	if strings.Contains(s, "](") {
+		s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+			label, url := unbold.Replace(strings.TrimSpace(l.Label)), linkTarget(l.URL)
+			if label == "" || label == url {
+				return keep("[" + url + "]")
+			}
+			return keep("[" + escapeAll(label) + "|" + url + "]")
+		})
+	}
+	if strings.Contains(s, "<") {
+		s = markdown.Autolinks(s, func(url string) string { return keep("[" + linkTarget(url) + "]") })
+	}
 	if strings.Contains(s, "://") {
 		s = mdURLRe.ReplaceAllStringFunc(s, func(u string) string {
 			trimmed := strings.TrimRight(u, ".,;:!?)'\"")
@@ -296,13 +299,13 @@ func inlineWiki(s string, cell bool) string {
 		})
 	}
 	if strings.Contains(s, "**") || strings.Contains(s, "__") {
-		s = mdBoldRe.ReplaceAllStringFunc(s, func(m string) string { return sentBold + m[2:len(m)-2] + sentBold })
+		s = markdown.DoubleDelimited(s, "*_", func(text string) string { return sentBold + text + sentBold })
 	}
 	if strings.IndexByte(s, '*') >= 0 || strings.IndexByte(s, '_') >= 0 {
 		s = mdItalics(s)
 	}
 	if strings.Contains(s, "~~") {
-		s = mdStrikeRe.ReplaceAllString(s, sentStrike+"$1"+sentStrike)
+		s = markdown.DoubleDelimited(s, "~", func(text string) string { return sentStrike + text + sentStrike })
 	}
 	return kept.Restore(wikiSentinels.Replace(escapeText(s, cell)))
 }

@@ -20,8 +20,6 @@ import (
 var (
 	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
 	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
-	boldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
-	strikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
 	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 )
 
@@ -132,27 +130,31 @@ func inline(s string) string {
 	var kept markdown.Placeholders
 	keep := kept.Keep
 	s = markdown.CodeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
-	s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
-		label, url := strings.TrimSpace(l.Label), l.URL
-		if label == "" || label == url {
-			return keep("<" + escaper.Replace(url) + ">")
-		}
-		label = strings.ReplaceAll(unbold.Replace(label), "|", "¦")
-		return keep("<" + escaper.Replace(url) + "|" + escaper.Replace(label) + ">")
-	})
-	s = markdown.Autolinks(s, func(url string) string { return keep("<" + escaper.Replace(url) + ">") })
-	// Each regexp runs only when its construct can be there.
+	// Each scanner runs only when its construct can be there.
+	if strings.Contains(s, "](") {
+		s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+			label, url := strings.TrimSpace(l.Label), l.URL
+			if label == "" || label == url {
+				return keep("<" + escaper.Replace(url) + ">")
+			}
+			label = strings.ReplaceAll(unbold.Replace(label), "|", "¦")
+			return keep("<" + escaper.Replace(url) + "|" + escaper.Replace(label) + ">")
+		})
+	}
+	if strings.Contains(s, "<") {
+		s = markdown.Autolinks(s, func(url string) string { return keep("<" + escaper.Replace(url) + ">") })
+	}
 	s = escaper.Replace(s)
 	// Bold becomes \x01…\x01 first, so that single-star italics can be found
 	// among the stars that are left.
 	if strings.Contains(s, "**") || strings.Contains(s, "__") {
-		s = boldRe.ReplaceAllStringFunc(s, func(m string) string { return "\x01" + m[2:len(m)-2] + "\x01" })
+		s = markdown.DoubleDelimited(s, "*_", func(text string) string { return "\x01" + text + "\x01" })
 	}
 	if strings.IndexByte(s, '*') >= 0 {
 		s = italics(s)
 	}
 	if strings.Contains(s, "~~") {
-		s = strikeRe.ReplaceAllString(s, "~$1~")
+		s = markdown.DoubleDelimited(s, "~", func(text string) string { return "~" + text + "~" })
 	}
 	return kept.Restore(strings.ReplaceAll(s, "\x01", "*"))
 }

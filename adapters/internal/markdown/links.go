@@ -186,6 +186,9 @@ func (sc *linkScanner) matchPost(r int) int {
 // expression <((?:https?|mailto):[^\s<>]+)>), with f of the URL, and
 // returns the result. It runs in time linear in len(s).
 func Autolinks(s string, f func(url string) string) string {
+	if strings.IndexByte(s, '<') < 0 {
+		return s
+	}
 	sp := NewSplice(s)
 	for i := 0; i < len(s); {
 		k := strings.IndexByte(s[i:], '<')
