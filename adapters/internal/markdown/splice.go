@@ -17,6 +17,9 @@ func NewSplice(s string) *Splice { return &Splice{s: s} }
 // Replace replaces s[start:end] with v. Spans must be replaced in order
 // and must not overlap: start is not before Done.
 func (sp *Splice) Replace(start, end int, v string) {
+	if sp.b.Cap() == 0 {
+		sp.b.Grow(len(sp.s) + len(v)) // about the length of the result
+	}
 	sp.b.WriteString(sp.s[sp.done:start])
 	sp.b.WriteString(v)
 	sp.done = end
