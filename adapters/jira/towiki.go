@@ -22,7 +22,6 @@ import (
 
 var (
 	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
 	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
 	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
 )
@@ -61,11 +60,11 @@ func toWikiIn(md string, depth int) string {
 	var stack []listLevel // the open lists, outermost first
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
-		if m := fenceMatch(line); m != nil {
-			fence, lang := m[1], strings.ToLower(m[2])
+		if fence, lang, ok := fenceLine(line); ok {
+			lang = strings.ToLower(lang)
 			var body []string
 			for i++; i < len(lines); i++ {
-				if c := fenceMatch(lines[i]); c != nil && c[1][0] == fence[0] && len(c[1]) >= len(fence) && c[2] == "" {
+				if run, l, ok := fenceLine(lines[i]); ok && run[0] == fence[0] && len(run) >= len(fence) && l == "" {
 					break
 				}
 				body = append(body, lines[i])
@@ -113,12 +112,20 @@ type listLevel struct {
 	kind   byte
 }
 
-// fenceMatch matches mdFenceRe, cheaply rejecting most lines first.
-func fenceMatch(line string) []string {
-	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
-		return nil
+// fenceLine parses a code fence: markdown.FenceRun with nothing after the
+// run but blanks, a language and text without backticks (the regular
+// expression ^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$).
+func fenceLine(line string) (fence, lang string, ok bool) {
+	run, rest, ok := markdown.FenceRun(line)
+	if !ok || strings.IndexByte(rest, '`') >= 0 {
+		return "", "", false
 	}
-	return mdFenceRe.FindStringSubmatch(line)
+	rest = strings.TrimLeft(rest, " \t")
+	n := 0
+	for n < len(rest) && !strings.ContainsRune(" \t\n\f\r", rune(rest[n])) {
+		n++
+	}
+	return run, rest[:n], true
 }
 
 // codeBlock writes a code block: {code:lang} for a language Jira

@@ -19,7 +19,6 @@ import (
 
 var (
 	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
 	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 )
 
@@ -30,13 +29,13 @@ func toMrkdwn(md string) string {
 	out := make([]string, 0, len(lines))
 	var fence string // the opening fence while inside a code block
 	for _, line := range lines {
-		if m := fenceMatch(line); m != nil {
+		if run, rest, ok := markdown.FenceRun(line); ok {
 			switch {
 			case fence == "":
-				fence = m[1]
+				fence = run
 				out = append(out, "```")
 				continue
-			case m[1][0] == fence[0] && len(m[1]) >= len(fence) && strings.TrimSpace(m[2]) == "":
+			case run[0] == fence[0] && len(run) >= len(fence) && strings.TrimSpace(rest) == "":
 				fence = ""
 				out = append(out, "```")
 				continue
@@ -52,14 +51,6 @@ func toMrkdwn(md string) string {
 		out = append(out, "```")
 	}
 	return strings.Join(out, "\n")
-}
-
-// fenceMatch matches fenceRe, cheaply rejecting most lines first.
-func fenceMatch(line string) []string {
-	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
-		return nil
-	}
-	return fenceRe.FindStringSubmatch(line)
 }
 
 var unbold = strings.NewReplacer("**", "", "__", "")
