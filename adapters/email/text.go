@@ -125,9 +125,6 @@ func collapseBlank(s string) string {
 	return strings.Join(out, "\n")
 }
 
-// htmlTag matches one tag, comment or doctype.
-var htmlTag = regexp.MustCompile(`(?s)<!--.*?-->|<![^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>`)
-
 var hrefAttr = regexp.MustCompile(`(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))`)
 
 // quoteMarker matches the elements mail clients wrap quoted history in:
@@ -181,15 +178,18 @@ func HTMLToText(s string, dropQuotes bool) string {
 			b.WriteByte('\n')
 		}
 	}
-	for _, m := range htmlTag.FindAllStringSubmatchIndex(s, -1) {
-		emit(s[pos:m[0]])
-		pos = m[1]
-		if m[4] < 0 { // comment or doctype
+	tags := tagScanner{s: s}
+	for {
+		m, ok := tags.next()
+		if !ok {
+			break
+		}
+		emit(s[pos:m.start])
+		pos = m.end
+		if m.name == "" { // comment or doctype
 			continue
 		}
-		closing := m[3] > m[2]
-		name := strings.ToLower(s[m[4]:m[5]])
-		attrs := s[m[6]:m[7]]
+		closing, name, attrs := m.closing, strings.ToLower(m.name), m.attrs
 		if skip != "" {
 			if closing && name == skip {
 				skip = ""
@@ -252,3 +252,140 @@ func finishHTML(s string) string {
 	}
 	return strings.Trim(collapseBlank(strings.Join(lines, "\n")), "\n ")
 }
+
+// htmlTag is one tag, comment or doctype that a tagScanner found.
+type htmlTag struct {
+	start, end int    // where it is in the HTML
+	closing    bool   // </name …>
+	name       string // the tag's name as written, or "" for a comment or doctype
+	attrs      string // what follows the name, up to ">"
+}
+
+// tagScanner finds the tags, comments and doctypes of HTML, left to right,
+// each from where the one before it ended, as the regular expression
+//
+//	(?s)<!--.*?-->|<![^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>
+//
+// finds them: a comment runs to the first "-->"; a doctype (or any other
+// "<!") to the first ">"; a tag to the first ">" outside quoted attribute
+// values. A "<" that starts none of them is text.
+//
+// It runs in time linear in the length of the HTML: the ends of comments
+// and doctypes are found by scanning on from where the last search stopped,
+// and a tag's attributes are scanned with a memory of the places (outside
+// quotes) from which an earlier scan found no ">".
+type tagScanner struct {
+	s   string
+	pos int // where the next search starts
+	// commentEnd and gt find the ends of comments ("-->") and doctypes (">").
+	commentEnd, gt laterIndex
+	// noEnd has the bit of each place from which attributes, scanned
+	// outside quotes, reach no ">".
+	noEnd []uint64
+}
+
+// next returns the next tag, comment or doctype, or ok false.
+func (ts *tagScanner) next() (t htmlTag, ok bool) {
+	s := ts.s
+	for ts.pos < len(s) {
+		k := strings.IndexByte(s[ts.pos:], '<')
+		if k < 0 {
+			break
+		}
+		p := ts.pos + k
+		ts.pos = p + 1
+		if t, ok := ts.match(p); ok {
+			ts.pos = t.end
+			return t, true
+		}
+	}
+	ts.pos = len(s)
+	return htmlTag{}, false
+}
+
+// match matches a tag, comment or doctype at the "<" of s[p].
+func (ts *tagScanner) match(p int) (htmlTag, bool) {
+	s := ts.s
+	if strings.HasPrefix(s[p:], "<!--") {
+		if end := ts.commentEnd.find(s, "-->", p+len("<!--")); end >= 0 {
+			return htmlTag{start: p, end: end + len("-->")}, true
+		}
+	}
+	if strings.HasPrefix(s[p:], "<!") {
+		if end := ts.gt.find(s, ">", p+len("<!")); end >= 0 {
+			return htmlTag{start: p, end: end + 1}, true
+		}
+		return htmlTag{}, false
+	}
+	t := htmlTag{start: p}
+	n := p + 1 // the name
+	if n < len(s) && s[n] == '/' {
+		t.closing, n = true, n+1
+	}
+	if n == len(s) || !isLetter(s[n]) {
+		return htmlTag{}, false
+	}
+	a := n + 1 // the attributes
+	for a < len(s) && (isLetter(s[a]) || s[a] >= '0' && s[a] <= '9') {
+		a++
+	}
+	gt := ts.attrsEnd(a)
+	if gt < 0 {
+		return htmlTag{}, false
+	}
+	t.name, t.attrs, t.end = s[n:a], s[a:gt], gt+1
+	return t, true
+}
+
+// attrsEnd returns the index of the ">" that ends the attributes starting
+// at s[a], or -1 when none does.
+func (ts *tagScanner) attrsEnd(a int) int {
+	s := ts.s
+	if ts.noEnd == nil {
+		ts.noEnd = make([]uint64, len(s)/64+1)
+	}
+	// Each place scanned outside quotes is marked first: should the scan
+	// reach a ">", no later search starts before it, so the marks only
+	// matter where the scan fails.
+	for i := a; i < len(s); {
+		if ts.noEnd[i/64]&(1<<(i%64)) != 0 {
+			return -1
+		}
+		ts.noEnd[i/64] |= 1 << (i % 64)
+		switch c := s[i]; c {
+		case '>':
+			return i
+		case '"', '\'':
+			j := strings.IndexByte(s[i+1:], c)
+			if j < 0 {
+				return -1
+			}
+			i += j + 2
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// laterIndex finds the first instance of a string at or after a place,
+// remembering its last answer: asked from places that do not go back, it
+// scans the text once.
+type laterIndex struct {
+	from, at int // the first instance at or after from is at at, or at is -1
+	valid    bool
+}
+
+// find returns the index of the first instance of sep in s at or after
+// from, or -1.
+func (li *laterIndex) find(s, sep string, from int) int {
+	if !li.valid || from < li.from || li.at >= 0 && from > li.at {
+		li.from, li.at, li.valid = from, strings.Index(s[from:], sep), true
+		if li.at >= 0 {
+			li.at += from
+		}
+	}
+	return li.at
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

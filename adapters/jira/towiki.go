@@ -22,13 +22,8 @@ import (
 
 var (
 	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	mdFenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})[ \t]*([^`\\s]*)[^`]*$")
 	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
-	mdLinkRe    = regexp.MustCompile(`(!?)\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
-	mdAutoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
 	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
-	mdBoldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
-	mdStrikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
 )
 
 var (
@@ -61,15 +56,15 @@ const maxQuoteDepth = 8
 func toWikiIn(md string, depth int) string {
 	md = mdCleaner.Replace(md)
 	lines := strings.Split(md, "\n")
-	var out []string
+	out := make([]string, 0, len(lines))
 	var stack []listLevel // the open lists, outermost first
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
-		if m := fenceMatch(line); m != nil {
-			fence, lang := m[1], strings.ToLower(m[2])
+		if fence, lang, ok := fenceLine(line); ok {
+			lang = strings.ToLower(lang)
 			var body []string
 			for i++; i < len(lines); i++ {
-				if c := fenceMatch(lines[i]); c != nil && c[1][0] == fence[0] && len(c[1]) >= len(fence) && c[2] == "" {
+				if run, l, ok := fenceLine(lines[i]); ok && run[0] == fence[0] && len(run) >= len(fence) && l == "" {
 					break
 				}
 				body = append(body, lines[i])
@@ -117,12 +112,20 @@ type listLevel struct {
 	kind   byte
 }
 
-// fenceMatch matches mdFenceRe, cheaply rejecting most lines first.
-func fenceMatch(line string) []string {
-	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
-		return nil
+// fenceLine parses a code fence: markdown.FenceRun with nothing after the
+// run but blanks, a language and text without backticks (the regular
+// expression ^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$).
+func fenceLine(line string) (fence, lang string, ok bool) {
+	run, rest, ok := markdown.FenceRun(line)
+	if !ok || strings.IndexByte(rest, '`') >= 0 {
+		return "", "", false
 	}
-	return mdFenceRe.FindStringSubmatch(line)
+	rest = strings.TrimLeft(rest, " \t")
+	n := 0
+	for n < len(rest) && !strings.ContainsRune(" \t\n\f\r", rune(rest[n])) {
+		n++
+	}
+	return run, rest[:n], true
 }
 
 // codeBlock writes a code block: {code:lang} for a language Jira
@@ -283,11 +286,10 @@ func inlineWiki(s string, cell bool) string {
 	if strings.IndexByte(s, '\\') >= 0 {
 		s = mdEscapes(s, keep)
 	}
+	// Each pattern runs only when its construct can be there.
 	if strings.Contains(s, "](") {
-		s = mdLinkRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := mdLinkRe.FindStringSubmatch(m)
-			label, url := strings.TrimSpace(sub[2]), linkTarget(sub[3])
-			label = unbold.Replace(label)
+		s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+			label, url := unbold.Replace(strings.TrimSpace(l.Label)), linkTarget(l.URL)
 			if label == "" || label == url {
 				return keep("[" + url + "]")
 			}
@@ -295,7 +297,7 @@ func inlineWiki(s string, cell bool) string {
 		})
 	}
 	if strings.Contains(s, "<") {
-		s = mdAutoRe.ReplaceAllStringFunc(s, func(m string) string { return keep("[" + linkTarget(m[1:len(m)-1]) + "]") })
+		s = markdown.Autolinks(s, func(url string) string { return keep("[" + linkTarget(url) + "]") })
 	}
 	if strings.Contains(s, "://") {
 		s = mdURLRe.ReplaceAllStringFunc(s, func(u string) string {
@@ -304,13 +306,13 @@ func inlineWiki(s string, cell bool) string {
 		})
 	}
 	if strings.Contains(s, "**") || strings.Contains(s, "__") {
-		s = mdBoldRe.ReplaceAllStringFunc(s, func(m string) string { return sentBold + m[2:len(m)-2] + sentBold })
+		s = markdown.DoubleDelimited(s, "*_", func(text string) string { return sentBold + text + sentBold })
 	}
 	if strings.IndexByte(s, '*') >= 0 || strings.IndexByte(s, '_') >= 0 {
 		s = mdItalics(s)
 	}
 	if strings.Contains(s, "~~") {
-		s = mdStrikeRe.ReplaceAllString(s, sentStrike+"$1"+sentStrike)
+		s = markdown.DoubleDelimited(s, "~", func(text string) string { return sentStrike + text + sentStrike })
 	}
 	return kept.Restore(wikiSentinels.Replace(escapeText(s, cell)))
 }

@@ -19,11 +19,6 @@ import (
 
 var (
 	headingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	fenceRe   = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
-	linkRe    = regexp.MustCompile(`!?\[([^\]\n]*)\]\([ \t]*<?([^)\s>]+)>?(?:[ \t]+"[^"\n]*")?[ \t]*\)`)
-	autoRe    = regexp.MustCompile(`<((?:https?|mailto):[^\s<>]+)>`)
-	boldRe    = regexp.MustCompile(`\*\*([^*\s](?:[^*]*[^*\s])?)\*\*|__([^_\s](?:[^_]*[^_\s])?)__`)
-	strikeRe  = regexp.MustCompile(`~~([^~\s](?:[^~]*[^~\s])?)~~`)
 	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 )
 
@@ -34,13 +29,13 @@ func toMrkdwn(md string) string {
 	out := make([]string, 0, len(lines))
 	var fence string // the opening fence while inside a code block
 	for _, line := range lines {
-		if m := fenceMatch(line); m != nil {
+		if run, rest, ok := markdown.FenceRun(line); ok {
 			switch {
 			case fence == "":
-				fence = m[1]
+				fence = run
 				out = append(out, "```")
 				continue
-			case m[1][0] == fence[0] && len(m[1]) >= len(fence) && strings.TrimSpace(m[2]) == "":
+			case run[0] == fence[0] && len(run) >= len(fence) && strings.TrimSpace(rest) == "":
 				fence = ""
 				out = append(out, "```")
 				continue
@@ -56,14 +51,6 @@ func toMrkdwn(md string) string {
 		out = append(out, "```")
 	}
 	return strings.Join(out, "\n")
-}
-
-// fenceMatch matches fenceRe, cheaply rejecting most lines first.
-func fenceMatch(line string) []string {
-	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") {
-		return nil
-	}
-	return fenceRe.FindStringSubmatch(line)
 }
 
 var unbold = strings.NewReplacer("**", "", "__", "")
@@ -134,11 +121,10 @@ func inline(s string) string {
 	var kept markdown.Placeholders
 	keep := kept.Keep
 	s = markdown.CodeSpans(s, func(code string) string { return keep("`" + escaper.Replace(code) + "`") })
-	// Each regexp runs only when its construct can be there.
+	// Each scanner runs only when its construct can be there.
 	if strings.Contains(s, "](") {
-		s = linkRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := linkRe.FindStringSubmatch(m)
-			label, url := strings.TrimSpace(sub[1]), sub[2]
+		s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
+			label, url := strings.TrimSpace(l.Label), l.URL
 			if label == "" || label == url {
 				return keep("<" + escaper.Replace(url) + ">")
 			}
@@ -147,21 +133,19 @@ func inline(s string) string {
 		})
 	}
 	if strings.Contains(s, "<") {
-		s = autoRe.ReplaceAllStringFunc(s, func(m string) string {
-			return keep("<" + escaper.Replace(m[1:len(m)-1]) + ">")
-		})
+		s = markdown.Autolinks(s, func(url string) string { return keep("<" + escaper.Replace(url) + ">") })
 	}
 	s = escaper.Replace(s)
 	// Bold becomes \x01…\x01 first, so that single-star italics can be found
 	// among the stars that are left.
 	if strings.Contains(s, "**") || strings.Contains(s, "__") {
-		s = boldRe.ReplaceAllStringFunc(s, func(m string) string { return "\x01" + m[2:len(m)-2] + "\x01" })
+		s = markdown.DoubleDelimited(s, "*_", func(text string) string { return "\x01" + text + "\x01" })
 	}
 	if strings.IndexByte(s, '*') >= 0 {
 		s = italics(s)
 	}
 	if strings.Contains(s, "~~") {
-		s = strikeRe.ReplaceAllString(s, "~$1~")
+		s = markdown.DoubleDelimited(s, "~", func(text string) string { return "~" + text + "~" })
 	}
 	return kept.Restore(strings.ReplaceAll(s, "\x01", "*"))
 }

@@ -80,3 +80,18 @@ func Quote(line string) (inner string, ok bool) {
 	}
 	return t, true
 }
+
+// FenceRun parses the start of a code fence: up to three spaces, then a run
+// of three or more backticks or tildes (all of the run). rest is what
+// follows the run, as it is; each syntax puts its own limits on it.
+func FenceRun(line string) (run, rest string, ok bool) {
+	t := strings.TrimLeft(line, " ")
+	if len(line)-len(t) > 3 || t == "" || t[0] != '`' && t[0] != '~' {
+		return "", "", false
+	}
+	n := runLen(t, t[0])
+	if n < 3 {
+		return "", "", false
+	}
+	return t[:n], t[n:], true
+}

@@ -2,7 +2,10 @@ package markdown
 
 import (
 	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/switchboardhq/switchboard/adapters/internal/markdown/markdowntest"
 )
 
 // TestLinePatterns checks the hand-written line parsers against the
@@ -44,6 +47,34 @@ func TestLinePatterns(t *testing.T) {
 			if ok != (m != nil) || ok && inner != m[1] {
 				t.Errorf("Quote(%q) = %q, %v; regexp %q", line, inner, ok, m)
 			}
+		}
+	}
+}
+
+// TestFenceAgreesWithRegexp checks FenceRun and Fence against the regular
+// expressions they replace, on random lines made of the pieces of fences.
+func TestFenceAgreesWithRegexp(t *testing.T) {
+	runRe := regexp.MustCompile("^ {0,3}(`{3,}|~{3,})(.*)$")
+	fenceRe := regexp.MustCompile("^ {0,3}(`{3,}[^`]*|~{3,}.*)$")
+	pieces := []string{"`", "```", "~", "~~~", " ", "  ", "\t", "\n", "\r", "a", "go", "é"}
+	for _, line := range markdowntest.Texts(30000, 8, pieces) {
+		// runRe's (.*) stops at a line break, which the lines of the
+		// converters never hold.
+		run, rest, ok := FenceRun(line)
+		m := runRe.FindStringSubmatch(line)
+		if strings.IndexByte(line, '\n') < 0 && ((m != nil) != ok || ok && (m[1] != run || m[2] != rest)) {
+			t.Fatalf("FenceRun(%q) = %q, %q, %v; the regexp finds %q", line, run, rest, ok, m)
+		}
+		if _, _, ok := Fence(line); ok != fenceRe.MatchString(line) {
+			t.Fatalf("Fence(%q) = %v, the regexp says %v", line, ok, !ok)
+		}
+	}
+	for line, want := range map[string]string{
+		"```go": "```|go", "   ~~~~ x`y": "~~~~| x`y", "    ```": "", "``": "", "``~": "", "~~~": "~~~|", "`````a``": "`````|a``",
+	} {
+		run, rest, ok := FenceRun(line)
+		if got := run + "|" + rest; ok && got != want || !ok && want != "" {
+			t.Errorf("FenceRun(%q) = %q, %q, %v, want %q", line, run, rest, ok, want)
 		}
 	}
 }

@@ -10,55 +10,52 @@ import (
 // of the same length, as in CommonMark; one space padding each side of the
 // content is removed. Backticks that close nothing are kept as they are.
 //
-// It runs in time linear in len(s): the backtick runs are indexed by length
-// once, so that an opening run finds its closing run without scanning the
-// runs of other lengths again.
+// It runs in time linear in len(s): each backtick run is linked once to
+// the next run of its length, the one that closes it when it opens a span.
 func CodeSpans(s string, f func(code string) string) string {
 	if strings.IndexByte(s, '`') < 0 {
 		return s
 	}
-	type run struct{ at, n int }
-	var runs []run
-	byLen := map[int][]int{} // run length → indexes in runs, in order
+	nruns := 0
+	for i := 0; i < len(s); {
+		k := strings.IndexByte(s[i:], '`')
+		if k < 0 {
+			break
+		}
+		nruns++
+		i += k + runLen(s[i+k:], '`')
+	}
+	type run struct{ at, n, next int } // next: the next run of length n, or -1
+	runs := make([]run, 0, nruns)
+	last := map[int]int{} // run length → the last run of that length so far
 	for i := 0; i < len(s); {
 		k := strings.IndexByte(s[i:], '`')
 		if k < 0 {
 			break
 		}
 		n := runLen(s[i+k:], '`')
-		byLen[n] = append(byLen[n], len(runs))
-		runs = append(runs, run{i + k, n})
+		if j, ok := last[n]; ok {
+			runs[j].next = len(runs)
+		}
+		last[n] = len(runs)
+		runs = append(runs, run{i + k, n, -1})
 		i += k + n
 	}
-	next := map[int]int{} // run length → position in byLen of the next candidate closer
-	var b strings.Builder
-	written := 0 // bytes of s written to b
+	sp := NewSplice(s)
 	for r := 0; r < len(runs); r++ {
 		open := runs[r]
-		same := byLen[open.n]
-		j := next[open.n]
-		for j < len(same) && same[j] <= r {
-			j++
-		}
-		next[open.n] = j
-		if j == len(same) {
+		c := open.next
+		if c < 0 {
 			continue // nothing closes it: literal backticks
 		}
-		c := same[j]
-		b.WriteString(s[written:open.at])
 		code := s[open.at+open.n : runs[c].at]
 		if len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
 			code = code[1 : len(code)-1]
 		}
-		b.WriteString(f(code))
-		written = runs[c].at + open.n
+		sp.Replace(open.at, runs[c].at+open.n, f(code))
 		r = c
 	}
-	if written == 0 {
-		return s
-	}
-	b.WriteString(s[written:])
-	return b.String()
+	return sp.String()
 }
 
 // runLen counts the bytes c at the start of s.
@@ -100,7 +97,9 @@ type Placeholders struct {
 func (p *Placeholders) Keep(v string) string {
 	p.kept = append(p.kept, v)
 	p.used = append(p.used, false)
-	return "\x00" + strconv.Itoa(len(p.kept)-1) + "\x00"
+	var buf [24]byte
+	token := strconv.AppendInt(append(buf[:0], 0), int64(len(p.kept)-1), 10)
+	return string(append(token, 0))
 }
 
 // Len returns the number of spans kept.

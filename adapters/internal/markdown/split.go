@@ -5,7 +5,6 @@
 package markdown
 
 import (
-	"regexp"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -307,23 +306,16 @@ func cutLine(line string, max int, u Unit, words, angles bool) []string {
 	return out
 }
 
-// fenceRe matches a line that opens or closes a fenced code block
-// (CommonMark: up to three spaces, three or more backticks or tildes, then
-// an info string, which for backticks holds none).
-var fenceRe = regexp.MustCompile("^ {0,3}(`{3,}[^`]*|~{3,}.*)$")
-
 // Fence reports whether line can open a fenced code block, and returns its
-// fence run ("```", "~~~~") and its info string, trimmed ("go", "").
+// fence run ("```", "~~~~") and its info string, trimmed ("go", ""). As in
+// CommonMark, the info string of a backtick fence holds no backtick; that
+// of a tilde fence holds no line break.
 func Fence(line string) (fence, info string, ok bool) {
-	if !strings.Contains(line, "```") && !strings.Contains(line, "~~~") || !fenceRe.MatchString(line) {
+	run, rest, ok := FenceRun(line)
+	if !ok || run[0] == '`' && strings.IndexByte(rest, '`') >= 0 || run[0] == '~' && strings.IndexByte(rest, '\n') >= 0 {
 		return "", "", false
 	}
-	t := strings.TrimLeft(line, " ")
-	n := 0
-	for n < len(t) && t[n] == t[0] {
-		n++
-	}
-	return t[:n], strings.TrimSpace(t[n:]), true
+	return run, strings.TrimSpace(rest), true
 }
 
 // Closes reports whether line closes a code block opened with fence: a run

@@ -5,6 +5,7 @@
 package markdowntest
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -117,4 +118,24 @@ func KeepsText(t *testing.T, size int, convert func(string) string, lossy map[st
 			t.Errorf("%s: the conversion of %d bytes of %q keeps %d of its %d letters a", in.Name, len(in.Text), in.Unit, got, want)
 		}
 	}
+}
+
+// Texts returns n texts of up to max pieces each, drawn at random from
+// pieces, the same on every run: inputs to check a hand-written scanner
+// against the regular expression it stands for. With testing.Short, n is
+// cut to a tenth.
+func Texts(n, max int, pieces []string) []string {
+	if testing.Short() {
+		n /= 10
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		for range rng.IntN(max + 1) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		out[i] = b.String()
+	}
+	return out
 }
