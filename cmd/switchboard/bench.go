@@ -90,6 +90,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	preload := fs.Int("preload", 0, "first store this many messages over --preload-sessions sessions, unmeasured, to measure on a full store")
 	preloadSessions := fs.Int("preload-sessions", 100000, "sessions the --preload messages are spread over")
 	receiver := fs.Bool("webhook", true, "with --e2e: also measure delivery of the answers to a local webhook receiver (needs webhooks.allow_private on the gateway)")
+	dests := fs.Int("webhooks", 1, "with --e2e: how many webhook destinations the receiver is registered as; each gets every event")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -114,7 +115,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	before, costErr := readStoreCost(ctx, bc.url)
 	if *e2e {
 		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, bc.url)
-		res, err := runE2E(ctx, bc, *rate, *receiver)
+		if *receiver && *dests < 1 {
+			return errors.New("bench: --webhooks must be at least 1 (use --webhook=false for no receiver)")
+		}
+		if !*receiver {
+			*dests = 0
+		}
+		res, err := runE2E(ctx, bc, *rate, *dests)
 		if err != nil {
 			return err
 		}

@@ -58,8 +58,11 @@ func (r *e2eResult) String() string {
 
 // runE2E sends a steady rate of messages over the sessions and plays the
 // agent itself: it follows every session's stream (as an inbox agent
-// does) and answers each message through the outputs endpoint.
-func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eResult, error) {
+// does) and answers each message through the outputs endpoint. With dests
+// above 0, a local receiver registered as that many webhook destinations
+// measures delivery: each destination gets every event.
+func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResult, error) {
+	receiver := dests > 0
 	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
 	defer tr.CloseIdleConnections()
 	c := client.New(bc.url, bc.token, &http.Client{Transport: tr})
@@ -87,17 +90,18 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 			}
 			err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ev)
 			now := time.Now()
+			dest := r.URL.Path // one per destination
 			mu.Lock()
 			res.Events++
 			if key, ok := strings.CutPrefix(ev.Body.ID, "client:"); err == nil && ev.Direction == "inbound" && ok {
-				if t0, ok := accepted[key]; ok && !delivered["in:"+key] {
-					delivered["in:"+key] = true
+				if t0, ok := accepted[key]; ok && !delivered[dest+" in:"+key] {
+					delivered[dest+" in:"+key] = true
 					res.Event = append(res.Event, now.Sub(t0))
 				}
 			}
 			if key, ok := strings.CutPrefix(ev.Body.ID, "agent:"); err == nil && ev.Direction == "outbound" && ok {
-				if t0, ok := accepted[key]; ok && !delivered[key] {
-					delivered[key] = true
+				if t0, ok := accepted[key]; ok && !delivered[dest+" "+key] {
+					delivered[dest+" "+key] = true
 					res.Delivered = append(res.Delivered, now.Sub(t0))
 				}
 			}
@@ -105,9 +109,11 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
-		if _, err := c.CreateWebhook(ctx, client.NewWebhook{URL: srv.URL, EventTypes: []string{"message"},
-			Sessions: ids, Description: "switchboard bench --e2e"}); err != nil {
-			return nil, fmt.Errorf("bench: register webhook: %w", err)
+		for i := range dests {
+			if _, err := c.CreateWebhook(ctx, client.NewWebhook{URL: srv.URL + "/d" + strconv.Itoa(i), EventTypes: []string{"message"},
+				Sessions: ids, Description: "switchboard bench --e2e"}); err != nil {
+				return nil, fmt.Errorf("bench: register webhook: %w", err)
+			}
 		}
 	}
 	agentCtx, stopAgents := context.WithCancel(ctx)
@@ -193,7 +199,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 	}
 	for receiver {
 		mu.Lock()
-		done := len(res.Delivered) >= res.Answered && len(res.Event) >= res.Sent
+		done := len(res.Delivered) >= dests*res.Answered && len(res.Event) >= dests*res.Sent
 		mu.Unlock()
 		if done {
 			break
@@ -205,7 +211,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, receiver bool) (*e2eR
 			mu.Lock() // the receiver may still be appending
 			got := len(res.Delivered)
 			mu.Unlock()
-			return nil, fmt.Errorf("bench: only %d of %d answers reached the webhook receiver within 30s (does the gateway allow private webhook destinations? see examples/bench.yaml)", got, res.Answered)
+			return nil, fmt.Errorf("bench: only %d of %d answer deliveries reached the webhook receiver within 30s (does the gateway allow private webhook destinations? see examples/bench.yaml)", got, dests*res.Answered)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
