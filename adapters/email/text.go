@@ -3,6 +3,7 @@ package email
 import (
 	"html"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -10,7 +11,10 @@ import (
 // normalize turns CRLF into LF, drops trailing spaces on each line (except
 // the "-- " signature delimiter, whose space matters) and trims blank lines
 // at both ends.
-func normalize(s string) string {
+func normalize(s string) string { return strings.Join(normalizedLines(s), "\n") }
+
+// normalizedLines returns the lines of normalize(s).
+func normalizedLines(s string) []string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	lines := strings.Split(s, "\n")
@@ -19,7 +23,18 @@ func normalize(s string) string {
 			lines[i] = strings.TrimRight(l, " \t\u00a0")
 		}
 	}
-	return strings.Trim(strings.Join(lines, "\n"), "\n")
+	return trimEmpty(lines)
+}
+
+// trimEmpty drops the empty lines at both ends of lines.
+func trimEmpty(lines []string) []string {
+	for len(lines) > 0 && lines[0] == "" {
+		lines = lines[1:]
+	}
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
 
 // toValidUTF8 returns b as a string, with invalid sequences (a part whose
@@ -59,24 +74,28 @@ var (
 // drops ">"-quoted lines and trailing mobile signatures. When nothing would
 // remain (a message that is all quote), s is returned trimmed.
 func StripQuotes(s string) string {
-	lines := strings.Split(normalize(s), "\n")
-	var out []string
+	lines := normalizedLines(s)
+	out := make([]string, 0, len(lines))
 cut:
 	for i, l := range lines {
 		t := strings.TrimSpace(l)
+		// Each regexp is tried only on lines that can match it (what its
+		// pattern requires first or last), so that ordinary lines cost no
+		// regexp at all.
+		colonEnd := strings.HasSuffix(t, ":")
 		switch {
 		case l == "-- " || t == "--":
 			break cut
-		case attribution.MatchString(t):
+		case colonEnd && attribution.MatchString(t):
 			break cut
-		case attributionStart.MatchString(t) && i+1 < len(lines) &&
+		case t != "" && strings.IndexByte("oOaAlLeE", t[0]) >= 0 && attributionStart.MatchString(t) && i+1 < len(lines) &&
 			attribution.MatchString(t+" "+strings.TrimSpace(lines[i+1])):
 			break cut
-		case originalMessage.MatchString(t), forwardStart.MatchString(t):
+		case strings.HasPrefix(t, "--") && originalMessage.MatchString(t), colonEnd && forwardStart.MatchString(t):
 			break cut
-		case underscores.MatchString(t) && i+1 < len(lines) && outlookHeader.MatchString(strings.TrimSpace(lines[i+1])):
+		case strings.HasPrefix(t, "_") && underscores.MatchString(t) && i+1 < len(lines) && outlookHeader.MatchString(strings.TrimSpace(lines[i+1])):
 			break cut
-		case outlookHeader.MatchString(t) && headerBlockFollows(lines[i+1:]):
+		case strings.IndexByte(t, ':') >= 0 && outlookHeader.MatchString(t) && headerBlockFollows(lines[i+1:]):
 			break cut
 		case strings.HasPrefix(t, ">"):
 			continue
@@ -91,11 +110,11 @@ cut:
 		}
 		out = out[:len(out)-1]
 	}
-	text := strings.Trim(strings.Join(out, "\n"), "\n")
-	if strings.TrimSpace(text) == "" {
+	out = collapseBlankLines(trimEmpty(out))
+	if !slices.ContainsFunc(out, func(l string) bool { return strings.TrimSpace(l) != "" }) {
 		return strings.TrimSpace(s)
 	}
-	return collapseBlank(text)
+	return strings.Join(out, "\n")
 }
 
 // headerBlockFollows reports whether one of the next lines continues an
@@ -111,7 +130,12 @@ func headerBlockFollows(rest []string) bool {
 
 // collapseBlank squeezes runs of blank lines into one.
 func collapseBlank(s string) string {
-	lines := strings.Split(s, "\n")
+	return strings.Join(collapseBlankLines(strings.Split(s, "\n")), "\n")
+}
+
+// collapseBlankLines squeezes runs of blank lines of lines into one, in
+// place.
+func collapseBlankLines(lines []string) []string {
 	out := lines[:0]
 	blank := false
 	for _, l := range lines {
@@ -122,7 +146,7 @@ func collapseBlank(s string) string {
 		blank = b
 		out = append(out, l)
 	}
-	return strings.Join(out, "\n")
+	return out
 }
 
 var hrefAttr = regexp.MustCompile(`(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))`)
