@@ -33,14 +33,19 @@ var _ store.Outbox = (*Store)(nil)
 // on the head, or the conversation would stall.
 //
 // Row locks keep it so, with no lock on the conversation as a whole:
-//   - Enqueue share-locks the newest pending delivery of each conversation
-//     it adds to (its tail) and, in the same statement, sets a new
-//     delivery's flag only when such a locked tail exists. The tail cannot
-//     leave pending until the enqueue commits, and whatever takes it out of
-//     pending then sees the new delivery.
-//   - Settle, when a delivery leaves pending, updates it (which waits for
-//     an enqueue holding it as a tail) and then, in a later statement with
-//     a fresh snapshot, clears the flag of its conversation's new head.
+//   - Enqueue takes FOR KEY SHARE on the newest pending delivery of each
+//     conversation it adds to (its tail) and, in the same statement, sets a
+//     new delivery's flag only when such a locked tail exists. The tail
+//     cannot leave pending until the enqueue commits, and whatever takes it
+//     out of pending then sees the new delivery.
+//   - Settle first takes FOR UPDATE on the deliveries it settles, the one
+//     lock that conflicts with an enqueue's (so it waits for an enqueue
+//     holding one as a tail), then updates them and, in later statements
+//     with fresh snapshots, clears the flag of each conversation's new
+//     head. Clearing a flag (FOR NO KEY UPDATE, as every plain UPDATE)
+//     never waits for an enqueue, nor an enqueue for it: with the weaker
+//     FOR SHARE it did, and a settle batch and an append that each held a
+//     row the other wanted deadlocked.
 //   - RetryDelivery clears the flag of the delivery it makes pending; it
 //     only ever adds a pending delivery older than others, which cannot
 //     make a flagged delivery the head.
@@ -172,7 +177,7 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 	// The first delivery whose record or event does not exist, if any,
 	// stops the insert (records and events are never deleted, so what
 	// exists now stays). A new delivery waits when its conversation has a
-	// pending tail, share-locked here (see "How the outbox keeps order";
+	// pending tail, locked here (see "How the outbox keeps order";
 	// a tail that left pending while this waited for its lock is passed
 	// over for the next newest), or an earlier new one. Deliveries stored
 	// already (or repeated in the call) are left out before that is
@@ -190,7 +195,7 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 				WHERE o.status = 'pending' AND o.conv_source = c.conv_source AND o.conv_ref = c.conv_ref
 				ORDER BY o.ord DESC
 				LIMIT 1
-				FOR SHARE
+				FOR KEY SHARE
 			) AS t
 		), missing AS MATERIALIZED (
 			SELECT u.n FROM u
@@ -405,11 +410,13 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	b.Queue("SET LOCAL synchronous_commit = off")
 	// The batch's deliveries, locked at once in conversation order (the
 	// order Enqueue locks tails in), so that the batch cannot deadlock with
-	// an enqueue or another batch.
+	// an enqueue or another batch, and FOR UPDATE, so that a settle waits
+	// for an enqueue holding one of them as its tail (see "How the outbox
+	// keeps order").
 	b.Queue(`SELECT count(*) FROM (
 			SELECT 1 FROM deliveries WHERE id = ANY($1)
 			ORDER BY conv_source, conv_ref, ord
-			FOR NO KEY UPDATE
+			FOR UPDATE
 		) AS locked`, ids)
 	if len(attempts) > 0 {
 		queueInsertAttempts(b, attempts)

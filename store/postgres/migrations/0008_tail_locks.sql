@@ -1,7 +1,7 @@
 -- The outbox keeps a conversation's order with row locks instead of an
 -- advisory lock per conversation (see "How the outbox keeps order" in
--- outbox.go): an enqueue share-locks the conversation's newest pending
--- delivery, and a settle waits only for an enqueue holding the very
+-- outbox.go): an enqueue takes FOR KEY SHARE on the conversation's newest
+-- pending delivery, and a settle waits only for an enqueue holding the very
 -- delivery it settles. The journal trigger enqueues its webhook deliveries
 -- the same way.
 
@@ -32,7 +32,7 @@ BEGIN
 	-- The event's webhook deliveries, after the deliveries of the records
 	-- the transaction appended (Append enqueues those before it updates the
 	-- session). A delivery waits when its conversation has a pending tail,
-	-- share-locked here as Enqueue does (see "How the outbox keeps order"
+	-- locked here as Enqueue locks it (see "How the outbox keeps order"
 	-- in outbox.go).
 	WITH tails AS MATERIALIZED (
 		SELECT w.id
@@ -42,7 +42,7 @@ BEGIN
 			WHERE o.status = 'pending' AND o.conv_source = 'webhook' AND o.conv_ref = w.id || '/' || NEW.id
 			ORDER BY o.ord DESC
 			LIMIT 1
-			FOR SHARE
+			FOR KEY SHARE
 		) AS t
 		WHERE webhook_takes(w, ev.type, NEW.id) AND w.created_at <= ev.at
 		ORDER BY w.id
