@@ -82,8 +82,24 @@ func (r *Router) deliverLoop(ctx context.Context) {
 	}
 }
 
-// deliverOne makes one attempt at d and settles it.
+// deliverOne makes one attempt at d and settles it; when the store can
+// hand it the conversation's next delivery with the settlement
+// (store.SettleNexter), it goes on with that one, so that a conversation
+// with a queue costs one commit per delivery rather than a settle and a
+// claim. It returns when the conversation has nothing more due for it.
 func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
+	for {
+		next := r.attempt(ctx, d)
+		if next == nil {
+			return
+		}
+		d = *next
+	}
+}
+
+// attempt makes one attempt at d and settles it, and returns the
+// conversation's next delivery when the settlement claimed it.
+func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery {
 	if d.To.Source != store.SourceWebhook && d.Attempts == 1 {
 		// The loop breaker counts each output once, at its first attempt.
 		paused, err := r.checkOutputBudget(ctx, d.To)
@@ -101,7 +117,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 			if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
 				r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
 			}
-			return
+			return nil
 		}
 	}
 	start := r.now()
@@ -113,7 +129,7 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 		if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
 			r.log.Warn("release delivery", "delivery", d.ID, "err", serr)
 		}
-		return
+		return nil
 	}
 	now := r.now()
 	var s store.Settlement
@@ -145,9 +161,18 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 	if err != nil {
 		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
 	}
+	if sn, ok := r.st.(store.SettleNexter); ok && s.Status != store.Pending && ctx.Err() == nil {
+		now := r.now()
+		next, serr := sn.SettleNext(context.WithoutCancel(ctx), d.ID, r.owner, s, now, now.Add(r.lease))
+		if serr != nil {
+			r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
+		}
+		return next
+	}
 	if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
 		r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
 	}
+	return nil
 }
 
 // post makes the attempt at d through the webhook sink or its channel's

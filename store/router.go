@@ -153,6 +153,22 @@ type Settlement struct {
 	Attempt *WebhookAttempt
 }
 
+// SettleNexter is an Outbox that can settle a delivery and claim the next
+// delivery of its conversation in one transaction, so that a delivery
+// worker carries on with a conversation at the cost of one commit per
+// delivery rather than a settle and a claim. It is optional; the router
+// looks for it with a type assertion.
+type SettleNexter interface {
+	// SettleNext settles delivery id as Settle does and then, when it left
+	// pending (Delivered or Dead), claims for owner, until leaseUntil, the
+	// next delivery of the same conversation when Claim at now could hand
+	// it out (it is the conversation's oldest pending delivery, due, not
+	// leased, its binding not paused), with its attempt counted and its
+	// envelope filled as Claim fills them. next is nil when there is none.
+	// Errors are Settle's; nothing is claimed when the settle fails.
+	SettleNext(ctx context.Context, id, owner string, s Settlement, now, leaseUntil time.Time) (next *Delivery, err error)
+}
+
 // Outbox holds deliveries of session outputs to conversations.
 type Outbox interface {
 	// Enqueue adds deliveries as pending, due at their NextAttempt, in

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -29,7 +30,7 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, lease, byID, byDID, record, event, settle, retry, demote, promote *sql.Stmt
+	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, retry, demote, promote *sql.Stmt
 }
 
 func (o *outboxWrites) defs() []stmtDef {
@@ -47,6 +48,13 @@ func (o *outboxWrites) defs() []stmtDef {
 				AND NOT EXISTS (SELECT 1 FROM bindings b
 					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?1)
 			ORDER BY d.next_attempt, d.did LIMIT ?2`},
+		// The conversation's head when Claim at ?3 could hand it out.
+		{&o.dueOfConv, `SELECT d.did FROM deliveries d
+			WHERE d.status = 'pending' AND d.to_source = ?1 AND d.to_ref = ?2 AND d.head = 1
+				AND d.next_attempt <= ?3 AND (d.lease_until IS NULL OR d.lease_until <= ?3)
+				AND NOT EXISTS (SELECT 1 FROM bindings b
+					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?3)
+			LIMIT 1`},
 		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?`},
 		{&o.byID, deliverySelect + ` WHERE d.id = ?`},
 		{&o.byDID, deliverySelect + ` WHERE d.did = ?`},
@@ -233,23 +241,33 @@ func (w *writer) claim(ctx context.Context, owner string, n int, due, leaseUntil
 	}
 	out := make([]store.Delivery, 0, len(dids))
 	for _, did := range dids {
-		if _, err := w.outbox.lease.ExecContext(ctx, owner, leaseUntil, now, did); err != nil {
-			return groupcommitResult{}, fmt.Errorf("lease delivery: %w", err)
-		}
-		d, err := scanDelivery(w.outbox.byDID.QueryRowContext(ctx, did))
+		d, err := w.lease(ctx, did, owner, leaseUntil, now)
 		if err != nil {
-			return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+			return groupcommitResult{}, err
 		}
-		if d.Event == 0 {
-			rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
-			if err != nil {
-				return groupcommitResult{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
-			}
-			d.Envelope, d.Direction = rec.Envelope, rec.Direction
-		}
-		out = append(out, d.Delivery)
+		out = append(out, d)
 	}
 	return groupcommitResult{Val: writeResult{val: out}}, nil
+}
+
+// lease leases delivery did to owner until leaseUntil, counting the
+// attempt, and returns it as Claim does, with its record's envelope.
+func (w *writer) lease(ctx context.Context, did int64, owner string, leaseUntil, now int64) (store.Delivery, error) {
+	if _, err := w.outbox.lease.ExecContext(ctx, owner, leaseUntil, now, did); err != nil {
+		return store.Delivery{}, fmt.Errorf("lease delivery: %w", err)
+	}
+	d, err := scanDelivery(w.outbox.byDID.QueryRowContext(ctx, did))
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("read delivery: %w", err)
+	}
+	if d.Event == 0 {
+		rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
+		if err != nil {
+			return store.Delivery{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
+		}
+		d.Envelope, d.Direction = rec.Envelope, rec.Direction
+	}
+	return d.Delivery, nil
 }
 
 // Settle records the outcome of owner's attempt at delivery id and releases
@@ -259,30 +277,82 @@ func (w *writer) claim(ctx context.Context, owner string, n int, due, leaseUntil
 // (claimed it, and nobody took it over after it expired), and with one
 // wrapping store.ErrNotFound for an unknown id.
 func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
+	op, err := settleOp(id, owner, st, nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.write(ctx, "settle", op)
+	return err
+}
+
+var _ store.SettleNexter = (*Store)(nil)
+
+// SettleNext settles delivery id as Settle does and, when it left pending,
+// claims the next delivery of its conversation in the same transaction
+// (see store.SettleNexter).
+func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settlement, now, leaseUntil time.Time) (*store.Delivery, error) {
+	at, until, err := lease(owner, now, leaseUntil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: settle: %w", err)
+	}
+	var next *store.Delivery
+	op, err := settleOp(id, owner, st, func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error {
+		next = nil // the op may run again when its batch is retried
+		row := w.outbox.dueOfConv.QueryRowContext(ctx, to.Source, to.Ref, at)
+		var did int64
+		switch err := row.Scan(&did); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil:
+			return fmt.Errorf("find the conversation's next delivery: %w", err)
+		}
+		d, err := w.lease(ctx, did, owner, until, now)
+		if err != nil {
+			return err
+		}
+		next = &d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.write(ctx, "settle", op); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// settleOp checks st and returns the write that settles delivery id with
+// it, recording its attempt; then, when the delivery left pending, it calls
+// then (when not nil) with the delivery's conversation.
+func settleOp(id, owner string, st store.Settlement, then func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error) (writeOp, error) {
 	next, err := nextAttempt(st)
 	if err != nil {
-		return fmt.Errorf("sqlite: settle: %w", err)
+		return nil, fmt.Errorf("sqlite: settle: %w", err)
 	}
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
-		return fmt.Errorf("sqlite: settle %s: %w", id, err)
+		return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
 	var attempt *store.WebhookAttempt
 	if st.Attempt != nil {
 		a := newAttempt(*st.Attempt)
 		if err := store.CheckWebhookAttempt(a); err != nil {
-			return fmt.Errorf("sqlite: settle %s: %w", id, err)
+			return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
 		}
 		attempt = &a
 	}
-	_, err = s.write(ctx, "settle", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
 		if attempt != nil {
 			if err := w.recordAttempt(ctx, attempt, now); err != nil {
 				return groupcommitResult{}, err
 			}
 		}
-		return w.settle(ctx, id, owner, st, next, now)
-	})
-	return err
+		res, to, err := w.settle(ctx, id, owner, st, next, now)
+		if err != nil || res.Err != nil || st.Status == store.Pending || then == nil {
+			return res, err
+		}
+		return res, then(ctx, w, to, now)
+	}, nil
 }
 
 // nextAttempt checks the status of st and returns its NextAttempt in Unix
@@ -301,16 +371,18 @@ func nextAttempt(st store.Settlement) (int64, error) {
 }
 
 // settle records st, with its NextAttempt as next (Unix nanoseconds), as
-// the outcome of owner's attempt at delivery id.
-func (w *writer) settle(ctx context.Context, id, owner string, st store.Settlement, next, now int64) (groupcommitResult, error) {
+// the outcome of owner's attempt at delivery id, and returns the
+// delivery's conversation.
+func (w *writer) settle(ctx context.Context, id, owner string, st store.Settlement, next, now int64) (groupcommitResult, envelope.Conversation, error) {
+	var none envelope.Conversation
 	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return groupcommitResult{Err: errDeliveryNotFound}, nil
+		return groupcommitResult{Err: errDeliveryNotFound}, none, nil
 	case err != nil:
-		return groupcommitResult{}, fmt.Errorf("read delivery: %w", err)
+		return groupcommitResult{}, none, fmt.Errorf("read delivery: %w", err)
 	case d.Status != store.Pending || !d.owner.Valid || d.owner.String != owner:
-		return groupcommitResult{Err: errSettleLeaseLost}, nil
+		return groupcommitResult{Err: errSettleLeaseLost}, none, nil
 	}
 	nextCol, lastErr, channel := d.NextAttempt.UnixNano(), d.LastError, d.ChannelID
 	if d.NextAttempt.IsZero() {
@@ -327,7 +399,7 @@ func (w *writer) settle(ctx context.Context, id, owner string, st store.Settleme
 		lastErr = st.Error
 	}
 	if _, err := w.outbox.settle.ExecContext(ctx, string(st.Status), string(st.Status), nextCol, lastErr, channel, now, d.did); err != nil {
-		return groupcommitResult{}, fmt.Errorf("settle delivery: %w", err)
+		return groupcommitResult{}, none, fmt.Errorf("settle delivery: %w", err)
 	}
 	if st.Status != store.Pending {
 		// The settle statement took the head flag with the delivery out of
@@ -337,10 +409,10 @@ func (w *writer) settle(ctx context.Context, id, owner string, st store.Settleme
 		// demoting walks every pending delivery of the conversation, which
 		// under a backlog made each settle cost the backlog's length.
 		if _, err := w.outbox.promote.ExecContext(ctx, d.To.Source, d.To.Ref); err != nil {
-			return groupcommitResult{}, fmt.Errorf("update conversation head: %w", err)
+			return groupcommitResult{}, none, fmt.Errorf("update conversation head: %w", err)
 		}
 	}
-	return groupcommitResult{}, nil
+	return groupcommitResult{}, d.To, nil
 }
 
 // reHead makes the oldest pending delivery to a conversation its one head,

@@ -35,6 +35,7 @@ func TestRouterQueryPlans(t *testing.T) {
 		{"work", queryOf(cw.defs(), &cw.work), []string{"SEARCH c USING INDEX cursors_work (consumer=?)"}},
 		{"due", queryOf(ow.defs(), &ow.due), []string{"SEARCH d USING INDEX deliveries_due (next_attempt<?)",
 			"SEARCH b USING INDEX bindings_conversation (conv_source=? AND conv_ref=?)"}},
+		{"due of conversation", queryOf(ow.defs(), &ow.dueOfConv), []string{"SEARCH d USING INDEX deliveries_queue (to_source=? AND to_ref=?)"}},
 		{"insert delivery", queryOf(ow.defs(), &ow.insert), []string{"SEARCH deliveries USING COVERING INDEX deliveries_queue (to_source=? AND to_ref=?)"}},
 		{"demote", queryOf(ow.defs(), &ow.demote), []string{"SEARCH deliveries USING INDEX deliveries_queue (to_source=? AND to_ref=?)"}},
 		{"promote", queryOf(ow.defs(), &ow.promote), []string{"SEARCH deliveries USING COVERING INDEX deliveries_queue (to_source=? AND to_ref=?)"}},

@@ -610,3 +610,73 @@ func (s suite) testClaimTwoStores(t *testing.T) {
 		}
 	}
 }
+
+// testSettleNext: a store with SettleNext (store.SettleNexter) hands the
+// settling owner its conversation's next delivery, leased as Claim leases
+// it, only when Claim could hand it out then.
+func (s suite) testSettleNext(t *testing.T) {
+	st, _ := s.fresh(t)
+	sn, ok := st.(*closeOnce).Store.(store.SettleNexter)
+	if !ok {
+		t.Skip("the backend has no SettleNext (an optional capability)")
+	}
+	a, b := conv("a"), conv("b")
+	recs := outputs(t, st, "sess-1", a, a, a, b, a)
+	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, a, t0), delivery("sess-1", 3, a, at(time.Hour)),
+		delivery("sess-1", 4, b, t0))
+	ds := claim(t, st, "p1", 10, at(time.Second), at(time.Minute))
+	checkClaimed(t, "first claim", ds, "1→a", "4→b")
+	byRef := map[string]store.Delivery{}
+	for _, d := range ds {
+		byRef[d.To.Ref] = d
+	}
+	settleNext := func(d store.Delivery, owner string, set store.Settlement, now time.Time) *store.Delivery {
+		t.Helper()
+		next, err := sn.SettleNext(t.Context(), d.ID, owner, set, now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("SettleNext(%d→%s): %v", d.Seq, d.To.Ref, err)
+		}
+		return next
+	}
+
+	// Delivered: the next of a comes with it, leased and filled.
+	next := settleNext(byRef["a"], "p1", store.Settlement{Status: store.Delivered}, at(2*time.Second))
+	if next == nil || next.Seq != 2 || next.To != a || next.Attempts != 1 || next.Status != store.Pending {
+		t.Fatalf("SettleNext after 1→a gave %+v, want 2→a with one attempt", next)
+	}
+	if d := diffEnvelope(next.Envelope, recs[1].Envelope); d != "" || next.Direction != recs[1].Direction {
+		t.Errorf("the next delivery's envelope and direction: %s %q", d, next.Direction)
+	}
+	// It is leased: nobody else claims it, and the lease is p1's.
+	checkClaimed(t, "claim while 2→a is leased by SettleNext", claim(t, st, "p2", 10, at(3*time.Second), at(time.Minute)))
+	checkLeaseLost(t, "SettleNext by another owner", func() error {
+		_, err := sn.SettleNext(t.Context(), next.ID, "p2", store.Settlement{Status: store.Delivered}, at(3*time.Second), at(time.Minute))
+		return err
+	}())
+	// Pending again: nothing next, the delivery stays the head.
+	if n := settleNext(*next, "p1", store.Settlement{Status: store.Pending, Error: "503", NextAttempt: at(4 * time.Second)}, at(3*time.Second)); n != nil {
+		t.Errorf("SettleNext with a retry gave %d→%s, want nothing", n.Seq, n.To.Ref)
+	}
+	ds = claim(t, st, "p1", 10, at(5*time.Second), at(time.Minute))
+	checkClaimed(t, "claim of the retry", ds, "2→a")
+	// Dead: the next of a is not due yet, so nothing comes.
+	if n := settleNext(ds[0], "p1", store.Settlement{Status: store.Dead, Error: "gone"}, at(6*time.Second)); n != nil {
+		t.Errorf("SettleNext before 3→a is due gave %d→%s, want nothing", n.Seq, n.To.Ref)
+	}
+	// b has nothing behind it.
+	if n := settleNext(byRef["b"], "p1", store.Settlement{Status: store.Delivered}, at(7*time.Second)); n != nil {
+		t.Errorf("SettleNext of b's only delivery gave %d→%s", n.Seq, n.To.Ref)
+	}
+	// A paused conversation hands out nothing next either.
+	mustEnqueue(t, st, delivery("sess-1", 5, a, t0))
+	ds = claim(t, st, "p1", 10, at(2*time.Hour), at(3*time.Hour))
+	checkClaimed(t, "claim of 3→a once due", ds, "3→a")
+	bd, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: a}, nil)
+	if _, err := st.PauseBinding(t.Context(), bd.ID, at(5*time.Hour), "loop"); err != nil {
+		t.Fatalf("PauseBinding: %v", err)
+	}
+	if n := settleNext(ds[0], "p1", store.Settlement{Status: store.Delivered}, at(2*time.Hour+time.Second)); n != nil {
+		t.Errorf("SettleNext into a paused conversation gave %d→%s", n.Seq, n.To.Ref)
+	}
+	checkClaimed(t, "claim after the pause", claim(t, st, "p1", 10, at(6*time.Hour), at(7*time.Hour)), "5→a")
+}

@@ -38,6 +38,7 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 		t.Run("PausedConversation", s.testClaimPaused)
 		t.Run("Leases", s.testClaimLeases)
 		t.Run("Settle", s.testSettle)
+		t.Run("SettleNext", s.testSettleNext)
 		t.Run("ListPagination", s.testListDeliveries)
 		t.Run("Retry", s.testRetryDelivery)
 		t.Run("Posted", s.testPosted)
