@@ -57,7 +57,8 @@ func (r *benchResult) String() string {
 }
 
 type benchConfig struct {
-	url, token  string
+	urls        []string // one gateway, or several replicas sharing a store
+	token       string
 	connections int
 	sessions    int
 	duration    time.Duration
@@ -78,7 +79,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if def == "" {
 		def = "http://127.0.0.1:8080"
 	}
-	fs.StringVar(&bc.url, "url", def, "gateway URL (SWITCHBOARD_URL)")
+	urls := fs.String("url", def, "gateway URL (SWITCHBOARD_URL); several, comma-separated, for replicas sharing one store: the load is spread over them")
 	fs.IntVar(&bc.connections, "connections", 64, "concurrent connections")
 	fs.IntVar(&bc.sessions, "sessions", 64, "sessions to spread messages over")
 	fs.DurationVar(&bc.duration, "duration", 10*time.Second, "how long to send")
@@ -94,6 +95,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	for u := range strings.SplitSeq(*urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			bc.urls = append(bc.urls, strings.TrimSuffix(u, "/"))
+		}
+	}
+	if len(bc.urls) == 0 {
+		return usageError{"--url needs at least one gateway URL"}
+	}
 	bc.token = os.Getenv("SWITCHBOARD_TOKEN")
 	if bc.token == "" {
 		return errors.New("SWITCHBOARD_TOKEN is not set")
@@ -104,7 +113,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *preload > 0 {
 		pc := bc
 		pc.messages, pc.sessions, pc.dupEvery = *preload, max(*preloadSessions, 1), 0
-		fmt.Fprintf(stdout, "preload: %d messages over %d sessions, %s\n", pc.messages, pc.sessions, bc.url)
+		fmt.Fprintf(stdout, "preload: %d messages over %d sessions, %s\n", pc.messages, pc.sessions, strings.Join(bc.urls, ", "))
 		res, err := runBench(ctx, pc)
 		if err != nil {
 			return fmt.Errorf("bench: preload: %w", err)
@@ -112,9 +121,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "preload:    %d stored in %s (%.0f/s)\n", res.OK, res.Elapsed.Round(time.Millisecond), res.rate())
 	}
 	// The store's cost per message, when the gateway serves its metrics.
-	before, costErr := readStoreCost(ctx, bc.url)
+	before, costErr := readStoreCost(ctx, bc.urls)
 	if *e2e {
-		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, bc.url)
+		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, strings.Join(bc.urls, ", "))
 		if *receiver && *dests < 1 {
 			return errors.New("bench: --webhooks must be at least 1 (use --webhook=false for no receiver)")
 		}
@@ -128,18 +137,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, res)
 		// Let the followers and the outbox finish what the run left them.
 		time.Sleep(settle)
-		if after, err := readStoreCost(ctx, bc.url); err == nil && costErr == nil {
+		if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
 			fmt.Fprint(stdout, perMessage(before, after, res.Answered, "round trip (message, answer and their deliveries)"))
 		}
 		return nil
 	}
-	fmt.Fprintf(stdout, "bench: %d connections, %d sessions, %s\n", bc.connections, bc.sessions, bc.url)
+	fmt.Fprintf(stdout, "bench: %d connections, %d sessions, %s\n", bc.connections, bc.sessions, strings.Join(bc.urls, ", "))
 	res, err := runBench(ctx, bc)
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, res)
-	if after, err := readStoreCost(ctx, bc.url); err == nil && costErr == nil {
+	if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
 		fmt.Fprint(stdout, perMessage(before, after, res.OK-res.Replayed, "message"))
 	}
 	return nil
@@ -184,7 +193,7 @@ func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
 	tr := &http.Transport{MaxIdleConns: bc.connections, MaxIdleConnsPerHost: bc.connections, MaxConnsPerHost: bc.connections, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	c := client.New(bc.url, bc.token, hc)
+	c := client.New(bc.urls[0], bc.token, hc)
 	ids, err := createSessions(ctx, c, bc.sessions, "true")
 	if err != nil {
 		return nil, err
@@ -235,7 +244,8 @@ func runBench(ctx context.Context, bc benchConfig) (*benchResult, error) {
 				}
 				// Connection w's n-th message goes to session w + n·connections:
 				// with as many sessions as connections, always the same one.
-				endpoint := bc.url + "/v3/sessions/" + ids[(w+n*bc.connections)%len(ids)] + "/messages"
+				// With several gateways, connection w sends to gateway w mod k.
+				endpoint := bc.urls[w%len(bc.urls)] + "/v3/sessions/" + ids[(w+n*bc.connections)%len(ids)] + "/messages"
 				if bc.dupEvery == 0 || n%bc.dupEvery != bc.dupEvery-1 || key == "" {
 					key = run + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(n)
 				}

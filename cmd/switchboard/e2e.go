@@ -62,10 +62,18 @@ func (r *e2eResult) String() string {
 // above 0, a local receiver registered as that many webhook destinations
 // measures delivery: each destination gets every event.
 func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResult, error) {
+	rate = max(rate, 1)
 	receiver := dests > 0
 	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
 	defer tr.CloseIdleConnections()
-	c := client.New(bc.url, bc.token, &http.Client{Transport: tr})
+	// With several gateways (replicas on one store) the work crosses them:
+	// session i is followed on gateway i mod k and answered through the
+	// next one, and message n is sent to gateway n mod k.
+	cs := make([]*client.Client, len(bc.urls))
+	for i, u := range bc.urls {
+		cs[i] = client.New(u, bc.token, &http.Client{Transport: tr})
+	}
+	c := cs[0]
 	ids, err := createSessions(ctx, c, bc.sessions, "e2e")
 	if err != nil {
 		return nil, err
@@ -118,17 +126,18 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 	}
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	var agents sync.WaitGroup
-	for _, id := range ids {
+	for i, id := range ids {
 		agents.Add(1)
+		follow, answer := cs[i%len(cs)], cs[(i+1)%len(cs)]
 		go func() {
 			defer agents.Done()
-			_ = c.Stream(agentCtx, id, 0, func(r client.Record) error {
+			_ = follow.Stream(agentCtx, id, 0, func(r client.Record) error {
 				key, ok := strings.CutPrefix(r.Envelope.ID, "client:")
 				if r.Direction != "inbound" || !ok || !strings.HasPrefix(key, run) {
 					return nil
 				}
 				seen := time.Now()
-				_, err := c.Output(agentCtx, id, client.Message{Text: "re: " + r.Envelope.Text, IdempotencyKey: key})
+				_, err := answer.Output(agentCtx, id, client.Message{Text: "re: " + r.Envelope.Text, IdempotencyKey: key})
 				done := time.Now()
 				mu.Lock()
 				if t0, ok := accepted[key]; ok && err == nil {
@@ -145,31 +154,22 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 			})
 		}()
 	}
-	// A steady load: one message every 1/rate seconds, spread over the
+	// A steady load: message n is due at n/rate seconds, spread over the
 	// sessions, each sent from its own goroutine so a slow answer does not
-	// slow the pace.
-	gap := time.Second / time.Duration(max(rate, 1))
-	tick := time.NewTicker(gap)
-	defer tick.Stop()
-	start := time.Now()
+	// slow the pace. The load is open: a tick that comes late (a busy
+	// machine drops ticks) sends every message due by then, so the
+	// offered rate is the rate asked for, not what the bench could keep up.
 	var senders sync.WaitGroup
-	for n := 0; time.Since(start) < bc.duration; n++ {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	send := func(n int, due time.Time) {
 		key := run + "-" + strconv.Itoa(n)
 		id := ids[n%len(ids)]
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
 			mu.Lock()
-			accepted[key] = time.Now() // the answer can race the response
+			accepted[key] = due // latency counts from when the message was due
 			mu.Unlock()
-			if _, err := c.Steer(ctx, id, client.Message{Text: "e2e " + key, IdempotencyKey: key}); err != nil {
+			if _, err := cs[n%len(cs)].Steer(ctx, id, client.Message{Text: "e2e " + key, IdempotencyKey: key}); err != nil {
 				mu.Lock()
 				delete(accepted, key)
 				mu.Unlock()
@@ -179,6 +179,21 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 			res.Sent++
 			mu.Unlock()
 		}()
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	total := int(int64(rate) * int64(bc.duration) / int64(time.Second))
+	for n := 0; n < total && ctx.Err() == nil; {
+		select {
+		case <-ctx.Done():
+			continue
+		case <-tick.C:
+		}
+		due := min(total, int(int64(rate)*int64(time.Since(start))/int64(time.Second))+1)
+		for ; n < due; n++ {
+			send(n, start.Add(time.Duration(int64(n)*int64(time.Second)/int64(rate))))
+		}
 	}
 	senders.Wait()
 	deadline := time.After(30 * time.Second)

@@ -16,7 +16,21 @@ type storeCost struct {
 }
 
 // readStoreCost scrapes the gateway's store counters.
-func readStoreCost(ctx context.Context, url string) (storeCost, error) {
+func readStoreCost(ctx context.Context, urls []string) (storeCost, error) {
+	var sum storeCost
+	for _, u := range urls {
+		c, err := readOneStoreCost(ctx, u)
+		if err != nil {
+			return storeCost{}, err
+		}
+		sum.commits += c.commits
+		sum.rows += c.rows
+	}
+	return sum, nil
+}
+
+// readOneStoreCost reads what the store of the gateway at url wrote.
+func readOneStoreCost(ctx context.Context, url string) (storeCost, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
 	if err != nil {
 		return storeCost{}, err

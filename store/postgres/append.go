@@ -325,16 +325,32 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 				woken_seq = greatest(s.woken_seq, u.woken_seq)
 			FROM unnest($1::text[], $2::bigint[], $3::text[], $5::bigint[]) AS u (id, last_seq, state, woken_seq)
 			WHERE s.id = u.id AND s.id = ANY($1)`, upd.ids, upd.seqs, upd.states, now, upd.woken)
-		// Delivered at commit, to every listener on the database.
-		b.Queue(`SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, s.channel, notify)
 		b.Queue("COMMIT")
+		// The other replicas' wake-up, sent after the COMMIT in the same
+		// pipeline, so in a transaction of its own that writes nothing.
+		// PostgreSQL serializes the commits of every transaction that
+		// notifies, across the whole server, under one lock held through
+		// the commit's WAL flush: inside the append's transaction, two
+		// gateways' appends waited for each other's disk writes (and
+		// everything waiting on their session rows waited too). Outside it,
+		// the lock is held only while the ids are queued. The server runs
+		// it right after the COMMIT whatever the client does meanwhile; if
+		// it fails, the records are stored and only the other replicas'
+		// followers are late, until the next append to those sessions.
+		b.Queue(`SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, s.channel, notify)
 		err = withBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-			for range len(b.QueuedQueries) - 1 {
+			for range len(b.QueuedQueries) - 2 {
 				if _, err := br.Exec(); err != nil {
 					return err
 				}
 			}
-			return commitResult(br.Exec())
+			if err := commitResult(br.Exec()); err != nil {
+				return err
+			}
+			if _, err := br.Exec(); err != nil {
+				s.log.Warn("postgres: notify other replicas of an append", "sessions", len(notify), "err", err)
+			}
+			return nil
 		})
 	} else {
 		err = commitResult(conn.Exec(ctx, "COMMIT"))

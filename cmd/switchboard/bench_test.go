@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/switchboardhq/switchboard/internal/testenv"
+)
+
+// TestBenchE2E runs bench --e2e against real gateway processes: one on
+// SQLite, and two replicas sharing one PostgreSQL store, where the bench
+// sends, follows and answers across both. Every message must be sent,
+// answered and delivered to the webhook receiver, and the store's cost
+// read from both gateways' metrics.
+func TestBenchE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const token = "bench-test-token-0123456789abcdefghij"
+	t.Setenv("SWITCHBOARD_TOKEN", token)
+	cases := map[string]func(t *testing.T) []string{
+		"sqlite": func(t *testing.T) []string {
+			return []string{startGateway(t, token, "--config", "../../examples/bench.yaml", "--data", t.TempDir()).URL}
+		},
+		"postgres-two-replicas": func(t *testing.T) []string {
+			dsn := testenv.Postgres(t)
+			a := startGateway(t, token, "--config", "../../examples/bench.yaml", "--store", dsn)
+			b := startGateway(t, token, "--config", "../../examples/bench.yaml", "--store", dsn)
+			return []string{a.URL, b.URL}
+		},
+	}
+	for _, name := range []string{"sqlite", "postgres-two-replicas"} {
+		t.Run(name, func(t *testing.T) {
+			urls := cases[name](t)
+			var out, errOut bytes.Buffer
+			err := bench(context.Background(), []string{"--e2e", "--url", strings.Join(urls, ","),
+				"--rate", "100", "--duration", "1s", "--sessions", "4", "--webhooks", "2"}, &out, &errOut)
+			if err != nil {
+				t.Fatalf("bench: %v\n%s%s", err, out.String(), errOut.String())
+			}
+			got := out.String()
+			if want := "messages:   100 sent, 100 answered"; !strings.Contains(got, want) {
+				t.Errorf("bench printed\n%s\nwant %q", got, want)
+			}
+			// Two destinations, each getting the message's and the answer's event.
+			if want := "webhook:    400 events received"; !strings.Contains(got, want) {
+				t.Errorf("bench printed\n%s\nwant %q", got, want)
+			}
+			m := regexp.MustCompile(`store: +([0-9.]+) commits, ([0-9.]+) rows written per round trip`).FindStringSubmatch(got)
+			if m == nil {
+				t.Fatalf("bench printed no store cost:\n%s", got)
+			}
+			if rows, _ := strconv.ParseFloat(m[2], 64); rows < 2 {
+				t.Errorf("store cost %s rows per round trip: a round trip writes at least its message and answer", m[2])
+			}
+		})
+	}
+}
