@@ -18,7 +18,10 @@ import (
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
 
-var _ store.Outbox = (*Store)(nil)
+var (
+	_ store.Outbox       = (*Store)(nil)
+	_ store.SettleNexter = (*Store)(nil)
+)
 
 // How the outbox keeps order
 //
@@ -289,33 +292,14 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 			WHERE d.id = claimable.id
 			RETURNING d.*
 		)
-		SELECT `+deliveryColumnsOf("c")+`, `+recordColumnsOf("r")+`
+		SELECT `+claimedColumns+`
 		FROM claimed c
 		LEFT JOIN records r ON c.event = 0 AND r.session_id = c.session_id AND r.seq = c.seq`,
 		owner, now, leaseUntil)
 	if err != nil {
 		return nil, s.fail("claim deliveries", err)
 	}
-	skipRecord := make([]any, strings.Count(recordColumns, ",")+1)
-	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) {
-		var d store.Delivery
-		var status string
-		dest := deliveryDest(&d, &status)
-		// The delivery first, to learn whether it is of a record; then, for
-		// a record, the row again with the record's columns.
-		if err := row.Scan(append(dest, skipRecord...)...); err != nil {
-			return store.Delivery{}, err
-		}
-		if d.Event == 0 {
-			rec, err := scanRecord(prefixedRow{row, dest})
-			if err != nil {
-				return store.Delivery{}, fmt.Errorf("record of delivery %s: %w", d.ID, err)
-			}
-			d.Envelope, d.Direction = rec.Envelope, rec.Direction
-		}
-		finishDelivery(&d, status)
-		return d, nil
-	})
+	ds, err := pgx.CollectRows(rows, scanClaimed)
 	if err != nil {
 		return nil, s.fail("claim deliveries", err)
 	}
@@ -323,6 +307,36 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 		return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), cmp.Compare(a.ID, b.ID))
 	})
 	return ds, nil
+}
+
+// claimedColumns are the columns of a claimed delivery, c, and of its
+// record, r (NULL for a delivery of a session event), as scanClaimed reads
+// them.
+var claimedColumns = deliveryColumnsOf("c") + ", " + recordColumnsOf("r")
+
+// skipRecord is scan destinations that discard a record's columns.
+var skipRecord = make([]any, strings.Count(recordColumns, ",")+1)
+
+// scanClaimed scans a row of claimedColumns: the delivery, with its
+// Envelope and Direction filled from its record.
+func scanClaimed(row pgx.CollectableRow) (store.Delivery, error) {
+	var d store.Delivery
+	var status string
+	dest := deliveryDest(&d, &status)
+	// The delivery first, to learn whether it is of a record; then, for a
+	// record, the row again with the record's columns.
+	if err := row.Scan(append(dest, skipRecord...)...); err != nil {
+		return store.Delivery{}, err
+	}
+	if d.Event == 0 {
+		rec, err := scanRecord(prefixedRow{row, dest})
+		if err != nil {
+			return store.Delivery{}, fmt.Errorf("record of delivery %s: %w", d.ID, err)
+		}
+		d.Envelope, d.Direction = rec.Envelope, rec.Direction
+	}
+	finishDelivery(&d, status)
+	return d, nil
 }
 
 // Settle records the outcome of owner's attempt at delivery id and
@@ -333,47 +347,109 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 // expired, or it was settled), and with ErrNotFound for an unknown id. It
 // costs one round trip.
 func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
+	_, err := s.settle(ctx, settleReq{id: id, owner: owner, st: st})
+	return err
+}
+
+// SettleNext settles delivery id as Settle does and then, when it left
+// pending, claims for owner, until leaseUntil, the next delivery of its
+// conversation when Claim at now could hand it out, in the same
+// transaction (and the same group-commit batch as concurrent settles). The
+// next delivery is never waited for: one that another process has locked
+// is left for Claim.
+func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settlement, now, leaseUntil time.Time) (*store.Delivery, error) {
+	return s.settle(ctx, settleReq{id: id, owner: owner, st: st, next: true, now: now, leaseUntil: leaseUntil})
+}
+
+// settle checks and commits r, returning the next delivery it claimed.
+func (s *Store) settle(ctx context.Context, r settleReq) (*store.Delivery, error) {
+	id, owner, st := r.id, r.owner, r.st
 	if err := s.checkOpen("settle"); err != nil {
-		return err
+		return nil, err
 	}
 	switch st.Status {
 	case store.Delivered, store.Pending, store.Dead:
 	default:
-		return fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
+		return nil, fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
 	}
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
-		return fmt.Errorf("postgres: settle %s: %w", id, err)
+		return nil, fmt.Errorf("postgres: settle %s: %w", id, err)
 	}
 	if st.Attempt != nil {
 		a, err := newAttempt(*st.Attempt)
 		if err != nil {
-			return fmt.Errorf("postgres: settle %s: %w", id, err)
+			return nil, fmt.Errorf("postgres: settle %s: %w", id, err)
 		}
-		st.Attempt = &a
+		r.st.Attempt = &a
 	}
 	if owner == "" {
-		return fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
+		return nil, fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
 	}
-	_, err := s.settles.Do(ctx, settleReq{id: id, owner: owner, st: st})
+	r.next = r.next && st.Status != store.Pending
+	next, err := s.settles.Do(ctx, r)
 	if errors.Is(err, groupcommit.ErrClosed) {
-		return fmt.Errorf("postgres: settle: %w", store.ErrClosed)
+		return nil, fmt.Errorf("postgres: settle: %w", store.ErrClosed)
 	}
-	return err
+	return next, err
 }
 
-// settleReq is one Settle call, for the settle committer.
+// settleReq is one Settle or SettleNext call, for the settle committer.
 type settleReq struct {
 	id, owner string
 	st        store.Settlement
+	// next asks for the conversation's next delivery (SettleNext), claimed
+	// at now until leaseUntil.
+	next            bool
+	now, leaseUntil time.Time
 }
+
+// claimNextSQL claims, for SettleNext, the next delivery of the
+// conversation of the delivery just settled ($1), for owner $2 at now $3
+// until $4, when Claim could hand it out: the conversation's oldest
+// pending delivery, due, not waiting, not leased, with no other delivery of
+// the conversation leased and its binding not paused. It runs after the
+// settle in the same transaction, and only when that settle took: the
+// settled row then carries this transaction's now() (the settle holds its
+// row lock, so no other transaction can have set it). The head is found
+// first and then locked with SKIP LOCKED, so a head another process holds
+// is left alone rather than passed over for a later delivery.
+var claimNextSQL = `WITH x AS (
+		SELECT conv_source, conv_ref FROM deliveries
+		WHERE id = $1 AND status <> 'pending' AND lease_owner = '' AND updated_at = now()
+	), head AS (
+		SELECT d.id FROM deliveries d JOIN x ON d.conv_source = x.conv_source AND d.conv_ref = x.conv_ref
+		WHERE d.status = 'pending'
+		ORDER BY d.ord
+		LIMIT 1
+	), claimable AS (
+		SELECT d.id FROM deliveries d JOIN head ON d.id = head.id
+		WHERE d.status = 'pending' AND NOT d.waiting AND d.next_attempt <= $3
+			AND (d.lease_owner = '' OR d.lease_until <= $3)
+			AND NOT EXISTS (
+				SELECT 1 FROM deliveries o
+				WHERE o.status = 'pending' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
+					AND o.id <> d.id AND o.lease_owner <> '' AND o.lease_until > $3)
+			AND NOT EXISTS (
+				SELECT 1 FROM bindings b
+				WHERE b.conv_source = d.conv_source AND b.conv_ref = d.conv_ref AND b.paused_until > $3)
+		FOR NO KEY UPDATE OF d SKIP LOCKED
+	), claimed AS (
+		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, updated_at = now()
+		FROM claimable
+		WHERE d.id = claimable.id
+		RETURNING d.*
+	)
+	SELECT ` + claimedColumns + `
+	FROM claimed c
+	LEFT JOIN records r ON c.event = 0 AND r.session_id = c.session_id AND r.seq = c.seq`
 
 // commitSettles settles a batch of concurrent Settle calls in one
 // transaction, one round trip: the deliveries' row locks, taken at once in
 // conversation order (so that the batch cannot deadlock with an enqueue or
 // another batch), then each settlement as Settle describes. When the batch fails it settles each alone, so one bad call
 // fails alone.
-func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[struct{}], error) {
-	results := make([]groupcommit.Result[struct{}], len(batch))
+func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[*store.Delivery], error) {
+	results := make([]groupcommit.Result[*store.Delivery], len(batch))
 	if len(batch) > 1 {
 		err := s.settleBatch(ctx, batch, results)
 		if err == nil {
@@ -391,7 +467,7 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 
 // settleBatch settles batch in one transaction, setting results; an error
 // means nothing was settled.
-func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[struct{}]) error {
+func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[*store.Delivery]) error {
 	ids := make([]string, len(batch))
 	var attempts []store.WebhookAttempt
 	for i, r := range batch {
@@ -441,6 +517,9 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 					WHERE o.status = 'pending' AND o.conv_source = x.conv_source AND o.conv_ref = x.conv_ref
 					ORDER BY o.ord LIMIT 1)`, r.id)
 		}
+		if r.next {
+			b.Queue(claimNextSQL, r.id, r.owner, r.now, r.leaseUntil)
+		}
 	}
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
@@ -468,6 +547,16 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			if r.st.Status != store.Pending {
 				if _, err := br.Exec(); err != nil {
 					return err
+				}
+			}
+			if r.next {
+				rows, _ := br.Query()
+				next, err := pgx.CollectRows(rows, scanClaimed)
+				if err != nil {
+					return fmt.Errorf("claim the next delivery after %s: %w", r.id, err)
+				}
+				if len(next) > 0 && results[i].Err == nil {
+					results[i].Val = &next[0]
 				}
 			}
 		}

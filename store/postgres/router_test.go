@@ -722,3 +722,76 @@ func waitForLockWait(t *testing.T, st *Store) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSettleNextLeavesALockedHead: SettleNext claims a conversation's next
+// delivery only when it can lock it at once. A head another transaction
+// holds is left for Claim, and the delivery behind it is not handed out in
+// its place, even when nothing else marks it as waiting (that would break
+// the conversation's order); a settle that lost its lease claims nothing.
+func TestSettleNextLeavesALockedHead(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	st := openStore(t, dsn, Options{})
+	create(t, st, "s")
+	conv := envelope.Conversation{Source: "test", Ref: "c"}
+	var ds []store.Delivery
+	for i := range 3 {
+		out := msg("s", fmt.Sprint("k", i), "output")
+		out.Direction = store.Outbound
+		res, err := st.Append(t.Context(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, store.Delivery{SessionID: "s", Seq: res.Record.Seq, To: conv, NextAttempt: t0})
+	}
+	if err := st.Enqueue(t.Context(), ds); err != nil {
+		t.Fatal(err)
+	}
+	first := claim1(t, st, "p1")
+	// Nothing but the order of the queue keeps the third from going first.
+	if _, err := st.pool.Exec(t.Context(), `UPDATE deliveries SET waiting = false WHERE session_id = 's'`); err != nil {
+		t.Fatal(err)
+	}
+	// Another process holds the second delivery's row (a Claim in flight).
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM deliveries WHERE session_id = 's' AND seq = $1 FOR UPDATE`, ds[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	next, err := st.SettleNext(t.Context(), first.ID, "p1", store.Settlement{Status: store.Delivered}, at(2*time.Second), at(time.Hour))
+	if err != nil {
+		t.Fatalf("SettleNext: %v", err)
+	}
+	if next != nil {
+		t.Fatalf("SettleNext handed out seq %d while the head (seq %d) was locked", next.Seq, ds[1].Seq)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	second := claim1(t, st, "p1")
+	if second.Seq != ds[1].Seq {
+		t.Fatalf("Claim after the settle gave seq %d, want %d", second.Seq, ds[1].Seq)
+	}
+
+	// A settle by an owner that does not hold the lease claims nothing.
+	_, err = st.SettleNext(t.Context(), second.ID, "p2", store.Settlement{Status: store.Delivered}, at(3*time.Second), at(time.Hour))
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("SettleNext by another owner: %v, want ErrLeaseLost", err)
+	}
+	pending, err := st.ListDeliveries(t.Context(), store.Pending, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range pending {
+		if d.Seq == ds[2].Seq && d.Attempts != 0 {
+			t.Fatalf("the lost settle claimed seq %d (attempts %d)", d.Seq, d.Attempts)
+		}
+	}
+	// The owner's settle hands out the third.
+	next, err = st.SettleNext(t.Context(), second.ID, "p1", store.Settlement{Status: store.Delivered}, at(4*time.Second), at(time.Hour))
+	if err != nil || next == nil || next.Seq != ds[2].Seq || next.Attempts != 1 {
+		t.Fatalf("SettleNext by the owner = %+v, %v; want seq %d with one attempt", next, err, ds[2].Seq)
+	}
+}
