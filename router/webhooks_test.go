@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,7 +135,9 @@ func (rc *receiver) texts() []string {
 }
 
 // whHarness runs a Router with webhooks over SQLite, or over the store
-// openStore opens when set.
+// openStore opens when set. The Sender keeps destinations for the default
+// webhooks.DefaultDestTTL, on a clock that advance moves ahead of the real
+// one.
 type whHarness struct {
 	t         testing.TB
 	path      string
@@ -144,6 +147,7 @@ type whHarness struct {
 	r         *router.Router
 	wh        *webhooks.Sender
 	stop      func()
+	skew      atomic.Int64 // how far the Sender's clock is ahead, in ns
 }
 
 const whConfig = `
@@ -184,7 +188,8 @@ func (h *whHarness) open() {
 	}
 	// As the gateway wires them: the configured destinations are synced
 	// before the router starts.
-	wh, err := webhooks.New(webhooks.Options{Config: cfg, Store: st, Logger: quietLogger})
+	now := func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
+	wh, err := webhooks.New(webhooks.Options{Config: cfg, Store: st, Logger: quietLogger, Now: now})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -204,6 +209,10 @@ func (h *whHarness) open() {
 	go func() { defer close(done); _ = r.Run(ctx) }()
 	h.stop = func() { cancel(); <-done }
 }
+
+// advance moves the Sender's clock d ahead, as if d had passed: a
+// destination it keeps is read again after advance(webhooks.DefaultDestTTL).
+func (h *whHarness) advance(d time.Duration) { h.skew.Add(int64(d)) }
 
 // replay replays destination id's events since as the API does: the
 // replay, then a wake for the delivery workers.
@@ -437,14 +446,18 @@ func TestWebhookSecretRotationSignsWithBoth(t *testing.T) {
 	h.addWebhook("wh", rc.srv.URL, "message")
 	h.send("ses-1", "before", store.Inbound)
 	waitFor(t, "the first delivery", func() bool { return len(rc.delivered()) == 1 })
+	// The Sender keeps the destination it read for DefaultDestTTL: a
+	// rotation reaches the deliveries after that.
 	if _, err := h.st.RotateWebhookSecret(context.Background(), "wh", whSecret2, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	h.advance(webhooks.DefaultDestTTL)
 	h.send("ses-1", "during", store.Inbound)
 	waitFor(t, "the second delivery", func() bool { return len(rc.delivered()) == 2 })
 	if _, err := h.st.RotateWebhookSecret(context.Background(), "wh", whSecret1, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	h.advance(webhooks.DefaultDestTTL)
 	h.send("ses-1", "after", store.Inbound)
 	waitFor(t, "the third delivery", func() bool { return len(rc.delivered()) == 3 })
 	ds := rc.delivered()

@@ -64,6 +64,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// DestTTL is how long Deliver keeps using a destination (its URL,
+	// state and signer) it read from the store before reading it again:
+	// zero means DefaultDestTTL (one second), a negative value reads it for
+	// every delivery. See Deliver.
+	DestTTL time.Duration
 }
 
 // Sender delivers the outbox's webhook deliveries; see the package doc.
@@ -74,6 +79,7 @@ type Sender struct {
 	log    *slog.Logger
 	now    func() time.Time
 	client *webhook.Client
+	dests  *destCache // nil when Options.DestTTL is negative
 }
 
 // New builds a Sender. It does no I/O.
@@ -87,6 +93,12 @@ func New(opts Options) (*Sender, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch ttl := opts.DestTTL; {
+	case ttl == 0:
+		s.dests = newDestCache(DefaultDestTTL)
+	case ttl > 0:
+		s.dests = newDestCache(ttl)
 	}
 	s.client = webhook.NewClient(webhook.ClientOptions{
 		AllowPrivate: s.cfg.Webhooks.AllowPrivate,
@@ -221,8 +233,10 @@ func (s *Sender) sessionPages(ctx context.Context, sessionID string, from, last 
 // it enqueued; the router's delivery workers find them at their next look
 // (Router.Wake makes it now). It reads every session's log from the start,
 // so it costs time in proportion to the store. ErrNotFound for an unknown
-// destination.
+// destination. It drops what Deliver cached of the destination, so the
+// deliveries it enqueues see the destination as it is now.
 func (s *Sender) Replay(ctx context.Context, id string, since time.Time) (int, error) {
+	s.forget(id)
 	dest, err := s.st.Webhook(ctx, id)
 	if err != nil {
 		return 0, fmt.Errorf("webhooks: replay: %w", err)
@@ -270,8 +284,9 @@ func (s *Sender) Replay(ctx context.Context, id string, since time.Time) (int, e
 // SyncConfig creates or updates the destinations declared in the
 // configuration file. A declared secret that differs from the stored one
 // replaces it, with the configured grace for the old one. The gateway calls
-// it at start.
+// it at start. It drops whatever Deliver cached of any destination.
 func (s *Sender) SyncConfig(ctx context.Context) error {
+	defer s.forget("")
 	var errs []error
 	for _, d := range s.cfg.Webhooks.Destinations {
 		w := store.Webhook{ID: d.ID, URL: d.URL, Description: d.Description, EventTypes: d.EventTypes,
@@ -307,9 +322,26 @@ func (s *Sender) SyncConfig(ctx context.Context) error {
 // event. Its errors are the outbox's, as a channel's Sink gives them:
 // adapters.ErrPermanent ends the delivery, an adapters.BackOff says when
 // to try again.
+//
+// Deliver reads the destination from the store and then keeps it, with a
+// signer for its secrets, for Options.DestTTL (one second by default) or
+// until its previous secret's grace period ends, whichever comes first;
+// no delivery is signed with a secret past its PrevExpires. So a change
+// made to a destination other than by this Sender (through the API or by
+// another replica: a secret rotation, disabling or deleting it, a new URL)
+// reaches deliveries within DestTTL. After a rotation the old secret alone
+// may keep signing that long, which the rotation's grace period
+// (webhooks.rotation_grace, when not shorter than DestTTL) covers: a
+// receiver that accepts the old secret through the grace period verifies
+// every delivery. A change Deliver makes itself (recording that the
+// destination fails or recovered, disabling it) is seen by the next
+// delivery. Lookup errors (store.ErrNotFound included) and disabled
+// destinations are not kept, so a destination created or enabled again is
+// delivered to at once. At most 1024 destinations are kept at a time.
 func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookAttempt, error) {
 	destID := store.WebhookDest(d.To.Ref)
-	dest, err := s.st.Webhook(ctx, destID)
+	cd, err := s.destination(ctx, destID)
+	dest := cd.w
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("webhook: %w: destination %s was deleted", adapters.ErrPermanent, destID)
@@ -328,7 +360,7 @@ func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookA
 		return nil, fmt.Errorf("webhook: %w: %w", adapters.ErrPermanent, err)
 	}
 	now := s.now()
-	signer, err := webhook.NewSigner(dest.Secrets(now)...)
+	signer, err := cd.signerAt(now)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: destination %s: %w: %w", destID, adapters.ErrPermanent, err)
 	}
@@ -347,7 +379,7 @@ func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookA
 	}
 	if postErr == nil && res.OK() {
 		if !dest.FailingSince.IsZero() {
-			if err := s.st.SetWebhookHealth(ctx, destID, time.Time{}, false, ""); err != nil {
+			if err := s.setHealth(ctx, destID, time.Time{}, false, ""); err != nil {
 				s.log.Warn("webhook health", "webhook", destID, "err", err)
 			}
 		}
@@ -421,7 +453,7 @@ func (s *Sender) failed(ctx context.Context, dest store.Webhook, d *store.Delive
 		cause = fmt.Errorf("webhook: %s answered %d", dest.ID, res.StatusCode)
 	}
 	if res.StatusCode == 410 {
-		if err := s.st.SetWebhookHealth(ctx, dest.ID, dest.FailingSince, true, "410 Gone"); err != nil {
+		if err := s.setHealth(ctx, dest.ID, dest.FailingSince, true, "410 Gone"); err != nil {
 			return fmt.Errorf("webhook: disable %s: %w", dest.ID, err)
 		}
 		s.log.Warn("webhook destination disabled", "webhook", dest.ID, "reason", "410 Gone")
@@ -434,7 +466,7 @@ func (s *Sender) failed(ctx context.Context, dest store.Webhook, d *store.Delive
 	}
 	if disableAfter := s.cfg.Webhooks.DisableAfter.D(); disableAfter > 0 && now.Sub(since) >= disableAfter {
 		reason := fmt.Sprintf("failing since %s", since.UTC().Format(time.RFC3339))
-		if err := s.st.SetWebhookHealth(ctx, dest.ID, since, true, reason); err != nil {
+		if err := s.setHealth(ctx, dest.ID, since, true, reason); err != nil {
 			return fmt.Errorf("webhook: disable %s: %w", dest.ID, err)
 		}
 		s.log.Warn("webhook destination disabled", "webhook", dest.ID, "reason", reason)
@@ -442,7 +474,7 @@ func (s *Sender) failed(ctx context.Context, dest store.Webhook, d *store.Delive
 		return fmt.Errorf("%w: %w", adapters.ErrPermanent, cause)
 	}
 	if dest.FailingSince.IsZero() {
-		if err := s.st.SetWebhookHealth(ctx, dest.ID, since, false, ""); err != nil {
+		if err := s.setHealth(ctx, dest.ID, since, false, ""); err != nil {
 			s.log.Warn("webhook health", "webhook", dest.ID, "err", err)
 		}
 	}
