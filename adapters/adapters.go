@@ -165,6 +165,46 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// CatchUpper is an adapter that can fetch, from its channel's web API, what
+// was written while the gateway was not listening (stopped, crashed, cut
+// off), and feed it through its Ingress as the live events would have: with
+// the same envelope ids, so that a message seen live and again in a
+// catch-up is stored once, and with the same triggers and own-message
+// checks. The gateway runs it on start, when the adapter asks
+// (Deps.RequestCatchUp, after a reconnect) and on demand, one replica at a
+// time. CatchUp returns when it has looked everywhere req names, or with
+// the first error that stops it; what it stored before an error stays
+// stored, and its watermarks (kept in Deps.State) only ever cover what is.
+type CatchUpper interface {
+	CatchUp(ctx context.Context, req CatchUpRequest) (CatchUpReport, error)
+}
+
+// CatchUpRequest says how far a catch-up may look.
+type CatchUpRequest struct {
+	// Window bounds it: nothing written more than Window before now is
+	// fetched, and a conversation idle for longer is not looked at.
+	Window time.Duration
+	// Places are the places the routes name explicitly for the channel
+	// (Slack channel ids, GitHub owner/repo, Jira project keys: a route's
+	// match.where entries without glob characters), where new conversations
+	// may have started.
+	Places []string
+}
+
+// CatchUpReport says what a catch-up did.
+type CatchUpReport struct {
+	// Since is how far back it looked: the oldest point it fetched from
+	// (zero when it had nothing to look at).
+	Since time.Time `json:"since,omitzero"`
+	// Scopes is how many conversations and places it looked at.
+	Scopes int `json:"scopes"`
+	// Found is how many messages it fetched; New is how many of them were
+	// stored for the first time (the others were seen live already, or
+	// dropped by the routes as live messages would be).
+	Found int `json:"found"`
+	New   int `json:"new"`
+}
+
 // Progress is an adapter that shows, on the message that started an agent's
 // turn, that the session is working on it and when it is done (Slack's 👀
 // then ✅, GitHub's 👀 reaction). The router calls it with working true
@@ -197,6 +237,10 @@ type Deps struct {
 	// gateway share the store and nothing else. Nil in tests that need no
 	// state.
 	State store.KV
+	// RequestCatchUp, if not nil, asks the gateway to run the adapter's
+	// CatchUp soon (after the adapter reconnected to its channel). It does
+	// not wait.
+	RequestCatchUp func()
 }
 
 // WithDefaults returns d with what is unset filled in: a Logger that
