@@ -139,6 +139,9 @@ type Options struct {
 	// lists them. A failing channel does not make the gateway unready: the
 	// other channels keep working.
 	Checks map[string]adapters.Checker
+	// CatchUps, if not nil, serves POST /v3/channels/{name}/catch-up and
+	// adds each channel's last catch-up to /readyz.
+	CatchUps CatchUps
 	// SessionKey, when set, makes the server accept session-scoped tokens
 	// minted by SessionToken with this key.
 	SessionKey []byte
@@ -176,6 +179,7 @@ type Server struct {
 	onRetry  func()
 	webhooks *WebhookOptions
 	checks   map[string]adapters.Checker
+	catchUps CatchUps
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
 
@@ -208,6 +212,7 @@ func New(opts Options) (*Server, error) {
 		onRetry:    opts.OnRetry,
 		webhooks:   opts.Webhooks,
 		checks:     opts.Checks,
+		catchUps:   opts.CatchUps,
 		sessionKey: opts.SessionKey,
 		auth:       auth,
 		done:       make(chan struct{}),
@@ -297,6 +302,10 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 		handle("POST /v3/webhooks/{id}/replay", administration, s.replayWebhook)
 	}
 
+	if s.catchUps != nil {
+		handle("POST /v3/channels/{name}/catch-up", administration, s.catchUp)
+	}
+
 	handle("GET /healthz", public, s.healthz)
 	handle("GET /readyz", public, s.readyz)
 	if gatherer != nil {
@@ -368,9 +377,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := struct {
-		Status   string            `json:"status"`
-		Channels map[string]string `json:"channels,omitempty"`
+		Status   string                   `json:"status"`
+		Channels map[string]string        `json:"channels,omitempty"`
+		CatchUp  map[string]CatchUpStatus `json:"catch_up,omitempty"`
 	}{Status: "ready"}
+	if s.catchUps != nil {
+		resp.CatchUp = s.catchUps.CatchUpStatus()
+	}
 	for _, name := range slices.Sorted(maps.Keys(s.checks)) {
 		if resp.Channels == nil {
 			resp.Channels = map[string]string{}

@@ -48,6 +48,8 @@ type Config struct {
 	Adapters map[string]yaml.Node `yaml:"adapters"`
 	// Webhooks configures outbound webhook delivery (package router/webhooks).
 	Webhooks Webhooks `yaml:"webhooks"`
+	// CatchUp configures the channels' catch-up after downtime.
+	CatchUp CatchUp `yaml:"catch_up"`
 }
 
 // Limits bound requests.
@@ -209,6 +211,7 @@ func (c *Config) Defaults() {
 	}
 	c.Router.defaults()
 	c.Webhooks.defaults()
+	c.CatchUp.defaults()
 	for i := range c.Routes {
 		c.Routes[i].defaults()
 	}
@@ -273,6 +276,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateRoutes()...)
 	errs = append(errs, c.Webhooks.validate()...)
+	errs = append(errs, c.CatchUp.validate()...)
 	return errors.Join(errs...)
 }
 

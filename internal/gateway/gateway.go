@@ -47,6 +47,7 @@ type Gateway struct {
 	handler  http.Handler
 	router   *router.Router
 	adapters []builtAdapter
+	catchUps *catchUps
 }
 
 // Options are what New needs beyond the configuration.
@@ -112,6 +113,14 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	ingress := adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 		return rt.Ingest(ctx, in)
 	})
+	// Likewise the adapters ask for a catch-up (after a reconnect) before
+	// the catch-up runner that takes the request exists.
+	var cu *catchUps
+	requestCatchUp := func(name string) {
+		if cu != nil {
+			cu.request(name)
+		}
+	}
 	built, err := buildAdapters(cfg, adapters.Deps{
 		Ingress:    ingress,
 		Logger:     log,
@@ -119,10 +128,11 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		Now:        time.Now,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 		State:      st,
-	})
+	}, requestCatchUp)
 	if err != nil {
 		return err
 	}
+	cu = newCatchUps(cfg, st, built, log, g.registry)
 	sinks := map[string]adapters.Sink{}
 	for _, b := range built {
 		sinks[b.name] = b.a
@@ -183,6 +193,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		}, RotationGrace: cfg.Webhooks.RotationGrace.D()},
 		SessionKey: key,
 		Checks:     checks,
+		CatchUps:   cu,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -191,7 +202,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	mux.Handle("/hooks/", hooks(built, sessionsHook))
 	mux.Handle("/", a)
 	handler := lingering(mux, min(lingerTimeout, cfg.Limits.ReadTimeout.D()))
-	g.api, g.handler, g.router, g.adapters = a, handler, rt, built
+	g.api, g.handler, g.router, g.adapters, g.catchUps = a, handler, rt, built, cu
 	return nil
 }
 
@@ -279,6 +290,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = g.router.Run(bg) }()
+	wg.Go(func() { g.catchUps.Run(bg) })
 	for _, b := range g.adapters {
 		if r, ok := b.a.(adapters.Runner); ok {
 			wg.Add(1)

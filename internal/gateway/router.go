@@ -32,7 +32,7 @@ type builtAdapter struct {
 
 // buildAdapters constructs the adapter of every section under adapters: in
 // the config. Constructors do no I/O.
-func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, error) {
+func buildAdapters(cfg *config.Config, deps adapters.Deps, requestCatchUp func(name string)) ([]builtAdapter, error) {
 	var out []builtAdapter
 	for _, name := range slices.Sorted(maps.Keys(cfg.Adapters)) {
 		p, ok := adapters.Lookup(name)
@@ -49,6 +49,9 @@ func buildAdapters(cfg *config.Config, deps adapters.Deps) ([]builtAdapter, erro
 		}
 		d := deps
 		d.Logger = deps.Logger.With("adapter", name)
+		if requestCatchUp != nil {
+			d.RequestCatchUp = func() { requestCatchUp(name) }
+		}
 		a, err := p.New(ac, d)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: adapters.%s: %w", name, err)
