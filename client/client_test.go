@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/client"
 	"github.com/switchboardhq/switchboard/store"
@@ -167,5 +168,53 @@ func TestErrorRetryAfter(t *testing.T) {
 		if e.RetryAfter < tc.min || e.RetryAfter > tc.max {
 			t.Errorf("Retry-After %q: RetryAfter %v, want %v to %v", tc.header, e.RetryAfter, tc.min, tc.max)
 		}
+	}
+}
+
+// catchUpsFake answers catch-ups as the gateway's runner would.
+type catchUpsFake struct{}
+
+func (catchUpsFake) CatchUp(_ context.Context, channel string) (adapters.CatchUpReport, error) {
+	switch channel {
+	case "slack":
+		return adapters.CatchUpReport{Since: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Scopes: 4, Found: 9, New: 3}, nil
+	case "github":
+		return adapters.CatchUpReport{Scopes: 2, Found: 1, New: 1}, errors.New("github: catch-up: comments of o/r: status 500")
+	case "jira":
+		return adapters.CatchUpReport{}, fmt.Errorf("x: %w", api.ErrCatchUpRunning)
+	}
+	return adapters.CatchUpReport{}, fmt.Errorf("x: %w", api.ErrNoCatchUp)
+}
+
+func (catchUpsFake) CatchUpStatus() map[string]api.CatchUpStatus { return nil }
+
+func TestCatchUp(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := api.New(api.Options{Store: st, Tokens: []api.StaticToken{{Name: "admin", Secret: token, Scopes: []store.Scope{store.ScopeAdmin}}},
+		CatchUps: catchUpsFake{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Shutdown(); hs.Close() })
+	c := client.New(hs.URL, token, hs.Client())
+
+	rep, err := c.CatchUp(t.Context(), "slack")
+	if err != nil || rep.Channel != "slack" || rep.Scopes != 4 || rep.Found != 9 || rep.New != 3 || rep.Since.IsZero() {
+		t.Errorf("slack: %+v, %v", rep, err)
+	}
+	rep, err = c.CatchUp(t.Context(), "github")
+	if !client.IsStatus(err, http.StatusBadGateway) || rep.New != 1 || !strings.Contains(rep.Error, "status 500") {
+		t.Errorf("a catch-up that stopped early: %+v, %v", rep, err)
+	}
+	if _, err := c.CatchUp(t.Context(), "jira"); !client.IsStatus(err, http.StatusConflict) {
+		t.Errorf("a catch-up already running: %v", err)
+	}
+	if _, err := c.CatchUp(t.Context(), "email"); !client.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("a channel without catch-up: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/switchboardhq/switchboard/client"
 )
@@ -55,6 +56,33 @@ func steer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: seq %d, id %s, session %s\n", note, res.Message.Seq, res.Message.Envelope.ID, res.Session.State)
 	return nil
+}
+
+// catchUp runs a channel's catch-up after downtime and prints what it did.
+func catchUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("catch-up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	newClient := clientFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: switchboard catch-up CHANNEL (slack, github or jira)"}
+	}
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	rep, err := c.CatchUp(ctx, pos[0])
+	if rep.Channel != "" {
+		since := "nothing to look at"
+		if !rep.Since.IsZero() {
+			since = "since " + rep.Since.Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s: %d places, %s: %d messages found, %d new\n", rep.Channel, rep.Scopes, since, rep.Found, rep.New)
+	}
+	return err
 }
 
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {

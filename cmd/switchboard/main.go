@@ -26,6 +26,7 @@ Usage:
   switchboard steer SESSION TEXT [--key KEY]
   switchboard tail SESSION [--after SEQ]
   switchboard session create
+  switchboard catch-up CHANNEL
   switchboard config check FILE
   switchboard bench [--connections N] [--sessions M] [--duration D]
 
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case "steer":
 		return steer(ctx, rest, stdout, stderr)
+	case "catch-up":
+		return catchUp(ctx, rest, stdout, stderr)
 	case "tail":
 		return tail(ctx, rest, stdout, stderr)
 	case "session":
