@@ -6,10 +6,19 @@
 // The marks of one adapter are one value in the gateway's store
 // (adapters.Deps State), under the adapter's namespace and the key
 // "catch-up/marks", changed with compare-and-set, so replicas sharing a
-// store share them and never lose each other's advances. An adapter calls
-// Seen after its Ingress stored a message (live or caught up), so a mark
-// only ever covers what is stored. The marks are bounded: scopes idle for
-// longer than the retention are dropped, and past MaxScopes the idlest go.
+// store share them and never lose each other's advances.
+//
+// Only a catch-up moves a scope's mark (Advance, after its Ingress handled
+// a fetched message), so a mark only ever covers what is stored and what
+// the catch-up has seen without a gap. A live message does not move it
+// (Seen): live events after a restart, or after one lost webhook, would
+// otherwise carry the mark past the messages the gateway missed, and the
+// next catch-up would skip them. A live message makes its scope known and
+// active, so the catch-up looks there. What a catch-up fetches again that
+// was stored live is recognised by its envelope id.
+//
+// The marks are bounded: scopes idle for longer than the retention are
+// dropped, and past MaxScopes the idlest go.
 package catchup
 
 import (
@@ -42,13 +51,26 @@ const casAttempts = 20
 
 // Mark is where a scope stands.
 type Mark struct {
-	// Last is the time of the newest message stored from the scope (the
-	// channel's own timestamp of it).
+	// Last is where the next catch-up of the scope starts: the time (the
+	// channel's own timestamp) of the newest message a catch-up handled
+	// there, or of the message that made the scope known.
 	Last time.Time `json:"last"`
 	// Cursor is the channel's own position of that message, when the
 	// channel pages by it rather than by time (a Slack ts); "" otherwise.
 	Cursor string `json:"cursor,omitempty"`
+	// Active is the time of the newest message handled in the scope, live
+	// or caught up (to activeStep), which Active and the retention use.
+	Active time.Time `json:"active,omitzero"`
 }
+
+// activity is when mk last saw a message.
+func (mk Mark) activity() time.Time { return later(mk.Active, mk.Last) }
+
+// activeStep is how far a live message must be past a scope's recorded
+// activity to be written: activity only selects the scopes a catch-up
+// looks at (by a window of hours), so a busy thread costs a write a
+// minute, not one per message.
+const activeStep = time.Minute
 
 // Marks are one adapter's watermarks. Its methods are safe for concurrent
 // use; every change is durable when it returns nil.
@@ -111,16 +133,40 @@ func (m *Marks) load(ctx context.Context) (marksValue, []byte, error) {
 	return v, b, nil
 }
 
-// Seen records that a message of scope, written at last (at cursor, when
-// the channel pages by cursor), is stored. A mark never moves back: an
-// older message leaves it where it is.
-func (m *Marks) Seen(ctx context.Context, scope string, last time.Time, cursor string) error {
+// Seen records that a live message of scope, written at at (at cursor,
+// when the channel pages by cursor), was handled: a scope not known yet
+// starts there (so its catch-up fetches what follows); a known one is
+// marked active, its catch-up start left where it is.
+func (m *Marks) Seen(ctx context.Context, scope string, at time.Time, cursor string) error {
 	return m.change(ctx, func(v map[string]Mark) bool {
 		cur, ok := v[scope]
-		if ok && !last.After(cur.Last) {
+		if !ok {
+			v[scope] = Mark{Last: at.UTC(), Cursor: cursor, Active: at.UTC()}
+			return true
+		}
+		if at.Sub(cur.activity()) < activeStep {
 			return false
 		}
-		v[scope] = Mark{Last: last.UTC(), Cursor: cursor}
+		cur.Active = at.UTC()
+		v[scope] = cur
+		return true
+	})
+}
+
+// Advance records that a catch-up handled the message of scope written at
+// at (at cursor): the scope's next catch-up starts after it. A mark never
+// moves back: an older message leaves it where it is.
+func (m *Marks) Advance(ctx context.Context, scope string, at time.Time, cursor string) error {
+	return m.change(ctx, func(v map[string]Mark) bool {
+		cur, ok := v[scope]
+		if ok && !at.After(cur.Last) {
+			return false
+		}
+		cur.Last, cur.Cursor = at.UTC(), cursor
+		if at.After(cur.Active) {
+			cur.Active = at.UTC()
+		}
+		v[scope] = cur
 		return true
 	})
 }
@@ -133,7 +179,7 @@ func (m *Marks) Start(ctx context.Context, scope string, last time.Time, cursor 
 		if _, ok := v[scope]; ok {
 			return false
 		}
-		v[scope] = Mark{Last: last.UTC(), Cursor: cursor}
+		v[scope] = Mark{Last: last.UTC(), Cursor: cursor, Active: last.UTC()}
 		return true
 	})
 }
@@ -171,25 +217,25 @@ func (m *Marks) change(ctx context.Context, fn func(map[string]Mark) bool) error
 // MaxScopes, the idlest.
 func prune(v map[string]Mark, now time.Time) {
 	for k, mk := range v {
-		if now.Sub(mk.Last) > retention {
+		if now.Sub(mk.activity()) > retention {
 			delete(v, k)
 		}
 	}
 	if len(v) <= MaxScopes {
 		return
 	}
-	keys := slices.SortedFunc(maps.Keys(v), func(a, b string) int { return v[a].Last.Compare(v[b].Last) })
+	keys := slices.SortedFunc(maps.Keys(v), func(a, b string) int { return v[a].activity().Compare(v[b].activity()) })
 	for _, k := range keys[:len(keys)-MaxScopes] {
 		delete(v, k)
 	}
 }
 
-// Active returns the scopes whose mark is within window of now, with their
-// marks, oldest first.
+// Active returns the scopes that saw a message within window of now,
+// oldest catch-up start first.
 func Active(marks map[string]Mark, now time.Time, window time.Duration) []string {
 	var out []string
 	for k, mk := range marks {
-		if now.Sub(mk.Last) <= window {
+		if now.Sub(mk.activity()) <= window {
 			out = append(out, k)
 		}
 	}

@@ -1,11 +1,13 @@
 package catchup
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
@@ -21,25 +23,59 @@ func openKV(t *testing.T) *sqlite.Store {
 	return st
 }
 
-// TestSeenNeverMovesBack: a mark follows the newest message stored, and
-// an older one, or Start, leaves it where it is.
-func TestSeenNeverMovesBack(t *testing.T) {
+// TestOnlyACatchUpMovesAMark: a live message makes its scope known (it
+// starts there) and active, but never moves the start of its catch-up,
+// which would skip what was missed before it; Advance moves it forward
+// only, and Start leaves a known scope alone.
+func TestOnlyACatchUpMovesAMark(t *testing.T) {
 	m := New(openKV(t), "slack", func() time.Time { return t0 })
 	ctx := t.Context()
 	if _, ok, err := m.Get(ctx, "T/C/1"); err != nil || ok {
 		t.Fatalf("Get before any mark: %v %v", ok, err)
 	}
-	must(t, m.Seen(ctx, "T/C/1", t0.Add(-time.Minute), "1.000"))
-	must(t, m.Seen(ctx, "T/C/1", t0.Add(-2*time.Minute), "0.500"))
+	must(t, m.Seen(ctx, "T/C/1", t0.Add(-time.Hour), "1.000"))
+	// The gateway was down; a live message after the restart.
+	must(t, m.Seen(ctx, "T/C/1", t0.Add(-time.Minute), "2.000"))
+	got, _, err := m.Get(ctx, "T/C/1")
+	must(t, err)
+	if !got.Last.Equal(t0.Add(-time.Hour)) || got.Cursor != "1.000" || !got.Active.Equal(t0.Add(-time.Minute)) {
+		t.Fatalf("after a live message past a gap: %+v, want the start kept and the scope active", got)
+	}
+	must(t, m.Advance(ctx, "T/C/1", t0.Add(-30*time.Minute), "1.500"))
+	must(t, m.Advance(ctx, "T/C/1", t0.Add(-40*time.Minute), "1.400"))
 	must(t, m.Start(ctx, "T/C/1", t0, "9.000"))
-	got, ok, err := m.Get(ctx, "T/C/1")
-	if err != nil || !ok || !got.Last.Equal(t0.Add(-time.Minute)) || got.Cursor != "1.000" {
-		t.Fatalf("mark %+v %v %v, want the newer message's", got, ok, err)
+	got, _, err = m.Get(ctx, "T/C/1")
+	must(t, err)
+	if !got.Last.Equal(t0.Add(-30*time.Minute)) || got.Cursor != "1.500" {
+		t.Fatalf("mark %+v, want the newest message the catch-up handled", got)
 	}
 	must(t, m.Start(ctx, "C9", t0, "5.000"))
 	if got, _, _ := m.Get(ctx, "C9"); !got.Last.Equal(t0) || got.Cursor != "5.000" {
 		t.Errorf("Start of a new scope gave %+v", got)
 	}
+}
+
+// TestLiveActivityIsWrittenByTheMinute: a busy scope's live messages cost
+// a write when its activity moves by a minute, not one each.
+func TestLiveActivityIsWrittenByTheMinute(t *testing.T) {
+	kv := &countingKV{KV: openKV(t)}
+	m := New(kv, "slack", func() time.Time { return t0 })
+	for i := range 120 {
+		must(t, m.Seen(t.Context(), "T/C/1", t0.Add(time.Duration(i)*time.Second), ""))
+	}
+	if kv.sets != 2 {
+		t.Errorf("120 live messages over two minutes wrote the marks %d times, want 2", kv.sets)
+	}
+}
+
+type countingKV struct {
+	store.KV
+	sets int
+}
+
+func (k *countingKV) CompareAndSetValue(ctx context.Context, ns, key string, old, v []byte) (bool, error) {
+	k.sets++
+	return k.KV.CompareAndSetValue(ctx, ns, key, old, v)
 }
 
 // TestReplicasLoseNoAdvance: two replicas' Marks on one store, advancing
@@ -55,7 +91,7 @@ func TestReplicasLoseNoAdvance(t *testing.T) {
 			m = b
 		}
 		wg.Go(func() {
-			if err := m.Seen(t.Context(), fmt.Sprintf("o/r%d", i), t0.Add(-time.Duration(i)*time.Second), ""); err != nil {
+			if err := m.Advance(t.Context(), fmt.Sprintf("o/r%d", i), t0.Add(-time.Duration(i)*time.Second), ""); err != nil {
 				t.Error(err)
 			}
 		})
@@ -76,8 +112,8 @@ func TestMarksAreBounded(t *testing.T) {
 	now := t0
 	m := New(openKV(t), "jira", func() time.Time { return now })
 	ctx := t.Context()
-	must(t, m.Seen(ctx, "OLD", t0.Add(-retention-time.Hour), ""))
-	must(t, m.Seen(ctx, "NEW", t0, ""))
+	must(t, m.Advance(ctx, "OLD", t0.Add(-retention-time.Hour), ""))
+	must(t, m.Advance(ctx, "NEW", t0, ""))
 	all, err := m.Load(ctx)
 	must(t, err)
 	if _, ok := all["OLD"]; ok || len(all) != 1 {
@@ -106,12 +142,17 @@ func TestActiveAndFrom(t *testing.T) {
 		"b": {Last: t0.Add(-time.Hour)},
 		"c": {Last: t0.Add(-30 * time.Minute)},
 		"d": {Last: t0.Add(-25 * time.Hour)},
+		// Its catch-up start is old, but a live message came an hour ago.
+		"e": {Last: t0.Add(-48 * time.Hour), Active: t0.Add(-time.Hour)},
 	}
-	if got := fmt.Sprint(Active(marks, t0, 2*time.Hour)); got != "[b c]" {
-		t.Errorf("Active = %s, want [b c]", got)
+	if got := fmt.Sprint(Active(marks, t0, 2*time.Hour)); got != "[e b c]" {
+		t.Errorf("Active = %s, want [e b c]", got)
 	}
-	if got := fmt.Sprint(Active(marks, t0, 24*time.Hour)); got != "[a b c]" {
-		t.Errorf("Active = %s, want [a b c]", got)
+	if got := fmt.Sprint(Active(marks, t0, 24*time.Hour)); got != "[e a b c]" {
+		t.Errorf("Active = %s, want [e a b c]", got)
+	}
+	if got := From(marks["e"], t0, 24*time.Hour); !got.Equal(t0.Add(-24 * time.Hour)) {
+		t.Errorf("From(e) = %s, want the window's start", got)
 	}
 	if got := From(marks["b"], t0, 2*time.Hour); !got.Equal(t0.Add(-time.Hour)) {
 		t.Errorf("From(b) = %s, want its last message", got)
