@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,4 +52,42 @@ func BenchmarkToMrkdwnAndSplit(b *testing.B) {
 			b.Fatal("not split")
 		}
 	}
+}
+
+// BenchmarkCatchUp1000 measures a catch-up of 1,000 missed messages, ten
+// replies in each of 100 bound threads over ten channels, against the fake
+// Web API, into the real router and SQLite store (the round-trip harness):
+// 110 listing calls (each thread, each channel), 1,000 envelopes stored and
+// 1,000 marks moved. It reports the time per catch-up and messages per
+// second.
+func BenchmarkCatchUp1000(b *testing.B) {
+	const threads, replies, channels = 100, 10, 10
+	var caught time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		fake := newFakeSlack(b)
+		fake.setUsers(map[string]string{"U0ADA": "Ada"})
+		clk := &clock{t: t0}
+		gw, _ := catchUpGateway(b, fake, clk)
+		for n := range threads {
+			channel := fmt.Sprintf("C0BENCH%d", n%channels)
+			root := fakeMsg{User: "U0ADA", Text: "<@U0BOTUSER> thread " + fmt.Sprint(n), TS: at(time.Duration(n) * time.Second)}
+			writeLive(b, fake, gw.a, channel, root)
+			for r := range replies {
+				fake.write(channel, fakeMsg{User: "U0ADA", Text: fmt.Sprintf("reply %d", r), ThreadTS: root.TS,
+					TS: at(time.Hour + time.Duration(n*replies+r)*time.Millisecond)})
+			}
+		}
+		clk.Set(t0.Add(2 * time.Hour))
+		b.StartTimer()
+		began := time.Now()
+		rep, err := gw.a.CatchUp(context.Background(), adapters.CatchUpRequest{Window: 24 * time.Hour})
+		caught += time.Since(began)
+		b.StopTimer()
+		if err != nil || rep.Found != threads*replies || rep.New != threads*replies {
+			b.Fatalf("catch-up = %+v, %v; want %d found and new", rep, err, threads*replies)
+		}
+	}
+	b.ReportMetric(float64(caught.Milliseconds())/float64(b.N), "ms/catch-up")
+	b.ReportMetric(float64(threads*replies*b.N)/caught.Seconds(), "msgs/s")
 }

@@ -170,8 +170,14 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 		a.log.Debug("event not ingested", "event", cb.EventID, "type", ev.Type, "subtype", ev.Subtype, "outcome", why)
 		return "", nil
 	}
-	in.Envelope.Sanitize()
-	out, err := a.ingress.Ingest(ctx, *in)
+	// A catch-up of the same conversation stores what it fetched first, so
+	// that the conversation's order holds (see CatchUp).
+	unlock, err := a.convs.lock(ctx, in.Envelope.Conversation.Ref)
+	if err != nil {
+		return "", hook.Errorf(http.StatusServiceUnavailable, "slack: waiting for a catch-up of %s: %w", in.Envelope.Conversation.Ref, err)
+	}
+	out, err := a.ingest(ctx, in)
+	unlock()
 	if err != nil {
 		a.log.Error("ingest failed; slack will retry", "event", cb.EventID, "id", in.Envelope.ID, "err", err)
 		return "", hook.Errorf(http.StatusInternalServerError, "slack: ingest: %w", err)
@@ -201,6 +207,9 @@ type message struct {
 	Message         *message    `json:"message"`
 	PreviousMessage *message    `json:"previous_message"`
 	Files           []file      `json:"files"`
+	// ReplyCount is on a thread's root in conversations.history: how many
+	// replies it has.
+	ReplyCount int `json:"reply_count"`
 }
 
 type botProfile struct {
@@ -255,10 +264,32 @@ func (a *Adapter) inbound(ctx context.Context, cb *slackevents.EventsAPICallback
 	if team == "" {
 		team = id.TeamID
 	}
-	if ev.Channel == "" || team == "" {
+	if cb.APIAppID != "" {
+		a.noteAppID(cb.APIAppID)
+	}
+	return a.mapMessage(ctx, origin{team: team, appID: cb.APIAppID}, ev, raw, id)
+}
+
+// origin is where a message object came from: the workspace, and the app
+// that received it (the event's api_app_id; "" when unknown, as for the
+// objects conversations.history and conversations.replies return).
+type origin struct {
+	team  string
+	appID string
+}
+
+// mapMessage maps one Slack message object to the router's Inbound, or
+// returns nil and the outcome that says why not (own, ignored). It is the
+// one mapping of both paths: the live one (the inner event of an Events API
+// callback, raw the callback) and the catch-up (a message object of
+// conversations.history or conversations.replies with its Channel filled
+// in, raw the object as fetched), so that both give the same envelope id,
+// conversation, text and Facts. Lookups use ctx, which bounds them.
+func (a *Adapter) mapMessage(ctx context.Context, from origin, ev *message, raw []byte, id identity) (*adapters.Inbound, string) {
+	if ev.Channel == "" || from.team == "" {
 		return nil, outcomeIgnored
 	}
-	b := builder{a: a, ctx: ctx, team: team, channel: ev.Channel, id: id, appID: cb.APIAppID, raw: raw,
+	b := builder{a: a, ctx: ctx, team: from.team, channel: ev.Channel, id: id, appID: from.appID, raw: raw,
 		direct: direct(ev.ChannelType, ev.Channel)}
 	switch {
 	case ev.Type == typeMessage && ev.Subtype == "message_changed":

@@ -2,12 +2,15 @@ package slack
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,22 +29,38 @@ const (
 )
 
 // fakeSlack is a fake Slack Web API: auth.test, users.info,
-// chat.postMessage, conversations.replies, reactions.add/remove and
-// apps.connections.open. It checks the tokens and records what it was asked.
+// chat.postMessage, conversations.replies, conversations.history,
+// reactions.add/remove and apps.connections.open. It checks the tokens and
+// records what it was asked.
+//
+// The listings (conversations.history and conversations.replies) serve the
+// messages written with write, as the Web API documents them: history the
+// channel's top-level messages (and thread broadcasts) newest first, replies
+// a thread's root first and then its replies oldest first; both after oldest
+// (exclusive unless inclusive=1), up to limit, paginated with an opaque
+// response_metadata.next_cursor and has_more, thread roots carrying
+// reply_count and latest_reply; channel_not_found and thread_not_found for
+// what is not there. listFail scripts failures (a 429 with Retry-After),
+// onList runs before each listing call is answered.
 type fakeSlack struct {
 	srv *httptest.Server
 
 	mu         sync.Mutex
 	identity   identity
-	authError  string                      // auth.test answers this error when set
-	users      map[string]string           // user id → display name
-	usersBlock chan struct{}               // when set, users.info waits for it
-	posts      []url.Values                // accepted chat.postMessage requests
-	postErrors []func(http.ResponseWriter) // consumed, one per post, before accepting
-	replies    []map[string]any            // conversations.replies messages
-	reactions  []string                    // "add eyes C1 1.2"
-	calls      map[string]int              // method → requests
-	wsURL      string                      // apps.connections.open answer
+	authError  string                                 // auth.test answers this error when set
+	users      map[string]string                      // user id → display name
+	usersBlock chan struct{}                          // when set, users.info waits for it
+	posts      []url.Values                           // accepted chat.postMessage requests
+	postErrors []func(http.ResponseWriter)            // consumed, one per post, before accepting
+	replies    []map[string]any                       // when set, conversations.replies answers these, unpaginated
+	channels   map[string][]fakeMsg                   // channel → its messages, for the listings
+	pageMax    int                                    // when > 0, no listing page holds more (as Slack may)
+	listFail   map[string][]func(http.ResponseWriter) // method → failures consumed, one per call
+	onList     func(method string, call int)          // runs before a listing call is answered (call counts from 1)
+	listReqs   []listReq                              // the listing calls
+	reactions  []string                               // "add eyes C1 1.2"
+	calls      map[string]int                         // method → requests
+	wsURL      string                                 // apps.connections.open answer
 	nextTS     int
 }
 
@@ -50,6 +69,8 @@ func newFakeSlack(t testing.TB) *fakeSlack {
 		identity: identity{TeamID: "T0TEST", UserID: "U0BOTUSER", BotID: "B0OWN"},
 		users:    map[string]string{},
 		calls:    map[string]int{},
+		channels: map[string][]fakeMsg{},
+		listFail: map[string][]func(http.ResponseWriter){},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -125,7 +146,13 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		msgs := f.replies
 		f.mu.Unlock()
-		writeJSON(w, map[string]any{"ok": true, "messages": msgs, "has_more": false})
+		if msgs != nil {
+			writeJSON(w, map[string]any{"ok": true, "messages": msgs, "has_more": false})
+			return
+		}
+		f.serveListing(w, method, form)
+	case "conversations.history":
+		f.serveListing(w, method, form)
 	case "reactions.add", "reactions.remove":
 		f.mu.Lock()
 		f.reactions = append(f.reactions, strings.TrimPrefix(method, "reactions.")+" "+form.Get("name")+" "+form.Get("channel")+" "+form.Get("timestamp"))
@@ -236,16 +263,26 @@ var testNow = time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
 // its configuration.
 func newTestAdapter(t *testing.T, fake *fakeSlack, in adapters.Ingress, mutate func(*Config)) *Adapter {
 	t.Helper()
+	return newTestAdapterWith(t, fake, in, mutate, nil)
+}
+
+// newTestAdapterWith is newTestAdapter with deps applied to its Deps too.
+func newTestAdapterWith(t testing.TB, fake *fakeSlack, in adapters.Ingress, mutate func(*Config), deps func(*adapters.Deps)) *Adapter {
+	t.Helper()
 	cfg := &Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/"}
 	if mutate != nil {
 		mutate(cfg)
 	}
-	a, err := New(cfg, adapters.Deps{
+	d := adapters.Deps{
 		Ingress:    in,
 		Now:        func() time.Time { return testNow },
 		HTTPClient: fake.srv.Client(),
 		Registry:   prometheus.NewRegistry(),
-	})
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	a, err := New(cfg, d)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -298,4 +335,175 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// fakeMsg is a message as the fake's listings return it.
+type fakeMsg struct {
+	Type        string      `json:"type"`
+	Subtype     string      `json:"subtype,omitempty"`
+	User        string      `json:"user,omitempty"`
+	BotID       string      `json:"bot_id,omitempty"`
+	AppID       string      `json:"app_id,omitempty"`
+	Username    string      `json:"username,omitempty"`
+	Text        string      `json:"text"`
+	TS          string      `json:"ts"`
+	ThreadTS    string      `json:"thread_ts,omitempty"`
+	ReplyCount  int         `json:"reply_count,omitempty"`
+	LatestReply string      `json:"latest_reply,omitempty"`
+	Edited      *fakeEdited `json:"edited,omitempty"`
+}
+
+type fakeEdited struct {
+	User string `json:"user"`
+	TS   string `json:"ts"`
+}
+
+// listReq is a listing call the fake answered (or failed).
+type listReq struct {
+	method string
+	form   url.Values
+}
+
+// write adds m to channel's messages.
+func (f *fakeSlack) write(channel string, msgs ...fakeMsg) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range msgs {
+		if m.Type == "" {
+			m.Type = "message"
+		}
+		f.channels[channel] = append(f.channels[channel], m)
+	}
+}
+
+// failList scripts failures of the next calls of method (nil lets one
+// through).
+func (f *fakeSlack) failList(method string, fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listFail[method] = append(f.listFail[method], fails...)
+}
+
+// listCalls returns the listing calls made so far.
+func (f *fakeSlack) listCalls() []listReq {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]listReq(nil), f.listReqs...)
+}
+
+// tsLess orders Slack timestamps.
+func tsLess(a, b string) bool {
+	ta, _ := parseTS(a)
+	tb, _ := parseTS(b)
+	return ta.Before(tb)
+}
+
+func (f *fakeSlack) serveListing(w http.ResponseWriter, method string, form url.Values) {
+	f.mu.Lock()
+	f.listReqs = append(f.listReqs, listReq{method: method, form: form})
+	call := f.calls[method]
+	hook := f.onList
+	var fail func(http.ResponseWriter)
+	if q := f.listFail[method]; len(q) > 0 {
+		fail, f.listFail[method] = q[0], q[1:]
+	}
+	f.mu.Unlock()
+	if hook != nil {
+		hook(method, call)
+	}
+	if fail != nil {
+		fail(w)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	msgs, ok := f.channels[form.Get("channel")]
+	if !ok {
+		writeJSON(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	// Thread roots carry their replies' count and newest ts.
+	count, latest := map[string]int{}, map[string]string{}
+	for _, r := range msgs {
+		if r.ThreadTS != "" && r.ThreadTS != r.TS {
+			count[r.ThreadTS]++
+			if l := latest[r.ThreadTS]; l == "" || tsLess(l, r.TS) {
+				latest[r.ThreadTS] = r.TS
+			}
+		}
+	}
+	all := make([]fakeMsg, 0, len(msgs))
+	for _, m := range msgs {
+		if n := count[m.TS]; n > 0 && (m.ThreadTS == "" || m.ThreadTS == m.TS) {
+			m.ThreadTS, m.ReplyCount, m.LatestReply = m.TS, n, latest[m.TS]
+		}
+		all = append(all, m)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return tsLess(all[i].TS, all[j].TS) })
+	after := func(ts string) bool {
+		o := form.Get("oldest")
+		if o == "" {
+			return true
+		}
+		if form.Get("inclusive") == "1" {
+			return !tsLess(ts, o)
+		}
+		return tsLess(o, ts)
+	}
+	limit, _ := strconv.Atoi(form.Get("limit"))
+	if limit <= 0 {
+		limit = 100
+	}
+	if f.pageMax > 0 && limit > f.pageMax {
+		limit = f.pageMax
+	}
+	var from string // the next_ts a cursor carries
+	if c := form.Get("cursor"); c != "" {
+		b, err := base64.StdEncoding.DecodeString(c)
+		next, ok := strings.CutPrefix(string(b), "next_ts:")
+		if err != nil || !ok {
+			writeJSON(w, map[string]any{"ok": false, "error": "invalid_cursor"})
+			return
+		}
+		from = next
+	}
+	var head, list []fakeMsg
+	if method == "conversations.history" {
+		for i := len(all) - 1; i >= 0; i-- { // newest first
+			m := all[i]
+			top := m.ThreadTS == "" || m.ThreadTS == m.TS || m.Subtype == "thread_broadcast"
+			if top && after(m.TS) && (from == "" || !tsLess(from, m.TS)) {
+				list = append(list, m)
+			}
+		}
+	} else {
+		root := form.Get("ts")
+		for _, m := range all {
+			switch {
+			case m.TS == root:
+				head = []fakeMsg{m}
+			case m.ThreadTS == root && after(m.TS) && (from == "" || !tsLess(m.TS, from)):
+				list = append(list, m)
+			}
+		}
+		if head == nil {
+			writeJSON(w, map[string]any{"ok": false, "error": "thread_not_found"})
+			return
+		}
+	}
+	more := len(list) > limit
+	next := ""
+	if more {
+		next = base64.StdEncoding.EncodeToString([]byte("next_ts:" + list[limit].TS))
+		list = list[:limit]
+	}
+	// Slack answers every page of a thread with its root first.
+	writeJSON(w, map[string]any{"ok": true, "messages": append(head, list...), "has_more": more,
+		"response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// rateLimited is a 429 with Retry-After, as Slack answers a Tier 3 method
+// called too often.
+func rateLimited(seconds int) func(http.ResponseWriter) {
+	return failWith(http.StatusTooManyRequests, map[string]string{"Retry-After": strconv.Itoa(seconds)}, nil)
 }

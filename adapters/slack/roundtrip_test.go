@@ -34,41 +34,17 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	if err := os.WriteFile(agent, []byte("#!/bin/sh\ncat > /dev/null\necho \"answer $(date +%s%N)\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	gw := newGateway(t, fake, fmt.Sprintf(`
 routes:
   - name: slack
     match: {source: slack}
     runtime: exec
     exec: {command: [%q]}
-`, agent)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-
-	var rt *router.Router
-	a := newTestAdapter(t, fake, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-		return rt.Ingest(ctx, in)
-	}), nil)
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{"slack": a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, agent), nil)
+	a, st := gw.a, gw.st
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	go func() { _ = a.Run(ctx) }() // auth.test: learns the bot's identity
+	go func() { defer close(done); _ = a.Run(ctx) }() // auth.test: learns the bot's identity
 	defer func() { cancel(); <-done }()
 
 	mention := callback("Ev1", `{"type":"app_mention","user":"U0ADA","text":"<@U0BOTUSER> please look at the build","ts":"1700000000.000100","channel":"C0CHAN","event_ts":"1700000000.000100"}`)
@@ -133,6 +109,58 @@ routes:
 	if !slices.Equal(got, want) {
 		t.Errorf("reactions %q, want %q", got, want)
 	}
+}
+
+// gateway is the round-trip harness: the adapter in front of a real router
+// (running until the test ends) and a real SQLite store.
+type gateway struct {
+	a  *Adapter
+	st *sqlite.Store
+	rt *router.Router
+}
+
+// newGateway builds the harness with the routes of a configuration
+// (YAML); deps, when not nil, changes the adapter's Deps (Ingress is the
+// router, State the store).
+func newGateway(t testing.TB, fake *fakeSlack, routes string, deps func(*adapters.Deps)) *gateway {
+	t.Helper()
+	cfg, err := config.Parse([]byte(routes), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := &gateway{st: st}
+	gw.a = newTestAdapterWith(t, fake, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+		return gw.rt.Ingest(ctx, in)
+	}), nil, func(d *adapters.Deps) {
+		d.State = st
+		if deps != nil {
+			deps(d)
+		}
+	})
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{"slack": gw.a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gw.rt.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.Close()
+	})
+	return gw
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

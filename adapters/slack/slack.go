@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
@@ -49,6 +51,7 @@ var (
 	_ adapters.HTTPHandler = (*Adapter)(nil)
 	_ adapters.Runner      = (*Adapter)(nil)
 	_ adapters.Checker     = (*Adapter)(nil)
+	_ adapters.CatchUpper  = (*Adapter)(nil)
 )
 
 // Config is the "adapters: slack:" section of the gateway's configuration.
@@ -176,8 +179,8 @@ func (c *Config) Validate() error {
 }
 
 // Adapter is the Slack channel. It is a Sink, an HTTPHandler (POST /events),
-// a Runner (identity check and Socket Mode) and a Checker. Its methods are
-// safe for concurrent use.
+// a Runner (identity check and Socket Mode), a Checker and a CatchUpper
+// (catchup.go). Its methods are safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -196,6 +199,16 @@ type Adapter struct {
 	users   *lookup.Cache[string, string]  // user id → display name
 	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
 	handler http.Handler
+
+	// Catch-up (catchup.go).
+	marks          *catchup.Marks // nil without a state store
+	gaps           gaps           // where catch-ups start although live messages moved marks on
+	convs          convLocks      // orders a conversation's live messages after its catch-up
+	appID          atomic.Value   // string: the app's id, from the events' api_app_id
+	requestCatchUp func()         // Deps.RequestCatchUp
+	socketUp       atomic.Bool    // a Socket Mode connection was up before
+	// sleep waits d unless ctx ends first (retry.Sleep; tests shorten it).
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // identity is who the gateway is in Slack, learned with auth.test.
@@ -227,6 +240,12 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		httpc:   deps.HTTPClient,
 		authSem: make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []string](4096),
+
+		requestCatchUp: deps.RequestCatchUp,
+		sleep:          retry.Sleep,
+	}
+	if deps.State != nil {
+		a.marks = catchup.New(deps.State, Name, deps.Now)
 	}
 	a.users = lookup.New[string, string](lookup.Options{TTL: c.UserCacheTTL.D(), NegativeTTL: negativeTTL, Max: 10000, Now: a.now})
 	a.api = a.newAPI()
@@ -249,7 +268,7 @@ func (a *Adapter) newAPI() *slack.Client {
 	}
 	opts := []slack.Option{
 		slack.OptionAPIURL(apiURL),
-		slack.OptionHTTPClient(a.httpc),
+		slack.OptionHTTPClient(capturingClient{a.httpc}),
 		slack.OptionLog(slogOutput{a.log}),
 	}
 	if a.cfg.AppToken != "" {

@@ -25,7 +25,9 @@ import (
 //
 // Events are handled one at a time, in the order they arrive, through the
 // same code as the HTTP endpoint; an envelope is acknowledged only after its
-// message was stored, so Slack redelivers what a crash interrupted.
+// message was stored, so Slack redelivers what a crash interrupted. After a
+// reconnect (not the first connection) it asks the gateway for a catch-up
+// (Deps.RequestCatchUp), which fetches what Slack did not redeliver.
 func (a *Adapter) runSocket(ctx context.Context) {
 	client := socketmode.New(a.api, socketmode.OptionLog(slogOutput{a.log}))
 	ctx, cancel := context.WithCancel(ctx)
@@ -76,6 +78,9 @@ func (a *Adapter) consumeSocket(ctx context.Context, client *socketmode.Client) 
 			a.metrics.socket.Set(1)
 			a.health.Accept(credApp)
 			a.log.Info("socket mode connected")
+			// Before this connection's events: they must not move a mark
+			// past what was missed while it was down.
+			a.socketConnected(ctx)
 		case socketmode.EventTypeConnectionError:
 			a.metrics.socket.Set(0)
 			if ce, ok := evt.Data.(*slack.ConnectionErrorEvent); ok {
