@@ -139,24 +139,66 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	if err != nil {
 		return hook.Errorf(http.StatusServiceUnavailable, "jira: bot account unknown: %w", err)
 	}
-	b, err := a.newBuilder(lctx, &ev, body, id)
+	in, why, err := a.mapEvent(lctx, &ev, body, id)
 	if err != nil {
 		return err
 	}
-	in, why := b.inbound()
 	if in == nil {
 		outcome = why
 		a.log.Debug("webhook not ingested", "event", ev.WebhookEvent, "type", ev.IssueEventTypeName, "outcome", why, "identifier", hookID)
 		return nil
 	}
-	in.Envelope.Sanitize()
-	out, err := a.ingress.Ingest(ctx, *in)
+	if err := a.awaitCatchUp(ctx, in.Facts.Where); err != nil {
+		return hook.Errorf(http.StatusServiceUnavailable, "jira: waiting for the catch-up of %s: %w", in.Facts.Where, err)
+	}
+	out, err := a.ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "identifier", hookID, "err", err)
 		return hook.Errorf(http.StatusInternalServerError, "jira: ingest: %w", err)
 	}
 	outcome = hook.Outcome(out)
 	return nil
+}
+
+// mapEvent maps one event to the router's Inbound, or returns nil and the
+// outcome that says why not (own, ignored). The event is a webhook as Jira
+// sent it, or one a catch-up rebuilt from the REST API's issue and comment
+// (see CatchUp): both go through this one mapping, so they make the same
+// envelope ids, anchors and Facts. raw is the envelope's raw payload. ctx
+// bounds the lookups the mapping makes (the issue of a comment event that
+// lacks it, the names of mentioned users). An error means the event could
+// not be mapped now and should be tried again.
+func (a *Adapter) mapEvent(ctx context.Context, ev *webhook, raw []byte, id identity) (*adapters.Inbound, string, error) {
+	b, err := a.newBuilder(ctx, ev, raw, id)
+	if err != nil {
+		return nil, "", err
+	}
+	in, why := b.inbound()
+	if in == nil {
+		return nil, why, nil
+	}
+	in.Envelope.Sanitize()
+	return in, "", nil
+}
+
+// ingest hands in to the router and, once the router handled it (stored it,
+// found it a duplicate or dropped it by the routes), advances the catch-up
+// mark of its project (Facts.Where) to the envelope's time: a comment's
+// created, an edit's updated, else the event's time. The live path and
+// CatchUp both ingest through it. A mark that cannot be saved is logged at
+// Warn and does not fail the message: the next catch-up then looks a little
+// further back, which the envelope ids make harmless.
+func (a *Adapter) ingest(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+	out, err := a.ingress.Ingest(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	if a.marks != nil && in.Facts.Where != "" && !in.Envelope.TS.IsZero() {
+		if err := a.marks.Seen(ctx, in.Facts.Where, in.Envelope.TS, ""); err != nil {
+			a.log.Warn("could not save the catch-up mark", "project", in.Facts.Where, "id", in.Envelope.ID, "err", err)
+		}
+	}
+	return out, nil
 }
 
 // eventLabel keeps the event label of the metrics to a small set.

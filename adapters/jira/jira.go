@@ -10,6 +10,9 @@
 // bot) into envelopes for the router. Outbound, it posts comments with the
 // REST API v2 (github.com/andygrunwald/go-jira), converting the agent's
 // Markdown to Jira wiki markup and appending an invisible provenance marker.
+// After downtime, CatchUp fetches the comments written meanwhile (a JQL
+// search per project, then the issues' comments) and feeds them through the
+// same mapping as their webhooks.
 //
 // Conversation anchors (envelope.Conversation.Ref) are "<site>/<ISSUE-KEY>";
 // comment envelope ids are "jira:<site>:<comment id>" (see README.md). The
@@ -32,6 +35,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
@@ -51,6 +55,7 @@ var (
 	_ adapters.HTTPHandler = (*Adapter)(nil)
 	_ adapters.Runner      = (*Adapter)(nil)
 	_ adapters.Checker     = (*Adapter)(nil)
+	_ adapters.CatchUpper  = (*Adapter)(nil)
 )
 
 // Config is the "adapters: jira:" section of the gateway's configuration.
@@ -178,8 +183,8 @@ func (c *Config) Validate() error {
 }
 
 // Adapter is the Jira channel. It is a Sink (comments on issues), an
-// HTTPHandler (webhooks), a Runner (learns the bot's account at start) and a
-// Checker. Its methods are safe for concurrent use.
+// HTTPHandler (webhooks), a Runner (learns the bot's account at start), a
+// Checker and a CatchUpper. Its methods are safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -197,6 +202,12 @@ type Adapter struct {
 	users   *lookup.Cache[string, string]  // user reference → display name
 	sent    *bounded.Map[string, []string] // delivery id → ids of the comments posted
 	handler http.Handler
+
+	marks      *catchup.Marks                            // per project, the newest message handled; nil without a state store
+	catchUpSem chan struct{}                             // held by the running CatchUp
+	gate       catchUpGate                               // projects a CatchUp is feeding; their webhooks wait
+	search     searchEndpoint                            // which issue search the site answers
+	sleep      func(context.Context, time.Duration) bool // waits out rate limits (tests shorten it)
 }
 
 // identity is who the gateway is in Jira, learned with GET /rest/api/2/myself.
@@ -205,6 +216,9 @@ type identity struct {
 	Name        string // Data Center user name
 	Key         string // Data Center user key
 	DisplayName string
+	// TimeZone is the account's time zone (an IANA name, "" when Jira did
+	// not say), in which Jira reads the dates of the JQL a catch-up sends.
+	TimeZone string
 }
 
 func (id identity) known() bool { return id.AccountID != "" || id.Name != "" || id.Key != "" }
@@ -246,7 +260,14 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		now:     deps.Now,
 		idSem:   make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []string](4096),
+
+		catchUpSem: make(chan struct{}, 1),
+		sleep:      retry.Sleep,
 	}
+	if deps.State != nil {
+		a.marks = catchup.New(deps.State, Name, a.now)
+	}
+	a.search.init(c.PersonalAccessToken != "")
 	api, err := gojira.NewClient(authClient(&c, deps.HTTPClient), c.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("jira: client: %w", err)
@@ -329,7 +350,7 @@ func (a *Adapter) identityWithin(ctx context.Context, timeout time.Duration) (id
 	if err != nil {
 		return identity{}, fmt.Errorf("jira: GET myself: %w", a.classify(resp, err))
 	}
-	id := identity{AccountID: u.AccountID, Name: u.Name, Key: u.Key, DisplayName: u.DisplayName}
+	id := identity{AccountID: u.AccountID, Name: u.Name, Key: u.Key, DisplayName: u.DisplayName, TimeZone: u.TimeZone}
 	if !id.known() {
 		return identity{}, errors.New("jira: GET myself: no accountId, name or key in the answer")
 	}
@@ -348,10 +369,11 @@ func (a *Adapter) knownIdentity() identity {
 }
 
 type metrics struct {
-	events   *prometheus.CounterVec
-	rejected *prometheus.CounterVec
-	posts    *prometheus.CounterVec
-	healthy  prometheus.Gauge
+	events       *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	posts        *prometheus.CounterVec
+	healthy      prometheus.Gauge
+	catchUpWaits prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -372,9 +394,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_jira_healthy",
 			Help: "1 unless Jira rejected the adapter's credentials.",
 		}),
+		catchUpWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_jira_catchup_waits_total",
+			Help: "Webhooks that waited for a running catch-up of their project, so that their issue's comments are stored in the order they were written.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.healthy} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.healthy, m.catchUpWaits} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
