@@ -193,7 +193,7 @@ func (a *Adapter) catchUpProject(ctx context.Context, project string, from time.
 			continue
 		}
 		rep.Found++
-		out, err := a.ingest(ctx, *in)
+		out, err := a.ingest(ctx, *in, true)
 		if err != nil {
 			return fmt.Errorf("jira: catch-up: ingest %s: %w", in.Envelope.ID, err)
 		}

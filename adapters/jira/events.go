@@ -151,7 +151,7 @@ func (a *Adapter) process(ctx context.Context, hookID string, body []byte) error
 	if err := a.awaitCatchUp(ctx, in.Facts.Where); err != nil {
 		return hook.Errorf(http.StatusServiceUnavailable, "jira: waiting for the catch-up of %s: %w", in.Facts.Where, err)
 	}
-	out, err := a.ingest(ctx, *in)
+	out, err := a.ingest(ctx, *in, false)
 	if err != nil {
 		a.log.Error("ingest failed; jira will retry", "event", ev.WebhookEvent, "id", in.Envelope.ID, "identifier", hookID, "err", err)
 		return hook.Errorf(http.StatusInternalServerError, "jira: ingest: %w", err)
@@ -182,19 +182,25 @@ func (a *Adapter) mapEvent(ctx context.Context, ev *webhook, raw []byte, id iden
 }
 
 // ingest hands in to the router and, once the router handled it (stored it,
-// found it a duplicate or dropped it by the routes), advances the catch-up
-// mark of its project (Facts.Where) to the envelope's time: a comment's
-// created, an edit's updated, else the event's time. The live path and
-// CatchUp both ingest through it. A mark that cannot be saved is logged at
-// Warn and does not fail the message: the next catch-up then looks a little
-// further back, which the envelope ids make harmless.
-func (a *Adapter) ingest(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+// found it a duplicate or dropped it by the routes), records it in the
+// catch-up mark of its project (Facts.Where), at the envelope's time (a
+// comment's created, an edit's updated, else the event's time). A comment a
+// catch-up fetched (caughtUp) moves the mark past it; a live one only makes
+// the project known and active, since live events after a gap must not
+// carry the mark past what was missed. A mark that cannot be saved is
+// logged at Warn and does not fail the message: the next catch-up then
+// looks a little further back, which the envelope ids make harmless.
+func (a *Adapter) ingest(ctx context.Context, in adapters.Inbound, caughtUp bool) (adapters.Outcome, error) {
 	out, err := a.ingress.Ingest(ctx, in)
 	if err != nil {
 		return out, err
 	}
 	if a.marks != nil && in.Facts.Where != "" && !in.Envelope.TS.IsZero() {
-		if err := a.marks.Seen(ctx, in.Facts.Where, in.Envelope.TS, ""); err != nil {
+		mark := a.marks.Seen
+		if caughtUp {
+			mark = a.marks.Advance
+		}
+		if err := mark(ctx, in.Facts.Where, in.Envelope.TS, ""); err != nil {
 			a.log.Warn("could not save the catch-up mark", "project", in.Facts.Where, "id", in.Envelope.ID, "err", err)
 		}
 	}

@@ -100,15 +100,11 @@ func (a *Adapter) CatchUp(ctx context.Context, req adapters.CatchUpRequest) (ada
 	if err != nil {
 		return adapters.CatchUpReport{}, fmt.Errorf("slack: catch-up: bot identity unknown: %w", err)
 	}
-	gen, base, err := a.gaps.snapshot(ctx, a.marks)
-	if err != nil {
-		return adapters.CatchUpReport{}, fmt.Errorf("slack: catch-up: %w", err)
-	}
 	marks, err := a.marks.Load(ctx)
 	if err != nil {
 		return adapters.CatchUpReport{}, fmt.Errorf("slack: catch-up: %w", err)
 	}
-	run := &catchUpRun{a: a, id: id, now: a.now(), window: req.Window, gen: gen, base: base, marks: marks,
+	run := &catchUpRun{a: a, id: id, now: a.now(), window: req.Window, marks: marks,
 		appID: a.knownAppID(), done: map[string]time.Time{}}
 	keys := catchup.Active(marks, run.now, req.Window)
 	for _, place := range req.Places {
@@ -135,7 +131,6 @@ func (a *Adapter) CatchUp(ctx context.Context, req adapters.CatchUpRequest) (ada
 			return run.rep, err
 		}
 	}
-	a.gaps.finish(gen)
 	a.log.Info("catch-up done", "scopes", run.rep.Scopes, "found", run.rep.Found, "new", run.rep.New, "since", run.rep.Since)
 	return run.rep, nil
 }
@@ -147,8 +142,6 @@ type catchUpRun struct {
 	appID  string
 	now    time.Time
 	window time.Duration
-	gen    uint64                  // of a.gaps when the run began
-	base   map[string]catchup.Mark // a.gaps' starts then
 	marks  map[string]catchup.Mark
 	done   map[string]time.Time // scope → what it was fetched after, in this run
 	rep    adapters.CatchUpReport
@@ -168,11 +161,7 @@ func (r *catchUpRun) scope(ctx context.Context, key string) error {
 		r.a.log.Debug("catch-up: not a scope of this workspace; skipped", "scope", key)
 		return nil
 	}
-	mk := r.marks[key]
-	if b, ok := r.base[key]; ok && b.Last.Before(mk.Last) {
-		mk = b
-	}
-	after := r.from(mk)
+	after := r.from(r.marks[key])
 	if t, ok := r.done[key]; ok && !t.After(after.t) {
 		return nil // fetched already, from as far back
 	}
@@ -191,11 +180,7 @@ func (r *catchUpRun) scope(ctx context.Context, key string) error {
 			unlock()
 		}
 	}
-	if err != nil {
-		return err
-	}
-	r.a.gaps.done(r.gen, key)
-	return nil
+	return err
 }
 
 // from is where the catch-up of a scope marked mk starts.
@@ -322,65 +307,61 @@ func (r *catchUpRun) feed(ctx context.Context, sc scope, f fetched) error {
 		return nil
 	}
 	r.rep.Found++
-	out, err := r.a.ingest(ctx, in)
+	out, err := r.a.ingest(ctx, in, true)
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", in.Envelope.ID, err)
 	}
 	if out.SessionID != "" && out.Dropped == "" && !out.Duplicate {
 		r.rep.New++
 	}
-	r.a.gaps.advance(r.gen, sc.key, catchup.Mark{Last: f.at, Cursor: f.msg.TS})
 	return nil
 }
 
 // ingest hands in to the Ingress and, once it is handled (stored, or
-// dropped by the routes), marks its scopes. The caller holds the lock of
-// in's conversation.
-func (a *Adapter) ingest(ctx context.Context, in *adapters.Inbound) (adapters.Outcome, error) {
+// dropped by the routes), records it in the catch-up marks (markHandled).
+// The caller holds the lock of in's conversation.
+func (a *Adapter) ingest(ctx context.Context, in *adapters.Inbound, caughtUp bool) (adapters.Outcome, error) {
 	in.Envelope.Sanitize()
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		return out, err
 	}
-	a.markSeen(ctx, in)
+	a.markHandled(ctx, in, caughtUp)
 	return out, nil
 }
 
-// markSeen records a handled message in the catch-up marks: its thread's
-// scope and, for a top-level message, its channel's. Edits and deletes
-// move no mark. A failure is logged, not returned: the message is stored,
-// and a mark left behind costs a later catch-up only duplicates.
-func (a *Adapter) markSeen(ctx context.Context, in *adapters.Inbound) {
+// markHandled records a handled message in the catch-up marks: its
+// thread's scope and, for a top-level message, its channel's. A message a
+// catch-up fetched moves the scopes' marks past it (Advance); a live one
+// only makes them known and active (Seen), since live messages after a gap
+// must not carry a mark past what was missed. Edits and deletes record
+// nothing. A failure is logged, not returned: the message is stored, and a
+// mark left behind costs a later catch-up only duplicates.
+func (a *Adapter) markHandled(ctx context.Context, in *adapters.Inbound, caughtUp bool) {
 	if a.marks == nil || in.Envelope.Kind != envelope.KindMessage {
 		return
 	}
-	ts, ref := in.Facts.ChannelID, in.Envelope.Conversation.Ref
-	if err := a.gaps.open(ctx, a.marks, false); err != nil {
-		a.log.Warn("catch-up marks not moved: could not read them first", "id", in.Envelope.ID, "err", err)
-		return
+	mark := a.marks.Seen
+	if caughtUp {
+		mark = a.marks.Advance
 	}
-	if err := a.marks.Seen(ctx, ref, in.Envelope.TS, ts); err != nil {
+	ts, ref := in.Facts.ChannelID, in.Envelope.Conversation.Ref
+	if err := mark(ctx, ref, in.Envelope.TS, ts); err != nil {
 		a.log.Warn("catch-up mark not saved", "scope", ref, "err", err)
 	}
 	if place, ok := strings.CutSuffix(ref, "/"+ts); ok {
-		if err := a.marks.Seen(ctx, channelScopePrefix+place, in.Envelope.TS, ts); err != nil {
+		if err := mark(ctx, channelScopePrefix+place, in.Envelope.TS, ts); err != nil {
 			a.log.Warn("catch-up mark not saved", "scope", channelScopePrefix+place, "err", err)
 		}
 	}
 }
 
 // socketConnected is called when a Socket Mode connection is up: after a
-// reconnect, it records where the marks stand (live messages will move
-// them on past what was missed meanwhile) and asks the gateway for a
-// catch-up.
+// reconnect, it asks the gateway for a catch-up of what was missed while
+// the connection was down.
 func (a *Adapter) socketConnected(ctx context.Context) {
 	if !a.socketUp.Swap(true) {
 		return // the first connection: the gateway catches up on start
-	}
-	if a.marks != nil {
-		if err := a.gaps.open(ctx, a.marks, true); err != nil {
-			a.log.Warn("catch-up marks not read after a reconnect", "err", err)
-		}
 	}
 	if a.requestCatchUp != nil {
 		a.log.Info("socket mode reconnected; asking for a catch-up")
@@ -628,97 +609,5 @@ func (l *convLocks) release(key string, c *convLock) {
 	defer l.mu.Unlock()
 	if c.refs--; c.refs == 0 {
 		delete(l.m, key)
-	}
-}
-
-// gaps keeps, per scope, where a catch-up must start although live
-// messages moved the scope's mark on: after a restart or a reconnect, live
-// events (Slack's retries, a new connection's first events) may arrive
-// before the catch-up runs, and the mark they move would make it skip what
-// was missed before them. The first live message of the process, and each
-// Socket Mode reconnect, record the marks as they stand (open); a catch-up
-// starts each scope from the older of that and its mark, moves it on as it
-// ingests (advance) and forgets it when the scope is done (done, finish).
-// It is in memory: a replica's live messages do not widen another
-// replica's catch-up.
-type gaps struct {
-	mu    sync.Mutex
-	taken bool   // the marks were recorded once in this process
-	gen   uint64 // bumped by every recording
-	from  map[string]catchup.Mark
-}
-
-// open records the marks as they stand, keeping the older start of scopes
-// already recorded, unless they were recorded once and again is false.
-func (g *gaps) open(ctx context.Context, marks *catchup.Marks, again bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.taken && !again {
-		return nil
-	}
-	cur, err := marks.Load(ctx)
-	if err != nil {
-		return err
-	}
-	if g.from == nil {
-		g.from = map[string]catchup.Mark{}
-	}
-	for k := range g.from {
-		if _, ok := cur[k]; !ok {
-			delete(g.from, k) // pruned from the marks: nothing to start from
-		}
-	}
-	for k, mk := range cur {
-		if _, ok := g.from[k]; !ok {
-			g.from[k] = mk
-		}
-	}
-	g.taken = true
-	g.gen++
-	return nil
-}
-
-// snapshot records the marks if they never were, and returns the
-// generation and a copy of the starts.
-func (g *gaps) snapshot(ctx context.Context, marks *catchup.Marks) (uint64, map[string]catchup.Mark, error) {
-	if err := g.open(ctx, marks, false); err != nil {
-		return 0, nil, err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make(map[string]catchup.Mark, len(g.from))
-	for k, mk := range g.from {
-		out[k] = mk
-	}
-	return g.gen, out, nil
-}
-
-// advance moves scope's start to mk, a message a catch-up of generation gen
-// ingested, unless a recording came since.
-func (g *gaps) advance(gen uint64, scope string, mk catchup.Mark) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if b, ok := g.from[scope]; ok && g.gen == gen && mk.Last.After(b.Last) {
-		g.from[scope] = mk
-	}
-}
-
-// done forgets scope's start, caught up by a catch-up of generation gen,
-// unless a recording came since.
-func (g *gaps) done(gen uint64, scope string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gen == gen {
-		delete(g.from, scope)
-	}
-}
-
-// finish forgets every start after a complete catch-up of generation gen,
-// unless a recording came since.
-func (g *gaps) finish(gen uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gen == gen {
-		clear(g.from)
 	}
 }

@@ -176,7 +176,7 @@ func (a *Adapter) process(ctx context.Context, body []byte, transport string) (c
 	if err != nil {
 		return "", hook.Errorf(http.StatusServiceUnavailable, "slack: waiting for a catch-up of %s: %w", in.Envelope.Conversation.Ref, err)
 	}
-	out, err := a.ingest(ctx, in)
+	out, err := a.ingest(ctx, in, false)
 	unlock()
 	if err != nil {
 		a.log.Error("ingest failed; slack will retry", "event", cb.EventID, "id", in.Envelope.ID, "err", err)

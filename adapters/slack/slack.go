@@ -202,7 +202,6 @@ type Adapter struct {
 
 	// Catch-up (catchup.go).
 	marks          *catchup.Marks // nil without a state store
-	gaps           gaps           // where catch-ups start although live messages moved marks on
 	convs          convLocks      // orders a conversation's live messages after its catch-up
 	appID          atomic.Value   // string: the app's id, from the events' api_app_id
 	requestCatchUp func()         // Deps.RequestCatchUp
