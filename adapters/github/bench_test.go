@@ -1,14 +1,25 @@
 package github
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
 // BenchmarkWebhook measures the adapter's own cost per webhook (signature
@@ -48,4 +59,126 @@ func BenchmarkSplit(b *testing.B) {
 			b.Fatal("not split")
 		}
 	}
+}
+
+// BenchmarkCatchUp1000 catches up 1,000 comments missed across 100
+// conversations (issues acme/api#1…#100, ten comments each, the first a
+// mention) against the fake GitHub: 20 listing pages of 50 (two
+// listings), 100 issue fetches, the mapping, and a mark saved in SQLite
+// per comment. "memory" hands the envelopes to an Ingress that stores
+// nothing and keeps the marks in memory (the adapter's and the fake's own
+// cost); "discard" keeps the marks in SQLite (a durable commit per
+// comment); "router+sqlite" hands the envelopes to the router over that
+// SQLite store, so every comment reaches its session. Each iteration starts
+// from a fresh store.
+func BenchmarkCatchUp1000(b *testing.B) {
+	for _, name := range []string{"memory", "discard", "router+sqlite"} {
+		b.Run(name, func(b *testing.B) {
+			clock := newClock()
+			fake := newFakeGitHub(b, clock)
+			base := clock.Now()
+			for n := 1; n <= 100; n++ {
+				fake.setIssue("acme/api", n, fmt.Sprintf("issue %d", n))
+			}
+			for i := range 1000 {
+				body := fmt.Sprintf("finding %d", i)
+				if i < 100 {
+					body = "@switchboard " + body
+				}
+				fake.addComment(fakeComment{Kind: "issue", Repo: "acme/api", Number: 1 + i%100, Body: body,
+					Created: base.Add(time.Duration(i+1) * time.Second)})
+			}
+			clock.Advance(time.Hour)
+			cfg, err := config.Parse([]byte(catchUpRoutes), func(string) (string, bool) { return "", false })
+			if err != nil {
+				b.Fatal(err)
+			}
+			var found, stored int
+			for b.Loop() {
+				b.StopTimer()
+				st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "sb.db"), sqlite.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var kv store.KV = st
+				if name == "memory" {
+					kv = &memoryKV{}
+				}
+				var in adapters.Ingress = adapters.IngressFunc(func(context.Context, adapters.Inbound) (adapters.Outcome, error) {
+					return adapters.Outcome{SessionID: "s"}, nil
+				})
+				if name == "router+sqlite" {
+					rt, err := router.New(router.Options{Config: cfg, Store: st, Sinks: map[string]adapters.Sink{},
+						Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					in = rt
+				}
+				a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, Login: testLogin, APIURL: fake.url()},
+					adapters.Deps{Ingress: in, State: kv, Now: clock.Now, HTTPClient: fake.srv.Client(), Registry: prometheus.NewRegistry()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				a.perPage = 50
+				if err := catchup.New(kv, Name, clock.Now).Seen(context.Background(), "acme/api", base, ""); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				rep, err := a.CatchUp(context.Background(), adapters.CatchUpRequest{Window: 24 * time.Hour})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				found, stored = rep.Found, rep.New
+				st.Close()
+				b.StartTimer()
+			}
+			if found != 1000 || stored != 1000 {
+				b.Fatalf("found %d, stored %d; want 1000 and 1000", found, stored)
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/catch-up")
+			b.ReportMetric(1000*float64(b.N)/b.Elapsed().Seconds(), "comments/s")
+		})
+	}
+}
+
+// memoryKV is a store.KV in memory, for measuring without a database.
+type memoryKV struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (k *memoryKV) Value(_ context.Context, ns, key string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.m[ns+"\x00"+key]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+func (k *memoryKV) SetValue(_ context.Context, ns, key string, value []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string][]byte{}
+	}
+	k.m[ns+"\x00"+key] = append([]byte{}, value...)
+	return nil
+}
+
+func (k *memoryKV) CompareAndSetValue(_ context.Context, ns, key string, old, value []byte) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cur, ok := k.m[ns+"\x00"+key]
+	if (old == nil && ok) || (old != nil && (!ok || !bytes.Equal(cur, old))) {
+		return false, nil
+	}
+	if k.m == nil {
+		k.m = map[string][]byte{}
+	}
+	k.m[ns+"\x00"+key] = append([]byte{}, value...)
+	return true, nil
 }

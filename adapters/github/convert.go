@@ -41,6 +41,11 @@ type item struct {
 	labels       []string
 	assignees    []string
 	assignee     string // assigned events: who was assigned
+	// seenAt is, for a comment, its updated_at and, for a review, its
+	// submitted_at: what the repository's catch-up mark advances to once it
+	// is handled (zero for issue and pull request events, which a catch-up
+	// does not fetch).
+	seenAt time.Time
 	// key identifies the event from signed payload fields only (see
 	// commentKey); the envelope id is "github:" + key.
 	key string
@@ -101,16 +106,9 @@ func (a *Adapter) issueComment(e *github.IssueCommentEvent) (*item, error) {
 	if kind == "" {
 		return nil, nil
 	}
-	c, iss := e.Comment, e.Issue
-	if c == nil || iss == nil || e.Repo.GetFullName() == "" || e.Sender == nil || iss.GetNumber() <= 0 || c.GetID() <= 0 {
-		return nil, errIncomplete
-	}
-	it := &item{
-		kind: kind, repo: e.Repo.GetFullName(), number: iss.GetNumber(), isPR: iss.IsPullRequest(),
-		body: c.GetBody(), sender: e.Sender, author: c.User, commentID: c.GetID(),
-		installation: e.GetInstallation().GetID(),
-		ts:           commentTS(kind, c.CreatedAt, c.UpdatedAt, a.now()),
-		key:          commentKey("issue-comment", kind, c.GetID(), c.UpdatedAt, c.GetBody()),
+	it, err := a.issueCommentItem(kind, e.Repo.GetFullName(), e.Issue, e.Comment, e.Sender, e.GetInstallation().GetID())
+	if err != nil {
+		return nil, err
 	}
 	if e.Changes != nil && e.Changes.Body != nil && e.Changes.Body.From != nil {
 		it.changedFrom = e.Changes.Body.From
@@ -118,13 +116,47 @@ func (a *Adapter) issueComment(e *github.IssueCommentEvent) (*item, error) {
 	return it, nil
 }
 
+// issueCommentItem maps an action of kind on comment c of issue (or pull
+// request) iss in repo, performed by sender, to an item. It is the one
+// mapping of an issue comment: the issue_comment webhook uses it, and so
+// does CatchUp for a comment it fetched (with the comment's author as the
+// sender). It does no I/O.
+func (a *Adapter) issueCommentItem(kind envelope.Kind, repo string, iss *github.Issue, c *github.IssueComment, sender *github.User, installation int64) (*item, error) {
+	if c == nil || iss == nil || repo == "" || sender == nil || iss.GetNumber() <= 0 || c.GetID() <= 0 {
+		return nil, errIncomplete
+	}
+	return &item{
+		kind: kind, repo: repo, number: iss.GetNumber(), isPR: iss.IsPullRequest(),
+		body: c.GetBody(), sender: sender, author: c.User, commentID: c.GetID(),
+		installation: installation,
+		ts:           commentTS(kind, c.CreatedAt, c.UpdatedAt, a.now()),
+		seenAt:       tsOf(c.UpdatedAt),
+		key:          commentKey("issue-comment", kind, c.GetID(), c.UpdatedAt, c.GetBody()),
+	}, nil
+}
+
 func (a *Adapter) reviewComment(e *github.PullRequestReviewCommentEvent) (*item, error) {
 	kind := commentKind(e.GetAction())
 	if kind == "" {
 		return nil, nil
 	}
-	c, pr := e.Comment, e.PullRequest
-	if c == nil || pr == nil || e.Repo.GetFullName() == "" || e.Sender == nil || pr.GetNumber() <= 0 || c.GetID() <= 0 {
+	it, err := a.reviewCommentItem(kind, e.Repo.GetFullName(), e.PullRequest, e.Comment, e.Sender, e.GetInstallation().GetID())
+	if err != nil {
+		return nil, err
+	}
+	if e.Changes != nil && e.Changes.Body != nil && e.Changes.Body.From != nil {
+		it.changedFrom = e.Changes.Body.From
+	}
+	return it, nil
+}
+
+// reviewCommentItem maps an action of kind on review comment c of pull
+// request pr in repo, performed by sender, to an item in the comment's
+// review-thread conversation, with pr's head when pr has one. Like
+// issueCommentItem, it serves the pull_request_review_comment webhook and
+// CatchUp alike. It does no I/O.
+func (a *Adapter) reviewCommentItem(kind envelope.Kind, repo string, pr *github.PullRequest, c *github.PullRequestComment, sender *github.User, installation int64) (*item, error) {
+	if c == nil || pr == nil || repo == "" || sender == nil || pr.GetNumber() <= 0 || c.GetID() <= 0 {
 		return nil, errIncomplete
 	}
 	thread := c.GetInReplyTo()
@@ -132,10 +164,11 @@ func (a *Adapter) reviewComment(e *github.PullRequestReviewCommentEvent) (*item,
 		thread = c.GetID()
 	}
 	it := &item{
-		kind: kind, repo: e.Repo.GetFullName(), number: pr.GetNumber(), isPR: true, thread: thread,
-		body: c.GetBody(), sender: e.Sender, author: c.User, commentID: c.GetID(),
-		installation: e.GetInstallation().GetID(),
+		kind: kind, repo: repo, number: pr.GetNumber(), isPR: true, thread: thread,
+		body: c.GetBody(), sender: sender, author: c.User, commentID: c.GetID(),
+		installation: installation,
 		ts:           commentTS(kind, c.CreatedAt, c.UpdatedAt, a.now()),
+		seenAt:       tsOf(c.UpdatedAt),
 		key:          commentKey("review-comment", kind, c.GetID(), c.UpdatedAt, c.GetBody()),
 	}
 	if h, ok := headOf(pr); ok {
@@ -148,9 +181,6 @@ func (a *Adapter) reviewComment(e *github.PullRequestReviewCommentEvent) (*item,
 	it.refs = it.refs.Set("path", c.GetPath())
 	if line > 0 {
 		it.refs = it.refs.Set("line", strconv.Itoa(line))
-	}
-	if e.Changes != nil && e.Changes.Body != nil && e.Changes.Body.From != nil {
-		it.changedFrom = e.Changes.Body.From
 	}
 	return it, nil
 }
@@ -172,8 +202,9 @@ func reviewSubmitted(e *github.PullRequestReviewEvent) (*item, error) {
 	it := &item{
 		kind: envelope.KindMessage, repo: e.Repo.GetFullName(), number: pr.GetNumber(), isPR: true,
 		body: rv.GetBody(), sender: e.Sender, author: rv.User, installation: e.GetInstallation().GetID(),
-		ts:  rv.GetSubmittedAt().Time.UTC(),
-		key: "review/" + strconv.FormatInt(rv.GetID(), 10),
+		ts:     rv.GetSubmittedAt().Time.UTC(),
+		seenAt: tsOf(rv.SubmittedAt),
+		key:    "review/" + strconv.FormatInt(rv.GetID(), 10),
 	}
 	if h, ok := headOf(pr); ok {
 		it.head = &h

@@ -171,11 +171,19 @@ func (a *Adapter) process(ctx context.Context, event, delivery string, payload [
 		a.log.Debug("event not ingested", "event", event, "delivery", delivery, "outcome", why)
 		return why, nil
 	}
+	// A catch-up working through this repository ingests older messages;
+	// this one waits (bounded) until it has passed, so each conversation
+	// keeps its order.
+	if waited, passed := a.progress.wait(ctx, it.repo, it.ts, a.hold); !passed {
+		a.log.Warn("a catch-up of the repository is still running; ingesting without waiting longer, ahead of older messages it may still bring",
+			"repo", it.repo, "delivery", delivery, "waited", waited)
+	}
 	out, err := a.ingress.Ingest(ctx, *in)
 	if err != nil {
 		a.log.Error("ingest failed; redeliver the webhook", "event", event, "delivery", delivery, "err", err)
 		return "", hook.Errorf(http.StatusInternalServerError, "github: ingest: %w", err)
 	}
+	a.seen(ctx, it)
 	outcome = hook.Outcome(out)
 	a.log.Debug("event handled", "event", event, "delivery", delivery, "id", in.Envelope.ID, "outcome", outcome)
 	return outcome, nil

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,16 @@ type fakeComment struct {
 	Body      string
 	Token     string
 	Created   time.Time
+	// Updated is the last edit (Created when never edited).
+	Updated time.Time
+	// User is the author's login, UserType "User" or "Bot"; AppID is
+	// performed_via_github_app.id (0: none). Comments the adapter posts get
+	// the token's account (and, with an installation token, the App).
+	User     string
+	UserType string
+	AppID    int64
+	Path     string // review comments: the file
+	Line     int
 }
 
 // fakeGitHub is a fake GitHub REST API. It enforces authentication (the
@@ -114,6 +125,29 @@ type fakeGitHub struct {
 	tokenTTL    time.Duration
 	hideListing bool          // comment listings answer empty (eventual consistency)
 	appHit      chan struct{} // when set, GET /app signals it (without blocking)
+
+	// Catch-up: the issues (titles by "owner/repo#n"; pull requests are
+	// those in pulls), what the repository listings were asked
+	// ("acme/api issue since=… page=2"), failures they answer first (one per
+	// listing request, nil to pass), a hook called before a listing is
+	// answered, and the App's webhook deliveries (newest first) with the
+	// ones redelivered.
+	issues      map[string]string
+	listed      []string
+	listFails   []func(http.ResponseWriter)
+	beforeList  func(kind string, page int)
+	deliveries  []fakeDelivery
+	redelivered []int64
+}
+
+// fakeDelivery is an App webhook delivery as GET /app/hook/deliveries
+// lists it.
+type fakeDelivery struct {
+	ID     int64
+	GUID   string
+	At     time.Time
+	Status int
+	Event  string
 }
 
 type instTk struct {
@@ -129,6 +163,7 @@ func newFakeGitHub(t testing.TB, clock *testClock) *fakeGitHub {
 		instTokens: map[string]instTk{},
 		pulls:      map[string]prHead{},
 		calls:      map[string]int{},
+		issues:     map[string]string{},
 		nextID:     2000000000,
 		tokenTTL:   time.Hour,
 	}
@@ -140,6 +175,11 @@ func newFakeGitHub(t testing.TB, clock *testClock) *fakeGitHub {
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}", f.getPull)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{n}/comments", f.createComment("issue"))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/pulls/{n}/comments", f.createComment("review"))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}", f.getIssue)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/comments", f.listRepoComments("issue"))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/comments", f.listRepoComments("review"))
+	mux.HandleFunc("GET /app/hook/deliveries", f.listDeliveries)
+	mux.HandleFunc("POST /app/hook/deliveries/{id}/attempts", f.redeliver)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}/comments", f.listComments("issue"))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/comments", f.listComments("review"))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/comments/{id}/reactions", f.react("issue-comment"))
@@ -379,7 +419,11 @@ func (f *fakeGitHub) createComment(kind string) http.HandlerFunc {
 		f.nextID++
 		n, _ := strconv.Atoi(r.PathValue("n"))
 		c := fakeComment{ID: f.nextID, Kind: kind, Repo: r.PathValue("owner") + "/" + r.PathValue("repo"), Number: n,
-			InReplyTo: in.InReplyTo, Body: in.Body, Token: tok, Created: f.clock.Now()}
+			InReplyTo: in.InReplyTo, Body: in.Body, Token: tok, Created: f.clock.Now(), Updated: f.clock.Now(),
+			User: testLogin, UserType: "User"}
+		if tok != testToken {
+			c.User, c.UserType, c.AppID = testSlug+"[bot]", "Bot", testAppID
+		}
 		f.comments = append(f.comments, c)
 		f.mu.Unlock()
 		writeJSON(w, http.StatusCreated, map[string]any{"id": c.ID, "body": c.Body, "in_reply_to_id": c.InReplyTo,
@@ -583,4 +627,331 @@ func gaugeValue(g prometheus.Gauge) float64 {
 		return -1
 	}
 	return m.GetGauge().GetValue()
+}
+
+// setIssue makes issue n of repo exist (pull requests exist through
+// setPull).
+func (f *fakeGitHub) setIssue(repo string, n int, title string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.issues[repo+"#"+strconv.Itoa(n)] = title
+}
+
+// addComment stores a comment written on GitHub (not by the adapter): an
+// id is given when it has none, Updated defaults to Created, User to
+// "ada" and UserType to "User". It returns the comment as stored.
+func (f *fakeGitHub) addComment(c fakeComment) fakeComment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.ID == 0 {
+		f.nextID++
+		c.ID = f.nextID
+	}
+	if c.Updated.IsZero() {
+		c.Updated = c.Created
+	}
+	if c.User == "" {
+		c.User = "ada"
+	}
+	if c.UserType == "" {
+		c.UserType = "User"
+	}
+	f.comments = append(f.comments, c)
+	return c
+}
+
+// editComment changes a comment's body at time at.
+func (f *fakeGitHub) editComment(id int64, body string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.comments {
+		if f.comments[i].ID == id {
+			f.comments[i].Body, f.comments[i].Updated = body, at
+		}
+	}
+}
+
+// setBeforeList sets the hook called before a repository listing is
+// answered.
+func (f *fakeGitHub) setBeforeList(fn func(kind string, page int)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.beforeList = fn
+}
+
+// setDeliveries sets the App's webhook deliveries, newest first.
+func (f *fakeGitHub) setDeliveries(ds []fakeDelivery) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deliveries = ds
+}
+
+// failLists scripts failures of the next repository listing requests
+// (nil: answer normally).
+func (f *fakeGitHub) failLists(fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listFails = append(f.listFails, fails...)
+}
+
+func (f *fakeGitHub) listedCopy() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.listed...)
+}
+
+// apiURL is the REST URL of path on the fake.
+func (f *fakeGitHub) apiURL(path string) string { return f.srv.URL + "/" + path }
+
+// commentJSON is c as GitHub's REST API represents it.
+func (f *fakeGitHub) commentJSON(c fakeComment) map[string]any {
+	user := fakeUser(c.User, c.UserType)
+	m := map[string]any{
+		"id": c.ID, "node_id": fmt.Sprintf("IC_%d", c.ID), "body": c.Body, "user": user,
+		"created_at": c.Created.UTC().Format(time.RFC3339), "updated_at": c.Updated.UTC().Format(time.RFC3339),
+		"author_association": "MEMBER", "performed_via_github_app": nil,
+	}
+	if c.AppID != 0 {
+		m["performed_via_github_app"] = map[string]any{"id": c.AppID, "slug": testSlug, "name": "Switchboard App"}
+	}
+	if c.Kind == "review" {
+		m["url"] = f.apiURL(fmt.Sprintf("repos/%s/pulls/comments/%d", c.Repo, c.ID))
+		m["html_url"] = fmt.Sprintf("https://github.com/%s/pull/%d#discussion_r%d", c.Repo, c.Number, c.ID)
+		m["pull_request_url"] = f.apiURL(fmt.Sprintf("repos/%s/pulls/%d", c.Repo, c.Number))
+		m["path"], m["line"], m["original_line"], m["side"] = c.Path, c.Line, c.Line, "RIGHT"
+		m["diff_hunk"] = "@@ -1,3 +1,4 @@"
+		m["commit_id"] = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+		m["pull_request_review_id"] = c.ID + 7
+		if c.InReplyTo != 0 {
+			m["in_reply_to_id"] = c.InReplyTo
+		}
+	} else {
+		m["url"] = f.apiURL(fmt.Sprintf("repos/%s/issues/comments/%d", c.Repo, c.ID))
+		m["html_url"] = fmt.Sprintf("https://github.com/%s/issues/%d#issuecomment-%d", c.Repo, c.Number, c.ID)
+		m["issue_url"] = f.apiURL(fmt.Sprintf("repos/%s/issues/%d", c.Repo, c.Number))
+	}
+	return m
+}
+
+// getIssue answers GET /repos/{owner}/{repo}/issues/{n}: an issue set with
+// setIssue, or a pull request set with setPull (with pull_request).
+func (f *fakeGitHub) getIssue(w http.ResponseWriter, r *http.Request) {
+	if _, ok := f.authRepo(w, r); !ok {
+		return
+	}
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil {
+		ghError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	key := repo + "#" + r.PathValue("n")
+	f.mu.Lock()
+	title, isIssue := f.issues[key]
+	_, isPull := f.pulls[key]
+	f.mu.Unlock()
+	if !isIssue && !isPull {
+		ghError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	out := map[string]any{"number": n, "title": title, "state": "open", "body": "the issue's description",
+		"user": map[string]any{"login": "ada", "id": 1, "type": "User"},
+		"url":  f.apiURL(fmt.Sprintf("repos/%s/issues/%d", repo, n))}
+	if isPull {
+		out["pull_request"] = map[string]any{"url": f.apiURL(fmt.Sprintf("repos/%s/pulls/%d", repo, n))}
+	}
+	writeJSON(w, 200, out)
+}
+
+// listRepoComments answers GET /repos/{owner}/{repo}/issues/comments and
+// …/pulls/comments as GitHub documents them: since (updated at or after),
+// sort (created or updated; by id without it), direction (asc or desc,
+// default desc), per_page (default 30, at most 100) and page, with a Link
+// header naming the next and last pages.
+func (f *fakeGitHub) listRepoComments(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.authRepo(w, r); !ok {
+			return
+		}
+		q := r.URL.Query()
+		page, perPage := 1, 30
+		if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
+			page = v
+		}
+		if v, err := strconv.Atoi(q.Get("per_page")); err == nil && v > 0 {
+			perPage = min(v, 100)
+		}
+		var since time.Time
+		if s := q.Get("since"); s != "" {
+			var err error
+			if since, err = time.Parse(time.RFC3339, s); err != nil {
+				ghError(w, http.StatusUnprocessableEntity, "Validation Failed: since")
+				return
+			}
+		}
+		f.mu.Lock()
+		f.listed = append(f.listed, fmt.Sprintf("%s/%s %s since=%s page=%d", r.PathValue("owner"), r.PathValue("repo"), kind, q.Get("since"), page))
+		var fail func(http.ResponseWriter)
+		if len(f.listFails) > 0 {
+			fail, f.listFails = f.listFails[0], f.listFails[1:]
+		}
+		before := f.beforeList
+		f.mu.Unlock()
+		if fail != nil {
+			fail(w)
+			return
+		}
+		if before != nil {
+			before(kind, page)
+		}
+		repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+		f.mu.Lock()
+		var all []fakeComment
+		for _, c := range f.comments {
+			if c.Kind == kind && strings.EqualFold(c.Repo, repo) && !c.Updated.Before(since) {
+				all = append(all, c)
+			}
+		}
+		f.mu.Unlock()
+		key := func(c fakeComment) time.Time { return c.Created }
+		if q.Get("sort") == "updated" {
+			key = func(c fakeComment) time.Time { return c.Updated }
+		}
+		desc := q.Get("sort") != "" && q.Get("direction") != "asc"
+		slices.SortStableFunc(all, func(x, y fakeComment) int {
+			c := key(x).Truncate(time.Second).Compare(key(y).Truncate(time.Second))
+			if q.Get("sort") == "" || c == 0 {
+				c = cmpInt(x.ID, y.ID)
+			}
+			if desc {
+				return -c
+			}
+			return c
+		})
+		last := max(1, (len(all)+perPage-1)/perPage)
+		out := []map[string]any{}
+		for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
+			out = append(out, f.commentJSON(all[i]))
+		}
+		if page < last {
+			link := func(p int) string {
+				u := *r.URL
+				v := u.Query()
+				v.Set("page", strconv.Itoa(p))
+				u.RawQuery = v.Encode()
+				return "<" + f.srv.URL + u.RequestURI() + ">"
+			}
+			w.Header().Set("Link", link(page+1)+`; rel="next", `+link(last)+`; rel="last"`)
+		}
+		writeJSON(w, 200, out)
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// listDeliveries answers GET /app/hook/deliveries (App JWT), newest first,
+// paged by an opaque cursor in the Link header.
+func (f *fakeGitHub) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	if !f.authJWT(w, r) {
+		return
+	}
+	perPage := 30
+	if v, err := strconv.Atoi(r.URL.Query().Get("per_page")); err == nil && v > 0 {
+		perPage = min(v, 100)
+	}
+	start := 0
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		v, err := strconv.Atoi(strings.TrimPrefix(c, "v1_"))
+		if err != nil {
+			ghError(w, http.StatusUnprocessableEntity, "bad cursor")
+			return
+		}
+		start = v
+	}
+	f.mu.Lock()
+	ds := slices.Clone(f.deliveries)
+	f.mu.Unlock()
+	out := []map[string]any{}
+	for i := start; i < len(ds) && i < start+perPage; i++ {
+		d := ds[i]
+		status := "OK"
+		if d.Status < 200 || d.Status > 299 {
+			status = "Invalid HTTP Response: " + strconv.Itoa(d.Status)
+		}
+		out = append(out, map[string]any{"id": d.ID, "guid": d.GUID, "delivered_at": d.At.UTC().Format(time.RFC3339),
+			"redelivery": false, "duration": 0.5, "status": status, "status_code": d.Status, "event": d.Event,
+			"action": "created", "installation_id": 99, "repository_id": 1296269})
+	}
+	if start+perPage < len(ds) {
+		w.Header().Set("Link", fmt.Sprintf(`<%s/app/hook/deliveries?per_page=%d&cursor=v1_%d>; rel="next"`, f.srv.URL, perPage, start+perPage))
+	}
+	writeJSON(w, 200, out)
+}
+
+// redeliver answers POST /app/hook/deliveries/{id}/attempts with 202.
+func (f *fakeGitHub) redeliver(w http.ResponseWriter, r *http.Request) {
+	if !f.authJWT(w, r) {
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.deliveries {
+		if d.ID == id {
+			f.redelivered = append(f.redelivered, id)
+			writeJSON(w, http.StatusAccepted, map[string]any{})
+			return
+		}
+	}
+	ghError(w, http.StatusNotFound, "Not Found")
+}
+
+// fakeUser is a user object of the REST API and of webhooks.
+func fakeUser(login, typ string) map[string]any {
+	return map[string]any{"login": login, "id": 1000 + len(login), "type": typ}
+}
+
+// liveEvent is the webhook GitHub sends for c: action "created" when it is
+// written, "edited" (with the previous body) when it is edited.
+func (f *fakeGitHub) liveEvent(c fakeComment, action, prevBody string) (event string, body []byte) {
+	owner, name, _ := strings.Cut(c.Repo, "/")
+	p := map[string]any{
+		"action":     action,
+		"comment":    f.commentJSON(c),
+		"repository": map[string]any{"id": 1296269, "name": name, "full_name": c.Repo, "owner": fakeUser(owner, "Organization")},
+		"sender":     fakeUser(c.User, c.UserType),
+	}
+	if action == "edited" {
+		p["changes"] = map[string]any{"body": map[string]any{"from": prevBody}}
+	}
+	key := c.Repo + "#" + strconv.Itoa(c.Number)
+	f.mu.Lock()
+	title := f.issues[key]
+	h, isPull := f.pulls[key]
+	f.mu.Unlock()
+	if c.Kind == "review" {
+		event = "pull_request_review_comment"
+		p["pull_request"] = map[string]any{"number": c.Number, "title": title, "state": "open",
+			"head": map[string]any{"ref": h.Branch, "sha": h.SHA, "repo": map[string]any{"full_name": h.Repo}}}
+	} else {
+		event = "issue_comment"
+		iss := map[string]any{"number": c.Number, "title": title, "state": "open", "user": fakeUser("ada", "User")}
+		if isPull {
+			iss["pull_request"] = map[string]any{"url": f.apiURL(fmt.Sprintf("repos/%s/pulls/%d", c.Repo, c.Number))}
+		}
+		p["issue"] = iss
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic(err)
+	}
+	return event, b
 }

@@ -15,8 +15,12 @@
 // for an issue or pull request and "<owner>/<repo>#<n>/review-thread/<id>"
 // for a review-comment thread, where id is the thread's first comment.
 // Envelope ids are made of signed payload fields ("github:issue-comment/<id>",
-// see commentKey), never of the unsigned X-GitHub-Delivery header. The
-// adapter registers itself as the "github" plugin.
+// see commentKey), never of the unsigned X-GitHub-Delivery header.
+//
+// After downtime, CatchUp (adapters.CatchUpper) fetches the issue and review
+// comments written meanwhile with the REST API and ingests them as their
+// webhooks would have been (see catchup.go). The adapter registers itself
+// as the "github" plugin.
 package github
 
 import (
@@ -36,6 +40,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
@@ -55,6 +60,7 @@ var (
 	_ adapters.HTTPHandler = (*Adapter)(nil)
 	_ adapters.Runner      = (*Adapter)(nil)
 	_ adapters.Checker     = (*Adapter)(nil)
+	_ adapters.CatchUpper  = (*Adapter)(nil)
 )
 
 // Config is the "adapters: github:" section of the gateway's configuration.
@@ -280,8 +286,8 @@ func validLogin(s string) bool {
 }
 
 // Adapter is the GitHub channel. It is a Sink, an HTTPHandler (POST /), a
-// Runner (the startup identity check) and a Checker. Its methods are safe
-// for concurrent use.
+// Runner (the startup identity check), a Checker and a CatchUpper. Its
+// methods are safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -304,6 +310,17 @@ type Adapter struct {
 	heads   *lookup.Cache[string, prHead] // headKey → pull request head
 	sent    *bounded.Map[string, []int64]
 	handler http.Handler
+
+	// Catch-up (catchup.go).
+	marks    *catchup.Marks // nil without a state store
+	progress *catchUpProgress
+	catchMu  sync.Mutex // one CatchUp at a time in this process
+	// hold bounds how long a live event waits for a catch-up of its
+	// repository to pass it; perPage is the page size of the catch-up's
+	// listings; sleep waits out a rate limit. Tests change them.
+	hold    time.Duration
+	perPage int
+	sleep   func(ctx context.Context, d time.Duration) error
 }
 
 // identity is who the gateway is on GitHub.
@@ -353,6 +370,14 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		secret:  []byte(c.WebhookSecret),
 		idSem:   make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []int64](4096),
+
+		progress: newCatchUpProgress(),
+		hold:     catchUpHold,
+		perPage:  catchUpPerPage,
+		sleep:    sleepCtx,
+	}
+	if deps.State != nil {
+		a.marks = catchup.New(deps.State, Name, deps.Now)
 	}
 	a.gate = newGate(a.now)
 	a.heads = lookup.New[string, prHead](lookup.Options{TTL: c.PRCacheTTL.D(), Max: 4096, Now: a.now})
@@ -509,6 +534,7 @@ type metrics struct {
 	posts    *prometheus.CounterVec
 	lookups  *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
+	catchUp  *prometheus.CounterVec
 	healthy  prometheus.Gauge
 }
 
@@ -534,13 +560,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_github_installation_tokens_total",
 			Help: "GitHub App installation tokens minted, by result (ok, error).",
 		}, []string{"result"}),
+		catchUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_github_catch_up_comments_total",
+			Help: "Comments fetched by catch-ups, by outcome (ingested, duplicate, dropped, own, bot, ignored, skipped).",
+		}, []string{"outcome"}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_github_healthy",
 			Help: "1 unless GitHub rejected the adapter's credentials.",
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.lookups, m.tokens, m.healthy} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.lookups, m.tokens, m.catchUp, m.healthy} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
