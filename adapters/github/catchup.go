@@ -209,22 +209,31 @@ func ceilSecond(t time.Time) time.Time {
 	return t
 }
 
-// seenMark advances repo's catch-up mark to t (a failure is logged: it
-// costs a longer catch-up, never a message).
-func (a *Adapter) seenMark(ctx context.Context, repo string, t time.Time) {
+// advanceMark moves repo's catch-up mark to t, after a catch-up handled
+// what came before it (a failure is logged: it costs a longer catch-up,
+// never a message).
+func (a *Adapter) advanceMark(ctx context.Context, repo string, t time.Time) {
 	if a.marks == nil || t.IsZero() || repo == "" {
 		return
 	}
-	if err := a.marks.Seen(ctx, repo, t, ""); err != nil {
+	if err := a.marks.Advance(ctx, repo, t, ""); err != nil {
 		a.log.Warn("could not save the catch-up mark", "repo", repo, "err", err)
 	}
 }
 
-// seen advances the catch-up mark of the repository of it, a webhook's
-// item that was handled (stored, or dropped by the routes), to its
-// comment's updated_at or review's submitted_at.
+// seen records in the catch-up marks the repository of it, a webhook's
+// item that was handled (stored, or dropped by the routes), at its
+// comment's updated_at or review's submitted_at: a repository not known
+// yet starts there, a known one is marked active. A live event never
+// moves a known repository's mark: live events after a gap (a restart, a
+// failed delivery) would carry it past what was missed.
 func (a *Adapter) seen(ctx context.Context, it *item) {
-	a.seenMark(ctx, it.repo, it.seenAt)
+	if a.marks == nil || it.seenAt.IsZero() || it.repo == "" {
+		return
+	}
+	if err := a.marks.Seen(ctx, it.repo, it.seenAt, ""); err != nil {
+		a.log.Warn("could not save the catch-up mark", "repo", it.repo, "err", err)
+	}
 }
 
 // fetched is a comment a catch-up listed.
@@ -377,7 +386,7 @@ func (a *Adapter) catchUpRepo(ctx context.Context, repo string, since time.Time,
 	}
 	// Everything listed is handled: what was updated before the newest of it
 	// needs no second look.
-	a.seenMark(ctx, repo, newest)
+	a.advanceMark(ctx, repo, newest)
 	return nil
 }
 
@@ -442,7 +451,7 @@ func (r *repoCatchUp) handle(ctx context.Context, f *fetched) error {
 	if outcome == outcomeIngested {
 		r.rep.New++
 	}
-	a.seenMark(ctx, r.repo, f.created)
+	a.advanceMark(ctx, r.repo, f.created)
 	return nil
 }
 
