@@ -90,6 +90,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rate := fs.Int("rate", 200, "with --e2e: messages per second")
 	preload := fs.Int("preload", 0, "first store this many messages over --preload-sessions sessions, unmeasured, to measure on a full store")
 	preloadSessions := fs.Int("preload-sessions", 100000, "sessions the --preload messages are spread over")
+	settleAfter := fs.Bool("preload-settle", true, "after --preload, wait until the gateway's store stops committing (the work the preload caused is done) before measuring")
 	receiver := fs.Bool("webhook", true, "with --e2e: also measure delivery of the answers to a local webhook receiver (needs webhooks.allow_private on the gateway)")
 	dests := fs.Int("webhooks", 1, "with --e2e: how many webhook destinations the receiver is registered as; each gets every event")
 	if _, err := parse(fs, args); err != nil {
@@ -119,6 +120,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench: preload: %w", err)
 		}
 		fmt.Fprintf(stdout, "preload:    %d stored in %s (%.0f/s)\n", res.OK, res.Elapsed.Round(time.Millisecond), res.rate())
+		if *settleAfter {
+			// The gateway is still working through what the preload caused
+			// (every preloaded session's agent turn); measure once it is
+			// done, so that the run shows the cost of the store's size.
+			took, err := waitQuiet(ctx, bc.urls, 10*time.Minute)
+			if err != nil {
+				return fmt.Errorf("bench: preload: %w", err)
+			}
+			fmt.Fprintf(stdout, "preload:    the gateway was busy with it for %s more\n", took.Round(time.Second))
+		}
 	}
 	// The store's cost per message, when the gateway serves its metrics.
 	before, costErr := readStoreCost(ctx, bc.urls)

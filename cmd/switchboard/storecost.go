@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -65,4 +66,31 @@ func perMessage(before, after storeCost, n int, what string) string {
 	}
 	return fmt.Sprintf("store:      %.2f commits, %.1f rows written per %s (%d)\n",
 		(after.commits-before.commits)/float64(n), (after.rows-before.rows)/float64(n), what, n)
+}
+
+// waitQuiet waits until the store of the gateways at urls has made no
+// commit for a second (the work in flight is done), up to limit, and
+// returns how long that took.
+func waitQuiet(ctx context.Context, urls []string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	last, err := readStoreCost(ctx, urls)
+	if err != nil {
+		return 0, err
+	}
+	for time.Since(start) < limit {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(time.Second):
+		}
+		cur, err := readStoreCost(ctx, urls)
+		if err != nil {
+			return 0, err
+		}
+		if cur.commits == last.commits {
+			return time.Since(start), nil
+		}
+		last = cur
+	}
+	return time.Since(start), fmt.Errorf("the gateway was still committing after %s", limit)
 }
