@@ -259,7 +259,7 @@ func describe(a access, id string) string {
 	case output:
 		return fmt.Sprintf("post outputs to session %s (needs scope admin, or agent for this session)", echoID(id))
 	case administration:
-		return "manage the gateway's outbox (needs scope admin)"
+		return "administer the gateway: bind conversations, manage deliveries and webhooks, run catch-ups (needs scope admin)"
 	}
 	return "do this"
 }

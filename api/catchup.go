@@ -65,7 +65,7 @@ func (s *Server) catchUp(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, ErrCatchUpRunning):
 		w.Header().Set("Retry-After", "60")
-		s.writeError(w, r, errorf(http.StatusConflict, "conflict", "a catch-up of %s is running already (on this or another replica); try again when it is done", echoID(name)))
+		s.writeError(w, r, errorf(http.StatusConflict, codeStateConflict, "a catch-up of %s is running already (on this or another replica); try again when it is done", echoID(name)))
 		return
 	case err != nil && r.Context().Err() == nil:
 		// It ran and stopped early: what it stored stays stored.

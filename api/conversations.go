@@ -74,7 +74,7 @@ func (s *Server) addConversation(w http.ResponseWriter, r *http.Request) {
 	case b.SessionID == id:
 		writeJSON(w, http.StatusOK, b)
 	default:
-		s.writeError(w, r, errorf(http.StatusConflict, "conflict", "conversation %s is bound to another session", conv.Key()))
+		s.writeError(w, r, errorf(http.StatusConflict, codeStateConflict, "conversation %s is bound to another session", conv.Key()))
 	}
 }
 

@@ -24,12 +24,14 @@ const (
 	codeNotFound         = "not_found"              // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
 	codeRequestTimeout   = "request_timeout"        // 408
+	codeStateConflict    = "conflict"               // 409
 	codeTooLarge         = "payload_too_large"      // 413
 	codeUnsupportedMedia = "unsupported_media_type" // 415
 	codeConflict         = "idempotency_conflict"   // 422
 	codeTextTooLong      = "text_too_long"          // 422
 	codeRateLimited      = "rate_limited"           // 429
 	codeInternal         = "internal"               // 500
+	codeNotImplemented   = "not_implemented"        // 501
 	codeUnavailable      = "unavailable"            // 503
 )
 

@@ -111,6 +111,11 @@ func newHarnessOn(t testing.TB, st store.Store, configure func(*Options)) *harne
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	if _, bench := t.(*testing.B); !bench {
+		// Every request of the tests is checked against the OpenAPI
+		// document (openapi_test.go); benchmarks measure the server alone.
+		srv.handler = checkContract(t, srv.handler)
+	}
 	h.srv = srv
 	t.Cleanup(srv.Shutdown)
 	return h

@@ -173,6 +173,9 @@ type Server struct {
 	metrics  *httpMetrics
 	handler  http.Handler
 	mux      *http.ServeMux
+	// patterns are the patterns registered on mux by routes, in order, but
+	// for the catch-all "/": what the OpenAPI document must describe.
+	patterns []string
 
 	bindings store.Bindings
 	outbox   store.Outbox
@@ -274,7 +277,9 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 			handler = s.authenticate(a)(s.limiter.middleware(handler))
 		}
 		s.mux.Handle(pattern, handler)
+		s.patterns = append(s.patterns, pattern)
 	}
+	handle("GET /v3/openapi.json", public, serveOpenAPI)
 	handle("POST /v3/sessions", steering, s.createSession)
 	handle("GET /v3/sessions", steering, s.listSessions)
 	handle("GET /v3/sessions/{id}", steering, s.getSession)
@@ -310,6 +315,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 	handle("GET /readyz", public, s.readyz)
 	if gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+		s.patterns = append(s.patterns, "GET /metrics")
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 }

@@ -269,7 +269,7 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 // event stored since then is delivered again (202 with the count).
 func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
 	if s.webhooks.Replay == nil {
-		s.writeError(w, r, errorf(http.StatusNotImplemented, "not_implemented", "replay is not available"))
+		s.writeError(w, r, errorf(http.StatusNotImplemented, codeNotImplemented, "replay is not available"))
 		return
 	}
 	since, err := time.Parse(time.RFC3339, r.URL.Query().Get("since"))
@@ -283,7 +283,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wh.Disabled {
-		s.writeError(w, r, errorf(http.StatusConflict, "conflict", "webhook %q is disabled (%s); enable it first", wh.ID, wh.DisabledReason))
+		s.writeError(w, r, errorf(http.StatusConflict, codeStateConflict, "webhook %q is disabled (%s); enable it first", wh.ID, wh.DisabledReason))
 		return
 	}
 	n, err := s.webhooks.Replay(r.Context(), wh.ID, since)
