@@ -52,19 +52,38 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 	if err := s.registerConsumer(ctx, consumer); err != nil {
 		return nil, s.fail("claim work", err)
 	}
-	// LIMIT applies after the row locks, so rows skipped as locked do not
-	// count; a row claimed by another process since this statement's snapshot
-	// fails the lease condition when rechecked after locking.
-	rows, err := s.pool.Query(ctx, `WITH claimable AS (
-			SELECT c.session_id, p.since
+	// Every lookup is a probe of a primary key whatever the planner
+	// estimates: the candidates are found through pending_work's index, each
+	// checked by LATERAL subqueries with LIMIT 1 (which keep them from being
+	// flattened into a join the planner may cost from stale statistics: after
+	// a burst over 100,000 sessions, before ANALYZE, the plain join took a
+	// second per call), then each candidate's cursor is locked with SKIP
+	// LOCKED and rechecked after locking, so a row another process claimed
+	// since this statement's snapshot fails the lease condition. A locked
+	// candidate is skipped, so a call may claim fewer than n.
+	rows, err := s.pool.Query(ctx, `WITH candidates AS MATERIALIZED (
+			SELECT p.session_id, p.since
 			FROM pending_work p
-			JOIN cursors c ON c.consumer = p.consumer AND c.session_id = p.session_id
-			JOIN sessions s ON s.id = p.session_id
-			WHERE p.consumer = $1 AND s.woken_seq > c.seq
-				AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
+			CROSS JOIN LATERAL (
+				SELECT 1 FROM cursors c
+				WHERE c.consumer = p.consumer AND c.session_id = p.session_id
+					AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
+					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = p.session_id)
+				LIMIT 1
+			) AS behind
+			WHERE p.consumer = $1
 			ORDER BY p.since, p.session_id
 			LIMIT $4
-			FOR UPDATE OF c SKIP LOCKED
+		), claimable AS (
+			SELECT l.session_id, candidates.since
+			FROM candidates
+			CROSS JOIN LATERAL (
+				SELECT c.session_id FROM cursors c
+				WHERE c.consumer = $1 AND c.session_id = candidates.session_id
+					AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
+					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)
+				FOR UPDATE SKIP LOCKED
+			) AS l
 		), claimed AS (
 			UPDATE cursors c SET lease_owner = $2, lease_until = $5
 			FROM claimable
