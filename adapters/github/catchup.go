@@ -63,9 +63,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // handled there, which the webhook handler advances too. CatchUp looks at
 // every repository whose mark is within req.Window of now, and at each
 // place of req.Places (an "owner/repo" named by the routes): one with no
-// mark is started at now (nothing fetched: a first start replays no
-// history), one with a mark older than the window is looked at from the
-// window's start. For each, from the mark (never earlier than req.Window
+// mark is started at now, to the second (nothing fetched: a first start
+// replays no history), one with a mark older than the window is looked at
+// from the window's start. For each, from the mark (never earlier than req.Window
 // before now), it lists
 //
 //	GET /repos/{owner}/{repo}/issues/comments?since=…&sort=created&direction=asc&per_page=100
@@ -162,7 +162,10 @@ func (a *Adapter) CatchUp(ctx context.Context, req adapters.CatchUpRequest) (ada
 			scopes = append(scopes, scope{k, catchup.From(marks[k], now, req.Window)})
 			continue
 		}
-		if err := a.marks.Start(ctx, place, now, ""); err != nil {
+		// From the start of the current second: GitHub's timestamps are
+		// whole seconds, so a comment written later in this second carries
+		// a time before now, and since (rounded up) would pass it by.
+		if err := a.marks.Start(ctx, place, now.Truncate(time.Second), ""); err != nil {
 			return rep, fmt.Errorf("github: catch-up: start %s: %w", place, err)
 		}
 		started++
