@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -32,24 +33,6 @@ const (
 // t0 is the test clock's starting time.
 var t0 = time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is a Server on a fresh store: SQLite's unless made by
 // newHarnessOn.
 type harness struct {
@@ -57,7 +40,7 @@ type harness struct {
 	srv   *Server
 	store *sqlite.Store // nil unless the store is SQLite's
 	reg   *prometheus.Registry
-	clock *clock
+	clock *testclock.Clock
 }
 
 // openStore opens a SQLite store under t's temporary directory, closed when
@@ -90,7 +73,7 @@ func newHarness(t testing.TB, configure func(*Options)) *harness {
 // (SQLite's) is nil.
 func newHarnessOn(t testing.TB, st store.Store, configure func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, reg: prometheus.NewRegistry(), clock: &clock{t: t0}}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), clock: testclock.New(t0)}
 	if _, _, err := st.CreateSession(context.Background(), agentSession, nil); err != nil {
 		t.Fatalf("create agent session: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
 // TestFailedAuthIsLimitedPerClient: past its allowance of requests with a
@@ -64,7 +66,7 @@ func TestFailedAuthIsLimitedPerClient(t *testing.T) {
 // than that; new keys then share one overflow bucket, so that many
 // addresses cannot grow the map or escape the limit.
 func TestRateLimiterMaxKeys(t *testing.T) {
-	c := &clock{t: t0}
+	c := testclock.New(t0)
 	l := newRateLimiter(1, 1, c.Now)
 	l.maxKeys = 4
 	for i := range 10 {

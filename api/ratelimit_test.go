@@ -10,10 +10,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
 func TestRateLimiterBuckets(t *testing.T) {
-	c := &clock{t: t0}
+	c := testclock.New(t0)
 	l := newRateLimiter(1, 2, c.Now)
 	for i := range 2 {
 		if ok, _ := l.allow("a"); !ok {
@@ -41,7 +43,7 @@ func TestRateLimiterBuckets(t *testing.T) {
 }
 
 func TestRateLimitMiddleware(t *testing.T) {
-	c := &clock{t: t0}
+	c := testclock.New(t0)
 	l := newRateLimiter(0.5, 1, c.Now)
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	h := l.middleware(next)
@@ -99,7 +101,7 @@ func bucketCount(l *rateLimiter) int {
 // those still in use are kept, and a dropped key starts over with a full
 // bucket, which it had anyway.
 func TestRateLimiterPrunes(t *testing.T) {
-	c := &clock{t: t0}
+	c := testclock.New(t0)
 	l := newRateLimiter(1, 2, c.Now)
 	for i := range pruneEvery - 1 {
 		l.allow("old-" + strconv.Itoa(i)) // one token left each
@@ -180,7 +182,7 @@ func TestLimitsDefaults(t *testing.T) {
 // TestRateLimiterPruneRace runs sweeps alongside requests (for -race): a
 // bucket in use is never swept, so its key never gets over its burst.
 func TestRateLimiterPruneRace(t *testing.T) {
-	c := &clock{t: t0} // frozen: a used bucket never fills up again
+	c := testclock.New(t0) // frozen: a used bucket never fills up again
 	l := newRateLimiter(1, 2, c.Now)
 	var allowed atomic.Int64
 	var wg sync.WaitGroup

@@ -24,6 +24,8 @@ import (
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
+
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
 // catchUpRoutes is the gateway configuration of the catch-up tests: every
@@ -42,7 +44,7 @@ routes:
 type catchUpRig struct {
 	t     *testing.T
 	fake  *fakeGitHub
-	clock *testClock
+	clock *testclock.Clock
 	st    *sqlite.Store
 	rt    *router.Router
 	a     *Adapter

@@ -25,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
 const (
@@ -35,25 +36,7 @@ const (
 	testLogin  = "switchboard"
 )
 
-// testClock is a settable clock shared by the adapter and the fake.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *testClock { return &testClock{now: time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *testclock.Clock { return testclock.New(time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)) }
 
 var (
 	keyOnce sync.Once
@@ -107,7 +90,7 @@ type fakeComment struct {
 // what it was asked.
 type fakeGitHub struct {
 	srv   *httptest.Server
-	clock *testClock
+	clock *testclock.Clock
 	pub   *rsa.PublicKey
 
 	mu          sync.Mutex
@@ -155,7 +138,7 @@ type instTk struct {
 	expires time.Time
 }
 
-func newFakeGitHub(t testing.TB, clock *testClock) *fakeGitHub {
+func newFakeGitHub(t testing.TB, clock *testclock.Clock) *fakeGitHub {
 	f := &fakeGitHub{
 		clock:      clock,
 		pub:        &appKey(t).PublicKey,

@@ -18,28 +18,11 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
-
-// testClock is a clock the tests set.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // rig is the round trip of a catch-up: the fake site, the adapter with the
 // gateway's store as its state, and the router over a real SQLite store,
@@ -48,7 +31,7 @@ func (c *testClock) Set(t time.Time) {
 // runtime keeps what arrives; no agent answers.
 type rig struct {
 	fake  *fakeJira
-	clock *testClock
+	clock *testclock.Clock
 	st    *sqlite.Store
 	rt    *router.Router
 	a     *Adapter
@@ -62,7 +45,7 @@ const window = 24 * time.Hour
 
 func newRig(t testing.TB, dataCenter bool) *rig {
 	t.Helper()
-	r := &rig{fake: newFakeJira(t), clock: &testClock{t: testNow}}
+	r := &rig{fake: newFakeJira(t), clock: testclock.New(testNow)}
 	r.fake.now = r.clock.Now
 	cfg := &Config{BaseURL: r.fake.srv.URL, Email: testEmail, APIToken: testAPIToken, WebhookSecret: testSecret}
 	if dataCenter {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
 // BenchmarkEventsHandler measures the adapter's own cost per Events API
@@ -67,7 +68,7 @@ func BenchmarkCatchUp1000(b *testing.B) {
 		b.StopTimer()
 		fake := newFakeSlack(b)
 		fake.setUsers(map[string]string{"U0ADA": "Ada"})
-		clk := &clock{t: t0}
+		clk := testclock.New(t0)
 		gw, _ := catchUpGateway(b, fake, clk)
 		for n := range threads {
 			channel := fmt.Sprintf("C0BENCH%d", n%channels)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -35,16 +36,6 @@ var t0 = testNow.Add(-3 * time.Hour)
 // at is the Slack ts of t0+d.
 func at(d time.Duration) string { return formatTS(t0.Add(d)) }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
-
 // flakyKV is a store.KV whose writes fail while failing is set.
 type flakyKV struct {
 	store.KV
@@ -60,7 +51,7 @@ func (k *flakyKV) CompareAndSetValue(ctx context.Context, ns, key string, old, v
 
 // catchUpGateway is the round-trip harness (newGateway) on clk, its state
 // in the store through a flakyKV.
-func catchUpGateway(t testing.TB, fake *fakeSlack, clk *clock) (*gateway, *flakyKV) {
+func catchUpGateway(t testing.TB, fake *fakeSlack, clk *testclock.Clock) (*gateway, *flakyKV) {
 	t.Helper()
 	kv := &flakyKV{}
 	gw := newGateway(t, fake, catchUpRoutes, func(d *adapters.Deps) {
@@ -165,7 +156,7 @@ const day = 24 * time.Hour
 func TestCatchUpAfterDowntime(t *testing.T) {
 	fake := newFakeSlack(t)
 	fake.setUsers(map[string]string{"U0ADA": "Ada", "U0BOB": "Bob"})
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	gw, kv := catchUpGateway(t, fake, clk)
 	a := gw.a
 	ctx := t.Context()
@@ -305,7 +296,7 @@ func TestCatchUpAndLiveStoreOnce(t *testing.T) {
 
 	t.Run("catch-up first", func(t *testing.T) {
 		fake := newFakeSlack(t)
-		clk := &clock{t: t0.Add(10 * time.Minute)}
+		clk := testclock.New(t0.Add(10 * time.Minute))
 		gw, _ := catchUpGateway(t, fake, clk)
 		writeLive(t, fake, gw.a, "C0BOUND", start)
 		fake.write("C0BOUND", m)
@@ -327,7 +318,7 @@ func TestCatchUpAndLiveStoreOnce(t *testing.T) {
 
 	t.Run("live first", func(t *testing.T) {
 		fake := newFakeSlack(t)
-		clk := &clock{t: t0.Add(10 * time.Minute)}
+		clk := testclock.New(t0.Add(10 * time.Minute))
 		gw, _ := catchUpGateway(t, fake, clk)
 		writeLive(t, fake, gw.a, "C0BOUND", start)
 		// The gateway restarts (a new adapter on the same store). Its first
@@ -362,7 +353,7 @@ func TestCatchUpAndLiveStoreOnce(t *testing.T) {
 func TestLiveMessageDuringCatchUp(t *testing.T) {
 	fake := newFakeSlack(t)
 	fake.pageMax = 2
-	clk := &clock{t: t0.Add(time.Hour)}
+	clk := testclock.New(t0.Add(time.Hour))
 	gw, _ := catchUpGateway(t, fake, clk)
 	a := gw.a
 	root := at(time.Minute)
@@ -423,7 +414,7 @@ func TestLiveMessageDuringCatchUp(t *testing.T) {
 func TestCatchUpPaginatesAndWaitsOutRateLimits(t *testing.T) {
 	fake := newFakeSlack(t)
 	fake.pageMax = 2
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	gw, _ := catchUpGateway(t, fake, clk)
 	a := gw.a
 	var waits []time.Duration
@@ -523,7 +514,7 @@ func TestCatchUpPaginatesAndWaitsOutRateLimits(t *testing.T) {
 func TestCatchUpErrorsAndResume(t *testing.T) {
 	fake := newFakeSlack(t)
 	fake.pageMax = 2
-	clk := &clock{t: t0.Add(time.Hour)}
+	clk := testclock.New(t0.Add(time.Hour))
 	gw, _ := catchUpGateway(t, fake, clk)
 	a := gw.a
 	ctx := t.Context()
@@ -592,7 +583,7 @@ func TestCatchUpErrorsAndResume(t *testing.T) {
 // a route-named channel seen for the first time is started, not replayed.
 func TestCatchUpSkipsOwnOldAndNew(t *testing.T) {
 	fake := newFakeSlack(t)
-	clk := &clock{t: t0.Add(-2 * day)}
+	clk := testclock.New(t0.Add(-2 * day))
 	gw, _ := catchUpGateway(t, fake, clk)
 	a := gw.a
 	ctx := t.Context()

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 	"github.com/switchboardhq/switchboard/webhook"
@@ -52,24 +53,6 @@ func (c *countingStore) Read(ctx context.Context, sessionID string, after int64,
 	return c.Store.Read(ctx, sessionID, after, limit)
 }
 
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // request is one request a testReceiver got.
 type request struct {
 	header http.Header
@@ -96,7 +79,7 @@ func (rc *testReceiver) requests() []request {
 type destFixture struct {
 	t     *testing.T
 	st    *countingStore
-	clock *testClock
+	clock *testclock.Clock
 	rc    *testReceiver
 	s     *Sender
 	rec   store.Record
@@ -114,7 +97,7 @@ func newDestFixture(t *testing.T, ttl time.Duration) *destFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &destFixture{t: t, st: &countingStore{Store: sq}, clock: &testClock{t: time.Now()}, rc: &testReceiver{}}
+	f := &destFixture{t: t, st: &countingStore{Store: sq}, clock: testclock.New(time.Now()), rc: &testReceiver{}}
 	f.rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.rc.mu.Lock()
@@ -127,7 +110,7 @@ func newDestFixture(t *testing.T, ttl time.Duration) *destFixture {
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(f.rc.srv.Close)
-	f.s, err = New(Options{Config: cfg, Store: f.st, Logger: slog.New(slog.DiscardHandler), Now: f.clock.now, DestTTL: ttl})
+	f.s, err = New(Options{Config: cfg, Store: f.st, Logger: slog.New(slog.DiscardHandler), Now: f.clock.Now, DestTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +175,7 @@ func (f *destFixture) signedBy() []string {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		if v.Verify(last.header, last.body, f.clock.now()) == nil {
+		if v.Verify(last.header, last.body, f.clock.Now()) == nil {
 			out = append(out, secret)
 		}
 	}
@@ -221,10 +204,10 @@ func TestDeliverReadsADestinationOncePerTTL(t *testing.T) {
 	f.mustDeliver()
 	f.mustDeliver()
 	f.wantLookups(1, "two deliveries within the TTL")
-	f.clock.advance(DefaultDestTTL - time.Nanosecond)
+	f.clock.Advance(DefaultDestTTL - time.Nanosecond)
 	f.mustDeliver()
 	f.wantLookups(1, "a delivery just before the TTL is over")
-	f.clock.advance(time.Nanosecond)
+	f.clock.Advance(time.Nanosecond)
 	f.mustDeliver()
 	f.wantLookups(2, "a delivery once the TTL is over")
 	if n := len(f.rc.requests()); n != 4 {
@@ -245,10 +228,10 @@ func TestDeliverUsesARotatedSecretAfterTheTTL(t *testing.T) {
 	f.mustDeliver()
 	f.wantSignedBy("before the rotation", testSecret1)
 	f.rotate(testSecret2, time.Time{}) // no grace: the old secret is gone at once
-	f.clock.advance(time.Second)
+	f.clock.Advance(time.Second)
 	f.mustDeliver()
 	f.wantSignedBy("within the TTL (the destination as read before the rotation)", testSecret1)
-	f.clock.advance(4 * time.Second)
+	f.clock.Advance(4 * time.Second)
 	f.mustDeliver()
 	f.wantSignedBy("after the TTL", testSecret2)
 	f.wantLookups(2, "three deliveries over one TTL and a bit")
@@ -257,27 +240,27 @@ func TestDeliverUsesARotatedSecretAfterTheTTL(t *testing.T) {
 func TestDeliverNeverSignsWithAPreviousSecretPastItsExpiry(t *testing.T) {
 	t.Run("between deliveries", func(t *testing.T) {
 		f := newDestFixture(t, 0)
-		f.rotate(testSecret2, f.clock.now().Add(300*time.Millisecond))
+		f.rotate(testSecret2, f.clock.Now().Add(300*time.Millisecond))
 		f.mustDeliver()
 		f.wantSignedBy("during the grace period", testSecret1, testSecret2)
-		f.clock.advance(299 * time.Millisecond)
+		f.clock.Advance(299 * time.Millisecond)
 		f.mustDeliver()
 		f.wantSignedBy("just before the grace period ends", testSecret1, testSecret2)
 		f.wantLookups(1, "two deliveries within the grace period")
-		f.clock.advance(time.Millisecond) // the grace period is over, the TTL is not
+		f.clock.Advance(time.Millisecond) // the grace period is over, the TTL is not
 		f.mustDeliver()
 		f.wantSignedBy("once the grace period is over", testSecret2)
 		f.wantLookups(2, "a delivery once the grace period is over")
 	})
 	t.Run("during a delivery", func(t *testing.T) {
 		f := newDestFixture(t, 0)
-		expires := f.clock.now().Add(300 * time.Millisecond)
+		expires := f.clock.Now().Add(300 * time.Millisecond)
 		f.rotate(testSecret2, expires)
 		f.mustDeliver()
 		f.wantSignedBy("during the grace period", testSecret1, testSecret2)
 		// The next delivery finds the destination cached, then the grace
 		// period ends while it reads its record, before it signs.
-		f.st.onRead = func() { f.clock.advance(expires.Sub(f.clock.now())) }
+		f.st.onRead = func() { f.clock.Advance(expires.Sub(f.clock.Now())) }
 		f.mustDeliver()
 		f.wantLookups(1, "a delivery that found the destination cached")
 		f.wantSignedBy("a delivery signed after the grace period", testSecret2)

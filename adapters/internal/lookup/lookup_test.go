@@ -8,22 +8,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestCache(max int) (*Cache[string, string], *clock) {
-	clk := &clock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+func newTestCache(max int) (*Cache[string, string], *testclock.Clock) {
+	clk := testclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	return New[string, string](Options{TTL: time.Hour, NegativeTTL: time.Minute, Max: max, Now: clk.Now}), clk
 }
 
@@ -69,7 +59,7 @@ func TestTTL(t *testing.T) {
 	if c.Get(ctx, "U1", f) != "Ada" || n.Load() != 0 {
 		t.Fatal("a cached value was fetched again")
 	}
-	clk.advance(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if c.Get(ctx, "U1", f) != "Ada L." || n.Load() != 1 {
 		t.Fatal("an expired value was not fetched again")
 	}
@@ -86,7 +76,7 @@ func TestFailuresAreRememberedForNegativeTTL(t *testing.T) {
 	if n.Load() != 1 {
 		t.Fatalf("%d fetches after a failure, want 1", n.Load())
 	}
-	clk.advance(time.Minute + time.Second)
+	clk.Advance(time.Minute + time.Second)
 	c.Get(ctx, "U2", boom)
 	if n.Load() != 2 {
 		t.Fatal("a failure was remembered past NegativeTTL")
@@ -165,7 +155,7 @@ func TestSizeIsBounded(t *testing.T) {
 	}
 	// Expired entries go first: after the TTL, a new key finds room without
 	// dropping live ones it does not need to.
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	c.Put("fresh", "v")
 	if n := c.Len(); n != 1 {
 		t.Errorf("after expiry the cache holds %d entries, want 1", n)
