@@ -101,6 +101,11 @@ type Delivery struct {
 	// channel.
 	To       envelope.Conversation
 	Envelope envelope.Envelope
+	// Target is set on an edit or deletion (Envelope.Kind) for a sink that
+	// is an Editor: the channel's id (the Receipt.ChannelID) of the message
+	// it changes, in this conversation. It is never empty there: an edit of
+	// a message the channel never got is delivered as a new message.
+	Target string
 	// Attempt counts from 1.
 	Attempt int
 }
@@ -131,6 +136,33 @@ func (f SinkFunc) Deliver(ctx context.Context, d Delivery) (Receipt, error) { re
 // was deleted, the bot was removed from the channel). Wrap it:
 // fmt.Errorf("github: post comment: %w: %s", adapters.ErrPermanent, msg).
 var ErrPermanent = errors.New("permanent failure")
+
+// ErrGone marks an edit or deletion whose message is gone from the channel
+// (a person deleted it). The router ends that message's updates quietly:
+// the delivery counts as done, with no retry and no system record. Wrap it
+// like ErrPermanent.
+var ErrGone = errors.New("message is gone")
+
+// Editor is a Sink that can change and withdraw messages it posted: its
+// Deliver takes deliveries of kind envelope.KindEdit (replace the text of
+// the message Delivery.Target with Envelope.Text, the whole new text) and
+// envelope.KindDelete (withdraw Delivery.Target), besides messages. A
+// partial message (Envelope.Partial) starts a stream that edits extend; a
+// sink that streams natively may turn an edit whose text extends the
+// previous one into an append. Receipt.ChannelID of an edit is the id the
+// message has after it (usually Target).
+//
+// EditInterval is the least time the channel needs between two changes of
+// one message (its rate limit for edits; 0 for none). The router holds
+// quicker edits back and, under a fast stream, sends only the latest text:
+// at most one change of a message per interval, and the final text always.
+//
+// A Sink that is not an Editor gets only messages: of a stream, the
+// router sends it the final text once, as a new message; later edits and
+// deletions are dropped with a log line (email).
+type Editor interface {
+	EditInterval() time.Duration
+}
 
 // BackOff is a delivery error that asks to wait before the next attempt (a
 // 429 with Retry-After, a rate-limit reset).

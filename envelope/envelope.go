@@ -131,6 +131,22 @@ const (
 	MaxDisplayLen = 512
 )
 
+// Target returns the envelope id of the message an edit or deletion
+// changes (refs.edits or refs.deletes), "" for any other kind.
+func (e *Envelope) Target() string {
+	switch e.Kind {
+	case KindEdit:
+		return e.Refs[RefEdits]
+	case KindDelete:
+		return e.Refs[RefDeletes]
+	}
+	return ""
+}
+
+// Partial reports whether e is an unfinished output of a stream
+// (refs.partial is "true"): later edits of the same message follow.
+func (e *Envelope) Partial() bool { return e.Refs[RefPartial] == "true" }
+
 // ValidationError is returned by Validate and by decoding; Field names the
 // offending JSON field ("actor.type", "refs.pr").
 type ValidationError struct {

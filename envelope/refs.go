@@ -18,6 +18,22 @@ const (
 	RefPR     = "pr"     // a pull request number
 )
 
+// The refs keys of edits, deletions and streams. They are reserved: the
+// gateway sets them (an adapter from its channel's edit event, the API from
+// an output request), and an output request may not set RefPartial itself.
+const (
+	// RefEdits names, on an edit, the envelope id of the message it
+	// changes (an edit always names the message, never an earlier edit).
+	RefEdits = "edits"
+	// RefDeletes names, on a deletion, the envelope id of the message it
+	// withdraws.
+	RefDeletes = "deletes"
+	// RefPartial is "true" on an output that is not finished: a message or
+	// edit of a stream, which later edits extend. The stream ends with an
+	// edit without it.
+	RefPartial = "partial"
+)
+
 // Refs is structured context: string keys to string values. In JSON a value
 // may be a string or a number (kept as its decimal text, so {"pr": 42} and
 // {"pr": "42"} are the same); any other type is a ValidationError.

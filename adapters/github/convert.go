@@ -447,7 +447,7 @@ func (a *Adapter) build(ctx context.Context, it *item, id identity, raw []byte) 
 		refs = refs.Set("comment", channelID)
 		switch it.kind {
 		case envelope.KindEdit:
-			refs = refs.Set("edits", channelID)
+			refs = refs.Set(envelope.RefEdits, channelID)
 		case envelope.KindDelete:
 			refs = refs.Set("deletes", channelID)
 		}

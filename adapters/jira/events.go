@@ -561,7 +561,7 @@ func (b *builder) comment(k envelope.Kind) (*adapters.Inbound, string) {
 		env.ID = b.commentID(c.ID) + ":edit:" + strconv.FormatInt(ts.UnixMilli(), 10)
 		env.Actor = actor(editor)
 		env.TS = ts
-		env.Refs["edits"] = b.commentID(c.ID)
+		env.Refs[envelope.RefEdits] = b.commentID(c.ID)
 		author = editor
 	}
 	return &adapters.Inbound{Envelope: env, Facts: adapters.Facts{

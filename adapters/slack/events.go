@@ -449,7 +449,7 @@ func (b *builder) edit(ev *message) (*adapters.Inbound, string) {
 		Actor:        b.actor(m, names),
 		Conversation: b.ref(root),
 		Text:         text,
-		Refs:         links.Refs(text).Set("edits", b.msgID(m.TS)),
+		Refs:         links.Refs(text).Set(envelope.RefEdits, b.msgID(m.TS)),
 		TS:           ts,
 		Raw:          json.RawMessage(b.raw),
 	}
