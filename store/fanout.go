@@ -14,7 +14,7 @@ import (
 // outbox deliveries the change causes, so that no follower has to find
 // them afterwards with a claim and a cursor of its own per session:
 //
-//   - an outbound message or system record goes to its conversations
+//   - an outbound message, system record, edit or deletion goes to its conversations
 //     (OutputTargets): the conversation it names, every conversation of the
 //     session for envelope.Broadcast, else the conversation of the session's
 //     newest inbound record before it; each only when it is bound to the
@@ -65,9 +65,11 @@ func ForRuntime(dir Direction, kind envelope.Kind) bool {
 }
 
 // IsOutput reports whether record rec is an output that channels deliver:
-// an outbound message or system notice.
+// anything outbound, a message, a system notice or an edit or deletion of
+// an earlier output (which goes where that output went: the API names the
+// conversation on it, see OutputTargets).
 func IsOutput(rec *Record) bool {
-	return rec.Direction == Outbound && (rec.Envelope.Kind == envelope.KindMessage || rec.Envelope.Kind == envelope.KindSystem)
+	return rec.Direction == Outbound && rec.Envelope.Kind.Valid()
 }
 
 // OutputTargets returns the conversations output rec goes to (see the top

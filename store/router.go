@@ -192,4 +192,16 @@ type Outbox interface {
 	// Posted reports whether the gateway posted channelID to a conversation
 	// of source (a delivered delivery recorded it).
 	Posted(ctx context.Context, source, channelID string) (bool, error)
+	// ChannelIDOf returns the channel's id for record seq of the session
+	// in conversation to: the ChannelID of the record's delivery there,
+	// "" when it has none (not delivered yet, dead, or never enqueued).
+	// Edits find the message they change with it.
+	ChannelIDOf(ctx context.Context, sessionID string, seq int64, to envelope.Conversation) (string, error)
+	// SetChannelID records channelID as the channel's id for record seq of
+	// the session in conversation to, on the record's delivery there, when
+	// that delivery has none yet; otherwise (or when there is no such
+	// delivery) it changes nothing. The router uses it when a message the
+	// channel never got (a stream's partial start, on a channel that
+	// cannot edit) is posted by a later edit of it.
+	SetChannelID(ctx context.Context, sessionID string, seq int64, to envelope.Conversation, channelID string) error
 }

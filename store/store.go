@@ -144,6 +144,10 @@ type Log interface {
 	// Read returns up to limit records of a session with Seq > after, in order.
 	// ErrNotFound for an unknown session.
 	Read(ctx context.Context, sessionID string, after int64, limit int) ([]Record, error)
+	// Lookup returns the record of a session whose envelope id is
+	// envelopeID. ErrNotFound when the session has none (or does not
+	// exist).
+	Lookup(ctx context.Context, sessionID, envelopeID string) (Record, error)
 	// Subscribe returns a channel that receives a value (coalesced, never
 	// blocking the writer) after records are appended to sessionID or a
 	// SessionEvent of it is journaled, by this process or, where the

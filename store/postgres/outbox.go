@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/ids"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
@@ -644,4 +645,47 @@ func (s *Store) Posted(ctx context.Context, source, channelID string) (bool, err
 		return false, s.fail("posted", err)
 	}
 	return posted, nil
+}
+
+// ChannelIDOf returns the channel id recorded on the delivery of record
+// seq of sessionID to conversation to, "" when there is none.
+func (s *Store) ChannelIDOf(ctx context.Context, sessionID string, seq int64, to envelope.Conversation) (string, error) {
+	if err := s.checkOpen("channel id of"); err != nil {
+		return "", err
+	}
+	if store.CheckText("conversation", sessionID+to.Source+to.Ref) != nil {
+		return "", nil // nothing unstorable was ever delivered
+	}
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT channel_id FROM deliveries
+		WHERE session_id = $1 AND seq = $2 AND event = 0 AND conv_source = $3 AND conv_ref = $4`,
+		sessionID, seq, to.Source, to.Ref).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", s.fail("channel id of", err)
+	}
+	return id, nil
+}
+
+// SetChannelID records channelID on the delivery of record seq of
+// sessionID to conversation to when it has none.
+func (s *Store) SetChannelID(ctx context.Context, sessionID string, seq int64, to envelope.Conversation, channelID string) error {
+	if err := s.checkOpen("set channel id"); err != nil {
+		return err
+	}
+	if err := store.CheckText("channel id", channelID); err != nil {
+		return fmt.Errorf("postgres: set channel id: %w", err)
+	}
+	if store.CheckText("conversation", sessionID+to.Source+to.Ref) != nil {
+		return nil // no such delivery can exist
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET channel_id = $5
+		WHERE session_id = $1 AND seq = $2 AND event = 0 AND conv_source = $3 AND conv_ref = $4 AND channel_id = ''`,
+		sessionID, seq, to.Source, to.Ref, channelID)
+	if err != nil {
+		return s.fail("set channel id", err)
+	}
+	return nil
 }

@@ -442,6 +442,27 @@ func (s *Store) SetState(ctx context.Context, id string, state store.State) (boo
 	return changed, nil
 }
 
+// Lookup returns the record of sessionID whose envelope id is envelopeID,
+// or an error wrapping store.ErrNotFound, along the records' envelope id
+// index.
+func (s *Store) Lookup(ctx context.Context, sessionID, envelopeID string) (store.Record, error) {
+	if err := s.checkOpen("lookup"); err != nil {
+		return store.Record{}, err
+	}
+	if store.CheckLookup("session", sessionID) != nil || store.CheckText("envelope id", envelopeID) != nil {
+		return store.Record{}, fmt.Errorf("postgres: lookup %q in session %q: %w", envelopeID, sessionID, store.ErrNotFound)
+	}
+	rec, err := scanRecord(s.pool.QueryRow(ctx, "SELECT "+recordColumns+" FROM records WHERE session_id = $1 AND envelope_id = $2",
+		sessionID, envelopeID))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Record{}, fmt.Errorf("postgres: lookup %q in session %q: %w", envelopeID, sessionID, store.ErrNotFound)
+	case err != nil:
+		return store.Record{}, s.fail("lookup", err)
+	}
+	return rec, nil
+}
+
 // Read returns up to limit records of a session with Seq > after, in order,
 // or ErrNotFound for an unknown session. It costs one round trip.
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {

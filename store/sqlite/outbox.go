@@ -30,7 +30,7 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, retry, demote, promote *sql.Stmt
+	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, retry, demote, promote, setChannel *sql.Stmt
 }
 
 func (o *outboxWrites) defs() []stmtDef {
@@ -68,12 +68,15 @@ func (o *outboxWrites) defs() []stmtDef {
 		{&o.demote, `UPDATE deliveries SET head = 0
 			WHERE status = 'pending' AND to_source = ?1 AND to_ref = ?2 AND head = 1 AND did <> ` + pendingMin},
 		{&o.promote, `UPDATE deliveries SET head = 1 WHERE did = ` + pendingMin + ` AND head = 0`},
+		{&o.setChannel, `UPDATE deliveries SET channel_id = ?5
+			WHERE sid = (SELECT sid FROM sessions WHERE id = ?1) AND seq = ?2 AND event = 0
+				AND to_source = ?3 AND to_ref = ?4 AND channel_id = ''`},
 	}
 }
 
 // outboxReads are the readers' statements for the outbox.
 type outboxReads struct {
-	list, listStatus, posted *sql.Stmt
+	list, listStatus, posted, channelOf *sql.Stmt
 }
 
 func (o *outboxReads) defs() []stmtDef {
@@ -81,6 +84,8 @@ func (o *outboxReads) defs() []stmtDef {
 		{&o.list, deliverySelect + ` WHERE d.id > ? ORDER BY d.id LIMIT ?`},
 		{&o.listStatus, deliverySelect + ` WHERE d.status = ? AND d.id > ? ORDER BY d.id LIMIT ?`},
 		{&o.posted, `SELECT 1 FROM deliveries WHERE to_source = ? AND channel_id = ? AND channel_id <> '' LIMIT 1`},
+		{&o.channelOf, `SELECT channel_id FROM deliveries
+			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq = ? AND event = 0 AND to_source = ? AND to_ref = ?`},
 	}
 }
 
@@ -519,4 +524,33 @@ func (s *Store) Posted(ctx context.Context, source, channelID string) (bool, err
 		return false, s.readErr("posted", err)
 	}
 	return true, nil
+}
+
+// ChannelIDOf returns the channel id recorded on the delivery of record
+// seq of sessionID to conversation to, "" when there is none.
+func (s *Store) ChannelIDOf(ctx context.Context, sessionID string, seq int64, to envelope.Conversation) (string, error) {
+	var id string
+	err := s.r.outbox.channelOf.QueryRowContext(ctx, sessionID, seq, to.Source, to.Ref).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", s.readErr("channel_id_of", err)
+	}
+	return id, nil
+}
+
+// SetChannelID records channelID on the delivery of record seq of
+// sessionID to conversation to when it has none.
+func (s *Store) SetChannelID(ctx context.Context, sessionID string, seq int64, to envelope.Conversation, channelID string) error {
+	if err := store.CheckText("channel id", channelID); err != nil {
+		return fmt.Errorf("sqlite: set channel id: %w", err)
+	}
+	_, err := s.write(ctx, "set_channel_id", func(ctx context.Context, w *writer, _ int64) (groupcommitResult, error) {
+		if _, err := w.outbox.setChannel.ExecContext(ctx, sessionID, seq, to.Source, to.Ref, channelID); err != nil {
+			return groupcommitResult{}, fmt.Errorf("set channel id: %w", err)
+		}
+		return groupcommitResult{}, nil
+	})
+	return err
 }

@@ -25,7 +25,7 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
-	ping, session, listSessions, sessionSID, records, tokenByHash, countTokens, webhook *sql.Stmt
+	ping, session, listSessions, sessionSID, records, lookup, tokenByHash, countTokens, webhook *sql.Stmt
 
 	events   eventReads
 	bindings bindingReads
@@ -43,6 +43,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.sessionSID, `SELECT sid FROM sessions WHERE id = ?`},
 		{&r.records, `SELECT ` + recordColumns + ` FROM records
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?`},
+		{&r.lookup, `SELECT ` + recordColumns + ` FROM records
+			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND envelope_id = ?`},
 		{&r.tokenByHash, `SELECT id, name, scopes, sessions, created_at FROM tokens WHERE hash = ?`},
 		{&r.countTokens, `SELECT count(*) FROM tokens`},
 		{&r.webhook, `SELECT ` + webhookColumns + ` FROM webhooks WHERE id = ?`},
@@ -211,6 +213,19 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 		return nil, s.readErr("read", err)
 	}
 	return nil, nil
+}
+
+// Lookup returns the record of sessionID whose envelope id is envelopeID,
+// or an error wrapping store.ErrNotFound.
+func (s *Store) Lookup(ctx context.Context, sessionID, envelopeID string) (store.Record, error) {
+	rec, err := scanRecord(s.r.lookup.QueryRowContext(ctx, sessionID, envelopeID), sessionID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.Record{}, fmt.Errorf("sqlite: lookup %q in session %q: %w", envelopeID, sessionID, store.ErrNotFound)
+	case err != nil:
+		return store.Record{}, s.readErr("lookup", err)
+	}
+	return rec, nil
 }
 
 func (s *Store) readRecords(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {

@@ -92,9 +92,18 @@ func (s suite) testFanOutOutputs(t *testing.T) {
 	sys := out("notice", envelope.Conversation{})
 	sys.Envelope.Kind = envelope.KindSystem
 	mustAppend(t, st, sys)
+	// Edits and deletions of outputs go where they name, as messages do;
+	// an inbound edit (of a person's message) is not an output.
 	edit := out("edit", envelope.Conversation{})
-	edit.Envelope.Kind = envelope.KindEdit
+	edit.Envelope.Kind, edit.Envelope.Refs = envelope.KindEdit, envelope.Refs{envelope.RefEdits: "test:latest"}
 	mustAppend(t, st, edit)
+	del := out("delete", issue)
+	del.Envelope.Kind, del.Envelope.Refs = envelope.KindDelete, envelope.Refs{envelope.RefDeletes: "test:named"}
+	mustAppend(t, st, del)
+	theirEdit := req("ses_a", "their-edit", "fix it, please")
+	theirEdit.Envelope.Kind, theirEdit.Envelope.Conversation = envelope.KindEdit, thread
+	theirEdit.Envelope.Refs = envelope.Refs{envelope.RefEdits: "test:m1"}
+	mustAppend(t, st, theirEdit)
 
 	texts := func(to envelope.Conversation) []string {
 		var got []string
@@ -106,10 +115,10 @@ func (s suite) testFanOutOutputs(t *testing.T) {
 		}
 		return got
 	}
-	if got, want := texts(thread), []string{"answer latest", "answer everyone", "answer notice"}; !slices.Equal(got, want) {
+	if got, want := texts(thread), []string{"answer latest", "answer everyone", "answer notice", "answer edit"}; !slices.Equal(got, want) {
 		t.Errorf("to the thread: %q, want %q", got, want)
 	}
-	if got, want := texts(issue), []string{"answer named", "answer everyone"}; !slices.Equal(got, want) {
+	if got, want := texts(issue), []string{"answer named", "answer everyone", "answer delete"}; !slices.Equal(got, want) {
 		t.Errorf("to the issue: %q, want %q", got, want)
 	}
 	if got := texts(theirs); len(got) != 0 {
@@ -119,8 +128,8 @@ func (s suite) testFanOutOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 5 {
-		t.Errorf("%d deliveries in all, want 5: %+v", len(all), all)
+	if len(all) != 7 {
+		t.Errorf("%d deliveries in all, want 7: %+v", len(all), all)
 	}
 }
 

@@ -288,3 +288,29 @@ func (s suite) testSessionsSeparate(t *testing.T) {
 		}
 	}
 }
+
+func (s suite) testLookup(t *testing.T) {
+	st, _ := s.fresh(t)
+	ctx := t.Context()
+	createSession(t, st, "sess-1")
+	createSession(t, st, "sess-2")
+	mustAppend(t, st, req("sess-1", "a", "first"))
+	want := mustAppend(t, st, req("sess-1", "b", "second")).Record
+	mustAppend(t, st, req("sess-2", "c", "elsewhere"))
+	got, err := st.Lookup(ctx, "sess-1", "test:b")
+	if err != nil {
+		t.Fatalf("Lookup(sess-1, test:b): %v", err)
+	}
+	checkRecord(t, "Lookup(sess-1, test:b)", got, want)
+	for _, tc := range [][2]string{
+		{"sess-1", "test:c"},       // another session's
+		{"sess-1", "test:nothing"}, // none
+		{"sess-unknown", "test:a"}, // no session
+		{"sess-1", ""},
+		{"sess-1", "bad\x00id"},
+	} {
+		if _, err := st.Lookup(ctx, tc[0], tc[1]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Lookup(%q, %q): err = %v, want ErrNotFound", tc[0], tc[1], err)
+		}
+	}
+}

@@ -495,6 +495,69 @@ func (s suite) testPosted(t *testing.T) {
 	}
 }
 
+// testChannelIDOf checks that the channel id a settlement recorded is
+// found by record and conversation, and that SetChannelID fills it only
+// where there is none.
+func (s suite) testChannelIDOf(t *testing.T) {
+	st, _ := s.fresh(t)
+	ctx := t.Context()
+	c1 := envelope.Conversation{Source: "slack", Ref: "C1/1.0"}
+	c2 := envelope.Conversation{Source: "email", Ref: "<a@b>"}
+	outputs(t, st, "sess-1", c1, c2)
+	mustEnqueue(t, st, delivery("sess-1", 1, c1, t0), delivery("sess-1", 2, c2, t0))
+	for _, d := range claim(t, st, "p1", 10, t0, at(time.Minute)) {
+		s := store.Settlement{Status: store.Delivered}
+		if d.Seq == 1 {
+			s.ChannelID = "C1:100.1"
+		}
+		mustSettle(t, st, d, "p1", s)
+	}
+	get := func(seq int64, to envelope.Conversation) string {
+		t.Helper()
+		id, err := st.ChannelIDOf(ctx, "sess-1", seq, to)
+		if err != nil {
+			t.Fatalf("ChannelIDOf(%d, %s): %v", seq, to.Key(), err)
+		}
+		return id
+	}
+	if got := get(1, c1); got != "C1:100.1" {
+		t.Errorf("ChannelIDOf(1, c1) = %q, want C1:100.1", got)
+	}
+	for _, tc := range []struct {
+		seq int64
+		to  envelope.Conversation
+	}{{2, c2}, {1, c2}, {3, c1}} {
+		if got := get(tc.seq, tc.to); got != "" {
+			t.Errorf("ChannelIDOf(%d, %s) = %q, want none", tc.seq, tc.to.Key(), got)
+		}
+	}
+	if got, err := st.ChannelIDOf(ctx, "sess-unknown", 1, c1); err != nil || got != "" {
+		t.Errorf("ChannelIDOf of an unknown session = %q, %v; want none", got, err)
+	}
+	// Filled where empty, kept where set, nothing where no delivery is.
+	for _, tc := range []struct {
+		seq int64
+		to  envelope.Conversation
+		id  string
+	}{{2, c2, "<m2@b>"}, {1, c1, "C1:999.9"}, {3, c1, "C1:333.3"}} {
+		if err := st.SetChannelID(ctx, "sess-1", tc.seq, tc.to, tc.id); err != nil {
+			t.Fatalf("SetChannelID(%d, %s): %v", tc.seq, tc.to.Key(), err)
+		}
+	}
+	if got := get(2, c2); got != "<m2@b>" {
+		t.Errorf("after SetChannelID, ChannelIDOf(2, c2) = %q, want <m2@b>", got)
+	}
+	if got := get(1, c1); got != "C1:100.1" {
+		t.Errorf("SetChannelID replaced a recorded id: ChannelIDOf(1, c1) = %q, want C1:100.1", got)
+	}
+	if got := get(3, c1); got != "" {
+		t.Errorf("SetChannelID without a delivery made one: ChannelIDOf(3, c1) = %q", got)
+	}
+	if err := st.SetChannelID(ctx, "sess-1", 2, c2, "bad\x00id"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("SetChannelID with a NUL byte: err = %v, want ErrInvalid", err)
+	}
+}
+
 // testRouterReopen checks that bindings, cursors with their leases and the
 // outbox survive closing and reopening the store.
 func (s suite) testRouterReopen(t *testing.T) {

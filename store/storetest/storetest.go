@@ -64,6 +64,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	t.Run("Log", func(t *testing.T) {
 		t.Run("AppendAndReadInOrder", s.testAppendAndRead)
 		t.Run("ReadAfterAndLimit", s.testReadAfterLimit)
+		t.Run("Lookup", s.testLookup)
 		t.Run("UnknownSessionIsNotFound", s.testLogNotFound)
 		t.Run("EnvelopeRoundTrip", s.testEnvelopeRoundTrip)
 		t.Run("RawByteForByte", s.testRawByteForByte)
