@@ -22,6 +22,7 @@ const (
 	codeForbidden        = "forbidden"              // 403
 	codeNotBound         = "conversation_not_bound" // 403
 	codeNotFound         = "not_found"              // 404
+	codeOutputNotFound   = "output_not_found"       // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
 	codeRequestTimeout   = "request_timeout"        // 408
 	codeStateConflict    = "conflict"               // 409
@@ -29,6 +30,7 @@ const (
 	codeUnsupportedMedia = "unsupported_media_type" // 415
 	codeConflict         = "idempotency_conflict"   // 422
 	codeTextTooLong      = "text_too_long"          // 422
+	codeNotEditable      = "not_editable"           // 422
 	codeRateLimited      = "rate_limited"           // 429
 	codeInternal         = "internal"               // 500
 	codeNotImplemented   = "not_implemented"        // 501

@@ -46,6 +46,12 @@ const messageFields = "text, idempotency_key, refs, conversation.ref, actor.disp
 
 // outputRequest is the body of POST /v3/sessions/{id}/outputs.
 type outputRequest struct {
+	// Kind is message (the default), edit (refs.edits names the output
+	// whose whole text becomes Text) or delete (refs.deletes names it).
+	Kind envelope.Kind `json:"kind"`
+	// Partial marks a message or edit of a stream: later edits extend it,
+	// and an edit without it ends the stream.
+	Partial        bool                   `json:"partial"`
 	Text           string                 `json:"text"`
 	IdempotencyKey *string                `json:"idempotency_key"`
 	Refs           envelope.Refs          `json:"refs"`
@@ -58,7 +64,7 @@ type outputRequest struct {
 	State store.State `json:"state"`
 }
 
-const outputFields = "text, idempotency_key, refs, conversation.source, conversation.ref, actor.display, broadcast, state"
+const outputFields = "kind, partial, text, idempotency_key, refs, conversation.source, conversation.ref, actor.display, broadcast, state"
 
 type actorRequest struct {
 	Display string `json:"display"`
@@ -118,15 +124,29 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.State != "" && req.State != store.Idle {
 		err = badRequest("state must be %q (the turn is finished) or absent, not %q", store.Idle, req.State)
 	}
+	if err == nil {
+		err = checkOutputKind(&req)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	sessionID := r.PathValue("id")
+	var conv envelope.Conversation
+	if req.Kind != envelope.KindMessage {
+		if conv, err = s.changedOutput(r.Context(), sessionID, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if req.Partial {
+		req.Refs = req.Refs.Set(envelope.RefPartial, "true")
 	}
 	p := principalFrom(r.Context())
 	env := envelope.Envelope{
 		ID:     sourceAgent + ":" + key,
 		Source: sourceAgent,
-		Kind:   envelope.KindMessage,
+		Kind:   req.Kind,
 		Actor:  envelope.Actor{ID: sourceAgent + ":" + p.name, Type: envelope.Agent},
 		Text:   req.Text,
 		Refs:   req.Refs,
@@ -143,13 +163,92 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 		// Stored in the log, so the router's output routing sees it.
 		env.Conversation = envelope.Broadcast
 	}
+	if req.Kind != envelope.KindMessage {
+		env.Conversation = conv
+	}
 	s.appendEnvelope(w, r, store.AppendRequest{
-		SessionID: r.PathValue("id"),
+		SessionID: sessionID,
 		Direction: store.Outbound,
 		Envelope:  env,
 		// "state": "idle" ends the agent's turn in the same transaction.
 		Rest: req.State == store.Idle,
 	}, s.checkOutputConversation)
+}
+
+// checkOutputKind checks what an output request's kind asks of its other
+// fields, defaulting the kind to message.
+func checkOutputKind(req *outputRequest) error {
+	if req.Kind == "" {
+		req.Kind = envelope.KindMessage
+	}
+	if _, ok := req.Refs[envelope.RefPartial]; ok {
+		return badRequest(`refs.%s is set by the gateway: send "partial": true instead`, envelope.RefPartial)
+	}
+	edits, deletes := req.Refs[envelope.RefEdits], req.Refs[envelope.RefDeletes]
+	switch req.Kind {
+	case envelope.KindMessage:
+		if edits != "" || deletes != "" {
+			return badRequest(`refs.edits and refs.deletes belong to "kind": "edit" and "kind": "delete"; a message names neither`)
+		}
+	case envelope.KindEdit:
+		if edits == "" || deletes != "" {
+			return badRequest(`an edit names the output it changes in refs.edits (its message id, like "agent:answer-1") and nothing in refs.deletes`)
+		}
+	case envelope.KindDelete:
+		switch {
+		case deletes == "" || edits != "":
+			return badRequest(`a deletion names the output it withdraws in refs.deletes (its message id, like "agent:answer-1") and nothing in refs.edits`)
+		case req.Partial:
+			return badRequest(`a deletion cannot be partial`)
+		case req.Text != "":
+			return badRequest(`a deletion has no text`)
+		}
+	default:
+		return badRequest(`kind must be "message", "edit" or "delete", not %q`, req.Kind)
+	}
+	if req.Kind != envelope.KindMessage && (req.Conversation != nil || req.Broadcast) {
+		return badRequest("an %s goes where the output it changes went: omit conversation and broadcast", req.Kind)
+	}
+	return nil
+}
+
+// changedOutput checks that the output an edit or deletion names is a
+// message of the session's agent and returns the conversation the change
+// goes to: the one the message went to (for a message that named none, the
+// session's latest conversation before it, as the router resolved it).
+func (s *Server) changedOutput(ctx context.Context, sessionID string, req *outputRequest) (envelope.Conversation, error) {
+	id := req.Refs[envelope.RefEdits] + req.Refs[envelope.RefDeletes]
+	field := "refs." + envelope.RefEdits
+	if req.Kind == envelope.KindDelete {
+		field = "refs." + envelope.RefDeletes
+	}
+	rec, err := s.log.Lookup(ctx, sessionID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return envelope.Conversation{}, errorf(http.StatusNotFound, codeOutputNotFound,
+			"session %s has no output %q (%s): an %s names an earlier output of the same session by its message id", sessionID, id, field, req.Kind)
+	}
+	if err != nil {
+		return envelope.Conversation{}, err
+	}
+	if rec.Direction != store.Outbound || rec.Envelope.Kind != envelope.KindMessage {
+		what := "an inbound message"
+		if rec.Direction == store.Outbound {
+			what = "an output of kind " + string(rec.Envelope.Kind)
+		}
+		return envelope.Conversation{}, errorf(http.StatusUnprocessableEntity, codeNotEditable,
+			"%s %q is %s; name the output message itself (the id the stream started with)", field, id, what)
+	}
+	conv := rec.Envelope.Conversation
+	if conv.IsZero() && s.bindings != nil {
+		if conv, err = s.bindings.LatestInbound(ctx, sessionID, rec.Seq); err != nil {
+			return envelope.Conversation{}, err
+		}
+	}
+	if conv.IsZero() {
+		// The message went to no conversation: neither does the change.
+		conv = envelope.Conversation{Source: envelope.SourceClient}
+	}
+	return conv, nil
 }
 
 // checkOutputConversation refuses, with 403, an output to a conversation
@@ -186,7 +285,7 @@ func (noBindings) BindingFor(context.Context, envelope.Conversation) (store.Bind
 func (s *Server) appendEnvelope(w http.ResponseWriter, r *http.Request, req store.AppendRequest, check func(ctx context.Context, sessionID string, conv envelope.Conversation) error) {
 	ctx := r.Context()
 	env := &req.Envelope
-	if env.Text == "" {
+	if env.Text == "" && env.Kind != envelope.KindDelete {
 		s.writeError(w, r, badRequest("text is required: send {\"text\": \"…\"}"))
 		return
 	}

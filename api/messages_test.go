@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -684,5 +685,104 @@ func TestLoneSurrogatesAreRefused(t *testing.T) {
 		if c.status == 400 && !strings.Contains(w.Body.String(), "surrogate") {
 			t.Errorf("%s: %s, want a message about the surrogate", c.body, w.Body)
 		}
+	}
+}
+
+// TestOutputEdits checks edits and deletions of outputs: they name an
+// earlier output message of the same session, go where it went, and are
+// refused with a clear 4xx otherwise.
+func TestOutputEdits(t *testing.T) {
+	h, _ := routerHarness(t)
+	ctx := context.Background()
+	thread := envelope.Conversation{Source: "slack", Ref: "T1/C1/100.1"}
+	if _, _, err := h.store.Bind(ctx, store.Binding{SessionID: agentSession, Conversation: thread}, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := "/v3/sessions/" + agentSession + "/outputs"
+	post := func(token, body string) *httptest.ResponseRecorder {
+		return h.do(req{method: "POST", path: path, token: token, body: body})
+	}
+	// A stream: a partial message to the thread, a partial edit, a final edit.
+	if w := post(agentSecret, `{"text":"Look","partial":true,"idempotency_key":"s1","conversation":{"source":"slack","ref":"T1/C1/100.1"}}`); w.Code != http.StatusAccepted {
+		t.Fatalf("partial message: %d %s", w.Code, w.Body)
+	}
+	if w := post(agentSecret, `{"text":"Looking at","kind":"edit","partial":true,"refs":{"edits":"agent:s1"},"idempotency_key":"s1-1"}`); w.Code != http.StatusAccepted {
+		t.Fatalf("partial edit: %d %s", w.Code, w.Body)
+	}
+	body := `{"text":"Looking at it: done.","kind":"edit","refs":{"edits":"agent:s1"},"idempotency_key":"s1-2","state":"idle"}`
+	w := post(agentSecret, body)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("final edit: %d %s", w.Code, w.Body)
+	}
+	got := decodeAppend(t, w.Body.Bytes())
+	checkEnvelope(t, got.Message.Envelope, envelope.Envelope{
+		ID: "agent:s1-2", Source: "agent", Kind: envelope.KindEdit,
+		Actor:        envelope.Actor{ID: "agent:bot", Type: envelope.Agent},
+		Conversation: thread, // where the message went
+		Text:         "Looking at it: done.",
+		Refs:         envelope.Refs{envelope.RefEdits: "agent:s1"},
+		TS:           t0,
+		Raw:          json.RawMessage(body),
+	})
+	if w := post(agentSecret, body); w.Code != http.StatusOK || w.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replayed edit: %d %q", w.Code, w.Header().Get("Idempotent-Replayed"))
+	}
+	if w := post(agentSecret, `{"kind":"delete","refs":{"deletes":"agent:s1"},"idempotency_key":"s1-del"}`); w.Code != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	recs := h.records(agentSession)
+	var partial []bool
+	var kinds []envelope.Kind
+	for _, rec := range recs {
+		kinds = append(kinds, rec.Envelope.Kind)
+		partial = append(partial, rec.Envelope.Partial())
+		if rec.Envelope.Conversation != thread {
+			t.Errorf("record %d (%s) went to %s, want the thread", rec.Seq, rec.Envelope.Kind, rec.Envelope.Conversation.Key())
+		}
+	}
+	if want := []envelope.Kind{"message", "edit", "edit", "delete"}; !slices.Equal(kinds, want) {
+		t.Errorf("kinds %v, want %v", kinds, want)
+	}
+	if want := []bool{true, true, false, false}; !slices.Equal(partial, want) {
+		t.Errorf("partial %v, want %v", partial, want)
+	}
+
+	// Refusals.
+	other := h.newSession()
+	if w := h.do(req{method: "POST", path: "/v3/sessions/" + other + "/outputs", token: adminSecret, body: `{"text":"theirs","idempotency_key":"t1"}`}); w.Code != http.StatusAccepted {
+		t.Fatalf("other session's output: %d %s", w.Code, w.Body)
+	}
+	if w := h.steer(agentSession, "a person's message", "in-1"); w.Code != http.StatusAccepted {
+		t.Fatalf("steer: %d", w.Code)
+	}
+	for _, c := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"unknown output", `{"kind":"edit","text":"x","refs":{"edits":"agent:nope"}}`, 404, codeOutputNotFound},
+		{"another session's output", `{"kind":"edit","text":"x","refs":{"edits":"agent:t1"}}`, 404, codeOutputNotFound},
+		{"an edit of an edit", `{"kind":"edit","text":"x","refs":{"edits":"agent:s1-1"}}`, 422, codeNotEditable},
+		{"an inbound message", `{"kind":"edit","text":"x","refs":{"edits":"client:in-1"}}`, 422, codeNotEditable},
+		{"edit without target", `{"kind":"edit","text":"x"}`, 400, codeInvalidRequest},
+		{"edit without text", `{"kind":"edit","refs":{"edits":"agent:s1"}}`, 400, codeInvalidRequest},
+		{"edit with a conversation", `{"kind":"edit","text":"x","refs":{"edits":"agent:s1"},"conversation":{"source":"slack","ref":"T1/C1/100.1"}}`, 400, codeInvalidRequest},
+		{"edit broadcast", `{"kind":"edit","text":"x","refs":{"edits":"agent:s1"},"broadcast":true}`, 400, codeInvalidRequest},
+		{"delete with text", `{"kind":"delete","text":"x","refs":{"deletes":"agent:s1"}}`, 400, codeInvalidRequest},
+		{"partial delete", `{"kind":"delete","partial":true,"refs":{"deletes":"agent:s1"}}`, 400, codeInvalidRequest},
+		{"message naming a target", `{"text":"x","refs":{"edits":"agent:s1"}}`, 400, codeInvalidRequest},
+		{"refs.partial by hand", `{"text":"x","refs":{"partial":"true"}}`, 400, codeInvalidRequest},
+		{"system kind", `{"kind":"system","text":"x"}`, 400, codeInvalidRequest},
+		{"unknown kind", `{"kind":"shout","text":"x"}`, 400, codeInvalidRequest},
+	} {
+		w := post(agentSecret, c.body)
+		if w.Code != c.status || !strings.Contains(w.Body.String(), `"`+c.code+`"`) {
+			t.Errorf("%s: %d %s, want %d %s", c.name, w.Code, w.Body, c.status, c.code)
+		}
+	}
+	// An agent token of another session cannot edit this one's outputs.
+	if w := h.do(req{method: "POST", path: "/v3/sessions/" + other + "/outputs", token: agentSecret,
+		body: `{"kind":"edit","text":"x","refs":{"edits":"agent:s1"}}`}); w.Code != http.StatusForbidden {
+		t.Errorf("agent of another session: %d, want 403", w.Code)
 	}
 }

@@ -71,7 +71,14 @@ type Record struct {
 
 // Message is what Steer and Output send.
 type Message struct {
-	Text           string        `json:"text"`
+	// Kind (outputs only) is "" for a message, envelope.KindEdit (Refs
+	// names the output in envelope.RefEdits; Text is its whole new text)
+	// or envelope.KindDelete (Refs names it in envelope.RefDeletes).
+	Kind envelope.Kind `json:"kind,omitempty"`
+	// Partial (outputs only) marks a message or edit of a stream: an edit
+	// without it ends the stream.
+	Partial        bool          `json:"partial,omitempty"`
+	Text           string        `json:"text,omitempty"`
 	IdempotencyKey string        `json:"idempotency_key,omitempty"`
 	Refs           envelope.Refs `json:"refs,omitempty"`
 	// Conversation is an anchor; on Steer only Ref is used.
