@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
@@ -36,7 +37,17 @@ type fakeSink struct {
 	// hook, when set, is called last, once block and fail let the attempt
 	// through; its error fails the attempt. It may block until ctx ends.
 	hook func(ctx context.Context, d adapters.Delivery) error
+	// editor makes the sink an adapters.Editor with editInterval.
+	editor       bool
+	editInterval time.Duration
 }
+
+// editingSink is a fakeSink that is an adapters.Editor.
+type editingSink struct{ *fakeSink }
+
+func (s editingSink) EditInterval() time.Duration { return s.editInterval }
+
+var _ adapters.Editor = editingSink{}
 
 func (s *fakeSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Receipt, error) {
 	s.mu.Lock()
@@ -63,6 +74,9 @@ func (s *fakeSink) Deliver(ctx context.Context, d adapters.Delivery) (adapters.R
 	s.mu.Lock()
 	s.got = append(s.got, d)
 	s.mu.Unlock()
+	if d.Envelope.Kind == envelope.KindEdit {
+		return adapters.Receipt{ChannelID: d.Target}, nil // changed in place
+	}
 	return adapters.Receipt{ChannelID: fmt.Sprintf("%s-posted-%d", s.name, n)}, nil
 }
 
@@ -173,6 +187,9 @@ func (h *harness) open() {
 	sinks := map[string]adapters.Sink{}
 	for k, v := range h.sinks {
 		sinks[k] = v
+		if v.editor {
+			sinks[k] = editingSink{v}
+		}
 	}
 	if h.wrap != nil {
 		st = h.wrap(st)
@@ -252,8 +269,25 @@ func (h *harness) ingest(in adapters.Inbound) adapters.Outcome {
 // output appends an agent output to a session.
 func (h *harness) output(sessionID, id, text string, to envelope.Conversation) {
 	h.t.Helper()
+	h.change(sessionID, id, envelope.KindMessage, "", text, false, to)
+}
+
+// change appends an agent output of kind, changing the output target
+// (edit, delete), partial or not, as the API writes it.
+func (h *harness) change(sessionID, id string, kind envelope.Kind, target, text string, partial bool, to envelope.Conversation) {
+	h.t.Helper()
+	var refs envelope.Refs
+	switch kind {
+	case envelope.KindEdit:
+		refs = refs.Set(envelope.RefEdits, "agent:"+target)
+	case envelope.KindDelete:
+		refs = refs.Set(envelope.RefDeletes, "agent:"+target)
+	}
+	if partial {
+		refs = refs.Set(envelope.RefPartial, "true")
+	}
 	_, err := h.st.Append(context.Background(), store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: envelope.Envelope{
-		ID: "agent:" + id, Source: "agent", Kind: envelope.KindMessage,
+		ID: "agent:" + id, Source: "agent", Kind: kind, Refs: refs,
 		Actor: envelope.Actor{ID: "agent:a", Type: envelope.Agent}, Conversation: to, Text: text, TS: time.Now().UTC(),
 	}})
 	if err != nil {
@@ -286,10 +320,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // label, or -1 when it has none.
 func (h *harness) gauge(name, label, value string) float64 {
 	h.t.Helper()
+	v, found := h.metric(name, label, value, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+	if !found {
+		return -1
+	}
+	return v
+}
+
+// counter is the sum of the running router's counter name over the
+// series with the given label.
+func (h *harness) counter(name, label, value string) float64 {
+	h.t.Helper()
+	v, _ := h.metric(name, label, value, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+	return v
+}
+
+// metric sums get over the series of the running router's metric name
+// with the given label.
+func (h *harness) metric(name, label, value string, get func(*dto.Metric) float64) (sum float64, found bool) {
+	h.t.Helper()
 	mfs, err := h.reg.Gather()
 	if err != nil {
-		h.t.Errorf("gather metrics: %v", err)
-		return -1
+		h.t.Fatalf("gather metrics: %v", err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
@@ -298,12 +350,12 @@ func (h *harness) gauge(name, label, value string) float64 {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
-					return m.GetGauge().GetValue()
+					sum, found = sum+get(m), true
 				}
 			}
 		}
 	}
-	return -1
+	return sum, found
 }
 
 // leaseTTL is the routers' lease: 2s unless the harness says otherwise.

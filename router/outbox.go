@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -100,8 +101,9 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 // attempt makes one attempt at d and settles it, and returns the
 // conversation's next delivery when the settlement claimed it.
 func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery {
-	if d.To.Source != store.SourceWebhook && d.Attempts == 1 {
-		// The loop breaker counts each output once, at its first attempt.
+	if d.To.Source != store.SourceWebhook && d.Attempts == 1 && (d.Envelope.Kind == envelope.KindMessage || d.Envelope.Kind == envelope.KindSystem) {
+		// The loop breaker counts each output once, at its first attempt;
+		// edits of a message are not new outputs.
 		paused, err := r.checkOutputBudget(ctx, d.To)
 		if err != nil || paused {
 			// Back in the queue: a paused conversation's deliveries wait
@@ -120,8 +122,24 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 			return nil
 		}
 	}
+	var (
+		plan    changePlan
+		err     error
+		rc      adapters.Receipt
+		attempt *store.WebhookAttempt
+	)
+	if d.To.Source != store.SourceWebhook {
+		// An edit or deletion may be coalesced, paced or rewritten
+		// (changes.go); a failure to plan it is a failed attempt.
+		plan, err = r.planChange(ctx, r.sinks[d.To.Source], &d)
+	}
+	if err == nil && plan.act != actPost {
+		return r.settle(ctx, &d, plan.settlement(), plan.result())
+	}
 	start := r.now()
-	rc, attempt, err := r.post(ctx, &d)
+	if err == nil {
+		rc, attempt, err = r.post(ctx, &d, &plan)
+	}
 	if ctx.Err() != nil {
 		// Shutting down: hand the delivery back, due now, for whoever runs
 		// next (its outcome is unknown; the sink's idempotency covers it).
@@ -139,6 +157,13 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		s = store.Settlement{Status: store.Delivered, ChannelID: rc.ChannelID}
 		r.metrics.deliverySeconds.WithLabelValues(d.To.Source).Observe(now.Sub(start).Seconds())
 		r.metrics.e2eSeconds.WithLabelValues(d.To.Source).Observe(now.Sub(d.Envelope.TS).Seconds())
+		r.posted(ctx, &d, &plan, rc, now)
+	case errors.Is(err, adapters.ErrGone):
+		// A person deleted the message: its updates end here, quietly.
+		s = store.Settlement{Status: store.Delivered, Error: err.Error()}
+		result = "gone"
+		r.log.Info("message gone from its channel; its update is dropped", "delivery", d.ID, "to", d.To.Key(), "err", err)
+		err = nil
 	case errors.Is(err, adapters.ErrPermanent):
 		s = store.Settlement{Status: store.Dead, Error: err.Error()}
 		result = "dead"
@@ -157,10 +182,17 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		}
 	}
 	s.Attempt = attempt
-	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
 	if err != nil {
 		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
 	}
+	return r.settle(ctx, &d, s, result)
+}
+
+// settle records the outcome s of the attempt at d, counted as result,
+// and returns the conversation's next delivery when the settlement
+// claimed it.
+func (r *Router) settle(ctx context.Context, d *store.Delivery, s store.Settlement, result string) *store.Delivery {
+	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
 	if sn, ok := r.st.(store.SettleNexter); ok && s.Status != store.Pending && ctx.Err() == nil {
 		now := r.now()
 		next, serr := sn.SettleNext(context.WithoutCancel(ctx), d.ID, r.owner, s, now, now.Add(r.lease))
@@ -178,7 +210,7 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 // post makes the attempt at d through the webhook sink or its channel's
 // sink, bounded to two thirds of the lease. attempt is the webhook
 // attempt to record with the settlement, if one was made.
-func (r *Router) post(ctx context.Context, d *store.Delivery) (rc adapters.Receipt, attempt *store.WebhookAttempt, err error) {
+func (r *Router) post(ctx context.Context, d *store.Delivery, plan *changePlan) (rc adapters.Receipt, attempt *store.WebhookAttempt, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
 	defer cancel()
 	if d.To.Source == store.SourceWebhook {
@@ -192,6 +224,10 @@ func (r *Router) post(ctx context.Context, d *store.Delivery) (rc adapters.Recei
 	if sink == nil {
 		return rc, nil, fmt.Errorf("%w: no sink for %q", adapters.ErrPermanent, d.To.Source)
 	}
-	rc, err = sink.Deliver(ctx, adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Attempt: d.Attempts})
+	ad := adapters.Delivery{ID: d.ID, SessionID: d.SessionID, Seq: d.Seq, To: d.To, Envelope: d.Envelope, Target: plan.target, Attempt: d.Attempts}
+	if plan.asMessage {
+		ad.Envelope = asMessage(d.Envelope)
+	}
+	rc, err = sink.Deliver(ctx, ad)
 	return rc, nil, err
 }

@@ -101,6 +101,7 @@ type Router struct {
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
 	webhooks WebhookSink
+	pace     pacer // when messages were last changed (changes.go)
 }
 
 var _ adapters.Ingress = (*Router)(nil)

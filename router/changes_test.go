@@ -1,0 +1,189 @@
+package router_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// stream appends a partial message, n partial edits each extending it, and
+// a final edit, every gap apart, and returns the final text.
+func stream(h *harness, sessionID, id string, n int, gap time.Duration, to envelope.Conversation) string {
+	h.t.Helper()
+	text := "chunk 0."
+	h.change(sessionID, id, envelope.KindMessage, "", text, true, to)
+	for i := 1; i <= n; i++ {
+		time.Sleep(gap)
+		text += fmt.Sprintf(" chunk %d.", i)
+		h.change(sessionID, fmt.Sprintf("%s-%d", id, i), envelope.KindEdit, id, text, true, to)
+	}
+	text += " Done."
+	h.change(sessionID, id+"-final", envelope.KindEdit, id, text, false, to)
+	return text
+}
+
+// TestStreamToAnEditor checks a stream to a channel that edits: one message
+// created, then edits of it in place, at most one per edit interval, and
+// the final text last and exactly.
+func TestStreamToAnEditor(t *testing.T) {
+	h := newHarness(t, inboxRoutes, nil)
+	const interval = 300 * time.Millisecond
+	h.sinks["fake"].editor, h.sinks["fake"].editInterval = true, interval
+	h.restart()
+	thread := envelope.Conversation{Source: "fake", Ref: "thread-S"}
+	sess := h.ingest(msg("fake", thread.Ref, "stream me", addressed)).SessionID
+
+	start := time.Now()
+	final := stream(h, sess, "s1", 40, 25*time.Millisecond, thread)
+	sink := h.sinks["fake"]
+	waitFor(t, "the final text", func() bool {
+		got := sink.delivered()
+		return len(got) > 0 && got[len(got)-1].Envelope.Text == final
+	})
+	took := time.Since(start)
+	got := sink.delivered()
+	if got[0].Envelope.Kind != envelope.KindMessage || got[0].Envelope.ID != "agent:s1" || !got[0].Envelope.Partial() {
+		t.Fatalf("first post %+v, want the partial message agent:s1", got[0].Envelope)
+	}
+	for _, d := range got[1:] {
+		if d.Envelope.Kind != envelope.KindEdit || d.Target != "fake-posted-1" {
+			t.Errorf("then %s of target %q (%s), want edits of fake-posted-1", d.Envelope.Kind, d.Target, d.Envelope.ID)
+		}
+	}
+	// Bounded: at most one change per interval over the stream, plus the
+	// final one.
+	if max := int(took/interval) + 2; len(got)-1 > max {
+		t.Errorf("%d edits over %s at one per %s, want at most %d", len(got)-1, took, interval, max)
+	}
+	if len(got)-1 >= 41 {
+		t.Errorf("every edit was sent (%d): nothing was coalesced", len(got)-1)
+	}
+	// The log holds every update, in order; every delivery is settled.
+	recs := h.records(sess)
+	if n := len(recs); n != 1+1+40+1 {
+		t.Errorf("%d records, want 43", n)
+	}
+	waitSettled(t, h)
+	if c := h.counter("switchboard_outbox_attempts_total", "result", "coalesced"); c == 0 {
+		t.Error("no coalesced attempts counted")
+	}
+
+	// A later edit changes the message again; a deletion withdraws it.
+	h.change(sess, "s1-fix", envelope.KindEdit, "s1", final+" (fixed)", false, thread)
+	waitFor(t, "the fix", func() bool { return slices.Contains(sink.texts(), final+" (fixed)") })
+	h.change(sess, "s1-del", envelope.KindDelete, "s1", "", false, thread)
+	waitFor(t, "the deletion", func() bool {
+		got := sink.delivered()
+		return got[len(got)-1].Envelope.Kind == envelope.KindDelete
+	})
+	got = sink.delivered()
+	if d := got[len(got)-1]; d.Target != "fake-posted-1" {
+		t.Errorf("deletion of %q, want fake-posted-1", d.Target)
+	}
+	// An edit with a deletion after it is not sent at all (held back by
+	// the interval after the partial message, it is superseded).
+	h.change(sess, "s2", envelope.KindMessage, "", "short-lived", true, thread)
+	waitFor(t, "s2", func() bool { return slices.Contains(sink.texts(), "short-lived") })
+	h.change(sess, "s2-e", envelope.KindEdit, "s2", "never shown", false, thread)
+	h.change(sess, "s2-del", envelope.KindDelete, "s2", "", false, thread)
+	waitFor(t, "the deletion of s2", func() bool {
+		got := sink.delivered()
+		return got[len(got)-1].Envelope.ID == "agent:s2-del"
+	})
+	if slices.Contains(sink.texts(), "never shown") {
+		t.Error("an edit followed by a deletion was sent")
+	}
+}
+
+// TestStreamToAChannelThatCannotEdit checks that a channel whose sink is
+// not an Editor gets the final text of a stream once, as a message, and
+// that later changes are dropped.
+func TestStreamToAChannelThatCannotEdit(t *testing.T) {
+	h := newHarness(t, inboxRoutes, nil)
+	mail := envelope.Conversation{Source: "fake2", Ref: "<thread@x>"}
+	sess := h.ingest(msg("fake2", mail.Ref, "stream me", addressed)).SessionID
+	final := stream(h, sess, "m1", 10, 0, mail)
+	sink := h.sinks["fake2"]
+	waitFor(t, "the final text", func() bool { return len(sink.texts()) > 0 })
+	h.change(sess, "m1-late", envelope.KindEdit, "m1", "too late", false, mail)
+	h.change(sess, "m1-del", envelope.KindDelete, "m1", "", false, mail)
+	h.output(sess, "after", "the next answer", mail)
+	waitFor(t, "the next answer", func() bool {
+		got := sink.texts()
+		return len(got) > 0 && got[len(got)-1] == "the next answer"
+	})
+	waitSettled(t, h)
+	got := sink.delivered()
+	if len(got) != 2 {
+		t.Fatalf("%d posts: %q, want the final text and the next answer", len(got), sink.texts())
+	}
+	if d := got[0]; d.Envelope.Kind != envelope.KindMessage || d.Envelope.Text != final || d.Target != "" {
+		t.Errorf("first post: %s %q target %q, want the final text as a new message", d.Envelope.Kind, d.Envelope.Text, d.Target)
+	}
+	ds, err := h.st.ListDeliveries(t.Context(), "", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Status != store.Delivered {
+			t.Errorf("delivery %d is %s, want delivered (skipped or posted)", d.Seq, d.Status)
+		}
+	}
+	// The message took the channel id of its posting edit.
+	recs := h.records(sess)
+	if id, err := h.st.ChannelIDOf(t.Context(), sess, recs[1].Seq, mail); err != nil || id != "fake2-posted-1" {
+		t.Errorf("channel id of the stream's message: %q, %v; want fake2-posted-1", id, err)
+	}
+}
+
+// TestEditOfAGoneMessage checks that a message the channel reports gone
+// ends its updates quietly: no retries, nothing dead, no system record.
+func TestEditOfAGoneMessage(t *testing.T) {
+	h := newHarness(t, inboxRoutes, nil)
+	h.sinks["fake"].editor = true
+	h.sinks["fake"].fail = func(d adapters.Delivery, attempt int) error {
+		if d.Envelope.Kind != envelope.KindMessage {
+			return fmt.Errorf("fake: chat.update: %w: message_not_found", adapters.ErrGone)
+		}
+		return nil
+	}
+	h.restart()
+	thread := envelope.Conversation{Source: "fake", Ref: "thread-G"}
+	sess := h.ingest(msg("fake", thread.Ref, "hello", addressed)).SessionID
+	h.output(sess, "g1", "first answer", thread)
+	h.change(sess, "g1-e1", envelope.KindEdit, "g1", "better answer", false, thread)
+	h.output(sess, "g2", "second answer", thread)
+	waitFor(t, "the second answer", func() bool { return slices.Contains(h.sinks["fake"].texts(), "second answer") })
+	waitSettled(t, h)
+	ds, err := h.st.ListDeliveries(t.Context(), "", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Status != store.Delivered || d.Attempts != 1 {
+			t.Errorf("delivery %d: %s after %d attempts, want delivered after 1", d.Seq, d.Status, d.Attempts)
+		}
+	}
+	for _, rec := range h.records(sess) {
+		if rec.Envelope.Kind == envelope.KindSystem {
+			t.Errorf("system record %q, want none", rec.Envelope.Text)
+		}
+	}
+	if c := h.counter("switchboard_outbox_attempts_total", "result", "gone"); c != 1 {
+		t.Errorf("gone attempts = %v, want 1", c)
+	}
+}
+
+// waitSettled waits until no delivery is pending.
+func waitSettled(t *testing.T, h *harness) {
+	t.Helper()
+	waitFor(t, "every delivery settled", func() bool {
+		ds, err := h.st.ListDeliveries(t.Context(), store.Pending, "", 100)
+		return err == nil && len(ds) == 0
+	})
+}
