@@ -238,17 +238,10 @@ func (s *Server) changedOutput(ctx context.Context, sessionID string, req *outpu
 		return envelope.Conversation{}, errorf(http.StatusUnprocessableEntity, codeNotEditable,
 			"%s %q is %s; name the output message itself (the id the stream started with)", field, id, what)
 	}
-	conv := rec.Envelope.Conversation
-	if conv.IsZero() && s.bindings != nil {
-		if conv, err = s.bindings.LatestInbound(ctx, sessionID, rec.Seq); err != nil {
-			return envelope.Conversation{}, err
-		}
+	if rec.SessionID == "" {
+		rec.SessionID = sessionID
 	}
-	if conv.IsZero() {
-		// The message went to no conversation: neither does the change.
-		conv = envelope.Conversation{Source: envelope.SourceClient}
-	}
-	return conv, nil
+	return store.ChangeConversation(ctx, s.bindings, &rec)
 }
 
 // checkOutputConversation refuses, with 403, an output to a conversation

@@ -140,6 +140,8 @@ func TestRouteErrorsNameTheKey(t *testing.T) {
 		{"routes:\n  - name: a\n    session: {by: fixed}\n", "routes[0].session.id"},
 		{"routes:\n  - name: a\n    session: {by: ref}\n", "routes[0].session.ref"},
 		{"routes:\n  - name: a\n    busy: interrupt\n", "routes[0].busy: interrupt works with runtime: exec only"},
+		{"routes:\n  - name: a\n    progress: message\n", "routes[0].progress: message needs runtime exec or http"},
+		{"routes:\n  - name: a\n    progress: emoji\n", `routes[0].progress: want reactions, message or none, got "emoji"`},
 		{"routes:\n  - name: a\n  - name: a\n", `routes[1].name: "a" is used by another route`},
 		{"routes:\n  - name: a\n    match: {where: ['[']}\n", "routes[0].match: bad glob"},
 		{"router: {default_route: nope}\n", "router.default_route: names no route"},

@@ -62,7 +62,34 @@ type Route struct {
 	Debounce Duration `yaml:"debounce"`
 	// Budget is the loop breaker's per-conversation budget.
 	Budget Budget `yaml:"budget"`
+	// Progress is how a channel is shown that the agent works on a
+	// message (runtimes exec and http): ProgressReactions (the default),
+	// ProgressMessage or ProgressNone.
+	Progress Progress `yaml:"progress"`
+	// ProgressText is the placeholder reply of ProgressMessage (default
+	// "Working on it…").
+	ProgressText string `yaml:"progress_text"`
 }
+
+// Progress is how a route shows that an agent works on a message.
+type Progress string
+
+// The progress styles.
+const (
+	// ProgressReactions marks the message that started a turn, where the
+	// channel can (Slack's 👀 then ✅, GitHub's 👀).
+	ProgressReactions Progress = "reactions"
+	// ProgressMessage posts a placeholder reply when a turn starts and
+	// turns it into the agent's answer (its first reply) when it has one:
+	// one message that changes, for channels and teams that prefer it to
+	// reactions. A turn without an answer withdraws the placeholder.
+	ProgressMessage Progress = "message"
+	// ProgressNone shows nothing.
+	ProgressNone Progress = "none"
+)
+
+// DefaultProgressText is the placeholder reply of ProgressMessage.
+const DefaultProgressText = "Working on it…"
 
 // Match selects inbound messages. Empty fields match anything.
 type Match struct {
@@ -191,6 +218,12 @@ func (rt *Route) defaults() {
 	if rt.Busy == "" {
 		rt.Busy = "queue"
 	}
+	if rt.Progress == "" {
+		rt.Progress = ProgressReactions
+	}
+	if rt.ProgressText == "" {
+		rt.ProgressText = DefaultProgressText
+	}
 	if rt.Session.By == "" {
 		rt.Session.By = "conversation"
 	}
@@ -282,6 +315,15 @@ func (c *Config) validateRoutes() []error {
 			}
 		default:
 			errs = append(errs, fieldErr(key+".busy", "want queue, collect or interrupt, got %q", rt.Busy))
+		}
+		switch rt.Progress {
+		case ProgressReactions, ProgressNone:
+		case ProgressMessage:
+			if rt.Runtime == "inbox" {
+				errs = append(errs, fieldErr(key+".progress", "message needs runtime exec or http: with inbox the agent posts its own replies"))
+			}
+		default:
+			errs = append(errs, fieldErr(key+".progress", "want reactions, message or none, got %q", rt.Progress))
 		}
 		if rt.Budget.OutputsPerMinute < 0 || rt.Budget.BotMessagesPerMinute < 0 {
 			errs = append(errs, fieldErr(key+".budget", "must not be negative"))

@@ -3,6 +3,8 @@ package router_test
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +188,129 @@ func waitSettled(t *testing.T, h *harness) {
 		ds, err := h.st.ListDeliveries(t.Context(), store.Pending, "", 100)
 		return err == nil && len(ds) == 0
 	})
+}
+
+// streamAgent is an exec agent that streams n chunks, gap apart, and
+// finishes; its final text is streamFinal(n).
+func streamAgent(t *testing.T, n int, gap string) string {
+	return writeScript(t, t.TempDir()+"/agent.sh", fmt.Sprintf(`#!/bin/sh
+cat >/dev/null
+i=1
+while [ $i -le %d ]; do
+  echo "@switchboard {\"append\": \"chunk $i. \"}"
+  sleep %s
+  i=$((i+1))
+done
+echo '@switchboard {"append": "Done."}'
+`, n, gap))
+}
+
+func streamFinal(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "chunk %d. ", i)
+	}
+	return b.String() + "Done."
+}
+
+// TestExecAgentStreamsThroughTheRouter runs an exec agent that streams
+// through the router to a channel that edits: the channel gets one
+// message, edits of it at most one per interval, and the final text; the
+// log holds every update in order.
+func TestExecAgentStreamsThroughTheRouter(t *testing.T) {
+	const chunks, interval = 20, 250 * time.Millisecond
+	h := newHarness(t, `
+routes:
+  - name: fake
+    match: {source: fake}
+    runtime: exec
+    exec: {command: [`+strconv.Quote(streamAgent(t, chunks, "0.05"))+`]}
+`, nil)
+	h.sinks["fake"].editor, h.sinks["fake"].editInterval = true, interval
+	h.restart()
+	start := time.Now()
+	sid := h.ingest(msg("fake", "t", "stream please", addressed)).SessionID
+	sink := h.sinks["fake"]
+	final := streamFinal(chunks)
+	waitFor(t, "the final text", func() bool {
+		got := sink.delivered()
+		return len(got) > 0 && got[len(got)-1].Envelope.Text == final && !got[len(got)-1].Envelope.Partial()
+	})
+	took := time.Since(start)
+	waitIdle(t, h, sid)
+	got := sink.delivered()
+	if got[0].Envelope.Kind != envelope.KindMessage {
+		t.Fatalf("first post is a %s, want the message", got[0].Envelope.Kind)
+	}
+	for _, d := range got[1:] {
+		if d.Envelope.Kind != envelope.KindEdit || d.Target != "fake-posted-1" {
+			t.Errorf("then a %s of %q, want edits of the first post", d.Envelope.Kind, d.Target)
+		}
+	}
+	if max := int(took/interval) + 2; len(got)-1 > max {
+		t.Errorf("%d edits in %s, want at most %d (one per %s and the final one)", len(got)-1, took, max, interval)
+	}
+	// The log: the turn's message, then the reply and its edits, growing.
+	recs := h.records(sid)
+	prev := ""
+	for i, rec := range recs[1:] {
+		e := rec.Envelope
+		if i == 0 && (e.Kind != envelope.KindMessage || !e.Partial()) {
+			t.Errorf("first output is %s partial=%v, want a partial message", e.Kind, e.Partial())
+		}
+		if i > 0 && (e.Kind != envelope.KindEdit || e.Target() != recs[1].Envelope.ID) {
+			t.Errorf("output %d is %s of %q, want an edit of %s", i, e.Kind, e.Target(), recs[1].Envelope.ID)
+		}
+		if !strings.HasPrefix(e.Text, prev) {
+			t.Errorf("output %d %q does not extend %q", i, e.Text, prev)
+		}
+		prev = e.Text
+	}
+	if last := recs[len(recs)-1].Envelope; last.Text != final || last.Partial() {
+		t.Errorf("last record %q partial=%v, want the final text", last.Text, last.Partial())
+	}
+}
+
+// TestProgressMessage checks the route option that posts a placeholder
+// when a turn starts and turns it into the answer, and withdraws it when
+// the agent fails.
+func TestProgressMessage(t *testing.T) {
+	dir := t.TempDir()
+	agent := writeScript(t, dir+"/agent.sh", `#!/bin/sh
+if grep -q fail; then echo boom >&2; exit 3; fi
+echo "All done."
+`)
+	h := newHarness(t, `
+routes:
+  - name: fake
+    match: {source: fake}
+    runtime: exec
+    exec: {command: [`+strconv.Quote(agent)+`]}
+    progress: message
+    progress_text: "On it…"
+`, nil)
+	h.sinks["fake"].editor = true
+	h.restart()
+	sid := h.ingest(msg("fake", "t", "please", addressed)).SessionID
+	sink := h.sinks["fake"]
+	waitFor(t, "the answer", func() bool { return slices.Contains(sink.texts(), "All done.") })
+	waitIdle(t, h, sid)
+	got := sink.delivered()
+	if len(got) != 2 || got[0].Envelope.Text != "On it…" || got[1].Envelope.Kind != envelope.KindEdit || got[1].Target != "fake-posted-1" {
+		t.Fatalf("posted %+v, want the placeholder and an edit of it into the answer", sink.texts())
+	}
+
+	h.ingest(msg("fake", "t", "fail please", addressed))
+	waitFor(t, "the failure notice", func() bool {
+		got := sink.delivered()
+		return got[len(got)-1].Envelope.Kind == envelope.KindSystem
+	})
+	got = sink.delivered()
+	kinds := []envelope.Kind{}
+	for _, d := range got[2:] {
+		kinds = append(kinds, d.Envelope.Kind)
+	}
+	if want := []envelope.Kind{envelope.KindMessage, envelope.KindDelete, envelope.KindSystem}; !slices.Equal(kinds, want) {
+		t.Errorf("after a failed turn the channel got %v, want the placeholder, its deletion and the notice", kinds)
+	}
 }

@@ -320,19 +320,28 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		case <-runCtx.Done():
 		}
 	}()
-	r.progress(ctx, turn, true)
-	defer func() {
-		if !interrupted { // an interrupted turn runs again at once
-			r.progress(ctx, turn, false)
-		}
-	}()
+	last := turn[len(turn)-1].Seq
+	key := rt.Runtime + ":" + strconv.FormatInt(last, 10)
+	rep := &replies{r: r, lost: lost, rt: rt, sessionID: sessionID, key: key, last: last}
+	if rt.Progress == config.ProgressReactions {
+		r.progress(ctx, turn, true)
+		defer func() {
+			if !interrupted { // an interrupted turn runs again at once
+				r.progress(ctx, turn, false)
+			}
+		}()
+	}
+	if err := rep.begin(ctx); err != nil {
+		return false, err
+	}
 	start := r.now()
-	outs, runErr := run.Run(runCtx, runtime.Turn{SessionID: sessionID, Records: turn, Token: r.token(sessionID)})
+	emit := func(o runtime.Output) error { return rep.add(ctx, -1, o) }
+	outs, runErr := run.Run(runCtx, runtime.Turn{SessionID: sessionID, Records: turn, Token: r.token(sessionID), Emit: emit})
 	r.metrics.turnSeconds.WithLabelValues(rt.Name).Observe(r.now().Sub(start).Seconds())
 	select {
 	case <-newer:
 		r.metrics.turns.WithLabelValues(rt.Name, "interrupted").Inc()
-		return true, nil
+		return true, rep.end(ctx)
 	default:
 	}
 	select {
@@ -343,50 +352,22 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	last := turn[len(turn)-1].Seq
-	key := rt.Runtime + ":" + strconv.FormatInt(last, 10)
 	if runErr != nil {
 		r.metrics.turns.WithLabelValues(rt.Name, "failed").Inc()
 		r.log.Error("agent run failed", "session", sessionID, "route", rt.Name, "seq", last, "err", runErr)
+		if err := rep.end(ctx); err != nil {
+			return false, err
+		}
 		return false, r.appendSystem(ctx, sessionID, sessionID+":"+key+":failed",
 			fmt.Sprintf("The agent failed to answer message %d: %v", last, runErr), store.Outbound, nil)
 	}
 	r.metrics.turns.WithLabelValues(rt.Name, "ok").Inc()
 	for i, out := range outs {
-		env := envelope.Envelope{
-			ID:     key + ":" + strconv.Itoa(i),
-			Source: rt.Runtime,
-			Kind:   envelope.KindMessage,
-			Actor:  envelope.Actor{ID: "agent:" + rt.Name, Display: rt.Name, Type: envelope.Agent},
-			Text:   runtime.Truncate(out.Text, r.cfg.Limits.MaxText),
-			TS:     r.now().UTC(),
-		}
-		err := r.persist(ctx, lost, outputTries, "store an agent's output", func() error {
-			_, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: env})
-			if errors.Is(err, store.ErrConflict) {
-				return nil // stored before, by an earlier run of the turn
-			}
-			return err
-		})
-		if stopped(ctx, err) {
-			return false, fmt.Errorf("router: append output: %w", err)
-		}
-		if err == nil {
-			continue
-		}
-		// The store refuses this output: say so in the log, in place of
-		// it, rather than run the agent again for it.
-		r.metrics.refused.WithLabelValues(rt.Name).Inc()
-		r.log.Error("agent output refused by the store", "session", sessionID, "route", rt.Name, "seq", last, "output", i, "err", err)
-		text := fmt.Sprintf("Switchboard could not store the agent's answer to message %d (output %d of %d), so it was not delivered: %v", last, i+1, len(outs), err)
-		err = r.persist(ctx, lost, 0, "record a refused output", func() error {
-			return r.appendSystem(ctx, sessionID, sessionID+":"+key+":"+strconv.Itoa(i)+":refused", text, store.Outbound, nil)
-		})
-		if err != nil {
+		if err := rep.add(ctx, i, out); err != nil {
 			return false, err
 		}
 	}
-	return false, nil
+	return false, rep.end(ctx)
 }
 
 // How often an output the store refuses is tried, and the waits between.

@@ -75,6 +75,26 @@ func CheckOutputConversation(ctx context.Context, b Bindings, sessionID string, 
 	return fmt.Errorf("%w: conversation %s is not bound to session %s", ErrNotBound, conv.Key(), sessionID)
 }
 
+// ChangeConversation returns the conversation that an edit or deletion of
+// output rec goes to: the one rec went to. For an output that named none
+// that is the conversation of the session's newest inbound record before
+// it, as fan-out resolved it (OutputTargets); for one that went nowhere,
+// the session's own client thread, which no channel delivers to. b may be
+// nil (no bindings: no conversation was resolved).
+func ChangeConversation(ctx context.Context, b Bindings, rec *Record) (envelope.Conversation, error) {
+	conv := rec.Envelope.Conversation
+	if conv.IsZero() && b != nil {
+		var err error
+		if conv, err = b.LatestInbound(ctx, rec.SessionID, rec.Seq); err != nil {
+			return envelope.Conversation{}, err
+		}
+	}
+	if conv.IsZero() {
+		conv = envelope.Conversation{Source: envelope.SourceClient}
+	}
+	return conv, nil
+}
+
 // Work is a session with records a consumer has not processed yet.
 type Work struct {
 	SessionID string

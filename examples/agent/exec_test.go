@@ -49,7 +49,7 @@ func TestUnderTheExecRuntime(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	if len(out) != 1 {
-		t.Fatalf("outputs = %q, want one", out)
+		t.Fatalf("outputs = %+v, want one", out)
 	}
 	for _, want := range []string{`Hi client:admin! You asked: "also check the CI config"`, "repo=acme/api", "in session ses_quick"} {
 		if !strings.Contains(out[0].Text, want) {

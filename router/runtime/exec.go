@@ -87,7 +87,9 @@ type ExecConfig struct {
 // scoped to the session) besides what ExecConfig.Env adds.
 //
 // What the command prints on stdout, trimmed, becomes the turn's one Output
-// (none when it prints nothing). A non-zero exit, death by a signal or a
+// (none when it prints nothing). A command may stream its answer instead,
+// with the line protocol of stream.go (StreamPrefix): its replies then
+// reach Turn.Emit as it writes them. A non-zero exit, death by a signal or a
 // timeout is an *ExitError. The command runs in its own process group; when
 // Run's context is cancelled or the timeout passes the whole group is killed
 // with SIGKILL, and after the command exits any process it left behind in its
@@ -224,7 +226,8 @@ func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
 		EnvToken+"="+t.Token,
 	)
 	cmd.Stdin = bytes.NewReader(input)
-	stdout := &headBuffer{max: e.maxOut}
+	plain := &headBuffer{max: e.maxOut}
+	stdout := &streamWriter{plain: plain, max: e.maxOut, emit: t.Emit, interval: StreamInterval}
 	stderr := &tailBuffer{max: stderrExcerpt}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = newProcAttr(e.runAs)
@@ -232,6 +235,9 @@ func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
 	cmd.WaitDelay = waitDelay
 
 	runErr := cmd.Run()
+	// Stdout is copied in full once Run returns (or abandoned after
+	// waitDelay, when nothing writes to the stream any more).
+	replies := stdout.close()
 	if cmd.Process != nil {
 		// Whatever the command left running in its group goes with it. The
 		// group is empty (and this a no-op) in the usual case.
@@ -251,11 +257,11 @@ func (e *Exec) Run(ctx context.Context, t Turn) ([]Output, error) {
 			return nil, fmt.Errorf("runtime: exec: %w", runErr)
 		}
 	}
-	text := stdout.Text()
-	if text == "" {
-		return nil, nil
+	outs := replies
+	if text := plain.Text(); text != "" {
+		outs = append(outs, Output{Text: text})
 	}
-	return []Output{{Text: text}}, nil
+	return outs, nil
 }
 
 // LookupUser finds a user by name or, when s is a number, by uid. Its

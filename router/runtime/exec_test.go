@@ -107,7 +107,7 @@ printf '\n  Hello from the agent.\nSecond line.  \n\n'`)
 		t.Fatalf("Run: %v", err)
 	}
 	if len(out) != 1 || out[0].Text != "Hello from the agent.\nSecond line." {
-		t.Fatalf("outputs = %q, want one trimmed output", out)
+		t.Fatalf("outputs = %+v, want one trimmed output", out)
 	}
 
 	stdin, _ := os.ReadFile(filepath.Join(dir, "stdin"))
@@ -165,7 +165,7 @@ func TestExecCollectedTurnIsAnArray(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	if len(out) != 0 {
-		t.Errorf("a command that prints nothing gave outputs %q", out)
+		t.Errorf("a command that prints nothing gave outputs %+v", out)
 	}
 	stdin, _ := os.ReadFile(filepath.Join(dir, "stdin"))
 	var raws []json.RawMessage
@@ -202,7 +202,7 @@ exit 3`)
 		}
 	}
 	if out != nil {
-		t.Errorf("a failed run returned outputs %q", out)
+		t.Errorf("a failed run returned outputs %+v", out)
 	}
 }
 
@@ -376,7 +376,7 @@ echo "$!"`)
 		t.Fatalf("Run: %v", err)
 	}
 	if len(out) != 1 {
-		t.Fatalf("outputs = %q", out)
+		t.Fatalf("outputs = %+v", out)
 	}
 	pid, err := strconv.Atoi(out[0].Text)
 	if err != nil {
@@ -426,7 +426,7 @@ func TestExecOutputMadeValidUTF8(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	if len(out) != 1 || out[0].Text != "café \uFFFD ok" {
-		t.Errorf("outputs = %q", out)
+		t.Errorf("outputs = %+v", out)
 	}
 }
 
@@ -468,7 +468,7 @@ func TestRunFunc(t *testing.T) {
 	})
 	out, err := rt.Run(context.Background(), runtime.Turn{SessionID: "ses_9"})
 	if err != nil || len(out) != 1 || out[0].Text != "got ses_9" {
-		t.Fatalf("Run = %q, %v", out, err)
+		t.Fatalf("Run = %+v, %v", out, err)
 	}
 }
 
@@ -509,7 +509,7 @@ if cat "/proc/$PPID/environ" >/dev/null 2>&1; then echo "environ: read"; else ec
 			t.Fatalf("Run as %q: %v", user, err)
 		}
 		if len(out) != 1 {
-			t.Fatalf("Run as %q: outputs = %q, want one", user, out)
+			t.Fatalf("Run as %q: outputs = %+v, want one", user, out)
 		}
 		return out[0].Text
 	}

@@ -162,7 +162,7 @@ func TestHTTPCreatesTheSessionOnceAndForwards(t *testing.T) {
 		t.Fatalf("Run 1: %v", err)
 	}
 	if out != nil {
-		t.Errorf("the http runtime returned outputs %q", out)
+		t.Errorf("the http runtime returned outputs %+v", out)
 	}
 	collected := []store.Record{inbound(2, "second"), inbound(3, "   "), inbound(4, "third")}
 	if _, err := h.Run(context.Background(), Turn{SessionID: "ses_local", Records: collected}); err != nil {

@@ -33,11 +33,26 @@ type Turn struct {
 	// Token is a session-scoped API token for the agent (the exec runtime
 	// passes it as SWITCHBOARD_TOKEN).
 	Token string
+	// Emit, when not nil, takes outputs while the turn runs: the updates of
+	// a streamed reply, in order, and each reply once finished. A runtime
+	// that streams calls it from one goroutine at a time and never after
+	// Run returns; what it gave Emit it does not return from Run. An error
+	// means the update was not stored: the runtime stops emitting and
+	// returns the finished replies from Run instead. Nil: Run returns
+	// every finished reply and streams nothing.
+	Emit func(Output) error
 }
 
 // Output is something the agent said in answer to a turn.
 type Output struct {
 	Text string
+	// Stream, when not 0, numbers the streamed reply (from 1, per turn)
+	// that Text is the whole text of so far: the first Output of a stream
+	// starts the reply, later ones replace its text, and the one that is
+	// not Partial finishes it.
+	Stream int
+	// Partial marks an unfinished text of a streamed reply.
+	Partial bool
 }
 
 // Runtime runs turns.

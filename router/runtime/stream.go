@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The exec runtime's stream protocol
+//
+// An agent run by the exec runtime may stream its answer: the channel then
+// shows one reply that grows as the agent writes and settles when it is
+// done (see Exec). A line of stdout that starts with StreamPrefix is a
+// directive, a JSON object, rather than text:
+//
+//	@switchboard {"append": "Looking at the diff"}   the reply grows by this text
+//	@switchboard {"text": "Reading 3 files…"}        the reply's whole text becomes this
+//	@switchboard {"end": true}                       the reply is finished
+//
+// The first "append" or "text" starts a reply; "end" finishes it, and the
+// next "append" or "text" starts another. A reply still open when the
+// command exits is finished with its text then. Every other line is plain
+// text, as without the protocol: it becomes one more message, after the
+// replies, when the command exits (so an agent that only prints still
+// answers with one message, and one that streams may print a closing
+// note). A directive that is not valid JSON of this shape is plain text.
+//
+// The gateway records a streamed reply as a partial message and edits of
+// it (see envelope.RefPartial), at most one every StreamInterval; the
+// channels show it as one message that changes, as often as each allows.
+
+// StreamPrefix starts a directive line of the exec runtime's stream
+// protocol.
+const StreamPrefix = "@switchboard "
+
+// StreamInterval is the least time between two updates of a streamed reply
+// that the exec runtime hands the router: quicker updates collapse into the
+// latest.
+const StreamInterval = 50 * time.Millisecond
+
+// directive is one line of the stream protocol.
+type directive struct {
+	Append *string `json:"append"`
+	Text   *string `json:"text"`
+	End    bool    `json:"end"`
+}
+
+// parseDirective returns the directive of line (without its newline), or
+// false when line is plain text.
+func parseDirective(line []byte) (directive, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(StreamPrefix))
+	if !ok {
+		return directive{}, false
+	}
+	var d directive
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil || dec.More() {
+		return directive{}, false
+	}
+	n := 0
+	for _, set := range []bool{d.Append != nil, d.Text != nil, d.End} {
+		if set {
+			n++
+		}
+	}
+	return d, n == 1
+}
+
+// streamWriter is the exec runtime's stdout: it keeps plain text in plain
+// and follows the stream protocol's directives, handing updates of the
+// open reply to emit (at most one per interval, the latest text; finished
+// replies at once and in order). Write is called by one goroutine (the
+// command's stdout copier); close, after it is done, flushes and returns
+// the replies emit was not given.
+type streamWriter struct {
+	plain    *headBuffer
+	max      int // bounds a reply's text and a pending line
+	emit     func(Output) error
+	interval time.Duration
+
+	line []byte // the incomplete last line
+	n    int    // replies started
+	text strings.Builder
+	open bool
+
+	mu      sync.Mutex
+	pending *Output // the open reply's latest text, not yet emitted
+	last    time.Time
+	timer   *time.Timer
+	rest    []Output // finished replies when emit is nil or failed
+	failed  bool     // emit failed: the rest go through rest
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if len(w.line)+len(p) > w.max {
+				// Too long for a directive: plain text.
+				w.plainLine(w.line, p)
+				w.line = w.line[:0]
+			} else {
+				w.line = append(w.line, p...)
+			}
+			break
+		}
+		w.lineDone(append(w.line, p[:i]...))
+		w.line = w.line[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// plainLine writes parts to the plain text.
+func (w *streamWriter) plainLine(parts ...[]byte) {
+	for _, b := range parts {
+		_, _ = w.plain.Write(b)
+	}
+}
+
+// lineDone handles one complete line.
+func (w *streamWriter) lineDone(line []byte) {
+	d, ok := parseDirective(bytes.TrimSuffix(line, []byte("\r")))
+	if !ok {
+		w.plainLine(line, []byte("\n"))
+		return
+	}
+	switch {
+	case d.End:
+		w.finish()
+		return
+	case !w.open:
+		w.open = true
+		w.n++
+		w.text.Reset()
+	}
+	if d.Text != nil {
+		w.text.Reset()
+		w.text.WriteString(*d.Text)
+	} else {
+		w.text.WriteString(*d.Append)
+	}
+	w.update(Output{Stream: w.n, Partial: true, Text: Truncate(w.text.String(), w.max)})
+}
+
+// update hands the open reply's text on, now or when the interval since
+// the last update has passed.
+func (w *streamWriter) update(o Output) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.emit == nil || w.failed {
+		return
+	}
+	w.pending = &o
+	wait := w.interval - time.Since(w.last)
+	if wait <= 0 {
+		w.flushLocked()
+		return
+	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(wait, func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.timer = nil
+			w.flushLocked()
+		})
+	}
+}
+
+// flushLocked emits the pending update. w.mu is held, so that updates are
+// emitted one at a time and in order.
+func (w *streamWriter) flushLocked() {
+	if w.pending == nil || w.failed {
+		return
+	}
+	o := *w.pending
+	w.pending = nil
+	w.last = time.Now()
+	if err := w.emit(o); err != nil {
+		w.failed = true
+	}
+}
+
+// finish ends the open reply with its text, if one is open.
+func (w *streamWriter) finish() {
+	if !w.open {
+		return
+	}
+	w.open = false
+	o := Output{Stream: w.n, Text: Truncate(w.text.String(), w.max)}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.pending = nil // the final text supersedes it
+	if w.emit == nil || w.failed || w.emit(o) != nil {
+		w.failed = w.emit != nil
+		w.rest = append(w.rest, o)
+	}
+}
+
+// close ends the stream when the command has exited: a pending line is
+// handled, an open reply finished. It returns the finished replies emit was
+// not given, in order.
+func (w *streamWriter) close() []Output {
+	if len(w.line) > 0 {
+		w.lineDone(w.line)
+		w.line = nil
+	}
+	w.finish()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	return w.rest
+}
