@@ -36,6 +36,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -82,6 +83,15 @@ type Config struct {
 	UserCacheTTL config.Duration `yaml:"user_cache_ttl"`
 	// Reactions configures the progress reactions (see Adapter.MarkWorking).
 	Reactions Reactions `yaml:"reactions"`
+	// Streaming posts a partial reply in a thread with Slack's native
+	// streaming (chat.startStream, appendStream, stopStream) rather than
+	// chat.postMessage and chat.update (default true). A channel where
+	// Slack refuses it falls back by itself.
+	Streaming *bool `yaml:"streaming"`
+	// Assistant treats threads in DMs as assistant threads (the app has
+	// Slack's Agents & AI Apps feature on): while a turn runs there, the
+	// thread shows "is thinking…" (assistant.threads.setStatus).
+	Assistant bool `yaml:"assistant"`
 }
 
 // Reactions configures the reactions put on a triggering message.
@@ -125,6 +135,10 @@ func (c *Config) defaults() {
 	if c.Reactions.Enabled == nil {
 		on := true
 		c.Reactions.Enabled = &on
+	}
+	if c.Streaming == nil {
+		on := true
+		c.Streaming = &on
 	}
 	if c.Reactions.Working == "" {
 		c.Reactions.Working = "eyes"
@@ -198,6 +212,12 @@ type Adapter struct {
 
 	users   *lookup.Cache[string, string]  // user id → display name
 	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
+
+	// Live replies (edit.go).
+	state    store.KV                        // Deps.State; nil without a store
+	records  *bounded.Map[string, msgRecord] // recordKey → record, in front of state
+	askers   *bounded.Map[string, string]    // conversation ref → who last wrote there
+	noStream *bounded.Map[string, bool]      // channels where Slack refused chat.startStream
 	handler http.Handler
 
 	// Catch-up (catchup.go).
@@ -239,6 +259,11 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		httpc:   deps.HTTPClient,
 		authSem: make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []string](4096),
+
+		state:    deps.State,
+		records:  bounded.NewMap[string, msgRecord](4096),
+		askers:   bounded.NewMap[string, string](4096),
+		noStream: bounded.NewMap[string, bool](1024),
 
 		requestCatchUp: deps.RequestCatchUp,
 		sleep:          retry.Sleep,
