@@ -210,15 +210,15 @@ type Adapter struct {
 
 	health *health.Tracker // which credentials Slack rejects
 
-	users   *lookup.Cache[string, string]  // user id → display name
-	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
+	users *lookup.Cache[string, string]  // user id → display name
+	sent  *bounded.Map[string, []string] // delivery id → ts of the parts posted
 
 	// Live replies (edit.go).
 	state    store.KV                        // Deps.State; nil without a store
 	records  *bounded.Map[string, msgRecord] // recordKey → record, in front of state
 	askers   *bounded.Map[string, string]    // conversation ref → who last wrote there
 	noStream *bounded.Map[string, bool]      // channels where Slack refused chat.startStream
-	handler http.Handler
+	handler  http.Handler
 
 	// Catch-up (catchup.go).
 	marks          *catchup.Marks // nil without a state store
