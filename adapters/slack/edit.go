@@ -116,12 +116,19 @@ func (r *msgRecord) trivial() bool {
 
 func recordKey(channel, ts string) string { return "msg/" + channel + "/" + ts }
 
+// cachedRecord is a record as the memory holds it: stored says whether the
+// store holds a non-empty value for it.
+type cachedRecord struct {
+	rec    msgRecord
+	stored bool
+}
+
 // loadRecord returns the record of the message at ts in channel: from
 // memory, else from the store, else the zero record.
 func (a *Adapter) loadRecord(ctx context.Context, channel, ts string) (msgRecord, error) {
 	key := recordKey(channel, ts)
-	if r, ok := a.records.Get(key); ok {
-		return r, nil
+	if c, ok := a.records.Get(key); ok {
+		return c.rec, nil
 	}
 	if a.state == nil {
 		return msgRecord{}, nil
@@ -129,6 +136,7 @@ func (a *Adapter) loadRecord(ctx context.Context, channel, ts string) (msgRecord
 	b, err := a.state.Value(ctx, Name, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		a.records.Put(key, cachedRecord{})
 		return msgRecord{}, nil
 	case err != nil:
 		return msgRecord{}, fmt.Errorf("slack: read the parts of message %s: %w", ts, err)
@@ -137,23 +145,23 @@ func (a *Adapter) loadRecord(ctx context.Context, channel, ts string) (msgRecord
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &r); err != nil {
 			a.log.Warn("unreadable record of a posted message; treating it as one part", "ts", ts, "err", err)
-			return msgRecord{}, nil
+			r = msgRecord{}
 		}
 	}
-	a.records.Put(key, r)
+	a.records.Put(key, cachedRecord{rec: r, stored: len(b) > 0})
 	return r, nil
 }
 
 // saveRecord stores r as the record of the message at ts in channel. A
-// trivial record is stored as an empty value when one was stored before
-// (the store cannot delete), and not stored at all otherwise. A store
+// trivial record is not stored, unless a record is stored already: it is
+// then overwritten with an empty value (the store cannot delete). A store
 // failure is logged, not returned: Slack has already changed the message,
 // and the memory keeps the record for this process.
 func (a *Adapter) saveRecord(ctx context.Context, channel, ts string, r msgRecord) {
 	key := recordKey(channel, ts)
 	prev, cached := a.records.Get(key)
-	a.records.Put(key, r)
 	if a.state == nil {
+		a.records.Put(key, cachedRecord{rec: r})
 		return
 	}
 	var b []byte
@@ -163,12 +171,16 @@ func (a *Adapter) saveRecord(ctx context.Context, channel, ts string, r msgRecor
 			a.log.Warn("record of a posted message not saved", "ts", ts, "err", err)
 			return
 		}
-	} else if cached && prev.trivial() {
+	} else if cached && !prev.stored {
+		a.records.Put(key, cachedRecord{rec: r})
 		return // nothing stored to clear
 	}
 	if err := a.state.SetValue(ctx, Name, key, b); err != nil {
 		a.log.Warn("record of a posted message not saved; a later edit after a restart may miss parts", "ts", ts, "err", err)
+		a.records.Put(key, cachedRecord{rec: r, stored: true}) // what the store holds is unknown
+		return
 	}
+	a.records.Put(key, cachedRecord{rec: r, stored: len(b) > 0})
 }
 
 // sum is the hash of a part's text kept in msgRecord.Sums.

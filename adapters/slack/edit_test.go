@@ -78,9 +78,17 @@ func withState(kv store.KV) func(*adapters.Deps) {
 	return func(d *adapters.Deps) { d.State = kv }
 }
 
+// len returns how many keys kv holds.
+func (k *mapKV) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}
+
 func TestEditUpdatesTheMessageInPlace(t *testing.T) {
 	fake := newFakeSlack(t)
-	a := newTestAdapter(t, fake, newRecorder(), nil)
+	kv := &mapKV{}
+	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv))
 	if a.EditInterval() != 1200*time.Millisecond {
 		t.Errorf("EditInterval = %v", a.EditInterval())
 	}
@@ -105,6 +113,9 @@ func TestEditUpdatesTheMessageInPlace(t *testing.T) {
 	want := []string{"chat.update channel=C123 ts=" + rc.ChannelID + " text=Done: *all tests pass*"}
 	if got := fake.changeCalls(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls = %q, want %q", got, want)
+	}
+	if n := kv.len(); n != 0 {
+		t.Errorf("%d keys stored: a message in one part needs no record", n)
 	}
 }
 
@@ -289,6 +300,9 @@ func TestEditOfASplitMessage(t *testing.T) {
 	}
 	if got := fake.thread("C123", editThread); len(got) != 0 {
 		t.Fatalf("thread after the deletion = %q", got)
+	}
+	if v, err := kv.Value(t.Context(), Name, recordKey("C123", rc.ChannelID)); err != nil || len(v) != 0 {
+		t.Fatalf("record after the deletion = %q %v, want it cleared", v, err)
 	}
 }
 

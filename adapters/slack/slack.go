@@ -214,10 +214,10 @@ type Adapter struct {
 	sent  *bounded.Map[string, []string] // delivery id → ts of the parts posted
 
 	// Live replies (edit.go).
-	state    store.KV                        // Deps.State; nil without a store
-	records  *bounded.Map[string, msgRecord] // recordKey → record, in front of state
-	askers   *bounded.Map[string, string]    // conversation ref → who last wrote there
-	noStream *bounded.Map[string, bool]      // channels where Slack refused chat.startStream
+	state    store.KV                           // Deps.State; nil without a store
+	records  *bounded.Map[string, cachedRecord] // recordKey → record, in front of state
+	askers   *bounded.Map[string, string]       // conversation ref → who last wrote there
+	noStream *bounded.Map[string, bool]         // channels where Slack refused chat.startStream
 	handler  http.Handler
 
 	// Catch-up (catchup.go).
@@ -261,7 +261,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		sent:    bounded.NewMap[string, []string](4096),
 
 		state:    deps.State,
-		records:  bounded.NewMap[string, msgRecord](4096),
+		records:  bounded.NewMap[string, cachedRecord](4096),
 		askers:   bounded.NewMap[string, string](4096),
 		noStream: bounded.NewMap[string, bool](1024),
 
