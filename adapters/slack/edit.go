@@ -50,8 +50,6 @@ const maxMarkdownText = 12000
 // runs (assistant.threads.setStatus).
 const assistantStatus = "is thinking…"
 
-var _ adapters.Editor = (*Adapter)(nil)
-
 // EditInterval returns EditInterval (see adapters.Editor).
 func (a *Adapter) EditInterval() time.Duration { return EditInterval }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -75,8 +74,6 @@ func apiError(err error) string {
 	}
 	return ""
 }
-
-var _ adapters.Progress = (*Adapter)(nil)
 
 // Progress marks the message env (one of this adapter's envelopes, id
 // "slack:<team>/<channel>/<ts>") as being worked on, or done: with the

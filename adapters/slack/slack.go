@@ -7,7 +7,9 @@
 // Socket Mode (an xapp- app token; no public URL needed), turns app_mention
 // and message events into envelopes and hands them to the router. Outbound,
 // it posts replies with chat.postMessage into the conversation's thread,
-// converting the agent's Markdown to Slack mrkdwn.
+// converting the agent's Markdown to Slack mrkdwn; as an adapters.Editor it
+// edits and deletes them (chat.update, chat.delete) and streams partial
+// replies (chat.startStream, appendStream, stopStream), see edit.go.
 //
 // Conversation anchors (envelope.Conversation.Ref) are "<team>/<channel>/<thread
 // root ts>"; envelope ids are "slack:<team>/<channel>/<ts>" for messages (see
@@ -53,6 +55,8 @@ var (
 	_ adapters.Runner      = (*Adapter)(nil)
 	_ adapters.Checker     = (*Adapter)(nil)
 	_ adapters.CatchUpper  = (*Adapter)(nil)
+	_ adapters.Editor      = (*Adapter)(nil)
+	_ adapters.Progress    = (*Adapter)(nil)
 )
 
 // Config is the "adapters: slack:" section of the gateway's configuration.
