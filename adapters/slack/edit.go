@@ -303,9 +303,11 @@ func (a *Adapter) update(ctx context.Context, channel, thread, ts string, rec ms
 		}
 		return ""
 	}
-	var done, doneSums, surplus []string // parts now as parts says; parts to delete
-	// saved stores what Slack now holds: the parts done, then the old parts
-	// not reached, then the parts still to delete.
+	// done are the parts that now hold their text of parts (doneSums their
+	// hashes); surplus the old parts still to delete.
+	var done, doneSums, surplus []string
+	// save stores what Slack now holds: the parts done, then the old parts
+	// not reached yet, then the parts still to delete.
 	save := func() {
 		r := msgRecord{Markdown: rec.Markdown, Parts: append(append([]string{}, done...), old[min(len(done), len(old)):]...)}
 		r.Sums = append([]string{}, doneSums...)
