@@ -326,6 +326,7 @@ func (a *Adapter) ingest(ctx context.Context, in *adapters.Inbound, caughtUp boo
 	if err != nil {
 		return out, err
 	}
+	a.noteAsker(in)
 	a.markHandled(ctx, in, caughtUp)
 	return out, nil
 }

@@ -44,7 +44,11 @@ var (
 //
 // The Receipt's ChannelID is the ts of the first message posted; the later
 // parts are recognised as the gateway's own by their bot id when Slack
-// echoes them.
+// echoes them. The adapter is an adapters.Editor: an edit
+// (envelope.KindEdit) replaces the text of the message d.Target, a deletion
+// (envelope.KindDelete) withdraws it, every part of a split message
+// included, and a partial message in a thread is streamed (see edit.go and
+// README.md).
 //
 // Errors: a 429 returns *adapters.BackOff with Slack's Retry-After; 5xx and
 // network errors are plain (the outbox retries); channel_not_found,
@@ -70,8 +74,21 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	}
 	switch d.Envelope.Kind {
 	case envelope.KindMessage, envelope.KindSystem:
+	case envelope.KindEdit, envelope.KindDelete:
+		if d.Target == "" {
+			return adapters.Receipt{}, fmt.Errorf("slack: deliver: %w: %s without a target message", adapters.ErrPermanent, d.Envelope.Kind)
+		}
+		if d.Envelope.Kind == envelope.KindEdit {
+			return a.edit(ctx, channel, thread, d)
+		}
+		return a.withdraw(ctx, channel, d)
 	default:
 		return adapters.Receipt{}, fmt.Errorf("slack: deliver: %w: %s envelopes are not posted", adapters.ErrPermanent, d.Envelope.Kind)
+	}
+	if d.Envelope.Partial() {
+		if rc, handled, err := a.startStream(ctx, channel, thread, d); handled {
+			return rc, err
+		}
 	}
 	parts := split(toMrkdwn(d.Envelope.Text), a.cfg.MaxChars)
 	if len(parts) == 0 {
@@ -107,6 +124,9 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		posted = append(posted, ts)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
+	if len(posted) > 1 {
+		a.saveRecord(ctx, channel, posted[0], msgRecord{Parts: slices.Clone(posted), Sums: sums(parts)})
+	}
 	return adapters.Receipt{ChannelID: posted[0]}, nil
 }
 

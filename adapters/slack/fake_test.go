@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +64,25 @@ type fakeSlack struct {
 	calls      map[string]int                         // method → requests
 	wsURL      string                                 // apps.connections.open answer
 	nextTS     int
+
+	// Live replies: the messages the bot posted (chat.postMessage,
+	// chat.startStream), by channel + "/" + ts, and the calls that change
+	// them (chat.update, chat.delete, the stream methods,
+	// assistant.threads.setStatus), in order. listFail scripts their
+	// failures too.
+	msgs    map[string]*fakeChat
+	changes []listReq
+}
+
+// fakeChat is a message the fake holds for chat.update, chat.delete and
+// the stream methods.
+type fakeChat struct {
+	Channel, Thread, TS string
+	Text                string // text, or markdown_text when Markdown
+	Markdown            bool
+	Streaming           bool // started with chat.startStream, not yet stopped
+	Foreign             bool // written by someone else: the bot may not change it
+	Edits               int  // chat.update calls that changed it
 }
 
 func newFakeSlack(t testing.TB) *fakeSlack {
@@ -71,6 +92,7 @@ func newFakeSlack(t testing.TB) *fakeSlack {
 		calls:    map[string]int{},
 		channels: map[string][]fakeMsg{},
 		listFail: map[string][]func(http.ResponseWriter){},
+		msgs:     map[string]*fakeChat{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -139,6 +161,9 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		f.nextTS++
 		ts := fmt.Sprintf("1800000000.%06d", f.nextTS)
 		f.posts = append(f.posts, form)
+		md := form.Get("markdown_text") != ""
+		f.msgs[form.Get("channel")+"/"+ts] = &fakeChat{Channel: form.Get("channel"), Thread: form.Get("thread_ts"), TS: ts,
+			Text: cmp.Or(form.Get("markdown_text"), form.Get("text")), Markdown: md}
 		f.mu.Unlock()
 		writeJSON(w, map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts,
 			"message": map[string]any{"text": form.Get("text"), "ts": ts, "thread_ts": form.Get("thread_ts")}})
@@ -158,6 +183,8 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		f.reactions = append(f.reactions, strings.TrimPrefix(method, "reactions.")+" "+form.Get("name")+" "+form.Get("channel")+" "+form.Get("timestamp"))
 		f.mu.Unlock()
 		writeJSON(w, map[string]any{"ok": true})
+	case "chat.update", "chat.delete", "chat.startStream", "chat.appendStream", "chat.stopStream", "assistant.threads.setStatus":
+		f.serveChange(w, method, form)
 	case "apps.connections.open":
 		f.mu.Lock()
 		u := f.wsURL
@@ -506,4 +533,163 @@ func (f *fakeSlack) serveListing(w http.ResponseWriter, method string, form url.
 // called too often.
 func rateLimited(seconds int) func(http.ResponseWriter) {
 	return failWith(http.StatusTooManyRequests, map[string]string{"Retry-After": strconv.Itoa(seconds)}, nil)
+}
+
+// serveChange answers the methods that change the bot's messages, as the
+// Web API documents them (https://docs.slack.dev/reference/methods/):
+//
+//   - chat.update (channel, ts, text or markdown_text): message_not_found
+//     for no such message in the channel, cant_update_message for a message
+//     the bot did not write, no_text without a text; edit_window_closed is
+//     scripted with listFail.
+//   - chat.delete (channel, ts): message_not_found, cant_delete_message.
+//   - chat.startStream (channel, thread_ts, markdown_text,
+//     recipient_team_id, recipient_user_id; the recipient is required
+//     outside DMs) starts a message in streaming state.
+//   - chat.appendStream (channel, ts, markdown_text, required) appends to
+//     it; chat.stopStream (channel, ts, optional markdown_text) appends the
+//     last text and ends the stream. Both answer
+//     message_not_in_streaming_state for a message not streaming.
+//   - assistant.threads.setStatus (channel_id, thread_ts, status; an empty
+//     status clears it).
+//
+// Every call is recorded in changes, answered or not; listFail[method]
+// scripts failures (a 429 with Retry-After, a 5xx, an ok:false error).
+func (f *fakeSlack) serveChange(w http.ResponseWriter, method string, form url.Values) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes = append(f.changes, listReq{method: method, form: form})
+	if q := f.listFail[method]; len(q) > 0 {
+		fail := q[0]
+		f.listFail[method] = q[1:]
+		if fail != nil {
+			fail(w)
+			return
+		}
+	}
+	fail := func(code string) { writeJSON(w, map[string]any{"ok": false, "error": code}) }
+	channel := form.Get("channel")
+	key := channel + "/" + form.Get("ts")
+	m := f.msgs[key]
+	switch method {
+	case "assistant.threads.setStatus":
+		switch {
+		case form.Get("channel_id") == "":
+			fail("channel_not_found")
+		case form.Get("thread_ts") == "":
+			fail("invalid_thread_ts")
+		default:
+			writeJSON(w, map[string]any{"ok": true})
+		}
+		return
+	case "chat.startStream":
+		if !strings.HasPrefix(channel, "D") && (form.Get("recipient_user_id") == "" || form.Get("recipient_team_id") == "") {
+			fail("missing_recipient_user_id")
+			return
+		}
+		f.nextTS++
+		ts := fmt.Sprintf("1800000000.%06d", f.nextTS)
+		f.msgs[channel+"/"+ts] = &fakeChat{Channel: channel, Thread: form.Get("thread_ts"), TS: ts,
+			Text: form.Get("markdown_text"), Markdown: true, Streaming: true}
+		writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": ts})
+		return
+	}
+	if m == nil {
+		fail("message_not_found")
+		return
+	}
+	switch method {
+	case "chat.update":
+		text, md := form.Get("text"), false
+		if mt := form.Get("markdown_text"); mt != "" {
+			text, md = mt, true
+		}
+		switch {
+		case m.Foreign:
+			fail("cant_update_message")
+		case text == "":
+			fail("no_text")
+		default:
+			m.Text, m.Markdown = text, md
+			m.Edits++
+			writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": m.TS, "text": text})
+		}
+	case "chat.delete":
+		if m.Foreign {
+			fail("cant_delete_message")
+			return
+		}
+		delete(f.msgs, key)
+		writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": m.TS})
+	case "chat.appendStream", "chat.stopStream":
+		switch {
+		case !m.Streaming:
+			fail("message_not_in_streaming_state")
+		case method == "chat.appendStream" && form.Get("markdown_text") == "":
+			fail("no_text")
+		default:
+			m.Text += form.Get("markdown_text")
+			m.Streaming = method == "chat.appendStream"
+			writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": m.TS})
+		}
+	}
+}
+
+// message returns a copy of the message at ts in channel.
+func (f *fakeSlack) message(channel, ts string) (fakeChat, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.msgs[channel+"/"+ts]
+	if !ok {
+		return fakeChat{}, false
+	}
+	return *m, true
+}
+
+// thread returns the texts of the bot's messages in channel's thread root,
+// in ts order.
+func (f *fakeSlack) thread(channel, root string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ms []*fakeChat
+	for _, m := range f.msgs {
+		if m.Channel == channel && m.Thread == root {
+			ms = append(ms, m)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return tsLess(ms[i].TS, ms[j].TS) })
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
+	}
+	return out
+}
+
+// changeCalls returns the calls of the given methods (all change methods
+// when none is named), in order, as "method key=value …" with the keys
+// that matter to the tests.
+func (f *fakeSlack) changeCalls(methods ...string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.changes {
+		if len(methods) > 0 && !slices.Contains(methods, c.method) {
+			continue
+		}
+		line := c.method
+		for _, k := range []string{"channel", "channel_id", "ts", "thread_ts", "text", "markdown_text", "status", "recipient_team_id", "recipient_user_id"} {
+			if c.form.Has(k) {
+				line += " " + k + "=" + c.form.Get(k)
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// putForeign adds a message someone else wrote at ts in channel.
+func (f *fakeSlack) putForeign(channel, ts, text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs[channel+"/"+ts] = &fakeChat{Channel: channel, TS: ts, Text: text, Foreign: true}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -76,20 +75,28 @@ func apiError(err error) string {
 	return ""
 }
 
-var _ adapters.Progress = (*Adapter)(nil)
-
 // Progress marks the message env (one of this adapter's envelopes, id
-// "slack:<team>/<channel>/<ts>") as being worked on, or done.
+// "slack:<team>/<channel>/<ts>") as being worked on, or done: with the
+// progress reactions and, when the adapter is configured as an assistant
+// (assistant: true) and env is in a thread of a DM, with the thread's
+// assistant status, "is thinking…" while working and cleared after. Both
+// are tried; their errors are joined.
 func (a *Adapter) Progress(ctx context.Context, env envelope.Envelope, working bool) error {
 	channel, ts, ok := messageOf(env.ID)
 	if !ok {
 		return nil // an edit, a delete or not ours: nothing to mark
 	}
 	direct := strings.HasPrefix(channel, "D")
-	if working {
-		return a.MarkWorking(ctx, channel, ts, direct)
+	var status error
+	if a.cfg.Assistant && direct {
+		if ch, root, err := parseRef(env.Conversation.Ref); err == nil && ch == channel && root != "" {
+			status = a.setStatus(ctx, channel, root, working)
+		}
 	}
-	return a.MarkIdle(ctx, channel, ts, direct)
+	if working {
+		return errors.Join(status, a.MarkWorking(ctx, channel, ts, direct))
+	}
+	return errors.Join(status, a.MarkIdle(ctx, channel, ts, direct))
 }
 
 // messageOf parses a message envelope id "slack:<team>/<channel>/<ts>".

@@ -7,7 +7,9 @@
 // Socket Mode (an xapp- app token; no public URL needed), turns app_mention
 // and message events into envelopes and hands them to the router. Outbound,
 // it posts replies with chat.postMessage into the conversation's thread,
-// converting the agent's Markdown to Slack mrkdwn.
+// converting the agent's Markdown to Slack mrkdwn; as an adapters.Editor it
+// edits and deletes them (chat.update, chat.delete) and streams partial
+// replies (chat.startStream, appendStream, stopStream), see edit.go.
 //
 // Conversation anchors (envelope.Conversation.Ref) are "<team>/<channel>/<thread
 // root ts>"; envelope ids are "slack:<team>/<channel>/<ts>" for messages (see
@@ -36,6 +38,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -52,6 +55,8 @@ var (
 	_ adapters.Runner      = (*Adapter)(nil)
 	_ adapters.Checker     = (*Adapter)(nil)
 	_ adapters.CatchUpper  = (*Adapter)(nil)
+	_ adapters.Editor      = (*Adapter)(nil)
+	_ adapters.Progress    = (*Adapter)(nil)
 )
 
 // Config is the "adapters: slack:" section of the gateway's configuration.
@@ -82,6 +87,15 @@ type Config struct {
 	UserCacheTTL config.Duration `yaml:"user_cache_ttl"`
 	// Reactions configures the progress reactions (see Adapter.MarkWorking).
 	Reactions Reactions `yaml:"reactions"`
+	// Streaming posts a partial reply in a thread with Slack's native
+	// streaming (chat.startStream, appendStream, stopStream) rather than
+	// chat.postMessage and chat.update (default true). A channel where
+	// Slack refuses it falls back by itself.
+	Streaming *bool `yaml:"streaming"`
+	// Assistant treats threads in DMs as assistant threads (the app has
+	// Slack's Agents & AI Apps feature on): while a turn runs there, the
+	// thread shows "is thinking…" (assistant.threads.setStatus).
+	Assistant bool `yaml:"assistant"`
 }
 
 // Reactions configures the reactions put on a triggering message.
@@ -125,6 +139,10 @@ func (c *Config) defaults() {
 	if c.Reactions.Enabled == nil {
 		on := true
 		c.Reactions.Enabled = &on
+	}
+	if c.Streaming == nil {
+		on := true
+		c.Streaming = &on
 	}
 	if c.Reactions.Working == "" {
 		c.Reactions.Working = "eyes"
@@ -196,9 +214,15 @@ type Adapter struct {
 
 	health *health.Tracker // which credentials Slack rejects
 
-	users   *lookup.Cache[string, string]  // user id → display name
-	sent    *bounded.Map[string, []string] // delivery id → ts of the parts posted
-	handler http.Handler
+	users *lookup.Cache[string, string]  // user id → display name
+	sent  *bounded.Map[string, []string] // delivery id → ts of the parts posted
+
+	// Live replies (edit.go).
+	state    store.KV                           // Deps.State; nil without a store
+	records  *bounded.Map[string, cachedRecord] // recordKey → record, in front of state
+	askers   *bounded.Map[string, string]       // conversation ref → who last wrote there
+	noStream *bounded.Map[string, bool]         // channels where Slack refused chat.startStream
+	handler  http.Handler
 
 	// Catch-up (catchup.go).
 	marks          *catchup.Marks // nil without a state store
@@ -239,6 +263,11 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		httpc:   deps.HTTPClient,
 		authSem: make(chan struct{}, 1),
 		sent:    bounded.NewMap[string, []string](4096),
+
+		state:    deps.State,
+		records:  bounded.NewMap[string, cachedRecord](4096),
+		askers:   bounded.NewMap[string, string](4096),
+		noStream: bounded.NewMap[string, bool](1024),
 
 		requestCatchUp: deps.RequestCatchUp,
 		sleep:          retry.Sleep,
