@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -50,53 +51,7 @@ func parseSent(t *testing.T, m sentMail) sentHeader {
 func TestRoundTripThroughTheRouter(t *testing.T) {
 	mb := newMailbox(t)
 	sink := newSMTPSink(t)
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
-	if err := os.WriteFile(agent, []byte("#!/bin/sh\ncat > /dev/null\necho \"**answer** $(date +%s%N)\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-routes:
-  - name: mail
-    match: {source: email}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newTestStore(t)
-
-	var rt *router.Router
-	a := newStateAdapter(t, st, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-		return rt.Ingest(ctx, in)
-	}), func(c *Config) {
-		c.Senders = []string{"example.com"}
-		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
-		c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
-	})
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	routerDone, watcherDone := make(chan error, 1), make(chan error, 1)
-	go func() { routerDone <- rt.Run(ctx) }()
-	go func() { watcherDone <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-routerDone
-		if err := <-watcherDone; err != nil {
-			t.Errorf("watcher: %v", err)
-		}
-	}()
+	st := runRouter(t, mb, sink, "#!/bin/sh\ncat > /dev/null\necho \"**answer** $(date +%s%N)\"\n")
 
 	mb.deliver(t, mailFrom("Ada Lovelace <ada@example.com>", "rt-root@example.com", "", "Please look at the build."))
 	first := parseSent(t, sink.waitMails(t, 1)[0])
@@ -157,5 +112,133 @@ routes:
 	}
 	if mails := sink.mails(); len(mails) != 2 {
 		t.Errorf("%d mails sent, want 2", len(mails))
+	}
+}
+
+// runRouter runs, until t ends, the adapter on mailbox mb and SMTP server
+// sink, a real router over a fresh store, and a route to an exec agent
+// with the given script, and returns the store.
+func runRouter(t *testing.T, mb *mailbox, sink *smtpSink, script string) store.Store {
+	t.Helper()
+	agent := filepath.Join(t.TempDir(), "agent.sh")
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+routes:
+  - name: mail
+    match: {source: email}
+    runtime: exec
+    exec: {command: [%q]}
+`, agent)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newTestStore(t)
+
+	var rt *router.Router
+	a := newStateAdapter(t, st, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+		return rt.Ingest(ctx, in)
+	}), func(c *Config) {
+		c.Senders = []string{"example.com"}
+		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
+		c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
+	})
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	routerDone, watcherDone := make(chan error, 1), make(chan error, 1)
+	go func() { routerDone <- rt.Run(ctx) }()
+	go func() { watcherDone <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-routerDone
+		if err := <-watcherDone; err != nil {
+			t.Errorf("watcher: %v", err)
+		}
+	})
+	return st
+}
+
+// TestStreamedAnswerIsMailedOnce checks that an agent that streams its
+// answer (50 chunks over 5 s) is answered by one mail with the final text:
+// mail cannot be edited, so the partial states are not sent.
+func TestStreamedAnswerIsMailedOnce(t *testing.T) {
+	mb := newMailbox(t)
+	sink := newSMTPSink(t)
+	st := runRouter(t, mb, sink, `#!/bin/sh
+cat >/dev/null
+i=1
+while [ $i -le 50 ]; do
+  echo "@switchboard {\"append\": \"part$i \"}"
+  sleep 0.1
+  i=$((i+1))
+done
+echo '@switchboard {"append": "the end"}'
+`)
+	mb.deliver(t, mailFrom("Ada Lovelace <ada@example.com>", "stream-root@example.com", "", "Stream me an answer."))
+	mail := sink.waitMails(t, 1)[0]
+	want := ""
+	for i := 1; i <= 50; i++ {
+		want += fmt.Sprintf("part%d ", i)
+	}
+	want += "the end"
+	if got := plainText(t, mail.data); got != want {
+		t.Errorf("the mail's text is %q, want the final text %q", got, want)
+	}
+	// Every update is in the log; the outbox has nothing left to send.
+	sessions, err := st.ListSessions(context.Background(), "", 10)
+	if err != nil || len(sessions) != 1 {
+		t.Fatalf("sessions %v (%v), want one", sessions, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, err := st.ListDeliveries(context.Background(), store.Pending, "", 100)
+		if err == nil && len(ds) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries still pending: %v %v", ds, err)
+		}
+	}
+	recs, err := st.Read(context.Background(), sessions[0].ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(recs); n < 3 || recs[len(recs)-1].Envelope.Text != want || recs[len(recs)-1].Envelope.Partial() {
+		t.Errorf("%d records ending %+v, want the stream ending with the final text", n, recs[len(recs)-1].Envelope)
+	}
+	if mails := sink.mails(); len(mails) != 1 {
+		t.Errorf("%d mails sent, want 1", len(mails))
+	}
+}
+
+// plainText returns the text/plain part of mail data, trimmed.
+func plainText(t *testing.T, data []byte) string {
+	t.Helper()
+	r, err := mail.CreateReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := r.NextPart()
+		if err != nil {
+			t.Fatalf("no text/plain part: %v", err)
+		}
+		if ct := p.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/plain") {
+			b, err := io.ReadAll(p.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
 	}
 }
