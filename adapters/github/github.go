@@ -43,6 +43,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
@@ -309,6 +310,7 @@ type Adapter struct {
 	gate    *gate                         // rate-limit pauses per credential
 	heads   *lookup.Cache[string, prHead] // headKey → pull request head
 	sent    *bounded.Map[string, []int64]
+	book    *msgparts.Book // the parts of replies that may be edited
 	handler http.Handler
 
 	// Catch-up (catchup.go).
@@ -379,6 +381,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.State != nil {
 		a.marks = catchup.New(deps.State, Name, deps.Now)
 	}
+	a.book = msgparts.NewBook(deps.State, Name)
 	a.gate = newGate(a.now)
 	a.heads = lookup.New[string, prHead](lookup.Options{TTL: c.PRCacheTTL.D(), Max: 4096, Now: a.now})
 	if c.App.ID != 0 {
