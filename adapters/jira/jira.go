@@ -38,6 +38,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
@@ -201,6 +202,7 @@ type Adapter struct {
 
 	users   *lookup.Cache[string, string]  // user reference → display name
 	sent    *bounded.Map[string, []string] // delivery id → ids of the comments posted
+	book    *msgparts.Book                 // the parts of replies that may be edited
 	handler http.Handler
 
 	marks      *catchup.Marks                            // per project, the newest message handled; nil without a state store
@@ -267,6 +269,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.State != nil {
 		a.marks = catchup.New(deps.State, Name, a.now)
 	}
+	a.book = msgparts.NewBook(deps.State, Name)
 	a.search.init(c.PersonalAccessToken != "")
 	api, err := gojira.NewClient(authClient(&c, deps.HTTPClient), c.BaseURL)
 	if err != nil {
