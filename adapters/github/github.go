@@ -9,7 +9,8 @@
 // pull_request events into envelopes and hands them to the router. Outbound,
 // it posts comments with the REST API (Issues.CreateComment, or
 // PullRequests.CreateCommentInReplyTo inside a review thread), authenticated
-// with a personal access token or as a GitHub App installation.
+// with a personal access token or as a GitHub App installation, and edits
+// and deletes them when the agent changes a reply (edit.go).
 //
 // Conversation anchors (envelope.Conversation.Ref) are "<owner>/<repo>#<n>"
 // for an issue or pull request and "<owner>/<repo>#<n>/review-thread/<id>"
@@ -287,8 +288,9 @@ func validLogin(s string) bool {
 }
 
 // Adapter is the GitHub channel. It is a Sink, an HTTPHandler (POST /), a
-// Runner (the startup identity check), a Checker and a CatchUpper. Its
-// methods are safe for concurrent use.
+// Runner (the startup identity check), a Checker, a CatchUpper and an
+// Editor (it edits and deletes its replies). Its methods are safe for
+// concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress

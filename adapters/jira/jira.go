@@ -9,7 +9,8 @@
 // jira:issue_created and jira:issue_updated (comments, and assignment to the
 // bot) into envelopes for the router. Outbound, it posts comments with the
 // REST API v2 (github.com/andygrunwald/go-jira), converting the agent's
-// Markdown to Jira wiki markup and appending an invisible provenance marker.
+// Markdown to Jira wiki markup and appending an invisible provenance marker,
+// and edits and deletes them when the agent changes a reply (edit.go).
 // After downtime, CatchUp fetches the comments written meanwhile (a JQL
 // search per project, then the issues' comments) and feeds them through the
 // same mapping as their webhooks.
@@ -185,7 +186,8 @@ func (c *Config) Validate() error {
 
 // Adapter is the Jira channel. It is a Sink (comments on issues), an
 // HTTPHandler (webhooks), a Runner (learns the bot's account at start), a
-// Checker and a CatchUpper. Its methods are safe for concurrent use.
+// Checker, a CatchUpper and an Editor (it edits and deletes its replies).
+// Its methods are safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
