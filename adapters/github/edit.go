@@ -87,24 +87,17 @@ func (a *Adapter) change(ctx context.Context, t target, d adapters.Delivery) (ad
 	if err != nil {
 		return adapters.Receipt{}, fmt.Errorf("github: %s comment %s on %s: %w", verb, d.Target, d.To.Ref, err)
 	}
-	save := func() {
-		if err := a.book.Put(ctx, m); err != nil {
-			a.log.Warn("could not record the parts of a reply", "comment", d.Target, "err", err)
+	var bodies func(string) []string
+	if verb == "edit" {
+		bodies = func(delivery string) []string {
+			out := make([]string, len(texts))
+			for i, p := range texts {
+				out[i] = p + "\n\n" + marker(delivery, i+1, len(texts))
+			}
+			return out
 		}
 	}
-	if verb == "delete" {
-		err = msgparts.Withdraw(ctx, &m, ops, save)
-		if err == nil || errors.Is(err, adapters.ErrGone) {
-			a.book.Forget(m.Ref, m.First())
-		}
-	} else {
-		bodies := make([]string, len(texts))
-		for i, p := range texts {
-			bodies[i] = p + "\n\n" + marker(m.Delivery, i+1, len(texts))
-		}
-		err = msgparts.Apply(ctx, &m, bodies, ops, save)
-	}
-	if err != nil {
+	if err := a.book.Change(ctx, &m, bodies, ops, a.log); err != nil {
 		return adapters.Receipt{}, fmt.Errorf("github: %s comment %s on %s: %w", verb, d.Target, d.To.Ref, err)
 	}
 	return adapters.Receipt{ChannelID: d.Target}, nil

@@ -81,24 +81,17 @@ func (a *Adapter) change(ctx context.Context, key string, d adapters.Delivery) (
 	if err != nil {
 		return adapters.Receipt{}, fmt.Errorf("jira: %s comment %s on %s: %w", verb, d.Target, key, err)
 	}
-	save := func() {
-		if err := a.book.Put(ctx, m); err != nil {
-			a.log.Warn("could not record the parts of a reply", "comment", d.Target, "err", err)
+	var bodies func(string) []string
+	if verb == "edit" {
+		bodies = func(delivery string) []string {
+			out := make([]string, len(texts))
+			for i, w := range texts {
+				out[i] = appendMarker(w, marker(delivery, i+1))
+			}
+			return out
 		}
 	}
-	if verb == "delete" {
-		err = msgparts.Withdraw(ctx, &m, ops, save)
-		if err == nil || errors.Is(err, adapters.ErrGone) {
-			a.book.Forget(m.Ref, m.First())
-		}
-	} else {
-		bodies := make([]string, len(texts))
-		for i, w := range texts {
-			bodies[i] = appendMarker(w, marker(m.Delivery, i+1))
-		}
-		err = msgparts.Apply(ctx, &m, bodies, ops, save)
-	}
-	if err != nil {
+	if err := a.book.Change(ctx, &m, bodies, ops, a.log); err != nil {
 		return adapters.Receipt{}, fmt.Errorf("jira: %s comment %s on %s: %w", verb, d.Target, key, err)
 	}
 	return adapters.Receipt{ChannelID: d.Target}, nil

@@ -2,7 +2,8 @@
 // comments (GitHub, Jira) edit and withdraw it as one message: it keeps,
 // per message, the comment ids of its parts and a digest of what each holds
 // (a Message, in a Book), and changes the parts to hold a new text with as
-// few calls as it can (Apply, Withdraw).
+// few calls as it can (Apply, Withdraw, and Book.Change, which records
+// every step).
 //
 // A message is named by its first comment's id, which is the Receipt's
 // ChannelID of its delivery and so the Delivery.Target of its edits; an
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
@@ -209,4 +211,26 @@ func Withdraw(ctx context.Context, m *Message, ops Ops, save func()) error {
 		}
 	}
 	return nil
+}
+
+// Change makes m, a message the book returned or recovered, hold a new
+// text, or withdraws it: with bodies (which give the parts' bodies, their
+// markers naming m's delivery), Apply; with bodies nil, Withdraw, after
+// which the message is forgotten. Every step is recorded in the book; a
+// failure to record is logged (on log), not returned.
+func (b *Book) Change(ctx context.Context, m *Message, bodies func(delivery string) []string, ops Ops, log *slog.Logger) error {
+	save := func() {
+		if err := b.Put(ctx, *m); err != nil {
+			log.Warn("could not record the parts of a reply", "comment", m.First(), "err", err)
+		}
+	}
+	if bodies != nil {
+		return Apply(ctx, m, bodies(m.Delivery), ops, save)
+	}
+	ref, first := m.Ref, m.First()
+	err := Withdraw(ctx, m, ops, save)
+	if err == nil || errors.Is(err, adapters.ErrGone) {
+		b.Forget(ref, first)
+	}
+	return err
 }
