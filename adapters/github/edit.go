@@ -199,10 +199,16 @@ func (o *commentOps) Edit(ctx context.Context, id, body string) error {
 	} else {
 		_, resp, err = o.gh.Issues.EditComment(ctx, o.t.owner, o.t.name, n, &github.IssueComment{Body: &body})
 	}
+	return o.done("edit", resp, err)
+}
+
+// done counts a change's outcome and returns its error, classified.
+func (o *commentOps) done(op string, resp *github.Response, err error) error {
 	if err != nil {
-		return o.gone(resp, err)
+		err = o.gone(resp, err)
 	}
-	return nil
+	o.a.metrics.changes.WithLabelValues(op, msgparts.Result(err)).Inc()
+	return err
 }
 
 // Post adds a comment after the others (in the review thread, if any).
@@ -243,8 +249,5 @@ func (o *commentOps) Delete(ctx context.Context, id string) error {
 	} else {
 		resp, err = o.gh.Issues.DeleteComment(ctx, o.t.owner, o.t.name, n)
 	}
-	if err != nil {
-		return o.gone(resp, err)
-	}
-	return nil
+	return o.done("delete", resp, err)
 }

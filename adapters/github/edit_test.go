@@ -79,6 +79,9 @@ func TestEditChangesTheCommentInPlace(t *testing.T) {
 			if !hasMarker(cs[0].Body) {
 				t.Error("the edited comment lost its provenance marker")
 			}
+			if v := counterValue(a.metrics.changes.WithLabelValues("edit", "ok")); v != 1 {
+				t.Errorf("changes{edit,ok} = %v, want 1", v)
+			}
 			// A streamed reply was remembered: no read of the comment.
 			if n := fake.callCount("GET /repos/{owner}/{repo}/issues/comments/{id}") + fake.callCount("GET /repos/{owner}/{repo}/pulls/comments/{id}"); n != 0 {
 				t.Errorf("read the comment %d times", n)
@@ -158,6 +161,10 @@ func TestEditOrDeleteOfAGoneComment(t *testing.T) {
 				var bo *adapters.BackOff
 				if errors.As(err, &bo) || errors.Is(err, adapters.ErrPermanent) {
 					t.Errorf("err = %v: gone is neither a rate limit nor permanent", err)
+				}
+				op := map[bool]string{true: "edit", false: "delete"}[text != ""]
+				if v, want := counterValue(a.metrics.changes.WithLabelValues(op, "gone")), map[bool]float64{true: 1}[known]; v != want {
+					t.Errorf("changes{%s,gone} = %v, want %v (a comment not known is read, not changed)", op, v, want)
 				}
 				if n := len(fake.commentsCopy()); n != 0 {
 					t.Errorf("%d comments: an edit of a gone comment posted one", n)

@@ -537,6 +537,7 @@ type metrics struct {
 	events   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	posts    *prometheus.CounterVec
+	changes  *prometheus.CounterVec
 	lookups  *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	catchUp  *prometheus.CounterVec
@@ -557,6 +558,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_github_posts_total",
 			Help: "Comments posted, by result (ok, rate_limited, permanent, error).",
 		}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_github_changes_total",
+			Help: "Edits and deletions of posted comments (the parts of replies the agent changed), by op (edit, delete) and result (ok, gone, rate_limited, permanent, error).",
+		}, []string{"op", "result"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_github_pr_lookups_total",
 			Help: "Pull request heads needed for refs, by result (cached, fetched, error).",
@@ -575,7 +580,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.lookups, m.tokens, m.catchUp, m.healthy} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.changes, m.lookups, m.tokens, m.catchUp, m.healthy} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -152,11 +152,18 @@ func (o *commentOps) get(ctx context.Context, id string) (string, error) {
 // Edit replaces comment id's body.
 func (o *commentOps) Edit(ctx context.Context, id, body string) error {
 	_, resp, err := o.a.api.Issue.UpdateCommentWithContext(ctx, o.key, &gojira.Comment{ID: id, Body: body})
+	return o.done("edit", resp, err)
+}
+
+// done counts a change's outcome and returns its error, classified.
+func (o *commentOps) done(op string, resp *gojira.Response, err error) error {
 	if err != nil {
-		return o.gone(resp, err)
+		err = o.gone(resp, err)
+	} else {
+		o.a.health.Accept(credentials)
 	}
-	o.a.health.Accept(credentials)
-	return nil
+	o.a.metrics.changes.WithLabelValues(op, msgparts.Result(err)).Inc()
+	return err
 }
 
 // Post adds a comment to the issue.
@@ -184,11 +191,9 @@ func (o *commentOps) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	resp, err := o.a.api.Do(req, nil)
-	if err != nil {
-		return o.gone(resp, err)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	o.a.health.Accept(credentials)
-	return nil
+	return o.done("delete", resp, err)
 }

@@ -104,6 +104,9 @@ func TestEditChangesTheCommentInPlace(t *testing.T) {
 	if n := fake.callCount("GET comment/id"); n != 0 {
 		t.Errorf("read the comment %d times: a streamed reply is remembered", n)
 	}
+	if v := counterValue(a.metrics.changes.WithLabelValues("edit", "ok")); v != 1 {
+		t.Errorf("changes{edit,ok} = %v, want 1", v)
+	}
 	if p := fake.problemsSeen(); len(p) > 0 {
 		t.Errorf("malformed requests: %v", p)
 	}
@@ -178,6 +181,10 @@ func TestEditOrDeleteOfAGoneComment(t *testing.T) {
 				var bo *adapters.BackOff
 				if errors.As(err, &bo) || errors.Is(err, adapters.ErrPermanent) {
 					t.Errorf("err = %v: gone is neither a rate limit nor permanent", err)
+				}
+				op := map[bool]string{true: "edit", false: "delete"}[text != ""]
+				if v, want := counterValue(a.metrics.changes.WithLabelValues(op, "gone")), map[bool]float64{true: 1}[known]; v != want {
+					t.Errorf("changes{%s,gone} = %v, want %v (a comment not known is read, not changed)", op, v, want)
 				}
 				if n := len(fake.posted()); n != 0 {
 					t.Errorf("%d comments: an edit of a gone comment posted one", n)

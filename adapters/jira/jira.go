@@ -377,6 +377,7 @@ type metrics struct {
 	events       *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	posts        *prometheus.CounterVec
+	changes      *prometheus.CounterVec
 	healthy      prometheus.Gauge
 	catchUpWaits prometheus.Counter
 }
@@ -395,6 +396,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_jira_posts_total",
 			Help: "Comments posted, by result (ok, rate_limited, permanent, error).",
 		}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_jira_changes_total",
+			Help: "Edits and deletions of posted comments (the parts of replies the agent changed), by op (edit, delete) and result (ok, gone, rate_limited, permanent, error).",
+		}, []string{"op", "result"}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_jira_healthy",
 			Help: "1 unless Jira rejected the adapter's credentials.",
@@ -405,7 +410,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.healthy, m.catchUpWaits} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.changes, m.healthy, m.catchUpWaits} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

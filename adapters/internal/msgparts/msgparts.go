@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/bounded"
+	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -233,4 +234,16 @@ func (b *Book) Change(ctx context.Context, m *Message, bodies func(delivery stri
 		b.Forget(ref, first)
 	}
 	return err
+}
+
+// Result is the metric label of an edit or deletion's outcome: ok, gone,
+// rate_limited, permanent or error.
+func Result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, adapters.ErrGone):
+		return "gone"
+	}
+	return hook.PostResult(err)
 }
