@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/httpx"
 )
@@ -29,7 +30,8 @@ import (
 // recognises its own comments when GitHub echoes them. Text longer than
 // max_chars is split into several comments, posted in order.
 //
-// The Receipt's ChannelID is the id of the first comment posted.
+// The Receipt's ChannelID is the id of the first comment posted. Deliveries
+// of kind edit and delete change or withdraw such a reply (see change).
 //
 // Errors: a primary rate limit (403/429 with X-RateLimit-Remaining: 0)
 // returns *adapters.BackOff until X-RateLimit-Reset, a secondary one
@@ -60,6 +62,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	}
 	switch d.Envelope.Kind {
 	case envelope.KindMessage, envelope.KindSystem:
+	case envelope.KindEdit, envelope.KindDelete:
+		return a.change(ctx, t, d)
 	default:
 		return adapters.Receipt{}, fmt.Errorf("github: deliver: %w: %s envelopes are not posted", adapters.ErrPermanent, d.Envelope.Kind)
 	}
@@ -120,6 +124,16 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		posted = append(posted, id)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
+	if d.Envelope.Partial() || len(parts) > 1 {
+		// Edits will follow, or would need every part: remember them.
+		m := msgparts.Message{Ref: d.To.Ref, Delivery: d.ID}
+		for i, id := range posted {
+			m.Parts = append(m.Parts, msgparts.Part{ID: strconv.FormatInt(id, 10), Sum: msgparts.Sum(parts[i] + "\n\n" + marker(d.ID, i+1, len(parts)))})
+		}
+		if err := a.book.Put(ctx, m); err != nil {
+			a.log.Warn("could not record the parts of a reply; an edit will look for them on GitHub", "delivery", d.ID, "err", err)
+		}
+	}
 	return adapters.Receipt{ChannelID: strconv.FormatInt(posted[0], 10)}, nil
 }
 
@@ -200,15 +214,23 @@ func hasMarker(body string) bool { return anyMarker.MatchString(body) }
 // markedPart returns the delivery and part number a comment's marker names
 // (part 1 for an unsplit reply).
 func markedPart(body string) (id string, part int, ok bool) {
+	id, part, _, ok = markerOf(body)
+	return id, part, ok
+}
+
+// markerOf returns the delivery, the part number and the number of parts a
+// comment's marker names (part 1 of 1 for an unsplit reply).
+func markerOf(body string) (id string, part, of int, ok bool) {
 	m := markerRE.FindStringSubmatch(body)
 	if m == nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	part = 1
+	part, of = 1, 1
 	if m[2] != "" {
 		part, _ = strconv.Atoi(m[2])
+		of, _ = strconv.Atoi(m[3])
 	}
-	return m[1], part, true
+	return m[1], part, of, true
 }
 
 // findPosted looks on GitHub for the parts of d that an earlier attempt
@@ -217,10 +239,35 @@ func markedPart(body string) (id string, part int, ok bool) {
 // posted again.
 func (a *Adapter) findPosted(ctx context.Context, gh *github.Client, cred string, t target, d adapters.Delivery, parts int) []int64 {
 	since := d.Envelope.TS.Add(-time.Minute) // parts were posted after the output was written
-	found := map[int]int64{}
+	found, err := a.markedComments(ctx, gh, cred, t, d.ID, since, parts)
+	if err != nil {
+		a.log.Warn("could not check for an earlier attempt's comments; posting again", "delivery", d.ID, "err", err)
+		return nil
+	}
+	var posted []int64
+	for i := 1; found[i].id != 0; i++ {
+		posted = append(posted, found[i].id)
+	}
+	if len(posted) > 0 {
+		a.log.Info("resuming a delivery that an earlier attempt posted", "delivery", d.ID, "posted", len(posted), "parts", parts)
+	}
+	return posted
+}
+
+// markedComment is a comment found by its marker.
+type markedComment struct {
+	id   int64
+	body string
+}
+
+// markedComments lists the comments of t updated since since (at most ten
+// pages of 100) and returns, by part number, those whose marker names
+// delivery and a part from 1 to maxPart. An error is classified.
+func (a *Adapter) markedComments(ctx context.Context, gh *github.Client, cred string, t target, delivery string, since time.Time, maxPart int) (map[int]markedComment, error) {
+	found := map[int]markedComment{}
 	scan := func(body string, id int64) {
-		if did, part, ok := markedPart(body); ok && did == d.ID && part >= 1 && part <= parts {
-			found[part] = id
+		if did, part, _, ok := markerOf(body); ok && did == delivery && part >= 1 && part <= maxPart {
+			found[part] = markedComment{id: id, body: body}
 		}
 	}
 	opts := github.ListOptions{PerPage: 100}
@@ -243,22 +290,14 @@ func (a *Adapter) findPosted(ctx context.Context, gh *github.Client, cred string
 			}
 		}
 		if err != nil {
-			a.log.Warn("could not check for an earlier attempt's comments; posting again", "delivery", d.ID, "err", a.classify(cred, resp, err))
-			return nil
+			return nil, a.classify(cred, resp, err)
 		}
 		if resp.NextPage == 0 {
 			break
 		}
 		opts.Page = resp.NextPage
 	}
-	var posted []int64
-	for i := 1; found[i] != 0; i++ {
-		posted = append(posted, found[i])
-	}
-	if len(posted) > 0 {
-		a.log.Info("resuming a delivery that an earlier attempt posted", "delivery", d.ID, "posted", len(posted), "parts", parts)
-	}
-	return posted
+	return found, nil
 }
 
 // classify maps an error of a REST call made with credential cred to the

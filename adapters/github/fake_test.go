@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,6 +102,8 @@ type fakeGitHub struct {
 	pulls       map[string]prHead // "owner/repo#n" → head
 	comments    []fakeComment
 	postErrors  []func(http.ResponseWriter) // consumed, one per comment POST, before accepting
+	editErrors  []func(http.ResponseWriter) // consumed, one per comment PATCH or DELETE, before accepting
+	changes     []string                    // "PATCH issue 123", "DELETE review 456": accepted changes, in order
 	reactions   []string                    // "issue-comment 123 eyes"
 	calls       map[string]int              // "GET /user" → count
 	userStatus  int                         // when set, GET /user answers it
@@ -168,7 +171,25 @@ func newFakeGitHub(t testing.TB, clock *testclock.Clock) *fakeGitHub {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/comments/{id}/reactions", f.react("issue-comment"))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/pulls/comments/{id}/reactions", f.react("review-comment"))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{id}/reactions", f.react("issue"))
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", f.changeComment("issue"))
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/pulls/comments/{id}", f.changeComment("review"))
+	mux.HandleFunc("DELETE /repos/{owner}/{repo}/issues/comments/{id}", f.changeComment("issue"))
+	mux.HandleFunc("DELETE /repos/{owner}/{repo}/pulls/comments/{id}", f.changeComment("review"))
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// GET …/issues/comments/{id} cannot be a mux pattern beside
+		// GET …/issues/{n}/comments (both match …/issues/comments/comments).
+		if m := commentByID.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
+			kind := map[string]string{"issues": "issue", "pulls": "review"}[m[3]]
+			pattern := "GET /repos/{owner}/{repo}/" + m[3] + "/comments/{id}"
+			f.mu.Lock()
+			f.calls[pattern]++
+			f.mu.Unlock()
+			r.SetPathValue("owner", m[1])
+			r.SetPathValue("repo", m[2])
+			r.SetPathValue("id", m[4])
+			f.getComment(kind)(w, r)
+			return
+		}
 		_, pattern := mux.Handler(r)
 		f.mu.Lock()
 		f.calls[pattern]++
@@ -451,6 +472,123 @@ func (f *fakeGitHub) react(kind string) http.HandlerFunc {
 		f.mu.Unlock()
 		writeJSON(w, http.StatusCreated, map[string]any{"id": 1, "content": in.Content})
 	}
+}
+
+// commentByID is the path of one issue or review comment.
+var commentByID = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/(issues|pulls)/comments/([0-9]+)$`)
+
+// findComment returns the index of comment id of kind in repo, or -1; f.mu
+// is held.
+func (f *fakeGitHub) findComment(kind, repo, id string) int {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return -1
+	}
+	for i, c := range f.comments {
+		if c.ID == n && c.Kind == kind && strings.EqualFold(c.Repo, repo) {
+			return i
+		}
+	}
+	return -1
+}
+
+// getComment answers GET /repos/{owner}/{repo}/issues/comments/{id} and
+// …/pulls/comments/{id}: the comment, or 404 {"message":"Not Found"}.
+func (f *fakeGitHub) getComment(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.authRepo(w, r); !ok {
+			return
+		}
+		f.mu.Lock()
+		i := f.findComment(kind, r.PathValue("owner")+"/"+r.PathValue("repo"), r.PathValue("id"))
+		var c fakeComment
+		if i >= 0 {
+			c = f.comments[i]
+		}
+		f.mu.Unlock()
+		if i < 0 {
+			ghError(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		writeJSON(w, http.StatusOK, f.commentJSON(c))
+	}
+}
+
+// changeComment answers PATCH and DELETE of
+// /repos/{owner}/{repo}/issues/comments/{id} and …/pulls/comments/{id} as
+// GitHub documents them: PATCH takes {"body": …} (422 when it is missing or
+// longer than 65536 characters) and returns 200 with the updated comment;
+// DELETE returns 204 without a body; a comment that does not exist is 404
+// {"message":"Not Found"}. Scripted failures (failEdits) come first.
+func (f *fakeGitHub) changeComment(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := f.authRepo(w, r); !ok {
+			return
+		}
+		var in struct {
+			Body *string `json:"body"`
+		}
+		if r.Method == http.MethodPatch {
+			b, _ := io.ReadAll(r.Body)
+			if err := json.Unmarshal(b, &in); err != nil || in.Body == nil || *in.Body == "" {
+				ghError(w, http.StatusUnprocessableEntity, "Validation Failed")
+				return
+			}
+			if n := len([]rune(*in.Body)); n > 65536 {
+				ghError(w, http.StatusUnprocessableEntity, "Body is too long (maximum is 65536 characters)")
+				return
+			}
+		}
+		f.mu.Lock()
+		if len(f.editErrors) > 0 {
+			fail := f.editErrors[0]
+			f.editErrors = f.editErrors[1:]
+			if fail != nil {
+				f.mu.Unlock()
+				fail(w)
+				return
+			}
+		}
+		i := f.findComment(kind, r.PathValue("owner")+"/"+r.PathValue("repo"), r.PathValue("id"))
+		if i < 0 {
+			f.mu.Unlock()
+			ghError(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		f.changes = append(f.changes, r.Method+" "+kind+" "+r.PathValue("id"))
+		if r.Method == http.MethodDelete {
+			f.comments = slices.Delete(f.comments, i, i+1)
+			f.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		f.comments[i].Body, f.comments[i].Updated = *in.Body, f.clock.Now()
+		c := f.comments[i]
+		f.mu.Unlock()
+		writeJSON(w, http.StatusOK, f.commentJSON(c))
+	}
+}
+
+// failEdits scripts failures of the next comment PATCH or DELETE requests
+// (nil: answer normally).
+func (f *fakeGitHub) failEdits(fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.editErrors = append(f.editErrors, fails...)
+}
+
+// changesCopy returns the accepted PATCH and DELETE requests, in order.
+func (f *fakeGitHub) changesCopy() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.changes)
+}
+
+// removeComment deletes comment id as a person would on GitHub.
+func (f *fakeGitHub) removeComment(id int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.comments = slices.DeleteFunc(f.comments, func(c fakeComment) bool { return c.ID == id })
 }
 
 // failWith returns a scripted comment POST failure.

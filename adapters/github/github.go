@@ -9,7 +9,8 @@
 // pull_request events into envelopes and hands them to the router. Outbound,
 // it posts comments with the REST API (Issues.CreateComment, or
 // PullRequests.CreateCommentInReplyTo inside a review thread), authenticated
-// with a personal access token or as a GitHub App installation.
+// with a personal access token or as a GitHub App installation, and edits
+// and deletes them when the agent changes a reply (edit.go).
 //
 // Conversation anchors (envelope.Conversation.Ref) are "<owner>/<repo>#<n>"
 // for an issue or pull request and "<owner>/<repo>#<n>/review-thread/<id>"
@@ -43,6 +44,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
@@ -286,8 +288,9 @@ func validLogin(s string) bool {
 }
 
 // Adapter is the GitHub channel. It is a Sink, an HTTPHandler (POST /), a
-// Runner (the startup identity check), a Checker and a CatchUpper. Its
-// methods are safe for concurrent use.
+// Runner (the startup identity check), a Checker, a CatchUpper and an
+// Editor (it edits and deletes its replies). Its methods are safe for
+// concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -309,6 +312,7 @@ type Adapter struct {
 	gate    *gate                         // rate-limit pauses per credential
 	heads   *lookup.Cache[string, prHead] // headKey → pull request head
 	sent    *bounded.Map[string, []int64]
+	book    *msgparts.Book // the parts of replies that may be edited
 	handler http.Handler
 
 	// Catch-up (catchup.go).
@@ -379,6 +383,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.State != nil {
 		a.marks = catchup.New(deps.State, Name, deps.Now)
 	}
+	a.book = msgparts.NewBook(deps.State, Name)
 	a.gate = newGate(a.now)
 	a.heads = lookup.New[string, prHead](lookup.Options{TTL: c.PRCacheTTL.D(), Max: 4096, Now: a.now})
 	if c.App.ID != 0 {
@@ -532,6 +537,7 @@ type metrics struct {
 	events   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	posts    *prometheus.CounterVec
+	changes  *prometheus.CounterVec
 	lookups  *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	catchUp  *prometheus.CounterVec
@@ -552,6 +558,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_github_posts_total",
 			Help: "Comments posted, by result (ok, rate_limited, permanent, error).",
 		}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_github_changes_total",
+			Help: "Edits and deletions of posted comments (the parts of replies the agent changed), by op (edit, delete) and result (ok, gone, rate_limited, permanent, error).",
+		}, []string{"op", "result"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_github_pr_lookups_total",
 			Help: "Pull request heads needed for refs, by result (cached, fetched, error).",
@@ -570,7 +580,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.lookups, m.tokens, m.catchUp, m.healthy} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.changes, m.lookups, m.tokens, m.catchUp, m.healthy} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/httpx"
 )
@@ -32,7 +33,8 @@ const DefaultRetryAfter = time.Minute
 // names ("<site>/<ISSUE-KEY>"), converted from Markdown to wiki markup, with
 // the provenance marker appended. A reply longer than max_chars is posted as
 // several comments, in order. The Receipt's ChannelID is the id of the
-// first comment.
+// first comment. Deliveries of kind edit and delete change or withdraw such
+// a reply (see change).
 //
 // Errors: a 429 (or a 503 with Retry-After) returns *adapters.BackOff with
 // Jira's Retry-After (else X-RateLimit-Reset, else DefaultRetryAfter); other
@@ -57,6 +59,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 	}
 	switch d.Envelope.Kind {
 	case envelope.KindMessage, envelope.KindSystem:
+	case envelope.KindEdit, envelope.KindDelete:
+		return a.change(ctx, key, d)
 	default:
 		return adapters.Receipt{}, fmt.Errorf("jira: deliver: %w: %s envelopes are not posted", adapters.ErrPermanent, d.Envelope.Kind)
 	}
@@ -89,6 +93,16 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 		posted = append(posted, c.ID)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
+	if d.Envelope.Partial() || len(parts) > 1 {
+		// Edits will follow, or would need every part: remember them.
+		m := msgparts.Message{Ref: d.To.Ref, Delivery: d.ID}
+		for i, id := range posted {
+			m.Parts = append(m.Parts, msgparts.Part{ID: id, Sum: msgparts.Sum(appendMarker(parts[i], marker(d.ID, i+1)))})
+		}
+		if err := a.book.Put(ctx, m); err != nil {
+			a.log.Warn("could not record the parts of a reply", "delivery", d.ID, "err", err)
+		}
+	}
 	return adapters.Receipt{ChannelID: posted[0]}, nil
 }
 

@@ -49,6 +49,8 @@ type fakeJira struct {
 	comments   []fakeComment               // accepted comments, in order
 	postErrors []func(http.ResponseWriter) // consumed, one per post, before accepting
 	problems   []string                    // malformed requests seen
+	editErrors []func(http.ResponseWriter) // consumed, one per comment PUT or DELETE, before accepting
+	changes    []string                    // "PUT 20001", "DELETE 20002": accepted changes, in order
 	calls      map[string]int              // "GET myself", "POST comment", …
 	nextID     int
 
@@ -72,6 +74,7 @@ type fakeComment struct {
 
 var (
 	commentPath = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)/comment$`)
+	oneComment  = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)/comment/([^/]+)$`)
 	issuePath   = regexp.MustCompile(`^/rest/api/2/issue/([^/]+)$`)
 )
 
@@ -111,6 +114,8 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 		kind = "user"
 	case commentPath.MatchString(p):
 		kind = "comment"
+	case oneComment.MatchString(p):
+		kind = "comment/id"
 	case issuePath.MatchString(p):
 		kind = "issue"
 	case p == "/rest/api/2/search":
@@ -205,9 +210,97 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		writeJSON(w, http.StatusCreated, map[string]any{"id": c.ID, "self": f.srv.URL + p + "/" + c.ID, "body": text,
 			"author": map[string]any{"accountId": botAccountID, "displayName": "Switchboard"}})
+	case kind == "comment/id" && (r.Method == http.MethodGet || r.Method == http.MethodPut || r.Method == http.MethodDelete):
+		m := oneComment.FindStringSubmatch(p)
+		f.serveComment(w, r, m[1], m[2], body)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"no such endpoint: " + r.Method + " " + p}})
 	}
+}
+
+// serveComment answers GET, PUT and DELETE of
+// /rest/api/2/issue/{key}/comment/{id} as Jira's REST API v2 documents
+// them: GET and PUT return 200 with the comment (PUT takes {"body": …} in
+// wiki markup, 400 when it is missing or empty), DELETE returns 204
+// without a body, and a comment that does not exist on the issue is 404
+// with errorMessages. Scripted failures (failEdits) come first for PUT and
+// DELETE.
+func (f *fakeJira) serveComment(w http.ResponseWriter, r *http.Request, key, id string, raw []byte) {
+	var in struct {
+		Body *string `json:"body"`
+	}
+	if r.Method == http.MethodPut {
+		if err := json.Unmarshal(raw, &in); err != nil || in.Body == nil || *in.Body == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{}, "errors": map[string]string{"comment": "Comment body can not be empty!"}})
+			return
+		}
+	}
+	f.mu.Lock()
+	if r.Method != http.MethodGet && len(f.editErrors) > 0 {
+		fail := f.editErrors[0]
+		f.editErrors = f.editErrors[1:]
+		if fail != nil {
+			f.mu.Unlock()
+			fail(w)
+			return
+		}
+	}
+	i := slices.IndexFunc(f.comments, func(c fakeComment) bool { return c.ID == id && c.Issue == key })
+	if i < 0 {
+		f.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"Can not find a comment for the id: " + id + "."}, "errors": map[string]string{}})
+		return
+	}
+	is := f.issue(key)
+	switch r.Method {
+	case http.MethodDelete:
+		f.changes = append(f.changes, "DELETE "+id)
+		f.comments = slices.Delete(f.comments, i, i+1)
+		if is != nil {
+			is.comments = slices.DeleteFunc(is.comments, func(n *fakeNote) bool { return n.id == id })
+			is.updated = latest(is.updated, f.now())
+		}
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case http.MethodPut:
+		f.changes = append(f.changes, "PUT "+id)
+		f.comments[i].Body = *in.Body
+		if is != nil {
+			for _, n := range is.comments {
+				if n.id == id {
+					n.body, n.updated = *in.Body, f.now()
+					is.updated = latest(is.updated, n.updated)
+				}
+			}
+		}
+	}
+	c := f.comments[i]
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"id": c.ID, "self": f.srv.URL + r.URL.Path, "body": c.Body,
+		"author": botUser(), "updateAuthor": botUser(), "created": jiraTime(testNow, f.zone), "updated": jiraTime(f.now(), f.zone)})
+}
+
+// failEdits scripts failures of the next comment PUT or DELETE requests
+// (nil: answer normally).
+func (f *fakeJira) failEdits(fails ...func(http.ResponseWriter)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.editErrors = append(f.editErrors, fails...)
+}
+
+// changesCopy returns the accepted PUT and DELETE requests, in order.
+func (f *fakeJira) changesCopy() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.changes)
+}
+
+// removeComment deletes comment id as a person would in Jira.
+func (f *fakeJira) removeComment(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.comments = slices.DeleteFunc(f.comments, func(c fakeComment) bool { return c.ID == id })
 }
 
 // commentBody checks a POST …/comment request as Jira's REST API v2 expects

@@ -9,7 +9,8 @@
 // jira:issue_created and jira:issue_updated (comments, and assignment to the
 // bot) into envelopes for the router. Outbound, it posts comments with the
 // REST API v2 (github.com/andygrunwald/go-jira), converting the agent's
-// Markdown to Jira wiki markup and appending an invisible provenance marker.
+// Markdown to Jira wiki markup and appending an invisible provenance marker,
+// and edits and deletes them when the agent changes a reply (edit.go).
 // After downtime, CatchUp fetches the comments written meanwhile (a JQL
 // search per project, then the issues' comments) and feeds them through the
 // same mapping as their webhooks.
@@ -38,6 +39,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
+	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
@@ -184,7 +186,8 @@ func (c *Config) Validate() error {
 
 // Adapter is the Jira channel. It is a Sink (comments on issues), an
 // HTTPHandler (webhooks), a Runner (learns the bot's account at start), a
-// Checker and a CatchUpper. Its methods are safe for concurrent use.
+// Checker, a CatchUpper and an Editor (it edits and deletes its replies).
+// Its methods are safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -201,6 +204,7 @@ type Adapter struct {
 
 	users   *lookup.Cache[string, string]  // user reference → display name
 	sent    *bounded.Map[string, []string] // delivery id → ids of the comments posted
+	book    *msgparts.Book                 // the parts of replies that may be edited
 	handler http.Handler
 
 	marks      *catchup.Marks                            // per project, the newest message handled; nil without a state store
@@ -267,6 +271,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 	if deps.State != nil {
 		a.marks = catchup.New(deps.State, Name, a.now)
 	}
+	a.book = msgparts.NewBook(deps.State, Name)
 	a.search.init(c.PersonalAccessToken != "")
 	api, err := gojira.NewClient(authClient(&c, deps.HTTPClient), c.BaseURL)
 	if err != nil {
@@ -372,6 +377,7 @@ type metrics struct {
 	events       *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	posts        *prometheus.CounterVec
+	changes      *prometheus.CounterVec
 	healthy      prometheus.Gauge
 	catchUpWaits prometheus.Counter
 }
@@ -390,6 +396,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_jira_posts_total",
 			Help: "Comments posted, by result (ok, rate_limited, permanent, error).",
 		}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_jira_changes_total",
+			Help: "Edits and deletions of posted comments (the parts of replies the agent changed), by op (edit, delete) and result (ok, gone, rate_limited, permanent, error).",
+		}, []string{"op", "result"}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_jira_healthy",
 			Help: "1 unless Jira rejected the adapter's credentials.",
@@ -400,7 +410,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.healthy, m.catchUpWaits} {
+		for _, c := range []prometheus.Collector{m.events, m.rejected, m.posts, m.changes, m.healthy, m.catchUpWaits} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
