@@ -132,13 +132,6 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionID := r.PathValue("id")
-	var conv envelope.Conversation
-	if req.Kind != envelope.KindMessage {
-		if conv, err = s.changedOutput(r.Context(), sessionID, &req); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
 	if req.Partial {
 		req.Refs = req.Refs.Set(envelope.RefPartial, "true")
 	}
@@ -163,8 +156,9 @@ func (s *Server) postOutput(w http.ResponseWriter, r *http.Request) {
 		// Stored in the log, so the router's output routing sees it.
 		env.Conversation = envelope.Broadcast
 	}
-	if req.Kind != envelope.KindMessage {
-		env.Conversation = conv
+	if err := s.resolveChange(r.Context(), sessionID, &env); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	s.appendEnvelope(w, r, store.AppendRequest{
 		SessionID: sessionID,
@@ -212,36 +206,24 @@ func checkOutputKind(req *outputRequest) error {
 	return nil
 }
 
-// changedOutput checks that the output an edit or deletion names is a
-// message of the session's agent and returns the conversation the change
-// goes to: the one the message went to (for a message that named none, the
-// session's latest conversation before it, as the router resolved it).
-func (s *Server) changedOutput(ctx context.Context, sessionID string, req *outputRequest) (envelope.Conversation, error) {
-	id := req.Refs[envelope.RefEdits] + req.Refs[envelope.RefDeletes]
+// resolveChange checks the output an edit or deletion names and sets the
+// conversation the change goes to (store.ResolveChange), with the API's
+// errors.
+func (s *Server) resolveChange(ctx context.Context, sessionID string, env *envelope.Envelope) error {
 	field := "refs." + envelope.RefEdits
-	if req.Kind == envelope.KindDelete {
+	if env.Kind == envelope.KindDelete {
 		field = "refs." + envelope.RefDeletes
 	}
-	rec, err := s.log.Lookup(ctx, sessionID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return envelope.Conversation{}, errorf(http.StatusNotFound, codeOutputNotFound,
-			"session %s has no output %q (%s): an %s names an earlier output of the same session by its message id", sessionID, id, field, req.Kind)
+	err := store.ResolveChange(ctx, s.log, s.bindings, sessionID, env)
+	switch {
+	case errors.Is(err, store.ErrNoSuchOutput):
+		return errorf(http.StatusNotFound, codeOutputNotFound,
+			"session %s has no output %q (%s): an %s names an earlier output of the same session by its message id", sessionID, env.Target(), field, env.Kind)
+	case errors.Is(err, store.ErrNotEditable):
+		return errorf(http.StatusUnprocessableEntity, codeNotEditable,
+			"%s: %v; name the output message itself (the id the stream started with)", field, err)
 	}
-	if err != nil {
-		return envelope.Conversation{}, err
-	}
-	if rec.Direction != store.Outbound || rec.Envelope.Kind != envelope.KindMessage {
-		what := "an inbound message"
-		if rec.Direction == store.Outbound {
-			what = "an output of kind " + string(rec.Envelope.Kind)
-		}
-		return envelope.Conversation{}, errorf(http.StatusUnprocessableEntity, codeNotEditable,
-			"%s %q is %s; name the output message itself (the id the stream started with)", field, id, what)
-	}
-	if rec.SessionID == "" {
-		rec.SessionID = sessionID
-	}
-	return store.ChangeConversation(ctx, s.bindings, &rec)
+	return err
 }
 
 // checkOutputConversation refuses, with 403, an output to a conversation

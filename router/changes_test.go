@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -313,4 +314,40 @@ routes:
 	if want := []envelope.Kind{envelope.KindMessage, envelope.KindDelete, envelope.KindSystem}; !slices.Equal(kinds, want) {
 		t.Errorf("after a failed turn the channel got %v, want the placeholder, its deletion and the notice", kinds)
 	}
+}
+
+// TestUpstreamEdits checks the http runtime's hook path (DeliverOutput):
+// an edit an upstream agent service sends goes where its message went, and
+// one naming no output of the session is refused.
+func TestUpstreamEdits(t *testing.T) {
+	h := newHarness(t, inboxRoutes, nil)
+	h.sinks["fake"].editor = true
+	h.restart()
+	thread := envelope.Conversation{Source: "fake", Ref: "thread-U"}
+	sid := h.ingest(msg("fake", thread.Ref, "hello", addressed)).SessionID
+	out := func(id string, kind envelope.Kind, refs envelope.Refs) envelope.Envelope {
+		return envelope.Envelope{ID: "up:" + id, Source: "up", Kind: kind, Refs: refs, Text: "text of " + id,
+			Actor: envelope.Actor{ID: "up:agent", Type: envelope.Agent}, TS: time.Now().UTC()}
+	}
+	ctx := t.Context()
+	if err := h.r.DeliverOutput(ctx, sid, out("m1", envelope.KindMessage, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.r.DeliverOutput(ctx, sid, out("m1-e", envelope.KindEdit, envelope.Refs{envelope.RefEdits: "up:m1"})); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records(sid)
+	if e := recs[len(recs)-1].Envelope; e.Kind != envelope.KindEdit || e.Conversation != thread {
+		t.Errorf("stored edit %s to %s, want an edit to %s", e.Kind, e.Conversation.Key(), thread.Key())
+	}
+	if err := h.r.DeliverOutput(ctx, sid, out("x", envelope.KindEdit, envelope.Refs{envelope.RefEdits: "up:nope"})); !errors.Is(err, store.ErrNoSuchOutput) {
+		t.Errorf("edit of an unknown output: %v, want ErrNoSuchOutput", err)
+	}
+	if err := h.r.DeliverOutput(ctx, sid, out("y", envelope.KindDelete, envelope.Refs{envelope.RefDeletes: recs[0].Envelope.ID})); !errors.Is(err, store.ErrNotEditable) {
+		t.Errorf("deletion of the person's message: %v, want ErrNotEditable", err)
+	}
+	waitFor(t, "the edit delivered", func() bool {
+		got := h.sinks["fake"].delivered()
+		return len(got) == 2 && got[1].Envelope.ID == "up:m1-e"
+	})
 }

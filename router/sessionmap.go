@@ -67,6 +67,9 @@ func (m SessionMap) Local(ctx context.Context, upstream string) (string, bool, e
 // to the session (else an error wrapping store.ErrNotBound): an upstream
 // cannot post into channels the session is not part of.
 func (r *Router) DeliverOutput(ctx context.Context, sessionID string, env envelope.Envelope) error {
+	if err := store.ResolveChange(ctx, r.st, r.st, sessionID, &env); err != nil {
+		return err
+	}
 	if err := store.CheckOutputConversation(ctx, r.st, sessionID, env.Conversation); err != nil {
 		return err
 	}

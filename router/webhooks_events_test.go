@@ -369,3 +369,52 @@ func TestWebhookSessionEventsTwoReplicasPostgres(t *testing.T) {
 		t.Errorf("%d deliveries for %d events: repeats without a failure or a crash", n, sessions*per)
 	}
 }
+
+// TestWebhookEditsAreEvents checks that a stream's message, its edits and
+// a deletion reach a webhook destination as message events carrying the
+// envelope's kind, every one, in order.
+func TestWebhookEditsAreEvents(t *testing.T) {
+	h := newWHHarness(t, whConfig)
+	rc := newReceiver(t, nil)
+	h.addWebhook("all", rc.srv.URL, string(envelope.EventMessage))
+	ctx := context.Background()
+	if _, _, err := h.st.CreateSession(ctx, "ses-e", nil); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	add := func(id string, kind envelope.Kind, text string, refs envelope.Refs) {
+		t.Helper()
+		_, err := h.st.Append(ctx, store.AppendRequest{SessionID: "ses-e", Direction: store.Outbound, Envelope: envelope.Envelope{
+			ID: "agent:" + id, Source: "agent", Kind: kind, Refs: refs, Text: text,
+			Actor: envelope.Actor{ID: "agent:bot", Type: envelope.Agent}, TS: time.Now().UTC()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("%s %q partial=%v", kind, text, refs[envelope.RefPartial] == "true"))
+	}
+	partial := envelope.Refs{envelope.RefPartial: "true"}
+	add("s", envelope.KindMessage, "a", partial)
+	for i, text := range []string{"ab", "abc", "abcd"} {
+		add(fmt.Sprint("s-", i), envelope.KindEdit, text, envelope.Refs{envelope.RefEdits: "agent:s", envelope.RefPartial: "true"})
+	}
+	add("s-end", envelope.KindEdit, "abcde", envelope.Refs{envelope.RefEdits: "agent:s"})
+	add("s-del", envelope.KindDelete, "", envelope.Refs{envelope.RefDeletes: "agent:s"})
+	waitFor(t, "every event", func() bool { return len(rc.delivered()) >= len(want) })
+	var got []string
+	seen := map[string]bool{}
+	for _, d := range rc.delivered() {
+		if seen[d.event.ID] {
+			continue
+		}
+		seen[d.event.ID] = true
+		var env envelope.Envelope
+		if err := json.Unmarshal(d.event.Body, &env); err != nil {
+			t.Fatal(err)
+		}
+		if d.event.Type != envelope.EventMessage {
+			t.Errorf("event type %s, want message", d.event.Type)
+		}
+		got = append(got, fmt.Sprintf("%s %q partial=%v", env.Kind, env.Text, env.Partial()))
+	}
+	checkOrder(t, "ses-e", got, want)
+}

@@ -75,6 +75,47 @@ func CheckOutputConversation(ctx context.Context, b Bindings, sessionID string, 
 	return fmt.Errorf("%w: conversation %s is not bound to session %s", ErrNotBound, conv.Key(), sessionID)
 }
 
+// Errors of ResolveChange.
+var (
+	// ErrNoSuchOutput: an edit or deletion names an output its session
+	// does not have.
+	ErrNoSuchOutput = errors.New("no such output in the session")
+	// ErrNotEditable: an edit or deletion names a record that is not an
+	// output message (an inbound message, or an edit itself).
+	ErrNotEditable = errors.New("not an output message")
+)
+
+// ResolveChange checks the edit or deletion env, an output of session
+// sessionID, and sets its conversation to the one the output it changes
+// went to (ChangeConversation), as every writer of such an output must:
+// the change is delivered there, after the output. It names that output in
+// refs (envelope.Target), which must be an output message of the same
+// session: else the error wraps ErrNoSuchOutput or ErrNotEditable. b may
+// be nil. Envelopes of other kinds are left as they are.
+func ResolveChange(ctx context.Context, l Log, b Bindings, sessionID string, env *envelope.Envelope) error {
+	if env.Kind != envelope.KindEdit && env.Kind != envelope.KindDelete {
+		return nil
+	}
+	id := env.Target()
+	rec, err := l.Lookup(ctx, sessionID, id)
+	if errors.Is(err, ErrNotFound) || id == "" {
+		return fmt.Errorf("%w: session %s has no output %q", ErrNoSuchOutput, sessionID, id)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Direction != Outbound || rec.Envelope.Kind != envelope.KindMessage {
+		what := "an inbound message"
+		if rec.Direction == Outbound {
+			what = "an output of kind " + string(rec.Envelope.Kind)
+		}
+		return fmt.Errorf("%w: %q is %s", ErrNotEditable, id, what)
+	}
+	rec.SessionID = sessionID
+	env.Conversation, err = ChangeConversation(ctx, b, &rec)
+	return err
+}
+
 // ChangeConversation returns the conversation that an edit or deletion of
 // output rec goes to: the one rec went to. For an output that named none
 // that is the conversation of the session's newest inbound record before

@@ -64,10 +64,18 @@ type HookConfig struct {
 // raw is the event exactly as received. Deliver refuses a named conversation
 // that is not bound to the session (store.ErrNotBound).
 //
+// An output may be an edit or deletion (envelope kinds edit and delete,
+// naming an earlier output of the session in refs.edits or refs.deletes,
+// and partial for a stream, as the outputs API takes them): it goes where
+// that output went.
+//
 // The answer is 204 once Deliver returned nil; errors are JSON
 // {"error": {"code", "message"}} with 400 (malformed event or envelope), 401,
-// 403 (the envelope names a conversation not bound to the session), 404, 405, 409 (the envelope id is already used in the session for another
-// message), 413 or 500. Upstreams retry on failure: Deliver must be
+// 403 (the envelope names a conversation not bound to the session), 404
+// (also output_not_found: an edit of an output the session does not
+// have), 405, 409 (the envelope id is already used in the session for another
+// message), 413, 422 (not_editable: an edit of something that is not an
+// output message) or 500. Upstreams retry on failure: Deliver must be
 // idempotent on the envelope id, as the store's Append is.
 //
 // HookHandler is safe for concurrent use.
@@ -204,6 +212,12 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.deliver(ctx, local, env); err != nil {
 		switch {
+		case errors.Is(err, store.ErrNoSuchOutput):
+			writeError(w, http.StatusNotFound, "output_not_found",
+				strings.TrimPrefix(err.Error(), store.ErrNoSuchOutput.Error()+": ")+": an edit or deletion names an earlier output of the same session by its envelope id")
+		case errors.Is(err, store.ErrNotEditable):
+			writeError(w, http.StatusUnprocessableEntity, "not_editable",
+				strings.TrimPrefix(err.Error(), store.ErrNotEditable.Error()+": ")+": name the output message itself")
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("session %q does not exist", local))
 		case errors.Is(err, store.ErrNotBound):

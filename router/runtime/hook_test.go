@@ -329,6 +329,8 @@ func TestHookAnswers2xxOnlyAfterDelivery(t *testing.T) {
 		{errors.New("store unavailable"), 500, "internal"},
 		{fmt.Errorf("append: %w", store.ErrConflict), 409, "idempotency_conflict"},
 		{fmt.Errorf("append: %w", store.ErrNotFound), 404, "not_found"},
+		{fmt.Errorf("resolve: %w: session s has no output \"x\"", store.ErrNoSuchOutput), 404, "output_not_found"},
+		{fmt.Errorf("resolve: %w: \"x\" is an inbound message", store.ErrNotEditable), 422, "not_editable"},
 	} {
 		d := &delivered{fail: tc.err}
 		h := newTestHook(t, mapped(), d, secret)
