@@ -15,6 +15,16 @@
 //	  "conversation":{"source":"client","ref":""},"text":"also check the CI config",
 //	  "refs":{"pr":"42"},"ts":"2026-06-18T12:00:00Z","raw":{}}' | go run ./examples/agent
 //
+// It streams its answer, a line at a time, with the exec runtime's line
+// protocol (router/runtime/stream.go): each line it prints as
+//
+//	@switchboard {"append": "…"}
+//
+// grows one reply, which the channels show as one message that changes
+// (Slack streams it, GitHub and Jira edit the comment, email gets the
+// final text once). Set AGENT_STREAM=0 to print the answer plainly, which
+// the gateway posts as one message.
+//
 // A real agent would do the work here, and could use SWITCHBOARD_URL and
 // SWITCHBOARD_TOKEN to read the session's log or post progress with the API.
 package main
@@ -26,6 +36,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
 )
@@ -44,7 +55,39 @@ func main() {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		os.Exit(1)
 	}
-	fmt.Print(reply(os.Getenv("SWITCHBOARD_SESSION_ID"), envs))
+	answer := reply(os.Getenv("SWITCHBOARD_SESSION_ID"), envs)
+	if os.Getenv("AGENT_STREAM") == "0" {
+		fmt.Print(answer)
+		return
+	}
+	if err := stream(os.Stdout, answer, lineDelay); err != nil {
+		fmt.Fprintln(os.Stderr, "agent: write:", err)
+		os.Exit(1)
+	}
+}
+
+// lineDelay is how long the agent "thinks" between two lines of its answer.
+const lineDelay = 300 * time.Millisecond
+
+// stream writes answer to w a line at a time, delay apart, as directives of
+// the exec runtime's stream protocol.
+func stream(w io.Writer, answer string, delay time.Duration) error {
+	for i, line := range strings.SplitAfter(answer, "\n") {
+		if line == "" {
+			continue
+		}
+		if i > 0 {
+			time.Sleep(delay)
+		}
+		chunk, err := json.Marshal(map[string]string{"append": line})
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "@switchboard %s\n", chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parse decodes one envelope or an array of them.

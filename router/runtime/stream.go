@@ -144,7 +144,13 @@ func (w *streamWriter) lineDone(line []byte) {
 	} else {
 		w.text.WriteString(*d.Append)
 	}
-	w.update(Output{Stream: w.n, Partial: true, Text: Truncate(w.text.String(), w.max)})
+	w.update(Output{Stream: w.n, Partial: true, Text: w.current()})
+}
+
+// current is the open reply's text as handed on: trimmed, as plain output
+// is, and bounded.
+func (w *streamWriter) current() string {
+	return Truncate(strings.ToValidUTF8(strings.TrimSpace(w.text.String()), "\uFFFD"), w.max)
 }
 
 // update hands the open reply's text on, now or when the interval since
@@ -191,7 +197,7 @@ func (w *streamWriter) finish() {
 		return
 	}
 	w.open = false
-	o := Output{Stream: w.n, Text: Truncate(w.text.String(), w.max)}
+	o := Output{Stream: w.n, Text: w.current()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.timer != nil {

@@ -64,7 +64,7 @@ printf 'in plain text.'`)
 			first = append(first, o)
 		}
 	}
-	want1 := "chunk 1. chunk 2. chunk 3. chunk 4. chunk 5. chunk 6. chunk 7. chunk 8. chunk 9. chunk 10. "
+	want1 := "chunk 1. chunk 2. chunk 3. chunk 4. chunk 5. chunk 6. chunk 7. chunk 8. chunk 9. chunk 10." // trimmed
 	if len(first) < 2 {
 		t.Fatalf("reply 1: %d updates %+v, want partial ones and the final one", len(first), first)
 	}
