@@ -351,3 +351,32 @@ func TestUpstreamEdits(t *testing.T) {
 		return len(got) == 2 && got[1].Envelope.ID == "up:m1-e"
 	})
 }
+
+// TestFailedStreamIsFinished checks that a reply left open by an agent
+// that fails mid-stream is finished with the text it had, before the
+// notice of the failure.
+func TestFailedStreamIsFinished(t *testing.T) {
+	agent := writeScript(t, t.TempDir()+"/agent.sh", `#!/bin/sh
+cat >/dev/null
+echo '@switchboard {"append": "Half "}'
+echo '@switchboard {"append": "an answer"}'
+exit 3
+`)
+	h := newHarness(t, `
+routes:
+  - name: fake
+    match: {source: fake}
+    runtime: exec
+    exec: {command: [`+strconv.Quote(agent)+`]}
+`, nil)
+	sid := h.ingest(msg("fake", "t", "go", addressed)).SessionID
+	waitFor(t, "the failure notice", func() bool {
+		recs := h.records(sid)
+		return recs[len(recs)-1].Envelope.Kind == envelope.KindSystem
+	})
+	recs := h.records(sid)
+	end := recs[len(recs)-2].Envelope
+	if end.Kind != envelope.KindEdit || end.Partial() || end.Text != "Half an answer" || end.Target() != recs[1].Envelope.ID {
+		t.Errorf("before the notice: %s %q partial=%v of %q, want the reply finished with its text", end.Kind, end.Text, end.Partial(), end.Target())
+	}
+}

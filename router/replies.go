@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -41,6 +43,9 @@ type reply struct {
 	id    string                // its envelope id
 	conv  envelope.Conversation // where it and its edits go
 	edits int
+	// open is set while the reply is partial; text is its last text.
+	open bool
+	text string
 }
 
 // begin posts the progress placeholder when the route asks for one.
@@ -58,11 +63,25 @@ func (p *replies) begin(ctx context.Context) error {
 	return nil
 }
 
-// end withdraws a placeholder that no reply took (the turn failed, was
-// interrupted or gave no answer).
+// end finishes, with the text they have, the streamed replies still open
+// (the turn failed or was interrupted mid-stream), so that no channel is
+// left showing a reply as unfinished, and withdraws a placeholder that no
+// reply took (the turn failed, was interrupted or gave no answer).
 func (p *replies) end(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, n := range slices.Sorted(maps.Keys(p.streams)) {
+		rep := p.streams[n]
+		if !rep.open {
+			continue
+		}
+		rep.open = false
+		env := p.envelope(rep.id+".end", envelope.KindEdit, rep.text, envelope.Refs{envelope.RefEdits: rep.id})
+		env.Conversation = rep.conv
+		if err := p.append(ctx, env); err != nil {
+			return err
+		}
+	}
 	if p.placeholder == nil {
 		return nil
 	}
@@ -100,6 +119,7 @@ func (p *replies) add(ctx context.Context, i int, out runtime.Output) error {
 		}
 		var err error
 		if rep, err = p.start(ctx, env); err == nil && rep != nil {
+			rep.open, rep.text = out.Partial, text
 			p.setStream(out.Stream, rep)
 		}
 		return err
@@ -107,6 +127,7 @@ func (p *replies) add(ctx context.Context, i int, out runtime.Output) error {
 	if out.Stream > 0 {
 		p.setStream(out.Stream, rep)
 	}
+	rep.open, rep.text = out.Partial, text
 	rep.edits++
 	suffix := "." + strconv.Itoa(rep.edits)
 	if !out.Partial {
