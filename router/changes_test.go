@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -34,7 +35,11 @@ func stream(h *harness, sessionID, id string, n int, gap time.Duration, to envel
 // created, then edits of it in place, at most one per edit interval, and
 // the final text last and exactly.
 func TestStreamToAnEditor(t *testing.T) {
-	h := newHarness(t, inboxRoutes, nil)
+	t.Run("sqlite", func(t *testing.T) { testStreamToAnEditor(t, newHarness(t, inboxRoutes, nil)) })
+	t.Run("postgres", func(t *testing.T) { testStreamToAnEditor(t, newPGHarness(t, testenv.Postgres(t), inboxRoutes, nil)) })
+}
+
+func testStreamToAnEditor(t *testing.T, h *harness) {
 	const interval = 300 * time.Millisecond
 	h.sinks["fake"].editor, h.sinks["fake"].editInterval = true, interval
 	h.restart()
