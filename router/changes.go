@@ -70,6 +70,10 @@ type changePlan struct {
 	paceKey string
 }
 
+// reasonCannotEdit is the reason of a change skipped because its channel
+// cannot edit (it is logged).
+const reasonCannotEdit = "cannot edit"
+
 // supersedeLookahead bounds how many records after an edit the router reads
 // to find a later edit of the same message.
 const supersedeLookahead = 256
@@ -127,7 +131,7 @@ func (r *Router) planChange(ctx context.Context, sink adapters.Sink, d *store.De
 		// The channel never got the message: this text is its first.
 		return changePlan{act: actPost, asMessage: true, targetSeq: target.Seq, paceKey: key}, nil
 	case !canEdit:
-		return changePlan{act: actSkip, reason: "cannot edit"}, nil
+		return changePlan{act: actSkip, reason: reasonCannotEdit}, nil
 	}
 	if until := r.pace.due(key, editor.EditInterval(), r.now()); !until.IsZero() {
 		return changePlan{act: actWait, until: until}, nil

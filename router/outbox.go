@@ -134,6 +134,10 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		plan, err = r.planChange(ctx, r.sinks[d.To.Source], &d)
 	}
 	if err == nil && plan.act != actPost {
+		if plan.reason == reasonCannotEdit {
+			r.log.Info("change dropped: the channel cannot edit a message it posted", "delivery", d.ID, "to", d.To.Key(),
+				"kind", d.Envelope.Kind, "message", d.Envelope.Target())
+		}
 		return r.settle(ctx, &d, plan.settlement(), plan.result())
 	}
 	start := r.now()
