@@ -20,6 +20,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
@@ -38,62 +39,11 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	fake.failPosts(failWith(http.StatusForbidden, map[string]string{"Retry-After": "1"},
 		"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."))
 
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
 	// The agent answers in Markdown, naming the envelope it answers (the
 	// first field of the envelope JSON on stdin).
-	script := "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n" +
-		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/ci).\\n' \"$id\"\n"
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-routes:
-  - name: github
-    match: {source: github, where: ["acme/*"]}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-
-	var rt *router.Router
 	stamps := &postStamps{base: fake.srv.Client().Transport}
-	// The adapter runs on the real clock, as the router does: its rate-limit
-	// gate must open when the outbox retries. The login is learned by Run.
-	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
-		Ingress: adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-			return rt.Ingest(ctx, in)
-		}),
-		HTTPClient: &http.Client{Transport: stamps},
-		Registry:   prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET /user: learns the bot's login
-	defer func() { cancel(); <-done; <-runDone }()
+	a, st := runRouter(t, fake, "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n"+
+		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/ci).\\n' \"$id\"\n", &http.Client{Transport: stamps})
 
 	send := func(what, event, delivery string, body []byte) {
 		t.Helper()
@@ -128,6 +78,7 @@ routes:
 	// Every delivery settles: the first after one rate-limited attempt.
 	var ds []store.Delivery
 	waitFor(t, "the deliveries to settle", func() bool {
+		var err error
 		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
 		return err == nil && len(ds) == 3
 	})
@@ -231,6 +182,69 @@ routes:
 	}
 }
 
+// runRouter runs, until t ends, a real router over a fresh SQLite store
+// with a route from acme/* to an exec agent (the given script), and the
+// adapter on fake with client (nil: the fake's) as its sink and webhook
+// receiver. It returns the adapter and the store.
+func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Client) (*Adapter, *sqlite.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "agent.sh")
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+routes:
+  - name: github
+    match: {source: github, where: ["acme/*"]}
+    runtime: exec
+    exec: {command: [%q]}
+`, agent), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if client == nil {
+		client = fake.srv.Client()
+	}
+
+	var rt *router.Router
+	// The adapter runs on the real clock, as the router does: its rate-limit
+	// gate must open when the outbox retries. The login is learned by Run.
+	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
+		Ingress: adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+			return rt.Ingest(ctx, in)
+		}),
+		HTTPClient: client,
+		Registry:   prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rt.Run(ctx) }()
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET /user: learns the bot's login
+	t.Cleanup(func() { cancel(); <-done; <-runDone })
+	return a, st
+}
+
 // prComment is an issue_comment "created" webhook for comment id by login
 // on pull request acme/api#7.
 func prComment(t *testing.T, id int64, login, body string) []byte {
@@ -283,7 +297,7 @@ func (s *postStamps) all() []time.Time {
 // deadline only guards against a hang.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -335,4 +349,121 @@ func TestProgress(t *testing.T) {
 	if err := a.Progress(t.Context(), msg("not-a-ref", "1"), true); err == nil {
 		t.Error("Progress with a malformed conversation anchor returned nil")
 	}
+}
+
+// streamChunks are the 50 chunks, in Markdown, that the streaming agents
+// of these tests append, 0.1 s apart: about 5 s of stream.
+func streamChunks() []string {
+	var chunks []string
+	for i := 1; i < 50; i++ {
+		chunks = append(chunks, fmt.Sprintf("**part%d** ", i))
+	}
+	return append(chunks, "see [the runbook](https://runbooks.example.com/ci).")
+}
+
+// TestStreamedReplyThroughTheRouter drives a streamed answer through the
+// router: an exec agent that streams 50 chunks over about 5 s answers a
+// mention on a pull request with one comment, created when the stream
+// starts and edited in place a bounded number of times until it holds the
+// final text as a plain post of it would; the session's log holds the
+// partial message and every update of it.
+func TestStreamedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
+	chunks := streamChunks()
+	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond), nil)
+	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
+		t.Fatalf("mention: %d %s", w.Code, w.Body)
+	}
+	final := strings.Join(chunks, "")
+	recs := streamSettled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	msg := testenv.CheckStream(t, recs, final)
+
+	comments := fake.commentsCopy()
+	if n := fake.callCount("POST /repos/{owner}/{repo}/issues/{n}/comments"); n != 1 || len(comments) != 1 {
+		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(comments))
+	}
+	// The router changes a message at most once per EditInterval (5 s),
+	// and sends the final text always: over a stream of about 5 s, at
+	// most ceil(5/5)+2 = 3 changes (one per interval, one for an interval
+	// cut by the stream's start, the final text). The first text is the
+	// first chunk, so the final one needs at least one.
+	changes := fake.changesCopy()
+	patches := 0
+	for _, c := range changes {
+		if strings.HasPrefix(c, "PATCH issue "+strconv.FormatInt(comments[0].ID, 10)) {
+			patches++
+		}
+	}
+	t.Logf("%d updates in the log, %d comment edits: %q", len(recs)-2, patches, changes)
+	if patches < 1 || patches > 3 || patches != len(changes) {
+		t.Errorf("changes %q, want 1 to 3 PATCHes of comment %d and nothing else", changes, comments[0].ID)
+	}
+	d := deliveryOf(t, st, msg)
+	if want := final + "\n\n" + marker(d.ID, 1, 1); comments[0].Body != want {
+		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", comments[0].Body, want)
+	}
+	if d.ChannelID != strconv.FormatInt(comments[0].ID, 10) {
+		t.Errorf("the message's channel id is %q, want comment %d", d.ChannelID, comments[0].ID)
+	}
+}
+
+// TestDeletedReplyThroughTheRouter checks that an agent's deletion of its
+// answer, stored as the API stores it, deletes the comment on GitHub.
+func TestDeletedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
+	a, st := runRouter(t, fake, "#!/bin/sh\ncat >/dev/null\necho 'a **short** answer'\n", nil)
+	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
+		t.Fatalf("mention: %d %s", w.Code, w.Body)
+	}
+	recs := streamSettled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	comments := fake.commentsCopy()
+	if len(comments) != 1 {
+		t.Fatalf("%d comments, want the answer's", len(comments))
+	}
+	answer := recs[len(recs)-1]
+	testenv.AppendDeletion(t, st, answer.SessionID, answer.Envelope.ID)
+	waitFor(t, "the comment's deletion", func() bool { return len(fake.changesCopy()) > 0 })
+	want := []string{"DELETE issue " + strconv.FormatInt(comments[0].ID, 10)}
+	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.commentsCopy()) != 0 {
+		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.commentsCopy()), want)
+	}
+}
+
+// streamSettled waits until the session of conv has an answer that is not
+// partial and nothing left to deliver, and returns its log.
+func streamSettled(t *testing.T, st *sqlite.Store, conv envelope.Conversation) []store.Record {
+	t.Helper()
+	ctx := context.Background()
+	var recs []store.Record
+	waitFor(t, "the answer to settle", func() bool {
+		b, err := st.BindingFor(ctx, conv)
+		if err != nil {
+			return false
+		}
+		if recs, err = st.Read(ctx, b.SessionID, 0, 1000); err != nil || len(recs) == 0 {
+			return false
+		}
+		last := recs[len(recs)-1]
+		pending, err := st.ListDeliveries(ctx, store.Pending, "", 1)
+		return err == nil && len(pending) == 0 && last.Direction == store.Outbound && !last.Envelope.Partial()
+	})
+	return recs
+}
+
+// deliveryOf returns the delivery of output rec.
+func deliveryOf(t *testing.T, st *sqlite.Store, rec store.Record) store.Delivery {
+	t.Helper()
+	ds, err := st.ListDeliveries(context.Background(), store.Delivered, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.SessionID == rec.SessionID && d.Seq == rec.Seq {
+			return d
+		}
+	}
+	t.Fatalf("no delivered delivery of output %d among %d", rec.Seq, len(ds))
+	return store.Delivery{}
 }

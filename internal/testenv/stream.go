@@ -1,0 +1,96 @@
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// The agents and checks of live replies that the adapters' round trips
+// through the router share.
+
+// StreamingAgent returns an exec agent (a /bin/sh script) that reads its
+// input and streams chunks with the exec runtime's line protocol, one
+// @switchboard {"append": …} line per chunk with pause between two, and
+// exits without an "end": the runtime finishes the reply with its text.
+func StreamingAgent(chunks []string, pause time.Duration) string {
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\ncat >/dev/null\n")
+	for i, c := range chunks {
+		if i > 0 {
+			b.WriteString("sleep " + strconv.FormatFloat(pause.Seconds(), 'f', -1, 64) + "\n")
+		}
+		line, _ := json.Marshal(map[string]string{"append": c})
+		b.WriteString("echo '@switchboard " + strings.ReplaceAll(string(line), "'", `'\''`) + "'\n")
+	}
+	return b.String()
+}
+
+// CheckStream checks that the outputs in recs (a session's log) are one
+// streamed reply: a partial message, then edits of it, each extending the
+// text before it, all partial but the last, whose text is final. It
+// returns the message's record.
+func CheckStream(t testing.TB, recs []store.Record, final string) store.Record {
+	t.Helper()
+	var out []store.Record
+	for _, r := range recs {
+		if r.Direction == store.Outbound {
+			out = append(out, r)
+		}
+	}
+	if len(out) < 2 {
+		t.Fatalf("%d outputs in the log, want a partial message and its edits", len(out))
+	}
+	first := out[0].Envelope
+	if first.Kind != envelope.KindMessage || !first.Partial() {
+		t.Fatalf("the first output is a %s (partial %v), want a partial message", first.Kind, first.Partial())
+	}
+	prev := first.Text
+	for i, r := range out[1:] {
+		e := r.Envelope
+		last := i == len(out)-2
+		if e.Kind != envelope.KindEdit || e.Target() != first.ID || e.Partial() == last {
+			t.Errorf("output %d: a %s of %q, partial %v; want an edit of %q, partial %v", i+2, e.Kind, e.Target(), e.Partial(), first.ID, !last)
+		}
+		// The final text may repeat the last partial one.
+		if !strings.HasPrefix(e.Text, prev) || (e.Text == prev && !last) {
+			t.Errorf("output %d: %q does not extend %q", i+2, e.Text, prev)
+		}
+		prev = e.Text
+	}
+	if prev != final {
+		t.Errorf("the stream ends with %q, want %q", prev, final)
+	}
+	return out[0]
+}
+
+// AppendDeletion appends to the session's log what the API stores for an
+// agent's deletion of its output id: an outbound record of kind delete
+// naming it, to the conversation the output went to.
+func AppendDeletion(t testing.TB, st store.Store, sessionID, id string) {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := st.Lookup(ctx, sessionID, id)
+	if err != nil {
+		t.Fatalf("look up output %s: %v", id, err)
+	}
+	rec.SessionID = sessionID
+	conv, err := store.ChangeConversation(ctx, st, &rec)
+	if err != nil {
+		t.Fatalf("find the conversation of output %s: %v", id, err)
+	}
+	_, err = st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: envelope.Envelope{
+		ID: "agent:delete-" + id, Source: "agent", Kind: envelope.KindDelete, Conversation: conv,
+		Actor: envelope.Actor{ID: "agent:test", Type: envelope.Agent},
+		Refs:  envelope.Refs{envelope.RefDeletes: id}, TS: time.Now().UTC(),
+	}})
+	if err != nil {
+		t.Fatalf("append the deletion of %s: %v", id, err)
+	}
+}
