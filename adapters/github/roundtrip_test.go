@@ -351,16 +351,6 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-// streamChunks are the 50 chunks, in Markdown, that the streaming agents
-// of these tests append, 0.1 s apart: about 5 s of stream.
-func streamChunks() []string {
-	var chunks []string
-	for i := 1; i < 50; i++ {
-		chunks = append(chunks, fmt.Sprintf("**part%d** ", i))
-	}
-	return append(chunks, "see [the runbook](https://runbooks.example.com/ci).")
-}
-
 // TestStreamedReplyThroughTheRouter drives a streamed answer through the
 // router: an exec agent that streams 50 chunks over about 5 s answers a
 // mention on a pull request with one comment, created when the stream
@@ -370,13 +360,13 @@ func streamChunks() []string {
 func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	fake := newFakeGitHub(t, newClock())
 	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
-	chunks := streamChunks()
+	chunks := testenv.Chunks(50, "see [the runbook](https://runbooks.example.com/ci).")
 	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond), nil)
 	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
 		t.Fatalf("mention: %d %s", w.Code, w.Body)
 	}
 	final := strings.Join(chunks, "")
-	recs := streamSettled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
 	msg := testenv.CheckStream(t, recs, final)
 
 	comments := fake.commentsCopy()
@@ -399,7 +389,7 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	if patches < 1 || patches > 3 || patches != len(changes) {
 		t.Errorf("changes %q, want 1 to 3 PATCHes of comment %d and nothing else", changes, comments[0].ID)
 	}
-	d := deliveryOf(t, st, msg)
+	d := testenv.DeliveryOf(t, st, msg)
 	if want := final + "\n\n" + marker(d.ID, 1, 1); comments[0].Body != want {
 		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", comments[0].Body, want)
 	}
@@ -417,7 +407,7 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
 		t.Fatalf("mention: %d %s", w.Code, w.Body)
 	}
-	recs := streamSettled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
 	comments := fake.commentsCopy()
 	if len(comments) != 1 {
 		t.Fatalf("%d comments, want the answer's", len(comments))
@@ -429,41 +419,4 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.commentsCopy()) != 0 {
 		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.commentsCopy()), want)
 	}
-}
-
-// streamSettled waits until the session of conv has an answer that is not
-// partial and nothing left to deliver, and returns its log.
-func streamSettled(t *testing.T, st *sqlite.Store, conv envelope.Conversation) []store.Record {
-	t.Helper()
-	ctx := context.Background()
-	var recs []store.Record
-	waitFor(t, "the answer to settle", func() bool {
-		b, err := st.BindingFor(ctx, conv)
-		if err != nil {
-			return false
-		}
-		if recs, err = st.Read(ctx, b.SessionID, 0, 1000); err != nil || len(recs) == 0 {
-			return false
-		}
-		last := recs[len(recs)-1]
-		pending, err := st.ListDeliveries(ctx, store.Pending, "", 1)
-		return err == nil && len(pending) == 0 && last.Direction == store.Outbound && !last.Envelope.Partial()
-	})
-	return recs
-}
-
-// deliveryOf returns the delivery of output rec.
-func deliveryOf(t *testing.T, st *sqlite.Store, rec store.Record) store.Delivery {
-	t.Helper()
-	ds, err := st.ListDeliveries(context.Background(), store.Delivered, "", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range ds {
-		if d.SessionID == rec.SessionID && d.Seq == rec.Seq {
-			return d
-		}
-	}
-	t.Fatalf("no delivered delivery of output %d among %d", rec.Seq, len(ds))
-	return store.Delivery{}
 }

@@ -15,6 +15,16 @@ import (
 // The agents and checks of live replies that the adapters' round trips
 // through the router share.
 
+// Chunks returns n chunks of a Markdown answer for StreamingAgent: n-1 of
+// "**part<i>** ", then last.
+func Chunks(n int, last string) []string {
+	var chunks []string
+	for i := 1; i < n; i++ {
+		chunks = append(chunks, "**part"+strconv.Itoa(i)+"** ")
+	}
+	return append(chunks, last)
+}
+
 // StreamingAgent returns an exec agent (a /bin/sh script) that reads its
 // input and streams chunks with the exec runtime's line protocol, one
 // @switchboard {"append": …} line per chunk with pause between two, and
@@ -93,4 +103,46 @@ func AppendDeletion(t testing.TB, st store.Store, sessionID, id string) {
 	if err != nil {
 		t.Fatalf("append the deletion of %s: %v", id, err)
 	}
+}
+
+// Settled waits until the session bound to conv has an answer that is not
+// partial and the outbox has nothing left to deliver, and returns the
+// session's log. The deadline only guards against a hang.
+func Settled(t testing.TB, st store.Store, conv envelope.Conversation) []store.Record {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the answer in %s did not settle", conv.Key())
+		}
+		b, err := st.BindingFor(ctx, conv)
+		if err != nil {
+			continue
+		}
+		recs, err := st.Read(ctx, b.SessionID, 0, 1000)
+		if err != nil || len(recs) == 0 {
+			continue
+		}
+		last := recs[len(recs)-1]
+		pending, err := st.ListDeliveries(ctx, store.Pending, "", 1)
+		if err == nil && len(pending) == 0 && last.Direction == store.Outbound && !last.Envelope.Partial() {
+			return recs
+		}
+	}
+}
+
+// DeliveryOf returns the delivered delivery of output rec.
+func DeliveryOf(t testing.TB, st store.Store, rec store.Record) store.Delivery {
+	t.Helper()
+	ds, err := st.ListDeliveries(context.Background(), store.Delivered, "", 1000)
+	if err != nil {
+		t.Fatalf("list deliveries: %v", err)
+	}
+	for _, d := range ds {
+		if d.SessionID == rec.SessionID && d.Seq == rec.Seq {
+			return d
+		}
+	}
+	t.Fatalf("no delivered delivery of output %d among %d", rec.Seq, len(ds))
+	return store.Delivery{}
 }
