@@ -396,6 +396,15 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	if d.ChannelID != strconv.FormatInt(comments[0].ID, 10) {
 		t.Errorf("the message's channel id is %q, want comment %d", d.ChannelID, comments[0].ID)
 	}
+	// A plain post of the final text elsewhere (another delivery, so
+	// another marker) holds the same.
+	if _, err := a.Deliver(t.Context(), delivery("dlv_plain", "acme/api#12", final, 1)); err != nil {
+		t.Fatal(err)
+	}
+	plain := fake.commentsCopy()
+	if len(plain) != 2 || strings.Replace(plain[1].Body, marker("dlv_plain", 1, 1), marker(d.ID, 1, 1), 1) != comments[0].Body {
+		t.Errorf("%d comments; a plain post of the final text is %q, the streamed comment %q", len(plain), plain[len(plain)-1].Body, comments[0].Body)
+	}
 }
 
 // TestDeletedReplyThroughTheRouter checks that an agent's deletion of its

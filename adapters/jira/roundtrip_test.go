@@ -259,6 +259,15 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	if d.ChannelID != posted[0].ID {
 		t.Errorf("the message's channel id is %q, want comment %s", d.ChannelID, posted[0].ID)
 	}
+	// A plain post of the final text elsewhere (another delivery, so
+	// another marker) holds the same.
+	if _, err := a.Deliver(t.Context(), delivery("plain", "acme.atlassian.net/OPS-43", strings.Join(chunks, ""), 1)); err != nil {
+		t.Fatal(err)
+	}
+	plain := fake.posted()
+	if len(plain) != 2 || strings.Replace(plain[1].Body, marker("plain", 1), marker(d.ID, 1), 1) != posted[0].Body {
+		t.Errorf("%d comments; a plain post of the final text is %q, the streamed comment %q", len(plain), plain[len(plain)-1].Body, posted[0].Body)
+	}
 	if p := fake.problemsSeen(); len(p) > 0 {
 		t.Errorf("requests Jira would refuse: %q", p)
 	}
