@@ -3,11 +3,7 @@ package github
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,10 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
-	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -188,61 +182,21 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // receiver. It returns the adapter and the store.
 func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Client) (*Adapter, *sqlite.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-routes:
-  - name: github
-    match: {source: github, where: ["acme/*"]}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	if client == nil {
 		client = fake.srv.Client()
 	}
-
-	var rt *router.Router
-	// The adapter runs on the real clock, as the router does: its rate-limit
-	// gate must open when the outbox retries. The login is learned by Run.
-	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
-		Ingress: adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-			return rt.Ingest(ctx, in)
-		}),
-		HTTPClient: client,
-		Registry:   prometheus.NewRegistry(),
+	return testenv.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress) *Adapter {
+		// The adapter runs on the real clock, as the router does: its
+		// rate-limit gate must open when the outbox retries. The login is
+		// learned by Run.
+		a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
+			Ingress: in, HTTPClient: client, Registry: prometheus.NewRegistry(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET /user: learns the bot's login
-	t.Cleanup(func() { cancel(); <-done; <-runDone })
-	return a, st
 }
 
 // prComment is an issue_comment "created" webhook for comment id by login
@@ -427,5 +381,10 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 	want := []string{"DELETE issue " + strconv.FormatInt(comments[0].ID, 10)}
 	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.commentsCopy()) != 0 {
 		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.commentsCopy()), want)
+	}
+	// The deletion's delivery is done, not dead.
+	testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	if dead, err := st.ListDeliveries(context.Background(), store.Dead, "", 10); err != nil || len(dead) != 0 {
+		t.Errorf("dead deliveries %v (%v), want none", dead, err)
 	}
 }

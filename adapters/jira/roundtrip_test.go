@@ -4,22 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
-	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -139,49 +132,9 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // adapter and the store.
 func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-routes:
-  - name: jira
-    match: {source: jira, where: ["OPS"]}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-
-	var rt *router.Router
-	a := newTestAdapter(t, fake, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-		return rt.Ingest(ctx, in)
-	}), nil)
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	return testenv.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress) *Adapter {
+		return newTestAdapter(t, fake, in, nil)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET myself: learns the bot's account
-	t.Cleanup(func() { cancel(); <-done; <-runDone })
-	return a, st
 }
 
 // jiraComment is a Jira Cloud webhook for comment id by author on OPS-42 of
@@ -290,6 +243,11 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 	want := []string{"DELETE " + posted[0].ID}
 	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.posted()) != 0 {
 		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.posted()), want)
+	}
+	// The deletion's delivery is done, not dead.
+	testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"})
+	if dead, err := st.ListDeliveries(context.Background(), store.Dead, "", 10); err != nil || len(dead) != 0 {
+		t.Errorf("dead deliveries %v (%v), want none", dead, err)
 	}
 }
 

@@ -1,0 +1,75 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+// RunRouter runs, until t ends, a real router over a fresh SQLite store
+// with one route, named channel, from channel's places matching where to
+// an exec agent (script, a /bin/sh script), and the adapter newSink builds
+// with the router as its Ingress, as channel's sink; an adapter that is an
+// adapters.Runner runs too. It returns the adapter and the store.
+func RunRouter[A adapters.Sink](t testing.TB, channel, where, script string, newSink func(adapters.Ingress) A) (A, *sqlite.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "agent.sh")
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+routes:
+  - name: %s
+    match: {source: %[1]s, where: [%q]}
+    runtime: exec
+    exec: {command: [%q]}
+`, channel, where, agent), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	var rt *router.Router
+	a := newSink(adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
+		return rt.Ingest(ctx, in)
+	}))
+	runtimes, err := router.Runtimes(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err = router.New(router.Options{
+		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{channel: a}, Runtimes: runtimes,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rt.Run(ctx) }()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		if r, ok := any(a).(adapters.Runner); ok {
+			_ = r.Run(ctx) // learns the bot's identity, as in production
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; <-runDone })
+	return a, st
+}
