@@ -21,7 +21,8 @@ import (
 // with one route, named channel, from channel's places matching where to
 // an exec agent (script, a /bin/sh script), and the adapter newSink builds
 // with the router as its Ingress, as channel's sink; an adapter that is an
-// adapters.Runner runs too. It returns the adapter and the store.
+// adapters.Runner runs too, and fails t if its Run fails. It returns the
+// adapter and the store.
 func RunRouter[A adapters.Sink](t testing.TB, channel, where, script string, newSink func(adapters.Ingress) A) (A, *sqlite.Store) {
 	t.Helper()
 	dir := t.TempDir()
@@ -63,13 +64,20 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
+	runDone := make(chan error, 1)
 	go func() {
-		defer close(runDone)
 		if r, ok := any(a).(adapters.Runner); ok {
-			_ = r.Run(ctx) // learns the bot's identity, as in production
+			runDone <- r.Run(ctx) // learns the bot's identity, watches, as in production
+			return
 		}
+		runDone <- nil
 	}()
-	t.Cleanup(func() { cancel(); <-done; <-runDone })
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if err := <-runDone; err != nil {
+			t.Errorf("the adapter's Run failed: %v", err)
+		}
+	})
 	return a, st
 }

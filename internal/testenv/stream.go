@@ -80,28 +80,54 @@ func CheckStream(t testing.TB, recs []store.Record, final string) store.Record {
 	return out[0]
 }
 
-// AppendDeletion appends to the session's log what the API stores for an
-// agent's deletion of its output id: an outbound record of kind delete
-// naming it, to the conversation the output went to.
-func AppendDeletion(t testing.TB, st store.Store, sessionID, id string) {
+// CheckEdits checks the changes a channel's fake accepted while a reply
+// streamed about 5 s through a sink whose EditInterval is 5 s: every one
+// is edit (the request that edits the reply's comment, as the fake names
+// it), and there are at least one (the first text is the first chunk) and
+// at most three. The router changes a message at most once per interval
+// and sends the final text always: over a stream of about 5 s, at most
+// ceil(5/5)+2 = 3 changes (one per interval, one for an interval cut by
+// the stream's start, the final text). It returns how many there were.
+func CheckEdits(t testing.TB, changes []string, edit string) int {
+	t.Helper()
+	n := 0
+	for _, c := range changes {
+		if c == edit {
+			n++
+		}
+	}
+	t.Logf("%d edits: %q", n, changes)
+	if n < 1 || n > 3 || n != len(changes) {
+		t.Errorf("changes %q, want 1 to 3 of %q and nothing else", changes, edit)
+	}
+	return n
+}
+
+// DeleteAnswer appends to the log of the session bound to conv what the
+// API stores for an agent's deletion of its answer (the session's last
+// record, once settled): an outbound record of kind delete naming it, to
+// the conversation the answer went to. It waits until the outbox has
+// delivered the deletion and checks that it did not give it up.
+func DeleteAnswer(t testing.TB, st store.Store, conv envelope.Conversation) {
 	t.Helper()
 	ctx := context.Background()
-	rec, err := st.Lookup(ctx, sessionID, id)
+	recs := Settled(t, st, conv)
+	answer := recs[len(recs)-1]
+	to, err := store.ChangeConversation(ctx, st, &answer)
 	if err != nil {
-		t.Fatalf("look up output %s: %v", id, err)
+		t.Fatalf("find the conversation of output %s: %v", answer.Envelope.ID, err)
 	}
-	rec.SessionID = sessionID
-	conv, err := store.ChangeConversation(ctx, st, &rec)
-	if err != nil {
-		t.Fatalf("find the conversation of output %s: %v", id, err)
-	}
-	_, err = st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Outbound, Envelope: envelope.Envelope{
-		ID: "agent:delete-" + id, Source: "agent", Kind: envelope.KindDelete, Conversation: conv,
+	_, err = st.Append(ctx, store.AppendRequest{SessionID: answer.SessionID, Direction: store.Outbound, Envelope: envelope.Envelope{
+		ID: "agent:delete-" + answer.Envelope.ID, Source: "agent", Kind: envelope.KindDelete, Conversation: to,
 		Actor: envelope.Actor{ID: "agent:test", Type: envelope.Agent},
-		Refs:  envelope.Refs{envelope.RefDeletes: id}, TS: time.Now().UTC(),
+		Refs:  envelope.Refs{envelope.RefDeletes: answer.Envelope.ID}, TS: time.Now().UTC(),
 	}})
 	if err != nil {
-		t.Fatalf("append the deletion of %s: %v", id, err)
+		t.Fatalf("append the deletion of %s: %v", answer.Envelope.ID, err)
+	}
+	Settled(t, st, conv)
+	if dead, err := st.ListDeliveries(ctx, store.Dead, "", 10); err != nil || len(dead) != 0 {
+		t.Errorf("dead deliveries %v (%v), want none", dead, err)
 	}
 }
 
