@@ -185,7 +185,7 @@ func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Clien
 	if client == nil {
 		client = fake.srv.Client()
 	}
-	return testenv.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress) *Adapter {
+	return testenv.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress, _ store.KV) *Adapter {
 		// The adapter runs on the real clock, as the router does: its
 		// rate-limit gate must open when the outbox retries. The login is
 		// learned by Run.

@@ -132,7 +132,7 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // adapter and the store.
 func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.Store) {
 	t.Helper()
-	return testenv.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress) *Adapter {
+	return testenv.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress, _ store.KV) *Adapter {
 		return newTestAdapter(t, fake, in, nil)
 	})
 }
