@@ -328,7 +328,10 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(comments))
 	}
 	// At most 3 PATCHes (see CheckEdits).
-	testenv.CheckEdits(t, fake.changesCopy(), "PATCH issue "+strconv.FormatInt(comments[0].ID, 10))
+	edits := testenv.CheckEdits(t, fake.changesCopy(), "PATCH issue "+strconv.FormatInt(comments[0].ID, 10))
+	if n := fake.callCount("PATCH /repos/{owner}/{repo}/issues/comments/{id}"); n != edits {
+		t.Errorf("%d PATCH calls, %d accepted: want every one accepted", n, edits)
+	}
 	d := testenv.DeliveryOf(t, st, msg)
 	if want := final + "\n\n" + marker(d.ID, 1, 1); comments[0].Body != want {
 		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", comments[0].Body, want)

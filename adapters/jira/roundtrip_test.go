@@ -185,7 +185,10 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(posted))
 	}
 	// At most 3 PUTs (see CheckEdits).
-	testenv.CheckEdits(t, fake.changesCopy(), "PUT "+posted[0].ID)
+	edits := testenv.CheckEdits(t, fake.changesCopy(), "PUT "+posted[0].ID)
+	if n := fake.callCount("PUT comment/id"); n != edits {
+		t.Errorf("%d PUT calls, %d accepted: want every one accepted", n, edits)
+	}
 	d := testenv.DeliveryOf(t, st, msg)
 	want := "*part1*"
 	for i := 2; i < 50; i++ {
