@@ -321,7 +321,7 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	}
 	final := strings.Join(chunks, "")
 	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
-	msg := testenv.CheckStream(t, recs, final)
+	msg := testenv.CheckStream(t, recs, chunks)
 
 	comments := fake.commentsCopy()
 	if n := fake.callCount("POST /repos/{owner}/{repo}/issues/{n}/comments"); n != 1 || len(comments) != 1 {

@@ -178,7 +178,7 @@ func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond))
 	mentionBot(t, a)
 	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"})
-	msg := testenv.CheckStream(t, recs, strings.Join(chunks, ""))
+	msg := testenv.CheckStream(t, recs, chunks)
 
 	posted := fake.posted()
 	if n := fake.callCount("POST comment"); n != 1 || len(posted) != 1 {

@@ -42,11 +42,13 @@ func StreamingAgent(chunks []string, pause time.Duration) string {
 	return b.String()
 }
 
-// CheckStream checks that the outputs in recs (a session's log) are one
-// streamed reply: a partial message, then edits of it, each extending the
-// text before it, all partial but the last, whose text is final. It
-// returns the message's record.
-func CheckStream(t testing.TB, recs []store.Record, final string) store.Record {
+// CheckStream checks that the outputs in recs (a session's log) are the
+// reply an agent streamed as chunks: a partial message with the first
+// chunk, then edits of it, each extending the text before it by whole
+// chunks (the runtime may gather the chunks of a moment into one update),
+// all partial but the last, whose text is all of them. It returns the
+// message's record.
+func CheckStream(t testing.TB, recs []store.Record, chunks []string) store.Record {
 	t.Helper()
 	var out []store.Record
 	for _, r := range recs {
@@ -58,10 +60,15 @@ func CheckStream(t testing.TB, recs []store.Record, final string) store.Record {
 		t.Fatalf("%d outputs in the log, want a partial message and its edits", len(out))
 	}
 	first := out[0].Envelope
-	if first.Kind != envelope.KindMessage || !first.Partial() {
-		t.Fatalf("the first output is a %s (partial %v), want a partial message", first.Kind, first.Partial())
+	if first.Kind != envelope.KindMessage || !first.Partial() || first.Text != chunks[0] {
+		t.Fatalf("the first output is a %s (partial %v) of %q, want a partial message of %q", first.Kind, first.Partial(), first.Text, chunks[0])
 	}
-	prev := first.Text
+	// The texts the stream may show: the first k chunks.
+	prefixes := map[string]int{}
+	for k := range chunks {
+		prefixes[strings.Join(chunks[:k+1], "")] = k + 1
+	}
+	prev := 1
 	for i, r := range out[1:] {
 		e := r.Envelope
 		last := i == len(out)-2
@@ -69,13 +76,14 @@ func CheckStream(t testing.TB, recs []store.Record, final string) store.Record {
 			t.Errorf("output %d: a %s of %q, partial %v; want an edit of %q, partial %v", i+2, e.Kind, e.Target(), e.Partial(), first.ID, !last)
 		}
 		// The final text may repeat the last partial one.
-		if !strings.HasPrefix(e.Text, prev) || (e.Text == prev && !last) {
-			t.Errorf("output %d: %q does not extend %q", i+2, e.Text, prev)
+		k := prefixes[e.Text]
+		if k < prev || (k == prev && !last) {
+			t.Errorf("output %d: %q is not the text before it (%d chunks) and more chunks", i+2, e.Text, prev)
 		}
-		prev = e.Text
+		prev = max(prev, k)
 	}
-	if prev != final {
-		t.Errorf("the stream ends with %q, want %q", prev, final)
+	if prev != len(chunks) || out[len(out)-1].Envelope.Text != strings.Join(chunks, "") {
+		t.Errorf("the stream ends with %q, want all %d chunks", out[len(out)-1].Envelope.Text, len(chunks))
 	}
 	return out[0]
 }
