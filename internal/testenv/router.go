@@ -22,9 +22,8 @@ import (
 // with one route, named channel, from channel's places matching where (""
 // for all) to an exec agent (script, a /bin/sh script), and the adapter
 // newSink builds with the router as its Ingress and the store as its
-// state, as channel's sink; an adapter that is an
-// adapters.Runner runs too, and fails t if its Run fails. It returns the
-// adapter and the store.
+// state, as channel's sink; an adapter that is an adapters.Runner runs
+// too, and fails t if its Run fails. It returns the adapter and the store.
 func RunRouter[A adapters.Sink](t testing.TB, channel, where, script string, newSink func(adapters.Ingress, store.KV) A) (A, *sqlite.Store) {
 	t.Helper()
 	dir := t.TempDir()

@@ -121,6 +121,9 @@ func DeleteAnswer(t testing.TB, st store.Store, conv envelope.Conversation) {
 	ctx := context.Background()
 	recs := Settled(t, st, conv)
 	answer := recs[len(recs)-1]
+	if answer.Direction != store.Outbound || answer.Envelope.Kind != envelope.KindMessage {
+		t.Fatalf("the last record is a %s %s, not the agent's answer", answer.Direction, answer.Envelope.Kind)
+	}
 	to, err := store.ChangeConversation(ctx, st, &answer)
 	if err != nil {
 		t.Fatalf("find the conversation of output %s: %v", answer.Envelope.ID, err)
