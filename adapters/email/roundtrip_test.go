@@ -5,19 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-message/mail"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
-	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -120,51 +115,12 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // with the given script, and returns the store.
 func runRouter(t *testing.T, mb *mailbox, sink *smtpSink, script string) store.Store {
 	t.Helper()
-	agent := filepath.Join(t.TempDir(), "agent.sh")
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-routes:
-  - name: mail
-    match: {source: email}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newTestStore(t)
-
-	var rt *router.Router
-	a := newStateAdapter(t, st, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-		return rt.Ingest(ctx, in)
-	}), func(c *Config) {
-		c.Senders = []string{"example.com"}
-		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
-		c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
-	})
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	routerDone, watcherDone := make(chan error, 1), make(chan error, 1)
-	go func() { routerDone <- rt.Run(ctx) }()
-	go func() { watcherDone <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-routerDone
-		if err := <-watcherDone; err != nil {
-			t.Errorf("watcher: %v", err)
-		}
+	_, st := testenv.RunRouter(t, Name, "", script, func(in adapters.Ingress, kv store.KV) *Adapter {
+		return newStateAdapter(t, kv, in, func(c *Config) {
+			c.Senders = []string{"example.com"}
+			c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}
+			c.SMTP = SMTPConfig{Addr: sink.addr, Security: Plain, Username: sink.user, Password: sink.pass}
+		})
 	})
 	return st
 }

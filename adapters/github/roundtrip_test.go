@@ -3,11 +3,7 @@ package github
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,9 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -38,62 +33,11 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	fake.failPosts(failWith(http.StatusForbidden, map[string]string{"Retry-After": "1"},
 		"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."))
 
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
 	// The agent answers in Markdown, naming the envelope it answers (the
 	// first field of the envelope JSON on stdin).
-	script := "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n" +
-		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/ci).\\n' \"$id\"\n"
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-routes:
-  - name: github
-    match: {source: github, where: ["acme/*"]}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-
-	var rt *router.Router
 	stamps := &postStamps{base: fake.srv.Client().Transport}
-	// The adapter runs on the real clock, as the router does: its rate-limit
-	// gate must open when the outbox retries. The login is learned by Run.
-	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
-		Ingress: adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-			return rt.Ingest(ctx, in)
-		}),
-		HTTPClient: &http.Client{Transport: stamps},
-		Registry:   prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET /user: learns the bot's login
-	defer func() { cancel(); <-done; <-runDone }()
+	a, st := runRouter(t, fake, "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n"+
+		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/ci).\\n' \"$id\"\n", &http.Client{Transport: stamps})
 
 	send := func(what, event, delivery string, body []byte) {
 		t.Helper()
@@ -128,6 +72,7 @@ routes:
 	// Every delivery settles: the first after one rate-limited attempt.
 	var ds []store.Delivery
 	waitFor(t, "the deliveries to settle", func() bool {
+		var err error
 		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
 		return err == nil && len(ds) == 3
 	})
@@ -231,6 +176,29 @@ routes:
 	}
 }
 
+// runRouter runs, until t ends, a real router over a fresh SQLite store
+// with a route from acme/* to an exec agent (the given script), and the
+// adapter on fake with client (nil: the fake's) as its sink and webhook
+// receiver. It returns the adapter and the store.
+func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Client) (*Adapter, *sqlite.Store) {
+	t.Helper()
+	if client == nil {
+		client = fake.srv.Client()
+	}
+	return testenv.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress, _ store.KV) *Adapter {
+		// The adapter runs on the real clock, as the router does: its
+		// rate-limit gate must open when the outbox retries. The login is
+		// learned by Run.
+		a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, APIURL: fake.url()}, adapters.Deps{
+			Ingress: in, HTTPClient: client, Registry: prometheus.NewRegistry(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	})
+}
+
 // prComment is an issue_comment "created" webhook for comment id by login
 // on pull request acme/api#7.
 func prComment(t *testing.T, id int64, login, body string) []byte {
@@ -283,7 +251,7 @@ func (s *postStamps) all() []time.Time {
 // deadline only guards against a hang.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -334,5 +302,72 @@ func TestProgress(t *testing.T) {
 	// A bad anchor is reported, not posted anywhere.
 	if err := a.Progress(t.Context(), msg("not-a-ref", "1"), true); err == nil {
 		t.Error("Progress with a malformed conversation anchor returned nil")
+	}
+}
+
+// TestStreamedReplyThroughTheRouter drives a streamed answer through the
+// router: an exec agent that streams 50 chunks over about 5 s answers a
+// mention on a pull request with one comment, created when the stream
+// starts and edited in place a bounded number of times until it holds the
+// final text as a plain post of it would; the session's log holds the
+// partial message and every update of it.
+func TestStreamedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
+	chunks := testenv.Chunks(50, "see [the runbook](https://runbooks.example.com/ci).")
+	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond), nil)
+	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
+		t.Fatalf("mention: %d %s", w.Code, w.Body)
+	}
+	final := strings.Join(chunks, "")
+	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	msg := testenv.CheckStream(t, recs, chunks)
+
+	comments := fake.commentsCopy()
+	if n := fake.callCount("POST /repos/{owner}/{repo}/issues/{n}/comments"); n != 1 || len(comments) != 1 {
+		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(comments))
+	}
+	// At most 3 PATCHes (see CheckEdits).
+	edits := testenv.CheckEdits(t, fake.changesCopy(), "PATCH issue "+strconv.FormatInt(comments[0].ID, 10))
+	if n := fake.callCount("PATCH /repos/{owner}/{repo}/issues/comments/{id}"); n != edits {
+		t.Errorf("%d PATCH calls, %d accepted: want every one accepted", n, edits)
+	}
+	d := testenv.DeliveryOf(t, st, msg)
+	if want := final + "\n\n" + marker(d.ID, 1, 1); comments[0].Body != want {
+		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", comments[0].Body, want)
+	}
+	if d.ChannelID != strconv.FormatInt(comments[0].ID, 10) {
+		t.Errorf("the message's channel id is %q, want comment %d", d.ChannelID, comments[0].ID)
+	}
+	// A plain post of the final text elsewhere (another delivery, so
+	// another marker) holds the same.
+	if _, err := a.Deliver(t.Context(), delivery("dlv_plain", "acme/api#12", final, 1)); err != nil {
+		t.Fatal(err)
+	}
+	plain := fake.commentsCopy()
+	if len(plain) != 2 || strings.Replace(plain[1].Body, marker("dlv_plain", 1, 1), marker(d.ID, 1, 1), 1) != comments[0].Body {
+		t.Errorf("%d comments; a plain post of the final text is %q, the streamed comment %q", len(plain), plain[len(plain)-1].Body, comments[0].Body)
+	}
+}
+
+// TestDeletedReplyThroughTheRouter checks that an agent's deletion of its
+// answer, stored as the API stores it, deletes the comment on GitHub.
+func TestDeletedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeGitHub(t, newClock())
+	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
+	a, st := runRouter(t, fake, "#!/bin/sh\ncat >/dev/null\necho 'a **short** answer'\n", nil)
+	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
+		t.Fatalf("mention: %d %s", w.Code, w.Body)
+	}
+	conv := envelope.Conversation{Source: Name, Ref: "acme/api#7"}
+	testenv.Settled(t, st, conv)
+	comments := fake.commentsCopy()
+	if len(comments) != 1 {
+		t.Fatalf("%d comments, want the answer's", len(comments))
+	}
+	testenv.DeleteAnswer(t, st, conv)
+	want := []string{"DELETE issue " + strconv.FormatInt(comments[0].ID, 10)}
+	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.commentsCopy()) != 0 {
+		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.commentsCopy()), want)
 	}
 }

@@ -4,20 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/router"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -33,52 +28,10 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	fake := newFakeJira(t)
 	fake.failPosts(failWith(http.StatusTooManyRequests, map[string]string{"Retry-After": "1"}))
 
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "agent.sh")
 	// The agent answers in Markdown, naming the envelope it answers (the
 	// first field of the envelope JSON on stdin).
-	script := "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n" +
-		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/deploy).\\n' \"$id\"\n"
-	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-routes:
-  - name: jira
-    match: {source: jira, where: ["OPS"]}
-    runtime: exec
-    exec: {command: [%q]}
-`, agent), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-
-	var rt *router.Router
-	a := newTestAdapter(t, fake, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-		return rt.Ingest(ctx, in)
-	}), nil)
-	runtimes, err := router.Runtimes(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err = router.New(router.Options{
-		Config: cfg, Store: st, Sinks: map[string]adapters.Sink{Name: a}, Runtimes: runtimes,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(ctx) }()
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); _ = a.Run(ctx) }() // GET myself: learns the bot's account
-	defer func() { cancel(); <-done; <-runDone }()
+	a, st := runRouter(t, fake, "#!/bin/sh\nid=$(sed -n '1s/^{\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n"+
+		"printf 'On it: **%s**, see [the runbook](https://runbooks.example.com/deploy).\\n' \"$id\"\n")
 
 	send := func(what string, body []byte, hookID string) {
 		t.Helper()
@@ -109,6 +62,7 @@ routes:
 
 	var ds []store.Delivery
 	eventually(t, func() bool {
+		var err error
 		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
 		return err == nil && len(ds) == 2
 	})
@@ -172,6 +126,17 @@ routes:
 	}
 }
 
+// runRouter runs, until t ends, a real router over a fresh SQLite store
+// with a route from project OPS to an exec agent (the given script), and
+// the adapter on fake as its sink and webhook receiver. It returns the
+// adapter and the store.
+func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.Store) {
+	t.Helper()
+	return testenv.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress, _ store.KV) *Adapter {
+		return newTestAdapter(t, fake, in, nil)
+	})
+}
+
 // jiraComment is a Jira Cloud webhook for comment id by author on OPS-42 of
 // acme.atlassian.net: event comment_created, or jira:issue_updated with
 // typeName as its issue_event_type_name.
@@ -199,4 +164,83 @@ func jiraComment(t *testing.T, event, typeName, id string, author map[string]any
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestStreamedReplyThroughTheRouter drives a streamed answer through the
+// router: an exec agent that streams 50 chunks of Markdown over about 5 s
+// answers a comment mentioning the bot with one comment, created when the
+// stream starts and updated in place a bounded number of times until it
+// holds the final text as a plain post of it would (wiki markup and
+// marker); the session's log holds the partial message and every update.
+func TestStreamedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeJira(t)
+	chunks := testenv.Chunks(50, "see [the runbook](https://runbooks.example.com/deploy).")
+	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond))
+	mentionBot(t, a)
+	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"})
+	msg := testenv.CheckStream(t, recs, chunks)
+
+	posted := fake.posted()
+	if n := fake.callCount("POST comment"); n != 1 || len(posted) != 1 {
+		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(posted))
+	}
+	// At most 3 PUTs (see CheckEdits).
+	edits := testenv.CheckEdits(t, fake.changesCopy(), "PUT "+posted[0].ID)
+	if n := fake.callCount("PUT comment/id"); n != edits {
+		t.Errorf("%d PUT calls, %d accepted: want every one accepted", n, edits)
+	}
+	d := testenv.DeliveryOf(t, st, msg)
+	want := "*part1*"
+	for i := 2; i < 50; i++ {
+		want += fmt.Sprintf(" *part%d*", i)
+	}
+	want += " see [the runbook|https://runbooks.example.com/deploy]." + marker(d.ID, 1)
+	if posted[0].Body != want {
+		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", posted[0].Body, want)
+	}
+	if d.ChannelID != posted[0].ID {
+		t.Errorf("the message's channel id is %q, want comment %s", d.ChannelID, posted[0].ID)
+	}
+	// A plain post of the final text elsewhere (another delivery, so
+	// another marker) holds the same.
+	if _, err := a.Deliver(t.Context(), delivery("plain", "acme.atlassian.net/OPS-43", strings.Join(chunks, ""), 1)); err != nil {
+		t.Fatal(err)
+	}
+	plain := fake.posted()
+	if len(plain) != 2 || strings.Replace(plain[1].Body, marker("plain", 1), marker(d.ID, 1), 1) != posted[0].Body {
+		t.Errorf("%d comments; a plain post of the final text is %q, the streamed comment %q", len(plain), plain[len(plain)-1].Body, posted[0].Body)
+	}
+	if p := fake.problemsSeen(); len(p) > 0 {
+		t.Errorf("requests Jira would refuse: %q", p)
+	}
+}
+
+// TestDeletedReplyThroughTheRouter checks that an agent's deletion of its
+// answer, stored as the API stores it, deletes the comment in Jira.
+func TestDeletedReplyThroughTheRouter(t *testing.T) {
+	fake := newFakeJira(t)
+	a, st := runRouter(t, fake, "#!/bin/sh\ncat >/dev/null\necho 'a **short** answer'\n")
+	mentionBot(t, a)
+	conv := envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"}
+	testenv.Settled(t, st, conv)
+	posted := fake.posted()
+	if len(posted) != 1 {
+		t.Fatalf("%d comments, want the answer's", len(posted))
+	}
+	testenv.DeleteAnswer(t, st, conv)
+	want := []string{"DELETE " + posted[0].ID}
+	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.posted()) != 0 {
+		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.posted()), want)
+	}
+}
+
+// mentionBot sends a comment_created webhook of a comment on OPS-42 that
+// mentions the bot.
+func mentionBot(t *testing.T, a *Adapter) {
+	t.Helper()
+	ada := map[string]any{"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Ada Lovelace", "accountType": "atlassian"}
+	body := jiraComment(t, eventCommentCreated, "", "10100", ada, "[~accountid:"+botAccountID+"] please stream the answer")
+	if w := post(a, body, HeaderWebhookID, "hook-1"); w.Code != http.StatusNoContent {
+		t.Fatalf("comment_created: %d %s", w.Code, w.Body)
+	}
 }
