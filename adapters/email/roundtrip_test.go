@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -115,7 +115,7 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // with the given script, and returns the store.
 func runRouter(t *testing.T, mb *mailbox, sink *smtpSink, script string) store.Store {
 	t.Helper()
-	_, st := testenv.RunRouter(t, Name, "", script, func(in adapters.Ingress, kv store.KV) *Adapter {
+	_, st := adaptertest.RunRouter(t, Name, "", script, func(in adapters.Ingress, kv store.KV) *Adapter {
 		return newStateAdapter(t, kv, in, func(c *Config) {
 			c.Senders = []string{"example.com"}
 			c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass}

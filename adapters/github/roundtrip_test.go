@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -185,7 +185,7 @@ func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Clien
 	if client == nil {
 		client = fake.srv.Client()
 	}
-	return testenv.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress, _ store.KV) *Adapter {
+	return adaptertest.RunRouter(t, Name, "acme/*", script, func(in adapters.Ingress, _ store.KV) *Adapter {
 		// The adapter runs on the real clock, as the router does: its
 		// rate-limit gate must open when the outbox retries. The login is
 		// learned by Run.
@@ -314,25 +314,25 @@ func TestProgress(t *testing.T) {
 func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	fake := newFakeGitHub(t, newClock())
 	fake.setPull("acme/api", 7, prHead{Branch: "fix-flaky-test", SHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Repo: "acme/api"})
-	chunks := testenv.Chunks(50, "see [the runbook](https://runbooks.example.com/ci).")
-	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond), nil)
+	chunks := adaptertest.Chunks(50, "see [the runbook](https://runbooks.example.com/ci).")
+	a, st := runRouter(t, fake, adaptertest.StreamingAgent(chunks, 100*time.Millisecond), nil)
 	if w := serve(a, webhook("issue_comment", "d-mention", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
 		t.Fatalf("mention: %d %s", w.Code, w.Body)
 	}
 	final := strings.Join(chunks, "")
-	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
-	msg := testenv.CheckStream(t, recs, chunks)
+	recs := adaptertest.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme/api#7"})
+	msg := adaptertest.CheckStream(t, recs, chunks)
 
 	comments := fake.commentsCopy()
 	if n := fake.callCount("POST /repos/{owner}/{repo}/issues/{n}/comments"); n != 1 || len(comments) != 1 {
 		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(comments))
 	}
 	// At most 3 PATCHes (see CheckEdits).
-	edits := testenv.CheckEdits(t, fake.changesCopy(), "PATCH issue "+strconv.FormatInt(comments[0].ID, 10))
+	edits := adaptertest.CheckEdits(t, fake.changesCopy(), "PATCH issue "+strconv.FormatInt(comments[0].ID, 10))
 	if n := fake.callCount("PATCH /repos/{owner}/{repo}/issues/comments/{id}"); n != edits {
 		t.Errorf("%d PATCH calls, %d accepted: want every one accepted", n, edits)
 	}
-	d := testenv.DeliveryOf(t, st, msg)
+	d := adaptertest.DeliveryOf(t, st, msg)
 	if want := final + "\n\n" + marker(d.ID, 1, 1); comments[0].Body != want {
 		t.Errorf("the comment's final body is\n%q\nwant, as a plain post of the final text,\n%q", comments[0].Body, want)
 	}
@@ -360,12 +360,12 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 		t.Fatalf("mention: %d %s", w.Code, w.Body)
 	}
 	conv := envelope.Conversation{Source: Name, Ref: "acme/api#7"}
-	testenv.Settled(t, st, conv)
+	adaptertest.Settled(t, st, conv)
 	comments := fake.commentsCopy()
 	if len(comments) != 1 {
 		t.Fatalf("%d comments, want the answer's", len(comments))
 	}
-	testenv.DeleteAnswer(t, st, conv)
+	adaptertest.DeleteAnswer(t, st, conv)
 	want := []string{"DELETE issue " + strconv.FormatInt(comments[0].ID, 10)}
 	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.commentsCopy()) != 0 {
 		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.commentsCopy()), want)

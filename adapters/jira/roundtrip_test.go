@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -132,7 +132,7 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 // adapter and the store.
 func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.Store) {
 	t.Helper()
-	return testenv.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress, _ store.KV) *Adapter {
+	return adaptertest.RunRouter(t, Name, "OPS", script, func(in adapters.Ingress, _ store.KV) *Adapter {
 		return newTestAdapter(t, fake, in, nil)
 	})
 }
@@ -174,22 +174,22 @@ func jiraComment(t *testing.T, event, typeName, id string, author map[string]any
 // marker); the session's log holds the partial message and every update.
 func TestStreamedReplyThroughTheRouter(t *testing.T) {
 	fake := newFakeJira(t)
-	chunks := testenv.Chunks(50, "see [the runbook](https://runbooks.example.com/deploy).")
-	a, st := runRouter(t, fake, testenv.StreamingAgent(chunks, 100*time.Millisecond))
+	chunks := adaptertest.Chunks(50, "see [the runbook](https://runbooks.example.com/deploy).")
+	a, st := runRouter(t, fake, adaptertest.StreamingAgent(chunks, 100*time.Millisecond))
 	mentionBot(t, a)
-	recs := testenv.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"})
-	msg := testenv.CheckStream(t, recs, chunks)
+	recs := adaptertest.Settled(t, st, envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"})
+	msg := adaptertest.CheckStream(t, recs, chunks)
 
 	posted := fake.posted()
 	if n := fake.callCount("POST comment"); n != 1 || len(posted) != 1 {
 		t.Fatalf("%d comment POSTs and %d comments, want one of each", n, len(posted))
 	}
 	// At most 3 PUTs (see CheckEdits).
-	edits := testenv.CheckEdits(t, fake.changesCopy(), "PUT "+posted[0].ID)
+	edits := adaptertest.CheckEdits(t, fake.changesCopy(), "PUT "+posted[0].ID)
 	if n := fake.callCount("PUT comment/id"); n != edits {
 		t.Errorf("%d PUT calls, %d accepted: want every one accepted", n, edits)
 	}
-	d := testenv.DeliveryOf(t, st, msg)
+	d := adaptertest.DeliveryOf(t, st, msg)
 	want := "*part1*"
 	for i := 2; i < 50; i++ {
 		want += fmt.Sprintf(" *part%d*", i)
@@ -222,12 +222,12 @@ func TestDeletedReplyThroughTheRouter(t *testing.T) {
 	a, st := runRouter(t, fake, "#!/bin/sh\ncat >/dev/null\necho 'a **short** answer'\n")
 	mentionBot(t, a)
 	conv := envelope.Conversation{Source: Name, Ref: "acme.atlassian.net/OPS-42"}
-	testenv.Settled(t, st, conv)
+	adaptertest.Settled(t, st, conv)
 	posted := fake.posted()
 	if len(posted) != 1 {
 		t.Fatalf("%d comments, want the answer's", len(posted))
 	}
-	testenv.DeleteAnswer(t, st, conv)
+	adaptertest.DeleteAnswer(t, st, conv)
 	want := []string{"DELETE " + posted[0].ID}
 	if got := fake.changesCopy(); !slices.Equal(got, want) || len(fake.posted()) != 0 {
 		t.Errorf("changes %q and %d comments left, want %q and none", got, len(fake.posted()), want)

@@ -1,8 +1,7 @@
 // Package testenv gives tests the real services they need (PostgreSQL,
 // Dovecot) and decides what happens when one is missing: the test skips
 // with a message saying what to start, unless SWITCHBOARD_REQUIRE_SERVICES is
-// set (as .ci/run does), where every such skip is a failure. It also holds
-// what the adapters' round trips through the router share (stream.go).
+// set (as .ci/run does), where every such skip is a failure.
 package testenv
 
 import (

@@ -1,4 +1,4 @@
-package testenv
+package adaptertest
 
 import (
 	"context"
@@ -59,14 +59,15 @@ func CheckStream(t testing.TB, recs []store.Record, chunks []string) store.Recor
 	if len(out) < 2 {
 		t.Fatalf("%d outputs in the log, want a partial message and its edits", len(out))
 	}
+	// The exec runtime trims what a stream shows, as it trims plain output.
 	first := out[0].Envelope
-	if first.Kind != envelope.KindMessage || !first.Partial() || first.Text != chunks[0] {
+	if first.Kind != envelope.KindMessage || !first.Partial() || first.Text != strings.TrimSpace(chunks[0]) {
 		t.Fatalf("the first output is a %s (partial %v) of %q, want a partial message of %q", first.Kind, first.Partial(), first.Text, chunks[0])
 	}
 	// The texts the stream may show: the first k chunks.
 	prefixes := map[string]int{}
 	for k := range chunks {
-		prefixes[strings.Join(chunks[:k+1], "")] = k + 1
+		prefixes[strings.TrimSpace(strings.Join(chunks[:k+1], ""))] = k + 1
 	}
 	prev := 1
 	for i, r := range out[1:] {
@@ -82,7 +83,7 @@ func CheckStream(t testing.TB, recs []store.Record, chunks []string) store.Recor
 		}
 		prev = max(prev, k)
 	}
-	if prev != len(chunks) || out[len(out)-1].Envelope.Text != strings.Join(chunks, "") {
+	if prev != len(chunks) || out[len(out)-1].Envelope.Text != strings.TrimSpace(strings.Join(chunks, "")) {
 		t.Errorf("the stream ends with %q, want all %d chunks", out[len(out)-1].Envelope.Text, len(chunks))
 	}
 	return out[0]
