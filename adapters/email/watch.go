@@ -74,6 +74,7 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 		},
 	})
 	if err != nil {
+		a.imapLoginFailed(ctx, false, err)
 		return false, err
 	}
 	defer c.Close()
@@ -82,8 +83,10 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 	defer stop()
 
 	if err := c.Login(a.cfg.IMAP.Username, a.cfg.IMAP.Password).Wait(); err != nil {
+		a.imapLoginFailed(ctx, true, err)
 		return false, fmt.Errorf("imap: login: %w", err)
 	}
+	a.imapLoggedIn()
 	mailbox := a.cfg.IMAP.Mailbox
 	sel, err := c.Select(mailbox, nil).Wait()
 	if err != nil {
@@ -112,6 +115,7 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 		if err := a.waitForMail(ctx, c, newMail); err != nil {
 			return true, err
 		}
+		a.beat()
 	}
 }
 
@@ -151,17 +155,21 @@ func (a *Adapter) dialIMAP(ctx context.Context, h *imapclient.UnilateralDataHand
 }
 
 // waitForMail returns when the server announced new mail, the poll
-// interval passed, or the connection failed.
+// interval passed (IDLE is renewed as often, so that the loop runs and
+// proves the connection alive), or the connection failed.
 func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail <-chan struct{}) error {
 	if c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2) {
 		idle, err := c.Idle()
 		if err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
+		t := time.NewTimer(a.cfg.IMAP.PollInterval.D())
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
 		case <-newMail:
 		case <-c.Closed():
+		case <-t.C:
 		}
 		if err := idle.Close(); err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
@@ -211,6 +219,7 @@ func (a *Adapter) fetchNew(ctx context.Context, c *imapclient.Client, validity, 
 		if err := a.cursor.Save(ctx, mailbox, validity, last); err != nil {
 			return last, err
 		}
+		a.beat()
 		if a.afterUID != nil {
 			a.afterUID(last)
 		}
@@ -230,10 +239,11 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 	if len(meta) == 0 {
 		return nil // expunged meanwhile
 	}
+	a.mailSeen()
 	log := a.log.With("uid", uint32(uid))
 	if a.cfg.MaxMessage > 0 && meta[0].RFC822Size > a.cfg.MaxMessage {
 		log.Warn("email: message left unread: larger than max_message", "size", meta[0].RFC822Size, "max_message", a.cfg.MaxMessage)
-		a.skipped.WithLabelValues(skipTooLarge).Inc()
+		a.metrics.skipped.WithLabelValues(skipTooLarge).Inc()
 		return nil
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
@@ -252,7 +262,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 			reason = skipTooLarge
 		}
 		log.Warn("email: message left unread: cannot read it", "err", err)
-		a.skipped.WithLabelValues(reason).Inc()
+		a.metrics.skipped.WithLabelValues(reason).Inc()
 		return nil
 	}
 	log = log.With("message_id", m.MessageID, "from", in.Facts.Sender)
@@ -265,7 +275,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 			return err // transient: reconnect after a back-off and try again
 		}
 		log.Error("email: message left unread: it cannot be stored; later mail is read on", "err", err)
-		a.skipped.WithLabelValues(skipRefused).Inc()
+		a.metrics.skipped.WithLabelValues(skipRefused).Inc()
 		return nil
 	}
 	a.failing = failing{}
