@@ -149,7 +149,7 @@ func (a *Adapter) Check(context.Context) error {
 			seen = time.Unix(0, n).UTC().Format(time.RFC3339)
 		}
 		err = errors.Join(err, fmt.Errorf("email: IMAP watcher of %s on %s stuck: its IDLE/poll loop last ran %s ago (limit %s, 2 imap.poll_interval; last mail seen: %s); check the network path to the server, or restart the gateway",
-			a.cfg.IMAP.Mailbox, a.cfg.IMAP.Addr, since.Round(time.Second), a.watcherBound(), seen))
+			a.cfg.IMAP.Mailbox, a.cfg.IMAP.Addr, roundDuration(since), a.watcherBound(), seen))
 	}
 	return err
 }
@@ -215,4 +215,13 @@ func cause(err error) error {
 		return inner
 	}
 	return err
+}
+
+// roundDuration rounds d for people: to the second from a minute up, else
+// to the millisecond.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }

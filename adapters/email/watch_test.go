@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"sync"
@@ -107,6 +106,12 @@ func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec adapters.Ingress, 
 			mod(c)
 		}
 	})
+	return runWatcher(t, a)
+}
+
+// runWatcher runs a's Run until the watcher is stopped.
+func runWatcher(t *testing.T, a *Adapter) *watcher {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{a: a, cancel: cancel, done: make(chan error, 1), uids: make(chan uint32, 100)}
 	a.afterUID = func(uid uint32) { w.uids <- uid }
@@ -242,45 +247,117 @@ func TestWatcherReconnectsAfterDrop(t *testing.T) {
 	mb := newMailbox(t)
 	// The watcher reaches Dovecot through a proxy whose connections the
 	// test cuts.
+	p := newProxy(t, mb.addr)
+	rec := newRecorder()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
+	proxied := &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}
+	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
+	expect(t, rec, "before-drop@example.com")
+	w.waitUID(t, 1)
+	p.cut()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "after-drop@example.com", "", "two"))
+	expect(t, rec, "after-drop@example.com")
+	w.stop()
+}
+
+// proxy forwards TCP connections to a server; the test can cut them, or
+// freeze them (nothing is forwarded either way until thawed, as on a
+// network path that went silent).
+type proxy struct {
+	addr string
+	gate sync.RWMutex // held for writing while frozen
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	frozen bool
+}
+
+func newProxy(t *testing.T, upstream string) *proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
+	p := &proxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", mb.addr)
+			up, err := net.Dial("tcp", upstream)
 			if err != nil {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			wg.Go(func() { p.pipe(up, c) })
+			wg.Go(func() { p.pipe(c, up) })
 		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	rec := newRecorder()
-	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
-	proxied := &mailbox{addr: ln.Addr().String(), user: mb.user, pass: mb.pass}
-	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
-	expect(t, rec, "before-drop@example.com")
-	w.waitUID(t, 1)
-	mu.Lock()
-	for _, c := range conns {
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		p.thaw()
+		p.cut()
+		wg.Wait()
+	})
+	return p
+}
+
+// pipe copies from src to dst until either fails, waiting while the proxy
+// is frozen, then closes both.
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// cut closes every connection made so far.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
 		c.Close()
 	}
-	mu.Unlock()
-	mb.deliver(t, mailFrom("Ada <ada@example.com>", "after-drop@example.com", "", "two"))
-	expect(t, rec, "after-drop@example.com")
-	w.stop()
+	p.conns = nil
+}
+
+// freeze stops forwarding until thaw. Only the test's goroutine calls
+// freeze and thaw.
+func (p *proxy) freeze() {
+	p.gate.Lock()
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// thaw forwards again what was held back, and what follows; it does
+// nothing unless frozen.
+func (p *proxy) thaw() {
+	p.mu.Lock()
+	was := p.frozen
+	p.frozen = false
+	p.mu.Unlock()
+	if was {
+		p.gate.Unlock()
+	}
 }
 
 func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
