@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,34 +13,25 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/internal/testclock"
 )
-
-// clock is a test clock that the watcher may read concurrently.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Set(t time.Time)  { c.ns.Store(t.UnixNano()) }
-func newClock(t time.Time) *clock { c := &clock{}; c.Set(t); return c }
 
 // newHealthAdapter builds an adapter for mb (nil: no mailbox) with its
 // metrics on a registry of its own, its state in a fresh store and now as
 // its clock.
 func newHealthAdapter(t *testing.T, mb *mailbox, now func() time.Time, mod func(*Config)) (*Adapter, *prometheus.Registry) {
 	t.Helper()
-	c := testConfig()
-	c.Senders = []string{"example.com"}
-	if mb != nil {
-		c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass,
-			Backoff: config.Duration(5 * time.Millisecond), MaxBackoff: config.Duration(20 * time.Millisecond)}
-	}
-	if mod != nil {
-		mod(c)
-	}
 	reg := prometheus.NewRegistry()
-	a, err := New(c, adapters.Deps{Ingress: newRecorder(), State: newTestStore(t), Registry: reg, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDepsAdapter(t, adapters.Deps{Ingress: newRecorder(), State: newTestStore(t), Registry: reg, Now: now}, func(c *Config) {
+		c.Senders = []string{"example.com"}
+		if mb != nil {
+			c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass,
+				Backoff: config.Duration(5 * time.Millisecond), MaxBackoff: config.Duration(20 * time.Millisecond)}
+		}
+		if mod != nil {
+			mod(c)
+		}
+	})
 	return a, reg
 }
 
@@ -168,7 +158,7 @@ func TestCheckIMAPUnreachable(t *testing.T) {
 func TestLastMailSeen(t *testing.T) {
 	mb := newMailbox(t)
 	t1 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clk := newClock(t1)
+	clk := testclock.New(t1)
 	a, reg := newHealthAdapter(t, mb, clk.Now, nil)
 	if v := metric(t, reg, "switchboard_email_last_mail_seen_timestamp_seconds"); v != 0 {
 		t.Fatalf("last mail seen %v before any mail, want 0", v)
