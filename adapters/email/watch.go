@@ -21,11 +21,12 @@ import (
 
 // Run watches the mailbox until ctx ends, then returns nil. It connects,
 // logs in and selects the mailbox, hands every message after the saved
-// cursor to the router, then waits for new mail with IDLE (or polls every
-// imap.poll_interval when the server lacks IDLE). After a failure it
-// reconnects, waiting imap.backoff, doubled after each failure up to
-// imap.max_backoff. Only one Run may be active per mailbox, across every
-// gateway process sharing the store.
+// cursor to the router, then waits for new mail with IDLE, renewed every
+// imap.poll_interval (or polls that often when the server lacks IDLE).
+// After a failure it reconnects, waiting imap.backoff, doubled after each
+// failure up to imap.max_backoff. Its logins, and how recently its loop
+// ran, are what Check reports of IMAP. Only one Run may be active per
+// mailbox, across every gateway process sharing the store.
 //
 // Each message is handled in UID order: loop-prone mail and mail from
 // senders outside the allow-list is logged and left unread; other mail is
