@@ -190,7 +190,7 @@ func TestCheckWatcherStuck(t *testing.T) {
 	mb := newMailbox(t)
 	p := newProxy(t, mb.addr)
 	a, reg := newHealthAdapter(t, &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}, time.Now, func(c *Config) {
-		c.IMAP.PollInterval = config.Duration(100 * time.Millisecond)
+		c.IMAP.PollInterval = config.Duration(250 * time.Millisecond)
 	})
 	w := runWatcher(t, a)
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "stuck-1@example.com", "", "one"))
@@ -202,7 +202,7 @@ func TestCheckWatcherStuck(t *testing.T) {
 	p.freeze()
 	eventually(t, "Check reports the watcher stuck", func() bool { return a.Check(context.Background()) != nil })
 	mustContain(t, a.Check(context.Background()), "email: IMAP watcher of INBOX on "+p.addr+" stuck: its IDLE/poll loop last ran ",
-		"(limit 200ms, 2 imap.poll_interval; last mail seen: ", "check the network path to the server")
+		"(limit 500ms, 2 imap.poll_interval; last mail seen: ", "check the network path to the server")
 	if v := metric(t, reg, "switchboard_email_idle_alive"); v != 0 {
 		t.Errorf("switchboard_email_idle_alive %v while stuck, want 0", v)
 	}
