@@ -104,7 +104,9 @@ type IMAPConfig struct {
 	// failure (defaults 1s and 5m); the wait doubles after each failure.
 	Backoff    config.Duration `yaml:"backoff"`
 	MaxBackoff config.Duration `yaml:"max_backoff"`
-	// Timeout bounds dialing and each command (default 1m).
+	// Timeout bounds dialing and, while waiting for mail, starting and
+	// ending IDLE and each NOOP (default 1m): past it the watcher drops the
+	// connection and reconnects. Other commands are not bounded yet.
 	Timeout config.Duration `yaml:"timeout"`
 }
 

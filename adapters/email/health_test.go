@@ -184,8 +184,8 @@ func TestLastMailSeen(t *testing.T) {
 }
 
 // TestCheckWatcherStuck: a watcher whose network path goes silent while it
-// is in IDLE waits for the server for ever; Check says so within 2
-// poll_interval, and clears once the path works again.
+// is in IDLE waits for the server (for imap.timeout, a minute here); Check
+// says so within 2 poll_interval, and clears once the path works again.
 func TestCheckWatcherStuck(t *testing.T) {
 	mb := newMailbox(t)
 	p := newProxy(t, mb.addr)
@@ -293,5 +293,30 @@ func TestCheckSMTP(t *testing.T) {
 	}
 	if sends("permanent") != 1 {
 		t.Errorf("permanent sends %v, want 1", sends("permanent"))
+	}
+}
+
+// TestWatcherReconnectsWhenThePathGoesSilent: a watcher whose connection
+// goes silent during IDLE gives up on it after imap.timeout and reads on
+// over a new one, by itself.
+func TestWatcherReconnectsWhenThePathGoesSilent(t *testing.T) {
+	mb := newMailbox(t)
+	p := newProxy(t, mb.addr)
+	a, reg := newHealthAdapter(t, &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}, time.Now, func(c *Config) {
+		c.IMAP.PollInterval = config.Duration(250 * time.Millisecond)
+		c.IMAP.Timeout = config.Duration(500 * time.Millisecond)
+	})
+	w := runWatcher(t, a)
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "silent-1@example.com", "", "one"))
+	w.waitUID(t, 1)
+
+	p.freeze() // the watcher's connection, not the next one
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "silent-2@example.com", "", "two"))
+	w.waitUID(t, 2)
+	if n := metric(t, reg, "switchboard_email_imap_logins_total", "result", "ok"); n != 2 {
+		t.Errorf("%v logins, want 2 (the first and the reconnection)", n)
+	}
+	if err := a.Check(context.Background()); err != nil {
+		t.Errorf("Check after the reconnection: %v", err)
 	}
 }

@@ -157,10 +157,15 @@ func (a *Adapter) dialIMAP(ctx context.Context, h *imapclient.UnilateralDataHand
 
 // waitForMail returns when the server announced new mail, the poll
 // interval passed (IDLE is renewed as often, so that the loop runs and
-// proves the connection alive), or the connection failed.
+// proves the connection alive), or the connection failed; a server that
+// does not end IDLE or answer NOOP within imap.timeout counts as failed.
 func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail <-chan struct{}) error {
 	if c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2) {
-		idle, err := c.Idle()
+		var idle *imapclient.IdleCommand
+		err := a.within(c, func() (err error) {
+			idle, err = c.Idle()
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
@@ -172,10 +177,13 @@ func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail
 		case <-c.Closed():
 		case <-t.C:
 		}
-		if err := idle.Close(); err != nil {
-			return fmt.Errorf("imap: idle: %w", err)
-		}
-		if err := idle.Wait(); err != nil {
+		err = a.within(c, func() error {
+			if err := idle.Close(); err != nil {
+				return err
+			}
+			return idle.Wait()
+		})
+		if err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
 		return ctx.Err()
@@ -188,10 +196,19 @@ func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail
 	case <-newMail:
 	case <-t.C:
 	}
-	if err := c.Noop().Wait(); err != nil {
+	if err := a.within(c, func() error { return c.Noop().Wait() }); err != nil {
 		return fmt.Errorf("imap: noop: %w", err)
 	}
 	return nil
+}
+
+// within runs cmd, closing the connection if it has not returned after
+// imap.timeout (the server, or the path to it, went silent), which makes
+// it return an error and the watcher reconnect.
+func (a *Adapter) within(c *imapclient.Client, cmd func() error) error {
+	t := time.AfterFunc(a.cfg.IMAP.Timeout.D(), func() { c.Close() })
+	defer t.Stop()
+	return cmd()
 }
 
 // fetchNew handles every message with a UID above last, in order, saving

@@ -261,15 +261,20 @@ func TestWatcherReconnectsAfterDrop(t *testing.T) {
 }
 
 // proxy forwards TCP connections to a server; the test can cut them, or
-// freeze them (nothing is forwarded either way until thawed, as on a
+// freeze those open (nothing is forwarded on them until thawed, as on a
 // network path that went silent).
 type proxy struct {
 	addr string
-	gate sync.RWMutex // held for writing while frozen
 
-	mu     sync.Mutex
-	conns  []net.Conn
-	frozen bool
+	mu    sync.Mutex
+	links []*link
+}
+
+// link is one forwarded connection.
+type link struct {
+	down, up net.Conn
+	gate     sync.RWMutex // held for writing while frozen
+	frozen   bool         // guarded by the proxy's mu
 }
 
 func newProxy(t *testing.T, upstream string) *proxy {
@@ -291,34 +296,34 @@ func newProxy(t *testing.T, upstream string) *proxy {
 				c.Close()
 				continue
 			}
+			l := &link{down: c, up: up}
 			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
+			p.links = append(p.links, l)
 			p.mu.Unlock()
-			wg.Go(func() { p.pipe(up, c) })
-			wg.Go(func() { p.pipe(c, up) })
+			wg.Go(func() { l.pipe(up, c) })
+			wg.Go(func() { l.pipe(c, up) })
 		}
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		p.thaw()
 		p.cut()
 		wg.Wait()
 	})
 	return p
 }
 
-// pipe copies from src to dst until either fails, waiting while the proxy
+// pipe copies from src to dst until either fails, waiting while the link
 // is frozen, then closes both.
-func (p *proxy) pipe(dst, src net.Conn) {
+func (l *link) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.gate.RLock()
+			l.gate.RLock()
 			_, werr := dst.Write(buf[:n])
-			p.gate.RUnlock()
+			l.gate.RUnlock()
 			if werr != nil {
 				return
 			}
@@ -331,32 +336,38 @@ func (p *proxy) pipe(dst, src net.Conn) {
 
 // cut closes every connection made so far.
 func (p *proxy) cut() {
+	p.thaw()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
+	for _, l := range p.links {
+		l.down.Close()
+		l.up.Close()
 	}
-	p.conns = nil
+	p.links = nil
 }
 
-// freeze stops forwarding until thaw. Only the test's goroutine calls
-// freeze and thaw.
+// freeze stops forwarding on the connections open now until thaw; later
+// connections are forwarded.
 func (p *proxy) freeze() {
-	p.gate.Lock()
 	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if !l.frozen {
+			l.gate.Lock()
+			l.frozen = true
+		}
+	}
 }
 
-// thaw forwards again what was held back, and what follows; it does
-// nothing unless frozen.
+// thaw forwards again what frozen connections held back, and what follows.
 func (p *proxy) thaw() {
 	p.mu.Lock()
-	was := p.frozen
-	p.frozen = false
-	p.mu.Unlock()
-	if was {
-		p.gate.Unlock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if l.frozen {
+			l.frozen = false
+			l.gate.Unlock()
+		}
 	}
 }
 
