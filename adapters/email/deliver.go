@@ -118,8 +118,19 @@ func (a *Adapter) compose(th Thread, id, text string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// send submits msg to the SMTP server.
+// send submits msg to the SMTP server, and records the outcome (see sent)
+// unless ctx ended.
 func (a *Adapter) send(ctx context.Context, to []string, msg []byte) error {
+	result, err := a.submit(ctx, to, msg)
+	if ctx.Err() == nil {
+		a.sent(result, err)
+	}
+	return err
+}
+
+// submit submits msg to the SMTP server and says how it went: one of the
+// send* results.
+func (a *Adapter) submit(ctx context.Context, to []string, msg []byte) (result string, err error) {
 	timeout := a.cfg.SMTP.Timeout.D()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -127,14 +138,13 @@ func (a *Adapter) send(ctx context.Context, to []string, msg []byte) error {
 	tlsCfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	dialer := &net.Dialer{Timeout: timeout}
 	var conn net.Conn
-	var err error
 	if a.cfg.SMTP.Security == TLS {
 		conn, err = (&tls.Dialer{NetDialer: dialer, Config: tlsCfg}).DialContext(ctx, "tcp", a.cfg.SMTP.Addr)
 	} else {
 		conn, err = dialer.DialContext(ctx, "tcp", a.cfg.SMTP.Addr)
 	}
 	if err != nil {
-		return fmt.Errorf("smtp: dial: %w", err)
+		return sendUnreachable, fmt.Errorf("smtp: dial: %w", err)
 	}
 	// Cancellation closes the connection, which unblocks any command.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -144,7 +154,7 @@ func (a *Adapter) send(ctx context.Context, to []string, msg []byte) error {
 		c, err = smtp.NewClientStartTLS(conn, tlsCfg)
 		if err != nil {
 			conn.Close()
-			return fmt.Errorf("smtp: starttls: %w", err)
+			return sendUnreachable, fmt.Errorf("smtp: starttls: %w", err)
 		}
 	} else {
 		c = smtp.NewClient(conn)
@@ -152,19 +162,27 @@ func (a *Adapter) send(ctx context.Context, to []string, msg []byte) error {
 	defer c.Close()
 	c.CommandTimeout, c.SubmissionTimeout = timeout, timeout
 	if err := c.Hello(a.cfg.SMTP.Domain); err != nil {
-		return fmt.Errorf("smtp: hello: %w", err)
+		return sendUnreachable, fmt.Errorf("smtp: hello: %w", err)
 	}
 	if a.cfg.SMTP.Username != "" {
 		if err := c.Auth(sasl.NewPlainClient("", a.cfg.SMTP.Username, a.cfg.SMTP.Password)); err != nil {
-			return fmt.Errorf("smtp: auth: %w", err)
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				return sendRejected, fmt.Errorf("smtp: auth: %w", err)
+			}
+			return sendUnreachable, fmt.Errorf("smtp: auth: %w", err)
 		}
 	}
 	if err := c.SendMail(a.cfg.Address, to, bytes.NewReader(msg)); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("smtp: send: %w", ctx.Err())
+			return sendError, fmt.Errorf("smtp: send: %w", ctx.Err())
 		}
-		return fmt.Errorf("smtp: send: %w", err)
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code >= 500 {
+			return sendPermanent, fmt.Errorf("smtp: send: %w", err)
+		}
+		return sendError, fmt.Errorf("smtp: send: %w", err)
 	}
 	_ = c.Quit()
-	return nil
+	return sendOK, nil
 }

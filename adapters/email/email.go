@@ -27,9 +27,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/config"
 )
 
@@ -44,6 +43,7 @@ func init() {
 var (
 	_ adapters.Adapter = (*Adapter)(nil)
 	_ adapters.Runner  = (*Adapter)(nil)
+	_ adapters.Checker = (*Adapter)(nil)
 )
 
 // Security says how a connection is protected.
@@ -97,13 +97,16 @@ type IMAPConfig struct {
 	// handled mail is marked \Seen.
 	MoveTo string `yaml:"move_to"`
 	// PollInterval is how often the mailbox is checked when the server
-	// lacks IDLE (default 1m).
+	// lacks IDLE, and how often IDLE is renewed (default 1m). The watcher
+	// is reported stuck when its loop has not run for twice as long.
 	PollInterval config.Duration `yaml:"poll_interval"`
 	// Backoff and MaxBackoff bound the wait before reconnecting after a
 	// failure (defaults 1s and 5m); the wait doubles after each failure.
 	Backoff    config.Duration `yaml:"backoff"`
 	MaxBackoff config.Duration `yaml:"max_backoff"`
-	// Timeout bounds dialing and each command (default 1m).
+	// Timeout bounds dialing and, while waiting for mail, starting and
+	// ending IDLE and each NOOP (default 1m): past it the watcher drops the
+	// connection and reconnects. Other commands are not bounded yet.
 	Timeout config.Duration `yaml:"timeout"`
 }
 
@@ -261,8 +264,9 @@ func (c *Config) allowed(addr string) bool {
 	return false
 }
 
-// Adapter is the email channel for one mailbox. It is a Sink (SMTP replies)
-// and a Runner (the IMAP watcher). Its methods are safe for concurrent use.
+// Adapter is the email channel for one mailbox. It is a Sink (SMTP replies),
+// a Runner (the IMAP watcher) and a Checker (health.go). Its methods are
+// safe for concurrent use.
 type Adapter struct {
 	cfg     Config
 	ingress adapters.Ingress
@@ -271,8 +275,9 @@ type Adapter struct {
 	threads *threads
 	cursor  *cursors
 
-	// skipped counts messages passed over, by reason (see watch.go).
-	skipped *prometheus.CounterVec
+	metrics *metrics
+	health  *health.Tracker // whether the last IMAP login and SMTP send worked
+	watch   watch           // what the watcher last did
 	// failing is owned by Run (see refused).
 	failing failing
 
@@ -297,22 +302,19 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		return nil, errors.New("email: no state store (adapters.Deps.State)")
 	}
 	deps = deps.WithDefaults(Name)
-	skipped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "switchboard_email_skipped_total",
-		Help: "Mail the watcher passed over and left unread, by reason (too_large, unreadable, refused: the router or the store cannot take it).",
-	}, []string{"reason"})
-	if deps.Registry != nil {
-		if err := deps.Registry.Register(skipped); err != nil {
-			return nil, fmt.Errorf("email: metrics: %w", err)
-		}
-	}
-	return &Adapter{
-		skipped: skipped,
+	a := &Adapter{
 		cfg:     c,
 		ingress: deps.Ingress,
 		log:     deps.Logger.With("mailbox", c.Address),
 		now:     deps.Now,
 		threads: &threads{kv: deps.State},
 		cursor:  &cursors{kv: deps.State, address: strings.ToLower(c.Address)},
-	}, nil
+	}
+	m, err := newMetrics(deps.Registry, a.idleAlive)
+	if err != nil {
+		return nil, fmt.Errorf("email: metrics: %w", err)
+	}
+	a.metrics = m
+	a.health = health.New(Name, []string{credIMAP, credSMTP}, m.healthy, a.log)
+	return a, nil
 }

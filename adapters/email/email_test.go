@@ -95,11 +95,17 @@ func (noState) CompareAndSetValue(context.Context, string, string, []byte, []byt
 // does: several adapters on one store are like replicas sharing it.
 func newStateAdapter(t testing.TB, st store.KV, ing adapters.Ingress, mod func(*Config)) *Adapter {
 	t.Helper()
+	return newDepsAdapter(t, adapters.Deps{Ingress: ing, State: st, Now: func() time.Time { return testNow }}, mod)
+}
+
+// newDepsAdapter builds an adapter of testConfig, changed by mod, with deps.
+func newDepsAdapter(t testing.TB, deps adapters.Deps, mod func(*Config)) *Adapter {
+	t.Helper()
 	c := testConfig()
 	if mod != nil {
 		mod(c)
 	}
-	a, err := New(c, adapters.Deps{Ingress: ing, State: st, Now: func() time.Time { return testNow }})
+	a, err := New(c, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ func TestWatcherReadsOnPastPoisonMail(t *testing.T) {
 			t.Errorf("%s handed over %d times, want once", id, n)
 		}
 	}
-	if n := skippedTotal(t, w.a.skipped); n != 0 {
+	if n := skippedTotal(t, w.a.metrics.skipped); n != 0 {
 		t.Errorf("%v mails skipped, want none: each can be cleaned", n)
 	}
 }
@@ -185,7 +185,7 @@ func TestWatcherSkipsMailTheStoreRefuses(t *testing.T) {
 	if n := ing.tries("email:refused@example.com"); n != maxAttempts {
 		t.Errorf("the refused mail was tried %d times, want %d", n, maxAttempts)
 	}
-	if n := skippedTotal(t, w.a.skipped); n != 2 || counterValue(t, w.a.skipped.WithLabelValues(skipRefused)) != 2 {
+	if n := skippedTotal(t, w.a.metrics.skipped); n != 2 || counterValue(t, w.a.metrics.skipped.WithLabelValues(skipRefused)) != 2 {
 		t.Errorf("switchboard_email_skipped_total{reason=refused} = %v, want 2", n)
 	}
 	if _, last, err := (&cursors{kv: state, address: "bot@switchboard.example"}).Load(context.Background(), "INBOX"); err != nil || last != 3 {

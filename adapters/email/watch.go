@@ -21,11 +21,12 @@ import (
 
 // Run watches the mailbox until ctx ends, then returns nil. It connects,
 // logs in and selects the mailbox, hands every message after the saved
-// cursor to the router, then waits for new mail with IDLE (or polls every
-// imap.poll_interval when the server lacks IDLE). After a failure it
-// reconnects, waiting imap.backoff, doubled after each failure up to
-// imap.max_backoff. Only one Run may be active per mailbox, across every
-// gateway process sharing the store.
+// cursor to the router, then waits for new mail with IDLE, renewed every
+// imap.poll_interval (or polls that often when the server lacks IDLE).
+// After a failure it reconnects, waiting imap.backoff, doubled after each
+// failure up to imap.max_backoff. Its logins, and how recently its loop
+// ran, are what Check reports of IMAP. Only one Run may be active per
+// mailbox, across every gateway process sharing the store.
 //
 // Each message is handled in UID order: loop-prone mail and mail from
 // senders outside the allow-list is logged and left unread; other mail is
@@ -74,6 +75,7 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 		},
 	})
 	if err != nil {
+		a.imapLoginFailed(ctx, false, err)
 		return false, err
 	}
 	defer c.Close()
@@ -82,8 +84,10 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 	defer stop()
 
 	if err := c.Login(a.cfg.IMAP.Username, a.cfg.IMAP.Password).Wait(); err != nil {
+		a.imapLoginFailed(ctx, true, err)
 		return false, fmt.Errorf("imap: login: %w", err)
 	}
+	a.imapLoggedIn()
 	mailbox := a.cfg.IMAP.Mailbox
 	sel, err := c.Select(mailbox, nil).Wait()
 	if err != nil {
@@ -112,6 +116,7 @@ func (a *Adapter) session(ctx context.Context) (progressed bool, err error) {
 		if err := a.waitForMail(ctx, c, newMail); err != nil {
 			return true, err
 		}
+		a.beat()
 	}
 }
 
@@ -151,22 +156,34 @@ func (a *Adapter) dialIMAP(ctx context.Context, h *imapclient.UnilateralDataHand
 }
 
 // waitForMail returns when the server announced new mail, the poll
-// interval passed, or the connection failed.
+// interval passed (IDLE is renewed as often, so that the loop runs and
+// proves the connection alive), or the connection failed; a server that
+// does not end IDLE or answer NOOP within imap.timeout counts as failed.
 func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail <-chan struct{}) error {
 	if c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2) {
-		idle, err := c.Idle()
+		var idle *imapclient.IdleCommand
+		err := a.within(c, func() (err error) {
+			idle, err = c.Idle()
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
+		t := time.NewTimer(a.cfg.IMAP.PollInterval.D())
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
 		case <-newMail:
 		case <-c.Closed():
+		case <-t.C:
 		}
-		if err := idle.Close(); err != nil {
-			return fmt.Errorf("imap: idle: %w", err)
-		}
-		if err := idle.Wait(); err != nil {
+		err = a.within(c, func() error {
+			if err := idle.Close(); err != nil {
+				return err
+			}
+			return idle.Wait()
+		})
+		if err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
 		return ctx.Err()
@@ -179,10 +196,19 @@ func (a *Adapter) waitForMail(ctx context.Context, c *imapclient.Client, newMail
 	case <-newMail:
 	case <-t.C:
 	}
-	if err := c.Noop().Wait(); err != nil {
+	if err := a.within(c, func() error { return c.Noop().Wait() }); err != nil {
 		return fmt.Errorf("imap: noop: %w", err)
 	}
 	return nil
+}
+
+// within runs cmd, closing the connection if it has not returned after
+// imap.timeout (the server, or the path to it, went silent), which makes
+// it return an error and the watcher reconnect.
+func (a *Adapter) within(c *imapclient.Client, cmd func() error) error {
+	t := time.AfterFunc(a.cfg.IMAP.Timeout.D(), func() { c.Close() })
+	defer t.Stop()
+	return cmd()
 }
 
 // fetchNew handles every message with a UID above last, in order, saving
@@ -211,6 +237,7 @@ func (a *Adapter) fetchNew(ctx context.Context, c *imapclient.Client, validity, 
 		if err := a.cursor.Save(ctx, mailbox, validity, last); err != nil {
 			return last, err
 		}
+		a.beat()
 		if a.afterUID != nil {
 			a.afterUID(last)
 		}
@@ -230,10 +257,11 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 	if len(meta) == 0 {
 		return nil // expunged meanwhile
 	}
+	a.mailSeen()
 	log := a.log.With("uid", uint32(uid))
 	if a.cfg.MaxMessage > 0 && meta[0].RFC822Size > a.cfg.MaxMessage {
 		log.Warn("email: message left unread: larger than max_message", "size", meta[0].RFC822Size, "max_message", a.cfg.MaxMessage)
-		a.skipped.WithLabelValues(skipTooLarge).Inc()
+		a.metrics.skipped.WithLabelValues(skipTooLarge).Inc()
 		return nil
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
@@ -252,7 +280,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 			reason = skipTooLarge
 		}
 		log.Warn("email: message left unread: cannot read it", "err", err)
-		a.skipped.WithLabelValues(reason).Inc()
+		a.metrics.skipped.WithLabelValues(reason).Inc()
 		return nil
 	}
 	log = log.With("message_id", m.MessageID, "from", in.Facts.Sender)
@@ -265,7 +293,7 @@ func (a *Adapter) fetchOne(ctx context.Context, c *imapclient.Client, uid imap.U
 			return err // transient: reconnect after a back-off and try again
 		}
 		log.Error("email: message left unread: it cannot be stored; later mail is read on", "err", err)
-		a.skipped.WithLabelValues(skipRefused).Inc()
+		a.metrics.skipped.WithLabelValues(skipRefused).Inc()
 		return nil
 	}
 	a.failing = failing{}

@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"sync"
@@ -107,6 +106,12 @@ func startWatcher(t *testing.T, mb *mailbox, st store.KV, rec adapters.Ingress, 
 			mod(c)
 		}
 	})
+	return runWatcher(t, a)
+}
+
+// runWatcher runs a's Run until the watcher is stopped.
+func runWatcher(t *testing.T, a *Adapter) *watcher {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{a: a, cancel: cancel, done: make(chan error, 1), uids: make(chan uint32, 100)}
 	a.afterUID = func(uid uint32) { w.uids <- uid }
@@ -242,45 +247,128 @@ func TestWatcherReconnectsAfterDrop(t *testing.T) {
 	mb := newMailbox(t)
 	// The watcher reaches Dovecot through a proxy whose connections the
 	// test cuts.
+	p := newProxy(t, mb.addr)
+	rec := newRecorder()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
+	proxied := &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}
+	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
+	expect(t, rec, "before-drop@example.com")
+	w.waitUID(t, 1)
+	p.cut()
+	mb.deliver(t, mailFrom("Ada <ada@example.com>", "after-drop@example.com", "", "two"))
+	expect(t, rec, "after-drop@example.com")
+	w.stop()
+}
+
+// proxy forwards TCP connections to a server; the test can cut them, or
+// freeze those open (nothing is forwarded on them until thawed, as on a
+// network path that went silent).
+type proxy struct {
+	addr string
+
+	mu    sync.Mutex
+	links []*link
+}
+
+// link is one forwarded connection.
+type link struct {
+	down, up net.Conn
+	gate     sync.RWMutex // held for writing while frozen
+	frozen   bool         // guarded by the proxy's mu
+}
+
+func newProxy(t *testing.T, upstream string) *proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
+	p := &proxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", mb.addr)
+			up, err := net.Dial("tcp", upstream)
 			if err != nil {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			l := &link{down: c, up: up}
+			p.mu.Lock()
+			p.links = append(p.links, l)
+			p.mu.Unlock()
+			wg.Go(func() { l.pipe(up, c) })
+			wg.Go(func() { l.pipe(c, up) })
 		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	rec := newRecorder()
-	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
-	proxied := &mailbox{addr: ln.Addr().String(), user: mb.user, pass: mb.pass}
-	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
-	expect(t, rec, "before-drop@example.com")
-	w.waitUID(t, 1)
-	mu.Lock()
-	for _, c := range conns {
-		c.Close()
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	return p
+}
+
+// pipe copies from src to dst until either fails, waiting while the link
+// is frozen, then closes both.
+func (l *link) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			l.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			l.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
-	mu.Unlock()
-	mb.deliver(t, mailFrom("Ada <ada@example.com>", "after-drop@example.com", "", "two"))
-	expect(t, rec, "after-drop@example.com")
-	w.stop()
+}
+
+// cut closes every connection made so far.
+func (p *proxy) cut() {
+	p.thaw()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		l.down.Close()
+		l.up.Close()
+	}
+	p.links = nil
+}
+
+// freeze stops forwarding on the connections open now until thaw; later
+// connections are forwarded.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if !l.frozen {
+			l.gate.Lock()
+			l.frozen = true
+		}
+	}
+}
+
+// thaw forwards again what frozen connections held back, and what follows.
+func (p *proxy) thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if l.frozen {
+			l.frozen = false
+			l.gate.Unlock()
+		}
+	}
 }
 
 func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {

@@ -84,3 +84,31 @@ func TestTrackerUnlistedCredential(t *testing.T) {
 		t.Errorf("Err = %v", err)
 	}
 }
+
+func TestTrackerFail(t *testing.T) {
+	var logs bytes.Buffer
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "healthy"})
+	h := New("email", []string{"imap", "smtp"}, g, slog.New(slog.NewTextHandler(&logs, nil)))
+	h.Fail("smtp", "SMTP server smtp.example.com:587 unreachable: connection refused; check email.smtp.addr")
+	h.Fail("smtp", "SMTP server smtp.example.com:587 unreachable: i/o timeout; check email.smtp.addr") // logged once, reported as last said
+	h.Reject("imap", "[AUTHENTICATIONFAILED] bad password")
+	want := "email: imap rejected: [AUTHENTICATIONFAILED] bad password\n" +
+		"email: SMTP server smtp.example.com:587 unreachable: i/o timeout; check email.smtp.addr"
+	if err := h.Err(); err == nil || err.Error() != want {
+		t.Fatalf("Err = %v, want %q", err, want)
+	}
+	if value(g) != 0 {
+		t.Errorf("gauge %v after Fail, want 0", value(g))
+	}
+	if n := strings.Count(logs.String(), "email cannot use a credential; the adapter is unhealthy"); n != 1 {
+		t.Errorf("%d failure logs, want 1:\n%s", n, logs.String())
+	}
+	h.Accept("imap")
+	h.Accept("smtp")
+	if err := h.Err(); err != nil || value(g) != 1 {
+		t.Errorf("accepted: Err = %v, gauge %v", err, value(g))
+	}
+	if n := strings.Count(logs.String(), "email accepts the credential again"); n != 2 {
+		t.Errorf("%d recovery logs, want 2:\n%s", n, logs.String())
+	}
+}
