@@ -279,6 +279,31 @@ func (s suite) testClaimPaused(t *testing.T) {
 	checkClaimed(t, "claim after resuming by hand", claim(t, st, "p1", 10, at(12*time.Minute), at(13*time.Minute)), "3→a")
 }
 
+// testClaimBehindPaused checks that a claim finds a due delivery behind
+// many due heads of paused conversations (more than a backend may look at
+// in one go): paused conversations never starve the others.
+func (s suite) testClaimBehindPaused(t *testing.T) {
+	st, _ := s.fresh(t)
+	const paused = 300
+	tos := make([]envelope.Conversation, 0, paused+1)
+	for i := range paused {
+		tos = append(tos, conv(fmt.Sprint("paused-", i)))
+	}
+	free := conv("free")
+	outputs(t, st, "sess-1", append(tos, free)...)
+	ds := make([]store.Delivery, 0, paused+1)
+	for i, c := range tos {
+		bd, _ := mustBind(t, st, store.Binding{SessionID: "sess-1", Conversation: c}, nil)
+		if _, err := st.PauseBinding(t.Context(), bd.ID, at(time.Hour), "loop"); err != nil {
+			t.Fatalf("PauseBinding: %v", err)
+		}
+		ds = append(ds, delivery("sess-1", int64(i+1), c, t0))
+	}
+	mustEnqueue(t, st, append(ds, delivery("sess-1", paused+1, free, at(time.Second)))...)
+	checkClaimed(t, "claim behind 300 paused conversations", claim(t, st, "p1", 1, at(2*time.Second), at(time.Minute)),
+		fmt.Sprintf("%d→free", paused+1))
+}
+
 func (s suite) testClaimLeases(t *testing.T) {
 	st, _ := s.fresh(t)
 	a := conv("a")

@@ -42,6 +42,7 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 		t.Run("ListPagination", s.testListDeliveries)
 		t.Run("Retry", s.testRetryDelivery)
 		t.Run("Posted", s.testPosted)
+		t.Run("ClaimBehindPaused", s.testClaimBehindPaused)
 		t.Run("ChannelIDOf", s.testChannelIDOf)
 	})
 	t.Run("Durability", func(t *testing.T) {
