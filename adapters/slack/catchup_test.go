@@ -58,7 +58,7 @@ func catchUpGateway(t testing.TB, fake *fakeSlack, clk *testclock.Clock) (*gatew
 		d.Now = clk.Now
 		kv.KV = d.State
 		d.State = kv
-	})
+	}, nil)
 	return gw, kv
 }
 

@@ -97,6 +97,14 @@ type msgRecord struct {
 	// stopped; Text is then the envelope text streamed so far.
 	Stream bool   `json:"stream,omitempty"`
 	Text   string `json:"text,omitempty"`
+	// Sending is set while a chat.appendStream or chat.stopStream call is
+	// made whose outcome is not known (saved before the call): the text the
+	// stream holds if it landed. A record found with it set (the process
+	// died during the call, or the call failed without saying whether
+	// Slack took it) cannot say what the stream holds, so the next change
+	// replaces the whole text instead of appending to it, which would
+	// repeat text.
+	Sending string `json:"sending,omitempty"`
 }
 
 // parts returns the record's part list, ts alone for a single part.
@@ -239,19 +247,22 @@ func (a *Adapter) edit(ctx context.Context, channel, thread string, d adapters.D
 func (a *Adapter) editStream(ctx context.Context, channel, ts string, rec *msgRecord, env envelope.Envelope) (done bool, err error) {
 	text, final := env.Text, !env.Partial()
 	delta, extends := strings.CutPrefix(text, rec.Text)
-	if extends && utf8.RuneCountInString(text) <= a.cfg.MaxChars && utf8.RuneCountInString(delta) <= maxMarkdownText {
+	if extends && rec.Sending == "" && utf8.RuneCountInString(text) <= a.cfg.MaxChars && utf8.RuneCountInString(delta) <= maxMarkdownText {
+		if delta == "" && !final {
+			return true, nil
+		}
 		method := "chat.appendStream"
-		switch {
-		case final:
+		sending := *rec
+		sending.Sending = text
+		a.saveRecord(ctx, channel, ts, sending)
+		if final {
 			method = "chat.stopStream"
 			var opts []slack.MsgOption
 			if delta != "" {
 				opts = append(opts, slack.MsgOptionMarkdownText(delta))
 			}
 			_, _, err = a.api.StopStreamContext(ctx, channel, ts, opts...)
-		case delta == "":
-			return true, nil
-		default:
+		} else {
 			_, _, err = a.api.AppendStreamContext(ctx, channel, ts, slack.MsgOptionMarkdownText(delta))
 		}
 		if err == nil {
@@ -262,8 +273,14 @@ func (a *Adapter) editStream(ctx context.Context, channel, ts string, rec *msgRe
 			a.saveRecord(ctx, channel, ts, *rec)
 			return true, nil
 		}
+		cerr := a.classifyChange(err)
+		var backOff *adapters.BackOff
+		if refused(err) || errors.As(cerr, &backOff) {
+			// Slack answered and did not take the text.
+			a.saveRecord(ctx, channel, ts, *rec)
+		}
 		if !refused(err) {
-			return true, fmt.Errorf("slack: %s: %w", method, a.classifyChange(err))
+			return true, fmt.Errorf("slack: %s: %w", method, cerr)
 		}
 		a.log.Info("slack refused a stream call; replacing the message's text instead", "method", method, "ts", ts, "error", apiError(err))
 	} else {

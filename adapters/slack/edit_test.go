@@ -598,3 +598,42 @@ func TestAssistantThreadStatus(t *testing.T) {
 		t.Fatalf("calls without assistant: %q", got)
 	}
 }
+
+// TestStreamCallOfUnknownOutcomeIsNotRepeated: Slack takes an append but
+// its answer is lost (a 500 here; a gateway killed before it recorded the
+// answer is the same). What the stream holds is then unknown, so the next
+// change, after a restart too, stops the stream and replaces the whole
+// text, rather than append the lost delta a second time.
+func TestStreamCallOfUnknownOutcomeIsNotRepeated(t *testing.T) {
+	const ref = "T0TEST/D0DM/1700000000.000100"
+	fake := newFakeSlack(t)
+	kv := &mapKV{}
+	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv))
+	rc, err := a.Deliver(t.Context(), partialMsg("d1", ref, "Hel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.failList("chat.appendStream", func(w http.ResponseWriter) {
+		fake.msgs["D0DM/"+rc.ChannelID].Text += "lo" // taken (fake.mu is held), then the answer fails
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	if _, err := a.Deliver(t.Context(), change(envelope.KindEdit, "e1", ref, rc.ChannelID, "Hello", true)); err == nil {
+		t.Fatal("the append answered 500, want an error")
+	}
+	a = newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv)) // a restart
+	if _, err := a.Deliver(t.Context(), change(envelope.KindEdit, "e2", ref, rc.ChannelID, "Hello world", false)); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := fake.message("D0DM", rc.ChannelID); m.Text != "Hello world" || m.Streaming {
+		t.Fatalf("message = %+v, want the final text exactly once, stream stopped", m)
+	}
+	want := []string{
+		"chat.startStream channel=D0DM thread_ts=1700000000.000100 markdown_text=Hel",
+		"chat.appendStream channel=D0DM ts=" + rc.ChannelID + " markdown_text=lo",
+		"chat.stopStream channel=D0DM ts=" + rc.ChannelID,
+		"chat.update channel=D0DM ts=" + rc.ChannelID + " markdown_text=Hello world",
+	}
+	if got := fake.changeCalls(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("calls = %q, want %q", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -72,6 +73,21 @@ type fakeSlack struct {
 	// failures too.
 	msgs    map[string]*fakeChat
 	changes []listReq
+
+	// limit, when its max is set, rate-limits the methods that change a
+	// message (chat.update, chat.appendStream, chat.stopStream) as Slack
+	// does a Tier 3 method: more than max calls of one method in one
+	// channel within window are answered 429 with Retry-After. hits are
+	// the times of the calls let through, by channel + " " + method.
+	limit struct {
+		max    int
+		window time.Duration
+	}
+	hits    map[string][]time.Time
+	limited int // calls answered 429 by limit
+	// onText, when set, is called (under mu) with every text a message of
+	// the bot takes: when it is created and when a change is accepted.
+	onText func(channel, ts, text string)
 }
 
 // fakeChat is a message the fake holds for chat.update, chat.delete and
@@ -162,8 +178,10 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		ts := fmt.Sprintf("1800000000.%06d", f.nextTS)
 		f.posts = append(f.posts, form)
 		md := form.Get("markdown_text") != ""
-		f.msgs[form.Get("channel")+"/"+ts] = &fakeChat{Channel: form.Get("channel"), Thread: form.Get("thread_ts"), TS: ts,
+		m := &fakeChat{Channel: form.Get("channel"), Thread: form.Get("thread_ts"), TS: ts,
 			Text: cmp.Or(form.Get("markdown_text"), form.Get("text")), Markdown: md}
+		f.msgs[form.Get("channel")+"/"+ts] = m
+		f.texted(m)
 		f.mu.Unlock()
 		writeJSON(w, map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts,
 			"message": map[string]any{"text": form.Get("text"), "ts": ts, "thread_ts": form.Get("thread_ts")}})
@@ -559,6 +577,10 @@ func (f *fakeSlack) serveChange(w http.ResponseWriter, method string, form url.V
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.changes = append(f.changes, listReq{method: method, form: form})
+	if wait := f.rateLimit(form.Get("channel"), method); wait > 0 {
+		rateLimited(int(wait))(w)
+		return
+	}
 	if q := f.listFail[method]; len(q) > 0 {
 		fail := q[0]
 		f.listFail[method] = q[1:]
@@ -589,8 +611,10 @@ func (f *fakeSlack) serveChange(w http.ResponseWriter, method string, form url.V
 		}
 		f.nextTS++
 		ts := fmt.Sprintf("1800000000.%06d", f.nextTS)
-		f.msgs[channel+"/"+ts] = &fakeChat{Channel: channel, Thread: form.Get("thread_ts"), TS: ts,
+		m := &fakeChat{Channel: channel, Thread: form.Get("thread_ts"), TS: ts,
 			Text: form.Get("markdown_text"), Markdown: true, Streaming: true}
+		f.msgs[channel+"/"+ts] = m
+		f.texted(m)
 		writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": ts})
 		return
 	}
@@ -612,6 +636,7 @@ func (f *fakeSlack) serveChange(w http.ResponseWriter, method string, form url.V
 		default:
 			m.Text, m.Markdown = text, md
 			m.Edits++
+			f.texted(m)
 			writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": m.TS, "text": text})
 		}
 	case "chat.delete":
@@ -630,9 +655,41 @@ func (f *fakeSlack) serveChange(w http.ResponseWriter, method string, form url.V
 		default:
 			m.Text += form.Get("markdown_text")
 			m.Streaming = method == "chat.appendStream"
+			f.texted(m)
 			writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": m.TS})
 		}
 	}
+}
+
+// texted hands m's new text to onText. f.mu is held.
+func (f *fakeSlack) texted(m *fakeChat) {
+	if f.onText != nil {
+		f.onText(m.Channel, m.TS, m.Text)
+	}
+}
+
+// rateLimit applies limit to a call of a change method in channel: it
+// returns 0 and counts the call when it is let through, else the seconds
+// until it would be (Retry-After, at least 1). f.mu is held.
+func (f *fakeSlack) rateLimit(channel, method string) int {
+	if f.limit.max <= 0 || !slices.Contains([]string{"chat.update", "chat.appendStream", "chat.stopStream"}, method) {
+		return 0
+	}
+	if f.hits == nil {
+		f.hits = map[string][]time.Time{}
+	}
+	now, key := time.Now(), channel+" "+method
+	hits := f.hits[key]
+	for len(hits) > 0 && now.Sub(hits[0]) >= f.limit.window {
+		hits = hits[1:]
+	}
+	if len(hits) >= f.limit.max {
+		f.hits[key] = hits
+		f.limited++
+		return max(1, int(math.Ceil(hits[0].Add(f.limit.window).Sub(now).Seconds())))
+	}
+	f.hits[key] = append(hits, now)
+	return 0
 }
 
 // message returns a copy of the message at ts in channel.

@@ -40,7 +40,7 @@ routes:
     match: {source: slack}
     runtime: exec
     exec: {command: [%q]}
-`, agent), nil)
+`, agent), nil, nil)
 	a, st := gw.a, gw.st
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -121,8 +121,8 @@ type gateway struct {
 
 // newGateway builds the harness with the routes of a configuration
 // (YAML); deps, when not nil, changes the adapter's Deps (Ingress is the
-// router, State the store).
-func newGateway(t testing.TB, fake *fakeSlack, routes string, deps func(*adapters.Deps)) *gateway {
+// router, State the store), and mutate, when not nil, its configuration.
+func newGateway(t testing.TB, fake *fakeSlack, routes string, deps func(*adapters.Deps), mutate func(*Config)) *gateway {
 	t.Helper()
 	cfg, err := config.Parse([]byte(routes), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -135,7 +135,7 @@ func newGateway(t testing.TB, fake *fakeSlack, routes string, deps func(*adapter
 	gw := &gateway{st: st}
 	gw.a = newTestAdapterWith(t, fake, adapters.IngressFunc(func(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 		return gw.rt.Ingest(ctx, in)
-	}), nil, func(d *adapters.Deps) {
+	}), mutate, func(d *adapters.Deps) {
 		d.State = st
 		if deps != nil {
 			deps(d)

@@ -72,9 +72,13 @@ func parseDirective(line []byte) (directive, bool) {
 // streamWriter is the exec runtime's stdout: it keeps plain text in plain
 // and follows the stream protocol's directives, handing updates of the
 // open reply to emit (at most one per interval, the latest text; finished
-// replies at once and in order). Write is called by one goroutine (the
-// command's stdout copier); close, after it is done, flushes and returns
-// the replies emit was not given.
+// replies in order). Write is called by one goroutine (the command's stdout
+// copier) and never waits for emit: a goroutine of the writer's own, started
+// with the first reply and stopped by close, calls emit, so that a slow
+// emit (the store) never holds the copier back. Were it held back, the
+// command could exit with its last lines unread, and Cmd.WaitDelay would
+// cut them off. close, after the copier is done, flushes, waits for the
+// emitter and returns the replies emit was not given.
 type streamWriter struct {
 	plain    *headBuffer
 	max      int // bounds a reply's text and a pending line
@@ -87,11 +91,13 @@ type streamWriter struct {
 	open bool
 
 	mu      sync.Mutex
-	pending *Output // the open reply's latest text, not yet emitted
+	queue   []Output // to emit, in order: finished replies, then at most the open reply's latest text
 	last    time.Time
-	timer   *time.Timer
 	rest    []Output // finished replies when emit is nil or failed
 	failed  bool     // emit failed: the rest go through rest
+	closing bool
+	wake    chan struct{} // a new output is queued (capacity 1)
+	done    chan struct{} // closed when the emitter returns; nil before it starts
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
@@ -153,41 +159,87 @@ func (w *streamWriter) current() string {
 	return Truncate(strings.ToValidUTF8(strings.TrimSpace(w.text.String()), "\uFFFD"), w.max)
 }
 
-// update hands the open reply's text on, now or when the interval since
-// the last update has passed.
+// update queues the open reply's latest text in place of an earlier
+// one not yet emitted.
 func (w *streamWriter) update(o Output) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.emit == nil || w.failed {
 		return
 	}
-	w.pending = &o
-	wait := w.interval - time.Since(w.last)
-	if wait <= 0 {
-		w.flushLocked()
-		return
+	w.queueLocked(o)
+}
+
+// queueLocked queues o, superseding the open reply's text queued before
+// it, and wakes the emitter (starting it the first time). w.mu is held.
+func (w *streamWriter) queueLocked(o Output) {
+	if n := len(w.queue); n > 0 && w.queue[n-1].Partial && w.queue[n-1].Stream == o.Stream {
+		w.queue[n-1] = o
+	} else {
+		w.queue = append(w.queue, o)
 	}
-	if w.timer == nil {
-		w.timer = time.AfterFunc(wait, func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			w.timer = nil
-			w.flushLocked()
-		})
+	if w.done == nil {
+		w.wake, w.done = make(chan struct{}, 1), make(chan struct{})
+		go w.run()
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
-// flushLocked emits the pending update. w.mu is held, so that updates are
-// emitted one at a time and in order.
-func (w *streamWriter) flushLocked() {
-	if w.pending == nil || w.failed {
-		return
-	}
-	o := *w.pending
-	w.pending = nil
-	w.last = time.Now()
-	if err := w.emit(o); err != nil {
-		w.failed = true
+// run emits the queued outputs in order, an update of the open reply no
+// sooner than interval after the previous emit, until close.
+func (w *streamWriter) run() {
+	defer close(w.done)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			closing := w.closing
+			w.mu.Unlock()
+			if closing {
+				return
+			}
+			<-w.wake
+			continue
+		}
+		o := w.queue[0]
+		if wait := w.interval - time.Since(w.last); o.Partial && wait > 0 && !w.closing {
+			w.mu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-w.wake: // the reply finished, or close: look again
+				timer.Stop()
+			}
+			continue
+		}
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		err := w.emit(o)
+		w.mu.Lock()
+		w.last = time.Now()
+		if err != nil {
+			// The finished replies not emitted go back through Run.
+			w.failed = true
+			for _, q := range append([]Output{o}, w.queue...) {
+				if !q.Partial {
+					w.rest = append(w.rest, q)
+				}
+			}
+			w.queue = nil
+		}
+		w.mu.Unlock()
 	}
 }
 
@@ -200,20 +252,20 @@ func (w *streamWriter) finish() {
 	o := Output{Stream: w.n, Text: w.current()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-	w.pending = nil // the final text supersedes it
-	if w.emit == nil || w.failed || w.emit(o) != nil {
-		w.failed = w.emit != nil
+	if w.emit == nil || w.failed {
 		w.rest = append(w.rest, o)
+		return
 	}
+	// The final text supersedes an update of the reply not yet emitted.
+	if n := len(w.queue); n > 0 && w.queue[n-1].Partial && w.queue[n-1].Stream == o.Stream {
+		w.queue = w.queue[:n-1]
+	}
+	w.queueLocked(o)
 }
 
 // close ends the stream when the command has exited: a pending line is
-// handled, an open reply finished. It returns the finished replies emit was
-// not given, in order.
+// handled, an open reply finished, and what is queued emitted. It returns
+// the finished replies emit was not given, in order.
 func (w *streamWriter) close() []Output {
 	if len(w.line) > 0 {
 		w.lineDone(w.line)
@@ -221,10 +273,19 @@ func (w *streamWriter) close() []Output {
 	}
 	w.finish()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
+	w.closing = true
+	done := w.done
+	if done != nil {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
+	w.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.rest
 }

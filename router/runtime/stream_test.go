@@ -5,9 +5,11 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/store"
@@ -131,5 +133,41 @@ echo '@switchboard {"text": "Two"}'`)
 	}
 	if got := none.all(); len(got) != 0 {
 		t.Errorf("a printing agent emitted %+v", got)
+	}
+}
+
+// TestExecStreamWithASlowEmit runs an agent that streams 40 chunks and
+// exits while Emit is still slow at taking them (a store under load): Emit
+// must not hold the command's stdout back, or the command's last lines
+// would be cut off when it exits (Cmd.WaitDelay) and the reply finished
+// with a text missing its end. The reply ends with every chunk.
+func TestExecStreamWithASlowEmit(t *testing.T) {
+	agent := script(t, `cat >/dev/null
+i=1
+while [ $i -le 40 ]; do
+  echo "@switchboard {\"append\": \" $i\"}"
+  i=$((i+1))
+  sleep 0.02
+done
+echo '@switchboard {"end": true}'`)
+	e := newExec(t, runtime.ExecConfig{Command: []string{agent}})
+	var em emitted
+	slow := func(o runtime.Output) error {
+		time.Sleep(150 * time.Millisecond) // one per line would outlast the 2 s WaitDelay
+		return em.emit(o)
+	}
+	if _, err := run(t, context.Background(), e, runtime.Turn{SessionID: "ses_1", Records: []store.Record{record(1, "hi")}, Emit: slow}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var want strings.Builder
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&want, " %d", i)
+	}
+	got := em.all()
+	if len(got) == 0 {
+		t.Fatal("nothing emitted")
+	}
+	if last := got[len(got)-1]; last.Partial || last.Text != want.String() {
+		t.Errorf("the reply ends with %+v, want the final text %q", last, want.String())
 	}
 }
