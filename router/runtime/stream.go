@@ -20,7 +20,7 @@ import (
 //	@switchboard {"end": true}                       the reply is finished
 //
 // The first "append" or "text" starts a reply; "end" finishes it, and the
-// next "append" or "text" starts another. A reply still open when the
+// next "append" or "text" starts another (at most MaxStreams a turn). A reply still open when the
 // command exits is finished with its text then. Every other line is plain
 // text, as without the protocol: it becomes one more message, after the
 // replies, when the command exits (so an agent that only prints still
@@ -39,6 +39,10 @@ const StreamPrefix = "@switchboard "
 // that the exec runtime hands the router: quicker updates collapse into the
 // latest.
 const StreamInterval = 50 * time.Millisecond
+
+// MaxStreams bounds the streamed replies of one turn: a directive that
+// would start one more is plain text.
+const MaxStreams = 64
 
 // directive is one line of the stream protocol.
 type directive struct {
@@ -131,6 +135,9 @@ func (w *streamWriter) plainLine(parts ...[]byte) {
 // lineDone handles one complete line.
 func (w *streamWriter) lineDone(line []byte) {
 	d, ok := parseDirective(bytes.TrimSuffix(line, []byte("\r")))
+	if ok && !w.open && !d.End && w.n >= MaxStreams {
+		ok = false // no more replies: the rest is plain text
+	}
 	if !ok {
 		w.plainLine(line, []byte("\n"))
 		return

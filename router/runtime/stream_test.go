@@ -167,7 +167,33 @@ echo '@switchboard {"end": true}'`)
 	if len(got) == 0 {
 		t.Fatal("nothing emitted")
 	}
-	if last := got[len(got)-1]; last.Partial || last.Text != want.String() {
-		t.Errorf("the reply ends with %+v, want the final text %q", last, want.String())
+	if last := got[len(got)-1]; last.Partial || last.Text != strings.TrimSpace(want.String()) {
+		t.Errorf("the reply ends with %+v, want the final text %q (trimmed)", last, want.String())
+	}
+}
+
+// TestExecStreamsAreBounded checks that a turn streams at most MaxStreams
+// replies: further directives are plain text.
+func TestExecStreamsAreBounded(t *testing.T) {
+	agent := script(t, fmt.Sprintf(`cat >/dev/null
+i=0
+while [ $i -lt %d ]; do
+  echo '@switchboard {"text": "r"}'
+  echo '@switchboard {"end": true}'
+  i=$((i+1))
+done`, runtime.MaxStreams+3))
+	e := newExec(t, runtime.ExecConfig{Command: []string{agent}})
+	out, err := run(t, context.Background(), e, runtime.Turn{SessionID: "ses_1", Records: []store.Record{record(1, "hi")}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	streams := 0
+	for _, o := range out {
+		if o.Stream > 0 {
+			streams++
+		}
+	}
+	if streams != runtime.MaxStreams || out[len(out)-1].Stream != 0 || !strings.Contains(out[len(out)-1].Text, `@switchboard {"text": "r"}`) {
+		t.Errorf("%d streamed replies and then %+v, want %d and the rest as plain text", streams, out[len(out)-1], runtime.MaxStreams)
 	}
 }
