@@ -269,6 +269,10 @@ func (g *Gateway) tokens(ctx context.Context, getenv func(string) (string, bool)
 	return nil, nil
 }
 
+// Store is the gateway's store, for tests and tools that must reach past
+// the API (preloading data, setting state no endpoint sets).
+func (g *Gateway) Store() store.Store { return g.store }
+
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 

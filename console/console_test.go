@@ -1,0 +1,260 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/api"
+	"github.com/switchboardhq/switchboard/console"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// browser is an HTTP client with a cookie jar, as a browser holding a
+// console session.
+type browser struct {
+	h    *harness
+	c    *http.Client
+	csrf string
+}
+
+func newBrowser(h *harness) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{h: h, c: &http.Client{Jar: jar}}
+}
+
+// do sends a request with the browser's cookies, and its CSRF token when
+// withCSRF; it returns the response (body read into the map) for checks.
+func (b *browser) do(method, path string, body any, withCSRF bool) (*http.Response, map[string]any) {
+	b.h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, b.h.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if withCSRF {
+		req.Header.Set(api.CSRFHeader, b.csrf)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp, m
+}
+
+func (b *browser) login(secret string) (*http.Response, map[string]any) {
+	resp, m := b.do("POST", "/console/login", map[string]string{"token": secret}, false)
+	b.csrf = str(m, "csrf")
+	return resp, m
+}
+
+func TestLoginSetsAStrictHttpOnlyCookie(t *testing.T) {
+	h := newHarness(t, "")
+	b := newBrowser(h)
+	resp, m := b.login(adminSecret)
+	if resp.StatusCode != 200 || b.csrf == "" || str(m, "name") != "admin" {
+		t.Fatalf("login: %d %v", resp.StatusCode, m)
+	}
+	var c *http.Cookie
+	for _, x := range resp.Cookies() {
+		if x.Name == api.ConsoleCookie {
+			c = x
+		}
+	}
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure {
+		t.Fatalf("cookie = %+v, want HttpOnly, SameSite=Strict, not Secure over plain HTTP", c)
+	}
+	if strings.Contains(c.Value, adminSecret) {
+		t.Fatal("the cookie holds the token")
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("CSP = %q", csp)
+	}
+	// The page can find its session again (after a reload).
+	if resp, m := b.do("GET", "/console/session", nil, false); resp.StatusCode != 200 || str(m, "csrf") != b.csrf {
+		t.Fatalf("session: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestLoginCookieIsSecureOverTLS(t *testing.T) {
+	h := newHarness(t, "")
+	req := httptest.NewRequest("POST", "/console/login", strings.NewReader(`{"token":"`+adminSecret+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.TLS = &tls.ConnectionState{}
+	w := httptest.NewRecorder()
+	h.gw.Handler().ServeHTTP(w, req)
+	if w.Code != 200 || !strings.Contains(w.Header().Get("Set-Cookie"), "Secure") {
+		t.Fatalf("login over TLS: %d, Set-Cookie %q, want Secure", w.Code, w.Header().Get("Set-Cookie"))
+	}
+}
+
+func TestLoginRefusesBadAgentAndMalformed(t *testing.T) {
+	h := newHarness(t, "")
+	for _, tc := range []struct {
+		name, secret string
+		want         int
+	}{
+		{"unknown token", "sb_not-a-token-0123456789abcdef0123", 401},
+		{"agent token", agentSecret, 403},
+		{"empty token", "", 400},
+	} {
+		b := newBrowser(h)
+		resp, m := b.login(tc.secret)
+		if resp.StatusCode != tc.want || str(m, "error", "message") == "" {
+			t.Errorf("%s: %d %v, want %d with a JSON error", tc.name, resp.StatusCode, m, tc.want)
+		}
+		if len(resp.Cookies()) != 0 {
+			t.Errorf("%s: got cookies %v", tc.name, resp.Cookies())
+		}
+	}
+	// A cross-site form cannot send JSON: form posts are refused.
+	resp, err := http.Post(h.url+"/console/login", "application/x-www-form-urlencoded", strings.NewReader("token="+adminSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("form login: %d, want 415", resp.StatusCode)
+	}
+}
+
+func TestCookieStandsForTheTokenAndNeedsCSRF(t *testing.T) {
+	h := newHarness(t, "")
+	admin := newBrowser(h)
+	admin.login(adminSecret)
+	if resp, m := admin.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 200 {
+		t.Fatalf("GET with cookie: %d %v", resp.StatusCode, m)
+	}
+	resp, m := admin.do("POST", "/v3/sessions", map[string]any{}, false)
+	if resp.StatusCode != 403 || str(m, "error", "code") != "csrf_token_invalid" {
+		t.Fatalf("POST without CSRF: %d %v, want 403 csrf_token_invalid", resp.StatusCode, m)
+	}
+	good := admin.csrf
+	admin.csrf = "wrong"
+	if resp, _ := admin.do("POST", "/v3/sessions", map[string]any{}, true); resp.StatusCode != 403 {
+		t.Fatalf("POST with a wrong CSRF token: %d, want 403", resp.StatusCode)
+	}
+	admin.csrf = good
+	resp, m = admin.do("POST", "/v3/sessions", map[string]any{}, true)
+	if resp.StatusCode != 201 {
+		t.Fatalf("POST with CSRF: %d %v", resp.StatusCode, m)
+	}
+	id := str(m, "id")
+	// Messages sent through the console are the token's.
+	resp, m = admin.do("POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": "hi"}, true)
+	if resp.StatusCode != 202 || str(m, "message", "envelope", "actor", "id") != "client:admin" {
+		t.Fatalf("steer: %d %v", resp.StatusCode, m)
+	}
+
+	// A steer token's session has the steer scope only.
+	steer := newBrowser(h)
+	steer.login(steerSecret)
+	if resp, m := steer.do("GET", "/v3/deliveries", nil, false); resp.StatusCode != 403 {
+		t.Fatalf("steer session on an admin route: %d %v, want 403", resp.StatusCode, m)
+	}
+	if resp, _ := steer.do("GET", "/v3/sessions/"+id+"/messages", nil, false); resp.StatusCode != 200 {
+		t.Fatalf("steer session reading: %d", resp.StatusCode)
+	}
+
+	// A bearer token is unaffected by a cookie beside it, CSRF or not.
+	if code, m := h.call("POST", "/v3/sessions", adminSecret, map[string]any{}); code != 201 {
+		t.Fatalf("bearer POST: %d %v", code, m)
+	}
+	// A made-up cookie is 401.
+	req, _ := http.NewRequest("GET", h.url+"/v3/sessions", nil)
+	req.AddCookie(&http.Cookie{Name: api.ConsoleCookie, Value: "made-up"})
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != 401 {
+		t.Fatalf("made-up cookie: %d, want 401", r2.StatusCode)
+	}
+}
+
+func TestLogoutEndsTheSessionEverywhere(t *testing.T) {
+	h := newHarness(t, "")
+	b := newBrowser(h)
+	b.login(adminSecret)
+	if resp, m := b.do("POST", "/console/logout", nil, false); resp.StatusCode != 403 {
+		t.Fatalf("logout without CSRF: %d %v, want 403", resp.StatusCode, m)
+	}
+	// Keep the cookie to replay it after logout, as a thief would.
+	jarCookies := b.c.Jar.Cookies(mustURL(h.url))
+	if resp, _ := b.do("POST", "/console/logout", nil, true); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d, want 204", resp.StatusCode)
+	}
+	thief := newBrowser(h)
+	thief.c.Jar.SetCookies(mustURL(h.url), jarCookies)
+	if resp, _ := thief.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("replayed cookie after logout: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := thief.do("GET", "/console/session", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("session after logout: %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestSessionsExpireAndKeepOnlyHashes(t *testing.T) {
+	h := newHarness(t, "")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := console.NewSessions(h.gw.Store(), time.Hour, func() time.Time { return now })
+	ctx := context.Background()
+	id, sess, err := s.Create(ctx, api.ConsoleLogin{Name: "admin", Scopes: []store.Scope{store.ScopeAdmin}, TokenHash: api.HashToken(adminSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gw.Store().Value(ctx, console.Namespace, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the session id is a KV key: %v", err)
+	}
+	got, err := s.ConsoleSession(ctx, id)
+	if err != nil || got.CSRF != sess.CSRF || got.TokenHash != api.HashToken(adminSecret) {
+		t.Fatalf("ConsoleSession = %+v, %v", got, err)
+	}
+	now = now.Add(time.Hour)
+	if _, err := s.ConsoleSession(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after the TTL: %v, want ErrNotFound", err)
+	}
+}
+
+func TestConsolePagesAreServed(t *testing.T) {
+	h := newHarness(t, "")
+	for _, p := range []string{"/console/", "/console/app.js", "/console/console.css", "/console/markdown.js"} {
+		resp, err := http.Get(h.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET %s: %d, CSP %q", p, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+		}
+		if strings.HasSuffix(p, ".js") && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+			t.Errorf("GET %s: Content-Type %q", p, resp.Header.Get("Content-Type"))
+		}
+	}
+	resp, err := http.Post(h.url+"/console/", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("POST /console/: %d, want 405", resp.StatusCode)
+	}
+}
