@@ -1,0 +1,321 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboardhq/switchboard/internal/testenv"
+)
+
+// UpdateScreenshotsEnv, set to 1, makes the browser tests write their
+// screenshots to docs/console/ (the README shows them).
+const UpdateScreenshotsEnv = "SWITCHBOARD_UPDATE_SCREENSHOTS"
+
+// tab is one headless Chromium tab on a harness's gateway. Uncaught
+// exceptions and security (Content-Security-Policy) messages of the page
+// fail the test when it ends.
+type tab struct {
+	t   testing.TB
+	h   *harness
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newTab(t testing.TB, h *harness) *tab {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1280, 860))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	b := &tab{t: t, h: h, ctx: ctx}
+	// Start the browser, then watch the page's errors until the tab closes.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelTab()
+		cancelAlloc()
+		t.Fatalf("start chromium %s: %v", exe, err)
+	}
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("log.enable: %v", err)
+	}
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	entries := chromedp.Events(ctx, cdplog.EntryAdded)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.problem("uncaught exception: " + msg)
+		}
+	})
+	wg.Go(func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if e := ev.Entry; e.Source == "security" || e.Source == "javascript" {
+				b.problem(fmt.Sprintf("%s %s: %s", e.Source, e.Level, e.Text))
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+		wg.Wait()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, p := range b.problems {
+			t.Errorf("page: %s", p)
+		}
+	})
+	return b
+}
+
+func (b *tab) problem(s string) {
+	b.mu.Lock()
+	b.problems = append(b.problems, s)
+	b.mu.Unlock()
+}
+
+// do runs steps, failing the test with what when one fails.
+func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// until waits for the JavaScript expression to be truthy.
+func (b *tab) until(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		page, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("%s: %v; the page shows:\n%s", what, err, page)
+	}
+}
+
+// eval returns the value of a JavaScript expression (awaited when a promise).
+func eval[T any](b *tab, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+// open shows a console page (a "#/…" route).
+func (b *tab) open(route string) {
+	b.t.Helper()
+	b.do("open "+route, chromedp.Navigate(b.h.url+"/console/"+route))
+}
+
+// screenshot saves the viewport as docs/console/<name>.png when
+// UpdateScreenshotsEnv is 1, and only when it changed.
+func (b *tab) screenshot(name string) {
+	b.t.Helper()
+	if os.Getenv(UpdateScreenshotsEnv) != "1" {
+		return
+	}
+	// Let the page settle (fonts, a chart's first samples).
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join("..", "docs", "console", name+".png")
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, png) {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// login types secret into the login form and submits it.
+func (b *tab) login(secret string) {
+	b.t.Helper()
+	b.do("log in",
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#token").value = ""`),
+		chromedp.SendKeys(chromedp.CSS("#token"), secret),
+		chromedp.Click(chromedp.CSS("#login-submit")))
+}
+
+// jsString quotes s for JavaScript.
+func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// TestBrowserLoginIsRefusedForBadAndAgentTokens: the login form reports
+// an unknown token and an agent token, and stays.
+func TestBrowserLoginIsRefusedForBadAndAgentTokens(t *testing.T) {
+	h := newHarness(t, "")
+	b := newTab(t, h)
+	b.open("")
+	b.login("sb_not-a-token-0123456789abcdef0123")
+	b.until("bad token refused", `document.querySelector("#login-error").textContent.includes("not valid")`)
+	b.screenshot("login")
+	b.login(agentSecret)
+	b.until("agent token refused", `document.querySelector("#login-error").textContent.includes("cannot log in")`)
+	if eval[bool](b, `document.querySelector("#nav").hidden`) != true {
+		t.Fatal("the navigation shows after a refused login")
+	}
+}
+
+// TestBrowserConsole walks the console as an operator: log in, see a
+// session made through the API, watch steers arrive live, steer from the
+// page, resume a paused conversation, retry dead deliveries until a
+// receiver takes them, rotate a webhook secret, look at channels and
+// numbers, see a request without the CSRF token refused, and log out.
+func TestBrowserConsole(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	rc := &receiver{}
+	recvSrv := httptest.NewServer(rc)
+	t.Cleanup(recvSrv.Close)
+	hook := h.must(201, "POST", "/v3/webhooks", map[string]any{"url": recvSrv.URL + "/hook", "description": "test receiver"})
+	hookID, firstSecret := str(hook, "id"), str(hook, "secret")
+
+	sess := h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": "blue"}})
+	id := str(sess, "id")
+
+	b := newTab(t, h)
+	b.open("")
+	b.login(adminSecret)
+	b.do("logged in", chromedp.WaitVisible(chromedp.CSS("#nav")))
+
+	// The session made through the API is listed.
+	b.until("session listed", `document.querySelector('tr[data-id="`+id+`"]') !== null`)
+	b.screenshot("sessions")
+
+	// Its timeline follows the log live.
+	b.do("open the session", chromedp.Click(chromedp.CSS(`tr[data-id="`+id+`"] a`)))
+	b.until("stream open", `document.querySelector("#live") && document.querySelector("#live").textContent === "live"`)
+	h.must(202, "POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": "Please **stop** and run `go test`"})
+	b.until("steer arrives live", `[...document.querySelectorAll("#timeline li strong")].some((e) => e.textContent === "stop")`)
+	h.must(202, "POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": `<img src=x onerror="window.pwned=1"> [x](javascript:alert(1))`})
+	b.until("second steer", `document.querySelector("#timeline").textContent.includes("onerror")`)
+	if n := eval[int](b, `document.querySelectorAll('#timeline img, #timeline a[href^="javascript"]').length`); n != 0 {
+		t.Fatalf("markup from a message became %d elements", n)
+	}
+	// Steer from the page.
+	b.do("steer from the page",
+		chromedp.SendKeys(chromedp.CSS("#steer-text"), "from the _console_"),
+		chromedp.Click(chromedp.CSS(`#steer button[type="submit"]`)))
+	b.until("own steer arrives", `[...document.querySelectorAll("#timeline li em")].some((e) => e.textContent === "console")`)
+	recs := h.must(200, "GET", "/v3/sessions/"+id+"/messages", nil)["messages"].([]any)
+	env := recs[len(recs)-1].(map[string]any)["envelope"].(map[string]any)
+	if a := env["actor"].(map[string]any)["id"]; a != "client:admin" || !strings.HasPrefix(str(env, "id"), "client:console-") {
+		t.Fatalf("console steer: actor %v, id %v", a, env["id"])
+	}
+	b.do("raw toggle", chromedp.Click(chromedp.CSS("#raw-toggle")))
+	b.until("raw shown", `document.querySelectorAll("#timeline pre.raw").length === document.querySelectorAll("#timeline li").length`)
+	b.do("raw toggle off", chromedp.Click(chromedp.CSS("#raw-toggle")))
+	b.screenshot("timeline")
+
+	// A paused conversation is resumed from its panel.
+	bind := h.must(201, "POST", "/v3/sessions/"+id+"/conversations", map[string]string{"source": "github", "ref": "acme/app#7"})
+	bid := str(bind, "id")
+	if _, err := h.gw.Store().PauseBinding(ctx, bid, time.Now().Add(time.Hour), "loop breaker: 20 outputs in a minute"); err != nil {
+		t.Fatal(err)
+	}
+	b.do("reload", chromedp.Reload())
+	b.until("paused conversation", `document.querySelector('.conversation[data-id="`+bid+`"] .resume') !== null`)
+	if href := eval[string](b, `document.querySelector('.conversation[data-id="`+bid+`"] a').href`); href != "https://github.com/acme/app/issues/7" {
+		t.Fatalf("conversation link %q", href)
+	}
+	b.screenshot("conversation-paused")
+	b.do("resume", chromedp.Click(chromedp.CSS(`.conversation[data-id="`+bid+`"] .resume`)))
+	b.until("resumed", `document.querySelector('.conversation[data-id="`+bid+`"]') !== null && document.querySelector('.conversation[data-id="`+bid+`"] .paused') === null`)
+	for _, c := range h.must(200, "GET", "/v3/sessions/"+id+"/conversations", nil)["conversations"].([]any) {
+		if p := str(c.(map[string]any), "paused_until"); p != "" {
+			t.Fatalf("still paused until %s", p)
+		}
+	}
+
+	// Dead deliveries are retried until the receiver takes them.
+	waitFor(t, 15*time.Second, "a dead delivery", func() bool {
+		_, m := h.call("GET", "/v3/deliveries?status=dead", adminSecret, nil)
+		l, _ := m["deliveries"].([]any)
+		return len(l) > 0
+	})
+	b.open("#/deliveries")
+	b.until("dead deliveries listed", `document.querySelectorAll("#deliveries-body button.retry").length > 0`)
+	b.screenshot("deliveries")
+	rc.ok.Store(true)
+	b.do("retry all dead", chromedp.Click(chromedp.CSS("#retry-all")))
+	waitFor(t, 15*time.Second, "no dead delivery left", func() bool {
+		_, m := h.call("GET", "/v3/deliveries?status=dead", adminSecret, nil)
+		l, _ := m["deliveries"].([]any)
+		return len(l) == 0 && rc.got.Load() > 0
+	})
+	b.do("show delivered", chromedp.Steps(chromedp.Evaluate[chromedp.Void](
+		`(() => { const s = document.querySelector("#delivery-status"); s.value = "delivered"; s.dispatchEvent(new Event("change")); })()`)))
+	b.until("delivered shown", `document.querySelector("#deliveries-body .status-delivered") !== null`)
+
+	// A webhook's secret is rotated and shown once.
+	b.open("#/webhooks")
+	b.until("webhook listed", `document.querySelector('tr[data-id="`+hookID+`"] button.rotate') !== null`)
+	b.do("rotate", chromedp.Click(chromedp.CSS(`tr[data-id="`+hookID+`"] button.rotate`)))
+	b.until("new secret shown", `(document.querySelector("#secret")?.textContent || "").startsWith("whsec_")`)
+	if s := eval[string](b, `document.querySelector("#secret").textContent`); s == firstSecret {
+		t.Fatal("rotation showed the old secret")
+	}
+	b.do("deliveries of the destination", chromedp.Click(chromedp.CSS(`tr[data-id="`+hookID+`"] button.attempts`)))
+	b.until("attempts listed", `document.querySelectorAll("#webhook-detail tbody tr").length > 0`)
+	b.screenshot("webhooks")
+
+	b.open("#/channels")
+	b.until("readiness shown", `document.querySelector("#ready-status")?.textContent === "ready"`)
+	b.screenshot("channels")
+
+	b.open("#/numbers")
+	b.until("charts drawn", `document.querySelectorAll("#charts polyline").length >= 9`)
+	time.Sleep(3500 * time.Millisecond) // a second sample gives the rates
+	b.screenshot("numbers")
+
+	// The page's cookie without the CSRF header is refused.
+	status := eval[string](b, `fetch("/v3/sessions", {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"})
+		.then(async (r) => r.status + " " + (await r.json()).error.code)`)
+	if status != "403 csrf_token_invalid" {
+		t.Fatalf("POST without CSRF from the page: %s", status)
+	}
+	if eval[bool](b, `document.cookie.includes("switchboard_console")`) {
+		t.Fatal("the session cookie is readable from JavaScript")
+	}
+
+	b.do("log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.do("reload", chromedp.Reload())
+	b.do("still logged out", chromedp.WaitVisible(chromedp.CSS("#token")))
+}
