@@ -144,10 +144,13 @@ func (b *tab) screenshot(name string) {
 	if os.Getenv(UpdateScreenshotsEnv) != "1" {
 		return
 	}
-	// Let the page settle (fonts, a chart's first samples).
-	time.Sleep(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	// Let the page settle (fonts, a chart's first samples).
+	time.Sleep(300 * time.Millisecond)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
@@ -235,12 +238,20 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#steer button[type="submit"]`)))
 	b.until("own steer arrives", `[...document.querySelectorAll("#timeline li em")].some((e) => e.textContent === "console")`)
 	recs := h.must(200, "GET", "/v3/sessions/"+id+"/messages", nil)["messages"].([]any)
-	env := recs[len(recs)-1].(map[string]any)["envelope"].(map[string]any)
+	var env map[string]any
+	for _, r := range recs {
+		if e := r.(map[string]any)["envelope"].(map[string]any); e["text"] == "from the _console_" {
+			env = e
+		}
+	}
+	if env == nil {
+		t.Fatalf("the console's steer is not in the log: %v", recs)
+	}
 	if a := env["actor"].(map[string]any)["id"]; a != "client:admin" || !strings.HasPrefix(str(env, "id"), "client:console-") {
 		t.Fatalf("console steer: actor %v, id %v", a, env["id"])
 	}
 	b.do("raw toggle", chromedp.Click(chromedp.CSS("#raw-toggle")))
-	b.until("raw shown", `document.querySelectorAll("#timeline pre.raw").length === document.querySelectorAll("#timeline li").length`)
+	b.until("raw shown", `document.querySelectorAll("#timeline pre.raw").length === document.querySelectorAll("#timeline > li").length`)
 	b.do("raw toggle off", chromedp.Click(chromedp.CSS("#raw-toggle")))
 	b.screenshot("timeline")
 

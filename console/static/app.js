@@ -22,6 +22,7 @@ const routes = [
 
 let session = null;
 let stop = null;
+let visits = 0; // counts route changes
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +30,11 @@ async function boot() {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   window.addEventListener("hashchange", route);
+  // Leaving the page (or its going into the back-forward cache) closes its
+  // event stream: an open stream would hold one of the browser's few
+  // connections to the gateway.
+  window.addEventListener("pagehide", () => { if (stop) { stop(); stop = null; } });
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) route(); });
   try {
     signedIn(await request("GET", "/console/session"));
   } catch {
@@ -83,22 +89,30 @@ function route() {
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
   }
-  const main = $("main");
-  main.replaceChildren();
+  // Each visit renders into a view of its own, so that a page still
+  // loading when the route changes renders into a detached view, and what
+  // it started is stopped as soon as it returns.
+  const view = el("div", { class: "view" });
+  $("main").replaceChildren(view);
+  const visit = ++visits;
   for (const [re, page] of routes) {
     const m = re.exec(hash);
     if (m) {
       const params = m.slice(1).map(decodeURIComponent);
-      Promise.resolve(page.show(main, params, session))
-        .then((s) => { stop = typeof s === "function" ? s : null; })
+      Promise.resolve(page.show(view, params, session))
+        .then((s) => {
+          const end = typeof s === "function" ? s : null;
+          if (visit === visits) stop = end;
+          else if (end) end();
+        })
         .catch((e) => {
           if (e.status === 401) signedOut();
-          else main.append(el("p", { class: "error" }, errorText(e)));
+          else view.append(el("p", { class: "error" }, errorText(e)));
         });
       return;
     }
   }
-  main.append(el("p", { class: "error" }, "No such page: " + hash));
+  view.append(el("p", { class: "error" }, "No such page: " + hash));
 }
 
 boot();

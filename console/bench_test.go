@@ -1,0 +1,145 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboardhq/switchboard/api"
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/sqlite"
+)
+
+// Sizes of the benchmark's store.
+const (
+	benchSessions = 100_000
+	benchRecords  = 10_000
+)
+
+// preload fills the SQLite store in dir, as the gateway will open it, with
+// benchSessions sessions and one more session of benchRecords records,
+// whose id it returns. It writes through the store directly, from several
+// goroutines so that the store's group commit batches the writes.
+func preload(b *testing.B, dir string) string {
+	b.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "switchboard.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Now()
+	const workers = 32
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > benchSessions {
+					return
+				}
+				md := map[string]string{"team": fmt.Sprintf("team-%d", i%17), "n": fmt.Sprint(i)}
+				if _, _, err := st.CreateSession(ctx, api.NewSessionID(), md); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatalf("preload sessions: %v", err)
+	}
+	big := api.NewSessionID()
+	if _, _, err := st.CreateSession(ctx, big, map[string]string{"long": "yes"}); err != nil {
+		b.Fatal(err)
+	}
+	// Appends to one session are ordered by the store; several in flight
+	// still share commits.
+	next.Store(0)
+	var mu sync.Mutex
+	var firstErr error
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > benchRecords {
+					return
+				}
+				text := fmt.Sprintf("Record %d: please **look** at `step %d` and report back.\n\n- one\n- two", i, i)
+				_, err := st.Append(ctx, store.AppendRequest{SessionID: big, Direction: store.Inbound, Envelope: envelope.Envelope{
+					ID: fmt.Sprintf("client:bench-%d", i), Source: envelope.SourceClient, Kind: envelope.KindMessage,
+					Actor: envelope.Actor{ID: "client:bench", Type: "user"}, Text: text, TS: time.Now().UTC(),
+				}})
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("preload records: %v", firstErr)
+	}
+	b.Logf("preloaded %d sessions and a %d-record session in %v", benchSessions, benchRecords, time.Since(start).Round(time.Millisecond))
+	return big
+}
+
+// BenchmarkFirstRender measures, in headless Chromium, the time from
+// navigating to a console page (a full page load: HTML, modules, session
+// check, API calls) to its first render with data, against a SQLite store
+// of 100,000 sessions and one 10,000-record session:
+//
+//   - sessions: the sessions list's first page of 50 rows;
+//   - timeline: the 10,000-record session's newest 100 records.
+//
+// It skips without Chromium (see testenv.Chromium). Run it with
+//
+//	go test -run '^$' -bench FirstRender -benchtime 20x ./console/
+func BenchmarkFirstRender(b *testing.B) {
+	dir := b.TempDir()
+	big := preload(b, dir)
+	h := newHarness(b, dir)
+	t := newTab(b, h)
+	t.open("")
+	t.login(adminSecret)
+	t.do("logged in", chromedp.WaitVisible(chromedp.CSS("#nav")))
+
+	// ns/op is from the start of navigation, as the test sees it, to the
+	// render seen by a poll; ms/first-render is the page's own clock
+	// (performance.now(), from the navigation's start) at the first poll
+	// that saw the render.
+	measure := func(b *testing.B, route, ready string) {
+		var inPage float64
+		for b.Loop() {
+			b.StopTimer()
+			t.do("blank", chromedp.Navigate("about:blank"))
+			b.StartTimer()
+			t.open(route)
+			t.until("rendered", ready)
+			b.StopTimer()
+			inPage += eval[float64](t, `window.firstRender`)
+			b.StartTimer()
+		}
+		b.ReportMetric(inPage/float64(b.N), "ms/first-render")
+	}
+	b.Run("sessions", func(b *testing.B) {
+		measure(b, "#/sessions", `document.querySelectorAll("#sessions-body tr").length === 50 && (window.firstRender ??= performance.now())`)
+	})
+	b.Run("timeline", func(b *testing.B) {
+		measure(b, "#/sessions/"+big, `document.querySelectorAll("#timeline > li").length === 100 && (window.firstRender ??= performance.now())`)
+	})
+}
