@@ -213,11 +213,7 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			client := httpx.ClientKey(r.RemoteAddr)
-			if wait := s.failures.wait(client); wait > 0 {
-				secs := retryAfter(w, wait)
-				s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
-					"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
-					client, s.limits.FailedAuthPerMinute, secs))
+			if !s.admitClient(w, r, client) {
 				return
 			}
 			secret, err := bearer(r)
@@ -264,6 +260,19 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, a access, p *prin
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// admitClient answers 429 and returns false when client has sent too many
+// requests with a missing or invalid token.
+func (s *Server) admitClient(w http.ResponseWriter, r *http.Request, client string) bool {
+	if wait := s.failures.wait(client); wait > 0 {
+		secs := retryAfter(w, wait)
+		s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
+			"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
+			client, s.limits.FailedAuthPerMinute, secs))
+		return false
+	}
+	return true
 }
 
 // describe says what access a means, for 403 messages.

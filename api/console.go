@@ -91,19 +91,6 @@ func (s *Server) ConsoleLogin(w http.ResponseWriter, r *http.Request, secret str
 	return ConsoleLogin{Name: p.name, Scopes: p.scopes, TokenHash: hash}, true
 }
 
-// admitClient answers 429 and returns false when client has sent too many
-// requests with a missing or invalid token.
-func (s *Server) admitClient(w http.ResponseWriter, r *http.Request, client string) bool {
-	if wait := s.failures.wait(client); wait > 0 {
-		secs := retryAfter(w, wait)
-		s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
-			"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
-			client, s.limits.FailedAuthPerMinute, secs))
-		return false
-	}
-	return true
-}
-
 // consoleCookie returns the console session cookie of r, "" when there is
 // none or the server takes no console sessions.
 func (s *Server) consoleCookie(r *http.Request) string {

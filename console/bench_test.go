@@ -36,28 +36,12 @@ func preload(b *testing.B, dir string) string {
 	}
 	defer st.Close()
 	start := time.Now()
-	const workers = 32
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > benchSessions {
-					return
-				}
-				md := map[string]string{"team": fmt.Sprintf("team-%d", i%17), "n": fmt.Sprint(i)}
-				if _, _, err := st.CreateSession(ctx, api.NewSessionID(), md); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err = parallel(benchSessions, func(i int) error {
+		md := map[string]string{"team": fmt.Sprintf("team-%d", i%17), "n": fmt.Sprint(i)}
+		_, _, err := st.CreateSession(ctx, api.NewSessionID(), md)
+		return err
+	})
+	if err != nil {
 		b.Fatalf("preload sessions: %v", err)
 	}
 	big := api.NewSessionID()
@@ -66,36 +50,41 @@ func preload(b *testing.B, dir string) string {
 	}
 	// Appends to one session are ordered by the store; several in flight
 	// still share commits.
-	next.Store(0)
-	var mu sync.Mutex
-	var firstErr error
+	err = parallel(benchRecords, func(i int) error {
+		text := fmt.Sprintf("Record %d: please **look** at `step %d` and report back.\n\n- one\n- two", i, i)
+		_, err := st.Append(ctx, store.AppendRequest{SessionID: big, Direction: store.Inbound, Envelope: envelope.Envelope{
+			ID: fmt.Sprintf("client:bench-%d", i), Source: envelope.SourceClient, Kind: envelope.KindMessage,
+			Actor: envelope.Actor{ID: "client:bench", Type: "user"}, Text: text, TS: time.Now().UTC(),
+		}})
+		return err
+	})
+	if err != nil {
+		b.Fatalf("preload records: %v", err)
+	}
+	b.Logf("preloaded %d sessions and a %d-record session in %v", benchSessions, benchRecords, time.Since(start).Round(time.Millisecond))
+	return big
+}
+
+// parallel calls do(1) … do(n) from 32 goroutines, so that the store's
+// group commit batches the writes, and returns the first error.
+func parallel(n int, do func(i int) error) error {
+	const workers = 32
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
 	for range workers {
 		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > benchRecords {
-					return
-				}
-				text := fmt.Sprintf("Record %d: please **look** at `step %d` and report back.\n\n- one\n- two", i, i)
-				_, err := st.Append(ctx, store.AppendRequest{SessionID: big, Direction: store.Inbound, Envelope: envelope.Envelope{
-					ID: fmt.Sprintf("client:bench-%d", i), Source: envelope.SourceClient, Kind: envelope.KindMessage,
-					Actor: envelope.Actor{ID: "client:bench", Type: "user"}, Text: text, TS: time.Now().UTC(),
-				}})
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
+			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
+				if err := do(i); err != nil {
+					once.Do(func() { first = err })
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		b.Fatalf("preload records: %v", firstErr)
-	}
-	b.Logf("preloaded %d sessions and a %d-record session in %v", benchSessions, benchRecords, time.Since(start).Round(time.Millisecond))
-	return big
+	return first
 }
 
 // BenchmarkFirstRender measures, in headless Chromium, the time from

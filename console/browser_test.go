@@ -330,3 +330,55 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("reload", chromedp.Reload())
 	b.do("still logged out", chromedp.WaitVisible(chromedp.CSS("#token")))
 }
+
+// TestBrowserModules checks the console's small parsers in the browser:
+// Markdown renders only its subset and never turns text into markup,
+// Prometheus text parses, and conversation refs link where they live.
+func TestBrowserModules(t *testing.T) {
+	h := newHarness(t, "")
+	b := newTab(t, h)
+	b.open("")
+	b.do("page loaded", chromedp.WaitVisible(chromedp.CSS("#token")))
+	for _, tc := range []struct{ in, want string }{
+		{"**b** and *e* and ~~s~~", `<p><strong>b</strong> and <em>e</em> and <del>s</del></p>`},
+		{"<script>alert(1)</script>", `<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>`},
+		{`<img src=x onerror="alert(1)">`, `<p>&lt;img src=x onerror="alert(1)"&gt;</p>`},
+		{"[x](javascript:alert(1))", `<p>[x](javascript:alert(1))</p>`},
+		{"[ok](https://example.com/a?b=1&c=2)", `<p><a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" target="_blank">ok</a></p>`},
+		{"see https://example.com/x.", `<p>see <a href="https://example.com/x" rel="noopener noreferrer nofollow" target="_blank">https://example.com/x</a>.</p>`},
+		{"[https://a.example](https://b.example)", `<p><a href="https://b.example" rel="noopener noreferrer nofollow" target="_blank">https://a.example</a></p>`},
+		{"```\n<b>x</b>\n```", `<pre><code>&lt;b&gt;x&lt;/b&gt;</code></pre>`},
+		{"- a\n- **b**", `<ul><li>a</li><li><strong>b</strong></li></ul>`},
+		{"1. one\n2. two", `<ol><li>one</li><li>two</li></ol>`},
+		{"snake_case_name", `<p>snake_case_name</p>`},
+		{"`<i>`", `<p><code>&lt;i&gt;</code></p>`},
+		{"# Title", `<h3>Title</h3>`},
+		{"> quoted", `<blockquote><div class="md"><p>quoted</p></div></blockquote>`},
+		{"line one\nline two\n\nnext", `<p>line one<br>line two</p><p>next</p>`},
+	} {
+		got := eval[string](b, `import("/console/markdown.js").then((m) => m.render(`+jsString(tc.in)+`).innerHTML)`)
+		if got != tc.want {
+			t.Errorf("markdown %q:\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+
+	got := eval[string](b, `import("/console/numbers.js").then((m) => JSON.stringify(m.parse(
+		"# HELP foo_total Foo.\n# TYPE foo_total counter\nfoo_total{a=\"1\",b=\"x\\\"y\"} 3\nbar 2.5e3\n\n")))`)
+	if want := `[{"name":"foo_total","labels":{"a":"1","b":"x\"y"},"value":3},{"name":"bar","labels":{},"value":2500}]`; got != want {
+		t.Errorf("metrics parse:\n got %s\nwant %s", got, want)
+	}
+
+	for _, tc := range []struct{ source, ref, want string }{
+		{"slack", "T01/C02/1700000000.000100", "https://app.slack.com/client/T01/C02/thread/C02-1700000000.000100"},
+		{"github", "acme/app#7", "https://github.com/acme/app/issues/7"},
+		{"github", "acme/app#7/review-thread/99", "https://github.com/acme/app/pull/7#discussion_r99"},
+		{"jira", "acme.atlassian.net/OPS-12", "https://acme.atlassian.net/browse/OPS-12"},
+		{"email", "<abc@example.com>", ""},
+		{"github", "javascript:alert(1)#1", ""},
+	} {
+		got := eval[string](b, `import("/console/links.js").then((m) => m.conversationURL({source: `+jsString(tc.source)+`, ref: `+jsString(tc.ref)+`}))`)
+		if got != tc.want {
+			t.Errorf("link %s %s: %q, want %q", tc.source, tc.ref, got, tc.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -169,29 +170,47 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
+	h.setCookie(w, r, id, sess.Expires)
+	writeJSON(w, http.StatusOK, sess)
+}
+
+// setCookie sets the session cookie to id until expires, or clears it when
+// id is "".
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, id string, expires time.Time) {
+	c := &http.Cookie{
 		Name:     api.ConsoleCookie,
 		Value:    id,
 		Path:     "/",
-		Expires:  sess.Expires,
+		Expires:  expires,
 		HttpOnly: true,
 		Secure:   h.opts.Secure || r.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
-	})
-	writeJSON(w, http.StatusOK, sess)
+	}
+	if id == "" {
+		c.MaxAge, c.Expires = -1, time.Unix(0, 0)
+	}
+	http.SetCookie(w, c)
+}
+
+// cookieSession returns the session named by r's cookie and its id, or an
+// error wrapping store.ErrNotFound when there is no cookie or no such live
+// session.
+func (h *Handler) cookieSession(r *http.Request) (string, Session, error) {
+	c, err := r.Cookie(api.ConsoleCookie)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("console: no session cookie: %w", store.ErrNotFound)
+	}
+	sess, err := h.opts.Sessions.Session(r.Context(), c.Value)
+	return c.Value, sess, err
 }
 
 // session serves GET /console/session: the cookie's session (name, scopes
 // and the CSRF token the page must send), or 401.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(api.ConsoleCookie)
-	if err != nil {
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "not logged in; log in with an admin or steer token")
-		return
-	}
-	sess, err := h.opts.Sessions.Session(r.Context(), c.Value)
+	_, sess, err := h.cookieSession(r)
 	if errors.Is(err, store.ErrNotFound) {
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "the console session has expired or was logged out; log in again")
+		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized",
+			"not logged in, or the console session has expired or was logged out; log in with an admin or steer token")
 		return
 	}
 	if err != nil {
@@ -202,14 +221,10 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout serves POST /console/logout: it ends the cookie's session, which
-// must be proven with the CSRF token, and clears the cookie.
+// must be proven with the CSRF token, and clears the cookie (204). Without a
+// live session there is only the cookie to clear.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(api.ConsoleCookie)
-	if err != nil {
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "not logged in")
-		return
-	}
-	sess, err := h.opts.Sessions.Session(r.Context(), c.Value)
+	id, sess, err := h.cookieSession(r)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Already gone: clearing the cookie is all there is to do.
@@ -221,15 +236,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 			"logout must carry the session's CSRF token in the "+api.CSRFHeader+" header; reload the console")
 		return
 	default:
-		if err := h.opts.Sessions.End(r.Context(), c.Value); err != nil {
+		if err := h.opts.Sessions.End(r.Context(), id); err != nil {
 			h.fail(w, r, err)
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: api.ConsoleCookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(0, 0),
-		HttpOnly: true, Secure: h.opts.Secure || r.TLS != nil, SameSite: http.SameSiteStrictMode,
-	})
+	h.setCookie(w, r, "", time.Time{})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -125,13 +125,67 @@ func TestLoginRefusesBadAgentAndMalformed(t *testing.T) {
 		}
 	}
 	// A cross-site form cannot send JSON: form posts are refused.
-	resp, err := http.Post(h.url+"/console/login", "application/x-www-form-urlencoded", strings.NewReader("token="+adminSecret))
+	req, _ := http.NewRequest("POST", h.url+"/console/login", strings.NewReader("token="+adminSecret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if code := statusOf(t, req); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("form login: %d, want 415", code)
+	}
+}
+
+// statusOf sends req and returns the answer's status.
+func statusOf(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Fatalf("form login: %d, want 415", resp.StatusCode)
+	return resp.StatusCode
+}
+
+func TestLoginFailuresAreRateLimited(t *testing.T) {
+	h := newHarness(t, "")
+	b := newBrowser(h)
+	var last int
+	for range 70 {
+		resp, _ := b.login("sb_not-a-token-0123456789abcdef0123")
+		if last = resp.StatusCode; last == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			break
+		}
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("70 failed logins: last status %d, want 429 (limits.failed_auth_per_minute)", last)
+	}
+	// The limit is per client address, as for bearer tokens: the good token
+	// waits too.
+	if resp, _ := b.login(adminSecret); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("login while limited: %d, want 429", resp.StatusCode)
+	}
+}
+
+// TestSessionsWorkAcrossReplicas: two gateways on one store; a session
+// made on one is good on the other, and a logout on either ends it.
+func TestSessionsWorkAcrossReplicas(t *testing.T) {
+	dir := t.TempDir()
+	a := newHarness(t, dir)
+	other := newHarness(t, dir)
+	b := newBrowser(a)
+	b.login(adminSecret)
+	cookies := b.c.Jar.Cookies(mustURL(a.url))
+	b2 := newBrowser(other)
+	b2.csrf = b.csrf
+	b2.c.Jar.SetCookies(mustURL(other.url), cookies)
+	if resp, m := b2.do("POST", "/v3/sessions", map[string]any{}, true); resp.StatusCode != 201 {
+		t.Fatalf("the other replica: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := b2.do("POST", "/console/logout", nil, true); resp.StatusCode != 204 {
+		t.Fatalf("logout on the other replica: %d", resp.StatusCode)
+	}
+	if resp, _ := b.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 401 {
+		t.Fatalf("the first replica after logout on the other: %d, want 401", resp.StatusCode)
 	}
 }
 
@@ -180,13 +234,8 @@ func TestCookieStandsForTheTokenAndNeedsCSRF(t *testing.T) {
 	// A made-up cookie is 401.
 	req, _ := http.NewRequest("GET", h.url+"/v3/sessions", nil)
 	req.AddCookie(&http.Cookie{Name: api.ConsoleCookie, Value: "made-up"})
-	r2, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2.Body.Close()
-	if r2.StatusCode != 401 {
-		t.Fatalf("made-up cookie: %d, want 401", r2.StatusCode)
+	if code := statusOf(t, req); code != 401 {
+		t.Fatalf("made-up cookie: %d, want 401", code)
 	}
 }
 
@@ -249,12 +298,8 @@ func TestConsolePagesAreServed(t *testing.T) {
 			t.Errorf("GET %s: Content-Type %q", p, resp.Header.Get("Content-Type"))
 		}
 	}
-	resp, err := http.Post(h.url+"/console/", "text/plain", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 405 {
-		t.Fatalf("POST /console/: %d, want 405", resp.StatusCode)
+	req, _ := http.NewRequest("POST", h.url+"/console/", nil)
+	if code := statusOf(t, req); code != 405 {
+		t.Fatalf("POST /console/: %d, want 405", code)
 	}
 }

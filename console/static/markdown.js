@@ -81,7 +81,7 @@ const INLINE = [
   [/^\*([^*\s][^*]*?)\*/, (m) => nest("em", m[1])],
   [/^_([^_\s][^_]*?)_(?![A-Za-z0-9])/, (m) => nest("em", m[1])],
   [/^\[([^\]]+)\]\(([^()\s]+)\)/, (m) => link(m[1], m[2])],
-  [/^<?(https?:\/\/[^\s<>]+[^\s<>.,;:!?)'"])>?/, (m) => link(m[1], m[1])],
+  [/^<?(https?:\/\/[^\s<>]+[^\s<>.,;:!?)'"])>?/, (m) => link(m[1], m[1], true)],
 ];
 
 function tag(name, text) {
@@ -96,24 +96,31 @@ function nest(name, text) {
   return n;
 }
 
-function link(text, href) {
+// link makes an <a> for a safe href, with text rendered inline, or as it
+// is when verbatim (a bare URL, which would otherwise match itself again).
+function link(text, href, verbatim = false) {
   if (!SAFE_URL.test(href)) return document.createTextNode(`[${text}](${href})`);
   const a = document.createElement("a");
   a.href = href;
   a.rel = "noopener noreferrer nofollow";
   a.target = "_blank";
-  inline(a, text);
+  if (verbatim) a.textContent = text;
+  else inline(a, text, true);
   return a;
 }
 
-/** inline appends text to parent with the inline markup rendered. */
-function inline(parent, text) {
+/**
+ * inline appends text to parent with the inline markup rendered; inside a
+ * link (noLinks), links are left as text.
+ */
+function inline(parent, text, noLinks = false) {
   let plain = "";
   let i = 0;
   outer: while (i < text.length) {
     const rest = text.slice(i);
     if ("`*_~[<h".includes(rest[0])) {
       for (const [re, make] of INLINE) {
+        if (noLinks && (rest[0] === "[" || rest[0] === "<" || rest[0] === "h")) break;
         const m = re.exec(rest);
         if (m && (rest[0] !== "_" || i === 0 || !/[A-Za-z0-9]/.test(text[i - 1]))) {
           if (plain) { parent.append(document.createTextNode(plain)); plain = ""; }
