@@ -48,21 +48,25 @@ func preload(b *testing.B, dir string) string {
 	if _, _, err := st.CreateSession(ctx, big, map[string]string{"long": "yes"}); err != nil {
 		b.Fatal(err)
 	}
-	// Appends to one session are ordered by the store; several in flight
-	// still share commits.
-	err = parallel(benchRecords, func(i int) error {
-		text := fmt.Sprintf("Record %d: please **look** at `step %d` and report back.\n\n- one\n- two", i, i)
-		_, err := st.Append(ctx, store.AppendRequest{SessionID: big, Direction: store.Inbound, Envelope: envelope.Envelope{
-			ID: fmt.Sprintf("client:bench-%d", i), Source: envelope.SourceClient, Kind: envelope.KindMessage,
-			Actor: envelope.Actor{ID: "client:bench", Type: "user"}, Text: text, TS: time.Now().UTC(),
-		}})
-		return err
-	})
-	if err != nil {
+	if err := fill(ctx, st, big, benchRecords); err != nil {
 		b.Fatalf("preload records: %v", err)
 	}
 	b.Logf("preloaded %d sessions and a %d-record session in %v", benchSessions, benchRecords, time.Since(start).Round(time.Millisecond))
 	return big
+}
+
+// fill appends n messages to session id, written through st directly.
+// Appends to one session are ordered by the store; several in flight still
+// share commits.
+func fill(ctx context.Context, st store.Log, id string, n int) error {
+	return parallel(n, func(i int) error {
+		text := fmt.Sprintf("Record %d: please **look** at `step %d` and report back.\n\n- one\n- two", i, i)
+		_, err := st.Append(ctx, store.AppendRequest{SessionID: id, Direction: store.Inbound, Envelope: envelope.Envelope{
+			ID: fmt.Sprintf("client:fill-%d", i), Source: envelope.SourceClient, Kind: envelope.KindMessage,
+			Actor: envelope.Actor{ID: "client:fill", Type: "user"}, Text: text, TS: time.Now().UTC(),
+		}})
+		return err
+	})
 }
 
 // parallel calls do(1) … do(n) from 32 goroutines, so that the store's

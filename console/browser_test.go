@@ -382,3 +382,35 @@ func TestBrowserModules(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserSteerViewAndTimelinePages: a steer token is offered no admin
+// pages; a long timeline shows its newest page and loads earlier ones on
+// request; when the session ends elsewhere the page goes back to the login
+// form.
+func TestBrowserSteerViewAndTimelinePages(t *testing.T) {
+	h := newHarness(t, "")
+	id := str(h.must(201, "POST", "/v3/sessions", nil), "id")
+	if err := fill(context.Background(), h.gw.Store(), id, 150); err != nil {
+		t.Fatal(err)
+	}
+	b := newTab(t, h)
+	b.open("")
+	b.login(steerSecret)
+	b.do("logged in", chromedp.WaitVisible(chromedp.CSS("#nav")))
+	if v := eval[string](b, `[...document.querySelectorAll("nav a")].filter((a) => !a.hidden).map((a) => a.textContent).join(",")`); v != "Sessions,Channels,Numbers" {
+		t.Fatalf("a steer token is offered %s", v)
+	}
+	b.open("#/sessions/" + id)
+	b.until("newest page", `document.querySelectorAll("#timeline > li").length === 100 && document.querySelector("#timeline > li").dataset.seq === "51"`)
+	b.do("load earlier", chromedp.Click(chromedp.CSS("#earlier")))
+	b.until("earlier page", `document.querySelectorAll("#timeline > li").length === 150 && document.querySelector("#timeline > li").dataset.seq === "1"`)
+	if !eval[bool](b, `document.querySelector("#earlier").hidden`) {
+		t.Fatal("Load earlier is still offered at the start of the log")
+	}
+	// Log out behind the page's back; its next request sends it to the
+	// login form.
+	eval[int](b, `fetch("/console/session").then((r) => r.json()).then((s) =>
+		fetch("/console/logout", {method: "POST", headers: {"X-CSRF-Token": s.csrf}})).then((r) => r.status)`)
+	b.do("to the sessions list", chromedp.Evaluate[chromedp.Void](`location.hash = "#/sessions"`))
+	b.do("back to login", chromedp.WaitVisible(chromedp.CSS("#token")))
+}

@@ -33,6 +33,9 @@ export async function request(method, path, body, headers = {}) {
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!r.ok) {
     const e = (data && data.error) || {};
+    // The session has ended (expired, logged out elsewhere, token revoked):
+    // the app goes back to the login form.
+    if (r.status === 401 && !path.startsWith("/console/")) window.dispatchEvent(new Event("console:unauthorized"));
     throw new APIError(r.status, e.code || "http_" + r.status, e.message || String(text || r.statusText));
   }
   return data;

@@ -3,7 +3,7 @@
 // and routes #/… to the pages. Each page module exports
 // show(main, params, session) and may return a function that stops what
 // it started (an event stream, a timer) when the page is left.
-import { request, setCSRF, el, errorText } from "./api.js";
+import { request, setCSRF, el, errorText, isAdmin } from "./api.js";
 import * as sessions from "./sessions.js";
 import * as timeline from "./timeline.js";
 import * as deliveries from "./deliveries.js";
@@ -30,6 +30,7 @@ async function boot() {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   window.addEventListener("hashchange", route);
+  window.addEventListener("console:unauthorized", () => { if (session) signedOut(); });
   // Leaving the page (or its going into the back-forward cache) closes its
   // event stream: an open stream would hold one of the browser's few
   // connections to the gateway.
@@ -49,6 +50,8 @@ function signedIn(s) {
   $("nav").hidden = false;
   $("logout").hidden = false;
   $("who").textContent = `${s.name} (${(s.scopes || []).join(", ")})`;
+  // Pages that need scope admin are not offered to a steer token.
+  for (const a of document.querySelectorAll("nav a[data-admin]")) a.hidden = !isAdmin(s);
   route();
 }
 

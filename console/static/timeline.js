@@ -82,7 +82,11 @@ export async function show(main, [id], session) {
   // Live: the stream starts after the newest record shown.
   const es = new EventSource(base + "/stream" + q({ after: last }));
   es.onopen = () => { live.textContent = "live"; };
-  es.onerror = () => { live.textContent = "reconnecting…"; };
+  es.onerror = () => {
+    // The browser reconnects by itself (from the last event id) unless the
+    // gateway refused the stream.
+    live.textContent = es.readyState === EventSource.CLOSED ? "disconnected; reload the page" : "reconnecting…";
+  };
   es.onmessage = (ev) => {
     let rec;
     try { rec = JSON.parse(ev.data); } catch { return; }
@@ -94,13 +98,19 @@ export async function show(main, [id], session) {
     if (atBottom) list.lastElementChild.scrollIntoView({ block: "end" });
   };
 
+  // A new idempotency key for each message; a submit of the same text after
+  // a failure (which may have reached the gateway) reuses the key, so that
+  // it cannot send the message twice.
+  let pending = null; // {text, key} of a failed submit
   steer.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const body = { text: text.value, idempotency_key: newKey() };
+    if (!pending || pending.text !== text.value) pending = { text: text.value, key: newKey() };
+    const body = { text: pending.text, idempotency_key: pending.key };
     steerStatus.textContent = "sending…";
     try {
       const r = await post(base + "/messages", body);
       text.value = "";
+      pending = null;
       steerStatus.textContent = `sent as #${r.message.seq}`;
       stateTag.textContent = r.session.state;
       stateTag.className = "state state-" + r.session.state;
