@@ -24,10 +24,6 @@ const ConsoleCookie = "switchboard_console"
 // (anything but GET, HEAD and OPTIONS).
 const CSRFHeader = "X-CSRF-Token"
 
-// codeCSRF is the error code of a cookie-authenticated request without the
-// right CSRF token (403).
-const codeCSRF = "csrf_token_invalid"
-
 // ConsoleSession is what a console session cookie stands for.
 type ConsoleSession struct {
 	// TokenHash is the HashToken of the token that logged in: each request

@@ -297,6 +297,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 		handle("GET /v3/sessions/{id}/conversations", reading, s.listConversations)
 		handle("POST /v3/sessions/{id}/conversations", administration, s.addConversation)
 		handle("POST /v3/sessions/{id}/conversations/{cid}/resume", steering, s.resumeConversation)
+		handle("GET /v3/conversations", steering, s.findConversation)
 	}
 	if s.outbox != nil {
 		handle("GET /v3/deliveries", administration, s.listDeliveries)

@@ -275,6 +275,15 @@ func TestBrowserConsole(t *testing.T) {
 		}
 	}
 
+	// The session is found by its conversation.
+	b.open("#/sessions")
+	b.do("find by conversation",
+		chromedp.WaitVisible(chromedp.CSS("#find-ref")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#find-source").value = "github"`),
+		chromedp.SendKeys(chromedp.CSS("#find-ref"), "acme/app#7"),
+		chromedp.Click(chromedp.CSS(`#find-conversation button`)))
+	b.until("found", `location.hash === "#/sessions/`+id+`"`)
+
 	// Dead deliveries are retried until the receiver takes them.
 	waitFor(t, 15*time.Second, "a dead delivery", func() bool {
 		_, m := h.call("GET", "/v3/deliveries?status=dead", adminSecret, nil)

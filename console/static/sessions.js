@@ -1,7 +1,8 @@
 // sessions.js: the sessions list, one API page (GET /v3/sessions?after=&limit=)
 // at a time, so that it stays fast however many sessions there are. The API
 // lists sessions in id (creation) order and filters none; the state and
-// text filters here apply to the page shown, and say so.
+// text filters here apply to the page shown, and say so. A session is found
+// by id, or by one of its conversations on the server.
 import { get, post, q, el, fmtTime, errorText } from "./api.js";
 
 const LIMIT = 50;
@@ -13,6 +14,20 @@ export async function show(main) {
     ...["idle", "running"].map((s) => el("option", { value: s }, s)));
   const text = el("input", { id: "text-filter", type: "search", placeholder: "filter this page: id, metadata" });
   const openID = el("input", { id: "open-id", placeholder: "ses_… open by id" });
+  // Finding a session by one of its conversations is one lookup on the
+  // server (GET /v3/conversations), however many sessions there are.
+  const findSource = el("select", { id: "find-source", "aria-label": "channel" },
+    ...["slack", "github", "jira", "email"].map((s) => el("option", { value: s }, s)));
+  const findRef = el("input", { id: "find-ref", placeholder: "conversation ref, e.g. acme/app#7" });
+  const find = el("form", { id: "find-conversation", class: "toolbar" }, "Find by conversation ", findSource, findRef,
+    el("button", { type: "submit" }, "Find"));
+  find.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const b = await get("/v3/conversations" + q({ source: findSource.value, ref: findRef.value.trim() }));
+      location.hash = "#/sessions/" + encodeURIComponent(b.session_id);
+    } catch (err) { status.textContent = errorText(err); }
+  });
   const prev = el("button", { type: "button", id: "prev" }, "Previous");
   const next = el("button", { type: "button", id: "next" }, "Next");
   const refresh = el("button", { type: "button", id: "refresh" }, "Refresh");
@@ -24,6 +39,7 @@ export async function show(main) {
     el("div", { class: "toolbar" }, state, text, el("span", { class: "muted" }, "(filters apply to the page shown)"),
       el("form", { onsubmit: (e) => { e.preventDefault(); if (openID.value.trim()) location.hash = "#/sessions/" + encodeURIComponent(openID.value.trim()); } }, openID),
       refresh, create),
+    find,
     el("table", {}, el("thead", {}, el("tr", {}, ...["Session", "State", "Metadata", "Records", "Updated"].map((h) => el("th", {}, h)))), body),
     el("div", { class: "toolbar" }, prev, next, status),
   );
