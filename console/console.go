@@ -26,6 +26,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,7 @@ type Options struct {
 // Handler serves the console under Prefix. It is safe for concurrent use.
 type Handler struct {
 	opts   Options
+	fsys   fs.FS
 	files  http.Handler
 	mux    *http.ServeMux
 	logger *slog.Logger
@@ -85,9 +87,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("console: embedded files: %w", err)
 	}
-	h := &Handler{opts: opts, logger: opts.Logger, mux: http.NewServeMux()}
+	h := &Handler{opts: opts, logger: opts.Logger, mux: http.NewServeMux(), fsys: sub}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +118,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // file serves the embedded pages and scripts; no-cache makes a browser ask
 // again (cheaply, by Last-Modified) after an upgrade.
 func (h *Handler) file(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, Prefix)
+	if name == "" {
+		name = "index.html"
+	}
+	if _, err := fs.Stat(h.fsys, name); err != nil {
+		httpx.WriteError(w, http.StatusNotFound, "not_found",
+			"the console has no file "+strconv.Quote(name)+"; open "+Prefix)
+		return
+	}
 	if ext := path.Ext(r.URL.Path); ext == ".js" {
 		// Module scripts must have a JavaScript type, whatever the
 		// system's MIME table says.
@@ -150,8 +161,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
 		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "payload_too_large", "the login body is larger than 4 KiB; send only {\"token\": \"sb_…\"}")
+		return
+	}
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "invalid_request", "the login body could not be read; send it again")
 		return
 	}
 	var req struct {

@@ -302,4 +302,8 @@ func TestConsolePagesAreServed(t *testing.T) {
 	if code := statusOf(t, req); code != 405 {
 		t.Fatalf("POST /console/: %d, want 405", code)
 	}
+	req, _ = http.NewRequest("GET", h.url+"/console/nothing.js", nil)
+	if code := statusOf(t, req); code != 404 {
+		t.Fatalf("GET /console/nothing.js: %d, want 404", code)
+	}
 }
