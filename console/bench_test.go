@@ -17,17 +17,11 @@ import (
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
-// Sizes of the benchmark's store.
-const (
-	benchSessions = 100_000
-	benchRecords  = 10_000
-)
-
 // preload fills the SQLite store in dir, as the gateway will open it, with
-// benchSessions sessions and one more session of benchRecords records,
-// whose id it returns. It writes through the store directly, from several
-// goroutines so that the store's group commit batches the writes.
-func preload(b *testing.B, dir string) string {
+// sessions sessions and one more session of records records, whose id it
+// returns. It writes through the store directly, from several goroutines
+// so that the store's group commit batches the writes.
+func preload(b *testing.B, dir string, sessions, records int) string {
 	b.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "switchboard.db"), sqlite.Options{})
@@ -36,7 +30,7 @@ func preload(b *testing.B, dir string) string {
 	}
 	defer st.Close()
 	start := time.Now()
-	err = parallel(benchSessions, func(i int) error {
+	err = parallel(sessions, func(i int) error {
 		md := map[string]string{"team": fmt.Sprintf("team-%d", i%17), "n": fmt.Sprint(i)}
 		_, _, err := st.CreateSession(ctx, api.NewSessionID(), md)
 		return err
@@ -48,10 +42,10 @@ func preload(b *testing.B, dir string) string {
 	if _, _, err := st.CreateSession(ctx, big, map[string]string{"long": "yes"}); err != nil {
 		b.Fatal(err)
 	}
-	if err := fill(ctx, st, big, benchRecords); err != nil {
+	if err := fill(ctx, st, big, records); err != nil {
 		b.Fatalf("preload records: %v", err)
 	}
-	b.Logf("preloaded %d sessions and a %d-record session in %v", benchSessions, benchRecords, time.Since(start).Round(time.Millisecond))
+	b.Logf("preloaded %d sessions and a %d-record session in %v", sessions, records, time.Since(start).Round(time.Millisecond))
 	return big
 }
 
@@ -93,18 +87,30 @@ func parallel(n int, do func(i int) error) error {
 
 // BenchmarkFirstRender measures, in headless Chromium, the time from
 // navigating to a console page (a full page load: HTML, modules, session
-// check, API calls) to its first render with data, against a SQLite store
-// of 100,000 sessions and one 10,000-record session:
+// check, API calls) to its first render with data:
 //
 //   - sessions: the sessions list's first page of 50 rows;
-//   - timeline: the 10,000-record session's newest 100 records.
+//   - timeline: a long session's newest 100 records;
 //
-// It skips without Chromium (see testenv.Chromium). Run it with
+// against a SQLite store of 100,000 sessions and one 10,000-record session
+// (large), and, for comparison, of 100 sessions and one 200-record session
+// (small). It skips without Chromium (see testenv.Chromium). Run it with
 //
 //	go test -run '^$' -bench FirstRender -benchtime 20x ./console/
 func BenchmarkFirstRender(b *testing.B) {
+	for _, size := range []struct {
+		name              string
+		sessions, records int
+	}{{"large", 100_000, 10_000}, {"small", 100, 200}} {
+		b.Run(size.name, func(b *testing.B) {
+			benchmarkFirstRender(b, size.sessions, size.records)
+		})
+	}
+}
+
+func benchmarkFirstRender(b *testing.B, sessions, records int) {
 	dir := b.TempDir()
-	big := preload(b, dir)
+	big := preload(b, dir, sessions, records)
 	h := newHarness(b, dir)
 	t := newTab(b, h)
 	t.open("")
