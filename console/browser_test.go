@@ -318,13 +318,31 @@ func TestBrowserConsole(t *testing.T) {
 	if s := eval[string](b, `document.querySelector("#secret").textContent`); s == firstSecret {
 		t.Fatal("rotation showed the old secret")
 	}
+	// Disabled and enabled again.
+	b.do("disable", chromedp.Click(chromedp.CSS(`tr[data-id="`+hookID+`"] button.toggle`)))
+	b.until("disabled", `document.querySelector('tr[data-id="`+hookID+`"] button.toggle')?.textContent === "Enable"`)
+	if d, _ := h.must(200, "GET", "/v3/webhooks/"+hookID, nil)["disabled"].(bool); !d {
+		t.Fatal("the destination is not disabled")
+	}
+	b.do("enable", chromedp.Click(chromedp.CSS(`tr[data-id="`+hookID+`"] button.toggle`)))
+	b.until("enabled", `document.querySelector('tr[data-id="`+hookID+`"] button.toggle')?.textContent === "Disable"`)
+	// A destination added from the page shows its secret once.
+	b.do("add a destination",
+		chromedp.SendKeys(chromedp.CSS("#webhook-url"), recvSrv.URL+"/second"),
+		chromedp.SendKeys(chromedp.CSS("#webhook-description"), "second"),
+		chromedp.Click(chromedp.CSS(`#webhook-create button[type="submit"]`)))
+	b.until("second destination", `document.querySelectorAll("#webhooks-body tr").length === 2 && (document.querySelector("#secret")?.textContent || "").startsWith("whsec_")`)
 	b.do("deliveries of the destination", chromedp.Click(chromedp.CSS(`tr[data-id="`+hookID+`"] button.attempts`)))
+	b.do("replay since 2020",
+		chromedp.WaitVisible(chromedp.CSS("#replay-since")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#replay-since").value = "2020-01-01T00:00"`),
+		chromedp.Click(chromedp.CSS(`#webhook-detail form button[type="submit"]`)))
+	b.until("replayed", `/^Enqueued [1-9]/.test(document.querySelector("#flash").textContent)`)
 	b.until("attempts listed", `document.querySelectorAll("#webhook-detail tbody tr").length > 0`)
 	b.screenshot("webhooks")
 
 	b.open("#/channels")
 	b.until("readiness shown", `document.querySelector("#ready-status")?.textContent === "ready"`)
-	b.screenshot("channels")
 
 	b.open("#/numbers")
 	b.until("charts drawn", `document.querySelectorAll("#charts polyline").length >= 9`)
@@ -428,4 +446,27 @@ func TestBrowserSteerViewAndTimelinePages(t *testing.T) {
 		fetch("/console/logout", {method: "POST", headers: {"X-CSRF-Token": s.csrf}})).then((r) => r.status)`)
 	b.do("to the sessions list", chromedp.Evaluate[chromedp.Void](`location.hash = "#/sessions"`))
 	b.do("back to login", chromedp.WaitVisible(chromedp.CSS("#token")))
+}
+
+// TestBrowserChannels: the channels page shows each channel's health and
+// last catch-up from /readyz, and runs a catch-up on request (here of a
+// GitHub channel with no conversation to look at).
+func TestBrowserChannels(t *testing.T) {
+	h := newHarnessWith(t, "", `
+adapters:
+  github:
+    webhook_secret: github-secret-0123456789abcdef0123
+    token: ghp_test
+    login: switchboard-bot
+    api_url: http://127.0.0.1:1/
+`)
+	b := newTab(t, h)
+	b.open("")
+	b.login(adminSecret)
+	b.open("#/channels")
+	b.until("github listed", `document.querySelector('tr[data-channel="github"]') !== null`)
+	b.do("catch up", chromedp.Click(chromedp.CSS(`button.catch-up[data-channel="github"]`)))
+	b.until("catch-up reported", `document.querySelector("#flash").textContent.startsWith("github: ")`)
+	b.until("last catch-up shown", `document.querySelector('tr[data-channel="github"]').textContent.includes("request")`)
+	b.screenshot("channels")
 }

@@ -54,11 +54,17 @@ type harness struct {
 }
 
 // newHarness starts a gateway with the harness's tokens and a SQLite store
-// in dir (t.TempDir() when ""), calling preload, if not nil, before the
-// gateway is built (the benchmark fills the store with it).
+// in dir (t.TempDir() when "", else a store the test may have filled).
 func newHarness(t testing.TB, dir string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(harnessConfig), func(string) (string, bool) { return "", false })
+	return newHarnessWith(t, dir, "")
+}
+
+// newHarnessWith is newHarness with more configuration (YAML sections
+// other than the harness's own) appended.
+func newHarnessWith(t testing.TB, dir, extra string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(harnessConfig+extra), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
