@@ -210,12 +210,9 @@ func TestBrowserLoginIsRefusedForBadAndAgentTokens(t *testing.T) {
 func TestBrowserConsole(t *testing.T) {
 	h := newHarness(t, "")
 	ctx := context.Background()
-	rc := &receiver{}
-	recvSrv := httptest.NewServer(rc)
-	t.Cleanup(recvSrv.Close)
-	hook := h.must(201, "POST", "/v3/webhooks", map[string]any{"url": recvSrv.URL + "/hook", "description": "test receiver"})
-	hookID, firstSecret := str(hook, "id"), str(hook, "secret")
-
+	for i, team := range []string{"red", "green", "ops", "docs", "infra", "support"} {
+		h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": team, "ticket": fmt.Sprint(4100 + i)}})
+	}
 	sess := h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": "blue"}})
 	id := str(sess, "id")
 
@@ -256,6 +253,8 @@ func TestBrowserConsole(t *testing.T) {
 	if a := env["actor"].(map[string]any)["id"]; a != "client:admin" || !strings.HasPrefix(str(env, "id"), "client:console-") {
 		t.Fatalf("console steer: actor %v, id %v", a, env["id"])
 	}
+	h.must(202, "POST", "/v3/sessions/"+id+"/outputs", map[string]any{"text": "Stopped. `go test ./...` now passes:\n\n```\nok  \tgithub.com/acme/app\t0.412s\n```\n\n- fixed the flaky **retry** test\n- see [the run](https://ci.example.com/runs/42)"})
+	b.until("output arrives live", `document.querySelector("#timeline > li.outbound pre") !== null`)
 	b.do("raw toggle", chromedp.Click(chromedp.CSS("#raw-toggle")))
 	b.until("raw shown", `document.querySelectorAll("#timeline pre.raw").length === document.querySelectorAll("#timeline > li").length`)
 	b.do("raw toggle off", chromedp.Click(chromedp.CSS("#raw-toggle")))
@@ -290,7 +289,15 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#find-conversation button`)))
 	b.until("found", `location.hash === "#/sessions/`+id+`"`)
 
-	// Dead deliveries are retried until the receiver takes them.
+	// Dead deliveries are retried until the receiver takes them: a
+	// destination that fails (and the outbox gives up at once, with
+	// max_attempts 1) gets the events of a new session.
+	rc := &receiver{}
+	recvSrv := httptest.NewServer(rc)
+	t.Cleanup(recvSrv.Close)
+	hook := h.must(201, "POST", "/v3/webhooks", map[string]any{"url": recvSrv.URL + "/hook", "description": "test receiver"})
+	hookID, firstSecret := str(hook, "id"), str(hook, "secret")
+	h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": "hooks"}})
 	waitFor(t, 15*time.Second, "a dead delivery", func() bool {
 		_, m := h.call("GET", "/v3/deliveries?status=dead", adminSecret, nil)
 		l, _ := m["deliveries"].([]any)
