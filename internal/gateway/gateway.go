@@ -322,6 +322,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("listening", "addr", ln.Addr().String())
+	g.log.Info("operator console", "url", "http://"+ln.Addr().String()+console.Prefix)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: serve: %w", err)
