@@ -113,6 +113,7 @@ func TestLoginRefusesBadAgentAndMalformed(t *testing.T) {
 	}{
 		{"unknown token", "sb_not-a-token-0123456789abcdef0123", 401},
 		{"agent token", agentSecret, 403},
+		{"session-scoped token", api.SessionToken([]byte(sessionKey), "ses_x", time.Now().Add(time.Hour)), 403},
 		{"empty token", "", 400},
 	} {
 		b := newBrowser(h)

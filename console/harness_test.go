@@ -22,6 +22,8 @@ const (
 	adminSecret = "sb_console-test-admin-0123456789abcdef"
 	steerSecret = "sb_console-test-steer-0123456789abcdef"
 	agentSecret = "sb_console-test-agent-0123456789abcdef"
+	// sessionKey signs session-scoped tokens (router.session_key).
+	sessionKey = "console-test-session-key-0123456789abcdef"
 )
 
 const harnessConfig = `
@@ -41,6 +43,7 @@ webhooks:
   backoff: 50ms
   max_backoff: 100ms
 router:
+  session_key: ` + sessionKey + `
   outbox:
     max_attempts: 1
 `
