@@ -402,6 +402,10 @@ func TestBrowserModules(t *testing.T) {
 		}
 	}
 
+	if got := eval[string](b, `import("/console/sessions.js").then((m) => m.sinceCursor(0x01a249c8ad1b))`); got != "ses_01a249c8ad1b" {
+		t.Errorf("sinceCursor = %q", got)
+	}
+
 	got := eval[string](b, `import("/console/numbers.js").then((m) => JSON.stringify(m.parse(
 		"# HELP foo_total Foo.\n# TYPE foo_total counter\nfoo_total{a=\"1\",b=\"x\\\"y\"} 3\nbar 2.5e3\n\n")))`)
 	if want := `[{"name":"foo_total","labels":{"a":"1","b":"x\"y"},"value":3},{"name":"bar","labels":{},"value":2500}]`; got != want {
@@ -440,6 +444,18 @@ func TestBrowserSteerViewAndTimelinePages(t *testing.T) {
 	if v := eval[string](b, `[...document.querySelectorAll("nav a")].filter((a) => !a.hidden).map((a) => a.textContent).join(",")`); v != "Sessions,Channels,Numbers" {
 		t.Fatalf("a steer token is offered %s", v)
 	}
+	// A session created in 2020 is listed first, and not among those
+	// created in the last hour.
+	old := fmt.Sprintf("ses_%012x70008000000000000000", time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli())
+	if _, _, err := h.gw.Store().CreateSession(context.Background(), old, map[string]string{"age": "old"}); err != nil {
+		t.Fatal(err)
+	}
+	b.open("#/sessions")
+	b.until("old session listed", `document.querySelector("#sessions-body tr")?.dataset.id === "`+old+`"`)
+	b.do("since an hour ago", chromedp.Evaluate[chromedp.Void](
+		`(() => { const s = document.querySelector("#since"); s.value = "3600"; s.dispatchEvent(new Event("change")); })()`))
+	b.until("recent sessions only", `document.querySelector('tr[data-id="`+old+`"]') === null && document.querySelector('tr[data-id="`+id+`"]') !== null`)
+
 	b.open("#/sessions/" + id)
 	b.until("newest page", `document.querySelectorAll("#timeline > li").length === 100 && document.querySelector("#timeline > li").dataset.seq === "51"`)
 	b.do("load earlier", chromedp.Click(chromedp.CSS("#earlier")))

@@ -28,6 +28,13 @@ export async function show(main) {
       location.hash = "#/sessions/" + encodeURIComponent(b.session_id);
     } catch (err) { status.textContent = errorText(err); }
   });
+  // Session ids are "ses_" and the hex of a UUIDv7, whose first 48 bits are
+  // the creation time in ms, so they sort by creation time: a cursor made
+  // of a time alone pages from the sessions created since then (one indexed
+  // seek on the server), however many came before.
+  const since = el("select", { id: "since", "aria-label": "created since" },
+    ...[["", "from the first"], ["3600", "created in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]]
+      .map(([v, label]) => el("option", { value: v }, label)));
   const prev = el("button", { type: "button", id: "prev" }, "Previous");
   const next = el("button", { type: "button", id: "next" }, "Next");
   const refresh = el("button", { type: "button", id: "refresh" }, "Refresh");
@@ -36,7 +43,7 @@ export async function show(main) {
   const body = el("tbody", { id: "sessions-body" });
   main.append(
     el("h2", {}, "Sessions"),
-    el("div", { class: "toolbar" }, state, text, el("span", { class: "muted" }, "(filters apply to the page shown)"),
+    el("div", { class: "toolbar" }, since, state, text, el("span", { class: "muted" }, "(filters apply to the page shown)"),
       el("form", { onsubmit: (e) => { e.preventDefault(); if (openID.value.trim()) location.hash = "#/sessions/" + encodeURIComponent(openID.value.trim()); } }, openID),
       refresh, create),
     find,
@@ -56,7 +63,8 @@ export async function show(main) {
       el("td", { class: "muted" }, Object.entries(s.metadata || {}).map(([k, v]) => `${k}=${v}`).join(" ")),
       el("td", {}, String(s.last_seq)),
       el("td", {}, fmtTime(s.updated_at)))));
-    status.textContent = `page ${cursors.length}: ${shown.length} of ${page.sessions.length} shown`;
+    status.textContent = `page ${cursors.length}: ${shown.length} of ${page.sessions.length} shown` +
+      (page.sessions.length ? "" : since.value ? "; no session was created in that time" : "");
     prev.disabled = cursors.length < 2;
     next.disabled = !page.next_after;
   };
@@ -68,6 +76,11 @@ export async function show(main) {
       status.textContent = errorText(e);
     }
   };
+  since.addEventListener("change", () => {
+    cursors.length = 0;
+    cursors.push(since.value ? sinceCursor(Date.now() - Number(since.value) * 1000) : "");
+    load();
+  });
   state.addEventListener("change", draw);
   text.addEventListener("input", draw);
   next.addEventListener("click", () => { cursors.push(page.next_after); load(); });
@@ -80,4 +93,9 @@ export async function show(main) {
     } catch (e) { status.textContent = errorText(e); }
   });
   await load();
+}
+
+/** sinceCursor is the listing cursor before every session created at ms or later. */
+export function sinceCursor(ms) {
+  return "ses_" + Math.max(0, Math.floor(ms)).toString(16).padStart(12, "0");
 }
