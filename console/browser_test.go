@@ -255,6 +255,8 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	h.must(202, "POST", "/v3/sessions/"+id+"/outputs", map[string]any{"text": "Stopped. `go test ./...` now passes:\n\n```\nok  \tgithub.com/acme/app\t0.412s\n```\n\n- fixed the flaky **retry** test\n- see [the run](https://ci.example.com/runs/42)"})
 	b.until("output arrives live", `document.querySelector("#timeline > li.outbound pre") !== null`)
+	h.must(202, "POST", "/v3/sessions/"+id+"/outputs", map[string]any{"text": "Done for now.", "state": "idle"})
+	b.until("state follows", `document.querySelector("#session-state").textContent === "idle"`)
 	b.do("raw toggle", chromedp.Click(chromedp.CSS("#raw-toggle")))
 	b.until("raw shown", `document.querySelectorAll("#timeline pre.raw").length === document.querySelectorAll("#timeline > li").length`)
 	b.do("raw toggle off", chromedp.Click(chromedp.CSS("#raw-toggle")))

@@ -79,6 +79,21 @@ export async function show(main, [id], session) {
     } catch (e) { flash(errorText(e)); }
   });
 
+  // The session's state is not in its log: it is read again (at most every
+  // half second) after records arrive.
+  let stateTimer = 0;
+  const showState = (state) => {
+    stateTag.textContent = state;
+    stateTag.className = "state state-" + state;
+  };
+  const refreshState = () => {
+    if (stateTimer) return;
+    stateTimer = setTimeout(async () => {
+      stateTimer = 0;
+      try { showState((await get(base)).state); } catch { /* shown at the next record */ }
+    }, 500);
+  };
+
   // Live: the stream starts after the newest record shown.
   const es = new EventSource(base + "/stream" + q({ after: last }));
   es.onopen = () => { live.textContent = "live"; };
@@ -95,6 +110,7 @@ export async function show(main, [id], session) {
     records.push(rec);
     const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
     list.append(item(rec));
+    refreshState();
     if (atBottom) list.lastElementChild.scrollIntoView({ block: "end" });
   };
 
@@ -112,8 +128,7 @@ export async function show(main, [id], session) {
       text.value = "";
       pending = null;
       steerStatus.textContent = `sent as #${r.message.seq}`;
-      stateTag.textContent = r.session.state;
-      stateTag.className = "state state-" + r.session.state;
+      showState(r.session.state);
     } catch (e) {
       steerStatus.textContent = errorText(e);
     }
@@ -144,5 +159,5 @@ export async function show(main, [id], session) {
   };
   await loadConvs();
   if (!isAdmin(session)) steer.append(el("p", { class: "muted" }, "Steer tokens may send messages; binding conversations needs admin."));
-  return () => es.close();
+  return () => { es.close(); clearTimeout(stateTimer); };
 }
