@@ -15,8 +15,10 @@
 package console
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +75,7 @@ type Options struct {
 type Handler struct {
 	opts   Options
 	fsys   fs.FS
+	etags  map[string]string // by file name
 	files  http.Handler
 	mux    *http.ServeMux
 	logger *slog.Logger
@@ -89,7 +92,24 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: embedded files: %w", err)
 	}
-	h := &Handler{opts: opts, logger: opts.Logger, mux: http.NewServeMux(), fsys: sub}
+	h := &Handler{opts: opts, logger: opts.Logger, mux: http.NewServeMux(), fsys: sub, etags: map[string]string{}}
+	// The embedded files have no modification time; a hash of each gives
+	// browsers something to revalidate with (304 Not Modified).
+	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(sub, name)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		h.etags[name] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: embedded files: %w", err)
+	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +155,7 @@ func (h *Handler) file(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", t)
 	}
 	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", h.etags[name])
 	h.files.ServeHTTP(w, r)
 }
 

@@ -303,6 +303,17 @@ func TestConsolePagesAreServed(t *testing.T) {
 	if code := statusOf(t, req); code != 405 {
 		t.Fatalf("POST /console/: %d, want 405", code)
 	}
+	// Revalidation by ETag.
+	resp, err := http.Get(h.url + "/console/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("GET", h.url+"/console/app.js", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if code := statusOf(t, req); resp.Header.Get("ETag") == "" || code != http.StatusNotModified {
+		t.Fatalf("revalidation: ETag %q, %d, want 304", resp.Header.Get("ETag"), code)
+	}
 	req, _ = http.NewRequest("GET", h.url+"/console/nothing.js", nil)
 	if code := statusOf(t, req); code != 404 {
 		t.Fatalf("GET /console/nothing.js: %d, want 404", code)
