@@ -94,7 +94,8 @@ func parallel(n int, do func(i int) error) error {
 //
 // against a SQLite store of 100,000 sessions and one 10,000-record session
 // (large), and, for comparison, of 100 sessions and one 200-record session
-// (small). It skips without Chromium (see testenv.Chromium). Run it with
+// (small); api-sessions-page and api-timeline-page time the API calls
+// behind them, from Go. It skips without Chromium (see testenv.Chromium). Run it with
 //
 //	go test -run '^$' -bench FirstRender -benchtime 20x ./console/
 func BenchmarkFirstRender(b *testing.B) {
@@ -135,6 +136,23 @@ func benchmarkFirstRender(b *testing.B, sessions, records int) {
 		}
 		b.ReportMetric(inPage/float64(b.N), "ms/first-render")
 	}
+	// The API calls behind the two renders, from Go: what the store's size
+	// could change.
+	b.Run("api-sessions-page", func(b *testing.B) {
+		for b.Loop() {
+			if code, _ := h.call("GET", "/v3/sessions?limit=50", adminSecret, nil); code != 200 {
+				b.Fatalf("list: %d", code)
+			}
+		}
+	})
+	b.Run("api-timeline-page", func(b *testing.B) {
+		path := fmt.Sprintf("/v3/sessions/%s/messages?after=%d&limit=100", big, max(0, records-100))
+		for b.Loop() {
+			if code, _ := h.call("GET", path, adminSecret, nil); code != 200 {
+				b.Fatalf("read: %d", code)
+			}
+		}
+	})
 	b.Run("sessions", func(b *testing.B) {
 		measure(b, "#/sessions", `document.querySelectorAll("#sessions-body tr").length === 50 && (window.firstRender ??= performance.now())`)
 	})
