@@ -59,6 +59,25 @@ func (b *browser) do(method, path string, body any, withCSRF bool) (*http.Respon
 	return resp, m
 }
 
+// want is do that fails the test unless the answer's status is status.
+func (b *browser) want(status int, method, path string, body any, withCSRF bool) map[string]any {
+	b.h.t.Helper()
+	resp, m := b.do(method, path, body, withCSRF)
+	if resp.StatusCode != status {
+		b.h.t.Fatalf("%s %s: %d %v, want %d", method, path, resp.StatusCode, m, status)
+	}
+	return m
+}
+
+// copyTo returns a browser on h holding b's cookies and CSRF token, as
+// another replica, or a thief, would see them.
+func (b *browser) copyTo(h *harness) *browser {
+	c := newBrowser(h)
+	c.csrf = b.csrf
+	c.c.Jar.SetCookies(mustURL(h.url), b.c.Jar.Cookies(mustURL(b.h.url)))
+	return c
+}
+
 func (b *browser) login(secret string) (*http.Response, map[string]any) {
 	resp, m := b.do("POST", "/console/login", map[string]string{"token": secret}, false)
 	b.csrf = str(m, "csrf")
@@ -175,58 +194,36 @@ func TestSessionsWorkAcrossReplicas(t *testing.T) {
 	other := newHarness(t, dir)
 	b := newBrowser(a)
 	b.login(adminSecret)
-	cookies := b.c.Jar.Cookies(mustURL(a.url))
-	b2 := newBrowser(other)
-	b2.csrf = b.csrf
-	b2.c.Jar.SetCookies(mustURL(other.url), cookies)
-	if resp, m := b2.do("POST", "/v3/sessions", map[string]any{}, true); resp.StatusCode != 201 {
-		t.Fatalf("the other replica: %d %v", resp.StatusCode, m)
-	}
-	if resp, _ := b2.do("POST", "/console/logout", nil, true); resp.StatusCode != 204 {
-		t.Fatalf("logout on the other replica: %d", resp.StatusCode)
-	}
-	if resp, _ := b.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 401 {
-		t.Fatalf("the first replica after logout on the other: %d, want 401", resp.StatusCode)
-	}
+	b2 := b.copyTo(other)
+	b2.want(201, "POST", "/v3/sessions", map[string]any{}, true)
+	b2.want(204, "POST", "/console/logout", nil, true)
+	b.want(401, "GET", "/v3/sessions", nil, false)
 }
 
 func TestCookieStandsForTheTokenAndNeedsCSRF(t *testing.T) {
 	h := newHarness(t, "")
 	admin := newBrowser(h)
 	admin.login(adminSecret)
-	if resp, m := admin.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 200 {
-		t.Fatalf("GET with cookie: %d %v", resp.StatusCode, m)
-	}
-	resp, m := admin.do("POST", "/v3/sessions", map[string]any{}, false)
-	if resp.StatusCode != 403 || str(m, "error", "code") != "csrf_token_invalid" {
-		t.Fatalf("POST without CSRF: %d %v, want 403 csrf_token_invalid", resp.StatusCode, m)
+	admin.want(200, "GET", "/v3/sessions", nil, false)
+	if m := admin.want(403, "POST", "/v3/sessions", map[string]any{}, false); str(m, "error", "code") != "csrf_token_invalid" {
+		t.Fatalf("POST without CSRF: %v, want csrf_token_invalid", m)
 	}
 	good := admin.csrf
 	admin.csrf = "wrong"
-	if resp, _ := admin.do("POST", "/v3/sessions", map[string]any{}, true); resp.StatusCode != 403 {
-		t.Fatalf("POST with a wrong CSRF token: %d, want 403", resp.StatusCode)
-	}
+	admin.want(403, "POST", "/v3/sessions", map[string]any{}, true)
 	admin.csrf = good
-	resp, m = admin.do("POST", "/v3/sessions", map[string]any{}, true)
-	if resp.StatusCode != 201 {
-		t.Fatalf("POST with CSRF: %d %v", resp.StatusCode, m)
-	}
-	id := str(m, "id")
+	id := str(admin.want(201, "POST", "/v3/sessions", map[string]any{}, true), "id")
 	// Messages sent through the console are the token's.
-	resp, m = admin.do("POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": "hi"}, true)
-	if resp.StatusCode != 202 || str(m, "message", "envelope", "actor", "id") != "client:admin" {
-		t.Fatalf("steer: %d %v", resp.StatusCode, m)
+	m := admin.want(202, "POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": "hi"}, true)
+	if a := str(m, "message", "envelope", "actor", "id"); a != "client:admin" {
+		t.Fatalf("steer through the console: actor %q, want client:admin", a)
 	}
 
 	// A steer token's session has the steer scope only.
 	steer := newBrowser(h)
 	steer.login(steerSecret)
-	if resp, m := steer.do("GET", "/v3/deliveries", nil, false); resp.StatusCode != 403 {
-		t.Fatalf("steer session on an admin route: %d %v, want 403", resp.StatusCode, m)
-	}
-	if resp, _ := steer.do("GET", "/v3/sessions/"+id+"/messages", nil, false); resp.StatusCode != 200 {
-		t.Fatalf("steer session reading: %d", resp.StatusCode)
-	}
+	steer.want(403, "GET", "/v3/deliveries", nil, false)
+	steer.want(200, "GET", "/v3/sessions/"+id+"/messages", nil, false)
 
 	// A bearer token is unaffected by a cookie beside it, CSRF or not.
 	if code, m := h.call("POST", "/v3/sessions", adminSecret, map[string]any{}); code != 201 {
@@ -244,22 +241,12 @@ func TestLogoutEndsTheSessionEverywhere(t *testing.T) {
 	h := newHarness(t, "")
 	b := newBrowser(h)
 	b.login(adminSecret)
-	if resp, m := b.do("POST", "/console/logout", nil, false); resp.StatusCode != 403 {
-		t.Fatalf("logout without CSRF: %d %v, want 403", resp.StatusCode, m)
-	}
+	b.want(403, "POST", "/console/logout", nil, false)
 	// Keep the cookie to replay it after logout, as a thief would.
-	jarCookies := b.c.Jar.Cookies(mustURL(h.url))
-	if resp, _ := b.do("POST", "/console/logout", nil, true); resp.StatusCode != 204 {
-		t.Fatalf("logout: %d, want 204", resp.StatusCode)
-	}
-	thief := newBrowser(h)
-	thief.c.Jar.SetCookies(mustURL(h.url), jarCookies)
-	if resp, _ := thief.do("GET", "/v3/sessions", nil, false); resp.StatusCode != 401 {
-		t.Fatalf("replayed cookie after logout: %d, want 401", resp.StatusCode)
-	}
-	if resp, _ := thief.do("GET", "/console/session", nil, false); resp.StatusCode != 401 {
-		t.Fatalf("session after logout: %d, want 401", resp.StatusCode)
-	}
+	thief := b.copyTo(h)
+	b.want(204, "POST", "/console/logout", nil, true)
+	thief.want(401, "GET", "/v3/sessions", nil, false)
+	thief.want(401, "GET", "/console/session", nil, false)
 }
 
 func TestSessionsExpireAndKeepOnlyHashes(t *testing.T) {
