@@ -12,6 +12,21 @@
 // from GET /console/session; without it they are refused with 403. Every
 // page is served with a strict Content-Security-Policy (no inline script,
 // everything from the gateway itself).
+//
+// The files, in static/, by role:
+//
+//	index.html    the one page: header, navigation, login form
+//	console.css   its styles
+//	app.js        entry point: session check, login and logout, routing
+//	api.js        requests (cookie, CSRF header, JSON errors), a DOM builder
+//	markdown.js   a safe Markdown subset, rendered to DOM nodes
+//	links.js      where a conversation lives (Slack, GitHub, Jira)
+//	sessions.js   the sessions list (API pages, time cursor, conversation lookup)
+//	timeline.js   a session's log: newest page, earlier pages, live stream, steer box, conversations
+//	deliveries.js the outbox: by status, retry one or all dead
+//	webhooks.js   destinations: create, disable/enable, rotate, replay, attempts
+//	channels.js   /readyz: channel health and catch-ups, catch up now
+//	numbers.js    charts sampled from /metrics (Prometheus text parsed in JS)
 package console
 
 import (
