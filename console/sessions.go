@@ -38,8 +38,8 @@ const DefaultTTL = 12 * time.Hour
 // people.
 //
 // Every request with the cookie reads its record (there is no cache), so
-// that a logout takes effect at once on every replica; with SQLite that is
-// a read of a few microseconds, with PostgreSQL one round trip.
+// that a logout takes effect at once on every replica: with SQLite a local
+// read, with PostgreSQL one round trip.
 //
 // It is safe for concurrent use.
 type Sessions struct {
