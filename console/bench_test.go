@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -99,6 +100,7 @@ func parallel(n int, do func(i int) error) error {
 //
 //	go test -run '^$' -bench FirstRender -benchtime 20x ./console/
 func BenchmarkFirstRender(b *testing.B) {
+	testenv.Chromium(b) // skip before the long preload
 	for _, size := range []struct {
 		name              string
 		sessions, records int
