@@ -362,7 +362,12 @@ func TestBrowserConsole(t *testing.T) {
 
 	b.open("#/numbers")
 	b.until("charts drawn", `document.querySelectorAll("#charts polyline").length >= 9`)
-	time.Sleep(3500 * time.Millisecond) // a second sample gives the rates
+	// Some traffic over a few samples (every 2s) gives the rates a shape.
+	for i := range 50 {
+		h.must(202, "POST", "/v3/sessions/"+id+"/messages", map[string]any{"text": fmt.Sprintf("load %d", i)})
+		time.Sleep(time.Duration(20+i*3) * time.Millisecond)
+	}
+	b.until("a request rate", `Number(document.querySelector('.chart[data-title="HTTP requests /s"] .value').textContent) > 0`)
 	b.screenshot("numbers")
 
 	// The page's cookie without the CSRF header is refused.

@@ -3,7 +3,7 @@
 // Counters are shown as rates per second between samples.
 import { el, errorText } from "./api.js";
 
-const EVERY = 3000; // ms between samples
+const EVERY = 2000; // ms between samples
 const KEEP = 60; // samples per chart
 
 // [title, metric, kind, label filter, unit]
@@ -40,10 +40,12 @@ export function parse(text) {
   return out;
 }
 
+// sum adds the samples of name that pass filter: 0 when there are none (a
+// labelled counter has no samples until its first event).
 function sum(samples, name, filter) {
-  let s = 0, found = false;
-  for (const x of samples) if (x.name === name && (!filter || filter(x.labels))) { s += x.value; found = true; }
-  return found ? s : null;
+  let s = 0;
+  for (const x of samples) if (x.name === name && (!filter || filter(x.labels))) s += x.value;
+  return s;
 }
 
 function human(v, unit) {
@@ -69,7 +71,9 @@ function draw(svg, points) {
   const vals = points.filter((p) => p !== null);
   const hi = Math.max(1e-9, ...vals);
   const line = document.createElementNS(SVG, "polyline");
-  line.setAttribute("points", points.map((p, i) => p === null ? null : `${(i / (KEEP - 1)) * w},${h - 4 - (p / hi) * (h - 8)}`).filter(Boolean).join(" "));
+  // The line spans the width from the first known value, and grows denser.
+  const step = w / Math.max(1, vals.length - 1);
+  line.setAttribute("points", vals.map((p, i) => `${i * step},${h - 4 - (p / hi) * (h - 8)}`).join(" "));
   svg.replaceChildren(line);
 }
 
