@@ -203,6 +203,9 @@ func bearer(r *http.Request) (string, error) {
 // a, for the session named by the path's {id} where there is one. It answers
 // 401 (with WWW-Authenticate) for a missing or unknown token and 403 for a
 // token without the scope, and stores the principal in the request context.
+// A request without an Authorization header but with the console's session
+// cookie (ConsoleCookie, when Options.Console is set) has the scopes of the
+// token that logged in; see consolePrincipal for its errors.
 // A client address (httpx.ClientKey) that has sent too many requests with a
 // missing or unknown token is answered 429, with Retry-After, before its
 // token is looked at.
@@ -210,14 +213,18 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			client := httpx.ClientKey(r.RemoteAddr)
-			if wait := s.failures.wait(client); wait > 0 {
-				secs := retryAfter(w, wait)
-				s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
-					"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
-					client, s.limits.FailedAuthPerMinute, secs))
+			if !s.admitClient(w, r, client) {
 				return
 			}
 			secret, err := bearer(r)
+			if cookie := s.consoleCookie(r); err != nil && cookie != "" {
+				// The console's session cookie stands for the token that
+				// logged in (see console.go).
+				if p := s.consolePrincipal(w, r, client, cookie); p != nil {
+					s.admit(w, r, a, p, next)
+				}
+				return
+			}
 			if err != nil {
 				s.failures.take(client)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
@@ -239,14 +246,33 @@ func (s *Server) authenticate(a access) func(http.Handler) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
-			if id := r.PathValue("id"); !p.may(a, id) {
-				s.writeError(w, r, errorf(http.StatusForbidden, codeForbidden,
-					"token %q may not %s", p.name, describe(a, id)))
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+			s.admit(w, r, a, p, next)
 		})
 	}
+}
+
+// admit serves r with next when p may do what a needs (on the path's
+// session, if any), else answers 403.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, a access, p *principal, next http.Handler) {
+	if id := r.PathValue("id"); !p.may(a, id) {
+		s.writeError(w, r, errorf(http.StatusForbidden, codeForbidden,
+			"token %q may not %s", p.name, describe(a, id)))
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}
+
+// admitClient answers 429 and returns false when client has sent too many
+// requests with a missing or invalid token.
+func (s *Server) admitClient(w http.ResponseWriter, r *http.Request, client string) bool {
+	if wait := s.failures.wait(client); wait > 0 {
+		secs := retryAfter(w, wait)
+		s.writeError(w, r, errorf(http.StatusTooManyRequests, codeRateLimited,
+			"too many requests with a missing or invalid token from %s (limits.failed_auth_per_minute is %d); retry after %ds with a valid token",
+			client, s.limits.FailedAuthPerMinute, secs))
+		return false
+	}
+	return true
 }
 
 // describe says what access a means, for 403 messages.

@@ -20,6 +20,7 @@ const (
 	codeInvalidRequest   = "invalid_request"        // 400
 	codeUnauthorized     = "unauthorized"           // 401
 	codeForbidden        = "forbidden"              // 403
+	codeCSRF             = "csrf_token_invalid"     // 403, console cookie without X-CSRF-Token
 	codeNotBound         = "conversation_not_bound" // 403
 	codeNotFound         = "not_found"              // 404
 	codeOutputNotFound   = "output_not_found"       // 404

@@ -154,6 +154,9 @@ type Options struct {
 	// Webhooks, when set, serves the outbound webhook endpoints
 	// (/v3/webhooks; see webhooks.go).
 	Webhooks *WebhookOptions
+	// Console, when set, makes /v3 accept the operator console's session
+	// cookie in place of a bearer token (see console.go).
+	Console ConsoleSessions
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -185,6 +188,8 @@ type Server struct {
 	catchUps CatchUps
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
+	// console resolves console session cookies; nil takes none.
+	console ConsoleSessions
 
 	// health follows failed store writes, for /readyz (see unavailable.go).
 	health writeHealth
@@ -217,6 +222,7 @@ func New(opts Options) (*Server, error) {
 		checks:     opts.Checks,
 		catchUps:   opts.CatchUps,
 		sessionKey: opts.SessionKey,
+		console:    opts.Console,
 		auth:       auth,
 		done:       make(chan struct{}),
 	}
@@ -291,6 +297,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 		handle("GET /v3/sessions/{id}/conversations", reading, s.listConversations)
 		handle("POST /v3/sessions/{id}/conversations", administration, s.addConversation)
 		handle("POST /v3/sessions/{id}/conversations/{cid}/resume", steering, s.resumeConversation)
+		handle("GET /v3/conversations", steering, s.findConversation)
 	}
 	if s.outbox != nil {
 		handle("GET /v3/deliveries", administration, s.listDeliveries)

@@ -25,6 +25,7 @@ import (
 	_ "github.com/switchboardhq/switchboard/adapters/all" // every channel
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/console"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/router/webhooks"
@@ -172,6 +173,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 			checks[b.name] = c
 		}
 	}
+	consoleSessions := console.NewSessions(st, 0, nil)
 	a, err := api.New(api.Options{
 		Store:  st,
 		Tokens: tokens,
@@ -194,11 +196,20 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 		SessionKey: key,
 		Checks:     checks,
 		CatchUps:   cu,
+		Console:    consoleSessions,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	con, err := console.New(console.Options{
+		Sessions: consoleSessions, Login: a, Logger: log,
+		Secure: strings.HasPrefix(cfg.PublicURL, "https://"),
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, con)
 	mux.Handle("/hooks/", hooks(built, sessionsHook))
 	mux.Handle("/", a)
 	handler := lingering(mux, min(lingerTimeout, cfg.Limits.ReadTimeout.D()))
@@ -258,6 +269,10 @@ func (g *Gateway) tokens(ctx context.Context, getenv func(string) (string, bool)
 	return nil, nil
 }
 
+// Store is the gateway's store, for tests and tools that must reach past
+// the API (preloading data, setting state no endpoint sets).
+func (g *Gateway) Store() store.Store { return g.store }
+
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
@@ -307,6 +322,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("listening", "addr", ln.Addr().String())
+	g.log.Info("operator console", "url", "http://"+ln.Addr().String()+console.Prefix)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: serve: %w", err)

@@ -1,0 +1,101 @@
+// sessions.js: the sessions list, one API page (GET /v3/sessions?after=&limit=)
+// at a time, so that it stays fast however many sessions there are. The API
+// lists sessions in id (creation) order and filters none; the state and
+// text filters here apply to the page shown, and say so. A session is found
+// by id, or by one of its conversations on the server.
+import { get, post, q, el, fmtTime, errorText } from "./api.js";
+
+const LIMIT = 50;
+
+export async function show(main) {
+  const cursors = [""]; // the "after" of each page seen, for Previous
+  const state = el("select", { id: "state-filter", "aria-label": "state" },
+    el("option", { value: "" }, "any state"),
+    ...["idle", "running"].map((s) => el("option", { value: s }, s)));
+  const text = el("input", { id: "text-filter", type: "search", placeholder: "filter this page: id, metadata" });
+  const openID = el("input", { id: "open-id", placeholder: "ses_… open by id" });
+  // Finding a session by one of its conversations is one lookup on the
+  // server (GET /v3/conversations), however many sessions there are.
+  const findSource = el("select", { id: "find-source", "aria-label": "channel" },
+    ...["slack", "github", "jira", "email"].map((s) => el("option", { value: s }, s)));
+  const findRef = el("input", { id: "find-ref", placeholder: "conversation ref, e.g. acme/app#7" });
+  const find = el("form", { id: "find-conversation", class: "toolbar" }, "Find by conversation ", findSource, findRef,
+    el("button", { type: "submit" }, "Find"));
+  find.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const b = await get("/v3/conversations" + q({ source: findSource.value, ref: findRef.value.trim() }));
+      location.hash = "#/sessions/" + encodeURIComponent(b.session_id);
+    } catch (err) { status.textContent = errorText(err); }
+  });
+  // Session ids are "ses_" and the hex of a UUIDv7, whose first 48 bits are
+  // the creation time in ms, so they sort by creation time: a cursor made
+  // of a time alone pages from the sessions created since then (one indexed
+  // seek on the server), however many came before.
+  const since = el("select", { id: "since", "aria-label": "created since" },
+    ...[["", "from the first"], ["3600", "created in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]]
+      .map(([v, label]) => el("option", { value: v }, label)));
+  const prev = el("button", { type: "button", id: "prev" }, "Previous");
+  const next = el("button", { type: "button", id: "next" }, "Next");
+  const refresh = el("button", { type: "button", id: "refresh" }, "Refresh");
+  const create = el("button", { type: "button", id: "create-session" }, "New session");
+  const status = el("span", { class: "muted", id: "sessions-status" });
+  const body = el("tbody", { id: "sessions-body" });
+  main.append(
+    el("h2", {}, "Sessions"),
+    el("div", { class: "toolbar" }, since, state, text, el("span", { class: "muted" }, "(filters apply to the page shown)"),
+      el("form", { onsubmit: (e) => { e.preventDefault(); if (openID.value.trim()) location.hash = "#/sessions/" + encodeURIComponent(openID.value.trim()); } }, openID),
+      refresh, create),
+    find,
+    el("table", {}, el("thead", {}, el("tr", {}, ...["Session", "State", "Metadata", "Records", "Updated"].map((h) => el("th", {}, h)))), body),
+    el("div", { class: "toolbar" }, prev, next, status),
+  );
+  let page = { sessions: [], next_after: "" };
+
+  const draw = () => {
+    const want = state.value;
+    const needle = text.value.trim().toLowerCase();
+    const shown = page.sessions.filter((s) => (!want || s.state === want) &&
+      (!needle || s.id.toLowerCase().includes(needle) || JSON.stringify(s.metadata).toLowerCase().includes(needle)));
+    body.replaceChildren(...shown.map((s) => el("tr", { "data-id": s.id },
+      el("td", {}, el("a", { href: "#/sessions/" + encodeURIComponent(s.id) }, s.id)),
+      el("td", {}, el("span", { class: "state state-" + s.state }, s.state)),
+      el("td", { class: "muted" }, Object.entries(s.metadata || {}).map(([k, v]) => `${k}=${v}`).join(" ")),
+      el("td", {}, String(s.last_seq)),
+      el("td", {}, fmtTime(s.updated_at)))));
+    status.textContent = `page ${cursors.length}: ${shown.length} of ${page.sessions.length} shown` +
+      (page.sessions.length ? "" : since.value ? "; no session was created in that time" : "");
+    prev.disabled = cursors.length < 2;
+    next.disabled = !page.next_after;
+  };
+  const load = async () => {
+    try {
+      page = await get("/v3/sessions" + q({ after: cursors[cursors.length - 1], limit: LIMIT }));
+      draw();
+    } catch (e) {
+      status.textContent = errorText(e);
+    }
+  };
+  since.addEventListener("change", () => {
+    cursors.length = 0;
+    cursors.push(since.value ? sinceCursor(Date.now() - Number(since.value) * 1000) : "");
+    load();
+  });
+  state.addEventListener("change", draw);
+  text.addEventListener("input", draw);
+  next.addEventListener("click", () => { cursors.push(page.next_after); load(); });
+  prev.addEventListener("click", () => { cursors.pop(); load(); });
+  refresh.addEventListener("click", load);
+  create.addEventListener("click", async () => {
+    try {
+      const s = await post("/v3/sessions", { metadata: { created_by: "console" } });
+      location.hash = "#/sessions/" + encodeURIComponent(s.id);
+    } catch (e) { status.textContent = errorText(e); }
+  });
+  await load();
+}
+
+/** sinceCursor is the listing cursor before every session created at ms or later. */
+export function sinceCursor(ms) {
+  return "ses_" + Math.max(0, Math.floor(ms)).toString(16).padStart(12, "0");
+}
