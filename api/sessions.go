@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -100,21 +101,110 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// One more than asked for tells whether there is a next page.
-	list, err := s.store.ListSessions(r.Context(), q.Get("after"), limit+1)
-	if err != nil {
-		s.writeError(w, r, err)
+	f := sessionFilter{state: store.State(q.Get("state")), route: q.Get("route"), source: q.Get("source")}
+	if f.state != "" && !f.state.Valid() {
+		s.writeError(w, r, badRequest("state must be %q or %q, not %q", store.Idle, store.Running, f.state))
 		return
 	}
 	var resp struct {
 		Sessions  []store.Session `json:"sessions"`
 		NextAfter string          `json:"next_after,omitempty"`
 	}
-	resp.Sessions, resp.NextAfter = page(list, limit, func(s store.Session) string { return s.ID })
+	if f != (sessionFilter{}) {
+		resp.Sessions, resp.NextAfter, err = s.findSessions(r.Context(), f, q.Get("after"), limit)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	} else {
+		// One more than asked for tells whether there is a next page.
+		list, err := s.store.ListSessions(r.Context(), q.Get("after"), limit+1)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		resp.Sessions, resp.NextAfter = page(list, limit, func(s store.Session) string { return s.ID })
+	}
 	for i, sess := range resp.Sessions {
 		resp.Sessions[i] = sessionJSON(sess)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// sessionFilter selects sessions by state, by the route that created them
+// (metadata store.MetaRoute) and by the source of a conversation bound to
+// them; empty fields select any.
+type sessionFilter struct {
+	state         store.State
+	route, source string
+}
+
+// How many sessions one filtered listing looks at, at most: a page may
+// hold fewer matches than asked (even none) and still a next_after. A
+// source filter reads each session's bindings, so it looks at fewer.
+const (
+	sessionScanMax       = 5000
+	sessionScanMaxSource = 500
+	sessionScanBatch     = 500
+)
+
+// findSessions returns up to limit sessions after the cursor after that
+// match f, in id order, looking at sessionScanMax sessions at most, and
+// the cursor to go on from ("" at the end of the sessions).
+func (s *Server) findSessions(ctx context.Context, f sessionFilter, after string, limit int) ([]store.Session, string, error) {
+	scanMax := sessionScanMax
+	if f.source != "" {
+		scanMax = sessionScanMaxSource
+	}
+	out := []store.Session{}
+	for scanned := 0; scanned < scanMax; {
+		n := min(sessionScanBatch, scanMax-scanned)
+		batch, err := s.store.ListSessions(ctx, after, n)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, sess := range batch {
+			scanned++
+			after = sess.ID
+			ok, err := s.matches(ctx, f, &sess)
+			if err != nil {
+				return nil, "", err
+			}
+			if ok {
+				out = append(out, sess)
+				if len(out) == limit {
+					return out, after, nil
+				}
+			}
+		}
+		if len(batch) < n {
+			return out, "", nil // the end
+		}
+	}
+	return out, after, nil
+}
+
+// matches reports whether sess matches f.
+func (s *Server) matches(ctx context.Context, f sessionFilter, sess *store.Session) (bool, error) {
+	if (f.state != "" && sess.State != f.state) || (f.route != "" && sess.Metadata[store.MetaRoute] != f.route) {
+		return false, nil
+	}
+	if f.source == "" {
+		return true, nil
+	}
+	if s.bindings == nil {
+		return false, nil // no router: nothing is bound
+	}
+	bs, err := s.bindings.SessionBindings(ctx, sess.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, b := range bs {
+		if b.Conversation.Source == f.source {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // page trims list, read with a limit of limit+1, to one page of at most

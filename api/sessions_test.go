@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -146,5 +148,73 @@ func TestPage(t *testing.T) {
 	}
 	if items, next := page([]string{"a", "b", "c"}, 2, id); !slices.Equal(items, []string{"a", "b"}) || next != "id-b" {
 		t.Errorf("page with more: %v %q, want [a b] and id-b", items, next)
+	}
+}
+
+// TestListSessionsFiltered checks the state, route and source filters of
+// the sessions list, paged, and that a filtered request looks at a bounded
+// number of sessions.
+func TestListSessionsFiltered(t *testing.T) {
+	h, _ := routerHarness(t)
+	ctx := context.Background()
+	var slackRunning []string
+	for i := range 12 {
+		meta := map[string]string{store.MetaRoute: []string{"support", "ops"}[i%2]}
+		id := fmt.Sprintf("ses_filter_%02d", i)
+		if _, _, err := h.store.CreateSession(ctx, id, meta); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if _, err := h.store.SetState(ctx, id, store.Running); err != nil {
+				t.Fatal(err)
+			}
+		}
+		source := []string{"slack", "github"}[i%4/2]
+		if _, _, err := h.store.Bind(ctx, store.Binding{SessionID: id, Conversation: envelope.Conversation{Source: source, Ref: id}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 && source == "slack" {
+			slackRunning = append(slackRunning, id)
+		}
+	}
+	list := func(query string) []string {
+		t.Helper()
+		var ids []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > 20 {
+				t.Fatal("pagination does not end")
+			}
+			w := h.do(req{method: "GET", path: "/v3/sessions?limit=2&" + query + "&after=" + after, token: steerSecret})
+			if w.Code != 200 {
+				t.Fatalf("list %s: %d %s", query, w.Code, w.Body)
+			}
+			var page struct {
+				Sessions  []store.Session `json:"sessions"`
+				NextAfter string          `json:"next_after"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range page.Sessions {
+				ids = append(ids, s.ID)
+			}
+			if page.NextAfter == "" {
+				return ids
+			}
+			after = page.NextAfter
+		}
+	}
+	if got := list("state=running&source=slack"); fmt.Sprint(got) != fmt.Sprint(slackRunning) {
+		t.Errorf("running sessions in slack: %v, want %v", got, slackRunning)
+	}
+	if got := list("route=ops"); len(got) != 6 {
+		t.Errorf("sessions of route ops: %v, want 6", got)
+	}
+	if got := list("route=ops&state=idle&source=github"); fmt.Sprint(got) != "[ses_filter_07 ses_filter_11]" {
+		t.Errorf("idle github sessions of route ops: %v", got)
+	}
+	if w := h.do(req{method: "GET", path: "/v3/sessions?state=asleep", token: steerSecret}); w.Code != 400 {
+		t.Errorf("unknown state: %d, want 400", w.Code)
 	}
 }

@@ -291,6 +291,17 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#find-conversation button`)))
 	b.until("found", `location.hash === "#/sessions/`+id+`"`)
 
+	// The list is filtered on the server by channel.
+	b.open("#/sessions")
+	pick := func(source string) {
+		b.do("channel "+source, chromedp.Evaluate[chromedp.Void](
+			`(() => { const s = document.querySelector("#source-filter"); s.value = "`+source+`"; s.dispatchEvent(new Event("change")); })()`))
+	}
+	pick("github")
+	b.until("the github session listed", `document.querySelector('tr[data-id="`+id+`"]') !== null`)
+	pick("slack")
+	b.until("not among slack sessions", `document.querySelector('tr[data-id="`+id+`"]') === null && /page 1/.test(document.querySelector("#sessions-status").textContent)`)
+
 	// Dead deliveries are retried until the receiver takes them: a
 	// destination that fails (and the outbox gives up at once, with
 	// max_attempts 1) gets the events of a new session.

@@ -53,7 +53,7 @@ type WebhookSink interface {
 }
 
 // MetaRoute is the session metadata key naming the route that created it.
-const MetaRoute = "route"
+const MetaRoute = store.MetaRoute
 
 // Options configure a Router.
 type Options struct {

@@ -64,6 +64,10 @@ type Session struct {
 	LastSeq int64 `json:"last_seq"`
 }
 
+// MetaRoute is the session metadata key naming the route that created the
+// session (set by the router).
+const MetaRoute = "route"
+
 // Direction says whether a record came into the session or out of it.
 type Direction string
 

@@ -1,8 +1,10 @@
 // sessions.js: the sessions list, one API page (GET /v3/sessions?after=&limit=)
 // at a time, so that it stays fast however many sessions there are. The API
-// lists sessions in id (creation) order and filters none; the state and
-// text filters here apply to the page shown, and say so. A session is found
-// by id, or by one of its conversations on the server.
+// lists sessions in id (creation) order and filters them by state, route
+// and channel (it looks at a bounded number of sessions per page, so a
+// filtered page may be short and still have a next one); the text filter
+// applies to the page shown, and says so. A session is found by id, or by
+// one of its conversations on the server.
 import { get, post, q, el, fmtTime, errorText } from "./api.js";
 
 const LIMIT = 50;
@@ -12,6 +14,10 @@ export async function show(main) {
   const state = el("select", { id: "state-filter", "aria-label": "state" },
     el("option", { value: "" }, "any state"),
     ...["idle", "running"].map((s) => el("option", { value: s }, s)));
+  const route = el("input", { id: "route-filter", type: "search", placeholder: "route", size: 10 });
+  const source = el("select", { id: "source-filter", "aria-label": "channel" },
+    el("option", { value: "" }, "any channel"),
+    ...["slack", "github", "jira", "email"].map((s) => el("option", { value: s }, s)));
   const text = el("input", { id: "text-filter", type: "search", placeholder: "filter this page: id, metadata" });
   const openID = el("input", { id: "open-id", placeholder: "ses_… open by id" });
   // Finding a session by one of its conversations is one lookup on the
@@ -43,7 +49,7 @@ export async function show(main) {
   const body = el("tbody", { id: "sessions-body" });
   main.append(
     el("h2", {}, "Sessions"),
-    el("div", { class: "toolbar" }, since, state, text, el("span", { class: "muted" }, "(filters apply to the page shown)"),
+    el("div", { class: "toolbar" }, since, state, route, source, text, el("span", { class: "muted" }, "(the text filter applies to the page shown)"),
       el("form", { onsubmit: (e) => { e.preventDefault(); if (openID.value.trim()) location.hash = "#/sessions/" + encodeURIComponent(openID.value.trim()); } }, openID),
       refresh, create),
     find,
@@ -53,10 +59,9 @@ export async function show(main) {
   let page = { sessions: [], next_after: "" };
 
   const draw = () => {
-    const want = state.value;
     const needle = text.value.trim().toLowerCase();
-    const shown = page.sessions.filter((s) => (!want || s.state === want) &&
-      (!needle || s.id.toLowerCase().includes(needle) || JSON.stringify(s.metadata).toLowerCase().includes(needle)));
+    const shown = page.sessions.filter((s) =>
+      !needle || s.id.toLowerCase().includes(needle) || JSON.stringify(s.metadata).toLowerCase().includes(needle));
     body.replaceChildren(...shown.map((s) => el("tr", { "data-id": s.id },
       el("td", {}, el("a", { href: "#/sessions/" + encodeURIComponent(s.id) }, s.id)),
       el("td", {}, el("span", { class: "state state-" + s.state }, s.state)),
@@ -64,13 +69,15 @@ export async function show(main) {
       el("td", {}, String(s.last_seq)),
       el("td", {}, fmtTime(s.updated_at)))));
     status.textContent = `page ${cursors.length}: ${shown.length} of ${page.sessions.length} shown` +
-      (page.sessions.length ? "" : since.value ? "; no session was created in that time" : "");
+      (page.sessions.length ? "" : filtered() && page.next_after ? "; none matched among the sessions looked at: try Next"
+        : since.value ? "; no session was created in that time" : "");
     prev.disabled = cursors.length < 2;
     next.disabled = !page.next_after;
   };
   const load = async () => {
     try {
-      page = await get("/v3/sessions" + q({ after: cursors[cursors.length - 1], limit: LIMIT }));
+      page = await get("/v3/sessions" + q({ after: cursors[cursors.length - 1], limit: LIMIT,
+        state: state.value, route: route.value.trim(), source: source.value }));
       draw();
     } catch (e) {
       status.textContent = errorText(e);
@@ -81,7 +88,11 @@ export async function show(main) {
     cursors.push(since.value ? sinceCursor(Date.now() - Number(since.value) * 1000) : "");
     load();
   });
-  state.addEventListener("change", draw);
+  const filtered = () => !!(state.value || route.value.trim() || source.value);
+  const restart = () => { cursors.length = 1; load(); };
+  state.addEventListener("change", restart);
+  source.addEventListener("change", restart);
+  route.addEventListener("change", restart);
   text.addEventListener("input", draw);
   next.addEventListener("click", () => { cursors.push(page.next_after); load(); });
   prev.addEventListener("click", () => { cursors.pop(); load(); });
