@@ -57,9 +57,6 @@ type Facts struct {
 type Inbound struct {
 	Envelope envelope.Envelope
 	Facts    Facts
-	// Session, when set, names the session explicitly (the Steer API path);
-	// the router then skips binding and rules.
-	Session string
 }
 
 // Outcome says what the router did with an Inbound.

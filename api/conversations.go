@@ -154,5 +154,6 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 // system notices, ref-keyed session anchors ("ref:…") and the http
 // runtime's upstream sessions.
 func reservedSource(source string) bool {
-	return source == envelope.Broadcast.Source || source == "system" || source == "upstream" || strings.HasPrefix(source, "ref:")
+	return source == envelope.Broadcast.Source || source == store.SourceSystem || source == store.SourceUpstream ||
+		strings.HasPrefix(source, store.SourceRefPrefix)
 }

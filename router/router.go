@@ -169,14 +169,11 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 // Ingest routes an inbound message to its session and stores it: the
-// explicit session when in.Session is set, else the session bound to the
-// conversation, else the first route rule that matches. A message that
+// session bound to the conversation, else the first route rule that
+// matches. A message that
 // reaches no session is dropped (Outcome.Dropped says why), never an error.
 func (r *Router) Ingest(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 	env := &in.Envelope
-	if in.Session != "" {
-		return r.appendInbound(ctx, in.Session, env)
-	}
 	if in.Facts.ChannelID != "" {
 		own, err := r.st.Posted(ctx, env.Source, in.Facts.ChannelID)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 // upstreamSource is the conversation source under which a session's
 // upstream session (http runtime) is bound, so the mapping is as durable as
 // any binding and needs no table of its own.
-const upstreamSource = "upstream"
+const upstreamSource = store.SourceUpstream
 
 // SessionMap is the http runtime's durable local↔upstream session mapping,
 // kept as bindings of the conversation {upstream, <upstream id>}.
