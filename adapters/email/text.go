@@ -1,11 +1,14 @@
 package email
 
 import (
-	"html"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/html"
 )
 
 // normalize turns CRLF into LF, drops trailing spaces on each line (except
@@ -128,11 +131,6 @@ func headerBlockFollows(rest []string) bool {
 	return false
 }
 
-// collapseBlank squeezes runs of blank lines into one.
-func collapseBlank(s string) string {
-	return strings.Join(collapseBlankLines(strings.Split(s, "\n")), "\n")
-}
-
 // collapseBlankLines squeezes runs of blank lines of lines into one, in
 // place.
 func collapseBlankLines(lines []string) []string {
@@ -149,12 +147,44 @@ func collapseBlankLines(lines []string) []string {
 	return out
 }
 
-var hrefAttr = regexp.MustCompile(`(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))`)
+// quoteMarkers are the class and id words of the elements mail clients
+// wrap quoted history in: Gmail's gmail_quote, Outlook's divRplyFwdMsg and
+// appendonsend, Thunderbird's moz-cite-prefix, Yahoo's yahoo_quoted.
+var quoteMarkers = []string{"gmail_quote", "gmail_attr", "divRplyFwdMsg", "appendonsend", "moz-cite-prefix", "yahoo_quoted"}
 
-// quoteMarker matches the elements mail clients wrap quoted history in:
-// Gmail's gmail_quote, Outlook's divRplyFwdMsg and appendonsend,
-// Thunderbird's moz-cite-prefix, Yahoo's yahoo_quoted.
-var quoteMarker = regexp.MustCompile(`(?i)(class|id)\s*=\s*["']?[^"'>]*\b(gmail_quote|gmail_attr|divRplyFwdMsg|appendonsend|moz-cite-prefix|yahoo_quoted)\b`)
+// isQuoteMarker reports whether a class or id value holds one of
+// quoteMarkers as a word (letters, digits and "_" around it are not
+// word boundaries), in any case.
+func isQuoteMarker(v string) bool {
+	for _, m := range quoteMarkers {
+		for i := 0; ; {
+			k := indexFold(v[i:], m)
+			if k < 0 {
+				break
+			}
+			at, end := i+k, i+k+len(m)
+			if (at == 0 || !isWordByte(v[at-1])) && (end == len(v) || !isWordByte(v[end])) {
+				return true
+			}
+			i = at + 1
+		}
+	}
+	return false
+}
+
+// indexFold is strings.Index, ASCII case-insensitive; sep is ASCII.
+func indexFold(s, sep string) int {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sep)], sep) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
 
 // blockTags start a new line.
 var blockTags = map[string]bool{
@@ -164,58 +194,80 @@ var blockTags = map[string]bool{
 	"blockquote": true, "dd": true, "dt": true,
 }
 
-// HTMLToText turns an HTML mail body into readable text: scripts, styles
-// and the head are dropped, block elements end lines, list items get "- ",
-// links become "label (url)" when the label is not the url, entities are
-// decoded. With dropQuotes, blockquotes are skipped and everything after a
-// client's quoted-history marker (Gmail, Outlook, Thunderbird) is cut.
+// paragraphTags are the block elements that a blank line sets apart.
+var paragraphTags = map[string]bool{"p": true, "table": true, "pre": true, "blockquote": true, "ul": true, "ol": true}
+
+// maxIndent bounds the indentation (in bytes) of nested list items, so
+// that a line costs at most about this much of it.
+const maxIndent = 32
+
+// HTMLToText turns an HTML mail body into readable text, reading it with
+// the HTML tokenizer of golang.org/x/net/html: scripts, styles, the title
+// and the head are dropped; block elements end lines (paragraphs, lists,
+// tables, pre and blockquotes leave a blank line around them); bullet
+// items start with "- ", numbered ones with their number, nested ones
+// are indented; table cells are apart by a space; white space is collapsed
+// except in <pre>, whose lines are kept; links become "label (url)" when
+// the label is not the url (and the url is not mailto:); entities are
+// decoded. An unfinished tag at the end is kept as text. With dropQuotes,
+// blockquotes are skipped and everything from a client's quoted-history
+// marker on (Gmail, Outlook, Thunderbird, Yahoo) is cut. It takes time
+// linear in len(s).
 func HTMLToText(s string, dropQuotes bool) string {
-	var b strings.Builder
-	skip := ""      // the element whose content is skipped (script, style, head)
+	var w htmlTextWriter
+	skip := ""      // the element whose content is skipped (script, style, title, head)
 	quoteDepth := 0 // nesting of skipped blockquotes
-	var href []string
-	linkStart := []int{}
-	pos := 0
-	emit := func(text string) {
-		if skip != "" || quoteDepth > 0 {
+	pre := 0        // nesting of <pre>
+	type list struct {
+		ordered bool
+		n       int    // the number of the last item of an <ol>
+		indent  string // in front of its items' markers
+		marker  int    // the length of its last item's marker
+	}
+	var lists []list // the open lists
+	href, linkStart, inLink := "", 0, false
+	endLink := func() {
+		if !inLink {
 			return
 		}
-		text = html.UnescapeString(text)
-		text = strings.Map(func(r rune) rune {
-			switch r {
-			case '\n', '\r', '\t', '\u00a0':
-				return ' '
-			}
-			return r
-		}, text)
-		b.WriteString(text)
-	}
-	// newline ends the line, leaving at least n line breaks (2 for a
-	// paragraph break) at the end of the text so far.
-	newline := func(n int) {
-		if skip != "" || quoteDepth > 0 {
+		inLink = false
+		if quoteDepth > 0 {
 			return
 		}
-		tail := strings.TrimRight(b.String(), " ")
-		have := len(tail) - len(strings.TrimRight(tail, "\n"))
-		for i := min(have, n); i < n; i++ {
-			b.WriteByte('\n')
+		label := strings.TrimSpace(w.b.String()[min(linkStart, w.b.Len()):])
+		if href != "" && !strings.HasPrefix(href, "mailto:") && label != href && label != strings.TrimPrefix(strings.TrimPrefix(href, "https://"), "http://") {
+			w.text(" (" + href + ")")
 		}
 	}
-	tags := tagScanner{s: s}
+	z := html.NewTokenizer(strings.NewReader(s))
 	for {
-		m, ok := tags.next()
-		if !ok {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			if skip == "" && quoteDepth == 0 {
+				// An unfinished tag at the end (a "<" that starts none) is text.
+				w.text(html.UnescapeString(string(z.Raw())))
+			}
 			break
 		}
-		emit(s[pos:m.start])
-		pos = m.end
-		if m.name == "" { // comment or doctype
+		switch tt {
+		case html.TextToken:
+			switch {
+			case skip != "" || quoteDepth > 0:
+			case pre > 0:
+				w.pre(string(z.Text()))
+			default:
+				w.text(string(z.Text()))
+			}
+			continue
+		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
+		default: // comments, doctypes
 			continue
 		}
-		closing, name, attrs := m.closing, strings.ToLower(m.name), m.attrs
+		closing := tt == html.EndTagToken
+		nameb, hasAttr := z.TagName()
+		name := string(nameb)
 		if skip != "" {
-			if closing && name == skip {
+			if closing && name == skip || skip == "head" && !closing && name == "body" {
 				skip = ""
 			}
 			continue
@@ -227,189 +279,170 @@ func HTMLToText(s string, dropQuotes bool) string {
 			}
 			continue
 		}
-		if dropQuotes && !closing && quoteMarker.MatchString(attrs) {
-			return finishHTML(b.String())
+		u, start := "", 1
+		for hasAttr && !closing {
+			var k, v []byte
+			k, v, hasAttr = z.TagAttr()
+			switch string(k) {
+			case "class", "id":
+				if dropQuotes && isQuoteMarker(string(v)) {
+					endLink()
+					return w.String()
+				}
+			case "href":
+				u = string(v)
+			case "start":
+				if n, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
+					start = n
+				}
+			}
 		}
 		if dropQuotes && name == "blockquote" {
 			if closing {
-				if quoteDepth > 0 {
-					quoteDepth--
-				}
+				quoteDepth = max(quoteDepth-1, 0)
 			} else {
 				quoteDepth++
 			}
+			w.newline(2) // counts only outside the quote
+			continue
+		}
+		if quoteDepth > 0 {
 			continue
 		}
 		switch {
 		case name == "a" && !closing:
-			u := ""
-			if hm := hrefAttr.FindStringSubmatch(attrs); hm != nil {
-				u = html.UnescapeString(hm[1] + hm[2] + hm[3])
+			endLink() // <a> does not nest
+			href, linkStart, inLink = u, w.b.Len(), true
+		case name == "a":
+			endLink()
+		case name == "pre" && !closing:
+			pre++
+			w.newline(2)
+			w.preStart = true
+		case name == "pre":
+			pre = max(pre-1, 0)
+			w.newline(2)
+		case (name == "ul" || name == "ol") && !closing:
+			l := list{ordered: name == "ol", n: start - 1}
+			if len(lists) == 0 {
+				w.newline(2)
+			} else { // a nested list is indented under its item's text
+				w.newline(1)
+				p := lists[len(lists)-1]
+				l.indent = p.indent
+				if len(p.indent) < maxIndent {
+					l.indent += strings.Repeat(" ", p.marker)
+				}
 			}
-			href = append(href, u)
-			linkStart = append(linkStart, b.Len())
-		case name == "a" && closing && len(href) > 0:
-			u, start := href[len(href)-1], linkStart[len(linkStart)-1]
-			href, linkStart = href[:len(href)-1], linkStart[:len(linkStart)-1]
-			label := strings.TrimSpace(b.String()[min(start, b.Len()):])
-			if u != "" && !strings.HasPrefix(u, "mailto:") && label != u && label != strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://") {
-				emit(" (" + u + ")")
+			lists = append(lists, l)
+		case name == "ul" || name == "ol":
+			if len(lists) > 0 {
+				lists = lists[:len(lists)-1]
+			}
+			if len(lists) == 0 {
+				w.newline(2)
+			} else {
+				w.newline(1)
 			}
 		case name == "li" && !closing:
-			newline(1)
-			emit("- ")
-		case name == "p" || name == "table" || name == "pre" || name == "blockquote" || name == "ul" || name == "ol":
-			newline(2)
-		case blockTags[name]:
-			newline(1)
-		}
-	}
-	emit(s[pos:])
-	return finishHTML(b.String())
-}
-
-// finishHTML trims each line, squeezes blank lines and runs of spaces.
-func finishHTML(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.Join(strings.Fields(l), " ")
-	}
-	return strings.Trim(collapseBlank(strings.Join(lines, "\n")), "\n ")
-}
-
-// htmlTag is one tag, comment or doctype that a tagScanner found.
-type htmlTag struct {
-	start, end int    // where it is in the HTML
-	closing    bool   // </name …>
-	name       string // the tag's name as written, or "" for a comment or doctype
-	attrs      string // what follows the name, up to ">"
-}
-
-// tagScanner finds the tags, comments and doctypes of HTML, left to right,
-// each from where the one before it ended, as the regular expression
-//
-//	(?s)<!--.*?-->|<![^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>
-//
-// finds them: a comment runs to the first "-->"; a doctype (or any other
-// "<!") to the first ">"; a tag to the first ">" outside quoted attribute
-// values. A "<" that starts none of them is text.
-//
-// It runs in time linear in the length of the HTML: the ends of comments
-// and doctypes are found by scanning on from where the last search stopped,
-// and a tag's attributes are scanned with a memory of the places (outside
-// quotes) from which an earlier scan found no ">".
-type tagScanner struct {
-	s   string
-	pos int // where the next search starts
-	// commentEnd and gt find the ends of comments ("-->") and doctypes (">").
-	commentEnd, gt laterIndex
-	// noEnd has the bit of each place from which attributes, scanned
-	// outside quotes, reach no ">".
-	noEnd []uint64
-}
-
-// next returns the next tag, comment or doctype, or ok false.
-func (ts *tagScanner) next() (t htmlTag, ok bool) {
-	s := ts.s
-	for ts.pos < len(s) {
-		k := strings.IndexByte(s[ts.pos:], '<')
-		if k < 0 {
-			break
-		}
-		p := ts.pos + k
-		ts.pos = p + 1
-		if t, ok := ts.match(p); ok {
-			ts.pos = t.end
-			return t, true
-		}
-	}
-	ts.pos = len(s)
-	return htmlTag{}, false
-}
-
-// match matches a tag, comment or doctype at the "<" of s[p].
-func (ts *tagScanner) match(p int) (htmlTag, bool) {
-	s := ts.s
-	if strings.HasPrefix(s[p:], "<!--") {
-		if end := ts.commentEnd.find(s, "-->", p+len("<!--")); end >= 0 {
-			return htmlTag{start: p, end: end + len("-->")}, true
-		}
-	}
-	if strings.HasPrefix(s[p:], "<!") {
-		if end := ts.gt.find(s, ">", p+len("<!")); end >= 0 {
-			return htmlTag{start: p, end: end + 1}, true
-		}
-		return htmlTag{}, false
-	}
-	t := htmlTag{start: p}
-	n := p + 1 // the name
-	if n < len(s) && s[n] == '/' {
-		t.closing, n = true, n+1
-	}
-	if n == len(s) || !isLetter(s[n]) {
-		return htmlTag{}, false
-	}
-	a := n + 1 // the attributes
-	for a < len(s) && (isLetter(s[a]) || s[a] >= '0' && s[a] <= '9') {
-		a++
-	}
-	gt := ts.attrsEnd(a)
-	if gt < 0 {
-		return htmlTag{}, false
-	}
-	t.name, t.attrs, t.end = s[n:a], s[a:gt], gt+1
-	return t, true
-}
-
-// attrsEnd returns the index of the ">" that ends the attributes starting
-// at s[a], or -1 when none does.
-func (ts *tagScanner) attrsEnd(a int) int {
-	s := ts.s
-	if ts.noEnd == nil {
-		ts.noEnd = make([]uint64, len(s)/64+1)
-	}
-	// Each place scanned outside quotes is marked first: should the scan
-	// reach a ">", no later search starts before it, so the marks only
-	// matter where the scan fails.
-	for i := a; i < len(s); {
-		if ts.noEnd[i/64]&(1<<(i%64)) != 0 {
-			return -1
-		}
-		ts.noEnd[i/64] |= 1 << (i % 64)
-		switch c := s[i]; c {
-		case '>':
-			return i
-		case '"', '\'':
-			j := strings.IndexByte(s[i+1:], c)
-			if j < 0 {
-				return -1
+			w.newline(1)
+			marker := "- "
+			if len(lists) > 0 {
+				l := &lists[len(lists)-1]
+				if l.ordered {
+					l.n++
+					marker = strconv.Itoa(l.n) + ". "
+				}
+				l.marker = len(marker)
+				w.raw(l.indent)
 			}
-			i += j + 2
-		default:
-			i++
+			w.raw(marker)
+		case (name == "td" || name == "th") && !closing:
+			w.space = true
+		case paragraphTags[name]:
+			w.newline(2)
+		case blockTags[name]:
+			w.newline(1)
 		}
 	}
-	return -1
+	endLink()
+	return w.String()
 }
 
-// laterIndex finds the first instance of a string at or after a place,
-// remembering its last answer: asked from places that do not go back, it
-// scans the text once.
-type laterIndex struct {
-	from, at int // the first instance at or after from is at at, or at is -1
-	valid    bool
+// htmlTextWriter collects the text of HTML, collapsing white space as it
+// goes.
+type htmlTextWriter struct {
+	b        strings.Builder
+	space    bool // white space came since the last text
+	sep      bool // b ends in a space or line break, or is empty: no space is due
+	nl       int  // the line breaks b ends with
+	preStart bool // the next text starts a <pre>: a line break that starts it is not content
 }
 
-// find returns the index of the first instance of sep in s at or after
-// from, or -1.
-func (li *laterIndex) find(s, sep string, from int) int {
-	if !li.valid || from < li.from || li.at >= 0 && from > li.at {
-		li.from, li.at, li.valid = from, strings.Index(s[from:], sep), true
-		if li.at >= 0 {
-			li.at += from
+// text writes text whose runs of white space are one space.
+func (w *htmlTextWriter) text(s string) {
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			w.space = true
+			continue
 		}
+		if w.space && !w.sep && w.b.Len() > 0 {
+			w.b.WriteByte(' ')
+		}
+		w.space, w.sep, w.nl, w.preStart = false, false, 0, false
+		w.b.WriteRune(r)
 	}
-	return li.at
 }
 
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+// pre writes the text of a <pre> as it is.
+func (w *htmlTextWriter) pre(s string) {
+	if w.preStart {
+		w.preStart = false
+		s = strings.TrimPrefix(s, "\n")
+	}
+	if s == "" {
+		return
+	}
+	if w.space && !w.sep && w.b.Len() > 0 {
+		w.b.WriteByte(' ')
+	}
+	w.b.WriteString(s)
+	w.space = false
+	if t := strings.TrimRight(s, "\n"); t != s {
+		w.nl, w.sep = len(s)-len(t), true
+		if t == "" {
+			w.nl = min(w.nl, 2)
+		}
+	} else {
+		w.nl, w.sep = 0, strings.HasSuffix(s, " ")
+	}
+}
+
+// raw writes s (indentation, a list marker) as it is, at the start of a
+// line.
+func (w *htmlTextWriter) raw(s string) {
+	if s == "" {
+		return
+	}
+	w.b.WriteString(s)
+	w.space, w.sep, w.nl = false, true, 0
+}
+
+// newline ends the line, leaving at least n line breaks (2 for a paragraph
+// break) at the end of the text so far; none at the start.
+func (w *htmlTextWriter) newline(n int) {
+	w.space = false
+	if w.b.Len() == 0 {
+		return
+	}
+	for ; w.nl < n; w.nl++ {
+		w.b.WriteByte('\n')
+	}
+	w.sep = true
+}
+
+// String returns the text without line breaks at either end, nor spaces at
+// its end.
+func (w *htmlTextWriter) String() string {
+	return strings.TrimRight(strings.Trim(w.b.String(), "\n"), " \n")
+}

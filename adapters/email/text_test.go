@@ -1,95 +1,61 @@
 package email
 
 import (
-	"fmt"
-	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/switchboardhq/switchboard/adapters/internal/markdown/markdowntest"
 )
 
-// showTags lists what a tagScanner finds in s, one per line: where it is,
-// then "/" for a closing tag, the name and the attributes in brackets, or
-// "!" for a comment or doctype.
-func showTags(s string) string {
-	var b strings.Builder
-	ts := tagScanner{s: s}
-	for {
-		t, ok := ts.next()
-		if !ok {
-			return b.String()
-		}
-		fmt.Fprintf(&b, "%d-%d ", t.start, t.end)
-		switch {
-		case t.name == "":
-			b.WriteString("!")
-		case t.closing:
-			b.WriteString("/")
-		}
-		fmt.Fprintf(&b, "%s[%s]\n", t.name, t.attrs)
-	}
-}
-
-func TestTagScanner(t *testing.T) {
-	for _, tc := range []struct{ name, in, want string }{
-		{"tags", "<p>a</p>", "0-3 p[]\n4-8 /p[]\n"},
-		{"attributes", `<a href="x">`, "0-12 a[ href=\"x\"]\n"},
-		{"quoted >", `<a title="a>b" x='>'>`, "0-21 a[ title=\"a>b\" x='>']\n"},
-		{"unclosed quote", `<a title="x>`, ""},
-		{"unclosed quote then tag", `<a title="x> <b>`, "13-16 b[]\n"},
-		{"quote closes later", `<a x="<b>">`, "0-11 a[ x=\"<b>\"]\n"},
-		{"no >", "<a <b", ""},
-		{"angle in attributes", "<a <b>", "0-6 a[ <b]\n"},
-		{"name", "<h1 id=x><x-y><1>< a></ b>", "0-9 h1[ id=x]\n9-14 x[-y]\n"},
-		{"comment", "<!-- <p> -->x<p>", "0-12 ![]\n13-16 p[]\n"},
-		{"empty comment", "<!---->", "0-7 ![]\n"},
-		{"unclosed comment", "<!-- a > b", "0-8 ![]\n"},
-		{"unclosed comment, then a tag", "<!-- a <p>", "0-10 ![]\n"},
-		{"doctype", "<!DOCTYPE html><html>", "0-15 ![]\n15-21 html[]\n"},
-		{"lone <!", "<! a", ""},
-		{"newlines", "<a\nhref='x\ny'\n>", "0-15 a[\nhref='x\ny'\n]\n"},
-		{"utf-8", `<p title="日本">é</p>`, "0-18 p[ title=\"日本\"]\n20-24 /p[]\n"},
-		{"hostile", strings.Repeat("<a ", 4), ""},
+func TestHTMLToText(t *testing.T) {
+	for _, tc := range []struct {
+		name, in   string
+		dropQuotes bool
+		want       string
+	}{
+		{"paragraphs", "<p>a</p><p>b<br>c</p>", false, "a\n\nb\nc"},
+		{"white space", "  a \n\t b&nbsp;&nbsp;c <b> d </b> e  ", false, "a b c d e"},
+		{"entities", "&lt;p&gt; &amp; &#x1F600; &copy; &bogus;", false, "<p> & 😀 © &bogus;"},
+		{"dropped", "<head><title>t</title><style>p{}</style></head><script>if (a<b) x()</script>a<style>x</style>", false, "a"},
+		{"head without its end", "<head><meta x><body>a", false, "a"},
+		{"comment and doctype", "<!DOCTYPE html><!-- <p>x</p> -->a<![CDATA[x]]>b", false, "ab"},
+		{"bullets", "<ul><li>a<li>b</ul>", false, "- a\n- b"},
+		{"numbers", "<ol start=3><li>a</li><li>b</li></ol>", false, "3. a\n4. b"},
+		{"nested", "<ul><li>a<ol><li>b</li></ol></li><li>c</li></ul>", false, "- a\n  1. b\n- c"},
+		{"link", `<a href="https://e.com/x">label</a> <a href="https://e.com">e.com</a> <a href="mailto:a@b">a</a>`, false, "label (https://e.com/x) e.com a"},
+		{"link without end", `<a href="https://e.com/1">one<a href="https://e.com/2">two</a>`, false, "one (https://e.com/1)two (https://e.com/2)"},
+		{"table", "<table><tr><td>a</td><td>b</td></tr><tr><th>c</th><th>d</th></tr></table>x", false, "a b\nc d\n\nx"},
+		{"pre", "<p>see</p><pre>\nfunc f() {\n\treturn 1 &lt; 2\n}\n</pre>after", false, "see\n\nfunc f() {\n\treturn 1 < 2\n}\n\nafter"},
+		{"unfinished tag is text", "a <b c", false, "a <b c"},
+		{"quote kept", "a<blockquote>q</blockquote>b", false, "a\n\nq\n\nb"},
+		{"quote dropped", "a<blockquote>q<blockquote>r</blockquote>s</blockquote>b", true, "a\n\nb"},
+		{"gmail marker", `new<div class="gmail_quote extra"><div>On … wrote:</div>old</div>`, true, "new"},
+		{"marker case and id", `new<div ID="divRplyFwdMsg">old`, true, "new"},
+		{"not a marker", `new<div class="gmail_quote_container_x">kept</div>`, true, "new\nkept"},
+		{"marker kept without dropQuotes", `new<div class="gmail_quote">old</div>`, false, "new\nold"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := showTags(tc.in); got != tc.want {
-				t.Errorf("tags of %q:\n got %q\nwant %q", tc.in, got, tc.want)
+			if got := HTMLToText(tc.in, tc.dropQuotes); got != tc.want {
+				t.Errorf("HTMLToText(%q, %v):\n got %q\nwant %q", tc.in, tc.dropQuotes, got, tc.want)
 			}
 		})
 	}
 }
 
-// tagRe is the regular expression tagScanner stands for: HTMLToText used
-// it before, and tagScanner must find exactly what it finds.
-var tagRe = regexp.MustCompile(`(?s)<!--.*?-->|<![^>]*>|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>`)
-
-func tagsByRegexp(s string) string {
-	var b strings.Builder
-	for _, m := range tagRe.FindAllStringSubmatchIndex(s, -1) {
-		fmt.Fprintf(&b, "%d-%d ", m[0], m[1])
-		switch {
-		case m[4] < 0:
-			b.WriteString("![]\n")
-			continue
-		case m[3] > m[2]:
-			b.WriteString("/")
-		}
-		fmt.Fprintf(&b, "%s[%s]\n", s[m[4]:m[5]], s[m[6]:m[7]])
-	}
-	return b.String()
-}
-
-// TestTagScannerAgreesWithRegexp checks tagScanner against the regular
-// expression on random texts made of the pieces of HTML.
-func TestTagScannerAgreesWithRegexp(t *testing.T) {
-	pieces := []string{
-		"<", ">", "/", "!", "-", "--", "<!--", "-->", "<!", `"`, "'", "=", " ", "\n",
-		"a", "b", "A", "1", "é", "\xff", "<a", "</a", "<p>", "<a x='", `<b y="`,
-	}
-	for _, s := range markdowntest.Texts(50000, 20, pieces) {
-		if got, want := showTags(s), tagsByRegexp(s); got != want {
-			t.Fatalf("tags of %q:\n got %q\nwant %q", s, got, want)
+// TestMarkdownRoundTrip sends Markdown out as a reply's HTML and reads it
+// back as an HTML mail is read: what both sides express (paragraphs, line
+// breaks, lists, links, code blocks, entities) comes back as the reply's
+// text/plain part says it.
+func TestMarkdownRoundTrip(t *testing.T) {
+	for _, md := range []string{
+		"foo\nbar\n\nbaz",
+		"- foo\n- bar\n\n1. one\n2. two",
+		"1. a\n   - b\n   - c\n2. d",
+		"see [the PR](https://github.com/acme/widgets/pull/42) and <https://e.com/x>",
+		"a &amp; b &lt;c&gt; \\*d\\*",
+		"mail <ada@example.com>",
+	} {
+		out := strings.TrimSuffix(MarkdownToText(md), "\n")
+		if back := HTMLToText(MarkdownToHTML(md), true); back != out {
+			t.Errorf("Markdown %q:\nback %q\ntext %q", md, back, out)
 		}
 	}
 }
