@@ -1,7 +1,6 @@
 package email
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -37,25 +36,5 @@ func TestHTMLToText(t *testing.T) {
 				t.Errorf("HTMLToText(%q, %v):\n got %q\nwant %q", tc.in, tc.dropQuotes, got, tc.want)
 			}
 		})
-	}
-}
-
-// TestMarkdownRoundTrip sends Markdown out as a reply's HTML and reads it
-// back as an HTML mail is read: what both sides express (paragraphs, line
-// breaks, lists, links, code blocks, entities) comes back as the reply's
-// text/plain part says it.
-func TestMarkdownRoundTrip(t *testing.T) {
-	for _, md := range []string{
-		"foo\nbar\n\nbaz",
-		"- foo\n- bar\n\n1. one\n2. two",
-		"1. a\n   - b\n   - c\n2. d",
-		"see [the PR](https://github.com/acme/widgets/pull/42) and <https://e.com/x>",
-		"a &amp; b &lt;c&gt; \\*d\\*",
-		"mail <ada@example.com>",
-	} {
-		out := strings.TrimSuffix(MarkdownToText(md), "\n")
-		if back := HTMLToText(MarkdownToHTML(md), true); back != out {
-			t.Errorf("Markdown %q:\nback %q\ntext %q", md, back, out)
-		}
 	}
 }
