@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -183,4 +184,25 @@ func DeliveryOf(t testing.TB, st store.Store, rec store.Record) store.Delivery {
 	}
 	t.Fatalf("no delivered delivery of output %d among %d", rec.Seq, len(ds))
 	return store.Delivery{}
+}
+
+// AsChange turns d, the delivery of an output message, into the delivery
+// of a change of the channel's message target: an edit of it to d's text,
+// or its deletion when d's text is empty, as the router hands a sink an
+// edit or deletion of output "agent:out-first".
+func AsChange(d adapters.Delivery, target string) adapters.Delivery {
+	d.Target = target
+	d.Envelope.Kind = envelope.KindEdit
+	d.Envelope.Refs = envelope.Refs{envelope.RefEdits: "agent:out-first"}
+	if d.Envelope.Text == "" {
+		d.Envelope.Kind = envelope.KindDelete
+		d.Envelope.Refs = envelope.Refs{envelope.RefDeletes: "agent:out-first"}
+	}
+	return d
+}
+
+// AsPartial marks d as the start of a stream (envelope.RefPartial).
+func AsPartial(d adapters.Delivery) adapters.Delivery {
+	d.Envelope.Refs = envelope.Refs{envelope.RefPartial: "true"}
+	return d
 }

@@ -13,28 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 // change is the delivery of an edit (text not empty) or a deletion (text
 // empty) of the reply whose first comment is target.
 func change(id, ref, target, text string) adapters.Delivery {
-	d := delivery(id, ref, text, 1)
-	d.Target = target
-	d.Envelope.Kind = envelope.KindEdit
-	d.Envelope.Refs = envelope.Refs{envelope.RefEdits: "agent:out-first"}
-	if text == "" {
-		d.Envelope.Kind = envelope.KindDelete
-		d.Envelope.Refs = envelope.Refs{envelope.RefDeletes: "agent:out-first"}
-	}
-	return d
+	return adaptertest.AsChange(delivery(id, ref, text, 1), target)
 }
 
 // partial marks a delivery as the start of a stream.
-func partial(d adapters.Delivery) adapters.Delivery {
-	d.Envelope.Refs = envelope.Refs{envelope.RefPartial: "true"}
-	return d
-}
+var partial = adaptertest.AsPartial
 
 // bodies returns the bodies of the fake's comments, in order.
 func bodies(f *fakeGitHub) []string {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
 
@@ -23,22 +23,11 @@ const issueRef = "acme.atlassian.net/OPS-42"
 // change is the delivery of an edit (text not empty) or a deletion (text
 // empty) of the reply whose first comment is target.
 func change(id, target, text string) adapters.Delivery {
-	d := delivery(id, issueRef, text, 1)
-	d.Target = target
-	d.Envelope.Kind = envelope.KindEdit
-	d.Envelope.Refs = envelope.Refs{envelope.RefEdits: "agent:out-first"}
-	if text == "" {
-		d.Envelope.Kind = envelope.KindDelete
-		d.Envelope.Refs = envelope.Refs{envelope.RefDeletes: "agent:out-first"}
-	}
-	return d
+	return adaptertest.AsChange(delivery(id, issueRef, text, 1), target)
 }
 
 // partial marks a delivery as the start of a stream.
-func partial(d adapters.Delivery) adapters.Delivery {
-	d.Envelope.Refs = envelope.Refs{envelope.RefPartial: "true"}
-	return d
-}
+var partial = adaptertest.AsPartial
 
 // paragraphs returns n plain paragraphs of about 600 characters (the same
 // in Markdown and wiki markup), each naming its number and tag.
