@@ -385,7 +385,7 @@ routes:
 	recs := h.records(sid)
 	end := recs[len(recs)-2].Envelope
 	finished := end.Kind == envelope.KindEdit && end.Target() == recs[1].Envelope.ID ||
-		end.Kind == envelope.KindMessage && len(recs) == 4
+		end.Kind == envelope.KindMessage && len(recs) == 3 // the message, then the notice
 	if !finished || end.Partial() || end.Text != "Half an answer" {
 		t.Errorf("before the notice: %s %q partial=%v of %q, want the reply finished with its text", end.Kind, end.Text, end.Partial(), end.Target())
 	}
