@@ -3,6 +3,7 @@ package adaptertest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +206,15 @@ func AsChange(d adapters.Delivery, target string) adapters.Delivery {
 func AsPartial(d adapters.Delivery) adapters.Delivery {
 	d.Envelope.Refs = envelope.Refs{envelope.RefPartial: "true"}
 	return d
+}
+
+// Paragraphs returns n plain paragraphs of about 600 characters each (the
+// same in Markdown, mrkdwn and wiki markup), each naming tag and its
+// number: a reply long enough to be split into several messages.
+func Paragraphs(tag string, n int) string {
+	ps := make([]string, 0, n)
+	for i := range n {
+		ps = append(ps, fmt.Sprintf("%s %d: %s", tag, i, strings.TrimSpace(strings.Repeat("lorem ipsum dolor ", 33))))
+	}
+	return strings.Join(ps, "\n\n")
 }

@@ -227,15 +227,8 @@ func TestEditErrors(t *testing.T) {
 	}
 }
 
-// paragraphs returns n paragraphs of about 600 characters, each naming
-// its number and tag.
-func paragraphs(tag string, n int) string {
-	var ps []string
-	for i := range n {
-		ps = append(ps, fmt.Sprintf("%s %d: %s", tag, i, strings.TrimSpace(strings.Repeat("lorem ipsum dolor ", 33))))
-	}
-	return strings.Join(ps, "\n\n")
-}
+// paragraphs is a reply long enough to be split.
+var paragraphs = adaptertest.Paragraphs
 
 // checkReply checks that the fake's comments are exactly the reply text,
 // posted by delivery, split in order with its markers, the first being

@@ -29,15 +29,8 @@ func change(id, target, text string) adapters.Delivery {
 // partial marks a delivery as the start of a stream.
 var partial = adaptertest.AsPartial
 
-// paragraphs returns n plain paragraphs of about 600 characters (the same
-// in Markdown and wiki markup), each naming its number and tag.
-func paragraphs(tag string, n int) string {
-	var ps []string
-	for i := range n {
-		ps = append(ps, fmt.Sprintf("%s %d: %s", tag, i, strings.TrimSpace(strings.Repeat("lorem ipsum dolor ", 33))))
-	}
-	return strings.Join(ps, "\n\n")
-}
+// paragraphs is a reply long enough to be split.
+var paragraphs = adaptertest.Paragraphs
 
 // checkReply checks that the fake's comments on OPS-42 are exactly the
 // (plain) reply text, split in order, each part ending with delivery's
