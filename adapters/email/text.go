@@ -120,12 +120,22 @@ cut:
 	return strings.Join(out, "\n")
 }
 
-// headerBlockFollows reports whether one of the next lines continues an
-// Outlook header block (Sent:, Date:, To:, Subject:).
+// headerBlockFollows reports whether one of the next three lines that are
+// not blank continues an Outlook header block (Sent:, Date:, To:, Subject:).
 func headerBlockFollows(rest []string) bool {
-	for i := 0; i < len(rest) && i < 3; i++ {
-		if outlookNext.MatchString(strings.TrimSpace(rest[i])) {
+	// Blank lines do not count, so that a text whose blank lines are
+	// collapsed (StripQuotes' own output) is cut the same.
+	seen := 0
+	for _, l := range rest {
+		t := strings.TrimSpace(l)
+		if t == "" {
+			continue
+		}
+		if outlookNext.MatchString(t) {
 			return true
+		}
+		if seen++; seen == 3 {
+			break
 		}
 	}
 	return false
