@@ -95,14 +95,7 @@ type SplitOptions struct {
 // the normalised text back, except where a line was cut between words or a
 // code block reopened.
 func Split(text string, o SplitOptions) []string {
-	text = strings.TrimRight(strings.ReplaceAll(text, "\r\n", "\n"), " \t\r\n")
-	for text != "" {
-		line, rest, _ := strings.Cut(text, "\n")
-		if strings.TrimSpace(line) != "" {
-			break
-		}
-		text = rest
-	}
+	text = trimBlank(strings.ReplaceAll(text, "\r\n", "\n"))
 	if text == "" {
 		return nil
 	}
@@ -115,7 +108,9 @@ func Split(text string, o SplitOptions) []string {
 	curLen := 0
 	flush := func() {
 		if curLen > 0 {
-			chunks = append(chunks, strings.TrimRight(cur.String(), " \t\n"))
+			if c := trimBlank(cur.String()); c != "" {
+				chunks = append(chunks, c)
+			}
 			cur.Reset()
 			curLen = 0
 		}
@@ -145,6 +140,20 @@ func Split(text string, o SplitOptions) []string {
 	}
 	flush()
 	return chunks
+}
+
+// trimBlank drops text's leading blank lines and trailing white space, so
+// that a chunk, which is trimmed as the text is, splits again as itself.
+func trimBlank(text string) string {
+	text = strings.TrimRight(text, " \t\r\n")
+	for text != "" {
+		line, rest, _ := strings.Cut(text, "\n")
+		if strings.TrimSpace(line) != "" {
+			return text
+		}
+		text = rest
+	}
+	return ""
 }
 
 // block is a run of lines of the text: a paragraph, or a fenced code block.
