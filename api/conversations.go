@@ -118,7 +118,13 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	list, err := s.outbox.ListDeliveries(r.Context(), status, q.Get("after"), limit+1)
+	f := store.DeliveryFilter{SessionID: q.Get("session"), Status: status, To: envelope.Conversation{Source: q.Get("source"), Ref: q.Get("ref")}}
+	var list []store.Delivery
+	if f.SessionID == "" && f.To == (envelope.Conversation{}) {
+		list, err = s.outbox.ListDeliveries(r.Context(), status, q.Get("after"), limit+1)
+	} else {
+		list, err = s.sessionDeliveries(r, f, q.Get("after"), limit+1)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -128,6 +134,61 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		NextAfter  string           `json:"next_after,omitempty"`
 	}
 	resp.Deliveries, resp.NextAfter = page(list, limit, func(d store.Delivery) string { return d.ID })
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// sessionDeliveries lists the deliveries of f's session, or of the session
+// f.To is bound to when f names none, for listDeliveries.
+func (s *Server) sessionDeliveries(r *http.Request, f store.DeliveryFilter, after string, limit int) ([]store.Delivery, error) {
+	if (f.To.Source == "") != (f.To.Ref == "") {
+		return nil, badRequest("source and ref go together: give both to list the deliveries to one conversation, or neither")
+	}
+	if f.SessionID == "" {
+		if f.To.Source == store.SourceWebhook {
+			return nil, badRequest("the deliveries to a webhook destination are listed per session: add session=, or use GET /v3/webhooks/{id}/deliveries")
+		}
+		if s.bindings == nil {
+			return nil, badRequest("conversations are not available: add session=")
+		}
+		b, err := s.bindings.BindingFor(r.Context(), f.To)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			return nil, errorf(http.StatusNotFound, codeNotFound,
+				"conversation %s is not bound to any session; check the source and the ref, or add session=", echoID(f.To.Key()))
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.SessionID = b.SessionID
+	}
+	return s.outbox.SessionDeliveries(r.Context(), f, after, limit)
+}
+
+// listDeliveryAttempts serves GET /v3/deliveries/{id}/attempts: the
+// recorded attempts of one delivery, newest first (store.Attempt says
+// which are recorded).
+func (s *Server) listDeliveryAttempts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, err := s.outbox.DeliveryAttempts(r.Context(), r.PathValue("id"), q.Get("before"), limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeAttempts(w, list, limit)
+}
+
+// writeAttempts answers 200 with a page of attempts, newest first: list is
+// up to limit+1 of them, the last one there only to tell that more follow.
+func writeAttempts(w http.ResponseWriter, list []store.Attempt, limit int) {
+	var resp struct {
+		Attempts   []store.Attempt `json:"attempts"`
+		NextBefore string          `json:"next_before,omitempty"`
+	}
+	resp.Attempts, resp.NextBefore = page(list, limit, func(a store.Attempt) string { return a.ID })
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,99 @@ func TestDeliveries(t *testing.T) {
 	}
 	if w := h.do(req{method: "POST", path: "/v3/deliveries/dlv_missing/retry", token: adminSecret}); w.Code != http.StatusNotFound {
 		t.Fatalf("retry unknown: %d", w.Code)
+	}
+}
+
+// TestSessionDeliveriesAndAttempts: the deliveries of one session, or of
+// one conversation found by its binding, and a delivery's recorded
+// attempts, newest first.
+func TestSessionDeliveriesAndAttempts(t *testing.T) {
+	h, _ := routerHarness(t)
+	ctx := context.Background()
+	thread := envelope.Conversation{Source: "slack", Ref: "T/C/9.9"}
+	other := envelope.Conversation{Source: "github", Ref: "acme/app#7"}
+	if _, _, err := h.store.Bind(ctx, store.Binding{SessionID: agentSession, Conversation: thread}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.store.Append(ctx, store.AppendRequest{SessionID: agentSession, Direction: store.Outbound, Envelope: envelope.Envelope{
+		ID: "agent:hello", Source: "agent", Kind: envelope.KindMessage, Actor: envelope.Actor{ID: "agent:a", Type: envelope.Agent},
+		Text: "hello", TS: t0,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.Enqueue(ctx, []store.Delivery{
+		{SessionID: agentSession, Seq: res.Record.Seq, To: thread, NextAttempt: t0},
+		{SessionID: agentSession, Seq: res.Record.Seq, To: other, NextAttempt: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := h.store.Claim(ctx, "test", 10, t0.Add(time.Minute), t0.Add(2*time.Minute))
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("claim: %v %v", ds, err)
+	}
+	var failed store.Delivery
+	for _, d := range ds {
+		if d.To == thread {
+			failed = d
+		}
+	}
+	if err := h.store.Settle(ctx, failed.ID, "test", store.Settlement{Status: store.Pending, Error: "slack: ratelimited",
+		NextAttempt: t0.Add(time.Hour), Attempt: &store.Attempt{DeliveryID: failed.ID, SessionID: agentSession,
+			Seq: failed.Seq, Attempt: 1, Latency: 30 * time.Millisecond, Error: "slack: ratelimited"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	list := func(query string) []store.Delivery {
+		t.Helper()
+		w := h.do(req{method: "GET", path: "/v3/deliveries?" + query, token: adminSecret})
+		var page struct {
+			Deliveries []store.Delivery `json:"deliveries"`
+		}
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &page) != nil {
+			t.Fatalf("GET /v3/deliveries?%s: %d %s", query, w.Code, w.Body)
+		}
+		return page.Deliveries
+	}
+	if got := list("session=" + agentSession); len(got) != 2 {
+		t.Errorf("the session's deliveries: %+v, want both", got)
+	}
+	if got := list("source=slack&ref=" + url.QueryEscape(thread.Ref)); len(got) != 1 || got[0].ID != failed.ID {
+		t.Errorf("the thread's deliveries, found by its binding: %+v, want the failed one", got)
+	}
+	if got := list("session=" + agentSession + "&source=github&ref=" + url.QueryEscape(other.Ref) + "&status=pending"); len(got) != 1 || got[0].To != other {
+		t.Errorf("pending deliveries to the issue: %+v, want its one", got)
+	}
+	if got := list("session=" + agentSession + "&status=delivered"); len(got) != 0 {
+		t.Errorf("delivered deliveries of the session: %+v, want none", got)
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+	}{
+		{"source=slack", http.StatusBadRequest},
+		{"source=webhook&ref=wh_1%2F" + agentSession, http.StatusBadRequest},
+		{"source=slack&ref=T%2Fnowhere", http.StatusNotFound},
+		{"session=" + agentSession + "&status=lost", http.StatusBadRequest},
+	} {
+		if w := h.do(req{method: "GET", path: "/v3/deliveries?" + tc.query, token: adminSecret}); w.Code != tc.code {
+			t.Errorf("GET /v3/deliveries?%s: %d %s, want %d", tc.query, w.Code, w.Body, tc.code)
+		}
+	}
+
+	w := h.do(req{method: "GET", path: "/v3/deliveries/" + failed.ID + "/attempts", token: adminSecret})
+	var attempts struct {
+		Attempts []store.Attempt `json:"attempts"`
+	}
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &attempts) != nil || len(attempts.Attempts) != 1 ||
+		attempts.Attempts[0].Error != "slack: ratelimited" || attempts.Attempts[0].Latency != 30*time.Millisecond {
+		t.Fatalf("attempts: %d %s", w.Code, w.Body)
+	}
+	if strings.Contains(w.Body.String(), "webhook_id") {
+		t.Errorf("a channel's attempt names a webhook: %s", w.Body)
+	}
+	if w := h.do(req{method: "GET", path: "/v3/deliveries/" + failed.ID + "/attempts", token: steerSecret}); w.Code != http.StatusForbidden {
+		t.Errorf("attempts with a steer token: %d, want 403", w.Code)
 	}
 }
 

@@ -302,6 +302,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) {
 	if s.outbox != nil {
 		handle("GET /v3/deliveries", administration, s.listDeliveries)
 		handle("POST /v3/deliveries/{id}/retry", administration, s.retryDelivery)
+		handle("GET /v3/deliveries/{id}/attempts", administration, s.listDeliveryAttempts)
 	}
 	if s.webhooks != nil && s.webhooks.Store != nil {
 		handle("POST /v3/webhooks", administration, s.createWebhook)

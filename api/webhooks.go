@@ -257,12 +257,7 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var resp struct {
-		Attempts   []store.WebhookAttempt `json:"attempts"`
-		NextBefore string                 `json:"next_before,omitempty"`
-	}
-	resp.Attempts, resp.NextBefore = page(list, limit, func(a store.WebhookAttempt) string { return a.ID })
-	writeJSON(w, http.StatusOK, resp)
+	writeAttempts(w, list, limit)
 }
 
 // replayWebhook serves POST /v3/webhooks/{id}/replay?since=RFC3339: every

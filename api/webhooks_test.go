@@ -92,15 +92,15 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 
 	for i := range 3 {
-		a := store.WebhookAttempt{WebhookID: created.ID, DeliveryID: "dlv", StatusCode: 500 + i}
+		a := store.Attempt{WebhookID: created.ID, DeliveryID: "dlv", StatusCode: 500 + i}
 		if err := h.store.RecordWebhookAttempt(context.Background(), a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w = h.do(req{method: "GET", path: path + "/deliveries?limit=2", token: adminSecret})
 	var page struct {
-		Attempts   []store.WebhookAttempt `json:"attempts"`
-		NextBefore string                 `json:"next_before"`
+		Attempts   []store.Attempt `json:"attempts"`
+		NextBefore string          `json:"next_before"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil || len(page.Attempts) != 2 || page.Attempts[0].StatusCode != 502 || page.NextBefore == "" {
 		t.Errorf("deliveries: %d %s", w.Code, w.Body)

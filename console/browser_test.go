@@ -310,7 +310,7 @@ func TestBrowserConsole(t *testing.T) {
 	t.Cleanup(recvSrv.Close)
 	hook := h.must(201, "POST", "/v3/webhooks", map[string]any{"url": recvSrv.URL + "/hook", "description": "test receiver"})
 	hookID, firstSecret := str(hook, "id"), str(hook, "secret")
-	h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": "hooks"}})
+	hooked := str(h.must(201, "POST", "/v3/sessions", map[string]any{"metadata": map[string]string{"team": "hooks"}}), "id")
 	count := func(status string) int {
 		_, m := h.call("GET", "/v3/deliveries?status="+status, adminSecret, nil)
 		l, _ := m["deliveries"].([]any)
@@ -336,6 +336,21 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("show delivered", chromedp.Steps(chromedp.Evaluate[chromedp.Void](
 		`(() => { const s = document.querySelector("#delivery-status"); s.value = "delivered"; s.dispatchEvent(new Event("change")); })()`)))
 	b.until("delivered shown", `document.querySelector("#deliveries-body .status-delivered") !== null`)
+	// A retried delivery shows both its attempts: the failure, then the
+	// one that delivered it.
+	b.do("attempts of a retried delivery", chromedp.Evaluate[chromedp.Void](
+		`document.querySelector("#deliveries-body tr:has(.status-delivered) button.show-attempts").click()`))
+	b.until("two attempts listed, the older failed", `(() => {
+		const rows = [...document.querySelectorAll(".attempt-list tr[data-attempt]")];
+		return rows.length >= 2 && rows[rows.length - 1].textContent.includes("failed");
+	})()`)
+	b.screenshot("delivery-attempts")
+	// One session's deliveries, as the session page links them.
+	b.open("#/deliveries?session=" + hooked + "&status=any")
+	b.until("only the session's deliveries", `(() => {
+		const cells = [...document.querySelectorAll("#deliveries-body tr[data-id] td:nth-child(2) a")];
+		return cells.length > 0 && cells.every((a) => a.textContent === "`+hooked+`");
+	})()`)
 
 	// A webhook's secret is rotated and shown once.
 	b.open("#/webhooks")

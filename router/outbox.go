@@ -126,7 +126,7 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		plan    changePlan
 		err     error
 		rc      adapters.Receipt
-		attempt *store.WebhookAttempt
+		attempt *store.Attempt
 	)
 	if d.To.Source != store.SourceWebhook {
 		// An edit or deletion may be coalesced, paced or rewritten
@@ -186,6 +186,12 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		}
 	}
 	s.Attempt = attempt
+	if attempt == nil && d.To.Source != store.SourceWebhook && (err != nil || d.Attempts > 1) {
+		// A channel's attempts are recorded from the first failure on
+		// (store.Attempt): one that succeeds at once costs no row.
+		s.Attempt = &store.Attempt{DeliveryID: d.ID, EventID: d.Envelope.ID, SessionID: d.SessionID, Seq: d.Seq,
+			Attempt: d.Attempts, Latency: now.Sub(start), Error: s.Error, At: now}
+	}
 	if err != nil {
 		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
 	}
@@ -214,7 +220,7 @@ func (r *Router) settle(ctx context.Context, d *store.Delivery, s store.Settleme
 // post makes the attempt at d through the webhook sink or its channel's
 // sink, bounded to two thirds of the lease. attempt is the webhook
 // attempt to record with the settlement, if one was made.
-func (r *Router) post(ctx context.Context, d *store.Delivery, plan *changePlan) (rc adapters.Receipt, attempt *store.WebhookAttempt, err error) {
+func (r *Router) post(ctx context.Context, d *store.Delivery, plan *changePlan) (rc adapters.Receipt, attempt *store.Attempt, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
 	defer cancel()
 	if d.To.Source == store.SourceWebhook {

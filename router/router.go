@@ -49,7 +49,7 @@ type Store interface {
 // which the router records with the delivery's settlement; its errors mean
 // what a Sink's do (adapters.ErrPermanent, adapters.BackOff).
 type WebhookSink interface {
-	Deliver(ctx context.Context, d store.Delivery) (*store.WebhookAttempt, error)
+	Deliver(ctx context.Context, d store.Delivery) (*store.Attempt, error)
 }
 
 // MetaRoute is the session metadata key naming the route that created it.

@@ -199,6 +199,32 @@ router:
 			t.Errorf("dead delivery %+v", d)
 		}
 	}
+	// Every attempt of a delivery that failed once is recorded, the one
+	// that delivered it included; one delivered at once has none.
+	all, _ := h.st.ListDeliveries(ctx, "", "", 10)
+	for _, d := range all {
+		var want []string
+		attempts, err := h.st.DeliveryAttempts(ctx, d.ID, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range attempts {
+			got = append(got, fmt.Sprintf("%d:%s", a.Attempt, a.Error))
+		}
+		switch {
+		case d.LastError == "" && d.Attempts == 1: // "after"
+		case d.Attempts == 3 && d.Status == store.Delivered: // "flaky"
+			want = []string{"3:", "2:back off 10ms: 429", "1:back off 10ms: 429"}
+		case d.Attempts == 3: // "broken"
+			want = []string{"3:502 bad gateway", "2:502 bad gateway", "1:502 bad gateway"}
+		default: // "gone"
+			want = []string{"1:permanent failure: issue deleted"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("attempts of delivery %s (%d attempts, %s, %q) = %q, want %q", d.ID, d.Attempts, d.Status, d.LastError, got, want)
+		}
+	}
 	// A dead delivery retried by hand goes out once the channel works.
 	fake.mu.Lock()
 	fake.fail = nil

@@ -211,14 +211,37 @@ func CheckWebhook(w Webhook) error {
 	return CheckMetadata("metadata", w.Metadata)
 }
 
-// CheckWebhookAttempt reports, wrapping ErrInvalid, why a cannot be
+// CheckAttempt reports, wrapping ErrInvalid, why a cannot be
 // recorded: its text fields must be storable (CheckText).
-func CheckWebhookAttempt(a WebhookAttempt) error {
+func CheckAttempt(a Attempt) error {
 	for _, f := range [...]struct{ name, v string }{
 		{"attempt id", a.ID}, {"webhook id", a.WebhookID}, {"delivery id", a.DeliveryID}, {"event id", a.EventID},
 		{"session id", a.SessionID}, {"response", a.Response}, {"error", a.Error},
 	} {
 		if err := CheckText(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckDeliveryFilter reports whether f and the cursor after can select
+// deliveries: a session id, a known status or none, and a conversation
+// given whole or not at all. It wraps ErrInvalid.
+func CheckDeliveryFilter(f DeliveryFilter, after string) error {
+	if f.SessionID == "" {
+		return fmt.Errorf("%w: a session id is required", ErrInvalid)
+	}
+	switch f.Status {
+	case "", Pending, Delivered, Dead:
+	default:
+		return fmt.Errorf("%w: status %q is not pending, delivered or dead", ErrInvalid, f.Status)
+	}
+	if (f.To.Source == "") != (f.To.Ref == "") {
+		return fmt.Errorf("%w: a conversation needs both its source and its ref", ErrInvalid)
+	}
+	for _, v := range [...]struct{ field, v string }{{"session id", f.SessionID}, {"source", f.To.Source}, {"ref", f.To.Ref}, {"after", after}} {
+		if err := CheckText(v.field, v.v); err != nil {
 			return err
 		}
 	}

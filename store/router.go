@@ -199,6 +199,13 @@ type Delivery struct {
 	Direction Direction         `json:"-"`
 }
 
+// DeliveryFilter selects a session's deliveries for SessionDeliveries.
+type DeliveryFilter struct {
+	SessionID string
+	Status    DeliveryStatus        // "" for any
+	To        envelope.Conversation // zero for any
+}
+
 // Settlement is the outcome of one delivery attempt.
 type Settlement struct {
 	Status    DeliveryStatus // Delivered, Pending (retry at NextAttempt) or Dead
@@ -206,12 +213,13 @@ type Settlement struct {
 	Error     string         // with Pending or Dead
 	// NextAttempt is when to retry, with Pending.
 	NextAttempt time.Time
-	// Attempt, when not nil, is the webhook attempt the outcome came from:
+	// Attempt, when not nil, is the attempt the outcome came from (to a
+	// webhook, or a channel's attempt that Attempt says is recorded):
 	// Settle records it in the settlement's transaction, as
 	// RecordWebhookAttempt does (ID and At set when empty), whether or not
 	// the lease is still owner's, so that the attempt costs no commit of
 	// its own.
-	Attempt *WebhookAttempt
+	Attempt *Attempt
 }
 
 // SettleNexter is an Outbox that can settle a delivery and claim the next
@@ -247,6 +255,17 @@ type Outbox interface {
 	// ListDeliveries returns up to limit deliveries with the given status
 	// ("" for any) and ids after the cursor after, in id order.
 	ListDeliveries(ctx context.Context, status DeliveryStatus, after string, limit int) ([]Delivery, error)
+	// SessionDeliveries returns up to limit deliveries of session
+	// f.SessionID (required) with ids after the cursor after, in id order:
+	// only those with status f.Status when it is not "", and only those to
+	// the conversation f.To when it is not zero (a webhook destination's
+	// deliveries of the session are to {webhook, "<destination>/<session>"}).
+	// A session unknown or without deliveries lists none.
+	SessionDeliveries(ctx context.Context, f DeliveryFilter, after string, limit int) ([]Delivery, error)
+	// DeliveryAttempts returns up to limit recorded attempts of delivery id
+	// (Attempt says which are recorded) with ids before the cursor before
+	// ("" for the newest), newest first.
+	DeliveryAttempts(ctx context.Context, id, before string, limit int) ([]Attempt, error)
 	// RetryDelivery makes delivery id pending and due now, whatever its
 	// status, with its attempts kept. ErrNotFound for an unknown id.
 	RetryDelivery(ctx context.Context, id string, now time.Time) (Delivery, error)

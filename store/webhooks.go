@@ -46,17 +46,22 @@ func (w Webhook) Secrets(now time.Time) []string {
 	return out
 }
 
-// WebhookAttempt is one recorded attempt at delivering to a webhook.
-type WebhookAttempt struct {
-	// ID is assigned by RecordWebhookAttempt; ids sort in record order.
+// Attempt is one recorded attempt at a delivery: to a webhook destination
+// (WebhookID set), or to a channel's conversation (WebhookID empty).
+// Every webhook attempt is recorded. A channel delivery's attempts are
+// recorded from its first failure on, the one that delivers it included,
+// so that one that succeeds at once costs no row (its Delivery says all).
+type Attempt struct {
+	// ID is assigned when recorded; ids sort in record order.
 	ID         string `json:"id"`
-	WebhookID  string `json:"webhook_id"`
+	WebhookID  string `json:"webhook_id,omitempty"`
 	DeliveryID string `json:"delivery_id"`
 	EventID    string `json:"event_id"`
 	SessionID  string `json:"session_id"`
 	Seq        int64  `json:"seq"`
 	Attempt    int    `json:"attempt"`
-	// StatusCode is the HTTP status, 0 when no response came.
+	// StatusCode is the HTTP status, 0 when no response came (and for a
+	// channel's attempt, whose Error holds what its API answered).
 	StatusCode int           `json:"status_code"`
 	Latency    time.Duration `json:"latency_ns"`
 	// Response is the start of the response body.
@@ -90,8 +95,8 @@ type Webhooks interface {
 	SetWebhookHealth(ctx context.Context, id string, failingSince time.Time, disabled bool, reason string) error
 	// RecordWebhookAttempt appends a to the attempts log (ID and At set when
 	// empty).
-	RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) error
+	RecordWebhookAttempt(ctx context.Context, a Attempt) error
 	// WebhookAttempts returns up to limit attempts of destination webhookID
 	// with ids before the cursor before ("" for the newest), newest first.
-	WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]WebhookAttempt, error)
+	WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]Attempt, error)
 }

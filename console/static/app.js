@@ -13,7 +13,7 @@ import * as numbers from "./numbers.js";
 
 const routes = [
   [/^#\/sessions\/([^/]+)$/, timeline],
-  [/^#\/deliveries$/, deliveries],
+  [/^#\/deliveries(?:\?.*)?$/, deliveries],
   [/^#\/webhooks$/, webhooks],
   [/^#\/channels$/, channels],
   [/^#\/numbers$/, numbers],

@@ -31,7 +31,8 @@ export async function show(main, [id], session) {
   const convs = el("div", { id: "conversations" });
   const stateTag = el("span", { class: "state state-" + sess.state, id: "session-state" }, sess.state);
   main.append(
-    el("h2", {}, "Session ", el("code", {}, id), " ", stateTag),
+    el("h2", {}, "Session ", el("code", {}, id), " ", stateTag,
+      isAdmin(session) ? el("a", { class: "deliveries-link", id: "session-deliveries", href: "#/deliveries" + q({ session: id, status: "any" }) }, " deliveries") : null),
     el("p", { class: "muted" }, Object.entries(sess.metadata || {}).map(([k, v]) => `${k}=${v}`).join("  ")),
     el("div", { class: "columns" },
       el("div", {},
@@ -154,6 +155,7 @@ export async function show(main, [id], session) {
         el("div", {}, el("strong", {}, b.conversation.source), " ",
           url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, b.conversation.ref) : el("code", {}, b.conversation.ref)),
         el("div", { class: "muted" }, where(b.conversation), b.route ? ` · route ${b.route}` : ""),
+        isAdmin(session) ? el("a", { class: "deliveries-link", href: "#/deliveries" + q({ session: id, source: b.conversation.source, ref: b.conversation.ref, status: "any" }) }, "deliveries") : null,
         paused ? el("div", { class: "error paused" }, `paused until ${fmtTime(b.paused_until)}: ${b.paused_reason || ""} `, resume) : null);
     }));
   };

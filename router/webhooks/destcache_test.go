@@ -133,7 +133,7 @@ func newDestFixture(t *testing.T, ttl time.Duration) *destFixture {
 
 // deliver delivers f's record to destination id, as its first attempt.
 // The delivery carries no record, so Deliver reads it (and runs onRead).
-func (f *destFixture) deliver(id string) (*store.WebhookAttempt, error) {
+func (f *destFixture) deliver(id string) (*store.Attempt, error) {
 	return f.s.Deliver(context.Background(), store.Delivery{
 		ID: "dlv_1", SessionID: f.rec.SessionID, Seq: f.rec.Seq, Attempts: 1,
 		To: envelope.Conversation{Source: Source, Ref: store.WebhookRef(id, "", f.rec.SessionID)},

@@ -338,7 +338,7 @@ func (s *Sender) SyncConfig(ctx context.Context) error {
 // delivery. Lookup errors (store.ErrNotFound included) and disabled
 // destinations are not kept, so a destination created or enabled again is
 // delivered to at once. At most 1024 destinations are kept at a time.
-func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookAttempt, error) {
+func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.Attempt, error) {
 	destID := store.WebhookDest(d.To.Ref)
 	cd, err := s.destination(ctx, destID)
 	dest := cd.w
@@ -365,7 +365,7 @@ func (s *Sender) Deliver(ctx context.Context, d store.Delivery) (*store.WebhookA
 		return nil, fmt.Errorf("webhook: destination %s: %w: %w", destID, adapters.ErrPermanent, err)
 	}
 	res, postErr := s.client.Post(ctx, dest.URL, signer, evID, now, body)
-	attempt := &store.WebhookAttempt{
+	attempt := &store.Attempt{
 		WebhookID: destID, DeliveryID: d.ID, EventID: evID, SessionID: d.SessionID, Seq: d.Seq, Attempt: d.Attempts,
 		StatusCode: res.StatusCode, Latency: res.Latency, Response: envelope.Clean(string(res.Body)), At: now,
 	}

@@ -561,7 +561,7 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 // means nothing was settled.
 func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[*store.Delivery]) error {
 	ids := make([]string, len(batch))
-	var attempts []store.WebhookAttempt
+	var attempts []store.Attempt
 	for i, r := range batch {
 		ids[i] = r.id
 		if r.st.Attempt != nil {
@@ -688,6 +688,34 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) { return scanDelivery(row) })
 	if err != nil {
 		return nil, s.fail("list deliveries", err)
+	}
+	return ds, nil
+}
+
+// SessionDeliveries returns up to limit deliveries of f.SessionID after
+// the cursor after, in id order, filtered by f.Status and f.To. It reads
+// the session's deliveries along their unique (session_id, seq, …) index
+// and sorts them.
+func (s *Store) SessionDeliveries(ctx context.Context, f store.DeliveryFilter, after string, limit int) ([]store.Delivery, error) {
+	if err := s.checkOpen("session deliveries"); err != nil {
+		return nil, err
+	}
+	if err := store.CheckDeliveryFilter(f, after); err != nil {
+		return nil, fmt.Errorf("postgres: session deliveries: %w", err)
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE session_id = $1 AND id > $2 AND ($3 = '' OR status = $3)
+			AND ($4 = '' OR (conv_source = $4 AND conv_ref = $5))
+		ORDER BY id LIMIT $6`, f.SessionID, after, string(f.Status), f.To.Source, f.To.Ref, limit)
+	if err != nil {
+		return nil, s.fail("session deliveries", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Delivery, error) { return scanDelivery(row) })
+	if err != nil {
+		return nil, s.fail("session deliveries", err)
 	}
 	return ds, nil
 }

@@ -89,7 +89,7 @@ type Store struct {
 	// settles groups concurrent Settle calls into shared transactions.
 	settles *groupcommit.Committer[settleReq, *store.Delivery]
 	// attempts groups concurrent RecordWebhookAttempt calls.
-	attempts *groupcommit.Committer[store.WebhookAttempt, struct{}]
+	attempts *groupcommit.Committer[store.Attempt, struct{}]
 
 	hub store.Hub
 

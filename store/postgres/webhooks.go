@@ -207,7 +207,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // RecordWebhookAttempt appends a to the attempts log (ID and At set when
 // empty). Concurrent calls are recorded together.
-func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt) error {
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.Attempt) error {
 	if err := s.checkOpen("record webhook attempt"); err != nil {
 		return err
 	}
@@ -224,20 +224,20 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 
 // newAttempt returns a with its ID and At set when empty, or why it cannot
 // be stored.
-func newAttempt(a store.WebhookAttempt) (store.WebhookAttempt, error) {
+func newAttempt(a store.Attempt) (store.Attempt, error) {
 	if a.ID == "" {
 		a.ID = ids.New("att")
 	}
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
-	return a, store.CheckWebhookAttempt(a)
+	return a, store.CheckAttempt(a)
 }
 
 // commitAttempts records a batch of concurrent RecordWebhookAttempt calls
 // in one statement; when it fails, it records each alone, so one bad call
 // fails alone.
-func (s *Store) commitAttempts(ctx context.Context, batch []store.WebhookAttempt) ([]groupcommit.Result[struct{}], error) {
+func (s *Store) commitAttempts(ctx context.Context, batch []store.Attempt) ([]groupcommit.Result[struct{}], error) {
 	results := make([]groupcommit.Result[struct{}], len(batch))
 	if len(batch) > 1 {
 		err := s.insertAttempts(ctx, batch)
@@ -254,7 +254,7 @@ func (s *Store) commitAttempts(ctx context.Context, batch []store.WebhookAttempt
 	return results, nil
 }
 
-func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) error {
+func (s *Store) insertAttempts(ctx context.Context, as []store.Attempt) error {
 	// The attempts log is a record for people: a crash may lose its last
 	// entries, so its commits do not wait for the disk.
 	b := &pgx.Batch{}
@@ -273,7 +273,7 @@ func (s *Store) insertAttempts(ctx context.Context, as []store.WebhookAttempt) e
 }
 
 // queueInsertAttempts queues on b the one statement that inserts as.
-func queueInsertAttempts(b *pgx.Batch, as []store.WebhookAttempt) {
+func queueInsertAttempts(b *pgx.Batch, as []store.Attempt) {
 	n := len(as)
 	var (
 		id, webhook, delivery, event, session, response, errText = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -295,29 +295,41 @@ func queueInsertAttempts(b *pgx.Batch, as []store.WebhookAttempt) {
 }
 
 // WebhookAttempts returns up to limit attempts of webhookID before the
-// cursor before, newest first. A limit below 1 returns nothing.
-func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.WebhookAttempt, error) {
-	if err := s.checkOpen("webhook attempts"); err != nil {
+// cursor before, newest first.
+func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.Attempt, error) {
+	return s.listAttempts(ctx, "webhook attempts", "webhook", "webhook_id", webhookID, before, limit)
+}
+
+// DeliveryAttempts returns up to limit recorded attempts of delivery id
+// before the cursor before, newest first.
+func (s *Store) DeliveryAttempts(ctx context.Context, id, before string, limit int) ([]store.Attempt, error) {
+	return s.listAttempts(ctx, "delivery attempts", "delivery", "delivery_id", id, before, limit)
+}
+
+// listAttempts lists the attempts whose column (webhook_id or delivery_id, each
+// indexed with id) is value, for WebhookAttempts and DeliveryAttempts.
+func (s *Store) listAttempts(ctx context.Context, what, name, column, value, before string, limit int) ([]store.Attempt, error) {
+	if err := s.checkOpen(what); err != nil {
 		return nil, err
 	}
 	if err := store.CheckText("before", before); err != nil {
-		return nil, fmt.Errorf("postgres: webhook attempts: %w", err)
+		return nil, fmt.Errorf("postgres: %s: %w", what, err)
 	}
 	if limit < 1 {
 		return nil, nil
 	}
-	if store.CheckLookup("webhook", webhookID) != nil {
-		return nil, nil // an unknown destination has no attempts
+	if store.CheckLookup(name, value) != nil {
+		return nil, nil // an unknown id has no attempts
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, delivery_id, event_id, session_id, seq, attempt,
 		status_code, latency_ns, response, error, at FROM webhook_attempts
-		WHERE webhook_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`, webhookID, before, limit)
+		WHERE `+column+` = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3`, value, before, limit)
 	if err != nil {
-		return nil, s.fail("webhook attempts", err)
+		return nil, s.fail(what, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.WebhookAttempt, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Attempt, error) {
 		var (
-			a       store.WebhookAttempt
+			a       store.Attempt
 			latency int64
 		)
 		err := r.Scan(&a.ID, &a.WebhookID, &a.DeliveryID, &a.EventID, &a.SessionID, &a.Seq, &a.Attempt,
@@ -326,7 +338,7 @@ func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, l
 		return a, err
 	})
 	if err != nil {
-		return nil, s.fail("webhook attempts", err)
+		return nil, s.fail(what, err)
 	}
 	return out, nil
 }

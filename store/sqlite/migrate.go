@@ -269,6 +269,12 @@ CREATE UNIQUE INDEX deliveries_record ON deliveries (sid, seq, event, to_source,
 -- Nothing to change in the schema: see drainLegacyFollowers.
 SELECT 1;
 `,
+
+	// 9: webhook_attempts also holds channel deliveries' attempts (with an
+	// empty webhook_id); a delivery's attempts are listed by its id.
+	`
+CREATE INDEX IF NOT EXISTS webhook_attempts_by_delivery ON webhook_attempts (delivery_id, id);
+`,
 }
 
 // migrate brings the database behind conn to the newest schema. It is safe

@@ -76,13 +76,16 @@ func (o *outboxWrites) defs() []stmtDef {
 
 // outboxReads are the readers' statements for the outbox.
 type outboxReads struct {
-	list, listStatus, posted, channelOf *sql.Stmt
+	list, listStatus, listSession, posted, channelOf *sql.Stmt
 }
 
 func (o *outboxReads) defs() []stmtDef {
 	return []stmtDef{
 		{&o.list, deliverySelect + ` WHERE d.id > ? ORDER BY d.id LIMIT ?`},
 		{&o.listStatus, deliverySelect + ` WHERE d.status = ? AND d.id > ? ORDER BY d.id LIMIT ?`},
+		{&o.listSession, deliverySelect + ` WHERE d.sid = (SELECT sid FROM sessions WHERE id = ?1) AND d.id > ?2
+			AND (?3 = '' OR d.status = ?3) AND (?4 = '' OR (d.to_source = ?4 AND d.to_ref = ?5))
+			ORDER BY d.id LIMIT ?6`},
 		{&o.posted, `SELECT 1 FROM deliveries WHERE to_source = ? AND channel_id = ? AND channel_id <> '' LIMIT 1`},
 		{&o.channelOf, `SELECT channel_id FROM deliveries
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq = ? AND event = 0 AND to_source = ? AND to_ref = ?`},
@@ -338,10 +341,10 @@ func settleOp(id, owner string, st store.Settlement, then func(ctx context.Conte
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
-	var attempt *store.WebhookAttempt
+	var attempt *store.Attempt
 	if st.Attempt != nil {
 		a := newAttempt(*st.Attempt)
-		if err := store.CheckWebhookAttempt(a); err != nil {
+		if err := store.CheckAttempt(a); err != nil {
 			return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
 		}
 		attempt = &a
@@ -464,6 +467,30 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 	})
 	if err != nil {
 		return nil, s.readErr("list_deliveries", err)
+	}
+	return out, nil
+}
+
+// SessionDeliveries returns up to limit deliveries of f.SessionID after
+// the cursor after, in id order, filtered by f.Status and f.To. It reads
+// the session's deliveries along deliveries_record and sorts them.
+func (s *Store) SessionDeliveries(ctx context.Context, f store.DeliveryFilter, after string, limit int) ([]store.Delivery, error) {
+	if err := store.CheckDeliveryFilter(f, after); err != nil {
+		return nil, fmt.Errorf("sqlite: session deliveries: %w", err)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
+	rows, err := s.r.outbox.listSession.QueryContext(ctx, f.SessionID, after, string(f.Status), f.To.Source, f.To.Ref, limit)
+	if err != nil {
+		return nil, s.readErr("session_deliveries", err)
+	}
+	out, err := collect(rows, func(row scanner) (store.Delivery, error) {
+		d, err := scanDelivery(row)
+		return d.Delivery, err
+	})
+	if err != nil {
+		return nil, s.readErr("session_deliveries", err)
 	}
 	return out, nil
 }

@@ -238,9 +238,9 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 // RecordWebhookAttempt appends a to the attempts log.
-func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt) error {
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.Attempt) error {
 	a = newAttempt(a)
-	if err := store.CheckWebhookAttempt(a); err != nil {
+	if err := store.CheckAttempt(a); err != nil {
 		return fmt.Errorf("sqlite: record webhook attempt: %w", err)
 	}
 	// Not through writeFunc: an attempt changes no destination, so the
@@ -252,7 +252,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a store.WebhookAttempt
 }
 
 // newAttempt returns a with an id when it has none.
-func newAttempt(a store.WebhookAttempt) store.WebhookAttempt {
+func newAttempt(a store.Attempt) store.Attempt {
 	if a.ID == "" {
 		a.ID = ids.New("att")
 	}
@@ -260,7 +260,7 @@ func newAttempt(a store.WebhookAttempt) store.WebhookAttempt {
 }
 
 // recordAttempt inserts a, at now when a.At is zero.
-func (w *writer) recordAttempt(ctx context.Context, a *store.WebhookAttempt, now int64) error {
+func (w *writer) recordAttempt(ctx context.Context, a *store.Attempt, now int64) error {
 	at := toNanos(a.At)
 	if at == 0 {
 		at = now
@@ -275,16 +275,28 @@ func (w *writer) recordAttempt(ctx context.Context, a *store.WebhookAttempt, now
 
 // WebhookAttempts returns up to limit attempts of webhookID before the
 // cursor before, newest first. A limit below 1 returns nothing.
-func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.WebhookAttempt, error) {
+func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, limit int) ([]store.Attempt, error) {
+	return s.attempts(ctx, "webhook attempts", "webhook_id", webhookID, before, limit)
+}
+
+// DeliveryAttempts returns up to limit recorded attempts of delivery id
+// before the cursor before, newest first. A limit below 1 returns nothing.
+func (s *Store) DeliveryAttempts(ctx context.Context, id, before string, limit int) ([]store.Attempt, error) {
+	return s.attempts(ctx, "delivery attempts", "delivery_id", id, before, limit)
+}
+
+// attempts lists the attempts whose column (webhook_id or delivery_id, each
+// indexed with id) is value, for WebhookAttempts and DeliveryAttempts.
+func (s *Store) attempts(ctx context.Context, what, column, value, before string, limit int) ([]store.Attempt, error) {
 	if err := store.CheckText("before", before); err != nil {
-		return nil, fmt.Errorf("sqlite: webhook attempts: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	if limit < 1 {
 		return nil, nil
 	}
 	q := `SELECT id, webhook_id, delivery_id, event_id, session_id, seq, attempt, status_code, latency_ns,
-		response, error, at FROM webhook_attempts WHERE webhook_id = ?`
-	args := []any{webhookID}
+		response, error, at FROM webhook_attempts WHERE ` + column + ` = ?`
+	args := []any{value}
 	if before != "" {
 		q += ` AND id < ?`
 		args = append(args, before)
@@ -293,14 +305,14 @@ func (s *Store) WebhookAttempts(ctx context.Context, webhookID, before string, l
 	if err != nil {
 		return nil, s.readErr("webhook_attempts", err)
 	}
-	out, err := collect(rows, func(row scanner) (store.WebhookAttempt, error) {
+	out, err := collect(rows, func(row scanner) (store.Attempt, error) {
 		var (
-			a           store.WebhookAttempt
+			a           store.Attempt
 			latency, at int64
 		)
 		if err := row.Scan(&a.ID, &a.WebhookID, &a.DeliveryID, &a.EventID, &a.SessionID, &a.Seq, &a.Attempt,
 			&a.StatusCode, &latency, &a.Response, &a.Error, &at); err != nil {
-			return store.WebhookAttempt{}, err
+			return store.Attempt{}, err
 		}
 		a.Latency, a.At = time.Duration(latency), time.Unix(0, at).UTC()
 		return a, nil

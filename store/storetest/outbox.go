@@ -768,3 +768,119 @@ func (s suite) testSettleNext(t *testing.T) {
 	}
 	checkClaimed(t, "claim after the pause", claim(t, st, "p1", 10, at(6*time.Hour), at(7*time.Hour)), "5→a")
 }
+
+func (s suite) testSessionDeliveries(t *testing.T) {
+	st, _ := s.fresh(t)
+	a, b, c := conv("a"), conv("b"), conv("c")
+	outputs(t, st, "sess-1", a, b, a)
+	outputs(t, st, "sess-2", c)
+	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, b, t0), delivery("sess-1", 3, a, t0),
+		delivery("sess-2", 1, c, t0))
+	for _, d := range claim(t, st, "p1", 10, t0, at(time.Minute)) {
+		if d.SessionID == "sess-1" && d.Seq == 1 {
+			mustSettle(t, st, d, "p1", store.Settlement{Status: store.Delivered, ChannelID: "ch-1"})
+		}
+	}
+	list := func(f store.DeliveryFilter, size int) []string {
+		t.Helper()
+		var got []string
+		after := ""
+		for range 100 {
+			page, err := st.SessionDeliveries(t.Context(), f, after, size)
+			if err != nil {
+				t.Fatalf("SessionDeliveries(%+v, after %q, %d): %v", f, after, size, err)
+			}
+			if len(page) > size {
+				t.Fatalf("SessionDeliveries(%+v, %d) returned %d", f, size, len(page))
+			}
+			if len(page) == 0 {
+				return got
+			}
+			for _, d := range page {
+				if d.ID <= after {
+					t.Fatalf("SessionDeliveries(%+v) returned id %q out of order", f, d.ID)
+				}
+				after = d.ID
+				got = append(got, fmt.Sprintf("%s/%d→%s", d.SessionID, d.Seq, d.To.Ref))
+			}
+		}
+		t.Fatalf("SessionDeliveries(%+v) did not come to an end", f)
+		return nil
+	}
+	for _, tc := range []struct {
+		f    store.DeliveryFilter
+		want []string
+	}{
+		{store.DeliveryFilter{SessionID: "sess-1"}, []string{"sess-1/1→a", "sess-1/2→b", "sess-1/3→a"}},
+		{store.DeliveryFilter{SessionID: "sess-1", To: a}, []string{"sess-1/1→a", "sess-1/3→a"}},
+		{store.DeliveryFilter{SessionID: "sess-1", Status: store.Delivered}, []string{"sess-1/1→a"}},
+		{store.DeliveryFilter{SessionID: "sess-1", Status: store.Pending, To: a}, []string{"sess-1/3→a"}},
+		{store.DeliveryFilter{SessionID: "sess-1", Status: store.Dead}, nil},
+		{store.DeliveryFilter{SessionID: "sess-1", To: c}, nil},
+		{store.DeliveryFilter{SessionID: "sess-2"}, []string{"sess-2/1→c"}},
+		{store.DeliveryFilter{SessionID: "sess-unknown"}, nil},
+	} {
+		for _, size := range []int{1, 2, 100} {
+			if got := list(tc.f, size); !slices.Equal(got, tc.want) {
+				t.Errorf("SessionDeliveries(%+v) in pages of %d = %q, want %q", tc.f, size, got, tc.want)
+			}
+		}
+	}
+	for _, f := range []store.DeliveryFilter{
+		{},
+		{SessionID: "sess-1", Status: "lost"},
+		{SessionID: "sess-1", To: envelope.Conversation{Source: "test"}},
+		{SessionID: "sess-\x00"},
+	} {
+		if _, err := st.SessionDeliveries(t.Context(), f, "", 10); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("SessionDeliveries(%+v) = %v, want ErrInvalid", f, err)
+		}
+	}
+}
+
+func (s suite) testDeliveryAttempts(t *testing.T) {
+	st, _ := s.fresh(t)
+	a, b := conv("a"), conv("b")
+	outputs(t, st, "sess-1", a, b)
+	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, b, t0))
+	var first, other store.Delivery
+	for _, d := range claim(t, st, "p1", 10, t0, at(time.Minute)) {
+		if d.Seq == 1 {
+			first = d
+		} else {
+			other = d
+		}
+	}
+	attempt := func(d store.Delivery, n int, errText string) *store.Attempt {
+		return &store.Attempt{DeliveryID: d.ID, SessionID: d.SessionID, Seq: d.Seq, Attempt: n,
+			Latency: time.Duration(n) * time.Millisecond, Error: errText, At: at(time.Duration(n) * time.Second)}
+	}
+	mustSettle(t, st, first, "p1", store.Settlement{Status: store.Pending, Error: "ratelimited",
+		NextAttempt: at(time.Second), Attempt: attempt(first, 1, "ratelimited")})
+	mustSettle(t, st, other, "p1", store.Settlement{Status: store.Delivered, ChannelID: "ch-b"})
+	ds := claim(t, st, "p2", 10, at(2*time.Second), at(time.Minute))
+	if len(ds) != 1 || ds[0].ID != first.ID {
+		t.Fatalf("claimed %v, want the retry of seq 1", claimedSeqs(ds))
+	}
+	mustSettle(t, st, ds[0], "p2", store.Settlement{Status: store.Delivered, ChannelID: "ch-a", Attempt: attempt(first, 2, "")})
+
+	got, err := st.DeliveryAttempts(t.Context(), first.ID, "", 10)
+	if err != nil {
+		t.Fatalf("DeliveryAttempts: %v", err)
+	}
+	if len(got) != 2 || got[0].Attempt != 2 || got[1].Attempt != 1 {
+		t.Fatalf("DeliveryAttempts = %+v, want attempts 2 then 1", got)
+	}
+	if a := got[1]; a.DeliveryID != first.ID || a.WebhookID != "" || a.Error != "ratelimited" || a.Latency != time.Millisecond ||
+		!a.At.Equal(at(time.Second)) || a.ID == "" || a.SessionID != "sess-1" || a.Seq != 1 {
+		t.Errorf("the first attempt was stored as %+v", a)
+	}
+	if page, err := st.DeliveryAttempts(t.Context(), first.ID, got[0].ID, 10); err != nil || len(page) != 1 || page[0].ID != got[1].ID {
+		t.Errorf("DeliveryAttempts before the newest = %+v, %v; want the first attempt", page, err)
+	}
+	for _, id := range []string{other.ID, "dlv-unknown"} {
+		if page, err := st.DeliveryAttempts(t.Context(), id, "", 10); err != nil || len(page) != 0 {
+			t.Errorf("DeliveryAttempts(%s) = %+v, %v; want none", id, page, err)
+		}
+	}
+}

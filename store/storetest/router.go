@@ -44,6 +44,8 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 		t.Run("Posted", s.testPosted)
 		t.Run("ClaimBehindPaused", s.testClaimBehindPaused)
 		t.Run("ChannelIDOf", s.testChannelIDOf)
+		t.Run("SessionDeliveries", s.testSessionDeliveries)
+		t.Run("DeliveryAttempts", s.testDeliveryAttempts)
 	})
 	t.Run("Durability", func(t *testing.T) {
 		t.Run("ReopenKeepsRouterState", s.testRouterReopen)

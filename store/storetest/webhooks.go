@@ -166,7 +166,7 @@ func (s suite) testWebhookDelete(t *testing.T) {
 	mustCreateWebhook(t, st, newWebhook("wh_1"))
 	mustCreateWebhook(t, st, newWebhook("wh_2"))
 	for _, id := range []string{"wh_1", "wh_2"} {
-		if err := st.RecordWebhookAttempt(ctx, store.WebhookAttempt{WebhookID: id, DeliveryID: "d", StatusCode: 200}); err != nil {
+		if err := st.RecordWebhookAttempt(ctx, store.Attempt{WebhookID: id, DeliveryID: "d", StatusCode: 200}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +193,7 @@ func (s suite) testWebhookAttempts(t *testing.T) {
 	mustCreateWebhook(t, st, newWebhook("wh_1"))
 	at := time.Now().Truncate(time.Microsecond).UTC()
 	for i := range 5 {
-		a := store.WebhookAttempt{WebhookID: "wh_1", DeliveryID: fmt.Sprint("dlv-", i), EventID: "evt", SessionID: "ses-a",
+		a := store.Attempt{WebhookID: "wh_1", DeliveryID: fmt.Sprint("dlv-", i), EventID: "evt", SessionID: "ses-a",
 			Seq: int64(i + 1), Attempt: 1, StatusCode: 500 + i, Latency: time.Duration(i) * time.Millisecond,
 			Response: "oops", Error: "server error", At: at}
 		if err := st.RecordWebhookAttempt(ctx, a); err != nil {
@@ -225,7 +225,7 @@ func (s suite) testWebhookReopen(t *testing.T) {
 	st, b := s.fresh(t)
 	ctx := t.Context()
 	mustCreateWebhook(t, st, newWebhook("wh_1"))
-	if err := st.RecordWebhookAttempt(ctx, store.WebhookAttempt{WebhookID: "wh_1", DeliveryID: "d", StatusCode: 204}); err != nil {
+	if err := st.RecordWebhookAttempt(ctx, store.Attempt{WebhookID: "wh_1", DeliveryID: "d", StatusCode: 204}); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, st)
@@ -252,8 +252,8 @@ func (s suite) testWebhookAttemptsWithSettlements(t *testing.T) {
 	if len(ds) != 2 {
 		t.Fatalf("claimed %v, want both", claimedSeqs(ds))
 	}
-	attempt := func(d store.Delivery, code int) *store.WebhookAttempt {
-		return &store.WebhookAttempt{WebhookID: "wh_1", DeliveryID: d.ID, EventID: "evt-" + d.ID, SessionID: d.SessionID,
+	attempt := func(d store.Delivery, code int) *store.Attempt {
+		return &store.Attempt{WebhookID: "wh_1", DeliveryID: d.ID, EventID: "evt-" + d.ID, SessionID: d.SessionID,
 			Seq: d.Seq, Attempt: d.Attempts, StatusCode: code}
 	}
 	mustSettle(t, st, ds[0], "p1", store.Settlement{Status: store.Delivered, Attempt: attempt(ds[0], 204)})
@@ -263,7 +263,7 @@ func (s suite) testWebhookAttemptsWithSettlements(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("attempts = %+v, %v; want the two settled with", got, err)
 	}
-	byDelivery := map[string]store.WebhookAttempt{}
+	byDelivery := map[string]store.Attempt{}
 	for _, g := range got {
 		byDelivery[g.DeliveryID] = g
 	}
