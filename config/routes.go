@@ -5,6 +5,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/router/runtime"
 	"github.com/switchboardhq/switchboard/webhook"
 )
@@ -167,24 +168,9 @@ type Budget struct {
 // out, and the budget of a binding whose route is gone.
 var DefaultBudget = Budget{OutputsPerMinute: 30, BotMessagesPerMinute: 10, Cooldown: Duration(15 * time.Minute)}
 
-// Duration is a time.Duration written as "30s" in YAML.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("want a duration like 30s or 5m, got %q", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes d as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration is a time.Duration written as "30s" in YAML: duration.Duration,
+// aliased so that config's own fields keep the short name.
+type Duration = duration.Duration
 
 func (r *Router) defaults() {
 	if r.MaxParallel == 0 {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/config"
-	"github.com/switchboardhq/switchboard/internal/gateway"
+	"github.com/switchboardhq/switchboard/gateway"
 )
 
 // Secrets of the harness's tokens.

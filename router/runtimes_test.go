@@ -209,7 +209,7 @@ func TestHTTPRuntimeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The gateway's POST /hooks/sessions, wired like internal/gateway does,
+	// The gateway's POST /hooks/sessions, wired like package gateway does,
 	// to whichever router is running.
 	var hook atomic.Pointer[runtime.HookHandler]
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

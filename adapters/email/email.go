@@ -29,7 +29,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 // Name is the plugin name, the envelope source and the conversation source.
@@ -99,15 +99,15 @@ type IMAPConfig struct {
 	// PollInterval is how often the mailbox is checked when the server
 	// lacks IDLE, and how often IDLE is renewed (default 1m). The watcher
 	// is reported stuck when its loop has not run for twice as long.
-	PollInterval config.Duration `yaml:"poll_interval"`
+	PollInterval duration.Duration `yaml:"poll_interval"`
 	// Backoff and MaxBackoff bound the wait before reconnecting after a
 	// failure (defaults 1s and 5m); the wait doubles after each failure.
-	Backoff    config.Duration `yaml:"backoff"`
-	MaxBackoff config.Duration `yaml:"max_backoff"`
+	Backoff    duration.Duration `yaml:"backoff"`
+	MaxBackoff duration.Duration `yaml:"max_backoff"`
 	// Timeout bounds dialing and, while waiting for mail, starting and
 	// ending IDLE and each NOOP (default 1m): past it the watcher drops the
 	// connection and reconnects. Other commands are not bounded yet.
-	Timeout config.Duration `yaml:"timeout"`
+	Timeout duration.Duration `yaml:"timeout"`
 }
 
 // SMTPConfig is where replies are submitted.
@@ -124,7 +124,7 @@ type SMTPConfig struct {
 	// (default: the domain of Address).
 	Domain string `yaml:"domain"`
 	// Timeout bounds one submission (default 1m).
-	Timeout config.Duration `yaml:"timeout"`
+	Timeout duration.Duration `yaml:"timeout"`
 }
 
 // Defaults of Config.
@@ -156,16 +156,16 @@ func (c *Config) defaults() {
 		c.IMAP.Mailbox = DefaultMailbox
 	}
 	if c.IMAP.PollInterval == 0 {
-		c.IMAP.PollInterval = config.Duration(DefaultPollInterval)
+		c.IMAP.PollInterval = duration.Duration(DefaultPollInterval)
 	}
 	if c.IMAP.Backoff == 0 {
-		c.IMAP.Backoff = config.Duration(DefaultBackoff)
+		c.IMAP.Backoff = duration.Duration(DefaultBackoff)
 	}
 	if c.IMAP.MaxBackoff == 0 {
-		c.IMAP.MaxBackoff = config.Duration(DefaultMaxBackoff)
+		c.IMAP.MaxBackoff = duration.Duration(DefaultMaxBackoff)
 	}
 	if c.IMAP.Timeout == 0 {
-		c.IMAP.Timeout = config.Duration(DefaultTimeout)
+		c.IMAP.Timeout = duration.Duration(DefaultTimeout)
 	}
 	if c.SMTP.Security == "" {
 		c.SMTP.Security = StartTLS
@@ -176,7 +176,7 @@ func (c *Config) defaults() {
 		}
 	}
 	if c.SMTP.Timeout == 0 {
-		c.SMTP.Timeout = config.Duration(DefaultTimeout)
+		c.SMTP.Timeout = duration.Duration(DefaultTimeout)
 	}
 }
 
@@ -225,7 +225,7 @@ func (c *Config) Validate() error {
 	if c.IMAP.MoveTo != "" && strings.EqualFold(c.IMAP.MoveTo, c.IMAP.Mailbox) {
 		bad("imap.move_to", "must differ from imap.mailbox")
 	}
-	for key, d := range map[string]config.Duration{"imap.poll_interval": c.IMAP.PollInterval,
+	for key, d := range map[string]duration.Duration{"imap.poll_interval": c.IMAP.PollInterval,
 		"imap.backoff": c.IMAP.Backoff, "imap.max_backoff": c.IMAP.MaxBackoff, "imap.timeout": c.IMAP.Timeout,
 		"smtp.timeout": c.SMTP.Timeout} {
 		if d < 0 {

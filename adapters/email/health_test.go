@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
@@ -26,7 +26,7 @@ func newHealthAdapter(t *testing.T, mb *mailbox, now func() time.Time, mod func(
 		c.Senders = []string{"example.com"}
 		if mb != nil {
 			c.IMAP = IMAPConfig{Addr: mb.addr, Security: Plain, Username: mb.user, Password: mb.pass,
-				Backoff: config.Duration(5 * time.Millisecond), MaxBackoff: config.Duration(20 * time.Millisecond)}
+				Backoff: duration.Duration(5 * time.Millisecond), MaxBackoff: duration.Duration(20 * time.Millisecond)}
 		}
 		if mod != nil {
 			mod(c)
@@ -102,7 +102,7 @@ func TestCheckIMAPLogin(t *testing.T) {
 	// logins from an address after failed ones.
 	a, reg := newHealthAdapter(t, mb, nil, func(c *Config) {
 		c.IMAP.Password = "wrong"
-		c.IMAP.Backoff = config.Duration(time.Hour)
+		c.IMAP.Backoff = duration.Duration(time.Hour)
 	})
 	if err := a.Check(context.Background()); err != nil {
 		t.Fatalf("Check before the first login: %v", err)
@@ -190,7 +190,7 @@ func TestCheckWatcherStuck(t *testing.T) {
 	mb := newMailbox(t)
 	p := newProxy(t, mb.addr)
 	a, reg := newHealthAdapter(t, &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}, time.Now, func(c *Config) {
-		c.IMAP.PollInterval = config.Duration(250 * time.Millisecond)
+		c.IMAP.PollInterval = duration.Duration(250 * time.Millisecond)
 	})
 	w := runWatcher(t, a)
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "stuck-1@example.com", "", "one"))
@@ -303,8 +303,8 @@ func TestWatcherReconnectsWhenThePathGoesSilent(t *testing.T) {
 	mb := newMailbox(t)
 	p := newProxy(t, mb.addr)
 	a, reg := newHealthAdapter(t, &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}, time.Now, func(c *Config) {
-		c.IMAP.PollInterval = config.Duration(250 * time.Millisecond)
-		c.IMAP.Timeout = config.Duration(500 * time.Millisecond)
+		c.IMAP.PollInterval = duration.Duration(250 * time.Millisecond)
+		c.IMAP.Timeout = duration.Duration(500 * time.Millisecond)
 	})
 	w := runWatcher(t, a)
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "silent-1@example.com", "", "one"))

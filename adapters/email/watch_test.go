@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -251,7 +251,7 @@ func TestWatcherReconnectsAfterDrop(t *testing.T) {
 	rec := newRecorder()
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "before-drop@example.com", "", "one"))
 	proxied := &mailbox{addr: p.addr, user: mb.user, pass: mb.pass}
-	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = config.Duration(time.Millisecond) })
+	w := startWatcher(t, proxied, newTestStore(t), rec, func(c *Config) { c.IMAP.Backoff = duration.Duration(time.Millisecond) })
 	expect(t, rec, "before-drop@example.com")
 	w.waitUID(t, 1)
 	p.cut()

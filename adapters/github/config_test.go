@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 func TestRegistered(t *testing.T) {
@@ -121,7 +122,7 @@ func TestConfigValidation(t *testing.T) {
 		{"negative body", func(c *Config) { c.MaxBody = -1 }, "max_body:"},
 		{"chars over the limit", func(c *Config) { c.MaxChars = 70000 }, "max_chars:"},
 		{"chars too few", func(c *Config) { c.MaxChars = 10 }, "max_chars:"},
-		{"timeout beyond GitHub's", func(c *Config) { c.LookupTimeout = config.Duration(10e9) }, "lookup_timeout:"},
+		{"timeout beyond GitHub's", func(c *Config) { c.LookupTimeout = duration.Duration(10e9) }, "lookup_timeout:"},
 		{"unknown reaction", func(c *Config) { c.Reactions.Working = "thumbsup" }, "reactions.working:"},
 	} {
 		c := valid()

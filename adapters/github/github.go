@@ -45,7 +45,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
@@ -101,10 +101,10 @@ type Config struct {
 	// LookupTimeout bounds the API calls made while a webhook is answered
 	// (identity, installation token, pull request head; default 3s), so the
 	// answer comes within GitHub's 10-second limit.
-	LookupTimeout config.Duration `yaml:"lookup_timeout"`
+	LookupTimeout duration.Duration `yaml:"lookup_timeout"`
 	// PRCacheTTL is how long a fetched pull request head (branch, commit) is
 	// reused (default 1m).
-	PRCacheTTL config.Duration `yaml:"pr_cache_ttl"`
+	PRCacheTTL duration.Duration `yaml:"pr_cache_ttl"`
 	// Reactions configures the progress reaction (see Adapter.MarkWorking).
 	Reactions Reactions `yaml:"reactions"`
 }
@@ -178,10 +178,10 @@ func (c *Config) defaults() {
 		c.MaxChars = DefaultMaxChars
 	}
 	if c.LookupTimeout == 0 {
-		c.LookupTimeout = config.Duration(DefaultLookupTimeout)
+		c.LookupTimeout = duration.Duration(DefaultLookupTimeout)
 	}
 	if c.PRCacheTTL == 0 {
-		c.PRCacheTTL = config.Duration(DefaultPRCacheTTL)
+		c.PRCacheTTL = duration.Duration(DefaultPRCacheTTL)
 	}
 	if c.Triggers.Assignment == nil {
 		on := true

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -684,7 +684,7 @@ func TestSlowUserLookupIsBounded(t *testing.T) {
 	rec := newRecorder()
 	// The lookup blocks until the test ends: only the lookup timeout lets
 	// the webhook be answered.
-	a := newTestAdapter(t, fake, rec, func(c *Config) { c.LookupTimeout = config.Duration(50 * time.Millisecond) })
+	a := newTestAdapter(t, fake, rec, func(c *Config) { c.LookupTimeout = duration.Duration(50 * time.Millisecond) })
 	a.idMu.Lock()
 	a.id = identity{AccountID: botAccountID, DisplayName: "Switchboard"}
 	a.idMu.Unlock()

@@ -14,7 +14,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 // fuzzPayloads returns the webhook fixtures of testdata/jira.
@@ -84,7 +84,7 @@ func FuzzProcess(f *testing.F) {
 	}), func(c *Config) {
 		// A failure guard, not a timing: a loaded machine must not make a
 		// lookup of the fake time out and the payload look refused.
-		c.LookupTimeout = config.Duration(time.Minute)
+		c.LookupTimeout = duration.Duration(time.Minute)
 	})
 	f.Fuzz(func(t *testing.T, hookID string, body []byte) {
 		if len(body) > fuzzkit.MaxInput {

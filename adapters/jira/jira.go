@@ -40,7 +40,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
 	"github.com/switchboardhq/switchboard/adapters/internal/msgparts"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
@@ -98,9 +98,9 @@ type Config struct {
 	// LookupTimeout bounds the REST calls (myself, user lookups) made while
 	// a webhook is answered (default 2s); a user lookup that times out
 	// leaves the mention as its account id.
-	LookupTimeout config.Duration `yaml:"lookup_timeout"`
+	LookupTimeout duration.Duration `yaml:"lookup_timeout"`
 	// UserCacheTTL is how long a resolved display name is kept (default 1h).
-	UserCacheTTL config.Duration `yaml:"user_cache_ttl"`
+	UserCacheTTL duration.Duration `yaml:"user_cache_ttl"`
 }
 
 // Defaults of Config.
@@ -123,10 +123,10 @@ func (c *Config) defaults() {
 		c.MaxChars = DefaultMaxChars
 	}
 	if c.LookupTimeout == 0 {
-		c.LookupTimeout = config.Duration(DefaultLookupTimeout)
+		c.LookupTimeout = duration.Duration(DefaultLookupTimeout)
 	}
 	if c.UserCacheTTL == 0 {
-		c.UserCacheTTL = config.Duration(DefaultUserCacheTTL)
+		c.UserCacheTTL = duration.Duration(DefaultUserCacheTTL)
 	}
 }
 

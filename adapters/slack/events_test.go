@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
@@ -485,7 +485,7 @@ func TestSlowLookupsStayWithinBudget(t *testing.T) {
 	fake.usersBlock = release
 	t.Cleanup(func() { close(release) })
 	rec := newRecorder()
-	a := newTestAdapter(t, fake, rec, func(c *Config) { c.LookupTimeout = config.Duration(50 * time.Millisecond) })
+	a := newTestAdapter(t, fake, rec, func(c *Config) { c.LookupTimeout = duration.Duration(50 * time.Millisecond) })
 	if _, err := a.identity(t.Context()); err != nil { // only users.info is slow
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/internal/fuzzkit"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 // fuzzHostile are texts every text target is seeded with.
@@ -103,7 +103,7 @@ func FuzzProcess(f *testing.F) {
 	// The long lookup timeout is a failure guard, not a timing: a loaded
 	// machine must not make a lookup of the fake time out and the payload
 	// look refused.
-	cfg := &Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/", LookupTimeout: config.Duration(time.Minute)}
+	cfg := &Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: fake.srv.URL + "/api/", LookupTimeout: duration.Duration(time.Minute)}
 	a, err := New(cfg, adapters.Deps{
 		Ingress: adapters.IngressFunc(func(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 			got = append(got, in)

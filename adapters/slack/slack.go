@@ -36,7 +36,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/health"
 	"github.com/switchboardhq/switchboard/adapters/internal/lookup"
-	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -82,9 +82,9 @@ type Config struct {
 	// LookupTimeout bounds the Web API lookups (auth.test, users.info) made
 	// while an event is acknowledged (default 1s), so that Slack's 3-second
 	// limit holds; a lookup that times out leaves a name unresolved.
-	LookupTimeout config.Duration `yaml:"lookup_timeout"`
+	LookupTimeout duration.Duration `yaml:"lookup_timeout"`
 	// UserCacheTTL is how long a resolved display name is kept (default 1h).
-	UserCacheTTL config.Duration `yaml:"user_cache_ttl"`
+	UserCacheTTL duration.Duration `yaml:"user_cache_ttl"`
 	// Reactions configures the progress reactions (see Adapter.MarkWorking).
 	Reactions Reactions `yaml:"reactions"`
 	// Streaming posts a partial reply in a thread with Slack's native
@@ -131,10 +131,10 @@ func (c *Config) defaults() {
 		c.MaxChars = DefaultMaxChars
 	}
 	if c.LookupTimeout == 0 {
-		c.LookupTimeout = config.Duration(DefaultLookupTimeout)
+		c.LookupTimeout = duration.Duration(DefaultLookupTimeout)
 	}
 	if c.UserCacheTTL == 0 {
-		c.UserCacheTTL = config.Duration(DefaultUserCacheTTL)
+		c.UserCacheTTL = duration.Duration(DefaultUserCacheTTL)
 	}
 	if c.Reactions.Enabled == nil {
 		on := true

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/config"
-	"github.com/switchboardhq/switchboard/internal/gateway"
+	"github.com/switchboardhq/switchboard/gateway"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {

@@ -12,18 +12,6 @@ import (
 	"github.com/switchboardhq/switchboard/internal/httpx"
 )
 
-// upstreamSecrets collects the secrets that verify upstream events, from
-// every http route.
-func upstreamSecrets(cfg *config.Config) []string {
-	var out []string
-	for _, rt := range cfg.Routes {
-		if rt.HTTP != nil {
-			out = append(out, rt.HTTP.Secrets...)
-		}
-	}
-	return out
-}
-
 // builtAdapter is an adapter with the name it was configured under.
 type builtAdapter struct {
 	name string
@@ -59,6 +47,18 @@ func buildAdapters(cfg *config.Config, deps adapters.Deps, requestCatchUp func(n
 		out = append(out, builtAdapter{name, a})
 	}
 	return out, nil
+}
+
+// upstreamSecrets collects the secrets that verify upstream events, from
+// every http route.
+func upstreamSecrets(cfg *config.Config) []string {
+	var out []string
+	for _, rt := range cfg.Routes {
+		if rt.HTTP != nil {
+			out = append(out, rt.HTTP.Secrets...)
+		}
+	}
+	return out
 }
 
 // hooks is the handler for /hooks/: each adapter's webhooks under

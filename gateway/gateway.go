@@ -1,5 +1,6 @@
 // Package gateway assembles a running Switchboard from its configuration:
-// the store, the HTTP API and the metrics registry. cmd/switchboard calls it;
+// the store, the adapters, the router with its runtimes and webhooks, the
+// HTTP API, the console and the metrics registry. cmd/switchboard calls it;
 // tests use it to run a whole gateway in process.
 package gateway
 
