@@ -60,7 +60,8 @@ export async function show(main) {
       el("td", {}, `${d.to.source} ${d.to.ref}`),
       el("td", {}, el("span", { class: "state status-" + d.status }, d.status)),
       el("td", {}, toggle),
-      el("td", { class: "error" }, d.last_error || ""),
+      // A delivered delivery's last error is that of an earlier attempt.
+      d.status === "delivered" ? el("td", { class: "muted" }, d.last_error ? "earlier: " + d.last_error : "") : el("td", { class: "error" }, d.last_error || ""),
       el("td", {}, fmtTime(d.updated_at)),
       el("td", {}, d.status === "delivered" ? null : retry)), detail];
   };
@@ -108,7 +109,7 @@ async function attempts(d) {
     el("tbody", {}, ...list.map((a) => el("tr", { "data-attempt": a.attempt },
       el("td", {}, String(a.attempt)),
       el("td", {}, fmtTime(a.at)),
-      el("td", {}, a.error ? (a.status_code ? String(a.status_code) : "failed") : a.status_code ? String(a.status_code) : "ok"),
+      el("td", { class: a.error ? "error" : "" }, (a.error ? "failed" : "ok") + (a.status_code ? ` (${a.status_code})` : "")),
       el("td", {}, `${Math.round(a.latency_ns / 1e6)} ms`),
       el("td", { class: "error" }, a.error || ""),
       el("td", {}, a.response ? el("code", {}, a.response) : "")))));
