@@ -50,6 +50,8 @@ type Config struct {
 	Webhooks Webhooks `yaml:"webhooks"`
 	// CatchUp configures the channels' catch-up after downtime.
 	CatchUp CatchUp `yaml:"catch_up"`
+	// Console configures the operator console.
+	Console Console `yaml:"console"`
 }
 
 // Limits bound requests.
@@ -212,6 +214,7 @@ func (c *Config) Defaults() {
 	c.Router.defaults()
 	c.Webhooks.defaults()
 	c.CatchUp.defaults()
+	c.Console.defaults()
 	for i := range c.Routes {
 		c.Routes[i].defaults()
 	}
@@ -277,6 +280,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRoutes()...)
 	errs = append(errs, c.Webhooks.validate()...)
 	errs = append(errs, c.CatchUp.validate()...)
+	errs = append(errs, c.Console.validate()...)
 	return errors.Join(errs...)
 }
 

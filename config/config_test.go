@@ -67,6 +67,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad store", "store: mysql://x\n", nil, "store: want"},
 		{"bad level", "log: {level: loud}\n", nil, "log.level"},
 		{"unclosed", "data: ${X\n", nil, "data: unclosed"},
+		{"console session too long", "console: {session_ttl: 800h}\n", nil, "console.session_ttl: must be between 1s and 720h"},
+		{"console session negative", "console: {session_ttl: -1h}\n", nil, "console.session_ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yml), env(tc.env))

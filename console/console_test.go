@@ -3,7 +3,9 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -109,6 +111,25 @@ func TestLoginSetsAStrictHttpOnlyCookie(t *testing.T) {
 	// The page can find its session again (after a reload).
 	if resp, m := b.do("GET", "/console/session", nil, false); resp.StatusCode != 200 || str(m, "csrf") != b.csrf {
 		t.Fatalf("session: %d %v", resp.StatusCode, m)
+	}
+}
+
+// TestSessionTTLIsConfigured: console.session_ttl sets how long a login
+// lasts.
+func TestSessionTTLIsConfigured(t *testing.T) {
+	h := newHarnessWith(t, "", "console: {session_ttl: 90m}\n")
+	b := newBrowser(h)
+	start := time.Now()
+	resp, m := b.login(adminSecret)
+	if resp.StatusCode != 200 {
+		t.Fatalf("login: %d %v", resp.StatusCode, m)
+	}
+	expires, err := time.Parse(time.RFC3339Nano, str(m, "expires"))
+	if err != nil {
+		t.Fatalf("expires %q: %v", str(m, "expires"), err)
+	}
+	if d := expires.Sub(start); d < 89*time.Minute || d > 91*time.Minute {
+		t.Errorf("the session lasts %v, want 90m", d)
 	}
 }
 
@@ -268,6 +289,75 @@ func TestSessionsExpireAndKeepOnlyHashes(t *testing.T) {
 	now = now.Add(time.Hour)
 	if _, err := s.ConsoleSession(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after the TTL: %v, want ErrNotFound", err)
+	}
+	// The next login sweeps the expired record away; a logout deletes its own.
+	recordOf := func(id string) error {
+		sum := sha256.Sum256([]byte(id))
+		_, err := h.gw.Store().Value(ctx, console.Namespace, hex.EncodeToString(sum[:]))
+		return err
+	}
+	if err := recordOf(id); err != nil {
+		t.Fatalf("the expired record before a login: %v, want it there", err)
+	}
+	id2, _, err := s.Create(ctx, api.ConsoleLogin{Name: "admin", Scopes: []store.Scope{store.ScopeAdmin}, TokenHash: api.HashToken(adminSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recordOf(id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the expired record after a login: %v, want it swept", err)
+	}
+	if err := recordOf(id2); err != nil {
+		t.Errorf("the new session's record: %v", err)
+	}
+	if err := s.End(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordOf(id2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a logged-out record: %v, want it deleted", err)
+	}
+}
+
+// TestSweepGoesRound: expired records are swept a batch per login, going
+// round the namespace, and live ones are kept.
+func TestSweepGoesRound(t *testing.T) {
+	h := newHarness(t, "")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := console.NewSessions(h.gw.Store(), time.Hour, func() time.Time { return now })
+	ctx := context.Background()
+	login := api.ConsoleLogin{Name: "admin", Scopes: []store.Scope{store.ScopeAdmin}, TokenHash: api.HashToken(adminSecret)}
+	var old []string
+	for range 150 {
+		id, _, err := s.Create(ctx, login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, id)
+	}
+	now = now.Add(2 * time.Hour)
+	live, _, err := s.Create(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := 0; i < 10; i++ {
+		n, err := s.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	keys, err := h.gw.Store().Keys(ctx, console.Namespace, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 {
+		t.Errorf("%d records left after sweeping (%d swept, plus what the login swept), want the live one only", len(keys), total)
+	}
+	if _, err := s.ConsoleSession(ctx, live); err != nil {
+		t.Errorf("the live session after sweeping: %v", err)
+	}
+	if _, err := s.ConsoleSession(ctx, old[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an expired session: %v, want ErrNotFound", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/switchboardhq/switchboard/api"
@@ -32,10 +33,11 @@ const DefaultTTL = 12 * time.Hour
 // form in which the store keeps tokens anyway), the session's CSRF token and
 // its expiry. A session grants nothing by itself: every request is checked
 // against the token that logged in, so revoking that token ends its
-// sessions. Logout overwrites the record with an empty value (KV has no
-// delete); an expired record is ignored and stays until overwritten, which
-// at a few hundred bytes per login is acceptable for a console used by
-// people.
+// sessions. Logout deletes the record. An expired record is ignored, and
+// each login sweeps up to sweepBatch records, going round the namespace
+// from one login to the next, deleting the expired ones: as every record
+// is made by a login, what has expired is bounded by what the last logins
+// have not yet swept, and no goroutine is needed.
 //
 // Every request with the cookie reads its record (there is no cache), so
 // that a logout takes effect at once on every replica: with SQLite a local
@@ -46,7 +48,13 @@ type Sessions struct {
 	kv  store.KV
 	ttl time.Duration
 	now func() time.Time
+
+	mu    sync.Mutex
+	swept string // the key the next sweep starts after ("": the first)
 }
+
+// sweepBatch is how many records one login's sweep looks at.
+const sweepBatch = 64
 
 var _ api.ConsoleSessions = (*Sessions)(nil)
 
@@ -110,6 +118,8 @@ func (s *Sessions) Create(ctx context.Context, login api.ConsoleLogin) (string, 
 	if err := s.kv.SetValue(ctx, Namespace, key(id), b); err != nil {
 		return "", Session{}, fmt.Errorf("console: store session: %w", err)
 	}
+	// A failed sweep fails no login: the next one sweeps again.
+	_, _ = s.Sweep(ctx)
 	return id, Session{Name: rec.Name, Scopes: rec.Scopes, CSRF: rec.CSRF, Expires: rec.Expires}, nil
 }
 
@@ -162,8 +172,52 @@ func (s *Sessions) ConsoleSession(ctx context.Context, id string) (api.ConsoleSe
 
 // End logs session id out, everywhere.
 func (s *Sessions) End(ctx context.Context, id string) error {
-	if err := s.kv.SetValue(ctx, Namespace, key(id), nil); err != nil {
+	if _, err := s.kv.DeleteValue(ctx, Namespace, key(id), nil); err != nil {
 		return fmt.Errorf("console: end session: %w", err)
 	}
 	return nil
+}
+
+// Sweep looks at up to sweepBatch session records after the last one the
+// previous sweep looked at (starting over past the end) and deletes those
+// that have expired, or are empty or unreadable (a logout by an older
+// version). It returns how many it deleted. A record is deleted only if it
+// is still what was read, so a sweep never removes a record written since.
+func (s *Sessions) Sweep(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	after := s.swept
+	s.mu.Unlock()
+	keys, err := s.kv.Keys(ctx, Namespace, after, sweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("console: sweep sessions: %w", err)
+	}
+	next := ""
+	if len(keys) == sweepBatch {
+		next = keys[len(keys)-1]
+	}
+	s.mu.Lock()
+	s.swept = next
+	s.mu.Unlock()
+	now, n := s.now(), 0
+	for _, k := range keys {
+		b, err := s.kv.Value(ctx, Namespace, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("console: sweep sessions: %w", err)
+		}
+		var rec record
+		if len(b) > 0 && json.Unmarshal(b, &rec) == nil && now.Before(rec.Expires) {
+			continue
+		}
+		deleted, err := s.kv.DeleteValue(ctx, Namespace, k, b)
+		if err != nil {
+			return n, fmt.Errorf("console: sweep sessions: %w", err)
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -174,7 +174,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 			checks[b.name] = c
 		}
 	}
-	consoleSessions := console.NewSessions(st, 0, nil)
+	consoleSessions := console.NewSessions(st, cfg.Console.SessionTTL.D(), nil)
 	a, err := api.New(api.Options{
 		Store:  st,
 		Tokens: tokens,

@@ -32,6 +32,17 @@ type KV interface {
 	// processes, so a read-modify-write loop over Value and
 	// CompareAndSetValue loses no concurrent update.
 	CompareAndSetValue(ctx context.Context, namespace, key string, old, value []byte) (set bool, err error)
+	// DeleteValue removes key from namespace, durably, only if its value is
+	// old, byte for byte, or, when old is nil, whatever its value. It
+	// reports whether it removed the key; false (a key that does not exist,
+	// or holds another value) changes nothing. Like CompareAndSetValue, the
+	// comparison and the removal are atomic.
+	DeleteValue(ctx context.Context, namespace, key string, old []byte) (deleted bool, err error)
+	// Keys returns up to limit keys of namespace that sort after the key
+	// after ("" for the first), in byte order, so that a caller can walk a
+	// namespace page by page (to sweep what has expired, say). A limit
+	// below 1 returns none.
+	Keys(ctx context.Context, namespace, after string, limit int) ([]string, error)
 }
 
 // Limits of KV.

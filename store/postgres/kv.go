@@ -90,3 +90,45 @@ func (s *Store) CompareAndSetValue(ctx context.Context, namespace, key string, o
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// DeleteValue removes key from namespace only if its value is old (nil old:
+// whatever it is), and reports whether it did. A conditional DELETE makes
+// the comparison and the removal atomic. It costs one round trip.
+func (s *Store) DeleteValue(ctx context.Context, namespace, key string, old []byte) (bool, error) {
+	if err := s.checkOpen("delete value"); err != nil {
+		return false, err
+	}
+	if err := store.CheckKV(namespace, key, nil); err != nil {
+		return false, fmt.Errorf("postgres: delete value: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM kv WHERE namespace = $1 AND key = $2 AND ($3::bytea IS NULL OR value = $3)`,
+		namespace, key, old)
+	if err != nil {
+		return false, s.fail("delete value", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Keys returns up to limit keys of namespace after the key after, in byte
+// order (the primary key's "C" collation). It costs one round trip.
+func (s *Store) Keys(ctx context.Context, namespace, after string, limit int) ([]string, error) {
+	if err := s.checkOpen("keys"); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(store.CheckKV(namespace, "-", nil), store.CheckText("after", after)); err != nil {
+		return nil, fmt.Errorf("postgres: keys: %w", err)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT key FROM kv WHERE namespace = $1 AND key > $2 ORDER BY key LIMIT $3`,
+		namespace, after, limit)
+	if err != nil {
+		return nil, s.fail("keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.fail("keys", err)
+	}
+	return keys, nil
+}

@@ -13,7 +13,7 @@ var _ store.KV = (*Store)(nil)
 
 // kvWrites are the writer's statements for the kv table.
 type kvWrites struct {
-	set, insert, swap *sql.Stmt
+	set, insert, swap, del, delIf *sql.Stmt
 }
 
 func (k *kvWrites) defs() []stmtDef {
@@ -23,17 +23,20 @@ func (k *kvWrites) defs() []stmtDef {
 		{&k.insert, `INSERT INTO kv (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
 			ON CONFLICT (namespace, key) DO NOTHING`},
 		{&k.swap, `UPDATE kv SET value = ?3, updated_at = ?4 WHERE namespace = ?1 AND key = ?2 AND value = ?5`},
+		{&k.del, `DELETE FROM kv WHERE namespace = ?1 AND key = ?2`},
+		{&k.delIf, `DELETE FROM kv WHERE namespace = ?1 AND key = ?2 AND value = ?3`},
 	}
 }
 
 // kvReads are the readers' statements for the kv table.
 type kvReads struct {
-	value *sql.Stmt
+	value, keys *sql.Stmt
 }
 
 func (k *kvReads) defs() []stmtDef {
 	return []stmtDef{
 		{&k.value, `SELECT value FROM kv WHERE namespace = ? AND key = ?`},
+		{&k.keys, `SELECT key FROM kv WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`},
 	}
 }
 
@@ -107,6 +110,64 @@ func (s *Store) CompareAndSetValue(ctx context.Context, namespace, key string, o
 		return groupcommitResult{Val: writeResult{ok: n == 1}}, nil
 	})
 	return res.ok, err
+}
+
+// DeleteValue removes key from namespace only if its value is old (nil
+// old: whatever it is), and reports whether it did, in one IMMEDIATE
+// transaction of the single writer.
+func (s *Store) DeleteValue(ctx context.Context, namespace, key string, old []byte) (bool, error) {
+	if err := store.CheckKV(namespace, key, nil); err != nil {
+		return false, fmt.Errorf("sqlite: delete value: %w", err)
+	}
+	res, err := s.write(ctx, "delete_value", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
+		var (
+			res sql.Result
+			err error
+		)
+		if old == nil {
+			res, err = w.kv.del.ExecContext(ctx, namespace, key)
+		} else {
+			res, err = w.kv.delIf.ExecContext(ctx, namespace, key, old)
+		}
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("delete value: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return groupcommitResult{}, fmt.Errorf("delete value: %w", err)
+		}
+		return groupcommitResult{Val: writeResult{ok: n == 1}}, nil
+	})
+	return res.ok, err
+}
+
+// Keys returns up to limit keys of namespace after the key after, in byte
+// order (the kv table's primary key, whose BINARY collation is byte order).
+func (s *Store) Keys(ctx context.Context, namespace, after string, limit int) ([]string, error) {
+	if err := store.CheckKV(namespace, "-", nil); err != nil {
+		return nil, fmt.Errorf("sqlite: keys: %w", err)
+	}
+	if err := store.CheckText("after", after); err != nil {
+		return nil, fmt.Errorf("sqlite: keys: %w", err)
+	}
+	if s.closed.Load() {
+		return nil, fmt.Errorf("sqlite: keys: %w", store.ErrClosed)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
+	rows, err := s.r.kv.keys.QueryContext(ctx, namespace, after, limit)
+	if err != nil {
+		return nil, s.readErr("keys", err)
+	}
+	out, err := collect(rows, func(row scanner) (string, error) {
+		var k string
+		return k, row.Scan(&k)
+	})
+	if err != nil {
+		return nil, s.readErr("keys", err)
+	}
+	return out, nil
 }
 
 // checkKV checks a key and the value to store under it, and returns the

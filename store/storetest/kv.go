@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,6 +19,8 @@ func (s suite) runKV(t *testing.T, cfg config) {
 	t.Run("BinaryByteForByte", s.testKVBinary)
 	t.Run("BadKeys", s.testKVBadKeys)
 	t.Run("CompareAndSet", s.testKVCompareAndSet)
+	t.Run("Delete", s.testKVDelete)
+	t.Run("Keys", s.testKVKeys)
 	t.Run("ConcurrentWritersLastWins", s.testKVConcurrentSet)
 	t.Run("ConcurrentReadModifyWrite", s.testKVConcurrentCAS)
 	t.Run("SurvivesReopen", s.testKVReopen)
@@ -321,4 +324,78 @@ func (s suite) testKVReopen(t *testing.T) {
 	checkValue(t, re, kvNS, "cursor", v)
 	checkValue(t, re, kvNS, "replaced", []byte("new"))
 	checkValue(t, re, kvNS, "swapped", []byte("cas"))
+}
+
+func (s suite) testKVDelete(t *testing.T) {
+	st, _ := s.fresh(t)
+	del := func(key string, old []byte, want bool) {
+		t.Helper()
+		got, err := st.DeleteValue(t.Context(), kvNS, key, old)
+		if err != nil || got != want {
+			t.Fatalf("DeleteValue(%s, old %q) = %v, %v; want %v", key, old, got, err, want)
+		}
+	}
+	mustSetValue(t, st, kvNS, "a", []byte("1"))
+	mustSetValue(t, st, kvNS, "b", []byte("2"))
+	mustSetValue(t, st, kvNS, "empty", []byte{})
+	mustSetValue(t, st, "other", "a", []byte("1"))
+	del("a", []byte("2"), false) // another value: kept
+	checkValue(t, st, kvNS, "a", []byte("1"))
+	del("a", []byte("1"), true)
+	checkNoValue(t, st, kvNS, "a")
+	checkValue(t, st, "other", "a", []byte("1")) // namespaces are separate
+	del("a", nil, false)                         // gone already
+	del("b", nil, true)                          // whatever its value
+	checkNoValue(t, st, kvNS, "b")
+	del("empty", []byte("x"), false)
+	del("empty", []byte{}, true) // an empty old matches a stored empty value
+	checkNoValue(t, st, kvNS, "empty")
+	// A deleted key can be created again, also by CompareAndSetValue with nil old.
+	if set, err := st.CompareAndSetValue(t.Context(), kvNS, "a", nil, []byte("again")); err != nil || !set {
+		t.Fatalf("CompareAndSetValue after DeleteValue = %v, %v; want set", set, err)
+	}
+	checkValue(t, st, kvNS, "a", []byte("again"))
+	if _, err := st.DeleteValue(t.Context(), kvNS, "", nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("DeleteValue of an empty key = %v, want ErrInvalid", err)
+	}
+}
+
+func (s suite) testKVKeys(t *testing.T) {
+	st, _ := s.fresh(t)
+	want := []string{"A", "a", "a/b", "b", "\u00e9", "\u4e16"} // byte order: upper before lower, ASCII before UTF-8
+	for _, k := range []string{"b", "\u4e16", "a", "\u00e9", "a/b", "A"} {
+		mustSetValue(t, st, kvNS, k, []byte(k))
+	}
+	mustSetValue(t, st, "other", "x", nil)
+	mustSetValue(t, st, kvNS+"2", "c", nil)
+	for _, size := range []int{1, 2, 4, 100} {
+		var got []string
+		after := ""
+		for range 100 {
+			page, err := st.Keys(t.Context(), kvNS, after, size)
+			if err != nil {
+				t.Fatalf("Keys(after %q, %d): %v", after, size, err)
+			}
+			if len(page) > size {
+				t.Fatalf("Keys(after %q, %d) returned %d", after, size, len(page))
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Keys in pages of %d = %q, want %q", size, got, want)
+		}
+	}
+	if keys, err := st.Keys(t.Context(), "none", "", 10); err != nil || len(keys) != 0 {
+		t.Errorf("Keys of an empty namespace = %q, %v; want none", keys, err)
+	}
+	if keys, err := st.Keys(t.Context(), kvNS, "", 0); err != nil || len(keys) != 0 {
+		t.Errorf("Keys with limit 0 = %q, %v; want none", keys, err)
+	}
+	if _, err := st.Keys(t.Context(), "", "", 10); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Keys of an empty namespace name = %v, want ErrInvalid", err)
+	}
 }
