@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/httpx"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // SessionMap is the durable mapping between local sessions and the sessions
@@ -338,15 +339,11 @@ func retryable(status int) bool {
 	return status >= 500
 }
 
-// backoff is the wait after the attempt-th failure: exponential from
-// baseBackoff, capped at maxBackoff, with "equal jitter" (half fixed, half
-// random) so that sessions retrying together spread out.
+// backoff is the wait after the attempt-th failure: retry.JitterAt from
+// baseBackoff, capped at maxBackoff, half fixed and half random, so that
+// sessions retrying together spread out.
 func (h *HTTP) backoff(attempt int) time.Duration {
-	d := h.maxBackoff
-	if attempt < 30 {
-		d = min(baseBackoff<<(attempt-1), h.maxBackoff)
-	}
-	return d/2 + time.Duration(h.jitter()*float64(d/2))
+	return retry.JitterAt(attempt, baseBackoff, h.maxBackoff, h.jitter())
 }
 
 // retryAfter parses a Retry-After header: delay seconds or an HTTP date,
@@ -386,17 +383,10 @@ func excerpt(b []byte, n int) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// sleepCtx waits for d or until ctx ends.
+// sleepCtx waits for d or until ctx ends (retry.Sleep, with ctx's error).
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
+	if !retry.Sleep(ctx, d) {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
