@@ -26,6 +26,9 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// sleep, if not nil, replaces retry.Sleep between Stream's connections
+	// (for tests).
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // New returns a client for the gateway at baseURL (http://127.0.0.1:8080)
