@@ -354,6 +354,39 @@ func TestListenerReconnectBackoff(t *testing.T) {
 	}
 }
 
+// TestAppendRetryBackoff makes every insert into records lose a
+// serialization conflict: the batch is tried maxAttempts times, waiting a
+// backoff that grows from appendBackoffMin and stops at appendBackoffMax.
+func TestAppendRetryBackoff(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := openStore(t, dsn, Options{})
+	create(t, s, "s1")
+	if _, err := s.pool.Exec(t.Context(), `
+		CREATE FUNCTION conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'test conflict' USING ERRCODE = '40001'; END $$;
+		CREATE TRIGGER conflict BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION conflict();`); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	s.sleep = func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return true
+	}
+	_, err := s.Append(t.Context(), msg("s1", "k1", "hi"))
+	if pgCode(err) != "40001" {
+		t.Fatalf("Append = %v, want the serialization failure", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 4 * time.Millisecond}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+}
+
 // TestConcurrentOpenMigratesOnce starts several Stores on a fresh schema at
 // once: the advisory lock must let exactly one apply each migration.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
