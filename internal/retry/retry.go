@@ -1,8 +1,8 @@
 // Package retry is the one backoff of the module. Backoff, a capped
 // exponential backoff, paces the long-running loops: the channel adapters'
 // identity checks at start and reconnects (Socket Mode, IMAP), the router's
-// store retries, the Postgres notification listener's reconnects and the
-// client's Stream. Jitter (and JitterAt) is the jittered schedule of
+// store retries, the Postgres store's append retries and listener
+// reconnects, and the client's Stream. Jitter (and JitterAt) is the jittered schedule of
 // retries that many callers make at once: the router's outbox and webhook
 // retries and the http runtime's requests. Sleep is the context-aware wait
 // they all share.
