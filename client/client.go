@@ -6,6 +6,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,30 +27,78 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// maxResponse bounds the body read of a call's answer.
+	maxResponse int64
+	// sleep, if not nil, replaces retry.Sleep between Stream's connections
+	// (for tests).
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // New returns a client for the gateway at baseURL (http://127.0.0.1:8080)
-// authenticating with token. hc may be nil for a default client.
-func New(baseURL, token string, hc *http.Client) *Client {
+// authenticating with token. hc may be nil for a default client. The API's
+// paths (/v3/...) are appended to baseURL, which may have a path of its own.
+func New(baseURL, token string, hc *http.Client, opts ...Option) *Client {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc, maxResponse: DefaultMaxResponse}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// An Option adjusts the Client that New returns.
+type Option func(*Client)
+
+// DefaultMaxResponse is how much of a call's answer a Client reads unless
+// MaxResponse says otherwise.
+const DefaultMaxResponse = 64 << 20
+
+// MaxResponse bounds how many bytes of a call's answer the client reads
+// (CatchUp reads at most 1 MiB, Stream bounds each event apart). A success
+// whose answer is longer fails with a *DecodeError; an error answer is cut
+// short. n <= 0 keeps DefaultMaxResponse.
+func MaxResponse(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxResponse = n
+		}
+	}
 }
 
 // Error is an error answer from the gateway.
 type Error struct {
-	Status  int    // HTTP status
-	Code    string // the error code, e.g. "not_found"
+	Status int // HTTP status
+	// Code is the error code ("not_found"), or the status text when the
+	// answer has none.
+	Code    string
 	Message string
 	// RetryAfter is the gateway's Retry-After on a 429 or 503 (seconds or
 	// an HTTP date, 0 for a date in the past).
 	RetryAfter time.Duration
+	// Header is the answer's header.
+	Header http.Header
 }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("switchboard: %d %s: %s", e.Status, e.Code, e.Message)
 }
+
+// DecodeError is the error of a call that succeeded (a 2xx answer) but
+// whose answer could not be decoded: not JSON of the expected shape, or
+// longer than MaxResponse. The call took effect.
+type DecodeError struct {
+	Method, Path string
+	Status       int
+	Err          error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("switchboard: decode %s %s: %v", e.Method, e.Path, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Session is a session as the API returns it.
 type Session struct {
@@ -120,9 +169,34 @@ func (c *Client) Session(ctx context.Context, id string) (Session, error) {
 }
 
 // Steer sends a message to a session. It is safe to retry with the same
-// IdempotencyKey.
+// IdempotencyKey. Of m's fields it sends those of the Steer API: text,
+// idempotency_key, refs, conversation.ref and actor.display; the fields of
+// outputs fail the call.
 func (c *Client) Steer(ctx context.Context, sessionID string, m Message) (Result, error) {
-	return c.post(ctx, "/v3/sessions/"+url.PathEscape(sessionID)+"/messages", m)
+	if m.Kind != "" || m.Partial || m.Broadcast || m.State != "" {
+		return Result{}, errors.New("switchboard: steer: kind, partial, broadcast and state are fields of outputs")
+	}
+	req := steerRequest{Text: m.Text, IdempotencyKey: m.IdempotencyKey, Refs: m.Refs, Actor: m.Actor}
+	if m.Conversation != nil {
+		req.Conversation = &steerConversation{Ref: m.Conversation.Ref}
+	}
+	return c.post(ctx, "/v3/sessions/"+url.PathEscape(sessionID)+"/messages", req)
+}
+
+// steerRequest is the body of POST /v3/sessions/{id}/messages, which
+// refuses any other field (conversation.source among them).
+type steerRequest struct {
+	Text           string             `json:"text,omitempty"`
+	IdempotencyKey string             `json:"idempotency_key,omitempty"`
+	Refs           envelope.Refs      `json:"refs,omitempty"`
+	Conversation   *steerConversation `json:"conversation,omitempty"`
+	Actor          *struct {
+		Display string `json:"display,omitempty"`
+	} `json:"actor,omitempty"`
+}
+
+type steerConversation struct {
+	Ref string `json:"ref"`
 }
 
 // Output appends an agent output to a session.
@@ -130,7 +204,7 @@ func (c *Client) Output(ctx context.Context, sessionID string, m Message) (Resul
 	return c.post(ctx, "/v3/sessions/"+url.PathEscape(sessionID)+"/outputs", m)
 }
 
-func (c *Client) post(ctx context.Context, path string, m Message) (Result, error) {
+func (c *Client) post(ctx context.Context, path string, m any) (Result, error) {
 	var r Result
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -258,6 +332,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body []byt
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -274,31 +349,38 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResponse+1))
+	if resp.StatusCode >= 300 {
+		// An error answer is an error however much of it was read.
+		return resp, decodeError(resp, data[:min(int64(len(data)), c.maxResponse)])
+	}
 	if err != nil {
 		return resp, err
 	}
-	if resp.StatusCode >= 300 {
-		return resp, decodeError(resp, data)
+	if out == nil {
+		return resp, nil
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp, fmt.Errorf("switchboard: decode %s %s: %w", method, path, err)
-		}
+	if int64(len(data)) > c.maxResponse {
+		err = fmt.Errorf("the answer is longer than %d bytes", c.maxResponse)
+	} else {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
+		return resp, &DecodeError{Method: method, Path: path, Status: resp.StatusCode, Err: err}
 	}
 	return resp, nil
 }
 
 func decodeError(resp *http.Response, data []byte) error {
-	e := &Error{Status: resp.StatusCode}
+	e := &Error{Status: resp.StatusCode, Header: resp.Header}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
+	if json.Unmarshal(data, &body) == nil && (body.Error.Code != "" || body.Error.Message != "") {
+		e.Code, e.Message = cmp.Or(body.Error.Code, http.StatusText(resp.StatusCode)), body.Error.Message
 	} else {
 		e.Code, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
 	}

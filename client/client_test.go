@@ -15,6 +15,7 @@ import (
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/client"
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
@@ -57,6 +58,18 @@ func TestSteerReplayAndErrors(t *testing.T) {
 	var apiErr *client.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || apiErr.Code == "" {
 		t.Fatalf("conflict: %v", err)
+	}
+	// A conversation and an actor go as the Steer API takes them.
+	r, err = c.Steer(ctx, s.ID, client.Message{Text: "in a thread", IdempotencyKey: "k2",
+		Conversation: &envelope.Conversation{Ref: "thread-42"}, Actor: &struct {
+			Display string `json:"display,omitempty"`
+		}{"Ada"}})
+	if err != nil || r.Message.Envelope.Conversation != (envelope.Conversation{Source: envelope.SourceClient, Ref: "thread-42"}) ||
+		r.Message.Envelope.Actor.Display != "Ada" {
+		t.Fatalf("steer in a conversation: %+v %v", r, err)
+	}
+	if _, err := c.Steer(ctx, s.ID, client.Message{Text: "x", State: "idle"}); err == nil || errors.As(err, &apiErr) {
+		t.Fatalf("steer with an output's field: %v, want a refusal before the call", err)
 	}
 	if _, err := c.Steer(ctx, "ses_missing", client.Message{Text: "x"}); !client.IsStatus(err, http.StatusNotFound) {
 		t.Fatalf("unknown session: %v", err)
@@ -216,5 +229,58 @@ func TestCatchUp(t *testing.T) {
 	}
 	if _, err := c.CatchUp(t.Context(), "email"); !client.IsStatus(err, http.StatusNotFound) {
 		t.Errorf("a channel without catch-up: %v", err)
+	}
+}
+
+// TestAnswers covers what a client sends and how it reads answers that are
+// not the gateway's own: the Accept header, the answer's header on an
+// Error, error bodies of other shapes, and successes it cannot decode.
+func TestAnswers(t *testing.T) {
+	var answer func(w http.ResponseWriter)
+	var accept string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept = r.Header.Get("Accept")
+		answer(w)
+	}))
+	defer hs.Close()
+	c := client.New(hs.URL+"/", token, hs.Client(), client.MaxResponse(64))
+	ctx := context.Background()
+
+	answer = func(w http.ResponseWriter) {
+		w.Header().Set("X-Upstream", "a")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"no code"}}`)
+	}
+	_, err := c.Session(ctx, "ses_1")
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != "Bad Request" || e.Message != "no code" || e.Header.Get("X-Upstream") != "a" {
+		t.Errorf("an error with a message only: %#v", err)
+	}
+	if accept != "application/json" {
+		t.Errorf("Accept %q", accept)
+	}
+
+	answer = func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, strings.Repeat("x", 100))
+	}
+	if _, err := c.Session(ctx, "ses_1"); !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.Message != strings.Repeat("x", 64) {
+		t.Errorf("a long error answer: %v, want its first 64 bytes", err)
+	}
+
+	for name, body := range map[string]string{"empty": "", "not JSON": "accepted", "too long": `{"id":"` + strings.Repeat("s", 64) + `"}`} {
+		answer = func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, body)
+		}
+		_, err := c.Steer(ctx, "ses_1", client.Message{Text: "x"})
+		var de *client.DecodeError
+		if !errors.As(err, &de) || de.Status != http.StatusAccepted || de.Path != "/v3/sessions/ses_1/messages" {
+			t.Errorf("%s success answer: %v, want a *DecodeError", name, err)
+		}
+	}
+	answer = func(w http.ResponseWriter) { fmt.Fprint(w, `{"id":"ses_1"}`) }
+	if s, err := c.Session(ctx, "ses_1"); err != nil || s.ID != "ses_1" {
+		t.Errorf("a short answer: %+v, %v", s, err)
 	}
 }

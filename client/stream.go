@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Stream follows a session's log from seq after, calling fn for each record
@@ -19,13 +21,21 @@ import (
 // Last-Event-ID) when the connection drops, and returns when ctx ends
 // (returning nil), when fn returns an error (returning it), or on an error
 // answer from the gateway such as 401 or 404.
+//
+// Between connections it waits a capped exponential backoff
+// (100ms, doubling up to 5s), which starts over once a connection brought
+// new records.
 func (c *Client) Stream(ctx context.Context, sessionID string, after int64, fn func(Record) error) error {
-	backoff := 100 * time.Millisecond
+	sleep := c.sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	b := retry.Backoff{Min: streamBackoffMin, Max: streamBackoffMax}
 	for {
 		last, err := c.streamOnce(ctx, sessionID, after, fn)
 		if last > after {
 			after = last
-			backoff = 100 * time.Millisecond
+			b.Reset()
 		}
 		var fnErr *callbackError
 		var apiErr *Error
@@ -37,14 +47,17 @@ func (c *Client) Stream(ctx context.Context, sessionID string, after int64, fn f
 		case errors.As(err, &apiErr) && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests:
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, b.Next()) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
+
+// Stream's waits between connections.
+const (
+	streamBackoffMin = 100 * time.Millisecond
+	streamBackoffMax = 5 * time.Second
+)
 
 type callbackError struct{ err error }
 

@@ -1,8 +1,11 @@
-// Package retry holds the capped exponential backoff that the channel
-// adapters use for their long-running loops (identity checks at start,
-// reconnecting a Socket Mode or IMAP connection), the jittered Jitter
-// schedule of the router's outbox and webhook retries, and the
-// context-aware Sleep they all share.
+// Package retry is the one backoff of the module. Backoff, a capped
+// exponential backoff, paces the long-running loops: the channel adapters'
+// identity checks at start and reconnects (Socket Mode, IMAP), the router's
+// store retries, the Postgres store's append retries and listener
+// reconnects, and the client's Stream. Jitter (and JitterAt) is the jittered schedule of
+// retries that many callers make at once: the router's outbox and webhook
+// retries and the http runtime's requests. Sleep is the context-aware wait
+// they all share.
 package retry
 
 import (
@@ -66,13 +69,27 @@ func Until(ctx context.Context, b *Backoff, log *slog.Logger, what string, try f
 
 // Jitter is the wait before retry number attempt+1 of a durable queue: base
 // doubled per attempt, capped at max, with full jitter over its upper half
-// (so that retries of many items spread out).
+// (so that retries of many items spread out). It is JitterAt with a random
+// f.
 func Jitter(attempt int, base, max time.Duration) time.Duration {
+	return JitterAt(attempt, base, max, rand.Float64())
+}
+
+// JitterAt is Jitter with its random draw given, for callers that supply
+// their own (tests that want exact waits): f in [0, 1] places the wait in
+// the upper half of the step, 0 at half of it, 1 at all of it. The step is
+// base doubled attempt-1 times (base for attempt 1 or less), capped at
+// limit; it never overflows, however large attempt is.
+func JitterAt(attempt int, base, limit time.Duration, f float64) time.Duration {
 	d := base
-	for i := 1; i < attempt && d < max; i++ {
+	for i := 1; i < attempt && d > 0 && d < limit; i++ {
+		if d > limit/2 {
+			d = limit
+			break
+		}
 		d *= 2
 	}
-	d = min(d, max)
+	d = min(d, limit)
 	half := d / 2
-	return half + rand.N(half+1)
+	return half + time.Duration(min(max(f, 0), 1)*float64(d-half))
 }

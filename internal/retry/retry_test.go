@@ -67,3 +67,31 @@ func TestJitterGrowsAndIsCapped(t *testing.T) {
 		}
 	}
 }
+
+func TestJitterAtPlacesTheWaitInTheUpperHalf(t *testing.T) {
+	for _, tc := range []struct {
+		attempt int
+		f       float64
+		want    time.Duration
+	}{
+		{1, 0, 125 * time.Millisecond},
+		{1, 0.5, 187500 * time.Microsecond},
+		{1, 1, 250 * time.Millisecond},
+		{0, 1, 250 * time.Millisecond},    // before the first attempt: base
+		{3, 0.5, 750 * time.Millisecond},  // 1s step
+		{4, 0.5, 1500 * time.Millisecond}, // 2s step
+		{5, 0.5, 2250 * time.Millisecond}, // 4s step capped at 3s
+		{1 << 30, 1, 3 * time.Second},     // no overflow
+		{2, -1, 250 * time.Millisecond},   // f clamped to [0, 1]
+		{2, 7, 500 * time.Millisecond},
+	} {
+		if got := JitterAt(tc.attempt, 250*time.Millisecond, 3*time.Second, tc.f); got != tc.want {
+			t.Errorf("JitterAt(%d, 250ms, 3s, %v) = %s, want %s", tc.attempt, tc.f, got, tc.want)
+		}
+	}
+	// A cap near the largest duration does not overflow the doubling.
+	huge := time.Duration(1<<63 - 1)
+	if got := JitterAt(100, time.Second, huge, 1); got != huge {
+		t.Errorf("JitterAt with a huge cap = %s, want the cap", got)
+	}
+}

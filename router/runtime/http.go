@@ -1,20 +1,19 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/switchboardhq/switchboard/client"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/httpx"
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // SessionMap is the durable mapping between local sessions and the sessions
@@ -94,10 +93,12 @@ type HTTPConfig struct {
 // output has the output routed to that conversation (see HookHandler).
 // Envelopes with blank text (deletions) are not forwarded.
 //
-// Requests are retried inside Run on transport errors, 5xx, 408 and 409, with
-// capped exponential backoff and jitter, up to MaxAttempts; a 429 or 503
-// waits out its Retry-After. Other statuses fail the run with an
-// *UpstreamError. A failed run is safe to repeat: messages carry their
+// The requests go through package client, with HTTPConfig.Client, reading
+// at most 64 KiB of an answer; a message's answer is not needed, so one that
+// cannot be read still counts as accepted. Requests are retried inside Run
+// on transport errors, 5xx, 408 and 409, with capped exponential backoff
+// and jitter (retry.JitterAt), up to MaxAttempts; a 429 or 503 waits out
+// its Retry-After. Other statuses fail the run with an *UpstreamError. A failed run is safe to repeat: messages carry their
 // envelope id as the idempotency key, so the upstream drops the ones it has.
 // Creating an upstream session is not idempotent: a retry after a lost answer
 // can leave an unused upstream session behind.
@@ -105,8 +106,7 @@ type HTTPConfig struct {
 // HTTP is safe for concurrent use by different sessions.
 type HTTP struct {
 	cfg        HTTPConfig
-	base       string // BaseURL without a trailing slash
-	client     *http.Client
+	upstream   *client.Client
 	attempts   int
 	maxBackoff time.Duration
 	maxRetry   time.Duration
@@ -132,19 +132,19 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if cfg.MaxAttempts < 0 || cfg.MaxBackoff < 0 || cfg.MaxRetryAfter < 0 {
 		return nil, errors.New("runtime: http: attempts and waits must not be negative")
 	}
+	hc := cfg.Client
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
 	h := &HTTP{
 		cfg:        cfg,
-		base:       strings.TrimRight(cfg.BaseURL, "/"),
-		client:     cfg.Client,
+		upstream:   client.New(cfg.BaseURL, cfg.Token, hc, client.MaxResponse(maxResponse)),
 		attempts:   orDefault(cfg.MaxAttempts, DefaultHTTPAttempts),
 		maxBackoff: orDefault(cfg.MaxBackoff, DefaultHTTPMaxBackoff),
 		maxRetry:   orDefault(cfg.MaxRetryAfter, DefaultMaxRetryAfter),
 		sleep:      sleepCtx,
 		now:        time.Now,
 		jitter:     rand.Float64,
-	}
-	if h.client == nil {
-		h.client = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
 	return h, nil
 }
@@ -202,41 +202,33 @@ func (h *HTTP) Run(ctx context.Context, t Turn) ([]Output, error) {
 		if strings.TrimSpace(env.Text) == "" {
 			continue
 		}
-		body, err := json.Marshal(steerMessage(env))
+		m := steerMessage(env)
+		err := h.post(ctx, path, func() error {
+			_, err := h.upstream.Steer(ctx, up, m)
+			var de *client.DecodeError
+			if errors.As(err, &de) {
+				return nil // accepted; the answer's body is not needed
+			}
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("runtime: http: encode %s: %w", env.ID, err)
-		}
-		if _, err := h.post(ctx, path, body); err != nil {
 			return nil, fmt.Errorf("runtime: http: forward %s: %w", env.ID, err)
 		}
 	}
 	return nil, nil
 }
 
-// steerRequest is the body of POST /v3/sessions/{id}/messages.
-type steerRequest struct {
-	Text           string        `json:"text"`
-	IdempotencyKey string        `json:"idempotency_key"`
-	Refs           envelope.Refs `json:"refs,omitempty"`
-	Conversation   *steerConv    `json:"conversation,omitempty"`
-	Actor          *steerActor   `json:"actor,omitempty"`
-}
-
-type steerConv struct {
-	Ref string `json:"ref"`
-}
-
-type steerActor struct {
-	Display string `json:"display"`
-}
-
-func steerMessage(env *envelope.Envelope) steerRequest {
-	m := steerRequest{Text: env.Text, IdempotencyKey: env.ID, Refs: env.Refs}
+// steerMessage is the Steer API message that forwards env.
+func steerMessage(env *envelope.Envelope) client.Message {
+	m := client.Message{Text: env.Text, IdempotencyKey: env.ID, Refs: env.Refs}
 	if !env.Conversation.IsZero() {
-		m.Conversation = &steerConv{Ref: env.Conversation.Key()}
+		// On Steer only the ref is sent: the local anchor, "source/ref".
+		m.Conversation = &envelope.Conversation{Ref: env.Conversation.Key()}
 	}
 	if env.Actor.Display != "" {
-		m.Actor = &steerActor{Display: env.Actor.Display}
+		m.Actor = &struct {
+			Display string `json:"display,omitempty"`
+		}{env.Actor.Display}
 	}
 	return m
 }
@@ -251,19 +243,18 @@ func (h *HTTP) upstreamSession(ctx context.Context, local string) (string, error
 	if ok {
 		return up, nil
 	}
-	body, err := json.Marshal(map[string]any{"metadata": map[string]string{MetadataSession: local}})
-	if err != nil {
-		return "", fmt.Errorf("runtime: http: encode session: %w", err)
+	var created client.Session
+	err = h.post(ctx, "/v3/sessions", func() error {
+		var err error
+		created, err = h.upstream.CreateSession(ctx, map[string]string{MetadataSession: local})
+		return err
+	})
+	var de *client.DecodeError
+	if errors.As(err, &de) || (err == nil && created.ID == "") {
+		return "", fmt.Errorf("runtime: http: create upstream session for %s: answer has no session id", local)
 	}
-	resp, err := h.post(ctx, "/v3/sessions", body)
 	if err != nil {
 		return "", fmt.Errorf("runtime: http: create upstream session for %s: %w", local, err)
-	}
-	var created struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(resp, &created); err != nil || created.ID == "" {
-		return "", fmt.Errorf("runtime: http: create upstream session for %s: answer has no session id", local)
 	}
 	if err := h.cfg.Sessions.SetUpstream(ctx, local, created.ID); err != nil {
 		return "", fmt.Errorf("runtime: http: record upstream session of %s: %w", local, err)
@@ -271,61 +262,43 @@ func (h *HTTP) upstreamSession(ctx context.Context, local string) (string, error
 	return created.ID, nil
 }
 
-// post sends body to path with retries and returns the 2xx answer's body.
-func (h *HTTP) post(ctx context.Context, path string, body []byte) ([]byte, error) {
+// post makes call, a POST to path through the client, until it succeeds,
+// fails for good or the attempts run out: transport errors and retryable
+// statuses are tried again after the backoff or the upstream's Retry-After.
+// A *client.DecodeError (the upstream took the request) ends it.
+func (h *HTTP) post(ctx context.Context, path string, call func() error) error {
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		status, hdr, resp, err := h.once(ctx, path, body)
+		err := call()
 		wait := h.backoff(attempt)
+		var ae *client.Error
+		var de *client.DecodeError
 		switch {
-		case err != nil:
+		case err == nil || errors.As(err, &de):
+			return err
+		case !errors.As(err, &ae):
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			lastErr = err
-		case status >= 200 && status < 300:
-			return resp, nil
-		case !retryable(status):
-			return nil, upstreamError(http.MethodPost, path, status, resp)
+		case !retryable(ae.Status):
+			return upstreamError(http.MethodPost, path, ae)
 		default:
-			lastErr = upstreamError(http.MethodPost, path, status, resp)
-			if ra, ok := h.retryAfter(hdr); ok && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+			lastErr = upstreamError(http.MethodPost, path, ae)
+			if ra, ok := h.retryAfter(ae.Header); ok && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable) {
 				if ra > h.maxRetry {
-					return nil, fmt.Errorf("%w (Retry-After %s is longer than the %s allowed)", lastErr, ra, h.maxRetry)
+					return fmt.Errorf("%w (Retry-After %s is longer than the %s allowed)", lastErr, ra, h.maxRetry)
 				}
 				wait = ra
 			}
 		}
 		if attempt >= h.attempts {
-			return nil, fmt.Errorf("giving up after %d attempts: %w", attempt, lastErr)
+			return fmt.Errorf("giving up after %d attempts: %w", attempt, lastErr)
 		}
 		if err := h.sleep(ctx, wait); err != nil {
-			return nil, err
+			return err
 		}
 	}
-}
-
-// once makes one attempt and returns the status, headers and (capped) body.
-func (h *HTTP) once(ctx context.Context, path string, body []byte) (int, http.Header, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+h.cfg.Token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
-	}
-	// Drain a little more so that the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
-	return resp.StatusCode, resp.Header, data, nil
 }
 
 // retryable reports whether a request that got status may succeed if tried
@@ -338,15 +311,11 @@ func retryable(status int) bool {
 	return status >= 500
 }
 
-// backoff is the wait after the attempt-th failure: exponential from
-// baseBackoff, capped at maxBackoff, with "equal jitter" (half fixed, half
-// random) so that sessions retrying together spread out.
+// backoff is the wait after the attempt-th failure: retry.JitterAt from
+// baseBackoff, capped at maxBackoff, half fixed and half random, so that
+// sessions retrying together spread out.
 func (h *HTTP) backoff(attempt int) time.Duration {
-	d := h.maxBackoff
-	if attempt < 30 {
-		d = min(baseBackoff<<(attempt-1), h.maxBackoff)
-	}
-	return d/2 + time.Duration(h.jitter()*float64(d/2))
+	return retry.JitterAt(attempt, baseBackoff, h.maxBackoff, h.jitter())
 }
 
 // retryAfter parses a Retry-After header: delay seconds or an HTTP date,
@@ -360,21 +329,15 @@ func (h *HTTP) retryAfter(hdr http.Header) (time.Duration, bool) {
 	return min(max(d, 0), 24*time.Hour), true
 }
 
-// upstreamError builds the error for a failed answer.
-func upstreamError(method, path string, status int, body []byte) *UpstreamError {
-	e := &UpstreamError{Method: method, Path: path, Status: status}
-	var parsed struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
+// upstreamError builds the error for a failed answer. The client names an
+// answer without an error code by its status text; the runtime keeps only
+// an excerpt of such an answer's body.
+func upstreamError(method, path string, e *client.Error) *UpstreamError {
+	u := &UpstreamError{Method: method, Path: path, Status: e.Status, Code: e.Code, Message: e.Message}
+	if e.Code == http.StatusText(e.Status) {
+		u.Code, u.Message = "", excerpt([]byte(e.Message), 200)
 	}
-	if json.Unmarshal(body, &parsed) == nil && (parsed.Error.Code != "" || parsed.Error.Message != "") {
-		e.Code, e.Message = parsed.Error.Code, parsed.Error.Message
-		return e
-	}
-	e.Message = excerpt(body, 200)
-	return e
+	return u
 }
 
 // excerpt returns at most n bytes of b as one trimmed line of valid UTF-8.
@@ -386,17 +349,10 @@ func excerpt(b []byte, n int) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// sleepCtx waits for d or until ctx ends.
+// sleepCtx waits for d or until ctx ends (retry.Sleep, with ctx's error).
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
+	if !retry.Sleep(ctx, d) {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }

@@ -395,3 +395,53 @@ func TestNewHTTPChecksConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPAnswersItCannotRead: a message answered 2xx is accepted whatever
+// the body; a created session must name its id, within the 64 KiB read.
+func TestHTTPAnswersItCannotRead(t *testing.T) {
+	u := newUpstream(t)
+	u.answer(
+		func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) },
+		func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "accepted") },
+	)
+	h := newTestHTTP(t, u.srv.URL, newMemMap(), HTTPConfig{})
+	if _, err := h.Run(context.Background(), Turn{SessionID: "ses_local", Records: []store.Record{inbound(1, "one"), inbound(2, "two")}}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, messages := u.counts(); messages != 2 || len(h.slept()) != 0 {
+		t.Errorf("attempts %d, waits %v; want 2 and none", messages, h.slept())
+	}
+
+	for name, body := range map[string]string{
+		"no id":    `{"state":"idle"}`,
+		"not JSON": "created",
+		"too long": `{"metadata":{"x":"` + strings.Repeat("x", maxResponse) + `"},"id":"up_1"}`,
+	} {
+		creates := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			creates++
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, body)
+		}))
+		h := newTestHTTP(t, srv.URL, newMemMap(), HTTPConfig{})
+		_, err := h.Run(context.Background(), Turn{SessionID: "ses_local", Records: []store.Record{inbound(1, "hi")}})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "answer has no session id") || creates != 1 {
+			t.Errorf("%s: Run = %v after %d creates, want no session id after 1", name, err, creates)
+		}
+	}
+}
+
+func TestHTTPErrorAnswerOfAnotherShape(t *testing.T) {
+	u := newUpstream(t)
+	u.answer(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, "  no such\n  agent "+strings.Repeat("x", 300))
+	})
+	h := newTestHTTP(t, u.srv.URL, newMemMap(), HTTPConfig{})
+	_, err := h.Run(context.Background(), Turn{SessionID: "ses_local", Records: []store.Record{inbound(1, "hi")}})
+	var ue *UpstreamError
+	if !errors.As(err, &ue) || ue.Code != "" || !strings.HasPrefix(ue.Message, "no such agent xxx") || len(ue.Message) > 200 {
+		t.Fatalf("Run: err = %v, want an UpstreamError with an excerpt of the body and no code", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/retry"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
@@ -25,6 +26,10 @@ const (
 	// maxAttempts is how often a batch is tried when it loses a deadlock or
 	// serialization conflict.
 	maxAttempts = 5
+	// appendBackoffMin and appendBackoffMax bound the waits between those
+	// tries (retry.Backoff).
+	appendBackoffMin = time.Millisecond
+	appendBackoffMax = 4 * time.Millisecond
 	// maxNotifyPayload is the longest session id sent through pg_notify
 	// (PostgreSQL's payload limit is 8000 bytes). Subscribers in other
 	// processes of a session with a longer id are not signalled.
@@ -93,6 +98,11 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 			rejected[i] = fmt.Errorf("postgres: append: %w", err)
 		}
 	}
+	sleep := s.sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	b := retry.Backoff{Min: appendBackoffMin, Max: appendBackoffMax}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var results []groupcommit.Result[store.AppendResult]
@@ -107,11 +117,9 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 		if !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
 			break
 		}
-		s.log.Debug("postgres: retrying append batch", "attempt", attempt, "err", err)
-		select {
-		case <-time.After(time.Duration(attempt) * time.Millisecond):
-		case <-ctx.Done():
-		}
+		wait := b.Next()
+		s.log.Debug("postgres: retrying append batch", "attempt", attempt, "err", err, "in", wait)
+		sleep(ctx, wait) // if ctx ended, the next try fails at once
 	}
 	if badData(err) && len(batch) > 1 {
 		results := make([]groupcommit.Result[store.AppendResult], len(batch))

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Listener timings.
@@ -23,8 +24,9 @@ const (
 
 // listener holds one dedicated connection LISTENing on the store's channel
 // and turns each notification (a session id) into a hub signal. When the
-// connection fails it reconnects with capped exponential backoff and then
-// wakes every subscriber, since notifications sent in the gap are lost.
+// connection fails it reconnects with capped, jittered exponential backoff
+// (retry.Jitter) and then wakes every subscriber, since notifications sent
+// in the gap are lost.
 type listener struct {
 	config  *pgx.ConnConfig
 	channel string
@@ -41,6 +43,9 @@ type listener struct {
 	// pinged, if not nil, is called after each successful health ping (for
 	// tests).
 	pinged func()
+	// sleep, if not nil, replaces retry.Sleep between reconnects (for
+	// tests).
+	sleep func(ctx context.Context, d time.Duration) bool
 
 	pid atomic.Uint32 // backend pid of the current connection, for tests
 }
@@ -106,20 +111,19 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// reconnect retries connect with capped exponential backoff and jitter until
-// it succeeds (returning the connection) or ctx ends (returning nil).
+// reconnect retries connect until it succeeds (returning the connection)
+// or ctx ends (returning nil), waiting retry.Jitter from minBackoff up to
+// maxBackoff before each try, so that replicas that lost the server
+// together do not return in lockstep.
 func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
-	backoff := minBackoff
-	for {
-		// Jitter over [backoff/2, backoff), so that replicas that lost the
-		// server together do not return in lockstep.
-		wait := backoff/2 + rand.N(backoff/2)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+	sleep := l.sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	wait := retry.Jitter(1, minBackoff, maxBackoff)
+	for attempt := 1; ; attempt++ {
+		if !sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		conn, err := l.connect(cctx)
@@ -130,8 +134,8 @@ func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
 		if ctx.Err() != nil {
 			return nil
 		}
-		backoff = min(2*backoff, maxBackoff)
-		l.log.Warn("postgres: notification listener reconnect failed", "err", err, "retry_within", backoff)
+		wait = retry.Jitter(attempt+1, minBackoff, maxBackoff)
+		l.log.Warn("postgres: notification listener reconnect failed", "err", err, "retry_in", wait)
 	}
 }
 

@@ -101,6 +101,10 @@ type Store struct {
 	stopListener context.CancelFunc
 	listenerDone chan struct{}
 
+	// sleep, if not nil, replaces retry.Sleep between the tries of an
+	// append batch (for tests).
+	sleep func(ctx context.Context, d time.Duration) bool
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -312,6 +314,76 @@ func TestListenerHealthPing(t *testing.T) {
 		}
 	case <-time.After(signalTimeout):
 		t.Fatal("no notification after health pings")
+	}
+}
+
+// TestListenerReconnectBackoff keeps the listener failing to reconnect (to
+// a port nobody listens on): its waits must grow from minBackoff and stop
+// growing at maxBackoff, each jittered within the upper half of its step.
+func TestListenerReconnectBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg, err := pgx.ParseConfig("postgres://nobody@" + addr + "/none?sslmode=disable&connect_timeout=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	l := &listener{
+		config: cfg,
+		log:    slog.New(slog.DiscardHandler),
+		sleep: func(ctx context.Context, d time.Duration) bool {
+			waits = append(waits, d)
+			return len(waits) < 12
+		},
+	}
+	if conn := l.reconnect(t.Context()); conn != nil {
+		t.Fatal("reconnected to a closed port")
+	}
+	if len(waits) != 12 {
+		t.Fatalf("%d waits, want 12", len(waits))
+	}
+	for i, d := range waits {
+		step := min(minBackoff<<i, maxBackoff)
+		if d < step/2 || d > step {
+			t.Errorf("wait %d = %s, want within [%s, %s] (all: %v)", i+1, d, step/2, step, waits)
+		}
+	}
+}
+
+// TestAppendRetryBackoff makes every insert into records lose a
+// serialization conflict: the batch is tried maxAttempts times, waiting a
+// backoff that grows from appendBackoffMin and stops at appendBackoffMax.
+func TestAppendRetryBackoff(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	s := openStore(t, dsn, Options{})
+	create(t, s, "s1")
+	if _, err := s.pool.Exec(t.Context(), `
+		CREATE FUNCTION conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'test conflict' USING ERRCODE = '40001'; END $$;
+		CREATE TRIGGER conflict BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION conflict();`); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	s.sleep = func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return true
+	}
+	_, err := s.Append(t.Context(), msg("s1", "k1", "hi"))
+	if pgCode(err) != "40001" {
+		t.Fatalf("Append = %v, want the serialization failure", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 4 * time.Millisecond}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
 	}
 }
 
