@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
@@ -79,17 +80,9 @@ func newTestAdapter(t testing.TB, ing adapters.Ingress, mod func(*Config)) *Adap
 	return newStateAdapter(t, newTestStore(t), ing, mod)
 }
 
-// noState is a store.KV for tests that must not touch the adapter's state
+// noState is the store.KV of tests that must not touch the adapter's state
 // (parsing and mapping only): every call fails.
-type noState struct{}
-
-var errNoState = errors.New("test: the adapter's state is not expected to be used here")
-
-func (noState) Value(context.Context, string, string) ([]byte, error)  { return nil, errNoState }
-func (noState) SetValue(context.Context, string, string, []byte) error { return errNoState }
-func (noState) CompareAndSetValue(context.Context, string, string, []byte, []byte) (bool, error) {
-	return false, errNoState
-}
+var noState = adaptertest.FailingKV{Err: errors.New("test: the adapter's state is not expected to be used here")}
 
 // newStateAdapter builds an adapter with its state in st, as the gateway
 // does: several adapters on one store are like replicas sharing it.
@@ -197,7 +190,7 @@ func fixtureInbound(t *testing.T, name string) (adapters.Inbound, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, in, skip, err := newStateAdapter(t, noState{}, newRecorder(), nil).inspect(src)
+	_, in, skip, err := newStateAdapter(t, noState, newRecorder(), nil).inspect(src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,19 @@
 package github
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/router"
@@ -102,7 +101,7 @@ func BenchmarkCatchUp1000(b *testing.B) {
 				}
 				var kv store.KV = st
 				if name == "memory" {
-					kv = &memoryKV{}
+					kv = &adaptertest.MemoryKV{}
 				}
 				var in adapters.Ingress = adapters.IngressFunc(func(context.Context, adapters.Inbound) (adapters.Outcome, error) {
 					return adapters.Outcome{SessionID: "s"}, nil
@@ -141,44 +140,4 @@ func BenchmarkCatchUp1000(b *testing.B) {
 			b.ReportMetric(1000*float64(b.N)/b.Elapsed().Seconds(), "comments/s")
 		})
 	}
-}
-
-// memoryKV is a store.KV in memory, for measuring without a database.
-type memoryKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (k *memoryKV) Value(_ context.Context, ns, key string) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[ns+"\x00"+key]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return bytes.Clone(v), nil
-}
-
-func (k *memoryKV) SetValue(_ context.Context, ns, key string, value []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string][]byte{}
-	}
-	k.m[ns+"\x00"+key] = append([]byte{}, value...)
-	return nil
-}
-
-func (k *memoryKV) CompareAndSetValue(_ context.Context, ns, key string, old, value []byte) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	cur, ok := k.m[ns+"\x00"+key]
-	if (old == nil && ok) || (old != nil && (!ok || !bytes.Equal(cur, old))) {
-		return false, nil
-	}
-	if k.m == nil {
-		k.m = map[string][]byte{}
-	}
-	k.m[ns+"\x00"+key] = append([]byte{}, value...)
-	return true, nil
 }

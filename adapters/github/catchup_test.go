@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
@@ -745,21 +746,6 @@ func TestCatchUpAsApp(t *testing.T) {
 	}
 }
 
-// failingKV is a state store that fails every call.
-type failingKV struct{}
-
-func (failingKV) Value(context.Context, string, string) ([]byte, error) {
-	return nil, errors.New("database is locked")
-}
-
-func (failingKV) SetValue(context.Context, string, string, []byte) error {
-	return errors.New("database is locked")
-}
-
-func (failingKV) CompareAndSetValue(context.Context, string, string, []byte, []byte) (bool, error) {
-	return false, errors.New("database is locked")
-}
-
 // TestLiveMarkFailureKeepsTheWebhook: when the catch-up mark cannot be
 // saved, the webhook is still answered as handled (the message is stored);
 // the failure is only logged.
@@ -768,7 +754,7 @@ func TestLiveMarkFailureKeepsTheWebhook(t *testing.T) {
 	fake.setIssue("acme/api", 12, "TestMigrate flakes")
 	rec := newRecorder()
 	a, err := New(&Config{WebhookSecret: testSecret, Token: testToken, Login: testLogin, APIURL: fake.url()}, adapters.Deps{
-		Ingress: rec, State: failingKV{}, Now: fake.clock.Now, HTTPClient: fake.srv.Client(), Registry: prometheus.NewRegistry()})
+		Ingress: rec, State: adaptertest.FailingKV{Err: errors.New("database is locked")}, Now: fake.clock.Now, HTTPClient: fake.srv.Client(), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testclock"
 	"github.com/switchboardhq/switchboard/store"
@@ -242,7 +242,7 @@ func TestCatchUpMapsAsLive(t *testing.T) {
 			fake := newFakeSlack(t)
 			fake.setUsers(map[string]string{"U0ADA": "Ada"})
 			rec := newRecorder()
-			a := newTestAdapterWith(t, fake, rec, nil, func(d *adapters.Deps) { d.State = newMemKV() })
+			a := newTestAdapterWith(t, fake, rec, nil, func(d *adapters.Deps) { d.State = &adaptertest.MemoryKV{} })
 			root := at(time.Minute)
 			msgs := []fakeMsg{
 				{User: "U0ADA", Text: "<@U0BOTUSER> see https://github.com/acme/api/pull/42", TS: root},
@@ -680,7 +680,7 @@ func TestSocketReconnectAsksForCatchUp(t *testing.T) {
 	rec := newRecorder()
 	requests := make(chan struct{}, 4)
 	a := newTestAdapterWith(t, fake, rec, func(c *Config) { c.SigningSecret, c.AppToken = "", testAppToken }, func(d *adapters.Deps) {
-		d.State = newMemKV()
+		d.State = &adaptertest.MemoryKV{}
 		d.RequestCatchUp = func() { requests <- struct{}{} }
 	})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -736,40 +736,4 @@ func TestSocketReconnectAsksForCatchUp(t *testing.T) {
 	if want := []string{"start", "after the reconnect", "while it was down", "after the reconnect"}; !slices.Equal(got, want) {
 		t.Errorf("ingested %q, want %q", got, want)
 	}
-}
-
-// memKV is a store.KV in memory.
-type memKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func newMemKV() *memKV { return &memKV{m: map[string][]byte{}} }
-
-func (k *memKV) Value(_ context.Context, ns, key string) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[ns+"\x00"+key]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return slices.Clone(v), nil
-}
-
-func (k *memKV) SetValue(_ context.Context, ns, key string, value []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[ns+"\x00"+key] = slices.Clone(value)
-	return nil
-}
-
-func (k *memKV) CompareAndSetValue(_ context.Context, ns, key string, old, value []byte) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	cur, ok := k.m[ns+"\x00"+key]
-	if old == nil && ok || old != nil && (!ok || string(cur) != string(old)) {
-		return false, nil
-	}
-	k.m[ns+"\x00"+key] = slices.Clone(value)
-	return true, nil
 }

@@ -1,15 +1,14 @@
 package slack
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -43,51 +42,14 @@ func partialMsg(id, ref, text string) adapters.Delivery {
 	return d
 }
 
-// mapKV is an in-memory store.KV.
-type mapKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (k *mapKV) Value(_ context.Context, ns, key string) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[ns+"\x00"+key]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return append([]byte{}, v...), nil
-}
-
-func (k *mapKV) SetValue(_ context.Context, ns, key string, v []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string][]byte{}
-	}
-	k.m[ns+"\x00"+key] = append([]byte{}, v...)
-	return nil
-}
-
-func (k *mapKV) CompareAndSetValue(context.Context, string, string, []byte, []byte) (bool, error) {
-	return false, errors.New("not used")
-}
-
 // withState gives the adapter kv as its state store.
 func withState(kv store.KV) func(*adapters.Deps) {
 	return func(d *adapters.Deps) { d.State = kv }
 }
 
-// len returns how many keys kv holds.
-func (k *mapKV) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.m)
-}
-
 func TestEditUpdatesTheMessageInPlace(t *testing.T) {
 	fake := newFakeSlack(t)
-	kv := &mapKV{}
+	kv := &adaptertest.MemoryKV{}
 	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv))
 	if a.EditInterval() != 1200*time.Millisecond {
 		t.Errorf("EditInterval = %v", a.EditInterval())
@@ -114,7 +76,7 @@ func TestEditUpdatesTheMessageInPlace(t *testing.T) {
 	if got := fake.changeCalls(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls = %q, want %q", got, want)
 	}
-	if n := kv.len(); n != 0 {
+	if n := kv.Len(); n != 0 {
 		t.Errorf("%d keys stored: a message in one part needs no record", n)
 	}
 }
@@ -237,7 +199,7 @@ func paragraphs(first byte, n int) []string {
 
 func TestEditOfASplitMessage(t *testing.T) {
 	fake := newFakeSlack(t)
-	kv := &mapKV{}
+	kv := &adaptertest.MemoryKV{}
 	short := func(c *Config) { c.MaxChars = 100 }
 	a := newTestAdapterWith(t, fake, newRecorder(), short, withState(kv))
 	paras := paragraphs('A', 3)
@@ -329,7 +291,7 @@ func TestEditOfASplitMessageWhoseLaterPartWasDeleted(t *testing.T) {
 
 func TestStreamAppendsDeltasAndStops(t *testing.T) {
 	fake := newFakeSlack(t)
-	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(&mapKV{}))
+	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(&adaptertest.MemoryKV{}))
 	// A person asks in the thread: the stream answers them.
 	writeLive(t, fake, a, "C123", fakeMsg{User: "U222", Text: "<@U0BOTUSER> how are the tests?", TS: "1700000000.000150", ThreadTS: editThread})
 
@@ -379,7 +341,7 @@ func TestStreamAppendsDeltasAndStops(t *testing.T) {
 
 func TestStreamSurvivesARestartWithTheStore(t *testing.T) {
 	fake := newFakeSlack(t)
-	kv := &mapKV{}
+	kv := &adaptertest.MemoryKV{}
 	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv))
 	rc, err := a.Deliver(t.Context(), partialMsg("d1", "T0TEST/D0DM/1700000000.000100", "Hel"))
 	if err != nil {
@@ -607,7 +569,7 @@ func TestAssistantThreadStatus(t *testing.T) {
 func TestStreamCallOfUnknownOutcomeIsNotRepeated(t *testing.T) {
 	const ref = "T0TEST/D0DM/1700000000.000100"
 	fake := newFakeSlack(t)
-	kv := &mapKV{}
+	kv := &adaptertest.MemoryKV{}
 	a := newTestAdapterWith(t, fake, newRecorder(), nil, withState(kv))
 	rc, err := a.Deliver(t.Context(), partialMsg("d1", ref, "Hel"))
 	if err != nil {
