@@ -93,7 +93,8 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 
 // listSessions serves GET /v3/sessions?after=ID&limit=N: sessions in id
 // (creation) order after the cursor, with next_after set to the cursor of the
-// next page while there is one.
+// next page while there is one; with order=newest, newest first before the
+// cursor before=, with next_before.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", defaultListLimit, 1, maxListLimit)
@@ -106,24 +107,49 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("state must be %q or %q, not %q", store.Idle, store.Running, f.state))
 		return
 	}
-	var resp struct {
-		Sessions  []store.Session `json:"sessions"`
-		NextAfter string          `json:"next_after,omitempty"`
-	}
-	if f != (sessionFilter{}) {
-		resp.Sessions, resp.NextAfter, err = s.findSessions(r.Context(), f, q.Get("after"), limit)
-		if err != nil {
-			s.writeError(w, r, err)
+	// Oldest first pages forward with after=; newest first backward with
+	// before= (session ids sort by creation time).
+	list, cursor := s.store.ListSessions, q.Get("after")
+	switch order := q.Get("order"); {
+	case order == "newest":
+		if cursor != "" {
+			s.writeError(w, r, badRequest("order=newest pages with before=, not after="))
 			return
 		}
+		list, cursor = s.store.ListSessionsBefore, q.Get("before")
+	case order != "" && order != "oldest":
+		s.writeError(w, r, badRequest("order must be oldest or newest, not %q", order))
+		return
+	case q.Get("before") != "":
+		s.writeError(w, r, badRequest("before= pages with order=newest; oldest first pages with after="))
+		return
+	}
+	var (
+		sessions []store.Session
+		next     string
+	)
+	if f != (sessionFilter{}) {
+		sessions, next, err = s.findSessions(r.Context(), f, list, cursor, limit)
 	} else {
 		// One more than asked for tells whether there is a next page.
-		list, err := s.store.ListSessions(r.Context(), q.Get("after"), limit+1)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		resp.Sessions, resp.NextAfter = page(list, limit, func(s store.Session) string { return s.ID })
+		var all []store.Session
+		all, err = list(r.Context(), cursor, limit+1)
+		sessions, next = page(all, limit, func(s store.Session) string { return s.ID })
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var resp struct {
+		Sessions   []store.Session `json:"sessions"`
+		NextAfter  string          `json:"next_after,omitempty"`
+		NextBefore string          `json:"next_before,omitempty"`
+	}
+	resp.Sessions = sessions
+	if q.Get("order") == "newest" {
+		resp.NextBefore = next
+	} else {
+		resp.NextAfter = next
 	}
 	for i, sess := range resp.Sessions {
 		resp.Sessions[i] = sessionJSON(sess)
@@ -148,10 +174,11 @@ const (
 	sessionScanBatch     = 500
 )
 
-// findSessions returns up to limit sessions after the cursor after that
-// match f, in id order, looking at sessionScanMax sessions at most, and
-// the cursor to go on from ("" at the end of the sessions).
-func (s *Server) findSessions(ctx context.Context, f sessionFilter, after string, limit int) ([]store.Session, string, error) {
+// findSessions returns up to limit sessions from the cursor on that match
+// f, in list's order (ListSessions or ListSessionsBefore), looking at
+// sessionScanMax sessions at most, and the cursor to go on from ("" at the
+// end of the sessions).
+func (s *Server) findSessions(ctx context.Context, f sessionFilter, list func(context.Context, string, int) ([]store.Session, error), after string, limit int) ([]store.Session, string, error) {
 	scanMax := sessionScanMax
 	if f.source != "" {
 		scanMax = sessionScanMaxSource
@@ -159,7 +186,7 @@ func (s *Server) findSessions(ctx context.Context, f sessionFilter, after string
 	out := []store.Session{}
 	for scanned := 0; scanned < scanMax; {
 		n := min(sessionScanBatch, scanMax-scanned)
-		batch, err := s.store.ListSessions(ctx, after, n)
+		batch, err := list(ctx, after, n)
 		if err != nil {
 			return nil, "", err
 		}

@@ -217,4 +217,44 @@ func TestListSessionsFiltered(t *testing.T) {
 	if w := h.do(req{method: "GET", path: "/v3/sessions?state=asleep", token: steerSecret}); w.Code != 400 {
 		t.Errorf("unknown state: %d, want 400", w.Code)
 	}
+
+	// Newest first, filtered too, paged with before=.
+	newest := func(query string) []string {
+		t.Helper()
+		var ids []string
+		before := ""
+		for pages := 0; ; pages++ {
+			if pages > 20 {
+				t.Fatal("pagination does not end")
+			}
+			w := h.do(req{method: "GET", path: "/v3/sessions?order=newest&limit=2&" + query + "&before=" + before, token: steerSecret})
+			var page struct {
+				Sessions   []store.Session `json:"sessions"`
+				NextAfter  string          `json:"next_after"`
+				NextBefore string          `json:"next_before"`
+			}
+			if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &page) != nil || page.NextAfter != "" {
+				t.Fatalf("list newest %s: %d %s", query, w.Code, w.Body)
+			}
+			for _, s := range page.Sessions {
+				ids = append(ids, s.ID)
+			}
+			if page.NextBefore == "" {
+				return ids
+			}
+			before = page.NextBefore
+		}
+	}
+	if got := newest("route=ops&state=idle&source=github"); fmt.Sprint(got) != "[ses_filter_11 ses_filter_07]" {
+		t.Errorf("idle github sessions of route ops, newest first: %v", got)
+	}
+	all := newest("")
+	if len(all) != 13 || all[0] != "ses_filter_11" || !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("every session newest first: %v", all)
+	}
+	for _, q := range []string{"order=sideways", "order=newest&after=x", "before=x"} {
+		if w := h.do(req{method: "GET", path: "/v3/sessions?" + q, token: steerSecret}); w.Code != 400 {
+			t.Errorf("%s: %d, want 400", q, w.Code)
+		}
+	}
 }

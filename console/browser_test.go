@@ -298,7 +298,7 @@ func TestBrowserConsole(t *testing.T) {
 			`(() => { const s = document.querySelector("#source-filter"); s.value = "`+source+`"; s.dispatchEvent(new Event("change")); })()`))
 	}
 	pick("github")
-	b.until("the github session listed", `document.querySelector('tr[data-id="`+id+`"]') !== null`)
+	b.until("the github session listed with its conversation", `(document.querySelector('tr[data-id="`+id+`"] td.conversations')?.textContent || "").includes("github acme/app#7")`)
 	pick("slack")
 	b.until("not among slack sessions", `document.querySelector('tr[data-id="`+id+`"]') === null && /page 1/.test(document.querySelector("#sessions-status").textContent)`)
 
@@ -484,14 +484,18 @@ func TestBrowserSteerViewAndTimelinePages(t *testing.T) {
 	if v := eval[string](b, `[...document.querySelectorAll("nav a")].filter((a) => !a.hidden).map((a) => a.textContent).join(",")`); v != "Sessions,Channels,Numbers" {
 		t.Fatalf("a steer token is offered %s", v)
 	}
-	// A session created in 2020 is listed first, and not among those
-	// created in the last hour.
+	// A session created in 2020 is listed last newest first, first oldest
+	// first, and not among those created in the last hour.
 	old := fmt.Sprintf("ses_%012x70008000000000000000", time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli())
 	if _, _, err := h.gw.Store().CreateSession(context.Background(), old, map[string]string{"age": "old"}); err != nil {
 		t.Fatal(err)
 	}
 	b.open("#/sessions")
-	b.until("old session listed", `document.querySelector("#sessions-body tr")?.dataset.id === "`+old+`"`)
+	b.until("old session listed last", `document.querySelector("#sessions-body tr:last-child")?.dataset.id === "`+old+`" &&
+		document.querySelector("#sessions-body tr")?.dataset.id === "`+id+`"`)
+	b.do("oldest first", chromedp.Evaluate[chromedp.Void](
+		`(() => { const s = document.querySelector("#since"); s.value = ""; s.dispatchEvent(new Event("change")); })()`))
+	b.until("old session listed first", `document.querySelector("#sessions-body tr")?.dataset.id === "`+old+`"`)
 	b.do("since an hour ago", chromedp.Evaluate[chromedp.Void](
 		`(() => { const s = document.querySelector("#since"); s.value = "3600"; s.dispatchEvent(new Event("change")); })()`))
 	b.until("recent sessions only", `document.querySelector('tr[data-id="`+old+`"]') === null && document.querySelector('tr[data-id="`+id+`"]') !== null`)

@@ -129,6 +129,10 @@ type Sessions interface {
 	// ListSessions returns up to limit sessions whose ids sort after the
 	// cursor after ("" for the first page), in id order.
 	ListSessions(ctx context.Context, after string, limit int) ([]Session, error)
+	// ListSessionsBefore returns up to limit sessions whose ids sort before
+	// the cursor before ("" for the last page), newest id first: as ids
+	// sort by creation time, the newest sessions first.
+	ListSessionsBefore(ctx context.Context, before string, limit int) ([]Session, error)
 	// SetState sets a session's state; changed is false when it already was
 	// state. ErrNotFound for an unknown session.
 	SetState(ctx context.Context, id string, state State) (changed bool, err error)

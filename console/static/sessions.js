@@ -1,16 +1,18 @@
-// sessions.js: the sessions list, one API page (GET /v3/sessions?after=&limit=)
-// at a time, so that it stays fast however many sessions there are. The API
-// lists sessions in id (creation) order and filters them by state, route
+// sessions.js: the sessions list, one API page (GET /v3/sessions?after=&limit=,
+// or ?order=newest&before=) at a time, so that it stays fast however many
+// sessions there are. The API lists sessions in id (creation) order, newest
+// first by default here, and filters them by state, route
 // and channel (it looks at a bounded number of sessions per page, so a
 // filtered page may be short and still have a next one); the text filter
 // applies to the page shown, and says so. A session is found by id, or by
-// one of its conversations on the server.
+// one of its conversations on the server. Each row shows the session's
+// conversations, fetched for the rows shown (a few requests at a time).
 import { get, post, q, el, fmtTime, errorText } from "./api.js";
 
 const LIMIT = 50;
 
 export async function show(main) {
-  const cursors = [""]; // the "after" of each page seen, for Previous
+  const cursors = [""]; // the cursor (after=, or before= newest first) of each page seen, for Previous
   const state = el("select", { id: "state-filter", "aria-label": "state" },
     el("option", { value: "" }, "any state"),
     ...["idle", "running"].map((s) => el("option", { value: s }, s)));
@@ -39,7 +41,7 @@ export async function show(main) {
   // of a time alone pages from the sessions created since then (one indexed
   // seek on the server), however many came before.
   const since = el("select", { id: "since", "aria-label": "created since" },
-    ...[["", "from the first"], ["3600", "created in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]]
+    ...[["newest", "newest first"], ["", "oldest first"], ["3600", "created in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]]
       .map(([v, label]) => el("option", { value: v }, label)));
   const prev = el("button", { type: "button", id: "prev" }, "Previous");
   const next = el("button", { type: "button", id: "next" }, "Next");
@@ -53,30 +55,53 @@ export async function show(main) {
       el("form", { onsubmit: (e) => { e.preventDefault(); if (openID.value.trim()) location.hash = "#/sessions/" + encodeURIComponent(openID.value.trim()); } }, openID),
       refresh, create),
     find,
-    el("table", {}, el("thead", {}, el("tr", {}, ...["Session", "State", "Metadata", "Records", "Updated"].map((h) => el("th", {}, h)))), body),
+    el("table", {}, el("thead", {}, el("tr", {}, ...["Session", "State", "Conversations", "Metadata", "Records", "Updated"].map((h) => el("th", {}, h)))), body),
     el("div", { class: "toolbar" }, prev, next, status),
   );
   let page = { sessions: [], next_after: "" };
+  let drawn = 0; // counts draws, so that a late conversations answer is dropped
+  const newest = () => since.value === "newest";
+  const nextCursor = () => (newest() ? page.next_before : page.next_after);
 
   const draw = () => {
     const needle = text.value.trim().toLowerCase();
     const shown = page.sessions.filter((s) =>
       !needle || s.id.toLowerCase().includes(needle) || JSON.stringify(s.metadata).toLowerCase().includes(needle));
+    const convs = new Map(shown.map((s) => [s.id, el("td", { class: "conversations" })]));
     body.replaceChildren(...shown.map((s) => el("tr", { "data-id": s.id },
       el("td", {}, el("a", { href: "#/sessions/" + encodeURIComponent(s.id) }, s.id)),
       el("td", {}, el("span", { class: "state state-" + s.state }, s.state)),
+      convs.get(s.id),
       el("td", { class: "muted" }, Object.entries(s.metadata || {}).map(([k, v]) => `${k}=${v}`).join(" ")),
       el("td", {}, String(s.last_seq)),
       el("td", {}, fmtTime(s.updated_at)))));
     status.textContent = `page ${cursors.length}: ${shown.length} of ${page.sessions.length} shown` +
-      (page.sessions.length ? "" : filtered() && page.next_after ? "; none matched among the sessions looked at: try Next"
-        : since.value ? "; no session was created in that time" : "");
+      (page.sessions.length ? "" : filtered() && nextCursor() ? "; none matched among the sessions looked at: try Next"
+        : since.value && !newest() ? "; no session was created in that time" : "");
     prev.disabled = cursors.length < 2;
-    next.disabled = !page.next_after;
+    next.disabled = !nextCursor();
+    fillConversations(convs, ++drawn);
+  };
+  // fillConversations fetches the conversations of the sessions shown, six
+  // at a time, and fills their cells unless the page was drawn again.
+  const fillConversations = async (cells, draw) => {
+    const ids = [...cells.keys()];
+    const worker = async () => {
+      for (let id = ids.shift(); id !== undefined && draw === drawn; id = ids.shift()) {
+        let bs;
+        try { bs = (await get(`/v3/sessions/${encodeURIComponent(id)}/conversations`)).conversations; } catch { continue; }
+        if (draw !== drawn) return;
+        const shownConvs = bs.slice(0, 3).map((b) => el("div", {}, el("strong", {}, b.conversation.source), " ", b.conversation.ref));
+        if (bs.length > 3) shownConvs.push(el("div", { class: "muted" }, `and ${bs.length - 3} more`));
+        cells.get(id).replaceChildren(...shownConvs);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, worker));
   };
   const load = async () => {
     try {
-      page = await get("/v3/sessions" + q({ after: cursors[cursors.length - 1], limit: LIMIT,
+      const cursor = cursors[cursors.length - 1];
+      page = await get("/v3/sessions" + q({ ...(newest() ? { order: "newest", before: cursor } : { after: cursor }), limit: LIMIT,
         state: state.value, route: route.value.trim(), source: source.value }));
       draw();
     } catch (e) {
@@ -85,7 +110,7 @@ export async function show(main) {
   };
   since.addEventListener("change", () => {
     cursors.length = 0;
-    cursors.push(since.value ? sinceCursor(Date.now() - Number(since.value) * 1000) : "");
+    cursors.push(since.value && !newest() ? sinceCursor(Date.now() - Number(since.value) * 1000) : "");
     load();
   });
   const filtered = () => !!(state.value || route.value.trim() || source.value);
@@ -94,7 +119,7 @@ export async function show(main) {
   source.addEventListener("change", restart);
   route.addEventListener("change", restart);
   text.addEventListener("input", draw);
-  next.addEventListener("click", () => { cursors.push(page.next_after); load(); });
+  next.addEventListener("click", () => { cursors.push(nextCursor()); load(); });
   prev.addEventListener("click", () => { cursors.pop(); load(); });
   refresh.addEventListener("click", load);
   create.addEventListener("click", async () => {

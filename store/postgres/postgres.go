@@ -393,16 +393,31 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 // ListSessions returns up to limit sessions whose ids sort (bytewise) after
 // after, in id order.
 func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]store.Session, error) {
+	return s.listSessions(ctx, "after", after, limit, "WHERE id > $1 ORDER BY id LIMIT $2", after)
+}
+
+// ListSessionsBefore returns up to limit sessions with ids before the
+// cursor before ("" for the newest), newest first, along the primary key.
+func (s *Store) ListSessionsBefore(ctx context.Context, before string, limit int) ([]store.Session, error) {
+	if before == "" {
+		return s.listSessions(ctx, "before", before, limit, "ORDER BY id DESC LIMIT $1")
+	}
+	return s.listSessions(ctx, "before", before, limit, "WHERE id < $1 ORDER BY id DESC LIMIT $2", before)
+}
+
+// listSessions runs a session listing whose last parameter is the limit,
+// after checking its cursor.
+func (s *Store) listSessions(ctx context.Context, name, cursor string, limit int, where string, args ...any) ([]store.Session, error) {
 	if err := s.checkOpen("list sessions"); err != nil {
 		return nil, err
 	}
-	if err := store.CheckText("after", after); err != nil {
+	if err := store.CheckText(name, cursor); err != nil {
 		return nil, fmt.Errorf("postgres: list sessions: %w", err)
 	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id > $1 ORDER BY id LIMIT $2", after, limit)
+	rows, err := s.pool.Query(ctx, "SELECT "+sessionColumns+" FROM sessions "+where, append(args, limit)...)
 	if err != nil {
 		return nil, s.fail("list sessions", err)
 	}

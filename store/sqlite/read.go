@@ -25,7 +25,7 @@ const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, act
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
-	ping, session, listSessions, sessionSID, records, lookup, tokenByHash, countTokens, webhook *sql.Stmt
+	ping, session, listSessions, listSessionsBefore, listSessionsNewest, sessionSID, records, lookup, tokenByHash, countTokens, webhook *sql.Stmt
 
 	events   eventReads
 	bindings bindingReads
@@ -40,6 +40,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.ping, `SELECT 1`},
 		{&r.session, sessionSelect + ` WHERE s.id = ?`},
 		{&r.listSessions, sessionSelect + ` WHERE s.id > ? ORDER BY s.id LIMIT ?`},
+		{&r.listSessionsBefore, sessionSelect + ` WHERE s.id < ? ORDER BY s.id DESC LIMIT ?`},
+		{&r.listSessionsNewest, sessionSelect + ` ORDER BY s.id DESC LIMIT ?`},
 		{&r.sessionSID, `SELECT sid FROM sessions WHERE id = ?`},
 		{&r.records, `SELECT ` + recordColumns + ` FROM records
 			WHERE sid = (SELECT sid FROM sessions WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?`},
@@ -181,13 +183,28 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 // ListSessions returns up to limit sessions whose ids sort after after, in
 // id order. A limit below 1 returns nothing.
 func (s *Store) ListSessions(ctx context.Context, after string, limit int) ([]store.Session, error) {
-	if err := store.CheckText("after", after); err != nil {
+	return s.listSessions(ctx, "after", after, limit, s.r.listSessions, after)
+}
+
+// ListSessionsBefore returns up to limit sessions with ids before the
+// cursor before ("" for the newest), newest first.
+func (s *Store) ListSessionsBefore(ctx context.Context, before string, limit int) ([]store.Session, error) {
+	if before == "" {
+		return s.listSessions(ctx, "before", before, limit, s.r.listSessionsNewest)
+	}
+	return s.listSessions(ctx, "before", before, limit, s.r.listSessionsBefore, before)
+}
+
+// listSessions runs one of the session listings, whose last argument is
+// the limit, after checking its cursor.
+func (s *Store) listSessions(ctx context.Context, name, cursor string, limit int, stmt *sql.Stmt, args ...any) ([]store.Session, error) {
+	if err := store.CheckText(name, cursor); err != nil {
 		return nil, fmt.Errorf("sqlite: list sessions: %w", err)
 	}
 	if limit < 1 {
 		return nil, nil
 	}
-	rows, err := s.r.listSessions.QueryContext(ctx, after, limit)
+	rows, err := stmt.QueryContext(ctx, append(args, limit)...)
 	if err != nil {
 		return nil, s.readErr("list_sessions", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,6 +138,39 @@ func (s suite) testListPagination(t *testing.T) {
 	}
 	if len(page) != 3 || page[0].ID != "s-11" || page[2].ID != "s-13" {
 		t.Errorf("ListSessions(after s-10x, 3) = %v, want s-11..s-13", sessionIDs(page))
+	}
+
+	// Newest first: the same sessions backwards, page by page.
+	var back []string
+	before := ""
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatalf("ListSessionsBefore did not finish after %d pages", pages)
+		}
+		page, err := st.ListSessionsBefore(t.Context(), before, 7)
+		if err != nil {
+			t.Fatalf("ListSessionsBefore(before %q): %v", before, err)
+		}
+		if len(page) > 7 {
+			t.Fatalf("ListSessionsBefore(limit 7) returned %d sessions", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, sess := range page {
+			if sess.Metadata["purpose"] != "test" {
+				t.Errorf("listed session %+v lacks its metadata", sess)
+			}
+			back = append(back, sess.ID)
+		}
+		before = page[len(page)-1].ID
+	}
+	slices.Reverse(back)
+	if fmt.Sprint(back) != fmt.Sprint(ids) {
+		t.Fatalf("ids paged newest first, reversed = %v, want %v", back, ids)
+	}
+	if page, err := st.ListSessionsBefore(t.Context(), "s-10x", 3); err != nil || fmt.Sprint(sessionIDs(page)) != "[s-10 s-09 s-08]" {
+		t.Errorf("ListSessionsBefore(before s-10x, 3) = %v, %v; want s-10, s-09, s-08", sessionIDs(page), err)
 	}
 }
 
