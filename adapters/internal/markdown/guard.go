@@ -38,14 +38,25 @@ const (
 //   - the "(" of a "](" (an inline link's destination) once the bytes
 //     that goldmark would scan for the destinations of its line, left to
 //     right, exceed linkBudget times the line's length plus linkSlack: a
-//     line of "[a](" repeated; the "[a](" stays as text.
+//     line of "[a](" repeated; the "[a](" stays as text;
+//   - the first "-" of a table's delimiter row ("|-|-|") when the cells of
+//     its rows, which goldmark pads to the header's number, exceed
+//     tableBudget times the table's length plus tableSlack: a wide header
+//     over many short lines; the table stays as text.
 //
 // The escape shows as a backslash only where goldmark does not read
 // escapes (a code span or an HTML block), which only such hostile text
 // reaches.
 func Guard(src string) string {
 	var sp *Splice
+	insert := func(i int) {
+		if sp == nil {
+			sp = NewSplice(src)
+		}
+		sp.Replace(i, i, `\`)
+	}
 	fence := ""
+	tableEnd := 0 // the end of the last table's rows: a delimiter row there is a row
 	for at := 0; at < len(src); {
 		line, next := src[at:], len(src)
 		if k := strings.IndexByte(line, '\n'); k >= 0 {
@@ -61,11 +72,17 @@ func Guard(src string) string {
 				fence = f
 				break
 			}
-			for _, i := range escapes(line) {
-				if sp == nil {
-					sp = NewSplice(src)
+			if at >= tableEnd {
+				if cells, dash := delimiterRow(line); cells > 0 {
+					var rows int
+					rows, tableEnd = tableRows(src, next)
+					if cells*rows > tableBudget*(tableEnd-at)+tableSlack {
+						insert(at + dash)
+					}
 				}
-				sp.Replace(at+i, at+i, `\`)
+			}
+			for _, i := range escapes(line) {
+				insert(at + i)
 			}
 		}
 		at = next
@@ -134,6 +151,63 @@ func marker(line string, i int) (mark, end int) {
 		}
 	}
 	return -1, 0
+}
+
+// tableBudget bounds the cells of a table of n bytes: tableBudget*n +
+// tableSlack. A row that holds its cells holds at least a byte each.
+const (
+	tableBudget = 4
+	tableSlack  = 4 << 10
+)
+
+// delimiterRow parses a GFM table's delimiter row ("| --- | :-: |"): it
+// returns the number of its cells and the offset of its first "-", or 0
+// cells when line is none. The header line before it is not checked: a
+// row that is none only makes Guard count cells of a table that is not.
+func delimiterRow(line string) (cells, dash int) {
+	dash = -1
+	inCell := false
+	pipes := 0
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '|':
+			pipes++
+			inCell = false
+		case '-':
+			if dash < 0 {
+				dash = i
+			}
+			if !inCell {
+				cells++
+				inCell = true
+			}
+		case ':', ' ', '\t':
+		default:
+			return 0, 0
+		}
+	}
+	if dash < 0 || pipes == 0 && cells > 1 {
+		return 0, 0
+	}
+	return cells, dash
+}
+
+// tableRows counts the lines of src from at up to a blank line (or the
+// end), the rows of a table whose delimiter row ends at at, and returns
+// the offset where they end.
+func tableRows(src string, at int) (rows, end int) {
+	for at < len(src) {
+		line, next := src[at:], len(src)
+		if k := strings.IndexByte(line, '\n'); k >= 0 {
+			line, next = line[:k], at+k+1
+		}
+		if strings.TrimSpace(line) == "" {
+			return rows, at
+		}
+		rows++
+		at = next
+	}
+	return rows, len(src)
 }
 
 // linkBudget bounds the bytes of link destinations that goldmark may scan

@@ -24,6 +24,11 @@ func TestGuard(t *testing.T) {
 		{"thematic break", deep("- ", 40) + "\n" + deep("*", 50), ""},
 		{"not markers", deep("-a ", 40) + "\n" + deep("1.a ", 40) + "\n" + deep("1234567890. ", 20), ""},
 		{"fenced code", "```\n" + deep(">", 40) + "\n" + longLinks + "\n```\nafter", ""},
+		{"table", "| a | b |\n|---|:-:|\n" + deep("| x | y |\n", 500) + "\ntext", ""},
+		{"table with short rows", deep("|a", 4) + "\n" + deep("|-", 4) + "\n" + deep("x\n", 500), ""},
+		{"setext heading and rules", "Title\n---\n" + deep("x\n", 2000) + "\n---\n" + deep("- a\n", 2000), ""},
+		{"table past the bound", deep("|a", 64) + "\n" + deep("|-", 64) + "\n" + deep("x\n", 500),
+			deep("|a", 64) + "\n|\\" + deep("-|", 63) + "-\n" + deep("x\n", 500)},
 		{"quote past the bound", deep(">", MaxDepth+3) + "a", deep(">", MaxDepth) + `\>>>a`},
 		{"spaced quote past the bound", deep("> ", MaxDepth+1) + "a", deep("> ", MaxDepth) + `\> a`},
 		{"bullets past the bound", deep("- ", MaxDepth+2) + "a", deep("- ", MaxDepth) + `\- - a`},
@@ -68,6 +73,17 @@ func TestRenderKeepsText(t *testing.T) {
 		size = 256 << 10
 	}
 	markdowntest.KeepsText(t, size, func(s string) string { return Render(s, 0, plainText) }, nil)
+	in := wideTables(size)
+	if got, want := markdowntest.CountA(Render(in, 0, plainText)), markdowntest.CountA(in); got < want {
+		t.Errorf("wide tables: the rendering of %d bytes keeps %d of its %d letters a", len(in), got, want)
+	}
+}
+
+// wideTables returns about size bytes of tables whose header has 64
+// columns over 1,000 rows of one cell: goldmark pads each row to 64 cells.
+func wideTables(size int) string {
+	table := strings.Repeat("|a", 64) + "\n" + strings.Repeat("|-", 64) + "\n" + strings.Repeat("a\n", 1000) + "\n"
+	return strings.Repeat(table, max(size/len(table), 1))
 }
 
 // plainText writes the text of doc: its text nodes, code, HTML and link
@@ -122,9 +138,9 @@ func plainText(doc ast.Node, src []byte, w *strings.Builder) {
 // 64 KiB, 256 KiB and 1 MiB, with Render: ns/op grows linearly with the
 // size (MB/s stays about the same).
 func BenchmarkParseHostile(b *testing.B) {
-	worst := []string{"link", "quote", "star", "code-span", "mention", "bracket", "tilde", "list-lines", "newlines"}
+	worst := []string{"link", "quote", "star", "code-span", "mention", "bracket", "tilde", "list-lines", "newlines", "wide-tables"}
 	for _, size := range []int{64 << 10, 256 << 10, 1 << 20} {
-		for _, in := range markdowntest.Inputs(size) {
+		for _, in := range append(markdowntest.Inputs(size), markdowntest.Input{Name: "wide-tables", Text: wideTables(size)}) {
 			if !slices.Contains(worst, in.Name) {
 				continue
 			}
