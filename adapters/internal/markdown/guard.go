@@ -307,17 +307,44 @@ func isASCIIPunct(c byte) bool {
 // Render runs in time linear in len(src): Split and Guard are linear, and
 // a part, being of bounded size and guarded, is parsed in bounded time.
 // A construct that spans a cut (a list, a paragraph longer than part, a
-// link reference defined in another part) is read as two.
+// link reference defined in another part) is read as two. A part that
+// starts in the middle of a line (one longer than part) has its start
+// escaped, so that it reads as text and not as a block's marker.
 func Render(src string, part int, render func(doc ast.Node, src []byte, w *strings.Builder)) string {
 	if part <= 0 {
 		part = DefaultPart
 	}
 	var w strings.Builder
-	for _, p := range Split(src, SplitOptions{Max: part, Unit: Bytes}) {
+	parts, midLine := split(src, SplitOptions{Max: part, Unit: Bytes})
+	for i, p := range parts {
+		if midLine != nil && midLine[i] {
+			p = continued(p)
+		}
 		// The part ends with a line break: goldmark drops the info string
 		// of a fence on a last line without one.
 		b := []byte(Guard(p) + "\n")
 		render(Parse(b), b, &w)
 	}
 	return w.String()
+}
+
+// continued escapes the start of a part that continues a line of the text,
+// which would otherwise read as a block's marker ("```", "#", ">", "-",
+// "1.", "<div>"): a backslash before ASCII punctuation, or before the "."
+// or ")" after digits.
+func continued(p string) string {
+	if p == "" {
+		return p
+	}
+	if isASCIIPunct(p[0]) {
+		return `\` + p
+	}
+	i := 0
+	for i < len(p) && i < 10 && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	if i > 0 && i < len(p) && (p[i] == '.' || p[i] == ')') {
+		return p[:i] + `\` + p[i:]
+	}
+	return p
 }

@@ -153,3 +153,27 @@ func BenchmarkParseHostile(b *testing.B) {
 		}
 	}
 }
+
+// TestRenderContinuedLine checks that a line longer than a part, cut
+// between words, does not make its rest a block: the rest starts with a
+// fence, a heading's marker and a number.
+func TestRenderContinuedLine(t *testing.T) {
+	for _, rest := range []string{"```go and more", "## not a heading", "12. not an item", "plain words"} {
+		in := strings.Repeat("x", 108) + " " + rest + "\n\n# heading"
+		parts, mid := split(in, SplitOptions{Max: 110, Unit: Bytes})
+		if len(parts) != 3 || mid == nil || mid[0] || !mid[1] || mid[2] {
+			t.Fatalf("split(%q) = %q, mid-line %v; want 3 parts, the second mid-line", in, parts, mid)
+		}
+		var kinds []string
+		got := Render(in, 110, func(doc ast.Node, src []byte, w *strings.Builder) {
+			kinds = append(kinds, doc.FirstChild().Kind().String())
+			plainText(doc, src, w)
+		})
+		if want := []string{"Paragraph", "Paragraph", "Heading"}; !slices.Equal(kinds, want) {
+			t.Errorf("%q: parts parsed as %v, want %v", rest, kinds, want)
+		}
+		if !strings.Contains(strings.ReplaceAll(got, `\`, ""), rest) { // the collector writes escapes as they are
+			t.Errorf("%q: the text rendered is %q", rest, got)
+		}
+	}
+}
