@@ -259,6 +259,13 @@ func (r *mrkdwn) table(n *extast.Table) string {
 	align := lineWidth*len(rows) <= 2*text+1024
 	var b strings.Builder
 	for i, cells := range rows {
+		if !align {
+			// goldmark pads a row to the header's cells: leave out the
+			// empty ones at its end.
+			for len(cells) > 1 && cells[len(cells)-1] == "" {
+				cells = cells[:len(cells)-1]
+			}
+		}
 		for j, c := range cells {
 			if j > 0 {
 				b.WriteString(" | ")

@@ -161,3 +161,19 @@ func checkChunks(t *testing.T, chunks []string, max int) {
 		}
 	}
 }
+
+// TestToMrkdwnWideTable checks that a table whose rows hold fewer cells
+// than its header does not grow much larger than its text: goldmark pads
+// each row to the header's cells.
+func TestToMrkdwnWideTable(t *testing.T) {
+	for _, rows := range []int{10, 30, 100, 500, 3000} {
+		md := strings.Repeat("|h", 60) + "\n" + strings.Repeat("|-", 60) + "\n" + strings.Repeat("x\n", rows)
+		out := toMrkdwn(md)
+		if len(out) > 4*len(md)+1024 {
+			t.Errorf("%d rows: %d bytes of mrkdwn from %d of Markdown", rows, len(out), len(md))
+		}
+		if got := strings.Count(out, "x"); got != rows {
+			t.Errorf("%d rows: %d x in the mrkdwn", rows, got)
+		}
+	}
+}
