@@ -39,6 +39,28 @@ func TestToMrkdwn(t *testing.T) {
 		{"unclosed code block", "```\ncode", "```\ncode\n```"},
 		{"tilde fence", "~~~\n~~not strike~~\n~~~", "```\n~~not strike~~\n```"},
 		{"crlf", "**a**\r\n- b", "*a*\n• b"},
+		// From goldmark's tree: Slack's own markup is kept, escapes and
+		// entities mean what they mean in Markdown.
+		{"slack markup", "hi <@U1>, <@W2|ada> <#C3|eng> <!here> <!subteam^S1|@eng>", "hi <@U1>, <@W2|ada> <#C3|eng> <!here> <!subteam^S1|@eng>"},
+		{"slack markup at a line's start", "<!here> the build is red", "<!here> the build is red"},
+		{"escaped markup", `\<@U1> a \* b`, "&lt;@U1&gt; a * b"},
+		{"entities", "AT&amp;T &copy; &#35; &lt;b&gt;", "AT&amp;T © # &lt;b&gt;"},
+		{"relative link", "[top](#top) and [doc](docs/a.md)", "top (#top) and doc (docs/a.md)"},
+		{"link with a pipe", "[a](https://x.io/?q=a|b)", "<https://x.io/?q=a%7Cb|a>"},
+		{"nested link label", "[![logo](https://x.io/l.png)](https://x.io)", "<https://x.io|logo (https://x.io/l.png)>"},
+		{"reference link", "see [the docs]\n\n[the docs]: https://x.io", "see <https://x.io|the docs>"},
+		{"email autolink", "<ada@example.com>", "<mailto:ada@example.com|ada@example.com>"},
+		{"intraword strong", "foo**bar**baz", "foo**bar**baz"},
+		{"nested emphasis", "**bold *and italic***", "*bold _and italic_*"},
+		{"setext heading", "Title\n=====", "*Title*"},
+		{"indented code", "para\n\n    x < y", "para\n\n```\nx &lt; y\n```"},
+		{"ordered from its start", "3. c\n3. d", "3. c\n4. d"},
+		{"loose list", "- a\n\n- b", "• a\n\n• b"},
+		{"quoted list", "> - a\n>\n> b", "> • a\n>\n> b"},
+		{"code in a list item", "- x:\n  ```\n  a\n  ```", "• x:\n  ```\n  a\n  ```"},
+		{"hard break", "a  \nb\\\nc", "a\nb\nc"},
+		{"html block", "<div>\n<b>x</b>\n</div>", "&lt;div&gt;\n&lt;b&gt;x&lt;/b&gt;\n&lt;/div&gt;"},
+		{"table", "| a | b |\n|---|--:|\n| `x` | 12 |\n| [l](https://u.io) | 3 |", "```\na                |  b\n-----------------+---\nx                | 12\nl (https://u.io) |  3\n```"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := toMrkdwn(tc.md); got != tc.want {
@@ -136,6 +158,22 @@ func checkChunks(t *testing.T, chunks []string, max int) {
 		}
 		if !utf8.ValidString(c) {
 			t.Errorf("chunk %d is not valid UTF-8", i)
+		}
+	}
+}
+
+// TestToMrkdwnWideTable checks that a table whose rows hold fewer cells
+// than its header does not grow much larger than its text: goldmark pads
+// each row to the header's cells.
+func TestToMrkdwnWideTable(t *testing.T) {
+	for _, rows := range []int{10, 30, 100, 500, 3000} {
+		md := strings.Repeat("|h", 60) + "\n" + strings.Repeat("|-", 60) + "\n" + strings.Repeat("x\n", rows)
+		out := toMrkdwn(md)
+		if len(out) > 4*len(md)+1024 {
+			t.Errorf("%d rows: %d bytes of mrkdwn from %d of Markdown", rows, len(out), len(md))
+		}
+		if got := strings.Count(out, "x"); got != rows {
+			t.Errorf("%d rows: %d x in the mrkdwn", rows, got)
 		}
 	}
 }

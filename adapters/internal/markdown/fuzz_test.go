@@ -62,3 +62,24 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGuard guards arbitrary text, seeded with texts past each bound: it
+// never panics, only adds backslashes, and at most one a byte.
+func FuzzGuard(f *testing.F) {
+	for _, s := range []string{"", "[a](" + strings.Repeat("[a](", 2000), strings.Repeat(">", 40) + "a", strings.Repeat("1. ", 20),
+		strings.Repeat("|a", 40) + "\n" + strings.Repeat("|-", 40) + "\n" + strings.Repeat("x\n", 200), "```\n" + strings.Repeat("> ", 30) + "\n```"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if len(text) > fuzzkit.MaxInput {
+			t.Skip("input over 64 KiB")
+		}
+		g := Guard(text)
+		if strings.ReplaceAll(g, `\`, "") != strings.ReplaceAll(text, `\`, "") {
+			t.Fatalf("Guard(%q) = %q changed more than backslashes", text, g)
+		}
+		if len(g) > 2*len(text)+1 {
+			t.Fatalf("Guard added %d bytes to %d", len(g)-len(text), len(text))
+		}
+	})
+}

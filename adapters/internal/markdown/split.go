@@ -95,27 +95,38 @@ type SplitOptions struct {
 // the normalised text back, except where a line was cut between words or a
 // code block reopened.
 func Split(text string, o SplitOptions) []string {
+	chunks, _ := split(text, o)
+	return chunks
+}
+
+// split is Split, and tells which chunks start in the middle of a line of
+// the text (a line cut between words or anywhere): midLine[i] for
+// chunks[i], nil when none does.
+func split(text string, o SplitOptions) (chunks []string, midLine []bool) {
 	text = trimBlank(strings.ReplaceAll(text, "\r\n", "\n"))
 	if text == "" {
-		return nil
+		return nil, nil
 	}
 	u := o.Unit
 	if u.Len(text) <= o.Max {
-		return []string{text}
+		return []string{text}, nil
 	}
-	var chunks []string
 	var cur strings.Builder
-	curLen := 0
+	curLen, curMid := 0, false
 	flush := func() {
 		if curLen > 0 {
 			if c := trimBlank(cur.String()); c != "" {
 				chunks = append(chunks, c)
+				if curMid {
+					midLine = append(midLine, make([]bool, len(chunks)-len(midLine))...)
+					midLine[len(chunks)-1] = true
+				}
 			}
 			cur.Reset()
 			curLen = 0
 		}
 	}
-	add := func(piece, sep string) {
+	add := func(piece, sep string, mid bool) {
 		n := u.Len(piece)
 		if curLen > 0 && curLen+u.Len(sep)+n > o.Max {
 			flush()
@@ -123,23 +134,29 @@ func Split(text string, o SplitOptions) []string {
 		if curLen > 0 {
 			cur.WriteString(sep)
 			curLen += u.Len(sep)
+		} else {
+			curMid = mid
 		}
 		cur.WriteString(piece)
 		curLen += n
 	}
 	for _, b := range blocks(text) {
 		if u.Len(b.text) <= o.Max {
-			add(b.text, b.sep)
+			add(b.text, b.sep, false)
 			continue
 		}
 		flush()
-		for _, piece := range cutBlock(b, o) {
-			add(piece, "\n")
+		pieces, mid := cutBlock(b, o)
+		for i, piece := range pieces {
+			add(piece, "\n", mid != nil && mid[i])
 		}
 		flush()
 	}
 	flush()
-	return chunks
+	if midLine != nil {
+		midLine = append(midLine, make([]bool, len(chunks)-len(midLine))...)
+	}
+	return chunks, midLine
 }
 
 // trimBlank drops text's leading blank lines and trailing white space, so
@@ -223,7 +240,9 @@ func blocks(text string) []block {
 
 // cutBlock cuts a block longer than o.Max into pieces of at most o.Max
 // units; the caller joins consecutive pieces with "\n" while they fit.
-func cutBlock(b block, o SplitOptions) []string {
+// mid[i] tells that pieces[i] is the rest of a line of prose cut before it
+// (nil when none is).
+func cutBlock(b block, o SplitOptions) (pieces []string, mid []bool) {
 	u := o.Unit
 	lines := strings.Split(b.text, "\n")
 	if b.fence != "" {
@@ -253,7 +272,7 @@ func cutBlock(b block, o SplitOptions) []string {
 				}
 			}
 			emit()
-			return out
+			return out, nil
 		}
 	}
 	out := make([]string, 0, len(lines))
@@ -262,9 +281,19 @@ func cutBlock(b block, o SplitOptions) []string {
 			out = append(out, l) // the common case, without cutLine's slice
 			continue
 		}
-		out = append(out, cutLine(l, o.Max, u, true, o.KeepAngles)...)
+		cut := cutLine(l, o.Max, u, true, o.KeepAngles)
+		if len(cut) > 1 {
+			mid = append(mid, make([]bool, len(out)+1-len(mid))...)
+			for range cut[1:] {
+				mid = append(mid, true)
+			}
+		}
+		out = append(out, cut...)
 	}
-	return out
+	if mid != nil {
+		mid = append(mid, make([]bool, len(out)-len(mid))...)
+	}
+	return out, mid
 }
 
 // cutLine cuts a line longer than max units at spaces (when words is true;
