@@ -54,18 +54,24 @@ const (
 	maxEmphasisDepth = 4
 )
 
-// toWiki converts Markdown to Jira wiki markup.
+// toWiki converts Markdown to Jira wiki markup. It renders the Markdown
+// in guarded parts of bounded size (markdown.Render), so that it runs in
+// time linear in the Markdown; parts are separated as blocks are.
 func toWiki(md string) string {
-	src := []byte(mdCleaner.Replace(md))
-	w := &wikiWriter{src: src, inl: inlineWriter{src: src}}
-	w.blocks(markdown.Parse(src))
-	return strings.Trim(w.b.String(), "\n")
+	return strings.Trim(markdown.Render(mdCleaner.Replace(md), 0, func(doc ast.Node, src []byte, b *strings.Builder) {
+		w := &wikiWriter{src: src, b: b, inl: inlineWriter{src: src}}
+		if b.Len() > 0 {
+			w.newline()
+			b.WriteByte('\n')
+		}
+		w.blocks(doc)
+	}), "\n")
 }
 
 // wikiWriter writes a Markdown tree as wiki markup, block by block.
 type wikiWriter struct {
 	src   []byte
-	b     strings.Builder
+	b     *strings.Builder
 	marks []byte // the marks of the open lists ('*' or '#'), outermost first
 	quote bool   // inside {quote}, which does not nest
 	inl   inlineWriter
@@ -115,7 +121,7 @@ func (w *wikiWriter) block(n ast.Node) {
 		}
 		w.inl.reset(paraBreaks)
 		w.inl.text(w.lines(n, closure))
-		w.inl.finish(&w.b, false)
+		w.inl.finish(w.b, false)
 	case *ast.Blockquote:
 		w.blockquote(n)
 	case *ast.List:
@@ -231,7 +237,7 @@ func (w *wikiWriter) table(t *east.Table) {
 func (w *wikiWriter) inline(n ast.Node, br breaks, cell bool) {
 	w.inl.reset(br)
 	w.inl.walk(n)
-	w.inl.finish(&w.b, cell)
+	w.inl.finish(w.b, cell)
 }
 
 // codeBlock writes a code block: {code:lang} for a language Jira
@@ -428,9 +434,14 @@ func (r *inlineWriter) node(n ast.Node) {
 }
 
 // emphasis adds emphasis written with delim, or lit if Jira cannot read
-// it; nested deeper than maxEmphasisDepth, only its text.
+// it. Inside emphasis of the same delimiter (which Jira would read as its
+// end), or nested deeper than maxEmphasisDepth, only its text is written.
 func (r *inlineWriter) emphasis(n ast.Node, delim, lit string) {
-	if len(r.open) >= maxEmphasisDepth {
+	nested := len(r.open) >= maxEmphasisDepth
+	for _, at := range r.open {
+		nested = nested || r.toks[at].s == delim
+	}
+	if nested {
 		r.walk(n)
 		return
 	}
@@ -621,11 +632,11 @@ func (r *inlineWriter) after(i int) rune {
 	return c
 }
 
-// linkTarget makes a URL safe inside [label|url]: "|", "[", "]" and
-// spaces are percent-encoded.
+// linkTarget makes a URL safe inside [label|url]: "|", "[", "]", "\\"
+// (which would escape the "]") and spaces are percent-encoded.
 func linkTarget(u string) string { return urlEscaper.Replace(u) }
 
-var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B", " ", "%20")
+var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B", "\\", "%5C", " ", "%20")
 
 // escapeText writes text s escaped where Jira would read it as markup:
 // "{" (macros), "[" (links), "!" before a non-space (images), emphasis
