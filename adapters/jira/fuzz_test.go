@@ -179,11 +179,6 @@ func FuzzWikiToMarkdown(f *testing.F) {
 	})
 }
 
-// maxToWikiInput bounds the inputs of FuzzToWiki: toWiki takes time
-// quadratic in the nesting of block quotes (16 KiB of ">" take seconds),
-// which would stall the fuzzer at 64 KiB.
-const maxToWikiInput = 4 << 10
-
 // FuzzToWiki converts arbitrary Markdown to wiki markup and to comments as
 // delivery does: it never panics; the markup is valid UTF-8 (where the
 // Markdown was) of bounded size; and every comment fits the room left for
@@ -195,8 +190,8 @@ func FuzzToWiki(f *testing.F) {
 		f.Add(s, uint16(200))
 	}
 	f.Fuzz(func(t *testing.T, md string, max uint16) {
-		if len(md) > maxToWikiInput {
-			t.Skip("input over 4 KiB")
+		if len(md) > fuzzkit.MaxInput {
+			t.Skip("input over 64 KiB")
 		}
 		out := toWiki(md)
 		if utf8.ValidString(md) && !utf8.ValidString(out) {

@@ -196,6 +196,21 @@ func TestToWiki(t *testing.T) {
 		{"markdown escapes", "\\*literal\\* and \\_x\\_ and 100\\%", "\\*literal\\* and \\_x\\_ and 100%"},
 		{"backslashes", "C:\\Users\\x", "C:\\Users\\x"},
 		{"crlf and controls", "a\r\nb\x00\x01", "a\nb"},
+		{"intraword emphasis stays text", "a**b**c and x*y*z", "a\\*\\*b\\*\\*c and x*y*z"},
+		{"emphasis across lines", "**one\ntwo** and _three\nfour_", "*one*\n*two* and _three_\n_four_"},
+		{"same emphasis nested", "*a *b* c*", "_a b c_"},
+		{"line breaks", "one  \ntwo\\\nthree", "one\ntwo\nthree"},
+		{"item paragraphs", "1. first\n\n   second\n2. next\n   line", "# first \\\\ second\n# next line"},
+		{"loose list", "- a\n\n- b", "* a\n* b"},
+		{"nested quotes", "> a\n> > b\n> c", "{quote}\na\nb\nc\n{quote}"},
+		{"code in an item", "- a\n\n  ```go\n  x\n  ```\n- b", "* a\n{code:go}\nx\n{code}\n* b"},
+		{"indented code", "text\n\n    code *x*", "text\n\n{noformat}\ncode *x*\n{noformat}"},
+		{"short table rows", "| a | b | c |\n|---|---|---|\n| x |", "||a||b||c||\n|x|"},
+		{"citations and line starts", "??cite?? and what?? and\n\\# one and\n\\- two", "\\??cite?? and what?? and\n\\# one and\n\\- two"},
+		{"references", "AT&amp;T &copy; &#35;1 a&b", "AT&T © #1 a&b"},
+		{"reference link", "[docs][1]\n\n[1]: https://x.io", "[docs|https://x.io]"},
+		{"raw html is text", "a <b>bold</b> {x}", "a <b>bold</b> \\{x}"},
+		{"mail autolink", "<a@b.co> and c@d.co", "[mailto:a@b.co] and c@d.co"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := toWiki(tc.md); got != tc.want {

@@ -410,7 +410,11 @@ func (r *inlineWriter) node(n ast.Node) {
 		angle := n.Pos() >= 0 && n.Pos() < len(r.src) && r.src[n.Pos()] == '<'
 		switch {
 		case angle:
-			r.add(token{kind: tokMarkup, s: "[" + linkTarget(string(n.URL(r.src))) + "]"})
+			url := string(n.URL(r.src))
+			if n.AutoLinkType == ast.AutoLinkEmail && !strings.HasPrefix(strings.ToLower(url), "mailto:") {
+				url = "mailto:" + url
+			}
+			r.add(token{kind: tokMarkup, s: "[" + linkTarget(url) + "]"})
 		case n.AutoLinkType == ast.AutoLinkEmail:
 			r.add(token{kind: tokText, s: label})
 		default:
