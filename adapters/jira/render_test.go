@@ -206,6 +206,7 @@ func TestToWiki(t *testing.T) {
 		{"code in an item", "- a\n\n  ```go\n  x\n  ```\n- b", "* a\n{code:go}\nx\n{code}\n* b"},
 		{"indented code", "text\n\n    code *x*", "text\n\n{noformat}\ncode *x*\n{noformat}"},
 		{"short table rows", "| a | b | c |\n|---|---|---|\n| x |", "||a||b||c||\n|x|"},
+		{"long table rows", "| a |\n|---|\n| b | c \\| d | *e* |\n> | f |\n> |---|\n> | g | h", "||a||\n|b|c \\| d|\\*e\\*|\n{quote}\n||f||\n|g|h|\n{quote}"},
 		{"citations and line starts", "??cite?? and what?? and\n\\# one and\n\\- two", "\\??cite?? and what?? and\n\\# one and\n\\- two"},
 		{"references", "AT&amp;T &copy; &#35;1 a&b", "AT&T © #1 a&b"},
 		{"reference link", "[docs][1]\n\n[1]: https://x.io", "[docs|https://x.io]"},

@@ -100,10 +100,10 @@ func (w *wikiWriter) blocks(n ast.Node) {
 func (w *wikiWriter) block(n ast.Node) {
 	switch n := n.(type) {
 	case *ast.Paragraph, *ast.TextBlock:
-		w.inline(n, paraBreaks, false)
+		w.inline(n, paraBreaks)
 	case *ast.Heading:
 		w.b.WriteString("h" + strconv.Itoa(n.Level) + ". ")
-		w.inline(n, lineBreaks, false)
+		w.inline(n, lineBreaks)
 	case *ast.ThematicBreak:
 		w.b.WriteString("----")
 	case *ast.FencedCodeBlock:
@@ -132,7 +132,7 @@ func (w *wikiWriter) block(n ast.Node) {
 		if n.Type() == ast.TypeBlock && n.FirstChild() != nil && n.FirstChild().Type() == ast.TypeBlock {
 			w.blocks(n)
 		} else {
-			w.inline(n, paraBreaks, false)
+			w.inline(n, paraBreaks)
 		}
 	}
 }
@@ -196,7 +196,7 @@ func (w *wikiWriter) list(l *ast.List) {
 						w.newline()
 					}
 				}
-				w.inline(c, itemBreaks, false)
+				w.inline(c, itemBreaks)
 				onLine = true
 			default:
 				w.newline()
@@ -207,10 +207,11 @@ func (w *wikiWriter) list(l *ast.List) {
 	}
 }
 
-// table writes a table: its header row ||a||b|| and its rows |c|d|. The
-// empty cells that the parser adds to a row shorter than the header are
-// left out (a table of a long header and many short rows would be
-// quadratic in the Markdown); Jira takes rows of any length.
+// table writes a table: its header row ||a||b|| and its rows |c|d|. Jira
+// takes rows of any length: the empty cells that the parser adds to a row
+// shorter than the header are left out (a table of a long header and many
+// short rows would be quadratic in the Markdown), and the cells it drops
+// from a row longer than the header are written, as text.
 func (w *wikiWriter) table(t *east.Table) {
 	for row := t.FirstChild(); row != nil; row = row.NextSibling() {
 		w.newline()
@@ -223,21 +224,70 @@ func (w *wikiWriter) table(t *east.Table) {
 				continue
 			}
 			w.b.WriteString(sep)
-			at := w.b.Len()
-			w.inline(c, lineBreaks, true)
-			if w.b.Len() == at {
-				w.b.WriteByte(' ')
+			w.inl.reset(lineBreaks)
+			w.inl.walk(c)
+			w.cell()
+		}
+		if _, ok := row.(*east.TableRow); ok {
+			for _, extra := range extraCells(w.src, row) {
+				w.b.WriteString(sep)
+				w.inl.reset(lineBreaks)
+				w.inl.text(mdText([]byte(extra)))
+				w.cell()
 			}
 		}
 		w.b.WriteString(sep)
 	}
 }
 
+// cell writes the inline tokens of a table cell, " " if there are none.
+func (w *wikiWriter) cell() {
+	at := w.b.Len()
+	w.inl.finish(w.b, true)
+	if w.b.Len() == at {
+		w.b.WriteByte(' ')
+	}
+}
+
+// extraCells returns the cells of a table row past the header's count,
+// which the parser drops as GFM has it, as their Markdown text: the rest
+// of the row's line after its last cell, split at unescaped pipes.
+func extraCells(src []byte, row ast.Node) []string {
+	last := row.LastChild()
+	if last == nil || last.Lines().Len() == 0 {
+		return nil
+	}
+	from := last.Lines().At(0).Stop
+	line := src[from:]
+	if end := bytes.IndexByte(line, '\n'); end >= 0 {
+		line = line[:end]
+	}
+	rest := strings.TrimPrefix(strings.TrimSpace(string(line)), "|") // the pipe after the last cell
+	if strings.HasSuffix(rest, "|") && !strings.HasSuffix(rest, `\|`) {
+		rest = rest[:len(rest)-1]
+	}
+	if strings.TrimSpace(rest) == "" {
+		return nil
+	}
+	var cells []string
+	start := 0
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '\\':
+			i++
+		case '|':
+			cells = append(cells, strings.TrimSpace(rest[start:i]))
+			start = i + 1
+		}
+	}
+	return append(cells, strings.TrimSpace(rest[start:]))
+}
+
 // inline writes the inline content of n.
-func (w *wikiWriter) inline(n ast.Node, br breaks, cell bool) {
+func (w *wikiWriter) inline(n ast.Node, br breaks) {
 	w.inl.reset(br)
 	w.inl.walk(n)
-	w.inl.finish(w.b, cell)
+	w.inl.finish(w.b, false)
 }
 
 // codeBlock writes a code block: {code:lang} for a language Jira
