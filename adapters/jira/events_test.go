@@ -17,7 +17,7 @@ import (
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/jira")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/jira and adapters/jira/testdata/commonmark")
 
 const testdata = "../../testdata/jira"
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard/adapters"
@@ -179,14 +180,10 @@ func FuzzWikiToMarkdown(f *testing.F) {
 	})
 }
 
-// maxToWikiInput bounds the inputs of FuzzToWiki: toWiki takes time
-// quadratic in the nesting of block quotes (16 KiB of ">" take seconds),
-// which would stall the fuzzer at 64 KiB.
-const maxToWikiInput = 4 << 10
-
 // FuzzToWiki converts arbitrary Markdown to wiki markup and to comments as
 // delivery does: it never panics; the markup is valid UTF-8 (where the
-// Markdown was) of bounded size; and every comment fits the room left for
+// Markdown was) of bounded size and holds every letter and digit of the
+// Markdown's text (mdContent); and every comment fits the room left for
 // the marker and is not blank.
 func FuzzToWiki(f *testing.F) {
 	_, wiki := fuzzBodies(f)
@@ -195,8 +192,8 @@ func FuzzToWiki(f *testing.F) {
 		f.Add(s, uint16(200))
 	}
 	f.Fuzz(func(t *testing.T, md string, max uint16) {
-		if len(md) > maxToWikiInput {
-			t.Skip("input over 4 KiB")
+		if len(md) > fuzzkit.MaxInput {
+			t.Skip("input over 64 KiB")
 		}
 		out := toWiki(md)
 		if utf8.ValidString(md) && !utf8.ValidString(out) {
@@ -204,6 +201,11 @@ func FuzzToWiki(f *testing.F) {
 		}
 		if len(out) > 8*len(md)+1024 {
 			t.Fatalf("%d bytes of wiki markup from %d of Markdown", len(out), len(md))
+		}
+		// (toWiki drops NUL and the sentinels before parsing, which may
+		// change what the rest is: "0)\x00" is a paragraph, "0)" a list.)
+		if text := strings.Join(mdContent(mdCleaner.Replace(md))["text"], ""); utf8.ValidString(md) && alnums(out) < alnums(text) {
+			t.Fatalf("toWiki(%q) = %q holds %d letters and digits, the text %q %d", md, out, alnums(out), text, alnums(text))
 		}
 		limit := markerChars + 64 + int(max)
 		room := limit - markerChars - 1
@@ -216,4 +218,15 @@ func FuzzToWiki(f *testing.F) {
 			}
 		}
 	})
+}
+
+// alnums counts the letters and digits of s.
+func alnums(s string) int {
+	n := 0
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			n++
+		}
+	}
+	return n
 }

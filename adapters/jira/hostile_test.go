@@ -119,13 +119,13 @@ func TestADFDeepNestingStaysSmall(t *testing.T) {
 	}
 }
 
-// TestToWikiDeepQuotes checks that quotes nested deeper than maxQuoteDepth
-// are text, and that their text is kept.
+// TestToWikiDeepQuotes checks that nested quotes are one {quote} (Jira's
+// does not nest), and that their text is kept.
 func TestToWikiDeepQuotes(t *testing.T) {
 	md := strings.Repeat(">", 3000) + " a"
 	w := toWiki(md)
-	if n := strings.Count(w, "{quote}"); n > 2*maxQuoteDepth {
-		t.Errorf("%d {quote} tags, want at most %d", n, 2*maxQuoteDepth)
+	if n := strings.Count(w, "{quote}"); n != 2 {
+		t.Errorf("%d {quote} tags, want 2", n)
 	}
 	if !strings.Contains(w, "a") {
 		t.Errorf("the text is lost: %.100q", w)

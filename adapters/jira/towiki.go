@@ -1,36 +1,35 @@
 package jira
 
 import (
-	"regexp"
+	"bytes"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/yuin/goldmark/ast"
+	east "github.com/yuin/goldmark/extension/ast"
+	"github.com/yuin/goldmark/util"
+
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
 // Agents write Markdown; the REST API v2 takes Jira wiki markup. toWiki
-// converts the common constructs: headings → h1.–h6., **bold** → *bold*,
-// *italic* and _italic_ → _italic_, ~~strike~~ → -strike-, `code` →
-// {{code}}, fenced code blocks → {code:lang} (or {noformat} without a
-// language Jira knows), [label](url) → [label|url], images → links, bullet
-// and numbered lists (nested and mixed) → * and #, task items → ☐/☑,
-// blockquotes → {quote}, tables → ||header|| and |cell|, rules → ----.
-// Everything else is text, escaped where Jira would read it as markup
-// ({, [, emphasis characters at word edges, !image!, emoticons like (x)).
+// parses the Markdown once (markdown.Parse: CommonMark with the GitHub
+// extensions) and writes the tree as wiki markup: headings → h1.–h6.,
+// strong → *bold*, emphasis → _italic_, strikethrough → -strike-, code
+// spans → {{code}}, code blocks → {code:lang} (or {noformat} without a
+// language Jira knows), links → [label|url], images → links, bullet and
+// ordered lists (nested and mixed) → * and #, task items → ☐/☑, block
+// quotes → {quote}, tables → ||header|| and |cell|, rules → ----. Raw HTML
+// is text. Text is escaped where Jira would read it as markup ({, [,
+// emphasis characters at word edges, !image!, ??citation??, emoticons like
+// (x), list marks and "|" at the start of a line), so that an agent's
+// literal text shows literally.
 
-var (
-	mdHeadingRe = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
-	mdTableSep  = regexp.MustCompile(`^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$`)
-	mdURLRe     = regexp.MustCompile(`\bhttps?://[^\s<>\[\]{}|]+`)
-)
-
-var (
-	mdCleaner     = strings.NewReplacer("\r\n", "\n", "\x00", "", "\x01", "", "\x02", "", "\x03", "")
-	wikiSentinels = strings.NewReplacer(sentBold, "*", sentItalic, "_", sentStrike, "-")
-	unbold        = strings.NewReplacer("**", "", "__", "", "`", "")
-)
+// mdCleaner drops the bytes that are never text (NUL and the sentinels
+// wiki.go uses) and turns CRLF into LF.
+var mdCleaner = strings.NewReplacer("\r\n", "\n", "\x00", "", "\x01", "", "\x02", "", "\x03", "")
 
 // codeLanguages are the languages of {code:…} that Jira Cloud and Data
 // Center both highlight; other fenced blocks become {noformat}.
@@ -44,88 +43,251 @@ var codeLanguages = map[string]string{
 	"sql": "sql", "swift": "swift", "vb": "visualbasic", "xml": "xml", "yaml": "yaml", "yml": "yaml",
 }
 
-// toWiki converts Markdown to Jira wiki markup.
-func toWiki(md string) string { return toWikiIn(md, 0) }
+const (
+	// maxListDepth bounds the list marks of an item (*** …): deeper lists
+	// are written at this depth, so that the marks of deeply nested lists do
+	// not make the markup quadratic in the Markdown.
+	maxListDepth = 16
+	// maxEmphasisDepth bounds the nesting of emphasis written as markup;
+	// deeper emphasis is its text. Emphasis open across a line break is
+	// closed before it and opened again after, once per level.
+	maxEmphasisDepth = 4
+)
 
-// maxQuoteDepth bounds the nesting of blockquotes that toWiki converts;
-// deeper ">" are text. Each level converts its lines again, so the bound
-// keeps the conversion linear (Jira's {quote} does not nest anyway).
-const maxQuoteDepth = 8
-
-// toWikiIn converts Markdown inside depth blockquotes.
-func toWikiIn(md string, depth int) string {
-	md = mdCleaner.Replace(md)
-	lines := strings.Split(md, "\n")
-	out := make([]string, 0, len(lines))
-	var stack []listLevel // the open lists, outermost first
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if fence, lang, ok := fenceLine(line); ok {
-			lang = strings.ToLower(lang)
-			var body []string
-			for i++; i < len(lines); i++ {
-				if run, l, ok := fenceLine(lines[i]); ok && run[0] == fence[0] && len(run) >= len(fence) && l == "" {
-					break
-				}
-				body = append(body, lines[i])
-			}
-			stack = nil
-			out = append(out, codeBlock(lang, strings.Join(body, "\n")))
-			continue
+// toWiki converts Markdown to Jira wiki markup. It renders the Markdown
+// in guarded parts of bounded size (markdown.Render), so that it runs in
+// time linear in the Markdown; parts are separated as blocks are.
+func toWiki(md string) string {
+	return strings.Trim(markdown.Render(mdCleaner.Replace(md), 0, func(doc ast.Node, src []byte, b *strings.Builder) {
+		w := &wikiWriter{src: src, b: b, inl: inlineWriter{src: src}}
+		if b.Len() > 0 {
+			w.newline()
+			b.WriteByte('\n')
 		}
-		if strings.TrimSpace(line) == "" {
-			stack = nil
-			out = append(out, "")
-			continue
-		}
-		if _, ok := markdown.Quote(line); ok && depth < maxQuoteDepth {
-			var inner []string
-			for ; i < len(lines); i++ {
-				in, ok := markdown.Quote(lines[i])
-				if !ok {
-					break
-				}
-				inner = append(inner, in)
-			}
-			i--
-			stack = nil
-			out = append(out, "{quote}", toWikiIn(strings.Join(inner, "\n"), depth+1), "{quote}")
-			continue
-		}
-		if strings.Contains(line, "|") && i+1 < len(lines) && mdTableSep.MatchString(lines[i+1]) && strings.Contains(lines[i+1], "|") {
-			out = append(out, tableRow(line, true))
-			for i += 2; i < len(lines) && strings.Contains(lines[i], "|") && strings.TrimSpace(lines[i]) != ""; i++ {
-				out = append(out, tableRow(lines[i], false))
-			}
-			i--
-			stack = nil
-			continue
-		}
-		out = append(out, convertWikiLine(line, &stack))
-	}
-	return strings.Trim(strings.Join(out, "\n"), "\n")
+		w.blocks(doc)
+	}), "\n")
 }
 
-// listLevel is one open list: its indentation and kind ('*' or '#').
-type listLevel struct {
-	indent int
-	kind   byte
+// wikiWriter writes a Markdown tree as wiki markup, block by block.
+type wikiWriter struct {
+	src   []byte
+	b     *strings.Builder
+	marks []byte // the marks of the open lists ('*' or '#'), outermost first
+	quote bool   // inside {quote}, which does not nest
+	inl   inlineWriter
 }
 
-// fenceLine parses a code fence: markdown.FenceRun with nothing after the
-// run but blanks, a language and text without backticks (the regular
-// expression ^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$).
-func fenceLine(line string) (fence, lang string, ok bool) {
-	run, rest, ok := markdown.FenceRun(line)
-	if !ok || strings.IndexByte(rest, '`') >= 0 {
-		return "", "", false
+// newline ends the current line, if one is open.
+func (w *wikiWriter) newline() {
+	if n := w.b.Len(); n > 0 && w.b.String()[n-1] != '\n' {
+		w.b.WriteByte('\n')
 	}
-	rest = strings.TrimLeft(rest, " \t")
-	n := 0
-	for n < len(rest) && !strings.ContainsRune(" \t\n\f\r", rune(rest[n])) {
-		n++
+}
+
+// blocks writes the blocks of n, each on lines of its own. A blank line
+// parts two blocks where the Markdown has one, except inside a list, which
+// a blank line would end in Jira.
+func (w *wikiWriter) blocks(n ast.Node) {
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		w.newline()
+		if c != n.FirstChild() && c.HasBlankPreviousLines() && len(w.marks) == 0 && w.b.Len() > 0 {
+			w.b.WriteByte('\n')
+		}
+		w.block(c)
 	}
-	return run, rest[:n], true
+}
+
+func (w *wikiWriter) block(n ast.Node) {
+	switch n := n.(type) {
+	case *ast.Paragraph, *ast.TextBlock:
+		w.inline(n, paraBreaks)
+	case *ast.Heading:
+		w.b.WriteString("h" + strconv.Itoa(n.Level) + ". ")
+		w.inline(n, lineBreaks)
+	case *ast.ThematicBreak:
+		w.b.WriteString("----")
+	case *ast.FencedCodeBlock:
+		lang := ""
+		if n.Info != nil {
+			lang = strings.ToLower(string(n.Language(w.src)))
+		}
+		w.b.WriteString(codeBlock(lang, w.lines(n, nil)))
+	case *ast.CodeBlock:
+		w.b.WriteString(codeBlock("", w.lines(n, nil)))
+	case *ast.HTMLBlock:
+		var closure []byte
+		if n.HasClosure() {
+			closure = n.ClosureLine.Value(w.src)
+		}
+		w.inl.reset(paraBreaks)
+		w.inl.text(w.lines(n, closure))
+		w.inl.finish(w.b, false)
+	case *ast.Blockquote:
+		w.blockquote(n)
+	case *ast.List:
+		w.list(n)
+	case *east.Table:
+		w.table(n)
+	default:
+		if n.Type() == ast.TypeBlock && n.FirstChild() != nil && n.FirstChild().Type() == ast.TypeBlock {
+			w.blocks(n)
+		} else {
+			w.inline(n, paraBreaks)
+		}
+	}
+}
+
+// lines returns the text of a block's lines and then extra, with no final
+// line end.
+func (w *wikiWriter) lines(n ast.Node, extra []byte) string {
+	var b strings.Builder
+	lines := n.Lines()
+	for i := 0; i < lines.Len(); i++ {
+		seg := lines.At(i)
+		b.Write(seg.Value(w.src))
+	}
+	b.Write(extra)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// blockquote writes a quote as {quote} … {quote}. A quote inside a quote
+// is written as the outer quote's text: Jira's {quote} does not nest. The
+// lists of a quote start at the first level.
+func (w *wikiWriter) blockquote(n *ast.Blockquote) {
+	if w.quote {
+		w.blocks(n)
+		return
+	}
+	marks := w.marks
+	w.quote, w.marks = true, nil
+	w.b.WriteString("{quote}\n")
+	w.blocks(n)
+	w.newline()
+	w.b.WriteString("{quote}")
+	w.quote, w.marks = false, marks
+}
+
+// list writes a list, an item a line: its marks (one per level: ** for
+// the second level of bullets, #* for bullets in a numbered list) and its
+// text. A second paragraph of an item joins the first after a line break
+// (\\); other blocks of an item are written on lines of their own, which
+// Jira's one-line items cannot hold.
+func (w *wikiWriter) list(l *ast.List) {
+	if len(w.marks) < maxListDepth {
+		mark := byte('*')
+		if l.IsOrdered() {
+			mark = '#'
+		}
+		w.marks = append(w.marks, mark)
+		defer func() { w.marks = w.marks[:len(w.marks)-1] }()
+	}
+	for item := l.FirstChild(); item != nil; item = item.NextSibling() {
+		w.newline()
+		w.b.Write(w.marks)
+		w.b.WriteByte(' ')
+		onLine := true // the item's text is on the current line
+		for c := item.FirstChild(); c != nil; c = c.NextSibling() {
+			switch c.(type) {
+			case *ast.Paragraph, *ast.TextBlock:
+				if c != item.FirstChild() {
+					if onLine {
+						w.b.WriteString(` \\ `)
+					} else {
+						w.newline()
+					}
+				}
+				w.inline(c, itemBreaks)
+				onLine = true
+			default:
+				w.newline()
+				w.block(c)
+				onLine = false
+			}
+		}
+	}
+}
+
+// table writes a table: its header row ||a||b|| and its rows |c|d|. Jira
+// takes rows of any length: the empty cells that the parser adds to a row
+// shorter than the header are left out (a table of a long header and many
+// short rows would be quadratic in the Markdown), and the cells it drops
+// from a row longer than the header are written, as text.
+func (w *wikiWriter) table(t *east.Table) {
+	for row := t.FirstChild(); row != nil; row = row.NextSibling() {
+		w.newline()
+		sep := "|"
+		if _, ok := row.(*east.TableHeader); ok {
+			sep = "||"
+		}
+		for c := row.FirstChild(); c != nil; c = c.NextSibling() {
+			if c.Pos() < 0 && c.FirstChild() == nil && c != row.FirstChild() {
+				continue
+			}
+			w.b.WriteString(sep)
+			w.inl.reset(lineBreaks)
+			w.inl.walk(c)
+			w.cell()
+		}
+		if _, ok := row.(*east.TableRow); ok {
+			for _, extra := range extraCells(w.src, row) {
+				w.b.WriteString(sep)
+				w.inl.reset(lineBreaks)
+				w.inl.text(mdText([]byte(extra)))
+				w.cell()
+			}
+		}
+		w.b.WriteString(sep)
+	}
+}
+
+// cell writes the inline tokens of a table cell, " " if there are none.
+func (w *wikiWriter) cell() {
+	at := w.b.Len()
+	w.inl.finish(w.b, true)
+	if w.b.Len() == at {
+		w.b.WriteByte(' ')
+	}
+}
+
+// extraCells returns the cells of a table row past the header's count,
+// which the parser drops as GFM has it, as their Markdown text: the rest
+// of the row's line after its last cell, split at unescaped pipes.
+func extraCells(src []byte, row ast.Node) []string {
+	last := row.LastChild()
+	if last == nil || last.Lines().Len() == 0 {
+		return nil
+	}
+	from := last.Lines().At(0).Stop
+	line := src[from:]
+	if end := bytes.IndexByte(line, '\n'); end >= 0 {
+		line = line[:end]
+	}
+	rest := strings.TrimPrefix(strings.TrimSpace(string(line)), "|") // the pipe after the last cell
+	if strings.HasSuffix(rest, "|") && !strings.HasSuffix(rest, `\|`) {
+		rest = rest[:len(rest)-1]
+	}
+	if strings.TrimSpace(rest) == "" {
+		return nil
+	}
+	var cells []string
+	start := 0
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '\\':
+			i++
+		case '|':
+			cells = append(cells, strings.TrimSpace(rest[start:i]))
+			start = i + 1
+		}
+	}
+	return append(cells, strings.TrimSpace(rest[start:]))
+}
+
+// inline writes the inline content of n.
+func (w *wikiWriter) inline(n ast.Node, br breaks) {
+	w.inl.reset(br)
+	w.inl.walk(n)
+	w.inl.finish(w.b, false)
 }
 
 // codeBlock writes a code block: {code:lang} for a language Jira
@@ -148,285 +310,449 @@ func codeBlock(lang, body string) string {
 	return open + "\n" + body + "\n{" + tag + "}"
 }
 
-// firstByte returns the first byte of line that is not a space or tab, or 0.
-func firstByte(line string) byte {
-	for i := 0; i < len(line); i++ {
-		if line[i] != ' ' && line[i] != '\t' {
-			return line[i]
-		}
-	}
-	return 0
+// breaks are what line breaks become in a block: "\n" (a new line), or
+// markup on the line.
+type breaks struct{ soft, hard string }
+
+var (
+	paraBreaks = breaks{soft: "\n", hard: "\n"}  // paragraphs keep their lines
+	itemBreaks = breaks{soft: " ", hard: ` \\ `} // a list item is one line
+	lineBreaks = breaks{soft: " ", hard: " "}    // headings and table cells
+)
+
+// tokKind is the kind of an inline token.
+type tokKind uint8
+
+const (
+	tokText   tokKind = iota // literal text, escaped when written
+	tokMarkup                // wiki markup, written as it is
+	tokBreak                 // a line end
+	tokOpen                  // a delimiter opening emphasis
+	tokClose                 // a delimiter closing emphasis
+)
+
+// token is a piece of a block's inline content. Emphasis is known to
+// be writable only once its neighbours are known: Jira reads *, _ and -
+// as emphasis at word edges only.
+type token struct {
+	kind tokKind
+	s    string // the text, the markup, or the wiki delimiter
+	lit  string // of a delimiter: the Markdown delimiter, text when Jira cannot read the emphasis
+	pair int    // of a delimiter: the index of the other
 }
 
-// convertWikiLine converts one line outside code blocks, quotes and tables.
-func convertWikiLine(line string, stack *[]listLevel) string {
-	first := firstByte(line) // selects the line patterns worth trying
-	if first >= 'a' && first <= 'z' || first >= 'A' && first <= 'Z' || first >= 0x80 {
-		// Prose, the most common line: no line-level Markdown starts so.
-		if len(*stack) == 0 || !strings.HasPrefix(line, " ") {
-			*stack = nil
+// inlineWriter turns the inline content of a block into tokens, then
+// writes them.
+type inlineWriter struct {
+	src  []byte
+	br   breaks
+	toks []token
+	open []int // the open emphasis delimiters, innermost last
+}
+
+func (r *inlineWriter) reset(br breaks) {
+	r.br, r.toks, r.open = br, r.toks[:0], r.open[:0]
+}
+
+func (r *inlineWriter) add(t token) {
+	if t.s != "" || t.kind == tokBreak {
+		r.toks = append(r.toks, t)
+	}
+}
+
+// text adds literal text; its line ends are soft breaks.
+func (r *inlineWriter) text(s string) {
+	for {
+		line, rest, more := strings.Cut(s, "\n")
+		r.add(token{kind: tokText, s: line})
+		if !more {
+			return
 		}
-		return wikiInline(strings.TrimSpace(line))
+		r.lineBreak(r.br.soft)
+		s = rest
 	}
-	if m := headingMatch(first, line); m != nil {
-		*stack = nil
-		return "h" + strconv.Itoa(len(m[1])) + ". " + wikiInline(m[2])
+}
+
+// lineBreak adds a break: a line end, with the open emphasis closed before
+// it and opened again after it (Jira's emphasis is on one line), or text.
+func (r *inlineWriter) lineBreak(s string) {
+	if s != "\n" {
+		r.add(token{kind: tokMarkup, s: s})
+		return
 	}
-	if markdown.Rule(line) {
-		*stack = nil
-		return "----"
+	if len(r.open) == 0 {
+		r.add(token{kind: tokBreak})
+		return
 	}
-	kind, indent, item := byte(0), "", ""
-	if in, it, ok := markdown.Bullet(line); ok {
-		kind, indent, item = '*', in, it
-	} else if in, _, it, ok := markdown.Ordered(line); ok {
-		kind, indent, item = '#', in, it
+	reopen := make([]token, len(r.open))
+	for i, at := range r.open {
+		reopen[i] = r.toks[at]
 	}
-	if kind == 0 {
-		if len(*stack) > 0 && strings.HasPrefix(line, " ") {
-			// A continuation of a list item: Jira items are one line.
-			return wikiInline(strings.TrimSpace(line))
+	for range reopen {
+		r.closeEm()
+	}
+	r.add(token{kind: tokBreak})
+	for _, t := range reopen {
+		r.openEm(t.s, t.lit)
+	}
+}
+
+func (r *inlineWriter) openEm(delim, lit string) {
+	r.open = append(r.open, len(r.toks))
+	r.toks = append(r.toks, token{kind: tokOpen, s: delim, lit: lit})
+}
+
+// closeEm closes the innermost open emphasis; emphasis left empty is
+// dropped.
+func (r *inlineWriter) closeEm() {
+	at := r.open[len(r.open)-1]
+	r.open = r.open[:len(r.open)-1]
+	if at == len(r.toks)-1 {
+		r.toks = r.toks[:at]
+		return
+	}
+	r.toks[at].pair = len(r.toks)
+	r.toks = append(r.toks, token{kind: tokClose, s: r.toks[at].s, lit: r.toks[at].lit, pair: at})
+}
+
+func (r *inlineWriter) walk(n ast.Node) {
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		r.node(c)
+	}
+}
+
+func (r *inlineWriter) node(n ast.Node) {
+	switch n := n.(type) {
+	case *ast.Text:
+		r.text(mdText(n.Segment.Value(r.src)))
+		switch {
+		case n.HardLineBreak():
+			r.lineBreak(r.br.hard)
+		case n.SoftLineBreak():
+			r.lineBreak(r.br.soft)
 		}
-		*stack = nil
-		return wikiInline(strings.TrimSpace(line))
-	}
-	width := len(strings.ReplaceAll(indent, "\t", "    "))
-	s := *stack
-	for len(s) > 0 && s[len(s)-1].indent > width {
-		s = s[:len(s)-1]
-	}
-	if len(s) > 0 && s[len(s)-1].indent == width {
-		s[len(s)-1].kind = kind
-	} else {
-		s = append(s, listLevel{indent: width, kind: kind})
-	}
-	*stack = s
-	var marks strings.Builder
-	for _, l := range s {
-		marks.WriteByte(l.kind)
-	}
-	if done, task, ok := markdown.Task(item); ok {
+	case *ast.String:
+		r.text(string(n.Value))
+	case *ast.CodeSpan:
+		code := r.codeText(n)
+		if strings.TrimSpace(code) == "" {
+			r.add(token{kind: tokText, s: code})
+			return
+		}
+		r.add(token{kind: tokMarkup, s: "{{" + escapeAll(code) + "}}"})
+	case *ast.Emphasis:
+		delim, lit := "_", "*"
+		if n.Level == 2 {
+			delim = "*"
+		}
+		if p := n.Pos(); p >= 0 && p < len(r.src) && r.src[p] == '_' {
+			lit = "_"
+		}
+		r.emphasis(n, delim, strings.Repeat(lit, n.Level))
+	case *east.Strikethrough:
+		r.emphasis(n, "-", "~~")
+	case *ast.Link:
+		r.link(n, n.Destination)
+	case *ast.Image:
+		r.link(n, n.Destination)
+	case *ast.AutoLink:
+		label := string(n.Label(r.src))
+		angle := n.Pos() >= 0 && n.Pos() < len(r.src) && r.src[n.Pos()] == '<'
+		switch {
+		case angle:
+			url := string(n.URL(r.src))
+			if n.AutoLinkType == ast.AutoLinkEmail && !strings.HasPrefix(strings.ToLower(url), "mailto:") {
+				url = "mailto:" + url
+			}
+			r.add(token{kind: tokMarkup, s: "[" + linkTarget(url) + "]"})
+		case n.AutoLinkType == ast.AutoLinkEmail:
+			r.add(token{kind: tokText, s: label})
+		default:
+			// Jira links a bare URL itself, and reads no markup in it.
+			r.add(token{kind: tokMarkup, s: label})
+		}
+	case *ast.RawHTML:
+		for i := 0; i < n.Segments.Len(); i++ {
+			seg := n.Segments.At(i)
+			r.text(string(seg.Value(r.src)))
+		}
+	case *east.TaskCheckBox:
 		box := "☐ "
-		if done {
+		if n.IsChecked {
 			box = "☑ "
 		}
-		return marks.String() + " " + box + wikiInline(task)
+		r.add(token{kind: tokMarkup, s: box})
+	default:
+		r.walk(n)
 	}
-	return marks.String() + " " + wikiInline(item)
 }
 
-// headingMatch matches mdHeadingRe, when line's first byte (first) can
-// start a heading.
-func headingMatch(first byte, line string) []string {
-	if first != '#' {
-		return nil
+// emphasis adds emphasis written with delim, or lit if Jira cannot read
+// it. Inside emphasis of the same delimiter (which Jira would read as its
+// end), or nested deeper than maxEmphasisDepth, only its text is written.
+func (r *inlineWriter) emphasis(n ast.Node, delim, lit string) {
+	nested := len(r.open) >= maxEmphasisDepth
+	for _, at := range r.open {
+		nested = nested || r.toks[at].s == delim
 	}
-	return mdHeadingRe.FindStringSubmatch(line)
+	if nested {
+		r.walk(n)
+		return
+	}
+	r.openEm(delim, lit)
+	r.walk(n)
+	r.closeEm()
 }
 
-// tableRow converts a Markdown table row.
-func tableRow(line string, header bool) string {
-	line = strings.TrimSpace(line)
-	line = strings.TrimPrefix(line, "|")
-	if strings.HasSuffix(line, "|") && !strings.HasSuffix(line, `\|`) {
-		line = line[:len(line)-1]
+// link adds a link or an image as [label|url], or [url] when the label is
+// empty or the URL; without a URL, its label is text.
+func (r *inlineWriter) link(n ast.Node, dest []byte) {
+	url := linkTarget(string(util.ResolveEntityNames(util.ResolveNumericReferences(util.UnescapePunctuations(dest)))))
+	if url == "" {
+		r.walk(n)
+		return
 	}
-	var cells []string
-	var cur strings.Builder
-	inCode := false
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == '\\' && i+1 < len(line) && line[i+1] == '|':
-			cur.WriteByte('|')
-			i++
-		case c == '`':
-			inCode = !inCode
-			cur.WriteByte(c)
-		case c == '|' && !inCode:
-			cells = append(cells, cur.String())
-			cur.Reset()
+	var b strings.Builder
+	r.plain(n, &b)
+	label := strings.TrimSpace(b.String())
+	if label == "" || label == url {
+		r.add(token{kind: tokMarkup, s: "[" + url + "]"})
+		return
+	}
+	r.add(token{kind: tokMarkup, s: "[" + escapeAll(label) + "|" + url + "]"})
+}
+
+// plain writes the text of n's inline content, without markup, on one
+// line.
+func (r *inlineWriter) plain(n ast.Node, b *strings.Builder) {
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		switch c := c.(type) {
+		case *ast.Text:
+			b.WriteString(strings.ReplaceAll(mdText(c.Segment.Value(r.src)), "\n", " "))
+			if c.SoftLineBreak() || c.HardLineBreak() {
+				b.WriteByte(' ')
+			}
+		case *ast.String:
+			b.Write(c.Value)
+		case *ast.CodeSpan:
+			b.WriteString(r.codeText(c))
+		case *ast.AutoLink:
+			b.Write(c.Label(r.src))
+		case *ast.RawHTML:
+			for i := 0; i < c.Segments.Len(); i++ {
+				seg := c.Segments.At(i)
+				b.WriteString(strings.ReplaceAll(string(seg.Value(r.src)), "\n", " "))
+			}
 		default:
-			cur.WriteByte(c)
+			r.plain(c, b)
 		}
 	}
-	cells = append(cells, cur.String())
-	sep := "|"
-	if header {
-		sep = "||"
-	}
-	var b strings.Builder
-	for _, c := range cells {
-		b.WriteString(sep)
-		c = inlineWiki(strings.TrimSpace(c), true)
-		if c == "" {
-			c = " "
-		}
-		b.WriteString(c)
-	}
-	b.WriteString(sep)
-	return b.String()
 }
 
-// wikiInline converts the inline Markdown of one line to wiki markup.
-func wikiInline(s string) string { return inlineWiki(s, false) }
-
-// inlineWiki is wikiInline; in a table cell (cell), every "|" of the text is
-// escaped, not only one at the start of the line.
-func inlineWiki(s string, cell bool) string {
-	// Code spans, links and URLs are set aside as placeholders (\x00<n>\x00)
-	// so that escaping and emphasis leave them alone.
-	var kept markdown.Placeholders
-	keep := kept.Keep
-	s = markdown.CodeSpans(s, func(code string) string {
-		if strings.TrimSpace(code) == "" {
-			return keep(code)
+// codeText returns the text of a code span, its line ends as spaces.
+func (r *inlineWriter) codeText(n *ast.CodeSpan) string {
+	var b strings.Builder
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		switch c := c.(type) {
+		case *ast.Text:
+			b.Write(c.Segment.Value(r.src))
+		case *ast.String:
+			b.Write(c.Value)
 		}
-		return keep("{{" + escapeAll(code) + "}}")
-	})
-	if strings.IndexByte(s, '\\') >= 0 {
-		s = mdEscapes(s, keep)
 	}
-	// Each pattern runs only when its construct can be there.
-	if strings.Contains(s, "](") {
-		s = markdown.Links(s, markdown.CommonLinks, func(l markdown.Link) string {
-			label, url := unbold.Replace(strings.TrimSpace(l.Label)), linkTarget(l.URL)
-			if label == "" || label == url {
-				return keep("[" + url + "]")
-			}
-			return keep("[" + escapeAll(label) + "|" + url + "]")
-		})
-	}
-	if strings.Contains(s, "<") {
-		s = markdown.Autolinks(s, func(url string) string { return keep("[" + linkTarget(url) + "]") })
-	}
-	if strings.Contains(s, "://") {
-		s = mdURLRe.ReplaceAllStringFunc(s, func(u string) string {
-			trimmed := strings.TrimRight(u, ".,;:!?)'\"")
-			return keep(trimmed) + u[len(trimmed):]
-		})
-	}
-	if strings.Contains(s, "**") || strings.Contains(s, "__") {
-		s = markdown.DoubleDelimited(s, "*_", func(text string) string { return sentBold + text + sentBold })
-	}
-	if strings.IndexByte(s, '*') >= 0 || strings.IndexByte(s, '_') >= 0 {
-		s = mdItalics(s)
-	}
-	if strings.Contains(s, "~~") {
-		s = markdown.DoubleDelimited(s, "~", func(text string) string { return sentStrike + text + sentStrike })
-	}
-	return kept.Restore(wikiSentinels.Replace(escapeText(s, cell)))
+	return strings.ReplaceAll(b.String(), "\n", " ")
 }
 
-// mdEscapes sets aside Markdown's backslash escapes (\* is a literal star)
-// as placeholders holding the character, escaped for wiki markup when it is
-// special there.
-func mdEscapes(s string, keep func(string) string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(mdPunct, s[i+1]) >= 0 {
-			c := s[i+1]
+// mdText returns the text of a Markdown text segment: backslash escapes
+// and entity and numeric character references resolved.
+func mdText(b []byte) string {
+	if bytes.IndexByte(b, '\\') < 0 && bytes.IndexByte(b, '&') < 0 {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\' && i+1 < len(b) && util.IsPunct(b[i+1]):
+			out = append(out, b[i+1])
 			i++
-			if strings.IndexByte(wikiSpecials, c) >= 0 {
-				b.WriteString(keep("\\" + string(c)))
-			} else {
-				b.WriteString(keep(string(c)))
-			}
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// mdPunct are the characters a backslash escapes in Markdown.
-const mdPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-
-// linkTarget makes a URL safe inside [label|url]: "|" and "]" are
-// percent-encoded.
-func linkTarget(u string) string { return urlEscaper.Replace(u) }
-
-var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B")
-
-// mdItalics marks *text* and _text_ as italic where the delimiters open and
-// close emphasis (Markdown's flanking rules, simplified): an opening
-// delimiter follows a non-word character and precedes a non-space, a
-// closing one the reverse. Other stars and underscores (2 * 3, snake_case)
-// stay, to be escaped.
-func mdItalics(s string) string {
-	b := []byte(s)
-	for _, d := range []byte{'*', '_'} {
-		open := -1
-		for i := 0; i < len(b); i++ {
-			if b[i] != d {
+		case c == '&':
+			ref, n := charRef(b[i:])
+			if n == 0 {
+				out = append(out, c)
 				continue
 			}
-			prev, next := bytesRuneBefore(b, i), bytesRuneAfter(b, i+1)
-			switch {
-			case open < 0 && !isWordOrUnderscore(prev) && next != 0 && !unicode.IsSpace(next) && next != rune(d):
-				open = i
-			case open >= 0 && i > open+1 && prev != 0 && !unicode.IsSpace(prev) && !isWordOrUnderscore(next):
-				b[open], b[i] = sentItalic[0], sentItalic[0]
-				open = -1
-			}
+			out = append(out, ref...)
+			i += n - 1
+		default:
+			out = append(out, c)
 		}
 	}
-	return string(b)
+	return string(out)
 }
 
-func bytesRuneBefore(b []byte, i int) rune {
+// charRef reads an entity or numeric character reference (&amp; &#35;
+// &#x23;) at the start of b: its characters and its length, or 0.
+func charRef(b []byte) ([]byte, int) {
+	const longest = 33 // &CounterClockwiseContourIntegral;
+	end := bytes.IndexByte(b[:min(len(b), longest)], ';')
+	if end < 2 {
+		return nil, 0
+	}
+	ref := b[:end+1]
+	for _, c := range ref[1:end] {
+		if !util.IsAlphaNumeric(c) && c != '#' {
+			return nil, 0
+		}
+	}
+	if out := util.ResolveEntityNames(ref); !bytes.Equal(out, ref) {
+		return out, len(ref)
+	}
+	if out := util.ResolveNumericReferences(ref); !bytes.Equal(out, ref) {
+		return out, len(ref)
+	}
+	return nil, 0
+}
+
+// finish writes the tokens to b: emphasis that Jira can read as markup,
+// other emphasis as its Markdown delimiters, text escaped (in a table cell,
+// every "|").
+func (r *inlineWriter) finish(b *strings.Builder, cell bool) {
+	toks := r.toks
+	for i := range toks {
+		if toks[i].kind != tokOpen {
+			continue
+		}
+		j := toks[i].pair
+		if !r.opens(i) || !r.closes(j) {
+			toks[i] = token{kind: tokText, s: toks[i].lit}
+			toks[j] = token{kind: tokText, s: toks[j].lit}
+		}
+	}
+	lineStart := true // only blanks written on the line yet
+	for i, t := range toks {
+		switch t.kind {
+		case tokText:
+			escapeText(b, t.s, r.before(i), r.after(i), &lineStart, cell)
+		case tokBreak:
+			b.WriteByte('\n')
+			lineStart = true
+		default:
+			b.WriteString(t.s)
+			lineStart = false
+		}
+	}
+}
+
+// opens reports whether Jira reads the delimiter token i as opening
+// emphasis, as wikiToMarkdown does (see opens in wiki.go).
+func (r *inlineWriter) opens(i int) bool {
+	d, _ := utf8.DecodeRuneInString(r.toks[i].s)
+	prev, next := r.before(i), r.after(i)
+	return !isWord(prev) && prev != d && next != 0 && !unicode.IsSpace(next) && next != d
+}
+
+// closes reports whether Jira reads the delimiter token j as closing
+// emphasis (see closes in wiki.go).
+func (r *inlineWriter) closes(j int) bool {
+	d, _ := utf8.DecodeRuneInString(r.toks[j].s)
+	prev, next := r.before(j), r.after(j)
+	return prev != 0 && !unicode.IsSpace(prev) && !isWord(next) && next != d
+}
+
+// before returns the last character written before token i, 0 at the
+// start; a line end is '\n'.
+func (r *inlineWriter) before(i int) rune {
 	if i == 0 {
 		return 0
 	}
-	r, _ := utf8.DecodeLastRune(b[:i])
-	return r
+	t := r.toks[i-1]
+	if t.kind == tokBreak {
+		return '\n'
+	}
+	c, _ := utf8.DecodeLastRuneInString(t.s)
+	return c
 }
 
-func bytesRuneAfter(b []byte, i int) rune {
-	if i >= len(b) {
+// after returns the first character written after token i, 0 at the end.
+func (r *inlineWriter) after(i int) rune {
+	if i+1 >= len(r.toks) {
 		return 0
 	}
-	r, _ := utf8.DecodeRune(b[i:])
-	return r
+	t := r.toks[i+1]
+	if t.kind == tokBreak {
+		return '\n'
+	}
+	c, _ := utf8.DecodeRuneInString(t.s)
+	return c
 }
 
-func isWordOrUnderscore(r rune) bool { return r == '_' || isWord(r) }
+// linkTarget makes a URL safe inside [label|url]: "|", "[", "]", "\\"
+// (which would escape the "]") and spaces are percent-encoded.
+func linkTarget(u string) string { return urlEscaper.Replace(u) }
 
-// escapeText escapes what Jira would read as markup in text: "{" (macros),
-// "[" (links), "!" before a non-space (images), emphasis characters where
-// they could open or close emphasis, and emoticons like (x) and (i).
-// "|" is escaped at the start of a line, or everywhere in a table cell.
-// Placeholders (\x00<n>\x00) and sentinels pass through.
-func escapeText(s string, cell bool) string {
-	var b strings.Builder
+var urlEscaper = strings.NewReplacer("|", "%7C", "]", "%5D", "[", "%5B", "\\", "%5C", " ", "%20")
+
+// escapeText writes text s escaped where Jira would read it as markup:
+// "{" (macros), "[" (links), "!" before a non-space (images), emphasis
+// characters where they could open or close emphasis, "??" before a
+// non-space (a citation), emoticons like (x) and (i), and at the start of
+// a line, "*", "-" and "#" (lists) and "|" (a table row; in a table cell
+// (cell), every "|"). before and after are the characters written around
+// s; lineStart says whether only blanks are on s's line before it, and is
+// updated.
+func escapeText(b *strings.Builder, s string, before, after rune, lineStart *bool, cell bool) {
 	b.Grow(len(s) + 8)
+	at := func(i int) rune { // the character at s[i:], after s at the end
+		if i >= len(s) {
+			return after
+		}
+		c, _ := utf8.DecodeRuneInString(s[i:])
+		return c
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		start := *lineStart
 		switch c {
 		case '{', '[':
 			b.WriteByte('\\')
 		case '!':
-			if next := runeAfter(s, i+1); next != 0 && !unicode.IsSpace(next) && next != '\x00' {
+			if next := at(i + 1); next != 0 && !unicode.IsSpace(next) {
 				b.WriteByte('\\')
 			}
 		case '*', '_', '-', '+', '^', '~':
-			prev, next := runeBefore(s, i), runeAfter(s, i+1)
+			prev, next := before, at(i+1)
+			if i > 0 {
+				prev, _ = utf8.DecodeLastRuneInString(s[:i])
+			}
 			canOpen := !isWord(prev) && next != 0 && !unicode.IsSpace(next)
 			canClose := prev != 0 && !unicode.IsSpace(prev) && !isWord(next)
-			if canOpen || canClose {
+			if canOpen || canClose || start && (c == '*' || c == '-') {
 				b.WriteByte('\\')
+			}
+		case '#':
+			if start {
+				b.WriteByte('\\')
+			}
+		case '?':
+			if at(i+1) == '?' {
+				if next := at(i + 2); next != 0 && !unicode.IsSpace(next) {
+					b.WriteByte('\\')
+				}
 			}
 		case '(':
 			if emoticonAt(s[i:]) {
 				b.WriteByte('\\')
 			}
 		case '|':
-			if cell || strings.TrimSpace(s[:i]) == "" {
+			if cell || start {
 				b.WriteByte('\\')
 			}
 		}
 		b.WriteByte(c)
+		if c != ' ' && c != '\t' {
+			*lineStart = false
+		}
 	}
-	return b.String()
 }
 
 // escapeAll escapes every character that wiki markup may read as markup,
