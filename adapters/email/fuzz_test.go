@@ -2,6 +2,7 @@ package email
 
 import (
 	"bytes"
+	"html"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -136,18 +137,31 @@ func FuzzStripQuotes(f *testing.F) {
 var (
 	// fuzzTag matches a tag of MarkdownToHTML's output.
 	fuzzTag = regexp.MustCompile(`<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>`)
-	// fuzzHref is the only attribute MarkdownToHTML writes.
-	fuzzHref = regexp.MustCompile(`^ href="https?://[^"<>\s]+"$`)
+	// fuzzAttrs are the attributes goldmark's safe renderer writes, by
+	// element; every other element is written bare. A link's or image's URL
+	// is checked apart (fuzzDangerous).
+	fuzzAttrs = map[string]*regexp.Regexp{
+		"a":     regexp.MustCompile(`^ href="([^"<>]*)"( title="[^"<>]*")?$`),
+		"img":   regexp.MustCompile(`^ src="([^"<>]*)" alt="[^"<>]*"( title="[^"<>]*")? ?/?$`),
+		"input": regexp.MustCompile(`^( checked="")? disabled="" type="checkbox" ?/?$`),
+		"ol":    regexp.MustCompile(`^ start="[0-9]+"$`),
+		"code":  regexp.MustCompile(`^ class="language-[^"<>]*"$`),
+		"th":    regexp.MustCompile(`^ style="text-align:(left|right|center)"$`),
+		"td":    regexp.MustCompile(`^ style="text-align:(left|right|center)"$`),
+	}
+	// fuzzDangerous matches a URL goldmark's safe renderer must not write.
+	fuzzDangerous = regexp.MustCompile(`(?i)^\s*(javascript|vbscript|file|data):`)
 	// fuzzTags are the elements MarkdownToHTML writes.
 	fuzzTags = map[string]bool{"html": true, "body": true, "p": true, "br": true, "pre": true, "code": true,
-		"ul": true, "ol": true, "li": true, "strong": true, "em": true, "a": true,
-		"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true}
+		"ul": true, "ol": true, "li": true, "strong": true, "em": true, "a": true, "img": true, "hr": true,
+		"blockquote": true, "del": true, "input": true, "table": true, "thead": true, "tbody": true, "tr": true,
+		"th": true, "td": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true}
 )
 
 // FuzzMarkdownToHTML renders arbitrary Markdown: it never panics; the HTML
-// is valid UTF-8 (where the Markdown was), of bounded size, holds no NUL
-// (every placeholder restored), and holds only the elements the renderer
-// writes, links only to http(s) URLs, no raw HTML from the Markdown.
+// is valid UTF-8 (where the Markdown was), of bounded size, holds no NUL,
+// and holds only the elements and attributes goldmark's safe renderer
+// writes, no dangerous link and no raw HTML from the Markdown.
 func FuzzMarkdownToHTML(f *testing.F) {
 	for _, b := range fuzzMessages(f) {
 		f.Add(string(b))
@@ -170,14 +184,24 @@ func FuzzMarkdownToHTML(f *testing.F) {
 			t.Fatalf("MarkdownToHTML(%q) = %q holds a NUL", md, out)
 		}
 		for _, m := range fuzzTag.FindAllStringSubmatch(out, -1) {
-			name, attrs := strings.ToLower(m[2]), m[3]
-			switch {
-			case !fuzzTags[name]:
+			name, attrs := strings.ToLower(m[2]), strings.TrimSuffix(m[3], " /")
+			if !fuzzTags[name] {
 				t.Fatalf("MarkdownToHTML(%q) wrote element %q:\n%s", md, m[0], out)
-			case name == "a" && m[1] == "" && !fuzzHref.MatchString(attrs):
-				t.Fatalf("MarkdownToHTML(%q) wrote link %q", md, m[0])
-			case (name != "a" || m[1] != "") && attrs != "":
+			}
+			if attrs == "" || attrs == "/" {
+				continue
+			}
+			re := fuzzAttrs[name]
+			if re == nil || m[1] != "" {
 				t.Fatalf("MarkdownToHTML(%q) wrote attributes in %q", md, m[0])
+			}
+			a := re.FindStringSubmatch(attrs)
+			if a == nil {
+				t.Fatalf("MarkdownToHTML(%q) wrote attributes %q in %q", md, attrs, m[0])
+			}
+			if (name == "a" || name == "img") && fuzzDangerous.MatchString(html.UnescapeString(a[1])) &&
+				!(name == "img" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(html.UnescapeString(a[1]))), "data:image/")) {
+				t.Fatalf("MarkdownToHTML(%q) wrote a dangerous URL in %q", md, m[0])
 			}
 		}
 	})
