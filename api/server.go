@@ -139,6 +139,9 @@ type Options struct {
 	// lists them. A failing channel does not make the gateway unready: the
 	// other channels keep working.
 	Checks map[string]adapters.Checker
+	// LastInbound, if not nil, says when each source last delivered a
+	// message to this replica (/readyz's last_event).
+	LastInbound func() map[string]time.Time
 	// CatchUps, if not nil, serves POST /v3/channels/{name}/catch-up and
 	// adds each channel's last catch-up to /readyz.
 	CatchUps CatchUps
@@ -186,6 +189,7 @@ type Server struct {
 	webhooks *WebhookOptions
 	checks   map[string]adapters.Checker
 	catchUps CatchUps
+	lastIn   func() map[string]time.Time
 	// sessionKey verifies session-scoped tokens (see SessionToken).
 	sessionKey []byte
 	// console resolves console session cookies; nil takes none.
@@ -221,6 +225,7 @@ func New(opts Options) (*Server, error) {
 		webhooks:   opts.Webhooks,
 		checks:     opts.Checks,
 		catchUps:   opts.CatchUps,
+		lastIn:     opts.LastInbound,
 		sessionKey: opts.SessionKey,
 		console:    opts.Console,
 		auth:       auth,
@@ -394,9 +399,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Status   string                   `json:"status"`
 		Channels map[string]string        `json:"channels,omitempty"`
 		CatchUp  map[string]CatchUpStatus `json:"catch_up,omitempty"`
+		// LastEvent is when each channel (by source) last delivered a
+		// message to this replica.
+		LastEvent map[string]time.Time `json:"last_event,omitempty"`
 	}{Status: "ready"}
 	if s.catchUps != nil {
 		resp.CatchUp = s.catchUps.CatchUpStatus()
+	}
+	if s.lastIn != nil {
+		if m := s.lastIn(); len(m) > 0 {
+			resp.LastEvent = m
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.checks)) {
 		if resp.Channels == nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/store"
@@ -91,3 +92,18 @@ func TestReadyzListsChannelHealthWithoutFailing(t *testing.T) {
 type checkFunc func(context.Context) error
 
 func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// TestReadyzShowsLastEvents: /readyz says when each channel last delivered
+// a message, and leaves last_event out while none has.
+func TestReadyzShowsLastEvents(t *testing.T) {
+	var last map[string]time.Time
+	h := newHarness(t, func(o *Options) { o.LastInbound = func() map[string]time.Time { return last } })
+	if w := h.do(req{method: "GET", path: "/readyz"}); w.Code != http.StatusOK || strings.Contains(w.Body.String(), "last_event") {
+		t.Fatalf("readyz before any event: %d %s", w.Code, w.Body)
+	}
+	last = map[string]time.Time{"slack": t0}
+	w := h.do(req{method: "GET", path: "/readyz"})
+	if want := `"last_event":{"slack":"` + t0.Format(time.RFC3339Nano) + `"}`; w.Code != http.StatusOK || !strings.Contains(w.Body.String(), want) {
+		t.Fatalf("readyz: %d %s, want %s", w.Code, w.Body, want)
+	}
+}

@@ -194,10 +194,11 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 			rt.Wake()
 			return n, err
 		}, RotationGrace: cfg.Webhooks.RotationGrace.D()},
-		SessionKey: key,
-		Checks:     checks,
-		CatchUps:   cu,
-		Console:    consoleSessions,
+		SessionKey:  key,
+		Checks:      checks,
+		CatchUps:    cu,
+		LastInbound: rt.LastInbound,
+		Console:     consoleSessions,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

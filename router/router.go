@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -102,6 +103,37 @@ type Router struct {
 	kickc    chan struct{} // wakes the delivery workers
 	webhooks WebhookSink
 	pace     pacer // when messages were last changed (changes.go)
+	lastIn   lastInbound
+}
+
+// lastInbound is when each source last handed the router a message, as this
+// process saw it, for the operators' view of the channels. It holds at most
+// maxLastInbound sources.
+type lastInbound struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+const maxLastInbound = 256
+
+func (l *lastInbound) seen(source string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]time.Time{}
+	}
+	if _, ok := l.m[source]; ok || len(l.m) < maxLastInbound {
+		l.m[source] = at
+	}
+}
+
+// LastInbound returns when each source last handed this router a message
+// (through Ingest), since the process started: what a channel last
+// delivered to this replica.
+func (r *Router) LastInbound() map[string]time.Time {
+	r.lastIn.mu.Lock()
+	defer r.lastIn.mu.Unlock()
+	return maps.Clone(r.lastIn.m)
 }
 
 var _ adapters.Ingress = (*Router)(nil)
@@ -174,6 +206,7 @@ func (r *Router) Run(ctx context.Context) error {
 // reaches no session is dropped (Outcome.Dropped says why), never an error.
 func (r *Router) Ingest(ctx context.Context, in adapters.Inbound) (adapters.Outcome, error) {
 	env := &in.Envelope
+	r.lastIn.seen(env.Source, r.now())
 	if in.Facts.ChannelID != "" {
 		own, err := r.st.Posted(ctx, env.Source, in.Facts.ChannelID)
 		if err != nil {

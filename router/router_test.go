@@ -75,6 +75,11 @@ func TestUnmatchedAndUnaddressedMessagesAreDropped(t *testing.T) {
 	if first.Duplicate || !second.Duplicate || first.Seq != second.Seq {
 		t.Fatalf("redelivery: %+v then %+v", first, second)
 	}
+	// Dropped or not, each message counts as the channel's last one in.
+	last := h.r.LastInbound()
+	if len(last) != 2 || last["fake"].IsZero() || last["nobody"].IsZero() || last["fake"].Before(last["nobody"]) {
+		t.Errorf("LastInbound = %v, want fake and nobody, fake the later", last)
+	}
 }
 
 func TestFixedAndRefKeyedSessions(t *testing.T) {
