@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 // CatchUps runs the channels' catch-ups after downtime
@@ -33,25 +34,12 @@ var (
 type CatchUpStatus struct {
 	adapters.CatchUpReport
 	// At is when it started, Took how long it ran.
-	At   time.Time `json:"at"`
-	Took Duration  `json:"took"`
+	At   time.Time         `json:"at"`
+	Took duration.Duration `json:"took"`
 	// Trigger says what ran it: start, reconnect or request.
 	Trigger string `json:"trigger"`
 	// Error is why it stopped early ("" when it finished).
 	Error string `json:"error,omitempty"`
-}
-
-// Duration is a duration that reads in JSON as Go writes it ("1.5s").
-type Duration time.Duration
-
-// MarshalText writes d as time.Duration's String.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText reads what MarshalText writes.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
 }
 
 // catchUp runs a channel's catch-up: 200 with what it did; 404 for a

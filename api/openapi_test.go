@@ -27,6 +27,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config/duration"
 )
 
 // contract is the OpenAPI document, loaded and validated once, with a
@@ -321,7 +322,7 @@ func (fakeCatchUps) CatchUp(_ context.Context, channel string) (adapters.CatchUp
 }
 
 func (fakeCatchUps) CatchUpStatus() map[string]CatchUpStatus {
-	return map[string]CatchUpStatus{"ok": {CatchUpReport: adapters.CatchUpReport{Scopes: 2}, At: t0, Took: Duration(time.Second), Trigger: "api"}}
+	return map[string]CatchUpStatus{"ok": {CatchUpReport: adapters.CatchUpReport{Scopes: 2}, At: t0, Took: duration.Duration(time.Second), Trigger: "api"}}
 }
 
 // TestCatchUpEndpoint checks POST /v3/channels/{name}/catch-up's answers

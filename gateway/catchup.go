@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/api"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/store"
@@ -173,7 +174,7 @@ func (c *catchUps) run(ctx context.Context, channel, trigger string) (adapters.C
 	took := c.now().Sub(start)
 	c.messages.WithLabelValues(channel, "found").Add(float64(rep.Found))
 	c.messages.WithLabelValues(channel, "new").Add(float64(rep.New))
-	st := api.CatchUpStatus{CatchUpReport: rep, At: start.UTC(), Took: api.Duration(took), Trigger: trigger}
+	st := api.CatchUpStatus{CatchUpReport: rep, At: start.UTC(), Took: duration.Duration(took), Trigger: trigger}
 	attrs := []any{"channel", channel, "trigger", trigger, "since", rep.Since, "scopes", rep.Scopes,
 		"found", rep.Found, "new", rep.New, "took", took.Round(time.Millisecond)}
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/switchboardhq/switchboard/adapters/internal/catchup"
 	"github.com/switchboardhq/switchboard/adapters/internal/hook"
 	"github.com/switchboardhq/switchboard/envelope"
-	"github.com/switchboardhq/switchboard/internal/retry"
 )
 
 // Bounds of a catch-up.
@@ -43,13 +42,6 @@ const (
 	redeliverMax = 1000
 )
 
-// sleepCtx waits d, or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if !retry.Sleep(ctx, d) {
-		return ctx.Err()
-	}
-	return nil
-}
 
 // CatchUp fetches, with the REST API, the issue comments and pull request
 // review comments written while the gateway was not listening, and feeds

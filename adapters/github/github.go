@@ -378,7 +378,7 @@ func New(cfg *Config, deps adapters.Deps) (*Adapter, error) {
 		progress: newCatchUpProgress(),
 		hold:     catchUpHold,
 		perPage:  catchUpPerPage,
-		sleep:    sleepCtx,
+		sleep:    retry.Wait,
 	}
 	if deps.State != nil {
 		a.marks = catchup.New(deps.State, Name, deps.Now)

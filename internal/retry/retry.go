@@ -47,6 +47,16 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Wait is Sleep for callers that want an error: nil when d elapsed, else
+// ctx's error. Its signature suits the injectable sleep of a client under
+// test.
+func Wait(ctx context.Context, d time.Duration) error {
+	if !Sleep(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
+}
+
 // Until calls try until it returns nil, waiting as b says between calls and
 // logging each failure as what. It reports whether try succeeded; false
 // means ctx ended first.

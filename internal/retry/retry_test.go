@@ -37,6 +37,17 @@ func TestSleepStopsWithTheContext(t *testing.T) {
 	}
 }
 
+func TestWaitSaysWhyItStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Wait(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait on a cancelled context = %v, want context.Canceled", err)
+	}
+	if err := Wait(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("Wait of an elapsed wait = %v, want nil", err)
+	}
+}
+
 func TestUntilRetriesUntilSuccessOrCancel(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	calls := 0

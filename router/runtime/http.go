@@ -142,7 +142,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		attempts:   orDefault(cfg.MaxAttempts, DefaultHTTPAttempts),
 		maxBackoff: orDefault(cfg.MaxBackoff, DefaultHTTPMaxBackoff),
 		maxRetry:   orDefault(cfg.MaxRetryAfter, DefaultMaxRetryAfter),
-		sleep:      sleepCtx,
+		sleep:      retry.Wait,
 		now:        time.Now,
 		jitter:     rand.Float64,
 	}
@@ -349,10 +349,3 @@ func excerpt(b []byte, n int) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// sleepCtx waits for d or until ctx ends (retry.Sleep, with ctx's error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if !retry.Sleep(ctx, d) {
-		return ctx.Err()
-	}
-	return nil
-}
