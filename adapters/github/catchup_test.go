@@ -390,7 +390,7 @@ func TestCatchUpMapsAsTheWebhook(t *testing.T) {
 	if rep.Found != 4 {
 		t.Errorf("found %d, want 4", rep.Found)
 	}
-	lives, caughts := liveRec.all(), caughtRec.all()
+	lives, caughts := liveRec.All(), caughtRec.All()
 	if len(lives) != 4 || len(caughts) != 4 {
 		t.Fatalf("%d live and %d caught-up messages, want 4 and 4", len(lives), len(caughts))
 	}
@@ -760,8 +760,8 @@ func TestLiveMarkFailureKeepsTheWebhook(t *testing.T) {
 	}
 	c := fake.addComment(fakeComment{Kind: "issue", Repo: "acme/api", Number: 12, Created: fake.clock.Now(), Body: "@switchboard hi"})
 	event, body := fake.liveEvent(c, "created", "")
-	if w := serve(a, webhook(event, "d1", body)); w.Code != http.StatusOK || len(rec.all()) != 1 {
-		t.Errorf("webhook answered %d %s with %d ingested, want 200 and 1", w.Code, w.Body, len(rec.all()))
+	if w := serve(a, webhook(event, "d1", body)); w.Code != http.StatusOK || len(rec.All()) != 1 {
+		t.Errorf("webhook answered %d %s with %d ingested, want 200 and 1", w.Code, w.Body, len(rec.All()))
 	}
 	if _, err := a.CatchUp(context.Background(), adapters.CatchUpRequest{Window: time.Hour}); err == nil || !strings.Contains(err.Error(), "database is locked") {
 		t.Errorf("CatchUp with a failing store: %v", err)

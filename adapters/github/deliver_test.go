@@ -413,7 +413,7 @@ func TestOwnCommentsEchoedBackAreDropped(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-echo", echo)); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
-	if len(rec.all()) != 0 || outcomes(a, "issue_comment")[outcomeOwn] != 1 {
+	if len(rec.All()) != 0 || outcomes(a, "issue_comment")[outcomeOwn] != 1 {
 		t.Fatalf("the echo was not dropped as own: %v", outcomes(a, "issue_comment"))
 	}
 }

@@ -1,7 +1,6 @@
 package github
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -26,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
@@ -637,40 +637,10 @@ func (f *fakeGitHub) mintsCopy() []int64 {
 	return append([]int64(nil), f.mints...)
 }
 
-// recorder is a test Ingress that records what it was given.
-type recorder struct {
-	mu   sync.Mutex
-	ins  []adapters.Inbound
-	fail error // Ingest returns it (and records nothing) while set
-}
+// recorder is the test Ingress of the adapters' tests.
+type recorder = adaptertest.Recorder
 
-func newRecorder() *recorder { return &recorder{} }
-
-func (r *recorder) Ingest(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return adapters.Outcome{}, r.fail
-	}
-	dup := false
-	for _, prev := range r.ins {
-		dup = dup || prev.Envelope.ID == in.Envelope.ID
-	}
-	r.ins = append(r.ins, in)
-	return adapters.Outcome{SessionID: "s1", Seq: int64(len(r.ins)), Duplicate: dup}, nil
-}
-
-func (r *recorder) setFail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail = err
-}
-
-func (r *recorder) all() []adapters.Inbound {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]adapters.Inbound(nil), r.ins...)
-}
+func newRecorder() *recorder { return &adaptertest.Recorder{} }
 
 // newTestAdapter builds an adapter with a personal access token (login
 // known from the configuration unless mutate clears it) against fake, with

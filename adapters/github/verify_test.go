@@ -95,7 +95,7 @@ func TestRejectedSignatures(t *testing.T) {
 			if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status = %d, want 401", w.Code)
 			}
-			if len(rec.all()) != 0 {
+			if len(rec.All()) != 0 {
 				t.Fatal("an unauthentic request was ingested")
 			}
 			if v := counterValue(a.metrics.rejected.WithLabelValues(tc.reason)); v != 1 {

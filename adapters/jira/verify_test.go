@@ -116,7 +116,7 @@ func TestHandlerAuthentication(t *testing.T) {
 			if w.Code != tc.status {
 				t.Fatalf("status = %d, want %d (%s)", w.Code, tc.status, w.Body)
 			}
-			if n := len(rec.all()); (n == 1) != (tc.status == 204) || n > 1 {
+			if n := len(rec.All()); (n == 1) != (tc.status == 204) || n > 1 {
 				t.Fatalf("%d messages ingested", n)
 			}
 			if tc.reason != "" {
@@ -155,7 +155,7 @@ func TestHandlerLimits(t *testing.T) {
 	if w := post(a, []byte(`{"webhookEvent":"worklog_created"}`)); w.Code != http.StatusNoContent {
 		t.Errorf("unhandled event: status = %d, want 204", w.Code)
 	}
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d ingested", n)
 	}
 }
