@@ -51,6 +51,7 @@ type fakeSlack struct {
 	mu         sync.Mutex
 	identity   identity
 	authError  string                                 // auth.test answers this error when set
+	revoked    string                                 // when set, every call with the bot token answers this error
 	users      map[string]string                      // user id → display name
 	usersBlock chan struct{}                          // when set, users.info waits for it
 	posts      []url.Values                           // accepted chat.postMessage requests
@@ -125,6 +126,7 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.calls[method]++
+	revoked := f.revoked
 	f.mu.Unlock()
 	want := testBotToken
 	if method == "apps.connections.open" {
@@ -132,6 +134,10 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if token != want {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	if revoked != "" && token == testBotToken {
+		writeJSON(w, map[string]any{"ok": false, "error": revoked})
 		return
 	}
 	switch method {
