@@ -107,6 +107,7 @@ type fakeGitHub struct {
 	reactions   []string                    // "issue-comment 123 eyes"
 	calls       map[string]int              // "GET /user" → count
 	userStatus  int                         // when set, GET /user answers it
+	revoked     bool                        // the personal access token is refused (401 Bad credentials)
 	nextID      int64
 	tokenTTL    time.Duration
 	hideListing bool          // comment listings answer empty (eventual consistency)
@@ -279,7 +280,10 @@ func (f *fakeGitHub) verifyJWT(tok string) error {
 // token, or an unexpired installation token of repo's installation.
 func (f *fakeGitHub) authRepo(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tok := bearer(r)
-	if tok == testToken {
+	f.mu.Lock()
+	revoked := f.revoked
+	f.mu.Unlock()
+	if tok == testToken && !revoked {
 		return tok, true
 	}
 	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
@@ -308,13 +312,13 @@ func (f *fakeGitHub) authJWT(w http.ResponseWriter, r *http.Request) bool {
 
 func (f *fakeGitHub) user(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	status := f.userStatus
+	status, revoked := f.userStatus, f.revoked
 	f.mu.Unlock()
 	if status != 0 {
 		ghError(w, status, "scripted failure")
 		return
 	}
-	if bearer(r) != testToken {
+	if bearer(r) != testToken || revoked {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")
 		return
 	}

@@ -201,7 +201,7 @@ func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Clien
 
 // prComment is an issue_comment "created" webhook for comment id by login
 // on pull request acme/api#7.
-func prComment(t *testing.T, id int64, login, body string) []byte {
+func prComment(t testing.TB, id int64, login, body string) []byte {
 	t.Helper()
 	user := map[string]any{"login": login, "id": 1, "type": "User"}
 	b, err := json.Marshal(map[string]any{
