@@ -140,7 +140,7 @@ func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.S
 // jiraComment is a Jira Cloud webhook for comment id by author on OPS-42 of
 // acme.atlassian.net: event comment_created, or jira:issue_updated with
 // typeName as its issue_event_type_name.
-func jiraComment(t *testing.T, event, typeName, id string, author map[string]any, body string) []byte {
+func jiraComment(t testing.TB, event, typeName, id string, author map[string]any, body string) []byte {
 	t.Helper()
 	site := "https://acme.atlassian.net/rest/api/2/"
 	m := map[string]any{
