@@ -483,15 +483,8 @@ var deliveries atomic.Int64
 
 // delivery is an agent's answer to post to to.
 func delivery(to envelope.Conversation) adapters.Delivery {
-	n := deliveries.Add(1)
-	return adapters.Delivery{
-		ID: fmt.Sprintf("contract-%d", n), SessionID: "contract", Seq: n, To: to, Attempt: 1,
-		Envelope: envelope.Envelope{
-			ID: fmt.Sprintf("agent:contract-%d", n), Source: "agent", Kind: envelope.KindMessage,
-			Actor: envelope.Actor{ID: "agent:contract", Type: envelope.Agent},
-			Text:  "The build is green again.", TS: time.Now().UTC().Truncate(time.Second),
-		},
-	}
+	id := fmt.Sprintf("contract-%d", deliveries.Add(1))
+	return Delivery(id, to, "The build is green again.", time.Now().UTC().Truncate(time.Second), 1)
 }
 
 // checkRateLimit is RateLimitIsBackOff.

@@ -274,7 +274,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	if mk, _ := g.mark("acme/web"); !mk.Last.Equal(w.Updated) {
 		t.Errorf("acme/web's mark is %v, want %v", mk.Last, w.Updated)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 1 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 1 {
 		t.Errorf("%v own comments counted, want 1", n)
 	}
 
@@ -651,10 +651,10 @@ func TestCatchUpSkipsOwnBotsAndOld(t *testing.T) {
 	if g.records() != before+1 {
 		t.Errorf("%d records added, want 1", g.records()-before)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 2 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 2 {
 		t.Errorf("%v own comments, want 2", n)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeBot)); n != 1 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeBot)); n != 1 {
 		t.Errorf("%v bot comments, want 1", n)
 	}
 
@@ -789,7 +789,7 @@ func TestCatchUpProgressWait(t *testing.T) {
 		_, passed := p.wait(t.Context(), "acme/api", t0.Add(2*time.Minute), time.Hour)
 		done <- passed
 	}()
-	waitFor(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
+	adaptertest.Eventually(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
 	p.advance("acme/api", t0.Add(time.Minute))
 	select {
 	case <-done:
@@ -804,7 +804,7 @@ func TestCatchUpProgressWait(t *testing.T) {
 		_, passed := p.wait(t.Context(), "acme/api", t0.Add(time.Hour), time.Hour)
 		done <- passed
 	}()
-	waitFor(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
+	adaptertest.Eventually(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
 	p.end("acme/api")
 	if !<-done {
 		t.Error("not released when the catch-up ended")

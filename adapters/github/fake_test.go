@@ -701,19 +701,11 @@ func serve(a *Adapter, r *http.Request) *httptest.ResponseRecorder {
 func outcomes(a *Adapter, event string) map[string]float64 {
 	m := map[string]float64{}
 	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeBot, outcomeIgnored, outcomeError} {
-		if v := counterValue(a.metrics.events.WithLabelValues(eventLabel(event), o)); v > 0 {
+		if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(eventLabel(event), o)); v > 0 {
 			m[o] = v
 		}
 	}
 	return m
-}
-
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
 
 func gaugeValue(g prometheus.Gauge) float64 {

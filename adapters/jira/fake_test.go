@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/adapters/adaptertest"
@@ -431,34 +430,12 @@ func outcomes(a *Adapter) map[string]float64 {
 	m := map[string]float64{}
 	for _, ev := range []string{"comment_created", "comment_updated", "comment_deleted", "issue_created", "issue_updated", "other"} {
 		for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeIgnored, outcomeError} {
-			if v := counterValue(a.metrics.events.WithLabelValues(ev, o)); v > 0 {
+			if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(ev, o)); v > 0 {
 				m[o] += v
 			}
 		}
 	}
 	return m
-}
-
-// counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
-}
-
-// eventually waits for cond, which another goroutine makes true; the
-// deadline only guards against a hang.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within a minute")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // fakeZone is the time zone of the fake's bot account (UTC−3, no daylight

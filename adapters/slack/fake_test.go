@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 const (
@@ -366,7 +366,7 @@ func post(a *Adapter, body []byte, header ...string) *httptest.ResponseRecorder 
 func outcomes(a *Adapter, transport string) map[string]float64 {
 	m := map[string]float64{}
 	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeIgnored, outcomeError} {
-		if v := counterValue(a.metrics.events.WithLabelValues(transport, o)); v > 0 {
+		if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(transport, o)); v > 0 {
 			m[o] = v
 		}
 	}
@@ -377,15 +377,6 @@ func outcomes(a *Adapter, transport string) map[string]float64 {
 func callback(eventID string, inner string) []byte {
 	return []byte(`{"token":"tok","team_id":"T0TEST","api_app_id":"A0TEST","event":` + inner +
 		`,"type":"event_callback","event_id":"` + eventID + `","event_time":1700000000}`)
-}
-
-// counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
 
 // fakeMsg is a message as the fake's listings return it.
