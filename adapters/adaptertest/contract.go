@@ -138,8 +138,9 @@ func (s Signing) String() string {
 	return fmt.Sprintf("Signing(%d)", int(s))
 }
 
-// Run is the contract every channel adapter passes. Each check is a
-// subtest of Contract (go test -run Contract/DuplicateStoresOnce):
+// Run is the contract every channel adapter passes, run from the adapter's
+// TestContract. Each check is a subtest of it (go test -run
+// Contract/DuplicateStoresOnce ./adapters/...):
 //
 //   - ConfigErrorsNameTheirKey: a configuration without a required key, or
 //     with a value it refuses, or with a key it does not know, fails with
@@ -160,24 +161,22 @@ func (s Signing) String() string {
 //     healthy again once it takes them again.
 func Run(t *testing.T, p adapters.Plugin, f Features, ch Channel) {
 	t.Helper()
-	t.Run("Contract", func(t *testing.T) {
-		t.Run("ConfigErrorsNameTheirKey", func(t *testing.T) { checkConfig(t, p, ch) })
-		t.Run("BadSignaturesRefused", func(t *testing.T) {
-			if f.NoWebhooks {
-				t.Skip("off: the channel has no webhooks (Features.NoWebhooks)")
-			}
-			checkSignatures(t, p, f, ch)
-		})
-		t.Run("DuplicateStoresOnce", func(t *testing.T) { checkDuplicate(t, p, f, ch) })
-		t.Run("OwnEchoDropped", func(t *testing.T) { checkOwnEcho(t, p, f, ch) })
-		t.Run("RateLimitIsBackOff", func(t *testing.T) {
-			if f.NoRateLimit {
-				t.Skip("off: the channel's API has no rate-limit answer with a wait (Features.NoRateLimit)")
-			}
-			checkRateLimit(t, ch)
-		})
-		t.Run("HealthReported", func(t *testing.T) { checkHealth(t, ch) })
+	t.Run("ConfigErrorsNameTheirKey", func(t *testing.T) { checkConfig(t, p, ch) })
+	t.Run("BadSignaturesRefused", func(t *testing.T) {
+		if f.NoWebhooks {
+			t.Skip("off: the channel has no webhooks (Features.NoWebhooks)")
+		}
+		checkSignatures(t, p, f, ch)
 	})
+	t.Run("DuplicateStoresOnce", func(t *testing.T) { checkDuplicate(t, p, f, ch) })
+	t.Run("OwnEchoDropped", func(t *testing.T) { checkOwnEcho(t, p, f, ch) })
+	t.Run("RateLimitIsBackOff", func(t *testing.T) {
+		if f.NoRateLimit {
+			t.Skip("off: the channel's API has no rate-limit answer with a wait (Features.NoRateLimit)")
+		}
+		checkRateLimit(t, ch)
+	})
+	t.Run("HealthReported", func(t *testing.T) { checkHealth(t, ch) })
 }
 
 // deps are the Deps the unit checks build adapters with.
