@@ -329,32 +329,25 @@ func Decode(data []byte, lookup func(string) (string, bool), v any) error {
 // DecodeNode decodes an already expanded YAML node into v strictly:
 // unknown keys are errors. The gateway uses it for the adapters' sections,
 // which Parse has expanded already (expanding twice would break a value
-// that itself contains "${").
+// that itself contains "${"). An error names the key it is about, relative
+// to node, and the line of node's document it stands on (decode.go).
 func DecodeNode(node *yaml.Node, v any) error {
 	data, err := yaml.Marshal(node)
 	if err != nil {
 		return fmt.Errorf("yaml: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return explainDecode(err)
+	if err := decodeStrict(data, v); err != nil {
+		return explainDecode(node, data, v, err)
 	}
 	return nil
 }
 
-// explainDecode rewrites yaml's "field x not found in type config.Config".
-func explainDecode(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			m = strings.Replace(m, "not found in type", "is not a known key of", 1)
-			msgs[i] = m
-		}
-		return errors.New(strings.Join(msgs, "; "))
-	}
-	return err
+// decodeStrict decodes the YAML document data into v, unknown keys being
+// errors.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 func expandNode(n *yaml.Node, key string, lookup func(string) (string, bool)) error {

@@ -27,10 +27,11 @@ type smtpSink struct {
 	user string
 	pass string
 
-	mu    sync.Mutex
-	fails []*smtp.SMTPError
-	got   []sentMail
-	authd bool
+	mu      sync.Mutex
+	fails   []*smtp.SMTPError
+	got     []sentMail
+	authd   bool
+	refused bool // every login is refused
 
 	// arrived receives a value for every mail accepted.
 	arrived chan struct{}
@@ -76,7 +77,10 @@ type smtpSession struct {
 func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 func (s *smtpSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != s.sink.user || pass != s.sink.pass {
+		s.sink.mu.Lock()
+		refused := s.sink.refused
+		s.sink.mu.Unlock()
+		if user != s.sink.user || pass != s.sink.pass || refused {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
 		}
 		s.auth = true
@@ -141,7 +145,7 @@ func newDeliverAdapter(t *testing.T, sink *smtpSink, rec *recorder) *Adapter {
 
 // ingestFixture runs a fixture through the inbound path (thread state and
 // ingress), as the watcher does.
-func ingestFixture(t *testing.T, a *Adapter, src []byte) adapters.Inbound {
+func ingestFixture(t testing.TB, a *Adapter, src []byte) adapters.Inbound {
 	t.Helper()
 	m, in, skip, err := a.inspect(src)
 	if err != nil || skip != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/internal/testclock"
 )
@@ -71,16 +72,6 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 
 // eventually waits until cond holds, failing after 20s (a guard: cond
 // normally holds within milliseconds).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	guard := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(guard) {
-			t.Fatalf("not within 20s: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // mustContain fails unless err's text contains each of subs.
 func mustContain(t *testing.T, err error, subs ...string) {
@@ -113,7 +104,7 @@ func TestCheckIMAPLogin(t *testing.T) {
 
 	// A wrong password: Check names the server, what it said and the keys.
 	w := runWatcher(t, a)
-	eventually(t, "a rejected login counted", func() bool {
+	adaptertest.Eventually(t, "a rejected login counted", func() bool {
 		return metric(t, reg, "switchboard_email_imap_logins_total", "result", "rejected") >= 1
 	})
 	err := a.Check(context.Background())
@@ -130,7 +121,7 @@ func TestCheckIMAPLogin(t *testing.T) {
 	// The right password: the next login clears it.
 	a.cfg.IMAP.Password = mb.pass
 	runWatcher(t, a)
-	eventually(t, "a login counted ok", func() bool {
+	adaptertest.Eventually(t, "a login counted ok", func() bool {
 		return metric(t, reg, "switchboard_email_imap_logins_total", "result", "ok") == 1
 	})
 	if err := a.Check(context.Background()); err != nil {
@@ -148,7 +139,7 @@ func TestCheckIMAPUnreachable(t *testing.T) {
 	addr := closedAddr(t)
 	a, reg := newHealthAdapter(t, &mailbox{addr: addr, user: "bot", pass: "pw"}, nil, nil)
 	runWatcher(t, a)
-	eventually(t, "an unreachable login counted", func() bool {
+	adaptertest.Eventually(t, "an unreachable login counted", func() bool {
 		return metric(t, reg, "switchboard_email_imap_logins_total", "result", "unreachable") >= 1
 	})
 	mustContain(t, a.Check(context.Background()), "email: IMAP server "+addr+" unreachable: ",
@@ -200,7 +191,7 @@ func TestCheckWatcherStuck(t *testing.T) {
 	}
 
 	p.freeze()
-	eventually(t, "Check reports the watcher stuck", func() bool { return a.Check(context.Background()) != nil })
+	adaptertest.Eventually(t, "Check reports the watcher stuck", func() bool { return a.Check(context.Background()) != nil })
 	mustContain(t, a.Check(context.Background()), "email: IMAP watcher of INBOX on "+p.addr+" stuck: its IDLE/poll loop last ran ",
 		"(limit 500ms, 2 imap.poll_interval; last mail seen: ", "check the network path to the server")
 	if v := metric(t, reg, "switchboard_email_idle_alive"); v != 0 {
@@ -208,7 +199,7 @@ func TestCheckWatcherStuck(t *testing.T) {
 	}
 
 	p.thaw()
-	eventually(t, "Check clears after the path works again", func() bool { return a.Check(context.Background()) == nil })
+	adaptertest.Eventually(t, "Check clears after the path works again", func() bool { return a.Check(context.Background()) == nil })
 	mb.deliver(t, mailFrom("Ada <ada@example.com>", "stuck-2@example.com", "", "two"))
 	w.waitUID(t, 2)
 	if v := metric(t, reg, "switchboard_email_idle_alive"); v != 1 {

@@ -39,7 +39,7 @@ func newMailbox(t *testing.T) *mailbox {
 }
 
 // deliver APPENDs a message to INBOX.
-func (mb *mailbox) deliver(t *testing.T, src string) {
+func (mb *mailbox) deliver(t testing.TB, src string) {
 	t.Helper()
 	cmd := mb.c.Append("INBOX", int64(len(src)), nil)
 	if _, err := cmd.Write([]byte(src)); err != nil {

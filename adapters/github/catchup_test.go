@@ -274,7 +274,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	if mk, _ := g.mark("acme/web"); !mk.Last.Equal(w.Updated) {
 		t.Errorf("acme/web's mark is %v, want %v", mk.Last, w.Updated)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 1 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 1 {
 		t.Errorf("%v own comments counted, want 1", n)
 	}
 
@@ -390,7 +390,7 @@ func TestCatchUpMapsAsTheWebhook(t *testing.T) {
 	if rep.Found != 4 {
 		t.Errorf("found %d, want 4", rep.Found)
 	}
-	lives, caughts := liveRec.all(), caughtRec.all()
+	lives, caughts := liveRec.All(), caughtRec.All()
 	if len(lives) != 4 || len(caughts) != 4 {
 		t.Fatalf("%d live and %d caught-up messages, want 4 and 4", len(lives), len(caughts))
 	}
@@ -651,10 +651,10 @@ func TestCatchUpSkipsOwnBotsAndOld(t *testing.T) {
 	if g.records() != before+1 {
 		t.Errorf("%d records added, want 1", g.records()-before)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 2 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeOwn)); n != 2 {
 		t.Errorf("%v own comments, want 2", n)
 	}
-	if n := counterValue(g.a.metrics.catchUp.WithLabelValues(outcomeBot)); n != 1 {
+	if n := adaptertest.CounterValue(g.a.metrics.catchUp.WithLabelValues(outcomeBot)); n != 1 {
 		t.Errorf("%v bot comments, want 1", n)
 	}
 
@@ -760,8 +760,8 @@ func TestLiveMarkFailureKeepsTheWebhook(t *testing.T) {
 	}
 	c := fake.addComment(fakeComment{Kind: "issue", Repo: "acme/api", Number: 12, Created: fake.clock.Now(), Body: "@switchboard hi"})
 	event, body := fake.liveEvent(c, "created", "")
-	if w := serve(a, webhook(event, "d1", body)); w.Code != http.StatusOK || len(rec.all()) != 1 {
-		t.Errorf("webhook answered %d %s with %d ingested, want 200 and 1", w.Code, w.Body, len(rec.all()))
+	if w := serve(a, webhook(event, "d1", body)); w.Code != http.StatusOK || len(rec.All()) != 1 {
+		t.Errorf("webhook answered %d %s with %d ingested, want 200 and 1", w.Code, w.Body, len(rec.All()))
 	}
 	if _, err := a.CatchUp(context.Background(), adapters.CatchUpRequest{Window: time.Hour}); err == nil || !strings.Contains(err.Error(), "database is locked") {
 		t.Errorf("CatchUp with a failing store: %v", err)
@@ -789,7 +789,7 @@ func TestCatchUpProgressWait(t *testing.T) {
 		_, passed := p.wait(t.Context(), "acme/api", t0.Add(2*time.Minute), time.Hour)
 		done <- passed
 	}()
-	waitFor(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
+	adaptertest.Eventually(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
 	p.advance("acme/api", t0.Add(time.Minute))
 	select {
 	case <-done:
@@ -804,7 +804,7 @@ func TestCatchUpProgressWait(t *testing.T) {
 		_, passed := p.wait(t.Context(), "acme/api", t0.Add(time.Hour), time.Hour)
 		done <- passed
 	}()
-	waitFor(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
+	adaptertest.Eventually(t, "the waiter", func() bool { return p.waiters("acme/api") == 1 })
 	p.end("acme/api")
 	if !<-done {
 		t.Error("not released when the catch-up ended")

@@ -10,21 +10,12 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
 func delivery(id, ref, text string, attempt int) adapters.Delivery {
-	return adapters.Delivery{
-		ID:        id,
-		SessionID: "s1",
-		To:        envelope.Conversation{Source: Name, Ref: ref},
-		Envelope: envelope.Envelope{
-			ID: "agent:out-" + id, Source: "agent", Kind: envelope.KindMessage,
-			Actor: envelope.Actor{ID: "agent:s1", Type: envelope.Agent},
-			Text:  text, TS: time.Date(2026, 6, 18, 11, 59, 0, 0, time.UTC),
-		},
-		Attempt: attempt,
-	}
+	return adaptertest.Delivery(id, envelope.Conversation{Source: Name, Ref: ref}, text, time.Date(2026, 6, 18, 11, 59, 0, 0, time.UTC), attempt)
 }
 
 const secondaryMsg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
@@ -108,7 +99,7 @@ func TestDeliverSecondaryRateLimitOnceThenPostsExactlyOnce(t *testing.T) {
 			if err != nil || rc2 != rc || len(fake.commentsCopy()) != 1 {
 				t.Fatalf("redelivery: %+v %v, %d comments", rc2, err, len(fake.commentsCopy()))
 			}
-			if v := counterValue(a.metrics.posts.WithLabelValues("rate_limited")); v != 2 {
+			if v := adaptertest.CounterValue(a.metrics.posts.WithLabelValues("rate_limited")); v != 2 {
 				t.Errorf("posts{rate_limited} = %v, want 2", v)
 			}
 		})
@@ -413,7 +404,7 @@ func TestOwnCommentsEchoedBackAreDropped(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-echo", echo)); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
-	if len(rec.all()) != 0 || outcomes(a, "issue_comment")[outcomeOwn] != 1 {
+	if len(rec.All()) != 0 || outcomes(a, "issue_comment")[outcomeOwn] != 1 {
 		t.Fatalf("the echo was not dropped as own: %v", outcomes(a, "issue_comment"))
 	}
 }

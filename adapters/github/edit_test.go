@@ -68,7 +68,7 @@ func TestEditChangesTheCommentInPlace(t *testing.T) {
 			if !hasMarker(cs[0].Body) {
 				t.Error("the edited comment lost its provenance marker")
 			}
-			if v := counterValue(a.metrics.changes.WithLabelValues("edit", "ok")); v != 1 {
+			if v := adaptertest.CounterValue(a.metrics.changes.WithLabelValues("edit", "ok")); v != 1 {
 				t.Errorf("changes{edit,ok} = %v, want 1", v)
 			}
 			// A streamed reply was remembered: no read of the comment.
@@ -152,7 +152,7 @@ func TestEditOrDeleteOfAGoneComment(t *testing.T) {
 					t.Errorf("err = %v: gone is neither a rate limit nor permanent", err)
 				}
 				op := map[bool]string{true: "edit", false: "delete"}[text != ""]
-				if v, want := counterValue(a.metrics.changes.WithLabelValues(op, "gone")), map[bool]float64{true: 1}[known]; v != want {
+				if v, want := adaptertest.CounterValue(a.metrics.changes.WithLabelValues(op, "gone")), map[bool]float64{true: 1}[known]; v != want {
 					t.Errorf("changes{%s,gone} = %v, want %v (a comment not known is read, not changed)", op, v, want)
 				}
 				if n := len(fake.commentsCopy()); n != 0 {

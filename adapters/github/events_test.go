@@ -131,7 +131,7 @@ func TestGolden(t *testing.T) {
 			for o := range outcomes(a, tc.event) {
 				res.Outcome = o
 			}
-			if ins := rec.all(); len(ins) > 0 {
+			if ins := rec.All(); len(ins) > 0 {
 				if len(ins) != 1 {
 					t.Fatalf("%d messages ingested, want at most 1", len(ins))
 				}
@@ -264,7 +264,7 @@ func TestReplayUnderNewDeliveryIDsStoresOnce(t *testing.T) {
 	serve(a, webhook("issue_comment", "edit-3", again))
 
 	stored := map[string]int{} // what a session log keeps: one record per id
-	for _, in := range rec.all() {
+	for _, in := range rec.All() {
 		stored[in.Envelope.ID]++
 	}
 	want := map[string]int{
@@ -301,7 +301,7 @@ func TestPullRequestHeadCacheExpires(t *testing.T) {
 	serve(a, webhook("issue_comment", "d-2", body))
 	fake.clock.Advance(DefaultPRCacheTTL)
 	serve(a, webhook("issue_comment", "d-3", body))
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 3 {
 		t.Fatalf("%d ingests", len(ins))
 	}
@@ -323,7 +323,7 @@ func TestPullRequestLookupFailureKeepsTheMessage(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-1", variant(t, "comment_mention_on_pr"))); w.Code != http.StatusOK {
 		t.Fatalf("status = %d", w.Code)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 {
 		t.Fatalf("%d ingests", len(ins))
 	}
@@ -372,7 +372,7 @@ func TestLoopPrevention(t *testing.T) {
 			if got := outcomes(a, "issue_comment"); got[tc.want] != 1 {
 				t.Fatalf("outcomes = %v, want %s", got, tc.want)
 			}
-			ins := rec.all()
+			ins := rec.All()
 			if tc.want != outcomeIngested {
 				if len(ins) != 0 {
 					t.Fatalf("ingested %+v", ins)
@@ -418,7 +418,7 @@ func TestIdentityLearnedFromTheAPI(t *testing.T) {
 		if w := serve(a, webhook("issue_comment", "d-1", mention)); w.Code != http.StatusOK {
 			t.Fatalf("status = %d: %s", w.Code, w.Body)
 		}
-		ins := rec.all()
+		ins := rec.All()
 		if len(ins) != 1 || !ins[0].Facts.Addressed || ins[0].Envelope.Text != "look" {
 			t.Fatalf("ingested %+v", ins)
 		}
@@ -432,8 +432,8 @@ func TestIdentityLearnedFromTheAPI(t *testing.T) {
 		rec := newRecorder()
 		a := newTestAdapter(t, fake, rec, func(c *Config) { c.Login = "" })
 		w := serve(a, webhook("issue_comment", "d-1", variant(t, "comment_command")))
-		if w.Code != http.StatusServiceUnavailable || len(rec.all()) != 0 {
-			t.Fatalf("status = %d, %d ingested", w.Code, len(rec.all()))
+		if w.Code != http.StatusServiceUnavailable || len(rec.All()) != 0 {
+			t.Fatalf("status = %d, %d ingested", w.Code, len(rec.All()))
 		}
 		// Events the adapter does not handle need no identity.
 		if w := serve(a, webhook("issues", "d-2", variant(t, "closed"))); w.Code != http.StatusOK {
@@ -478,8 +478,8 @@ func TestOpenedNeedsOptIn(t *testing.T) {
 	rec := newRecorder()
 	a := newTestAdapter(t, fake, rec, nil) // opened_steers off
 	body := readTestdata(t, "octokit-issues.opened.json")
-	if w := serve(a, webhook("issues", "d-1", body)); w.Code != http.StatusOK || len(rec.all()) != 0 {
-		t.Fatalf("status %d, %d ingested; want the event ignored", w.Code, len(rec.all()))
+	if w := serve(a, webhook("issues", "d-1", body)); w.Code != http.StatusOK || len(rec.All()) != 0 {
+		t.Fatalf("status %d, %d ingested; want the event ignored", w.Code, len(rec.All()))
 	}
 	if got := outcomes(a, "issues"); got[outcomeIgnored] != 1 {
 		t.Errorf("outcomes = %v", got)
@@ -492,12 +492,12 @@ func TestAssignmentToSomeoneElseIsIgnored(t *testing.T) {
 	a := newTestAdapter(t, fake, rec, nil)
 	body := bytes.ReplaceAll(variant(t, "assigned_to_bot"), []byte(`"login": "switchboard"`), []byte(`"login": "grace"`))
 	serve(a, webhook("issues", "d-1", body))
-	if len(rec.all()) != 0 {
-		t.Fatalf("ingested %+v", rec.all())
+	if len(rec.All()) != 0 {
+		t.Fatalf("ingested %+v", rec.All())
 	}
 	a = newTestAdapter(t, fake, rec, func(c *Config) { off := false; c.Triggers.Assignment = &off })
 	serve(a, webhook("issues", "d-2", variant(t, "assigned_to_bot")))
-	if len(rec.all()) != 0 {
+	if len(rec.All()) != 0 {
 		t.Fatal("assignment is a trigger although triggers.assignment is false")
 	}
 }
@@ -509,8 +509,8 @@ func TestEditWithoutTextChangeIsIgnored(t *testing.T) {
 	body := bytes.Replace(variant(t, "comment_edited"), []byte(`"from": "/agent run the integration tests"`),
 		[]byte(`"from": "/agent run the integration tests with -race"`), 1)
 	serve(a, webhook("issue_comment", "d-1", body))
-	if len(rec.all()) != 0 || outcomes(a, "issue_comment")[outcomeIgnored] != 1 {
-		t.Fatalf("ingested %d, outcomes %v", len(rec.all()), outcomes(a, "issue_comment"))
+	if len(rec.All()) != 0 || outcomes(a, "issue_comment")[outcomeIgnored] != 1 {
+		t.Fatalf("ingested %d, outcomes %v", len(rec.All()), outcomes(a, "issue_comment"))
 	}
 }
 
@@ -524,7 +524,7 @@ func TestReviewThreadAnchor(t *testing.T) {
 	reply := bytes.Replace(readTestdata(t, "octokit-pull_request_review_comment.created.json"),
 		[]byte(`"id": 284312630,`), []byte(`"id": 284312631, "in_reply_to_id": 284312630,`), 1)
 	serve(a, webhook("pull_request_review_comment", "d-2", reply))
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 2 {
 		t.Fatalf("%d ingests", len(ins))
 	}
@@ -549,7 +549,7 @@ func TestFormEncodedPayload(t *testing.T) {
 	if w := serve(a, r); w.Code != http.StatusOK {
 		t.Fatalf("status = %d: %s", w.Code, w.Body)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 || !bytes.Equal(ins[0].Envelope.Raw, payload) {
 		t.Fatalf("ingested %d; raw must be the payload field", len(ins))
 	}
@@ -558,15 +558,15 @@ func TestFormEncodedPayload(t *testing.T) {
 func TestIngestFailureAnswers500(t *testing.T) {
 	fake := newFakeGitHub(t, newClock())
 	rec := newRecorder()
-	rec.setFail(errors.New("disk full"))
+	rec.SetFail(errors.New("disk full"))
 	a := newTestAdapter(t, fake, rec, nil)
 	body := variant(t, "comment_command")
 	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusInternalServerError {
 		t.Fatalf("status = %d, want 500 so the delivery shows as failed", w.Code)
 	}
-	rec.setFail(nil)
-	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusOK || len(rec.all()) != 1 {
-		t.Fatalf("redelivery: status %d, %d ingested", w.Code, len(rec.all()))
+	rec.SetFail(nil)
+	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusOK || len(rec.All()) != 1 {
+		t.Fatalf("redelivery: status %d, %d ingested", w.Code, len(rec.All()))
 	}
 }
 
@@ -597,8 +597,8 @@ func TestMalformedRequests(t *testing.T) {
 	if w := serve(a, r); w.Code != http.StatusOK {
 		t.Errorf("empty path: status = %d", w.Code)
 	}
-	if len(rec.all()) != 1 {
-		t.Errorf("%d ingested, want only the valid request", len(rec.all()))
+	if len(rec.All()) != 1 {
+		t.Errorf("%d ingested, want only the valid request", len(rec.All()))
 	}
 }
 
@@ -619,8 +619,8 @@ func TestNormalizeIgnoresOtherActions(t *testing.T) {
 			t.Errorf("%s: outcomes %v", event, got)
 		}
 	}
-	if len(rec.all()) != 0 {
-		t.Errorf("ingested %+v", rec.all())
+	if len(rec.All()) != 0 {
+		t.Errorf("ingested %+v", rec.All())
 	}
 }
 
@@ -635,7 +635,7 @@ func TestTriggerOnTheBotsOwnIssue(t *testing.T) {
 	if w := serve(a, webhook("issues", "d-1", body)); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 || !ins[0].Facts.Addressed || ins[0].Envelope.Actor.ID != "github:ada" || ins[0].Envelope.Refs["trigger"] != triggerLabel {
 		t.Fatalf("ingested %+v", ins)
 	}
@@ -657,7 +657,7 @@ func FuzzWebhook(f *testing.F) {
 		if w.Code != http.StatusOK && w.Code != http.StatusBadRequest {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
-		for _, in := range rec.all() {
+		for _, in := range rec.All() {
 			if err := in.Envelope.Validate(0); err != nil {
 				t.Fatalf("ingested an invalid envelope: %v", err)
 			}
@@ -677,7 +677,7 @@ func TestNULInTextIsStripped(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-1", body)); w.Code != http.StatusOK {
 		t.Fatalf("status = %d: %s", w.Code, w.Body)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 {
 		t.Fatalf("%d ingested, want 1", len(ins))
 	}

@@ -1,7 +1,6 @@
 package github
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -26,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/internal/testclock"
 )
 
@@ -107,6 +107,7 @@ type fakeGitHub struct {
 	reactions   []string                    // "issue-comment 123 eyes"
 	calls       map[string]int              // "GET /user" → count
 	userStatus  int                         // when set, GET /user answers it
+	revoked     bool                        // the personal access token is refused (401 Bad credentials)
 	nextID      int64
 	tokenTTL    time.Duration
 	hideListing bool          // comment listings answer empty (eventual consistency)
@@ -279,7 +280,10 @@ func (f *fakeGitHub) verifyJWT(tok string) error {
 // token, or an unexpired installation token of repo's installation.
 func (f *fakeGitHub) authRepo(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tok := bearer(r)
-	if tok == testToken {
+	f.mu.Lock()
+	revoked := f.revoked
+	f.mu.Unlock()
+	if tok == testToken && !revoked {
 		return tok, true
 	}
 	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
@@ -308,13 +312,13 @@ func (f *fakeGitHub) authJWT(w http.ResponseWriter, r *http.Request) bool {
 
 func (f *fakeGitHub) user(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	status := f.userStatus
+	status, revoked := f.userStatus, f.revoked
 	f.mu.Unlock()
 	if status != 0 {
 		ghError(w, status, "scripted failure")
 		return
 	}
-	if bearer(r) != testToken {
+	if bearer(r) != testToken || revoked {
 		ghError(w, http.StatusUnauthorized, "Bad credentials")
 		return
 	}
@@ -637,40 +641,10 @@ func (f *fakeGitHub) mintsCopy() []int64 {
 	return append([]int64(nil), f.mints...)
 }
 
-// recorder is a test Ingress that records what it was given.
-type recorder struct {
-	mu   sync.Mutex
-	ins  []adapters.Inbound
-	fail error // Ingest returns it (and records nothing) while set
-}
+// recorder is the test Ingress of the adapters' tests.
+type recorder = adaptertest.Recorder
 
-func newRecorder() *recorder { return &recorder{} }
-
-func (r *recorder) Ingest(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return adapters.Outcome{}, r.fail
-	}
-	dup := false
-	for _, prev := range r.ins {
-		dup = dup || prev.Envelope.ID == in.Envelope.ID
-	}
-	r.ins = append(r.ins, in)
-	return adapters.Outcome{SessionID: "s1", Seq: int64(len(r.ins)), Duplicate: dup}, nil
-}
-
-func (r *recorder) setFail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail = err
-}
-
-func (r *recorder) all() []adapters.Inbound {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]adapters.Inbound(nil), r.ins...)
-}
+func newRecorder() *recorder { return &adaptertest.Recorder{} }
 
 // newTestAdapter builds an adapter with a personal access token (login
 // known from the configuration unless mutate clears it) against fake, with
@@ -727,19 +701,11 @@ func serve(a *Adapter, r *http.Request) *httptest.ResponseRecorder {
 func outcomes(a *Adapter, event string) map[string]float64 {
 	m := map[string]float64{}
 	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeBot, outcomeIgnored, outcomeError} {
-		if v := counterValue(a.metrics.events.WithLabelValues(eventLabel(event), o)); v > 0 {
+		if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(eventLabel(event), o)); v > 0 {
 			m[o] = v
 		}
 	}
 	return m
-}
-
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
 
 func gaugeValue(g prometheus.Gauge) float64 {

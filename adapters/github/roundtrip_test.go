@@ -51,7 +51,7 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	// 1. A mention on pull request 7 (comment 1500000001).
 	mention := variant(t, "comment_mention_on_pr")
 	send("mention", "issue_comment", "d-mention", mention)
-	waitFor(t, "the first comment", func() bool { return len(fake.commentsCopy()) >= 1 })
+	adaptertest.Eventually(t, "the first comment", func() bool { return len(fake.commentsCopy()) >= 1 })
 
 	// 2. GitHub redelivers it (same X-GitHub-Delivery), and echoes the
 	// gateway's own comment back: neither may start a turn.
@@ -62,16 +62,16 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	// 3. A comment without a mention in the bound pull request steers the
 	// same session (the route does not require_addressed_when_bound).
 	send("follow-up", "issue_comment", "d-follow-up", prComment(t, 1500000003, "grace", "also run the migration tests against postgres"))
-	waitFor(t, "the second comment", func() bool { return len(fake.commentsCopy()) >= 2 })
+	adaptertest.Eventually(t, "the second comment", func() bool { return len(fake.commentsCopy()) >= 2 })
 
 	// 4. A mention in a review thread of the same pull request: its own
 	// conversation, answered inside the thread.
 	send("review thread", "pull_request_review_comment", "d-thread", variant(t, "review_thread_reply"))
-	waitFor(t, "the thread reply", func() bool { return len(fake.commentsCopy()) >= 3 })
+	adaptertest.Eventually(t, "the thread reply", func() bool { return len(fake.commentsCopy()) >= 3 })
 
 	// Every delivery settles: the first after one rate-limited attempt.
 	var ds []store.Delivery
-	waitFor(t, "the deliveries to settle", func() bool {
+	adaptertest.Eventually(t, "the deliveries to settle", func() bool {
 		var err error
 		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
 		return err == nil && len(ds) == 3
@@ -201,7 +201,7 @@ func runRouter(t *testing.T, fake *fakeGitHub, script string, client *http.Clien
 
 // prComment is an issue_comment "created" webhook for comment id by login
 // on pull request acme/api#7.
-func prComment(t *testing.T, id int64, login, body string) []byte {
+func prComment(t testing.TB, id int64, login, body string) []byte {
 	t.Helper()
 	user := map[string]any{"login": login, "id": 1, "type": "User"}
 	b, err := json.Marshal(map[string]any{
@@ -245,19 +245,6 @@ func (s *postStamps) all() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.posts)
-}
-
-// waitFor waits for cond, which the router's goroutines make true; the
-// deadline only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestProgress checks what Progress reacts to without the router: the

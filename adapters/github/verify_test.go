@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 // TestDocumentedVector is the example from GitHub's "Validating webhook
@@ -95,10 +96,10 @@ func TestRejectedSignatures(t *testing.T) {
 			if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status = %d, want 401", w.Code)
 			}
-			if len(rec.all()) != 0 {
+			if len(rec.All()) != 0 {
 				t.Fatal("an unauthentic request was ingested")
 			}
-			if v := counterValue(a.metrics.rejected.WithLabelValues(tc.reason)); v != 1 {
+			if v := adaptertest.CounterValue(a.metrics.rejected.WithLabelValues(tc.reason)); v != 1 {
 				t.Errorf("rejected{reason=%q} = %v", tc.reason, v)
 			}
 		})
@@ -131,7 +132,7 @@ func TestBodyCap(t *testing.T) {
 	if w := serve(a, webhook("issue_comment", "d-1", big)); w.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status = %d, want 413", w.Code)
 	}
-	if v := counterValue(a.metrics.rejected.WithLabelValues("too_large")); v != 1 {
+	if v := adaptertest.CounterValue(a.metrics.rejected.WithLabelValues("too_large")); v != 1 {
 		t.Errorf("too_large = %v", v)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testclock"
@@ -364,7 +365,7 @@ func TestCatchUpWithLiveTraffic(t *testing.T) {
 		wg          sync.WaitGroup
 		c3, d3      string
 		codes       = make(chan int, 2)
-		waitsBefore = counterValue(r.a.metrics.catchUpWaits)
+		waitsBefore = adaptertest.CounterValue(r.a.metrics.catchUpWaits)
 	)
 	r.fake.onSearch = func(n int) {
 		if n != 2 {
@@ -382,7 +383,7 @@ func TestCatchUpWithLiveTraffic(t *testing.T) {
 				codes <- post(r.a, body).Code
 			}()
 		}
-		eventually(t, func() bool { return counterValue(r.a.metrics.catchUpWaits) == waitsBefore+2 })
+		adaptertest.Eventually(t, "two more catch-up waits", func() bool { return adaptertest.CounterValue(r.a.metrics.catchUpWaits) == waitsBefore+2 })
 	}
 	rep := r.catchUp(t, "OPS")
 	wg.Wait()

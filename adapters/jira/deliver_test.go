@@ -10,21 +10,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
 func delivery(id, ref, text string, attempt int) adapters.Delivery {
-	return adapters.Delivery{
-		ID:        id,
-		SessionID: "s1",
-		To:        envelope.Conversation{Source: Name, Ref: ref},
-		Envelope: envelope.Envelope{
-			ID: "agent:out-" + id, Source: "agent", Kind: envelope.KindMessage,
-			Actor: envelope.Actor{ID: "agent:s1", Type: envelope.Agent},
-			Text:  text, TS: testNow,
-		},
-		Attempt: attempt,
-	}
+	return adaptertest.Delivery(id, envelope.Conversation{Source: Name, Ref: ref}, text, testNow, attempt)
 }
 
 func TestDeliverRateLimitedOnceThenPostsExactlyOnce(t *testing.T) {
@@ -82,7 +73,7 @@ func TestDeliverRateLimitedOnceThenPostsExactlyOnce(t *testing.T) {
 			if n := fake.callCount("GET comment"); n != 0 {
 				t.Errorf("a retry in the same process listed comments %d times", n)
 			}
-			if got := counterValue(a.metrics.posts.WithLabelValues("rate_limited")); got != 1 {
+			if got := adaptertest.CounterValue(a.metrics.posts.WithLabelValues("rate_limited")); got != 1 {
 				t.Errorf("rate_limited posts = %v", got)
 			}
 		})

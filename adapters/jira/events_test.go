@@ -106,7 +106,7 @@ func runCase(t *testing.T, tc goldenCase) (goldenResult, []adapters.Inbound) {
 	for o := range outcomes(a) {
 		res.Outcome = o
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) > 1 {
 		t.Fatalf("%d messages ingested, want at most 1", len(ins))
 	}
@@ -351,7 +351,7 @@ func TestDoubleDeliveryIsOneMessage(t *testing.T) {
 			t.Fatalf("%s: status %d", f, w.Code)
 		}
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 2 {
 		t.Fatalf("%d ingests, want 2", len(ins))
 	}
@@ -388,7 +388,7 @@ func TestLateRetriesKeepTheirID(t *testing.T) {
 		}
 	}
 	ids := map[string]int{}
-	for _, in := range rec.all() {
+	for _, in := range rec.All() {
 		ids[in.Envelope.ID]++
 	}
 	const assignedID = "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311"
@@ -405,7 +405,7 @@ func TestLateRetriesKeepTheirID(t *testing.T) {
 	b := newTestAdapter(t, fake, rec2, nil)
 	post(b, assigned)
 	post(b, assigned)
-	if ins := rec2.all(); len(ins) != 2 || ins[0].Envelope.ID != ins[1].Envelope.ID ||
+	if ins := rec2.All(); len(ins) != 2 || ins[0].Envelope.ID != ins[1].Envelope.ID ||
 		ins[0].Envelope.ID != "jira:acme.atlassian.net:issue_assigned:OPS-42:changelog:10311" {
 		t.Fatalf("ids without identifier: %+v", ins)
 	}
@@ -460,7 +460,7 @@ func TestReplayUnderNewIdentifierIsOneMessage(t *testing.T) {
 			if w := post(a, tc.new, HeaderWebhookID, "replay-1"); w.Code != http.StatusNoContent {
 				t.Fatalf("status %d", w.Code)
 			}
-			ins := rec.all()
+			ins := rec.All()
 			if len(ins) != 4 {
 				t.Fatalf("%d ingests, want 4", len(ins))
 			}
@@ -510,7 +510,7 @@ func TestEditsAndDeletesAgreeAcrossEventShapes(t *testing.T) {
 			m["user"] = m["comment"].(map[string]any)["updateAuthor"]
 		}))
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 4 {
 		t.Fatalf("%d ingested", len(ins))
 	}
@@ -562,7 +562,7 @@ func TestLoopPrevention(t *testing.T) {
 			if w := post(a, tc.body); w.Code != http.StatusNoContent {
 				t.Fatalf("status %d", w.Code)
 			}
-			if n := len(rec.all()); n != 0 {
+			if n := len(rec.All()); n != 0 {
 				t.Fatalf("%d own messages ingested", n)
 			}
 			if got := outcomes(a); got[outcomeOwn] != 1 {
@@ -590,7 +590,7 @@ func TestOwnRepliesComeBackAsOwn(t *testing.T) {
 			c["id"], c["body"], c["author"], c["updateAuthor"] = stored.ID, stored.Body, author, author
 		}))
 	}
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d echoes ingested", n)
 	}
 	if got := outcomes(a); got[outcomeOwn] != 2 {
@@ -603,15 +603,15 @@ func TestIngestFailureAsksForARetry(t *testing.T) {
 	rec := newRecorder()
 	a := newTestAdapter(t, fake, rec, nil)
 	body := readFixture(t, "SYNTHESIZED-comment_created.wiki.json")
-	rec.setFail(errors.New("disk full"))
+	rec.SetFail(errors.New("disk full"))
 	if w := post(a, body); w.Code != http.StatusInternalServerError {
 		t.Fatalf("status %d, want 500 so that Jira retries", w.Code)
 	}
-	rec.setFail(nil)
+	rec.SetFail(nil)
 	if w := post(a, body, HeaderWebhookRetry, "1"); w.Code != http.StatusNoContent {
 		t.Fatalf("retry: status %d", w.Code)
 	}
-	if n := len(rec.all()); n != 1 {
+	if n := len(rec.All()); n != 1 {
 		t.Fatalf("%d ingested", n)
 	}
 }
@@ -627,7 +627,7 @@ func TestUnknownBotAccountAsksForARetry(t *testing.T) {
 	if err := a.Check(t.Context()); err == nil {
 		t.Error("a 401 from /myself did not mark the adapter unhealthy")
 	}
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d ingested without knowing the bot", n)
 	}
 	// Ignored events need no identity.
@@ -641,7 +641,7 @@ func TestCommentWithoutIssueIsLookedUp(t *testing.T) {
 	rec := newRecorder()
 	a := newTestAdapter(t, fake, rec, nil)
 	post(a, reshape(t, "SYNTHESIZED-comment_deleted.json", func(m map[string]any) { delete(m, "issue") }))
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 || ins[0].Envelope.Conversation.Ref != "acme.atlassian.net/OPS-42" || ins[0].Facts.Where != "OPS" {
 		t.Fatalf("ingested %+v", ins)
 	}
@@ -671,7 +671,7 @@ func TestMentionNamesAreCached(t *testing.T) {
 	if n := fake.callCount("GET user"); n != 2 {
 		t.Errorf("%d user lookups, want 2", n)
 	}
-	if ins := rec.all(); ins[len(ins)-1].Envelope.Text != "ping @70121:0000aaaa" {
+	if ins := rec.All(); ins[len(ins)-1].Envelope.Text != "ping @70121:0000aaaa" {
 		t.Errorf("text = %q", ins[len(ins)-1].Envelope.Text)
 	}
 }
@@ -691,7 +691,7 @@ func TestSlowUserLookupIsBounded(t *testing.T) {
 	if w := post(a, readFixture(t, "SYNTHESIZED-comment_created.wiki.json")); w.Code != http.StatusNoContent {
 		t.Fatalf("status %d", w.Code)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 || !strings.Contains(ins[0].Envelope.Text, "@"+graceID) {
 		t.Fatalf("ingested %+v, want the mention left as the account id", ins)
 	}
@@ -714,7 +714,7 @@ func TestNULInTextIsStripped(t *testing.T) {
 	if w := post(a, body); w.Code != http.StatusNoContent {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	ins := rec.all()
+	ins := rec.All()
 	if len(ins) != 1 {
 		t.Fatalf("%d ingested, want 1", len(ins))
 	}

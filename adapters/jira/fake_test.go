@@ -1,7 +1,6 @@
 package jira
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,9 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 const (
@@ -378,41 +377,10 @@ func (f *fakeJira) problemsSeen() []string {
 	return append([]string(nil), f.problems...)
 }
 
-// recorder is a test Ingress that records what it was given and reports a
-// duplicate for an envelope id it saw before, as the store does.
-type recorder struct {
-	mu   sync.Mutex
-	ins  []adapters.Inbound
-	fail error // Ingest returns it (and records nothing) while set
-}
+// recorder is the test Ingress of the adapters' tests.
+type recorder = adaptertest.Recorder
 
-func newRecorder() *recorder { return &recorder{} }
-
-func (r *recorder) Ingest(_ context.Context, in adapters.Inbound) (adapters.Outcome, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return adapters.Outcome{}, r.fail
-	}
-	dup := false
-	for _, prev := range r.ins {
-		dup = dup || prev.Envelope.ID == in.Envelope.ID
-	}
-	r.ins = append(r.ins, in)
-	return adapters.Outcome{SessionID: "s1", Seq: int64(len(r.ins)), Duplicate: dup}, nil
-}
-
-func (r *recorder) setFail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail = err
-}
-
-func (r *recorder) all() []adapters.Inbound {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]adapters.Inbound(nil), r.ins...)
-}
+func newRecorder() *recorder { return &adaptertest.Recorder{} }
 
 // testNow is the fixed clock of the tests.
 var testNow = time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
@@ -462,34 +430,12 @@ func outcomes(a *Adapter) map[string]float64 {
 	m := map[string]float64{}
 	for _, ev := range []string{"comment_created", "comment_updated", "comment_deleted", "issue_created", "issue_updated", "other"} {
 		for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeIgnored, outcomeError} {
-			if v := counterValue(a.metrics.events.WithLabelValues(ev, o)); v > 0 {
+			if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(ev, o)); v > 0 {
 				m[o] += v
 			}
 		}
 	}
 	return m
-}
-
-// counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
-}
-
-// eventually waits for cond, which another goroutine makes true; the
-// deadline only guards against a hang.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within a minute")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // fakeZone is the time zone of the fake's bot account (UTC−3, no daylight

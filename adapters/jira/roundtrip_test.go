@@ -48,7 +48,7 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	mention := "[~accountid:" + botAccountID + "] please look at the failing deploy"
 	send("comment_created", jiraComment(t, eventCommentCreated, "", "10100", ada, mention), "hook-1")
 	send("issue_commented", jiraComment(t, eventIssueUpdated, "issue_commented", "10100", ada, mention), "hook-2")
-	eventually(t, func() bool { return len(fake.posted()) >= 1 })
+	adaptertest.Eventually(t, "the first comment", func() bool { return len(fake.posted()) >= 1 })
 
 	// 2. Jira echoes the gateway's comment back, in both shapes.
 	own := fake.posted()[0]
@@ -58,10 +58,10 @@ func TestRoundTripThroughTheRouter(t *testing.T) {
 	// 3. A comment without a mention on the bound issue steers the same
 	// session.
 	send("follow-up", jiraComment(t, eventCommentCreated, "", "10102", ada, "it fails on the *staging* cluster only"), "hook-5")
-	eventually(t, func() bool { return len(fake.posted()) >= 2 })
+	adaptertest.Eventually(t, "the second comment", func() bool { return len(fake.posted()) >= 2 })
 
 	var ds []store.Delivery
-	eventually(t, func() bool {
+	adaptertest.Eventually(t, "the deliveries to settle", func() bool {
 		var err error
 		ds, err = st.ListDeliveries(context.Background(), store.Delivered, "", 10)
 		return err == nil && len(ds) == 2
@@ -140,7 +140,7 @@ func runRouter(t *testing.T, fake *fakeJira, script string) (*Adapter, *sqlite.S
 // jiraComment is a Jira Cloud webhook for comment id by author on OPS-42 of
 // acme.atlassian.net: event comment_created, or jira:issue_updated with
 // typeName as its issue_event_type_name.
-func jiraComment(t *testing.T, event, typeName, id string, author map[string]any, body string) []byte {
+func jiraComment(t testing.TB, event, typeName, id string, author map[string]any, body string) []byte {
 	t.Helper()
 	site := "https://acme.atlassian.net/rest/api/2/"
 	m := map[string]any{

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 // TestSignKnownVector checks Sign against a digest computed independently:
@@ -116,11 +117,11 @@ func TestHandlerAuthentication(t *testing.T) {
 			if w.Code != tc.status {
 				t.Fatalf("status = %d, want %d (%s)", w.Code, tc.status, w.Body)
 			}
-			if n := len(rec.all()); (n == 1) != (tc.status == 204) || n > 1 {
+			if n := len(rec.All()); (n == 1) != (tc.status == 204) || n > 1 {
 				t.Fatalf("%d messages ingested", n)
 			}
 			if tc.reason != "" {
-				if got := counterValue(a.metrics.rejected.WithLabelValues(tc.reason)); got != 1 {
+				if got := adaptertest.CounterValue(a.metrics.rejected.WithLabelValues(tc.reason)); got != 1 {
 					t.Errorf("rejections with reason %q = %v, want 1", tc.reason, got)
 				}
 			}
@@ -141,7 +142,7 @@ func TestHandlerLimits(t *testing.T) {
 	if w := post(a, []byte(`{"webhookEvent":"comment_created","comment":{"body":"`+strings.Repeat("x", 100)+`"}}`)); w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body: status = %d, want 413", w.Code)
 	}
-	if got := counterValue(a.metrics.rejected.WithLabelValues("too_large")); got != 1 {
+	if got := adaptertest.CounterValue(a.metrics.rejected.WithLabelValues("too_large")); got != 1 {
 		t.Errorf("too_large rejections = %v", got)
 	}
 	w := httptest.NewRecorder()
@@ -155,7 +156,7 @@ func TestHandlerLimits(t *testing.T) {
 	if w := post(a, []byte(`{"webhookEvent":"worklog_created"}`)); w.Code != http.StatusNoContent {
 		t.Errorf("unhandled event: status = %d, want 204", w.Code)
 	}
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d ingested", n)
 	}
 }
@@ -260,7 +261,7 @@ func TestRunLearnsIdentityAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	eventually(t, func() bool { return a.knownIdentity().AccountID == botAccountID })
+	adaptertest.Eventually(t, "the bot account to be learned", func() bool { return a.knownIdentity().AccountID == botAccountID })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
@@ -276,7 +277,7 @@ func TestRunWithRejectedCredentialsIsUnhealthyButRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	eventually(t, func() bool { return a.Check(ctx) != nil })
+	adaptertest.Eventually(t, "Check to report the rejection", func() bool { return a.Check(ctx) != nil })
 	select {
 	case err := <-done:
 		t.Fatalf("Run ended on rejected credentials: %v", err)

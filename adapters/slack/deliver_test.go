@@ -9,21 +9,12 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 )
 
 func delivery(id, ref, text string, attempt int) adapters.Delivery {
-	return adapters.Delivery{
-		ID:        id,
-		SessionID: "s1",
-		To:        envelope.Conversation{Source: "slack", Ref: ref},
-		Envelope: envelope.Envelope{
-			ID: "agent:out-" + id, Source: "agent", Kind: envelope.KindMessage,
-			Actor: envelope.Actor{ID: "agent:s1", Type: envelope.Agent},
-			Text:  text, TS: time.Unix(1800000000, 0).UTC(),
-		},
-		Attempt: attempt,
-	}
+	return adaptertest.Delivery(id, envelope.Conversation{Source: Name, Ref: ref}, text, time.Unix(1800000000, 0).UTC(), attempt)
 }
 
 func TestDeliverRateLimitedOnceThenPostsExactlyOnce(t *testing.T) {

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 const (
@@ -51,6 +51,7 @@ type fakeSlack struct {
 	mu         sync.Mutex
 	identity   identity
 	authError  string                                 // auth.test answers this error when set
+	revoked    string                                 // when set, every call with the bot token answers this error
 	users      map[string]string                      // user id → display name
 	usersBlock chan struct{}                          // when set, users.info waits for it
 	posts      []url.Values                           // accepted chat.postMessage requests
@@ -125,6 +126,7 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.calls[method]++
+	revoked := f.revoked
 	f.mu.Unlock()
 	want := testBotToken
 	if method == "apps.connections.open" {
@@ -132,6 +134,10 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if token != want {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	if revoked != "" && token == testBotToken {
+		writeJSON(w, map[string]any{"ok": false, "error": revoked})
 		return
 	}
 	switch method {
@@ -360,7 +366,7 @@ func post(a *Adapter, body []byte, header ...string) *httptest.ResponseRecorder 
 func outcomes(a *Adapter, transport string) map[string]float64 {
 	m := map[string]float64{}
 	for _, o := range []string{outcomeIngested, outcomeDuplicate, outcomeDropped, outcomeOwn, outcomeIgnored, outcomeError} {
-		if v := counterValue(a.metrics.events.WithLabelValues(transport, o)); v > 0 {
+		if v := adaptertest.CounterValue(a.metrics.events.WithLabelValues(transport, o)); v > 0 {
 			m[o] = v
 		}
 	}
@@ -371,15 +377,6 @@ func outcomes(a *Adapter, transport string) map[string]float64 {
 func callback(eventID string, inner string) []byte {
 	return []byte(`{"token":"tok","team_id":"T0TEST","api_app_id":"A0TEST","event":` + inner +
 		`,"type":"event_callback","event_id":"` + eventID + `","event_time":1700000000}`)
-}
-
-// counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
 
 // fakeMsg is a message as the fake's listings return it.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
+
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 // streamAgent writes an exec agent (a /bin/sh script speaking the stream
@@ -106,11 +108,11 @@ routes:
 			if w := post(gw.a, mention); w.Code != http.StatusOK {
 				t.Fatalf("mention: %d %s", w.Code, w.Body)
 			}
-			waitFor(t, "the final text in the thread", func() bool {
+			adaptertest.Eventually(t, "the final text in the thread", func() bool {
 				texts := fake.thread("C0CHAN", thread)
 				return len(texts) > 0 && texts[len(texts)-1] == tc.want
 			})
-			waitFor(t, "the outbox to settle", func() bool {
+			adaptertest.Eventually(t, "the outbox to settle", func() bool {
 				pending, err := gw.st.ListDeliveries(context.Background(), store.Pending, "", 10)
 				return err == nil && len(pending) == 0
 			})

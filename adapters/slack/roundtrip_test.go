@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/router"
 	"github.com/switchboardhq/switchboard/store"
@@ -98,7 +99,7 @@ routes:
 		t.Errorf("the bot's mention was not stripped: %q", recs[0].Envelope.Text)
 	}
 	// Each message got 👀 while the agent worked, swapped for ✅ after.
-	waitFor(t, "the reactions", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.reactions) == 6 })
+	adaptertest.Eventually(t, "the reactions", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.reactions) == 6 })
 	fake.mu.Lock()
 	got := append([]string(nil), fake.reactions...)
 	fake.mu.Unlock()
@@ -161,17 +162,6 @@ func newGateway(t testing.TB, fake *fakeSlack, routes string, deps func(*adapter
 		st.Close()
 	})
 	return gw
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func waitPosts(t *testing.T, fake *fakeSlack, n int) {

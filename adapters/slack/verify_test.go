@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 )
 
 type signingVector struct {
@@ -114,7 +115,7 @@ func TestSignatureRejections(t *testing.T) {
 			if n := len(rec.all()); n != 0 {
 				t.Fatalf("%d messages ingested from an unauthentic request", n)
 			}
-			if got := counterValue(a.metrics.rejected.WithLabelValues(tc.reason)); got != 1 {
+			if got := adaptertest.CounterValue(a.metrics.rejected.WithLabelValues(tc.reason)); got != 1 {
 				t.Errorf("rejections with reason %q = %v, want 1", tc.reason, got)
 			}
 		})
