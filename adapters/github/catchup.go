@@ -42,7 +42,6 @@ const (
 	redeliverMax = 1000
 )
 
-
 // CatchUp fetches, with the REST API, the issue comments and pull request
 // review comments written while the gateway was not listening, and feeds
 // each through the Ingress exactly as its webhook would have been (see

@@ -348,4 +348,3 @@ func excerpt(b []byte, n int) string {
 	s := strings.Join(strings.Fields(string(b)), " ")
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
-
