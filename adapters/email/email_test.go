@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +18,6 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/email")
 
 const testdata = "../../testdata/email"
 
@@ -147,40 +144,19 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.Envelope, res.Facts = env, &in.Facts
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			golden := filepath.Join(testdata, name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("result differs from %s (run go test -update and review the diff):\n%s", golden, got)
-			}
+			adaptertest.GoldenJSON(t, filepath.Join(testdata, name+".golden.json"), res)
 		})
 	}
 }
 
 // TestGoldenFilesHaveFixtures keeps testdata tidy.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
-	goldens, _ := filepath.Glob(filepath.Join(testdata, "*.golden.json"))
-	for _, g := range goldens {
-		if _, err := os.Stat(strings.TrimSuffix(g, ".golden.json") + ".eml"); err != nil {
-			t.Errorf("%s has no fixture", g)
-		}
+	fixtures, _ := filepath.Glob(filepath.Join(testdata, "*.eml"))
+	var names []string // TestGolden has a case for each fixture
+	for _, f := range fixtures {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".eml"))
 	}
+	adaptertest.CheckTidy(t, testdata, "*.eml", names)
 }
 
 // readFixture returns a fixture's parsed inbound.

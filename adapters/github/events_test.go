@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"maps"
 	"net/http"
@@ -16,10 +15,9 @@ import (
 	"testing"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/envelope"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/github")
 
 const testdata = "../../testdata/github"
 
@@ -151,28 +149,7 @@ func TestGolden(t *testing.T) {
 				}
 				res.Envelope, res.Facts = env, &in.Facts
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := filepath.Join(testdata, tc.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("result differs from %s (run go test -update and review the diff):\n%s", path, got)
-			}
+			adaptertest.GoldenJSON(t, filepath.Join(testdata, tc.name+".golden.json"), res)
 		})
 	}
 }
@@ -180,32 +157,13 @@ func TestGolden(t *testing.T) {
 // TestGoldenFilesHaveFixtures keeps testdata tidy: every golden file belongs
 // to a case, and every fixture has one.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
-	names := map[string]bool{}
+	var names []string
 	for _, tc := range goldenCases(t) {
-		names[tc.name+".golden.json"] = true
+		names = append(names, tc.name)
 	}
-	goldens, _ := filepath.Glob(filepath.Join(testdata, "*.golden.json"))
-	for _, g := range goldens {
-		if !names[filepath.Base(g)] {
-			t.Errorf("%s has no case", g)
-		}
-	}
-	fixtures, _ := filepath.Glob(filepath.Join(testdata, "*.json"))
-	for _, f := range fixtures {
-		base := strings.TrimSuffix(filepath.Base(f), ".json")
-		if strings.HasSuffix(base, ".golden") {
-			continue
-		}
-		found := false
-		for n := range names {
-			found = found || n == base+".golden.json" || strings.HasPrefix(n, base+".")
-		}
-		if !found {
-			t.Errorf("fixture %s has no golden case", f)
-		}
-	}
-	if len(goldens) < 20 {
-		t.Errorf("only %d golden files", len(goldens))
+	adaptertest.CheckTidy(t, testdata, "*.json", names)
+	if len(names) < 20 {
+		t.Errorf("only %d golden cases", len(names))
 	}
 }
 

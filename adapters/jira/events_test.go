@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,11 +12,10 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/envelope"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/jira and adapters/jira/testdata/commonmark")
 
 const testdata = "../../testdata/jira"
 
@@ -159,28 +157,7 @@ func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			res, _ := runCase(t, tc)
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := filepath.Join(testdata, tc.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("result differs from %s (run go test -update and review the diff):\n%s", path, got)
-			}
+			adaptertest.GoldenJSON(t, filepath.Join(testdata, tc.name+".golden.json"), res)
 		})
 	}
 }
@@ -188,30 +165,14 @@ func TestGolden(t *testing.T) {
 // TestGoldenFilesHaveFixtures keeps testdata tidy: every golden file belongs
 // to a case, and every fixture has one.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
-	names, fixtures := map[string]bool{}, map[string]bool{}
+	var names []string
 	for _, tc := range goldenCases() {
-		names[tc.name+".golden.json"] = true
-		fixtures[tc.fixture] = true
-	}
-	goldens, _ := filepath.Glob(filepath.Join(testdata, "*.golden.json"))
-	for _, g := range goldens {
-		if !names[filepath.Base(g)] {
-			t.Errorf("%s has no case", g)
+		names = append(names, tc.name)
+		if base := strings.TrimSuffix(tc.fixture, ".json"); tc.name != base && !strings.HasPrefix(tc.name, base+".") {
+			t.Errorf("case %s is not named after its fixture %s", tc.name, tc.fixture)
 		}
 	}
-	all, _ := filepath.Glob(filepath.Join(testdata, "*.json"))
-	n := 0
-	for _, f := range all {
-		if base := filepath.Base(f); !strings.HasSuffix(base, ".golden.json") {
-			n++
-			if !fixtures[base] {
-				t.Errorf("fixture %s has no golden case", f)
-			}
-		}
-	}
-	if n < 3 {
-		t.Fatalf("only %d fixtures found in %s", n, testdata)
-	}
+	adaptertest.CheckTidy(t, testdata, "*.json", names)
 }
 
 // TestGoldenExpectations spells out the key facts of the golden files, so

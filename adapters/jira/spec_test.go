@@ -13,6 +13,7 @@ import (
 	"github.com/yuin/goldmark/ast"
 	east "github.com/yuin/goldmark/extension/ast"
 
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
@@ -54,7 +55,7 @@ func TestCommonMarkWikiGolden(t *testing.T) {
 		fmt.Fprintf(&b, "=== example %d (%s)\n%s\n", ex.Example, ex.Section, toWiki(ex.Markdown))
 	}
 	golden := filepath.Join(specDir, "wiki.golden")
-	if *update {
+	if *adaptertest.Update {
 		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,11 +14,10 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/adapters"
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/config/duration"
 	"github.com/switchboardhq/switchboard/envelope"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/slack")
 
 const testdata = "../../testdata/slack"
 
@@ -139,28 +137,7 @@ func TestGolden(t *testing.T) {
 				}
 				res.Envelope, res.Facts = env, &in.Facts
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := filepath.Join(testdata, tc.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("result differs from %s (run go test -update and review the diff):\n%s", path, got)
-			}
+			adaptertest.GoldenJSON(t, filepath.Join(testdata, tc.name+".golden.json"), res)
 		})
 	}
 }
@@ -174,30 +151,11 @@ func httptestServe(a *Adapter, r *http.Request) *httptest.ResponseRecorder {
 // TestGoldenFilesHaveFixtures keeps testdata tidy: every golden file belongs
 // to a case, and every fixture has one.
 func TestGoldenFilesHaveFixtures(t *testing.T) {
-	names := map[string]bool{}
+	var names []string
 	for _, tc := range goldenCases(t) {
-		names[tc.name+".golden.json"] = true
+		names = append(names, tc.name)
 	}
-	goldens, _ := filepath.Glob(filepath.Join(testdata, "*.golden.json"))
-	for _, g := range goldens {
-		if !names[filepath.Base(g)] {
-			t.Errorf("%s has no case", g)
-		}
-	}
-	fixtures, _ := filepath.Glob(filepath.Join(testdata, "*.json"))
-	for _, f := range fixtures {
-		base := strings.TrimSuffix(filepath.Base(f), ".json")
-		if strings.HasSuffix(base, ".golden") {
-			continue
-		}
-		found := false
-		for n := range names {
-			found = found || strings.HasPrefix(n, base+".")
-		}
-		if !found {
-			t.Errorf("fixture %s has no golden case", f)
-		}
-	}
+	adaptertest.CheckTidy(t, testdata, "*.json", names)
 }
 
 const humanInThread = `{"type":"message","user":"U222","text":"follow-up question","ts":"1700000100.000200","thread_ts":"1700000000.000100","channel":"C123","channel_type":"channel","event_ts":"1700000100.000200"}`

@@ -15,6 +15,7 @@ import (
 	extast "github.com/yuin/goldmark/extension/ast"
 	"github.com/yuin/goldmark/renderer/html"
 
+	"github.com/switchboardhq/switchboard/adapters/adaptertest"
 	"github.com/switchboardhq/switchboard/adapters/internal/markdown"
 )
 
@@ -52,7 +53,7 @@ func readSpec(t *testing.T) []specExample {
 func TestCommonMarkSpec(t *testing.T) {
 	examples := readSpec(t)
 	path := filepath.Join(specDir, "mrkdwn.golden")
-	if *update {
+	if *adaptertest.Update {
 		var b bytes.Buffer
 		for _, ex := range examples {
 			line, err := json.Marshal(specGolden{ex.Example, toMrkdwn(ex.Markdown)})
