@@ -93,6 +93,7 @@ export async function show(main) {
         if (draw !== drawn) return;
         const shownConvs = bs.slice(0, 3).map((b) => el("div", {}, el("strong", {}, b.conversation.source), " ", b.conversation.ref));
         if (bs.length > 3) shownConvs.push(el("div", { class: "muted" }, `and ${bs.length - 3} more`));
+        if (!bs.length) shownConvs.push(el("span", { class: "muted" }, "none"));
         cells.get(id).replaceChildren(...shownConvs);
       }
     };
