@@ -7,6 +7,8 @@
 // what its channel cannot do. RunRouter runs an adapter behind a real
 // router and store with an exec agent; the stream helpers (StreamingAgent,
 // CheckStream, CheckEdits, …) drive and check a live reply's round trip.
-// It sits at the top of the dependency graph (it imports the router), so
+// The smaller pieces every adapter's tests share: Recorder (a recording
+// Ingress), Eventually, GoldenJSON and CheckTidy with the -update flag
+// (Update), MemoryKV and FailingKV (store.KV doubles). It sits at the top of the dependency graph (it imports the router), so
 // only tests import it.
 package adaptertest
