@@ -106,6 +106,27 @@ func testStreamToAnEditor(t *testing.T, h *harness) {
 	if slices.Contains(sink.texts(), "never shown") {
 		t.Error("an edit followed by a deletion was sent")
 	}
+	// An edit held back by the interval goes out on its next attempt; a
+	// paced wait is no failure, so, as nothing failed, no delivery has an
+	// attempt recorded.
+	h.change(sess, "s3", envelope.KindMessage, "", "first words", true, thread)
+	h.change(sess, "s3-e", envelope.KindEdit, "s3", "first words, then more", false, thread)
+	waitFor(t, "the paced edit", func() bool { return slices.Contains(sink.texts(), "first words, then more") })
+	waitSettled(t, h)
+	ds, err := h.st.ListDeliveries(t.Context(), "", "", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paced := false
+	for _, d := range ds {
+		paced = paced || d.Attempts > 1
+		if as, err := h.st.DeliveryAttempts(t.Context(), d.ID, "", 10); err != nil || len(as) != 0 {
+			t.Errorf("delivery %s (%d attempts) recorded attempts %+v, %v; want none", d.ID, d.Attempts, as, err)
+		}
+	}
+	if !paced {
+		t.Error("no delivery took a second attempt: the paced edit was not paced")
+	}
 }
 
 // TestStreamToAChannelThatCannotEdit checks that a channel whose sink is

@@ -186,9 +186,10 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 		}
 	}
 	s.Attempt = attempt
-	if attempt == nil && d.To.Source != store.SourceWebhook && (err != nil || d.Attempts > 1) {
+	if attempt == nil && d.To.Source != store.SourceWebhook && (err != nil || d.LastError != "") {
 		// A channel's attempts are recorded from the first failure on
-		// (store.Attempt): one that succeeds at once costs no row.
+		// (store.Attempt): one that succeeds at once, or after a paced
+		// wait (which is no failure), costs no row.
 		s.Attempt = &store.Attempt{DeliveryID: d.ID, EventID: d.Envelope.ID, SessionID: d.SessionID, Seq: d.Seq,
 			Attempt: d.Attempts, Latency: now.Sub(start), Error: s.Error, At: now}
 	}
