@@ -146,7 +146,10 @@ type sessionRow struct {
 	// wokenSeq is the newest record of the batch a runtime acts on (see
 	// store.ForRuntime), 0 when none.
 	wokenSeq int64
-	changed  bool
+	// latest is the conversation of the newest inbound record with one
+	// (sessions.latest_source and latest_ref).
+	latest  envelope.Conversation
+	changed bool
 }
 
 // tryCommit makes one attempt at committing batch, skipping the requests
@@ -209,7 +212,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	var now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(`SELECT id, state, last_seq, now() FROM sessions WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, sessionIDs)
+	b.Queue(`SELECT id, state, last_seq, latest_source, latest_ref, now() FROM sessions
+		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, sessionIDs)
 	// LIMIT 1 keeps the subquery from being flattened into a join, so every
 	// key is one probe of the unique index, whatever the plan estimates.
 	b.Queue(`SELECT r.* FROM unnest($1::text[], $2::text[]) AS k (session_id, envelope_id)
@@ -227,7 +231,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		for rows.Next() {
 			var id, state string
 			row := &sessionRow{}
-			if err := rows.Scan(&id, &state, &row.lastSeq, &now); err != nil {
+			if err := rows.Scan(&id, &state, &row.lastSeq, &row.latest.Source, &row.latest.Ref, &now); err != nil {
 				rows.Close()
 				return err
 			}
@@ -253,6 +257,9 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	for id, sess := range sessions {
+		fan.latestConv[id] = sess.latest
 	}
 	now = now.UTC()
 
@@ -296,6 +303,9 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			Envelope:  normalize(r.Envelope),
 			StoredAt:  now,
 		}
+		if rec.Direction == store.Inbound && rec.Envelope.Conversation.Source != "" {
+			sess.latest = rec.Envelope.Conversation
+		}
 		known[k] = rec
 		ins.add(&rec)
 		fan.record(&rec)
@@ -305,8 +315,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	if len(touched) > 0 {
 		slices.Sort(touched)
 		var upd struct {
-			ids, states []string
-			seqs, woken []int64
+			ids, states, latestSources, latestRefs []string
+			seqs, woken                            []int64
 		}
 		notify := make([]string, 0, len(touched))
 		for _, id := range touched {
@@ -314,6 +324,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			upd.states = append(upd.states, string(sessions[id].state))
 			upd.seqs = append(upd.seqs, sessions[id].lastSeq)
 			upd.woken = append(upd.woken, sessions[id].wokenSeq)
+			upd.latestSources = append(upd.latestSources, sessions[id].latest.Source)
+			upd.latestRefs = append(upd.latestRefs, sessions[id].latest.Ref)
 			if len(id) <= maxNotifyPayload {
 				notify = append(notify, id)
 			}
@@ -323,16 +335,17 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		// The records' deliveries, before the session update whose journal
 		// trigger enqueues the state change's after them.
 		if len(fan.deliveries) > 0 {
-			if err := queueEnqueue(b, fan.deliveries); err != nil {
+			if err := queueEnqueue(b, fan.deliveries, false); err != nil {
 				return nil, nil, err
 			}
 		}
 		// "s.id = ANY" lets the plan find the rows through the primary key
 		// rather than by scanning, whatever it guesses of unnest's size.
 		b.Queue(`UPDATE sessions s SET last_seq = u.last_seq, state = u.state, updated_at = $4,
-				woken_seq = greatest(s.woken_seq, u.woken_seq)
-			FROM unnest($1::text[], $2::bigint[], $3::text[], $5::bigint[]) AS u (id, last_seq, state, woken_seq)
-			WHERE s.id = u.id AND s.id = ANY($1)`, upd.ids, upd.seqs, upd.states, now, upd.woken)
+				woken_seq = greatest(s.woken_seq, u.woken_seq), latest_source = u.latest_source, latest_ref = u.latest_ref
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $5::bigint[], $6::text[], $7::text[])
+				AS u (id, last_seq, state, woken_seq, latest_source, latest_ref)
+			WHERE s.id = u.id AND s.id = ANY($1)`, upd.ids, upd.seqs, upd.states, now, upd.woken, upd.latestSources, upd.latestRefs)
 		b.Queue("COMMIT")
 		// The other replicas' wake-up, sent after the COMMIT in the same
 		// pipeline, so in a transaction of its own that writes nothing.

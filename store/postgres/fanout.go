@@ -23,12 +23,12 @@ import (
 
 // fanOut computes, for one append batch, the deliveries of the records it
 // adds. What it needs is read in the batch's first round trip, under the
-// sessions' locks: the webhook destinations, and for the sessions with
-// outputs their bindings and the conversation of their newest inbound
-// record.
+// sessions' locks: the webhook destinations and, for the sessions with
+// outputs, their bindings. The conversation of each session's newest
+// inbound record comes with the session's row (latestConv, filled by
+// tryCommit).
 type fanOut struct {
 	outputs []string // sessions with outputs, sorted after queueReads
-	latest  []string // of those, the sessions with an output to no conversation
 
 	dests      []store.Webhook
 	bound      map[string][]envelope.Conversation
@@ -40,12 +40,8 @@ type fanOut struct {
 // want notes what request r will need.
 func (f *fanOut) want(r *store.AppendRequest) {
 	rec := store.Record{Direction: r.Direction, Envelope: r.Envelope}
-	if !store.IsOutput(&rec) {
-		return
-	}
-	f.outputs = append(f.outputs, r.SessionID)
-	if r.Envelope.Conversation.IsZero() {
-		f.latest = append(f.latest, r.SessionID)
+	if store.IsOutput(&rec) {
+		f.outputs = append(f.outputs, r.SessionID)
 	}
 }
 
@@ -54,20 +50,9 @@ func (f *fanOut) queueReads(b *pgx.Batch) {
 	b.Queue(`SELECT id, event_types, sessions, disabled, created_at FROM webhooks ORDER BY id`)
 	slices.Sort(f.outputs)
 	f.outputs = slices.Compact(f.outputs)
-	slices.Sort(f.latest)
-	f.latest = slices.Compact(f.latest)
 	if len(f.outputs) > 0 {
 		b.Queue(`SELECT session_id, conv_source, conv_ref FROM bindings
 			WHERE session_id = ANY($1) ORDER BY session_id, created_at, id`, f.outputs)
-	}
-	if len(f.latest) > 0 {
-		// Back along the primary key from each session's newest record.
-		b.Queue(`SELECT k.id, l.conv_source, l.conv_ref FROM unnest($1::text[]) AS k (id)
-			CROSS JOIN LATERAL (
-				SELECT conv_source, conv_ref FROM records
-				WHERE session_id = k.id AND direction = 'inbound' AND conv_source <> ''
-				ORDER BY seq DESC LIMIT 1
-			) AS l`, f.latest)
 	}
 }
 
@@ -86,12 +71,7 @@ func (f *fanOut) scanReads(br pgx.BatchResults) error {
 	f.bound = map[string][]envelope.Conversation{}
 	f.latestConv = map[string]envelope.Conversation{}
 	if len(f.outputs) > 0 {
-		if err := scanConversations(br, func(id string, c envelope.Conversation) { f.bound[id] = append(f.bound[id], c) }); err != nil {
-			return err
-		}
-	}
-	if len(f.latest) > 0 {
-		return scanConversations(br, func(id string, c envelope.Conversation) { f.latestConv[id] = c })
+		return scanConversations(br, func(id string, c envelope.Conversation) { f.bound[id] = append(f.bound[id], c) })
 	}
 	return nil
 }
@@ -170,7 +150,7 @@ func drainLegacyFollowers(ctx context.Context, pool *pgxpool.Pool) error {
 		for len(ds) > 0 {
 			n := min(len(ds), 1000)
 			b := &pgx.Batch{}
-			if err := queueEnqueue(b, ds[:n]); err != nil {
+			if err := queueEnqueue(b, ds[:n], true); err != nil {
 				return err
 			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {

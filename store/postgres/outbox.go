@@ -133,7 +133,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 		return nil
 	}
 	b := &pgx.Batch{}
-	if err := queueEnqueue(b, ds); err != nil {
+	if err := queueEnqueue(b, ds, true); err != nil {
 		return fmt.Errorf("postgres: enqueue: %w", err)
 	}
 	var missing *int64
@@ -156,9 +156,10 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 // queueEnqueue queues on b the statement that enqueues ds (see Enqueue):
 // the insert, under the locks of the conversations' tails, whose one row holds
 // the 1-based index of the first delivery naming a record or event that
-// does not exist (NULL when none; nothing is enqueued then). Append queues
-// them in its own transaction to fan out at commit.
-func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
+// does not exist (NULL when none; nothing is enqueued then), when verify
+// asks for that check. Append queues them in its own transaction to fan
+// out at commit, without the check: it has just written their records.
+func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
 	n := len(ds)
 	var (
 		idCol, sessionCol, sourceCol, refCol = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -178,14 +179,21 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
 	}
 	// The first delivery whose record or event does not exist, if any,
-	// stops the insert (records and events are never deleted, so what
-	// exists now stays). A new delivery waits when its conversation has a
+	// stops the insert (missingSQL). A new delivery waits when its conversation has a
 	// pending tail, locked here (see "How the outbox keeps order";
 	// a tail that left pending while this waited for its lock is passed
 	// over for the next newest), or an earlier new one. Deliveries stored
 	// already (or repeated in the call) are left out before that is
 	// counted; ON CONFLICT is only the backstop. The rows are inserted in
-	// the call's order, which the identity column ord records.
+	// the call's order, which the identity column ord records. Each lookup
+	// is a LATERAL subquery with LIMIT, which the planner must run as a
+	// probe of the primary or unique key per delivery: as (NOT) EXISTS, on
+	// tables without statistics yet, it hashed the whole records or
+	// deliveries table instead, on every append.
+	missing := `SELECT NULL::bigint AS n WHERE false`
+	if verify {
+		missing = missingSQL
+	}
 	b.Queue(`WITH u AS MATERIALIZED (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
 				$7::timestamptz[], $8::timestamptz[])
@@ -200,16 +208,7 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 				LIMIT 1
 				FOR KEY SHARE
 			) AS t
-		), missing AS MATERIALIZED (
-			SELECT u.n FROM u
-			WHERE NOT CASE WHEN u.event = 0
-				THEN EXISTS (SELECT 1 FROM records r WHERE r.session_id = u.session_id AND r.seq = u.seq)
-				ELSE EXISTS (SELECT 1 FROM session_events e
-					WHERE e.eid = u.event AND e.session_id = u.session_id AND e.after_seq = u.seq)
-				END
-			ORDER BY u.n
-			LIMIT 1
-		), inserted AS (
+		), missing AS MATERIALIZED (`+missing+`), inserted AS (
 			INSERT INTO deliveries (id, session_id, seq, event, conv_source, conv_ref, status, waiting,
 				next_attempt, created_at, updated_at)
 			SELECT u.id, u.session_id, u.seq, u.event, u.conv_source, u.conv_ref, 'pending',
@@ -219,10 +218,13 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 			FROM (
 				SELECT DISTINCT ON (u.session_id, u.seq, u.event, u.conv_source, u.conv_ref) u.*
 				FROM u
-				WHERE NOT EXISTS (SELECT 1 FROM missing) AND NOT EXISTS (
-					SELECT 1 FROM deliveries e
+				LEFT JOIN LATERAL (
+					SELECT 1 AS found FROM deliveries e
 					WHERE e.session_id = u.session_id AND e.seq = u.seq AND e.event = u.event
-						AND e.conv_source = u.conv_source AND e.conv_ref = u.conv_ref)
+						AND e.conv_source = u.conv_source AND e.conv_ref = u.conv_ref
+					LIMIT 1
+				) AS stored ON true
+				WHERE NOT EXISTS (SELECT 1 FROM missing) AND stored.found IS NULL
 				ORDER BY u.session_id, u.seq, u.event, u.conv_source, u.conv_ref, u.n
 			) AS u
 			ORDER BY u.n
@@ -232,6 +234,21 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery) error {
 		sourceCol, refCol, idCol, sessionCol, seqCol, eventCol, dueCol, createdCol)
 	return nil
 }
+
+// missingSQL finds, for queueEnqueue, the first delivery of u whose
+// record or session event does not exist. Records are never deleted and a
+// session's seqs have no gaps, so a record exists when its seq is at most
+// the session's last_seq: a probe of the sessions key, where a probe of
+// records could take the envelope index on session_id alone and walk the
+// session's records. Session events are found by their index.
+const missingSQL = `SELECT u.n FROM u
+	WHERE CASE WHEN u.event = 0
+		THEN u.seq > coalesce((SELECT s.last_seq FROM sessions s WHERE s.id = u.session_id), 0)
+		ELSE (SELECT 1 FROM session_events e
+			WHERE e.session_id = u.session_id AND e.after_seq = u.seq AND e.eid = u.event LIMIT 1) IS NULL
+		END
+	ORDER BY u.n
+	LIMIT 1`
 
 // checkDelivery rejects a delivery that cannot be enqueued.
 func checkDelivery(d *store.Delivery) error {
@@ -370,15 +387,11 @@ var claimAmongSQL = `WITH claimable AS (
 		SELECT l.id FROM unnest($1::text[]) AS c(id)
 		CROSS JOIN LATERAL (
 			SELECT d.id FROM deliveries d
-			WHERE d.id = c.id AND d.status = 'pending' AND NOT d.waiting AND d.next_attempt <= $3
+			WHERE d.id = c.id AND ` + stillPendingSQL + ` AND NOT d.waiting AND d.next_attempt <= $3
 				AND (d.lease_owner = '' OR d.lease_until <= $3)
-				AND NOT EXISTS (
-					SELECT 1 FROM deliveries o
-					WHERE o.status = 'pending' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
-						AND (o.ord < d.ord OR (o.id <> d.id AND o.lease_owner <> '' AND o.lease_until > $3)))
-				AND NOT EXISTS (
-					SELECT 1 FROM bindings b
-					WHERE b.conv_source = d.conv_source AND b.conv_ref = d.conv_ref AND b.paused_until > $3)
+				AND (` + headOrdSQL + `) = d.ord
+				AND (` + otherLeasedSQL + `) IS NULL
+				AND (` + pausedSQL + `) IS NULL
 			FOR UPDATE OF d SKIP LOCKED
 		) AS l
 		LIMIT $5
@@ -390,7 +403,60 @@ var claimAmongSQL = `WITH claimable AS (
 	)
 	SELECT ` + claimedColumns + `
 	FROM claimed c
-	LEFT JOIN records r ON c.event = 0 AND r.session_id = c.session_id AND r.seq = c.seq`
+	` + claimedRecordSQL
+
+// The parts of Claim's and SettleNext's statements that look at a
+// candidate d at now $3. Each must cost one short probe of one index
+// whatever the planner estimates, for the statements are prepared once per
+// connection and their generic plan kept until the next ANALYZE: on a new
+// database that plan is made while the tables look empty, when any index
+// and any join order cost about the same. (Planned so, the checks of a
+// candidate walked its conversation's whole pending backlog, and the
+// lookup of a candidate by id the whole of deliveries_queue: the cost of a
+// claim grew with the backlog it was meant to drain.) So:
+//   - A candidate is looked up by its id, with its status named by what it
+//     is not (stillPendingSQL). Written status = 'pending', it would let
+//     every partial index of pending deliveries serve the lookup, and on
+//     empty tables a scan of a small partial index costs no more than a
+//     probe of the key.
+//   - Every check is a scalar subquery, which the planner cannot turn into
+//     a join: it runs per candidate with the candidate's columns as the
+//     keys of its index. As (NOT) EXISTS, it became a join the planner was
+//     free to run as a scan of the whole index.
+const (
+	// stillPendingSQL is d.status = 'pending' for the three statuses
+	// (store.DeliveryStatus) the column holds.
+	stillPendingSQL = `d.status NOT IN ('delivered', 'dead')`
+	// headOrdSQL: the ord of d's conversation's oldest pending delivery,
+	// along deliveries_queue. d is its head when it is d's.
+	headOrdSQL = `SELECT o.ord FROM deliveries o
+		WHERE o.status = 'pending' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
+		ORDER BY o.ord LIMIT 1`
+	// otherLeasedSQL: another delivery of d's conversation in flight,
+	// along deliveries_leased.
+	otherLeasedSQL = `SELECT 1 FROM deliveries o
+		WHERE o.status = 'pending' AND o.lease_owner <> '' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
+			AND o.id <> d.id AND o.lease_until > $3
+		LIMIT 1`
+	// pausedSQL: d's conversation is paused.
+	pausedSQL = `SELECT 1 FROM bindings b
+		WHERE b.conv_source = d.conv_source AND b.conv_ref = d.conv_ref AND b.paused_until > $3
+		LIMIT 1`
+)
+
+// claimedRecordSQL joins each claimed delivery c to its record r, NULL
+// for a delivery of a session event. The record is sought as the first
+// key at or after (session, seq): only the primary key can answer that
+// row comparison in order, so the lookup is one probe of it. Asked by
+// equality, a plan made on empty tables took the envelope index (whose
+// first column is the session too, and which cost the same then) and
+// walked the session's records for the seq.
+const claimedRecordSQL = `LEFT JOIN LATERAL (
+		SELECT x.* FROM records x
+		WHERE c.event = 0 AND (x.session_id, x.seq) >= (c.session_id, c.seq)
+		ORDER BY x.session_id, x.seq
+		LIMIT 1
+	) AS r ON r.session_id = c.session_id AND r.seq = c.seq`
 
 // claimAmong claims up to n of the deliveries ids (claimAmongSQL).
 func (s *Store) claimAmong(ctx context.Context, owner string, ids []string, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
@@ -495,45 +561,59 @@ type settleReq struct {
 	now, leaseUntil time.Time
 }
 
-// claimNextSQL claims, for SettleNext, the next delivery of the
-// conversation of the delivery just settled ($1), for owner $2 at now $3
-// until $4, when Claim could hand it out: the conversation's oldest
-// pending delivery, due, not waiting, not leased, with no other delivery of
-// the conversation leased and its binding not paused. It runs after the
-// settle in the same transaction, and only when that settle took: the
-// settled row then carries this transaction's now() (the settle holds its
-// row lock, so no other transaction can have set it). The head is found
-// first and then locked with SKIP LOCKED, so a head another process holds
-// is left alone rather than passed over for a later delivery.
-var claimNextSQL = `WITH x AS (
-		SELECT conv_source, conv_ref FROM deliveries
-		WHERE id = $1 AND status <> 'pending' AND lease_owner = '' AND updated_at = now()
-	), head AS (
-		SELECT d.id FROM deliveries d JOIN x ON d.conv_source = x.conv_source AND d.conv_ref = x.conv_ref
-		WHERE d.status = 'pending'
+// settleNextSQL runs, for SettleNext, after the settle of delivery $1
+// out of pending, in its transaction. It clears the waiting flag of the
+// conversation's new head (as clearWaitingSQL) and, when the settle took,
+// claims that head for owner $2 at now $3 until $4 if Claim could hand it
+// out: due, not leased, no other delivery of the conversation leased, its
+// binding not paused. The settle took when the settled row carries this
+// transaction's now() (the settle holds its row lock, so no other
+// transaction can have set it). The head is found first and then locked
+// with SKIP LOCKED, so a head another process holds is left alone rather
+// than passed over for a later delivery; the flag of such a head is still
+// cleared, waiting for its lock. A head claimed here has its flag cleared
+// by the claim's own update: one row version, where clearing and claiming
+// in turn wrote two, each with an entry in every index of deliveries.
+var settleNextSQL = `WITH conv AS MATERIALIZED (
+		SELECT conv_source, conv_ref, status <> 'pending' AND lease_owner = '' AND updated_at = now() AS settled
+		FROM deliveries WHERE id = $1
+	), head AS MATERIALIZED (
+		SELECT d.id, d.waiting FROM deliveries d
+		WHERE d.status = 'pending' AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
 		ORDER BY d.ord
 		LIMIT 1
 	), claimable AS (
-		SELECT d.id FROM deliveries d JOIN head ON d.id = head.id
-		WHERE d.status = 'pending' AND NOT d.waiting AND d.next_attempt <= $3
+		SELECT d.id FROM deliveries d
+		WHERE d.id = (SELECT id FROM head) AND (SELECT settled FROM conv)
+			AND ` + stillPendingSQL + ` AND d.next_attempt <= $3
 			AND (d.lease_owner = '' OR d.lease_until <= $3)
-			AND NOT EXISTS (
-				SELECT 1 FROM deliveries o
-				WHERE o.status = 'pending' AND o.conv_source = d.conv_source AND o.conv_ref = d.conv_ref
-					AND o.id <> d.id AND o.lease_owner <> '' AND o.lease_until > $3)
-			AND NOT EXISTS (
-				SELECT 1 FROM bindings b
-				WHERE b.conv_source = d.conv_source AND b.conv_ref = d.conv_ref AND b.paused_until > $3)
+			AND (` + otherLeasedSQL + `) IS NULL
+			AND (` + pausedSQL + `) IS NULL
 		FOR NO KEY UPDATE OF d SKIP LOCKED
 	), claimed AS (
-		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, updated_at = now()
+		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, waiting = false,
+			updated_at = now()
 		FROM claimable
 		WHERE d.id = claimable.id
 		RETURNING d.*
+	), cleared AS (
+		UPDATE deliveries d SET waiting = false
+		WHERE d.id = (SELECT id FROM head WHERE waiting) AND d.waiting AND NOT EXISTS (SELECT 1 FROM claimable)
 	)
 	SELECT ` + claimedColumns + `
 	FROM claimed c
-	LEFT JOIN records r ON c.event = 0 AND r.session_id = c.session_id AND r.seq = c.seq`
+	` + claimedRecordSQL
+
+// clearWaitingSQL clears the waiting flag of the new head of the
+// conversation of delivery $1, which left pending. The conversation is a
+// scalar subquery, the key of one probe of deliveries_queue (see
+// settledConvSQL).
+const clearWaitingSQL = `UPDATE deliveries d SET waiting = false
+	WHERE d.waiting AND d.id = (
+		SELECT o.id FROM deliveries o
+		WHERE o.status = 'pending'
+			AND (o.conv_source, o.conv_ref) = (SELECT conv_source, conv_ref FROM deliveries WHERE id = $1)
+		ORDER BY o.ord LIMIT 1)`
 
 // commitSettles settles a batch of concurrent Settle calls in one
 // transaction, one round trip: the deliveries' row locks, taken at once in
@@ -602,15 +682,11 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
 			r.id, r.owner, string(r.st.Status), r.st.ChannelID, r.st.Error, nullTime(r.st.NextAttempt))
-		if r.st.Status != store.Pending {
-			b.Queue(`UPDATE deliveries d SET waiting = false
-				WHERE d.waiting AND d.id = (
-					SELECT o.id FROM deliveries o JOIN deliveries x ON x.id = $1
-					WHERE o.status = 'pending' AND o.conv_source = x.conv_source AND o.conv_ref = x.conv_ref
-					ORDER BY o.ord LIMIT 1)`, r.id)
-		}
-		if r.next {
-			b.Queue(claimNextSQL, r.id, r.owner, r.now, r.leaseUntil)
+		switch {
+		case r.next:
+			b.Queue(settleNextSQL, r.id, r.owner, r.now, r.leaseUntil)
+		case r.st.Status != store.Pending:
+			b.Queue(clearWaitingSQL, r.id)
 		}
 	}
 	b.Queue("COMMIT")
@@ -636,12 +712,8 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			case !settled:
 				results[i].Err = fmt.Errorf("postgres: settle %s for %s: %w", r.id, r.owner, store.ErrLeaseLost)
 			}
-			if r.st.Status != store.Pending {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
-			if r.next {
+			switch {
+			case r.next:
 				rows, _ := br.Query()
 				next, err := pgx.CollectRows(rows, scanClaimed)
 				if err != nil {
@@ -649,6 +721,10 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 				}
 				if len(next) > 0 && results[i].Err == nil {
 					results[i].Val = &next[0]
+				}
+			case r.st.Status != store.Pending:
+				if _, err := br.Exec(); err != nil {
+					return err
 				}
 			}
 		}

@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+// TestQueueCostIsFlatInTheBacklog: the statements of the delivery path
+// cost the same whether a conversation has 10 deliveries pending or 2,000.
+// They are planned as a gateway started on a new database plans them: on
+// empty tables with no statistics, once, and the plan kept (a connection's
+// prepared statement keeps its generic plan until an ANALYZE). Each then
+// runs under EXPLAIN ANALYZE, in a transaction rolled back, and the shared
+// buffers it reads are compared. Planned so, the head search of a settle
+// and Claim's checks used to read the conversation's whole backlog, and
+// the enqueue of Append hashed the whole records and deliveries tables.
+func TestQueueCostIsFlatInTheBacklog(t *testing.T) {
+	small := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 10)
+	large := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 2000)
+	for _, name := range slices.Sorted(maps.Keys(small)) {
+		n := small[name]
+		// A B-tree of 4,000 entries is a level deeper than one of 20, for
+		// every probe and every index an update writes to: the cost may
+		// grow by that, not double. A walk of the backlog reads a buffer
+		// per hundred or so pending deliveries and one per heap page.
+		if limit := 2 * n; large[name] > limit {
+			t.Errorf("%s read %d buffers with 2,000 pending, %d with 10 (limit %d): its cost grows with the backlog",
+				name, large[name], n, limit)
+		}
+		t.Logf("%s: %d buffers with 10 pending, %d with 2,000", name, n, large[name])
+	}
+}
+
+// planned is a statement of the delivery path, prepared under name, with
+// the arguments it is run with and what runs before it in its transaction.
+type planned struct {
+	name, sql string
+	args      func() []any
+	before    string
+}
+
+// queueCosts prepares the delivery path's statements on a connection of
+// st while its tables are empty, fills a conversation with backlog pending
+// deliveries of as many outputs (and another conversation with as many, so
+// that a walk over every conversation shows too), and returns the shared
+// buffers each statement then reads.
+func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
+	t.Helper()
+	ctx := t.Context()
+	create(t, st, "s")
+	conn, err := st.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
+
+	conv := envelope.Conversation{Source: "test", Ref: "c"}
+	now, until := at(time.Second), at(time.Hour)
+	var head, second string
+	b := &pgx.Batch{}
+	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: int64(backlog + 1), To: conv}}, true); err != nil {
+		t.Fatal(err)
+	}
+	enqueue := b.QueuedQueries[0]
+	// The settle of the head, as settleBatch runs it before the statements
+	// that find the conversation's next delivery.
+	settleHead := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = $1`
+	stmts := []planned{
+		{"clear_waiting", clearWaitingSQL, func() []any { return []any{head} }, settleHead},
+		{"settle_next", settleNextSQL, func() []any { return []any{head, "p", now, until} }, settleHead},
+		{"claim_among", claimAmongSQL, func() []any { return []any{[]string{head, second}, "p", now, until, 2} }, ""},
+		{"enqueue", enqueue.SQL, func() []any { return enqueue.Arguments }, ""},
+	}
+	for _, p := range stmts {
+		if _, err := conn.Conn().Prepare(ctx, p.name, p.sql); err != nil {
+			t.Fatalf("prepare %s: %v", p.name, err)
+		}
+		// The first EXECUTE makes the generic plan, on the empty tables.
+		explain(t, conn.Conn(), p, "")
+	}
+
+	if _, err := st.pool.Exec(ctx, `
+		INSERT INTO records (session_id, seq, direction, envelope_id, source, kind, actor_id, actor_display, actor_type,
+			conv_source, conv_ref, text, refs, ts, ts_nanos, stored_at)
+		SELECT 's', n, 'outbound', 'test:' || (1000000 - n), 'test', 'message', 'bot', '', 'agent', '', '', 'hi', '{}', now(), 0, now()
+		FROM generate_series(1, $1::bigint) AS n`, backlog+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.pool.Exec(ctx, `UPDATE sessions SET last_seq = $1 WHERE id = 's'`, backlog+1); err != nil {
+		t.Fatal(err)
+	}
+	var ds []store.Delivery
+	for _, to := range []envelope.Conversation{conv, {Source: "test", Ref: "other"}} {
+		for seq := range backlog {
+			ds = append(ds, store.Delivery{SessionID: "s", Seq: int64(seq + 1), To: to, NextAttempt: t0})
+		}
+	}
+	if err := st.Enqueue(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.pool.QueryRow(ctx, `SELECT id FROM deliveries WHERE conv_ref = 'c' ORDER BY ord LIMIT 1`).Scan(&head); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.pool.QueryRow(ctx, `SELECT id FROM deliveries WHERE conv_ref = 'c' ORDER BY ord OFFSET 1 LIMIT 1`).Scan(&second); err != nil {
+		t.Fatal(err)
+	}
+
+	costs := map[string]int64{}
+	for _, p := range stmts {
+		costs[p.name] = explain(t, conn.Conn(), p, "ANALYZE, BUFFERS, ")
+	}
+	return costs
+}
+
+// explain runs EXPLAIN (opts FORMAT JSON) EXECUTE of p, after p.before, in
+// a transaction that is rolled back, and returns the shared buffers the
+// execution read: hits and reads of the plan, its subplans included, and
+// of the data-modifying CTEs, which run after it.
+func explain(t *testing.T, conn *pgx.Conn, p planned, opts string) int64 {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	args := p.args()
+	if p.before != "" {
+		if _, err := tx.Exec(ctx, p.before, args[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := make([]string, len(args))
+	for i := range args {
+		params[i] = fmt.Sprintf("$%d", i+1)
+	}
+	// The simple protocol puts the arguments into the text as literals:
+	// EXPLAIN takes no parameters of its own.
+	q := fmt.Sprintf("EXPLAIN (%sFORMAT JSON) EXECUTE %s(%s)", opts, p.name, strings.Join(params, ", "))
+	var out []byte
+	if err := tx.QueryRow(ctx, q, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...).Scan(&out); err != nil {
+		t.Fatalf("explain %s: %v", p.name, err)
+	}
+	type node struct {
+		Type  string `json:"Node Type"`
+		Rel   string `json:"Parent Relationship"`
+		Hit   int64  `json:"Shared Hit Blocks"`
+		Read  int64  `json:"Shared Read Blocks"`
+		Plans []node
+	}
+	var plans []struct{ Plan node }
+	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("explain %s: output %s: %v", p.name, out, err)
+	}
+	top := plans[0].Plan
+	n := top.Hit + top.Read
+	for _, c := range top.Plans {
+		if c.Type == "ModifyTable" && c.Rel == "InitPlan" {
+			n += c.Hit + c.Read
+		}
+	}
+	return n
+}
