@@ -30,7 +30,7 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, retry, demote, promote, setChannel *sql.Stmt
+	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, exists, retry, demote, promote, setChannel *sql.Stmt
 }
 
 func (o *outboxWrites) defs() []stmtDef {
@@ -55,13 +55,26 @@ func (o *outboxWrites) defs() []stmtDef {
 				AND NOT EXISTS (SELECT 1 FROM bindings b
 					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?3)
 			LIMIT 1`},
-		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?`},
+		// The leased delivery, as deliverySelect reads it.
+		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?
+			RETURNING did, sid, owner, id, (SELECT s.id FROM sessions s WHERE s.sid = deliveries.sid), seq, event,
+				to_source, to_ref, status, attempts, next_attempt, last_error, channel_id, created_at, updated_at`},
 		{&o.byID, deliverySelect + ` WHERE d.id = ?`},
 		{&o.byDID, deliverySelect + ` WHERE d.did = ?`},
 		{&o.record, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND seq = ?`},
 		{&o.event, `SELECT 1 FROM session_events WHERE eid = ? AND sid = ? AND after_seq = ?`},
-		{&o.settle, `UPDATE deliveries SET status = ?, head = head AND ? = 'pending', next_attempt = ?, last_error = ?,
-			channel_id = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE did = ?`},
+		// The settlement ?1 of owner ?2's attempt at delivery ?3, at ?7:
+		// Delivered keeps the last error and records channel id ?6 (unless
+		// empty), Pending makes it due at ?4 with error ?5, Dead keeps the
+		// due time with error ?5. Nothing when ?2 does not hold the lease.
+		{&o.settle, `UPDATE deliveries SET status = ?1, head = head AND ?1 = 'pending',
+				next_attempt = CASE WHEN ?1 = 'pending' THEN ?4 ELSE next_attempt END,
+				last_error = CASE WHEN ?1 = 'delivered' THEN last_error ELSE ?5 END,
+				channel_id = CASE WHEN ?1 = 'delivered' AND ?6 <> '' THEN ?6 ELSE channel_id END,
+				owner = NULL, lease_until = NULL, updated_at = ?7
+			WHERE id = ?3 AND status = 'pending' AND owner = ?2
+			RETURNING to_source, to_ref`},
+		{&o.exists, `SELECT 1 FROM deliveries WHERE id = ?`},
 		{&o.retry, `UPDATE deliveries SET status = 'pending', next_attempt = ?, updated_at = ? WHERE did = ?`},
 		// demote and promote make the oldest pending delivery of the
 		// conversation (?1, ?2) its one head.
@@ -261,12 +274,9 @@ func (w *writer) claim(ctx context.Context, owner string, n int, due, leaseUntil
 // lease leases delivery did to owner until leaseUntil, counting the
 // attempt, and returns it as Claim does, with its record's envelope.
 func (w *writer) lease(ctx context.Context, did int64, owner string, leaseUntil, now int64) (store.Delivery, error) {
-	if _, err := w.outbox.lease.ExecContext(ctx, owner, leaseUntil, now, did); err != nil {
-		return store.Delivery{}, fmt.Errorf("lease delivery: %w", err)
-	}
-	d, err := scanDelivery(w.outbox.byDID.QueryRowContext(ctx, did))
+	d, err := scanDelivery(w.outbox.lease.QueryRowContext(ctx, owner, leaseUntil, now, did))
 	if err != nil {
-		return store.Delivery{}, fmt.Errorf("read delivery: %w", err)
+		return store.Delivery{}, fmt.Errorf("lease delivery: %w", err)
 	}
 	if d.Event == 0 {
 		rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
@@ -380,34 +390,25 @@ func nextAttempt(st store.Settlement) (int64, error) {
 
 // settle records st, with its NextAttempt as next (Unix nanoseconds), as
 // the outcome of owner's attempt at delivery id, and returns the
-// delivery's conversation.
+// delivery's conversation. One statement settles and reads the delivery;
+// only when it settles nothing is the delivery looked for, to tell a lost
+// lease from an unknown id.
 func (w *writer) settle(ctx context.Context, id, owner string, st store.Settlement, next, now int64) (groupcommitResult, envelope.Conversation, error) {
-	var none envelope.Conversation
-	d, err := scanDelivery(w.outbox.byID.QueryRowContext(ctx, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return groupcommitResult{Err: errDeliveryNotFound}, none, nil
-	case err != nil:
-		return groupcommitResult{}, none, fmt.Errorf("read delivery: %w", err)
-	case d.Status != store.Pending || !d.owner.Valid || d.owner.String != owner:
-		return groupcommitResult{Err: errSettleLeaseLost}, none, nil
-	}
-	nextCol, lastErr, channel := d.NextAttempt.UnixNano(), d.LastError, d.ChannelID
-	if d.NextAttempt.IsZero() {
-		nextCol = 0
-	}
-	switch st.Status {
-	case store.Delivered:
-		if st.ChannelID != "" {
-			channel = st.ChannelID
+	var to envelope.Conversation
+	err := w.outbox.settle.QueryRowContext(ctx, string(st.Status), owner, id, next, st.Error, st.ChannelID, now).
+		Scan(&to.Source, &to.Ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		var one int
+		switch err := w.outbox.exists.QueryRowContext(ctx, id).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return groupcommitResult{Err: errDeliveryNotFound}, to, nil
+		case err != nil:
+			return groupcommitResult{}, to, fmt.Errorf("read delivery: %w", err)
 		}
-	case store.Pending:
-		nextCol, lastErr = next, st.Error
-	case store.Dead:
-		lastErr = st.Error
+		return groupcommitResult{Err: errSettleLeaseLost}, to, nil
 	}
-	if _, err := w.outbox.settle.ExecContext(ctx, string(st.Status), string(st.Status), nextCol, lastErr, channel, now, d.did); err != nil {
-		return groupcommitResult{}, none, fmt.Errorf("settle delivery: %w", err)
+	if err != nil {
+		return groupcommitResult{}, to, fmt.Errorf("settle delivery: %w", err)
 	}
 	if st.Status != store.Pending {
 		// The settle statement took the head flag with the delivery out of
@@ -416,11 +417,11 @@ func (w *writer) settle(ctx context.Context, id, owner string, st store.Settleme
 		// oldest pending one is), so, unlike reHead, nothing is demoted:
 		// demoting walks every pending delivery of the conversation, which
 		// under a backlog made each settle cost the backlog's length.
-		if _, err := w.outbox.promote.ExecContext(ctx, d.To.Source, d.To.Ref); err != nil {
-			return groupcommitResult{}, none, fmt.Errorf("update conversation head: %w", err)
+		if _, err := w.outbox.promote.ExecContext(ctx, to.Source, to.Ref); err != nil {
+			return groupcommitResult{}, to, fmt.Errorf("update conversation head: %w", err)
 		}
 	}
-	return groupcommitResult{}, d.To, nil
+	return groupcommitResult{}, to, nil
 }
 
 // reHead makes the oldest pending delivery to a conversation its one head,
