@@ -45,7 +45,7 @@ var (
 //     lock that conflicts with an enqueue's (so it waits for an enqueue
 //     holding one as a tail), then updates them and, in later statements
 //     with fresh snapshots, clears the flag of each conversation's new
-//     head. Clearing a flag (FOR NO KEY UPDATE, as every plain UPDATE)
+//     head (or, for SettleNext, claims the head, clearing it). Clearing a flag (FOR NO KEY UPDATE, as every plain UPDATE)
 //     never waits for an enqueue, nor an enqueue for it: with the weaker
 //     FOR SHARE it did, and a settle batch and an append that each held a
 //     row the other wanted deadlocked.
@@ -606,8 +606,9 @@ var settleNextSQL = `WITH conv AS MATERIALIZED (
 
 // clearWaitingSQL clears the waiting flag of the new head of the
 // conversation of delivery $1, which left pending. The conversation is a
-// scalar subquery, the key of one probe of deliveries_queue (see
-// settledConvSQL).
+// scalar subquery, computed once as the key of one probe of
+// deliveries_queue: joined instead, it let a plan made on empty tables
+// walk every pending delivery of every conversation.
 const clearWaitingSQL = `UPDATE deliveries d SET waiting = false
 	WHERE d.waiting AND d.id = (
 		SELECT o.id FROM deliveries o
