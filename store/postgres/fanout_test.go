@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -104,5 +107,103 @@ func TestDrainLegacyFollowers(t *testing.T) {
 	var n int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM consumers WHERE name IN ('outbox', 'webhooks')`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d legacy consumers left (%v), want none", n, err)
+	}
+}
+
+// TestLatestConversationKeptInTheSessionRow: migration 11 fills each
+// session's newest inbound conversation from its records, and Append keeps
+// it: an output that names no conversation goes to it (when it is bound),
+// before and after the session's next inbound record moves it.
+func TestLatestConversationKeptInTheSessionRow(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.Postgres(t)
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrate(ctx, pool, ms[:10], slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	// Session a: inbound from thread 1, then thread 2, then an output and
+	// an inbound message that names no conversation. Session b: nothing
+	// inbound with a conversation.
+	for _, q := range []string{
+		"INSERT INTO sessions (id, state, last_seq, created_at, updated_at) VALUES ('a', 'idle', 4, now(), now()), ('b', 'idle', 1, now(), now())",
+		`INSERT INTO records (session_id, seq, direction, envelope_id, source, kind, actor_id, actor_display, actor_type,
+			conv_source, conv_ref, text, refs, ts, ts_nanos, stored_at)
+			VALUES ('a', 1, 'inbound', 'm1', 'slack', 'message', 'slack:U1', '', 'human', 'slack', 'T/C/1', 'one', '{}', now(), 0, now()),
+				('a', 2, 'inbound', 'm2', 'slack', 'message', 'slack:U1', '', 'human', 'slack', 'T/C/2', 'two', '{}', now(), 0, now()),
+				('a', 3, 'outbound', 'o3', 'exec', 'message', 'bot', '', 'agent', '', '', 'ok', '{}', now(), 0, now()),
+				('a', 4, 'inbound', 'm4', 'client', 'message', 'client:x', '', 'human', '', '', 'four', '{}', now(), 0, now()),
+				('b', 1, 'inbound', 'm1', 'client', 'message', 'client:x', '', 'human', '', '', 'one', '{}', now(), 0, now())`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := openStore(t, dsn, Options{})
+	latest := func(id string) envelope.Conversation {
+		t.Helper()
+		var c envelope.Conversation
+		if err := s.pool.QueryRow(ctx, `SELECT latest_source, latest_ref FROM sessions WHERE id = $1`, id).Scan(&c.Source, &c.Ref); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	one, two := envelope.Conversation{Source: "slack", Ref: "T/C/1"}, envelope.Conversation{Source: "slack", Ref: "T/C/2"}
+	if got := latest("a"); got != two {
+		t.Errorf("migrated latest conversation of a = %+v, want %+v", got, two)
+	}
+	if got := latest("b"); !got.IsZero() {
+		t.Errorf("migrated latest conversation of b = %+v, want none", got)
+	}
+	for _, c := range []envelope.Conversation{one, two} {
+		if _, _, err := s.Bind(ctx, store.Binding{SessionID: "a", Conversation: c}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	output := func(key string) int64 {
+		t.Helper()
+		out := msg("a", key, "answer")
+		out.Direction, out.Envelope.Conversation = store.Outbound, envelope.Conversation{}
+		res, err := s.Append(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Record.Seq
+	}
+	wentTo := func(seq int64) []envelope.Conversation {
+		t.Helper()
+		ds, err := s.SessionDeliveries(ctx, store.DeliveryFilter{SessionID: "a"}, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to []envelope.Conversation
+		for _, d := range ds {
+			if d.Seq == seq && d.Event == 0 {
+				to = append(to, d.To)
+			}
+		}
+		return to
+	}
+	if seq := output("o5"); !slices.Equal(wentTo(seq), []envelope.Conversation{two}) {
+		t.Errorf("output after the migration went to %+v, want %+v", wentTo(seq), two)
+	}
+	in := msg("a", "m7", "back in thread one")
+	in.Envelope.Conversation = one
+	if _, err := s.Append(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if got := latest("a"); got != one {
+		t.Errorf("latest conversation after an inbound message from thread one = %+v", got)
+	}
+	if seq := output("o8"); !slices.Equal(wentTo(seq), []envelope.Conversation{one}) {
+		t.Errorf("output after a message from thread one went to %+v, want %+v", wentTo(seq), one)
 	}
 }
