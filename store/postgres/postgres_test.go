@@ -717,8 +717,19 @@ func TestCommitMetrics(t *testing.T) {
 	if err := s.Advance(ctx, "metrics-test", "a", "me", works[0].LastSeq, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if c4, _ := read(); c4-c2 < 2 {
+	c4, r4 := read()
+	if c4-c2 < 2 {
 		t.Errorf("a claim and an advance counted %v commits, want at least 2", c4-c2)
+	}
+	// The polls of an idle gateway change nothing and count nothing.
+	if works, err := s.ClaimWork(ctx, "metrics-test", "me", 10, now, now.Add(time.Minute)); err != nil || len(works) != 0 {
+		t.Fatalf("idle claim: %v %v", works, err)
+	}
+	if ds, err := s.Claim(ctx, "me", 10, now, now.Add(time.Minute)); err != nil || len(ds) != 0 {
+		t.Fatalf("idle outbox claim: %v %v", ds, err)
+	}
+	if c5, r5 := read(); c5 != c4 || r5 != r4 {
+		t.Errorf("idle claims counted %v commits, %v rows; want none", c5-c4, r5-r4)
 	}
 }
 

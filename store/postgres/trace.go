@@ -18,7 +18,8 @@ import (
 // statement that writes marks the connection's transaction as writing; the
 // transaction is counted when it commits, at an explicit COMMIT or, for a
 // statement or batch run outside an explicit transaction, when it ends with
-// the connection idle. Rows are what the command tags report: the rows a
+// the connection idle. A transaction whose writes changed no row is not
+// counted. Rows are what the command tags report: the rows a
 // plain INSERT, UPDATE or DELETE changed, and the rows that a statement
 // whose writes sit in a CTE returns. Rows written by triggers (the journal,
 // pending work) are not seen here.
@@ -77,9 +78,13 @@ func (t *writeTracer) statement(c *txCount, sql string, tag pgconn.CommandTag, e
 		t.settle(c, false)
 		return true
 	}
-	if writes.MatchString(sql) {
+	// A write that changed nothing (an idle poll's claim) writes no WAL and
+	// is not counted, as on SQLite: counted, a gateway with nothing to do
+	// looked busy, and bench --preload waited for its store to go quiet
+	// in vain.
+	if n := tag.RowsAffected(); n > 0 && writes.MatchString(sql) {
 		c.wrote = true
-		c.rows += tag.RowsAffected()
+		c.rows += n
 	}
 	return false
 }
