@@ -146,10 +146,7 @@ type sessionRow struct {
 	// wokenSeq is the newest record of the batch a runtime acts on (see
 	// store.ForRuntime), 0 when none.
 	wokenSeq int64
-	// latest is the conversation of the newest inbound record with one
-	// (sessions.latest_source and latest_ref).
-	latest  envelope.Conversation
-	changed bool
+	changed  bool
 }
 
 // tryCommit makes one attempt at committing batch, skipping the requests
@@ -208,6 +205,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	// Lock, then look up: the second statement runs after the first has
 	// taken every lock, and sees what their previous holders committed.
 	sessions := make(map[string]*sessionRow, len(sessionIDs))
+	fan.latestConv = make(map[string]envelope.Conversation, len(sessionIDs))
 	known := make(map[appendKey]store.Record, len(keySessions))
 	var now time.Time
 	b := &pgx.Batch{}
@@ -230,11 +228,13 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		rows, _ := br.Query()
 		for rows.Next() {
 			var id, state string
+			var latest envelope.Conversation
 			row := &sessionRow{}
-			if err := rows.Scan(&id, &state, &row.lastSeq, &row.latest.Source, &row.latest.Ref, &now); err != nil {
+			if err := rows.Scan(&id, &state, &row.lastSeq, &latest.Source, &latest.Ref, &now); err != nil {
 				rows.Close()
 				return err
 			}
+			fan.latestConv[id] = latest
 			row.state = store.State(state)
 			sessions[id] = row
 		}
@@ -257,9 +257,6 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	})
 	if err != nil {
 		return nil, nil, err
-	}
-	for id, sess := range sessions {
-		fan.latestConv[id] = sess.latest
 	}
 	now = now.UTC()
 
@@ -303,9 +300,6 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			Envelope:  normalize(r.Envelope),
 			StoredAt:  now,
 		}
-		if rec.Direction == store.Inbound && rec.Envelope.Conversation.Source != "" {
-			sess.latest = rec.Envelope.Conversation
-		}
 		known[k] = rec
 		ins.add(&rec)
 		fan.record(&rec)
@@ -324,8 +318,9 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			upd.states = append(upd.states, string(sessions[id].state))
 			upd.seqs = append(upd.seqs, sessions[id].lastSeq)
 			upd.woken = append(upd.woken, sessions[id].wokenSeq)
-			upd.latestSources = append(upd.latestSources, sessions[id].latest.Source)
-			upd.latestRefs = append(upd.latestRefs, sessions[id].latest.Ref)
+			// The newest inbound conversation, as fan.record kept it.
+			upd.latestSources = append(upd.latestSources, fan.latestConv[id].Source)
+			upd.latestRefs = append(upd.latestRefs, fan.latestConv[id].Ref)
 			if len(id) <= maxNotifyPayload {
 				notify = append(notify, id)
 			}

@@ -25,8 +25,9 @@ import (
 // adds. What it needs is read in the batch's first round trip, under the
 // sessions' locks: the webhook destinations and, for the sessions with
 // outputs, their bindings. The conversation of each session's newest
-// inbound record comes with the session's row (latestConv, filled by
-// tryCommit).
+// inbound record comes with the session's row: tryCommit enters it in
+// latestConv as it reads the rows, record keeps it up to date through the
+// batch, and tryCommit writes it back to the rows.
 type fanOut struct {
 	outputs []string // sessions with outputs, sorted after queueReads
 
@@ -69,7 +70,6 @@ func (f *fanOut) scanReads(br pgx.BatchResults) error {
 	}
 	f.dests = dests
 	f.bound = map[string][]envelope.Conversation{}
-	f.latestConv = map[string]envelope.Conversation{}
 	if len(f.outputs) > 0 {
 		return scanConversations(br, func(id string, c envelope.Conversation) { f.bound[id] = append(f.bound[id], c) })
 	}

@@ -45,8 +45,9 @@ var (
 //     lock that conflicts with an enqueue's (so it waits for an enqueue
 //     holding one as a tail), then updates them and, in later statements
 //     with fresh snapshots, clears the flag of each conversation's new
-//     head (or, for SettleNext, claims the head, clearing it). Clearing a flag (FOR NO KEY UPDATE, as every plain UPDATE)
-//     never waits for an enqueue, nor an enqueue for it: with the weaker
+//     head (or, for SettleNext, claims the head, clearing it). Clearing
+//     a flag (FOR NO KEY UPDATE, as every plain UPDATE) never waits for
+//     an enqueue, nor an enqueue for it: with the weaker
 //     FOR SHARE it did, and a settle batch and an append that each held a
 //     row the other wanted deadlocked.
 //   - RetryDelivery clears the flag of the delivery it makes pending; it
@@ -179,17 +180,17 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
 	}
 	// The first delivery whose record or event does not exist, if any,
-	// stops the insert (missingSQL). A new delivery waits when its conversation has a
-	// pending tail, locked here (see "How the outbox keeps order";
-	// a tail that left pending while this waited for its lock is passed
-	// over for the next newest), or an earlier new one. Deliveries stored
-	// already (or repeated in the call) are left out before that is
-	// counted; ON CONFLICT is only the backstop. The rows are inserted in
-	// the call's order, which the identity column ord records. Each lookup
-	// is a LATERAL subquery with LIMIT, which the planner must run as a
-	// probe of the primary or unique key per delivery: as (NOT) EXISTS, on
-	// tables without statistics yet, it hashed the whole records or
-	// deliveries table instead, on every append.
+	// stops the insert (missingSQL). A new delivery waits when its
+	// conversation has a pending tail, locked here (see "How the outbox
+	// keeps order"; a tail that left pending while this waited for its
+	// lock is passed over for the next newest), or an earlier new one.
+	// Deliveries stored already (or repeated in the call) are left out
+	// before that is counted; ON CONFLICT is only the backstop. The rows
+	// are inserted in the call's order, which the identity column ord
+	// records. A stored delivery is looked for by a LATERAL subquery with
+	// LIMIT, which the planner must run as one probe of the unique key per
+	// delivery: as NOT EXISTS, planned on tables without statistics, it
+	// hashed the whole deliveries table instead, on every append.
 	missing := `SELECT NULL::bigint AS n WHERE false`
 	if verify {
 		missing = missingSQL
