@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -22,18 +21,24 @@ const consumerRuntime = "runtime"
 
 // follower runs fn for each session that has log records past consumer's
 // cursor, leasing the session so that one process at a time works on it,
-// at most parallel sessions at once. It returns when ctx ends, after the
-// sessions in hand are done.
+// at most parallel sessions at once. fn returns the cursor the session's
+// work reached, and the follower releases the session there. It returns
+// when ctx ends, after the sessions in hand are done.
 //
-// A session whose work fails is parked: it is not run again before a
-// backoff (doubling from failBackoffMin up to the lease time) has passed,
-// so that a persistent failure is not retried in a tight loop. It stays
-// leased meanwhile.
+// A claim returns only sessions no process holds, this one included: the
+// sessions in hand are neither returned nor written by it. So a session
+// is released only once it is out of the follower's hands, and a claim
+// that takes it up again starts it afresh.
+//
+// A session whose work fails is parked: its lease is set to run out after
+// a backoff (doubling from failBackoffMin up to the lease time), so that
+// no process takes it up again before then and a persistent failure is
+// not retried in a tight loop.
 type follower struct {
 	r        *Router
 	consumer string
 	parallel int
-	fn       func(ctx context.Context, w store.Work) error
+	fn       func(ctx context.Context, w store.Work) (cursor int64, err error)
 }
 
 // parking is a failed session's backoff.
@@ -61,87 +66,81 @@ func (f *follower) run(ctx context.Context) {
 	)
 	gauge := f.r.metrics.inHand.WithLabelValues(f.consumer)
 	defer wg.Wait()
+	// work runs fn for w, then releases the session, or parks it when fn
+	// failed.
+	work := func(w store.Work) {
+		defer wg.Done()
+		defer func() {
+			select {
+			case done <- struct{}{}:
+			default:
+			}
+		}()
+		cursor, err := f.fn(ctx, w)
+		mu.Lock()
+		// Out of hand before it is released: a claim that takes it up
+		// once it is released starts it again.
+		delete(active, w.SessionID)
+		gauge.Set(float64(len(active)))
+		if ctx.Err() != nil {
+			// Stopping: its lease runs out, and another process takes
+			// it up from its cursor.
+			mu.Unlock()
+			return
+		}
+		var until time.Time // release
+		var wait time.Duration
+		if err != nil {
+			p := parked[w.SessionID]
+			if p == nil {
+				p = &parking{b: retry.Backoff{Min: min(failBackoffMin, f.r.lease), Max: f.r.lease}}
+				parked[w.SessionID] = p
+			}
+			wait = p.b.Next()
+			p.until = f.r.now().Add(wait)
+			until = p.until
+		} else {
+			delete(parked, w.SessionID)
+		}
+		mu.Unlock()
+		if err != nil {
+			f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err, "retry_in", wait)
+		}
+		if err := f.r.st.Advance(ctx, f.consumer, w.SessionID, f.r.owner, cursor, until); err != nil && ctx.Err() == nil {
+			f.r.log.Warn("release session", "consumer", f.consumer, "session", w.SessionID, "err", err)
+		}
+	}
 	for {
 		mu.Lock()
-		free, inHand, nParked := f.parallel-len(active), len(active), len(parked)
-		// What the claim returns for a session in hand when it starts is
-		// out of date if that session's work ends (and releases it) while
-		// the claim runs: the claim may have read it before the release.
-		// Such sessions are left to the next claim, which their end wakes.
-		busy := maps.Clone(active)
+		free := f.parallel - len(active)
 		mu.Unlock()
 		if free > 0 {
 			now := f.r.now()
-			// Sessions in hand or parked are ours already and come back
-			// too: the claim makes room for them.
-			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free+inHand+nParked, now, now.Add(f.r.lease))
+			works, err := f.r.st.ClaimWork(ctx, f.consumer, f.r.owner, free, now, now.Add(f.r.lease))
 			if err != nil && ctx.Err() == nil {
 				f.r.log.Error("claim work", "consumer", f.consumer, "err", err)
 			}
 			mu.Lock()
-			claimed := make(map[string]bool, len(works))
-			for _, w := range works {
-				claimed[w.SessionID] = true
-			}
 			for id, p := range parked {
-				if err == nil && !claimed[id] && !now.Before(p.until) {
-					delete(parked, id) // nothing more to do, or done elsewhere
+				// Not taken up here a lease after its backoff ended: done
+				// elsewhere, or nothing more to do.
+				if now.After(p.until.Add(f.r.lease)) {
+					delete(parked, id)
 				}
 			}
-			mu.Unlock()
 			for _, w := range works {
-				mu.Lock()
-				mine := busy[w.SessionID]
-				p := parked[w.SessionID]
-				wait := p != nil && now.Before(p.until)
-				full := !mine && len(active) >= f.parallel
-				start := !mine && !wait && !full
-				if start {
-					active[w.SessionID] = true
-					gauge.Set(float64(len(active)))
-				}
-				mu.Unlock()
-				switch {
-				case mine, wait:
-					continue // in hand (or just ended; see busy), or backing off
-				case full:
-					// Claimed beyond capacity: hand it back at once, so
-					// that other replicas need not wait out the lease.
-					if err := f.r.st.Advance(ctx, f.consumer, w.SessionID, f.r.owner, w.Cursor, time.Time{}); err != nil && ctx.Err() == nil {
-						f.r.log.Warn("release session", "consumer", f.consumer, "session", w.SessionID, "err", err)
-					}
+				if active[w.SessionID] {
+					// Its lease ran out while its work went on (a store too
+					// slow to extend it), and this claim took it back: the
+					// work in hand goes on, and releases it.
 					continue
 				}
+				active[w.SessionID] = true
 				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					err := f.fn(ctx, w)
-					failed := err != nil && ctx.Err() == nil
-					mu.Lock()
-					delete(active, w.SessionID)
-					gauge.Set(float64(len(active)))
-					var wait time.Duration
-					if failed {
-						p := parked[w.SessionID]
-						if p == nil {
-							p = &parking{b: retry.Backoff{Min: min(failBackoffMin, f.r.lease), Max: f.r.lease}}
-							parked[w.SessionID] = p
-						}
-						wait = p.b.Next()
-						p.until = f.r.now().Add(wait)
-					} else if err == nil {
-						delete(parked, w.SessionID)
-					}
-					mu.Unlock()
-					if failed {
-						f.r.log.Error("session work failed", "consumer", f.consumer, "session", w.SessionID, "err", err, "retry_in", wait)
-					}
-					select {
-					case done <- struct{}{}:
-					default:
-					}
-				}()
+				go work(w)
 			}
+			gauge.Set(float64(len(active)))
+			mu.Unlock()
 		}
 		select {
 		case <-ctx.Done():
@@ -190,16 +189,17 @@ func (r *Router) keepLease(ctx context.Context, consumer, sessionID string, curs
 }
 
 // dispatch hands a session's new inbound messages to its runtime, in order,
-// one turn at a time.
-func (r *Router) dispatch(ctx context.Context, w store.Work) error {
+// one turn at a time, and returns the cursor it reached once the session
+// is caught up (idle) or its work fails.
+func (r *Router) dispatch(ctx context.Context, w store.Work) (int64, error) {
 	sess, err := r.st.Session(ctx, w.SessionID)
 	if err != nil {
-		return err
+		return w.Cursor, err
 	}
 	rt := r.routeOf(sess)
 	if rt == nil || rt.Runtime == "inbox" {
 		// The agent reads the log itself; nothing to hand over.
-		return r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, w.LastSeq, time.Time{})
+		return w.LastSeq, nil
 	}
 	run := r.runtimes[rt.Name]
 	cursor := w.Cursor
@@ -210,7 +210,7 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) error {
 	for {
 		recs, err := r.st.Read(ctx, w.SessionID, cursor, 256)
 		if err != nil {
-			return err
+			return cursor, err
 		}
 		turn, last := pendingTurn(recs, rt)
 		if len(turn) == 0 {
@@ -219,33 +219,33 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) error {
 				cursor = last
 				mu.Unlock()
 				if err := r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
-					return err
+					return cursor, err
 				}
 				continue
 			}
-			// Caught up: the session goes idle and the lease is released.
+			// Caught up: the session goes idle, and is released.
 			if _, err := r.st.SetState(ctx, w.SessionID, store.Idle); err != nil {
-				return err
+				return cursor, err
 			}
-			return r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, time.Time{})
+			return cursor, nil
 		}
 		if rt.Busy == "collect" && rt.Debounce > 0 {
 			select {
 			case <-time.After(rt.Debounce.D()):
 			case <-ctx.Done():
-				return nil
+				return cursor, nil
 			}
 			if recs, err = r.st.Read(ctx, w.SessionID, cursor, 256); err != nil {
-				return err
+				return cursor, err
 			}
 			turn, _ = pendingTurn(recs, rt)
 		}
 		if _, err := r.st.SetState(ctx, w.SessionID, store.Running); err != nil {
-			return err
+			return cursor, err
 		}
 		interrupted, err := r.runTurn(ctx, rt, run, w.SessionID, turn, lost)
 		if err != nil {
-			return err
+			return cursor, err
 		}
 		if interrupted {
 			continue // run again with everything pending
@@ -254,7 +254,7 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) error {
 		cursor = turn[len(turn)-1].Seq
 		mu.Unlock()
 		if err := r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
-			return err
+			return cursor, err
 		}
 	}
 }

@@ -30,11 +30,13 @@ routes:
 `
 
 // leaseWatch is a store that calls afterClaim (when set) with what the
-// runtime consumer claimed, before the router sees it, and counts the
-// Advance calls refused for a lost lease.
+// runtime consumer claimed, before the router sees it, and onRelease (when
+// set) around each release of a runtime lease, and counts the Advance calls
+// refused for a lost lease.
 type leaseWatch struct {
 	router.Store
 	afterClaim func(works []store.Work)
+	onRelease  func(sessionID string, release func())
 	lost       atomic.Int64
 }
 
@@ -47,92 +49,99 @@ func (s *leaseWatch) ClaimWork(ctx context.Context, consumer, owner string, n in
 }
 
 func (s *leaseWatch) Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error {
-	err := s.Store.Advance(ctx, consumer, sessionID, owner, seq, leaseUntil)
+	var err error
+	advance := func() { err = s.Store.Advance(ctx, consumer, sessionID, owner, seq, leaseUntil) }
+	if consumer == "runtime" && leaseUntil.IsZero() && s.onRelease != nil {
+		s.onRelease(sessionID, advance)
+	} else {
+		advance()
+	}
 	if errors.Is(err, store.ErrLeaseLost) {
 		s.lost.Add(1)
 	}
 	return err
 }
 
-// A claim that returns a session the process is working on, whose work
-// then ends (releasing the lease) before the claim's result is looked at,
-// must not start the session again from the claim's out-of-date cursor:
-// that ran the agent a second time for a message it had answered, and
-// failed with "lease lost" since the lease had been released.
-func TestSessionReleasedDuringAClaimIsNotTakenUpAgain(t *testing.T) {
-	var (
-		runs    atomic.Int64
-		started = make(chan struct{})
-		answer  = make(chan struct{})
-	)
-	agent := runtime.RunFunc(func(ctx context.Context, _ runtime.Turn) ([]runtime.Output, error) {
-		if runs.Add(1) == 1 {
-			close(started)
-		}
-		select {
-		case <-answer:
-			return []runtime.Output{{Text: "the answer"}}, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	})
-	watch := &leaseWatch{}
-	h := &harness{t: t, rts: map[string]runtime.Runtime{"fake": agent}, wrap: func(st router.Store) router.Store {
-		watch.Store = st
-		return watch
-	}}
-	var (
-		once  sync.Once
-		held  atomic.Bool  // the claim was held
-		later atomic.Int64 // claims after it
-	)
-	watch.afterClaim = func(works []store.Work) {
-		if held.Load() {
-			later.Add(1)
-			return
-		}
-		select {
-		case <-started:
-		default:
-			return
-		}
-		if len(works) == 0 {
-			return
-		}
-		// The session in hand came back from this claim. Let its turn
-		// finish, and its work end, before the router sees the claim.
-		once.Do(func() {
-			close(answer)
-			deadline := time.Now().Add(15 * time.Second)
-			for h.gauge("switchboard_router_sessions_in_hand", "consumer", "runtime") != 0 {
-				if time.Now().After(deadline) {
-					t.Error("timed out waiting for the session's work to end")
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			held.Store(true)
+// A session whose work ends as a new message for it is stored is taken up
+// by the first claim after its release and answered at once, not once its
+// lease would have run out: the runtime lets go of a session before it
+// releases it, so a claim that returns it never finds it still in hand.
+// (Claims once returned the sessions a process held as well; one that
+// returned a session whose work was ending ran the agent a second time
+// from an out-of-date cursor, which failed with "lease lost".)
+func TestSessionReleasedAsAMessageArrivesIsTakenUpAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			runs.Add(1)
+			return []runtime.Output{{Text: "answer to " + turn.Records[len(turn.Records)-1].Envelope.Text}}, nil
 		})
-	}
-	h.path = t.TempDir() + "/switchboard.db"
-	startHarness(t, h, agentRoute)
-	sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
-	// Once the router has looked at the held claim (it claims again after)
-	// and whatever that started has ended:
-	waitFor(t, "a claim after the held one", func() bool { return later.Load() > 0 })
-	waitFor(t, "the session's work to end", func() bool {
-		return h.gauge("switchboard_router_sessions_in_hand", "consumer", "runtime") == 0
+		watch := &leaseWatch{}
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", rts: map[string]runtime.Runtime{"fake": agent}, wrap: func(st router.Store) router.Store {
+			watch.Store = st
+			return watch
+		}}
+		var (
+			first     sync.Once
+			releasing = make(chan struct{}) // closed as the first release begins
+			retaken   = make(chan struct{}) // closed by a claim of the session after that
+			retook    sync.Once
+		)
+		watch.afterClaim = func(works []store.Work) {
+			select {
+			case <-releasing:
+			default:
+				return
+			}
+			if len(works) > 0 {
+				retook.Do(func() { close(retaken) })
+			}
+		}
+		watch.onRelease = func(_ string, release func()) {
+			isFirst := false
+			first.Do(func() { isFirst = true })
+			if !isFirst {
+				release()
+				return
+			}
+			// The first turn is over. A message arrives, the session is
+			// released, and the release returns only once a claim took
+			// the session up again (or a second has gone by).
+			if _, err := h.r.Ingest(context.Background(), msg("fake", "t", "again", addressed)); err != nil {
+				t.Errorf("ingest: %v", err)
+			}
+			close(releasing)
+			release()
+			select {
+			case <-retaken:
+			case <-time.After(time.Second):
+			}
+		}
+		startHarness(t, h, agentRoute)
+		start := time.Now()
+		sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+		answers := func() (n int) {
+			for _, r := range h.records(sid) {
+				if r.Direction == store.Outbound {
+					n++
+				}
+			}
+			return n
+		}
+		for answers() < 2 && time.Since(start) < 10*time.Second {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if took := time.Since(start); took >= h.leaseTTL() {
+			t.Errorf("the second message was answered %v after the first was sent: it waited out the lease (%v)", took, h.leaseTTL())
+		}
+		if n := runs.Load(); n != 2 {
+			t.Errorf("the agent ran %d times for two messages", n)
+		}
+		if n := watch.lost.Load(); n != 0 {
+			t.Errorf("%d advances failed with a lost lease", n)
+		}
+		checkLog(t, h, sid, []string{"hi", "again"}, []string{"answer to hi", "answer to again"})
 	})
-	if n := runs.Load(); n != 1 {
-		t.Errorf("the agent ran %d times for one message", n)
-	}
-	if n := watch.lost.Load(); n != 0 {
-		t.Errorf("%d advances failed with a lost lease", n)
-	}
-	if s := state(t, h, sid); s != store.Idle {
-		t.Errorf("the session is %s, want idle", s)
-	}
-	checkLog(t, h, sid, []string{"hi"}, []string{"the answer"})
 }
 
 // sessionFails is a store whose Session fails, as a store in trouble

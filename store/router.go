@@ -152,12 +152,17 @@ type Work struct {
 type Cursors interface {
 	// ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
 	// holds records for the runtime past the consumer's cursor and whose
-	// lease is free, expired or already owner's. Work.LastSeq is the newest
-	// such record.
+	// lease is free or expired at now (lease until <= now). A session whose
+	// lease is still owner's is not returned: owner has it in hand already,
+	// and the claim neither extends nor writes its lease. Work.LastSeq is
+	// the newest such record.
 	ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]Work, error)
 	// Advance sets the consumer's cursor for the session to seq (never
 	// moving it back) and extends the lease to leaseUntil, or releases it
-	// when leaseUntil is zero. It fails with ErrLeaseLost when owner no
+	// when leaseUntil is zero. A leaseUntil in the past, or at a time owner
+	// chooses, holds the session from every claim until then, after which
+	// any owner's claim may take it (a failing session's backoff). It fails
+	// with ErrLeaseLost when owner no
 	// longer holds the lease.
 	Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error
 	// Cursor returns the consumer's cursor for the session: the last seq it

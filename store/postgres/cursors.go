@@ -34,8 +34,9 @@ var _ store.Cursors = (*Store)(nil)
 // trigger's view of the consumers and that scan.
 
 // ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
-// holds records past the consumer's cursor and whose lease is free, expired
-// at now, or already owner's, oldest pending first. Two processes claiming
+// holds records past the consumer's cursor and whose lease is free or
+// expired at now, oldest pending first. The sessions owner holds are not
+// returned, and their rows are neither locked nor written. Two processes claiming
 // at once never get the same session: candidates are locked with SKIP
 // LOCKED and rechecked after locking. It costs one round trip (a few more
 // for a consumer's first call in this process).
@@ -67,7 +68,7 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 			CROSS JOIN LATERAL (
 				SELECT 1 FROM cursors c
 				WHERE c.consumer = p.consumer AND c.session_id = p.session_id
-					AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
+					AND (c.lease_owner = '' OR c.lease_until <= $3)
 					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = p.session_id)
 				LIMIT 1
 			) AS behind
@@ -80,7 +81,7 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 			CROSS JOIN LATERAL (
 				SELECT c.session_id FROM cursors c
 				WHERE c.consumer = $1 AND c.session_id = candidates.session_id
-					AND (c.lease_owner IN ('', $2) OR c.lease_until <= $3)
+					AND (c.lease_owner = '' OR c.lease_until <= $3)
 					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)
 				FOR UPDATE SKIP LOCKED
 			) AS l

@@ -33,8 +33,8 @@ func (c *cursorWrites) defs() []stmtDef {
 			ON CONFLICT (name) DO UPDATE SET scanned_rid = excluded.scanned_rid`},
 		// Along the partial index cursors_work: only rows with work.
 		{&c.work, `SELECT c.sid, s.id, c.seq, c.head FROM cursors c JOIN sessions s ON s.sid = c.sid
-			WHERE c.consumer = ?1 AND c.head > c.seq AND (c.owner IS NULL OR c.lease_until <= ?2 OR c.owner = ?3)
-			ORDER BY c.claimed_at LIMIT ?4`},
+			WHERE c.consumer = ?1 AND c.head > c.seq AND (c.owner IS NULL OR c.lease_until <= ?2)
+			ORDER BY c.claimed_at LIMIT ?3`},
 		{&c.lease, `UPDATE cursors SET owner = ?, lease_until = ?, claimed_at = ? WHERE consumer = ? AND sid = ?`},
 		{&c.advance, `UPDATE cursors SET seq = max(seq, ?), owner = ?, lease_until = ?
 			WHERE consumer = ? AND sid = ? AND owner = ?`},
@@ -42,9 +42,9 @@ func (c *cursorWrites) defs() []stmtDef {
 }
 
 // ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
-// holds records past consumer's cursor and whose lease is free, expired at
-// now (lease_until <= now) or already owner's, and returns them, those
-// claimed longest ago first. Its cost grows with the number of sessions
+// holds records past consumer's cursor and whose lease is free or expired
+// at now (lease_until <= now), and returns them, those claimed longest ago
+// first. The sessions owner holds are not returned. Its cost grows with the number of sessions
 // that have work and the records appended since the consumer's previous
 // call, not with the number of sessions.
 func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]store.Work, error) {
@@ -106,7 +106,7 @@ func (w *writer) claimWork(ctx context.Context, consumer, owner string, n int, n
 	if err := w.foldHeads(ctx, consumer); err != nil {
 		return groupcommitResult{}, err
 	}
-	rows, err := w.cursors.work.QueryContext(ctx, consumer, now, owner, n)
+	rows, err := w.cursors.work.QueryContext(ctx, consumer, now, n)
 	if err != nil {
 		return groupcommitResult{}, fmt.Errorf("find work: %w", err)
 	}

@@ -145,17 +145,27 @@ func (s suite) testClaimWorkLeases(t *testing.T) {
 
 	checkWork(t, "p1 claims", claimWork(t, st, runtimeConsumer, "p1", 10, t0, at(30*time.Second)), a(0))
 	checkWork(t, "p2 while p1's lease holds", claimWork(t, st, runtimeConsumer, "p2", 10, at(10*time.Second), at(40*time.Second)))
-	checkWork(t, "p1 reclaims its own lease", claimWork(t, st, runtimeConsumer, "p1", 10, at(10*time.Second), at(40*time.Second)), a(0))
+	// A session owner holds is in hand: owner's claim neither returns it
+	// nor extends its lease.
+	checkWork(t, "p1 while it holds a", claimWork(t, st, runtimeConsumer, "p1", 10, at(10*time.Second), at(100*time.Second)))
+	checkWork(t, "p1 once its lease expired", claimWork(t, st, runtimeConsumer, "p1", 10, at(30*time.Second), at(40*time.Second)), a(0))
 	mustAdvance(t, st, runtimeConsumer, "a", "p1", 1, at(40*time.Second))
-	checkWork(t, "p2 after p1's first lease ended but within its reclaimed one",
+	checkWork(t, "p2 after p1's first lease ended but within its second",
 		claimWork(t, st, runtimeConsumer, "p2", 10, at(35*time.Second), at(65*time.Second)))
 
 	checkWork(t, "p2 after p1's lease expired", claimWork(t, st, runtimeConsumer, "p2", 10, at(41*time.Second), at(71*time.Second)), a(1))
 	checkLeaseLost(t, "p1's Advance after p2 took over", st.Advance(t.Context(), runtimeConsumer, "a", "p1", 2, at(100*time.Second)))
 	checkLeaseLost(t, "p1's release after p2 took over", st.Advance(t.Context(), runtimeConsumer, "a", "p1", 2, time.Time{}))
 	checkWork(t, "p1 while p2's lease holds", claimWork(t, st, runtimeConsumer, "p1", 10, at(50*time.Second), at(80*time.Second)))
+	checkWork(t, "p2 while it holds a", claimWork(t, st, runtimeConsumer, "p2", 10, at(50*time.Second), at(80*time.Second)))
 	// p1's failed Advance moved nothing.
-	checkWork(t, "p2 reclaims", claimWork(t, st, runtimeConsumer, "p2", 10, at(50*time.Second), at(80*time.Second)), a(1))
+	checkWork(t, "p3 after p2's lease expired", claimWork(t, st, runtimeConsumer, "p3", 10, at(71*time.Second), at(85*time.Second)), a(1))
+	// An Advance with a lease time holds the session from every claim,
+	// its owner's too, until then (a failing session's backoff).
+	mustAdvance(t, st, runtimeConsumer, "a", "p3", 0, at(88*time.Second))
+	checkWork(t, "p3 within the lease it set", claimWork(t, st, runtimeConsumer, "p3", 10, at(87*time.Second), at(120*time.Second)))
+	checkWork(t, "p2 within p3's lease", claimWork(t, st, runtimeConsumer, "p2", 10, at(87*time.Second), at(120*time.Second)))
+	checkWork(t, "p2 after p3's lease", claimWork(t, st, runtimeConsumer, "p2", 10, at(88*time.Second), at(120*time.Second)), a(1))
 	mustAdvance(t, st, runtimeConsumer, "a", "p2", 2, time.Time{})
 	checkWork(t, "p1 once a is caught up", claimWork(t, st, runtimeConsumer, "p1", 10, at(90*time.Second), at(120*time.Second)))
 }
@@ -194,7 +204,7 @@ func (s suite) testAdvanceLease(t *testing.T) {
 	// Advance with a zero time releases the lease at once.
 	mustAdvance(t, st, runtimeConsumer, "b", "p2", 2, time.Time{})
 	checkWork(t, "p3 after p2 released b, within its lease", claimWork(t, st, runtimeConsumer, "p3", 10, at(102*time.Second), at(150*time.Second)),
-		store.Work{SessionID: "a", Cursor: 1, LastSeq: 3}, store.Work{SessionID: "b", Cursor: 2, LastSeq: 3})
+		store.Work{SessionID: "b", Cursor: 2, LastSeq: 3})
 }
 
 func (s suite) testAdvanceWithoutLease(t *testing.T) {
@@ -220,7 +230,7 @@ func (s suite) testConsumersIndependent(t *testing.T) {
 	checkWork(t, "runtime claim by p1", claimWork(t, st, runtimeConsumer, "p1", 10, t0, at(time.Hour)), a(0))
 	checkWork(t, "outbox claim by p2 while p1 leases a for the runtime", claimWork(t, st, outboxConsumer, "p2", 10, t0, at(time.Hour)), a(0))
 	mustAdvance(t, st, runtimeConsumer, "a", "p1", 3, time.Time{})
-	checkWork(t, "outbox reclaim after the runtime cursor moved", claimWork(t, st, outboxConsumer, "p2", 10, at(time.Second), at(time.Hour)), a(0))
+	checkWork(t, "outbox claim by p2 while it holds a, after the runtime cursor moved", claimWork(t, st, outboxConsumer, "p2", 10, at(time.Second), at(time.Hour)))
 	checkLeaseLost(t, "outbox Advance by the runtime's owner", st.Advance(t.Context(), outboxConsumer, "a", "p1", 3, time.Time{}))
 	mustAdvance(t, st, outboxConsumer, "a", "p2", 2, time.Time{})
 	checkWork(t, "runtime claim, caught up", claimWork(t, st, runtimeConsumer, "p1", 10, at(2*time.Second), at(time.Hour)))

@@ -612,7 +612,8 @@ func (s suite) testRouterReopen(t *testing.T) {
 	st = open(t, b)
 	checkBinding(t, "binding after reopening", mustBindingFor(t, st, a), paused)
 	checkWork(t, "p2's claim within p1's lease, after reopening", claimWork(t, st, runtimeConsumer, "p2", 10, at(time.Minute), at(2*time.Hour)))
-	checkWork(t, "p1's claim after reopening", claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Minute), at(2*time.Hour)),
+	checkWork(t, "p1's claim within its own lease, after reopening", claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Minute), at(2*time.Hour)))
+	checkWork(t, "p2's claim after p1's lease, after reopening", claimWork(t, st, runtimeConsumer, "p2", 10, at(time.Hour), at(2*time.Hour)),
 		store.Work{SessionID: "sess-1", Cursor: 3, LastSeq: 4})
 	after := listAll(t, st, "", 100)
 	if !slices.EqualFunc(after, before, func(x, y store.Delivery) bool { return diffDelivery(x, y) == "" }) {
