@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,11 +36,17 @@ var _ store.Cursors = (*Store)(nil)
 
 // ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
 // holds records past the consumer's cursor and whose lease is free or
-// expired at now, oldest pending first. The sessions owner holds are not
-// returned, and their rows are neither locked nor written. Two processes claiming
-// at once never get the same session: candidates are locked with SKIP
-// LOCKED and rechecked after locking. It costs one round trip (a few more
-// for a consumer's first call in this process).
+// expired at now, in the order their work became pending. The sessions
+// owner holds are not returned, and their rows are neither locked nor
+// written. Two processes claiming at once never get the same session:
+// candidates are locked with SKIP LOCKED and rechecked after locking. It
+// costs one round trip (a few more for a consumer's first call in this
+// process).
+//
+// A claim resumes where this process's last one left off (see claimFrom),
+// so that it does not walk, every time, the index entries of the work
+// done since autovacuum last ran: a drain of 100,000 sessions' backlog,
+// each claim walking from the start, slowed to 150 sessions a second.
 func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]store.Work, error) {
 	if err := s.checkOpen("claim work"); err != nil {
 		return nil, err
@@ -50,65 +57,140 @@ func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, no
 	if n <= 0 {
 		return nil, nil
 	}
-	if err := s.registerConsumer(ctx, consumer); err != nil {
-		return nil, s.fail("claim work", err)
-	}
-	// Every lookup is a probe of a primary key whatever the planner
-	// estimates: the candidates are found through pending_work's index, each
-	// checked by LATERAL subqueries with LIMIT 1 (which keep them from being
-	// flattened into a join the planner may cost from stale statistics: after
-	// a burst over 100,000 sessions, before ANALYZE, the plain join took a
-	// second per call), then each candidate's cursor is locked with SKIP
-	// LOCKED and rechecked after locking, so a row another process claimed
-	// since this statement's snapshot fails the lease condition. A locked
-	// candidate is skipped, so a call may claim fewer than n.
-	rows, err := s.pool.Query(ctx, `WITH candidates AS MATERIALIZED (
-			SELECT p.session_id, p.since
-			FROM pending_work p
-			CROSS JOIN LATERAL (
-				SELECT 1 FROM cursors c
-				WHERE c.consumer = p.consumer AND c.session_id = p.session_id
-					AND (c.lease_owner = '' OR c.lease_until <= $3)
-					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = p.session_id)
-				LIMIT 1
-			) AS behind
-			WHERE p.consumer = $1
-			ORDER BY p.since, p.session_id
-			LIMIT $4
-		), claimable AS (
-			SELECT l.session_id, candidates.since
-			FROM candidates
-			CROSS JOIN LATERAL (
-				SELECT c.session_id FROM cursors c
-				WHERE c.consumer = $1 AND c.session_id = candidates.session_id
-					AND (c.lease_owner = '' OR c.lease_until <= $3)
-					AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)
-				FOR UPDATE SKIP LOCKED
-			) AS l
-		), claimed AS (
-			UPDATE cursors c SET lease_owner = $2, lease_until = $5
-			FROM claimable
-			WHERE c.consumer = $1 AND c.session_id = claimable.session_id
-			RETURNING c.session_id, c.seq
-		)
-		SELECT claimed.session_id, claimed.seq, s.woken_seq
-		FROM claimed
-		JOIN claimable ON claimable.session_id = claimed.session_id
-		JOIN sessions s ON s.id = claimed.session_id
-		ORDER BY claimable.since, claimed.session_id`,
-		consumer, owner, now, n, leaseUntil)
+	from, err := s.registerConsumer(ctx, consumer)
 	if err != nil {
 		return nil, s.fail("claim work", err)
 	}
+	since, wrap := from.start(time.Now())
+	rows, err := s.pool.Query(ctx, claimWorkSQL, consumer, owner, now, n, leaseUntil, since, wrap)
+	if err != nil {
+		return nil, s.fail("claim work", err)
+	}
+	var newest time.Time
 	works, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Work, error) {
 		var w store.Work
-		err := row.Scan(&w.SessionID, &w.Cursor, &w.LastSeq)
+		var at time.Time
+		err := row.Scan(&w.SessionID, &w.Cursor, &w.LastSeq, &at)
+		if at.After(newest) {
+			newest = at
+		}
 		return w, err
 	})
 	if err != nil {
 		return nil, s.fail("claim work", err)
 	}
+	from.claimed(newest)
 	return works, nil
+}
+
+// claimWorkSQL claims work ($4 sessions at most) for consumer $1 and owner
+// $2, at $3 until $5. Its candidates come from pending_work's since index
+// from $6 on, then, when $7, from before $6. Every lookup is a probe of a
+// primary key whatever the planner estimates: each candidate is checked by
+// LATERAL subqueries with LIMIT 1 (which keep them from being flattened
+// into a join the planner may cost from stale statistics: after a burst
+// over 100,000 sessions, before ANALYZE, the plain join took a second per
+// call), then its cursor is locked with SKIP LOCKED and rechecked after
+// locking, so a row another process claimed since this statement's
+// snapshot fails the lease condition. A locked candidate is skipped, so a
+// call may claim fewer than $4. The claimed cursors are updated through
+// the row versions locked (their ctid, which the lock keeps until commit),
+// one TID probe each: joined to the claimable rows by key alone, or given
+// the keys as an array, the update was planned as a scan of every cursor
+// of the consumer, a read of every session per claim.
+const claimWorkSQL = `WITH candidates AS MATERIALIZED (
+		SELECT * FROM (
+			(SELECT p.session_id, p.since
+			FROM pending_work p
+			CROSS JOIN LATERAL (` + claimBehindSQL + `) AS behind
+			WHERE p.consumer = $1 AND p.since >= $6
+			ORDER BY p.since, p.session_id
+			LIMIT $4)
+			UNION ALL
+			(SELECT p.session_id, p.since
+			FROM pending_work p
+			CROSS JOIN LATERAL (` + claimBehindSQL + `) AS behind
+			WHERE $7 AND p.consumer = $1 AND p.since < $6
+			ORDER BY p.since, p.session_id
+			LIMIT $4)
+		) AS u
+		LIMIT $4
+	), claimable AS (
+		SELECT l.session_id, l.ctid, candidates.since
+		FROM candidates
+		CROSS JOIN LATERAL (
+			SELECT c.session_id, c.ctid FROM cursors c
+			WHERE c.consumer = $1 AND c.session_id = candidates.session_id
+				AND (c.lease_owner = '' OR c.lease_until <= $3)
+				AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)
+			FOR UPDATE SKIP LOCKED
+		) AS l
+	), claimed AS (
+		UPDATE cursors c SET lease_owner = $2, lease_until = $5
+		FROM claimable
+		WHERE c.ctid = claimable.ctid AND c.consumer = $1 AND c.session_id = claimable.session_id
+		RETURNING c.session_id, c.seq
+	)
+	SELECT claimed.session_id, claimed.seq, s.woken_seq, claimable.since
+	FROM claimed
+	JOIN claimable ON claimable.session_id = claimed.session_id
+	JOIN sessions s ON s.id = claimed.session_id
+	ORDER BY claimable.since, claimed.session_id`
+
+// claimBehindSQL finds whether pending_work row p's session is behind and
+// free to claim.
+const claimBehindSQL = `SELECT 1 FROM cursors c
+	WHERE c.consumer = p.consumer AND c.session_id = p.session_id
+		AND (c.lease_owner = '' OR c.lease_until <= $3)
+		AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = p.session_id)
+	LIMIT 1`
+
+// claimFrom is where a consumer's claims in this process resume, in
+// pending_work's since order.
+//
+// Work is deleted from pending_work once done, but its index entries stay
+// until a vacuum, at the head of the since order, where the oldest work
+// is. A claim from the start walks them all, and the more work was done
+// since the last vacuum (or the longer autovacuum is off), the longer the
+// walk. So a claim starts at the newest work this process claimed, less
+// claimResumeMargin (work whose transaction began earlier but committed
+// later has an older since). What is left behind that point is the work
+// in hand, here or elsewhere, and the work of a lease that ran out; a
+// claim looks there too when the last such look was claimWrapEvery ago.
+// A session released with work left is given a new since (Advance), so
+// that the next claim finds it ahead.
+type claimFrom struct {
+	mu     sync.Mutex
+	newest time.Time // the newest since claimed; zero: none yet
+	wrapAt time.Time // when the next claim looks before the start too
+}
+
+const (
+	claimResumeMargin = time.Second
+	claimWrapEvery    = time.Second
+)
+
+// start returns where a claim at now starts, and whether it also looks
+// before that.
+func (f *claimFrom) start(now time.Time) (since time.Time, wrap bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.newest.IsZero() {
+		return time.Unix(0, 0), false
+	}
+	if wrap = !now.Before(f.wrapAt); wrap {
+		f.wrapAt = now.Add(claimWrapEvery)
+	}
+	return f.newest.Add(-claimResumeMargin), wrap
+}
+
+// claimed moves the start on to newest, the newest since of a claim.
+func (f *claimFrom) claimed(newest time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if newest.After(f.newest) {
+		f.newest = newest
+	}
 }
 
 // Advance sets the consumer's cursor for the session to seq (never moving
@@ -144,6 +226,14 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 		DELETE FROM pending_work p USING caught_up
 		WHERE p.consumer = $1 AND p.session_id = caught_up.id`,
 		consumer, sessionID)
+	if leaseUntil.IsZero() {
+		// Released with work left: it becomes pending anew, ahead of
+		// where claims resume (see claimFrom).
+		b.Queue(`UPDATE pending_work SET since = now()
+			WHERE consumer = $1 AND session_id = $2
+				AND (SELECT c.lease_owner FROM cursors c WHERE c.consumer = $1 AND c.session_id = $2) = ''`,
+			consumer, sessionID)
+	}
 	held := false
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		var newSeq int64
@@ -153,8 +243,14 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		_, err := br.Exec()
-		return err
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if leaseUntil.IsZero() {
+			_, err := br.Exec()
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return s.fail("advance", err)
@@ -169,14 +265,15 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 // appends create its cursor rows and mark its work, and, when it registers
 // it, that every session with records has the consumer's cursor row and
 // those behind are marked. It remembers consumers known to be registered,
-// so it costs nothing after a consumer's first call.
-func (s *Store) registerConsumer(ctx context.Context, consumer string) error {
-	if _, ok := s.consumers.Load(consumer); ok {
-		return nil
+// with where their claims resume, so it costs nothing after a consumer's
+// first call.
+func (s *Store) registerConsumer(ctx context.Context, consumer string) (*claimFrom, error) {
+	if from, ok := s.consumers.Load(consumer); ok {
+		return from.(*claimFrom), nil
 	}
 	var known bool
 	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM consumers WHERE name = $1)", consumer).Scan(&known); err != nil {
-		return err
+		return nil, err
 	}
 	if !known {
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -207,12 +304,12 @@ func (s *Store) registerConsumer(ctx context.Context, consumer string) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("register consumer %q: %w", consumer, err)
+			return nil, fmt.Errorf("register consumer %q: %w", consumer, err)
 		}
 		s.log.Info("postgres: registered cursor consumer", "consumer", consumer)
 	}
-	s.consumers.Store(consumer, true)
-	return nil
+	from, _ := s.consumers.LoadOrStore(consumer, &claimFrom{})
+	return from.(*claimFrom), nil
 }
 
 func checkLeaseArgs(consumer, owner string) error {

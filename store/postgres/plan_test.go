@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -60,15 +61,7 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 	t.Helper()
 	ctx := t.Context()
 	create(t, st, "s")
-	conn, err := st.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
+	conn := genericPlans(t, st)
 
 	conv := envelope.Conversation{Source: "test", Ref: "c"}
 	now, until := at(time.Second), at(time.Hour)
@@ -126,6 +119,26 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 		costs[p.name] = explain(t, conn.Conn(), p, "ANALYZE, BUFFERS, ")
 	}
 	return costs
+}
+
+// genericPlans returns a connection of st that plans every statement it
+// prepares once, generically, and keeps the plan (as a connection does
+// after a statement's first runs, when the generic plan is not dearer),
+// until the test ends.
+func genericPlans(t *testing.T, st *Store) *pgxpool.Conn {
+	t.Helper()
+	conn, err := st.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "RESET plan_cache_mode")
+		conn.Release()
+	})
+	if _, err := conn.Exec(t.Context(), "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // explain runs EXPLAIN (opts FORMAT JSON) EXECUTE of p, after p.before, in

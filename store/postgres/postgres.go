@@ -192,6 +192,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	warnAutovacuumOff(ctx, pool, opts.Logger)
 
 	s := &Store{
 		pool:    pool,
@@ -519,6 +520,19 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 		return nil, fmt.Errorf("postgres: read %q: %w", sessionID, store.ErrNotFound)
 	}
 	return recs, nil
+}
+
+// warnAutovacuumOff logs a warning when the server's autovacuum is off.
+// Every message updates and deletes rows of the queue tables (sessions,
+// cursors, pending_work, deliveries); without vacuum their dead rows are
+// never reclaimed, the tables and their indexes grow without end, and
+// their statistics are never refreshed.
+func warnAutovacuumOff(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
+	var on string
+	if err := pool.QueryRow(ctx, "SHOW autovacuum").Scan(&on); err != nil || on == "on" {
+		return
+	}
+	log.Warn("postgres: autovacuum is off, so the queue tables grow with every message and are never cleaned; set autovacuum = on in postgresql.conf (or VACUUM ANALYZE them on a schedule)")
 }
 
 // Subscribe returns a channel that receives a value (coalesced) after

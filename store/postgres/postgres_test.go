@@ -748,3 +748,30 @@ func TestPoolSize(t *testing.T) {
 		t.Errorf("pool_max_conns=7 gave a pool of %d connections", got)
 	}
 }
+
+// Open warns when the server's autovacuum is off, and only then.
+func TestOpenWarnsWhenAutovacuumIsOff(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	var logged strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st := openStore(t, dsn, Options{Logger: log})
+	var on string
+	if err := st.pool.QueryRow(t.Context(), "SHOW autovacuum").Scan(&on); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	warned := strings.Contains(logged.String(), "autovacuum is off")
+	mu.Unlock()
+	if warned != (on == "off") {
+		t.Errorf("with autovacuum %s, the warning was logged: %v; log:\n%s", on, warned, logged.String())
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

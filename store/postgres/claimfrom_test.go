@@ -1,0 +1,159 @@
+package postgres
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/internal/testenv"
+)
+
+// claimFromOf returns where st's claims for consumer resume.
+func claimFromOf(t *testing.T, st *Store, consumer string) *claimFrom {
+	t.Helper()
+	from, ok := st.consumers.Load(consumer)
+	if !ok {
+		t.Fatalf("consumer %s has not claimed yet", consumer)
+	}
+	return from.(*claimFrom)
+}
+
+func claimIDs(t *testing.T, st *Store, owner string, now time.Time) []string {
+	t.Helper()
+	works, err := st.ClaimWork(t.Context(), "runtime", owner, 10, now, now.Add(30*time.Second))
+	if err != nil {
+		t.Fatalf("%s ClaimWork: %v", owner, err)
+	}
+	var ids []string
+	for _, w := range works {
+		ids = append(ids, w.SessionID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// A claim resumes after the work this process claimed last, and the work
+// left behind that point is still found: a session released with work
+// left by the next claim, and one whose owner died by a claim that looks
+// behind too (once a second).
+func TestClaimWorkFindsWorkLeftBehind(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	create(t, st, "a", "b")
+	for _, id := range []string{"a", "b"} {
+		if _, err := st.Append(t.Context(), msg(id, "k1", "work")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := claimIDs(t, st, "p1", t0); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("p1 claimed %v, want a and b", got)
+	}
+	// An hour goes by: their work is far behind where claims resume.
+	if _, err := st.pool.Exec(t.Context(), "UPDATE pending_work SET since = since - interval '1 hour'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(t.Context(), msg("b", "k2", "more work")); err != nil {
+		t.Fatal(err)
+	}
+	// p1 releases b with work left (k2), and dies holding a.
+	if err := st.Advance(t.Context(), "runtime", "b", "p1", 1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	from := claimFromOf(t, st, "runtime")
+	from.wrapAt = time.Now().Add(time.Hour)
+	if got := claimIDs(t, st, "p2", at(31*time.Second)); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("p2's claim, not looking behind: %v, want b, released with work left", got)
+	}
+	from.wrapAt = time.Time{}
+	if got := claimIDs(t, st, "p3", at(31*time.Second)); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("p3's claim, looking behind: %v, want a, whose lease ran out", got)
+	}
+}
+
+// TestClaimWorkCostIsFlatInTheWorkDone: a claim reads about as much after
+// 30,000 sessions' work was done (and no vacuum ran) as on a fresh store.
+// It is planned as a gateway on a new database plans it, on empty tables,
+// the plan kept. From the start of pending_work's since index, a claim
+// walked the index entries of all the work done; its update of the
+// claimed cursors was planned as a scan of every cursor.
+func TestClaimWorkCostIsFlatInTheWorkDone(t *testing.T) {
+	fresh := claimCost(t, 0)
+	after := claimCost(t, 30000)
+	if limit := 2 * fresh; after > limit {
+		t.Errorf("a claim read %d buffers after 30,000 sessions' work, %d on a fresh store (limit %d): its cost grows with the work done", after, fresh, limit)
+	}
+	t.Logf("a claim read %d buffers on a fresh store, %d after 30,000 sessions' work", fresh, after)
+}
+
+// claimCost prepares the claim on empty tables, does done sessions' work
+// (claims it, then marks it done as Advance does), gives 10 sessions work,
+// and returns the shared buffers the store's next claim reads.
+func claimCost(t *testing.T, done int) int64 {
+	t.Helper()
+	ctx := t.Context()
+	st := openStore(t, testenv.Postgres(t), Options{})
+	if _, err := st.ClaimWork(ctx, "runtime", "p0", 1, t0, at(time.Second)); err != nil {
+		t.Fatal(err) // registers the consumer
+	}
+	from := claimFromOf(t, st, "runtime")
+	conn := genericPlans(t, st)
+	if _, err := conn.Conn().Prepare(ctx, "claim_work", claimWorkSQL); err != nil {
+		t.Fatal(err)
+	}
+	var since time.Time
+	var wrap bool
+	p := planned{name: "claim_work", sql: claimWorkSQL, args: func() []any {
+		return []any{"runtime", "p1", at(time.Minute), 10, at(2 * time.Minute), since, wrap}
+	}}
+	explain(t, conn.Conn(), p, "") // the generic plan, on the empty tables
+
+	mark := func(n int, prefix string) {
+		if _, err := st.pool.Exec(ctx, `
+			INSERT INTO sessions (id, state, created_at, updated_at)
+			SELECT $2 || n, 'idle', now(), now() FROM generate_series(1, $1::int) AS n`, n, prefix); err != nil {
+			t.Fatal(err)
+		}
+		// The trigger gives each its cursor row and marks its work.
+		if _, err := st.pool.Exec(ctx, `UPDATE sessions SET last_seq = 1, woken_seq = 1 WHERE id LIKE $1 || '%'`, prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done > 0 {
+		// The work was done over the last hour, the newest just now.
+		mark(done, "done-")
+		if _, err := st.pool.Exec(ctx, `UPDATE pending_work SET since = since - interval '1 hour'`); err != nil {
+			t.Fatal(err)
+		}
+		// No index entries of the rows before that update: the work was
+		// marked an hour ago.
+		if _, err := st.pool.Exec(ctx, `VACUUM pending_work`); err != nil {
+			t.Fatal(err)
+		}
+		mark(1, "done-now-")
+		works, err := st.ClaimWork(ctx, "runtime", "p0", done+1, t0, at(time.Second))
+		if err != nil || len(works) != done+1 {
+			t.Fatalf("ClaimWork of the work to do = %d sessions, %v; want %d", len(works), err, done+1)
+		}
+		if _, err := st.pool.Exec(ctx, `UPDATE cursors SET seq = 1, lease_owner = '', lease_until = NULL WHERE session_id LIKE 'done-%'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.pool.Exec(ctx, `DELETE FROM pending_work WHERE session_id LIKE 'done-%'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(10, "new-")
+	// Not a claim that also looks behind where claims resume: that one
+	// walks what is there, once a second.
+	from.wrapAt = time.Now().Add(time.Hour)
+	since, wrap = from.start(time.Now())
+	n := explain(t, conn.Conn(), p, "ANALYZE, BUFFERS, ")
+	// And planned for these arguments, on these tables, as a connection
+	// does for a statement's first runs.
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_custom_plan"); err != nil {
+		t.Fatal(err)
+	}
+	n = max(n, explain(t, conn.Conn(), p, "ANALYZE, BUFFERS, "))
+	if works, err := st.ClaimWork(ctx, "runtime", "p1", 10, at(time.Minute), at(2*time.Minute)); err != nil || len(works) != 10 {
+		t.Errorf("ClaimWork after %d sessions' work = %d sessions, %v; want the 10 new", done, len(works), err)
+	}
+	return n
+}
