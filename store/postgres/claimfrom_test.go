@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/switchboardhq/switchboard/internal/testenv"
+	"github.com/switchboardhq/switchboard/store"
 )
 
 // claimFromOf returns where st's claims for consumer resume.
@@ -156,4 +158,102 @@ func claimCost(t *testing.T, done int) int64 {
 		t.Errorf("ClaimWork after %d sessions' work = %d sessions, %v; want the 10 new", done, len(works), err)
 	}
 	return n
+}
+
+// An Advance that reaches the cursor of a session's pending work while an
+// append raising that work is in flight keeps the work: it waits for the
+// append's lock on the pending row, then sees the row's new seq.
+func TestAdvanceKeepsWorkOfAnAppendInFlight(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	create(t, st, "s")
+	if _, err := st.Append(t.Context(), msg("s", "k1", "work")); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimIDs(t, st, "p1", t0); !slices.Equal(got, []string{"s"}) {
+		t.Fatalf("p1 claimed %v, want s", got)
+	}
+	// An append of record 2, as the append path writes the session row,
+	// left uncommitted.
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = 2, woken_seq = 2 WHERE id = 's'"); err != nil {
+		t.Fatal(err)
+	}
+	advanced := make(chan error, 1)
+	go func() { advanced <- st.Advance(context.Background(), "runtime", "s", "p1", 1, time.Time{}) }()
+	// The Advance waits for the append's lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		err := st.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM pending_work%')`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-advanced:
+			t.Fatalf("Advance returned (%v) while the append was in flight", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Advance never waited for the append in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-advanced; err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	works, err := st.ClaimWork(t.Context(), "runtime", "p2", 10, t0, at(time.Minute))
+	if err != nil || len(works) != 1 || works[0] != (store.Work{SessionID: "s", Cursor: 1, LastSeq: 2}) {
+		t.Errorf("ClaimWork after the append committed = %v, %v; want s from cursor 1 to 2", works, err)
+	}
+}
+
+// Migration 12 gives each pending row its session's woken_seq, so that a
+// gateway started on it forgets the work only once its cursor is there.
+func TestMigrationGivesPendingWorkItsSeq(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.Postgres(t)
+	pool := migratedTo(t, dsn, 11)
+	for _, q := range []string{
+		"INSERT INTO consumers (name) VALUES ('runtime')",
+		"INSERT INTO sessions (id, state, created_at, updated_at) VALUES ('a', 'idle', now(), now())",
+		"UPDATE sessions SET last_seq = 3, woken_seq = 3 WHERE id = 'a'", // the trigger marks a pending
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st := openStore(t, dsn, Options{})
+	var seq int64
+	if err := st.pool.QueryRow(ctx, "SELECT seq FROM pending_work WHERE consumer = 'runtime' AND session_id = 'a'").Scan(&seq); err != nil || seq != 3 {
+		t.Fatalf("a's pending work after migrating: seq %d, %v; want 3", seq, err)
+	}
+	if got := claimIDs(t, st, "p1", t0); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("p1 claimed %v, want a", got)
+	}
+	mustAdvance := func(owner string, seq int64, until time.Time) {
+		t.Helper()
+		if err := st.Advance(ctx, "runtime", "a", owner, seq, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAdvance("p1", 2, at(time.Minute))
+	if got := claimIDs(t, st, "p2", at(2*time.Minute)); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("p2's claim with a's cursor at 2 of 3 = %v, want a", got)
+	}
+	mustAdvance("p2", 3, time.Time{})
+	var left int
+	if err := st.pool.QueryRow(ctx, "SELECT count(*) FROM pending_work").Scan(&left); err != nil || left != 0 {
+		t.Errorf("pending rows once a's cursor reached 3: %d, %v; want none", left, err)
+	}
 }

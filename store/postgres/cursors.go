@@ -20,11 +20,13 @@ var _ store.Cursors = (*Store)(nil)
 // runtime acts on: inbound, not a system notice) is past its cursor. So
 // that finding it never scans every session, the table pending_work holds,
 // per consumer, the sessions that may be behind: a trigger on sessions adds
-// a row for every consumer in the transaction that raises woken_seq, and
-// Advance deletes the consumer's row once its cursor has reached woken_seq.
-// Advance decides that under a share lock on the session row, which waits
-// for an appender in flight and keeps the next one out until it commits, so
-// a row is never deleted while an append the consumer has not seen commits.
+// a row for every consumer, holding the new woken_seq, in the transaction
+// that raises woken_seq (or raises the row's seq), and Advance deletes the
+// consumer's row once its cursor has reached the row's seq. The two meet
+// on the row's lock, so a row is never deleted while an append the
+// consumer has not seen commits: a delete waits for the append that
+// updated the row and rechecks its seq; an append waits for the delete and
+// then inserts the row anew.
 // The same trigger creates a session's cursor rows with its first record,
 // so every pending row has its cursor row to lock and lease.
 //
@@ -214,17 +216,11 @@ func (s *Store) Advance(ctx context.Context, consumer, sessionID, owner string, 
 		WHERE consumer = $1 AND session_id = $2 AND lease_owner = $3
 		RETURNING seq`,
 		consumer, sessionID, owner, seq, nullTime(leaseUntil))
-	// When the cursor has caught up in this statement's snapshot, lock the
-	// session row (waiting for an appender in flight) and recheck against
-	// the newest last_seq before forgetting the pending work.
-	b.Queue(`WITH caught_up AS MATERIALIZED (
-			SELECT s.id FROM sessions s
-			WHERE s.id = $2 AND s.woken_seq <= (
-				SELECT c.seq FROM cursors c WHERE c.consumer = $1 AND c.session_id = $2)
-			FOR SHARE OF s
-		)
-		DELETE FROM pending_work p USING caught_up
-		WHERE p.consumer = $1 AND p.session_id = caught_up.id`,
+	// Forget the pending work the cursor has reached (see migration 12 for
+	// why an append in flight is never lost by it).
+	b.Queue(`DELETE FROM pending_work
+		WHERE consumer = $1 AND session_id = $2
+			AND seq <= (SELECT c.seq FROM cursors c WHERE c.consumer = $1 AND c.session_id = $2)`,
 		consumer, sessionID)
 	if leaseUntil.IsZero() {
 		// Released with work left: it becomes pending anew, ahead of
@@ -295,8 +291,8 @@ func (s *Store) registerConsumer(ctx context.Context, consumer string) (*claimFr
 			if err != nil {
 				return err
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO pending_work (consumer, session_id)
-				SELECT $1, s.id FROM sessions s
+			_, err = tx.Exec(ctx, `INSERT INTO pending_work (consumer, session_id, seq)
+				SELECT $1, s.id, s.woken_seq FROM sessions s
 				JOIN cursors c ON c.consumer = $1 AND c.session_id = s.id
 				WHERE s.woken_seq > c.seq
 				ORDER BY s.id

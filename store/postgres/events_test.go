@@ -2,12 +2,9 @@ package postgres
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -143,18 +140,7 @@ func TestSignalAcrossStoresOnEvent(t *testing.T) {
 // and deliveries of events go beside them.
 func TestMigrationToSessionEvents(t *testing.T) {
 	dsn := testenv.Postgres(t)
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := migrate(t.Context(), pool, ms[:5], slog.Default()); err != nil {
-		t.Fatal(err)
-	}
+	pool := migratedTo(t, dsn, 5)
 	for _, q := range []string{
 		"INSERT INTO sessions (id, state, last_seq, created_at, updated_at) VALUES ('a', 'idle', 1, now(), now())",
 		`INSERT INTO records (session_id, seq, direction, envelope_id, source, kind, actor_id, actor_display, actor_type,

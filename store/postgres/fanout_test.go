@@ -2,12 +2,9 @@ package postgres
 
 import (
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -117,18 +114,7 @@ func TestDrainLegacyFollowers(t *testing.T) {
 func TestLatestConversationKeptInTheSessionRow(t *testing.T) {
 	ctx := t.Context()
 	dsn := testenv.Postgres(t)
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := migrate(ctx, pool, ms[:10], slog.Default()); err != nil {
-		t.Fatal(err)
-	}
+	pool := migratedTo(t, dsn, 10)
 	// Session a: inbound from thread 1, then thread 2, then an output and
 	// an inbound message that names no conversation. Session b: nothing
 	// inbound with a conversation.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -47,6 +48,25 @@ func openStore(t testing.TB, dsn string, opts Options) *Store {
 		}
 	})
 	return s
+}
+
+// migratedTo returns a pool on the database at dsn, migrated to version
+// (the first version migrations), closed when the test ends.
+func migratedTo(t *testing.T, dsn string, version int) *pgxpool.Pool {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := migrate(t.Context(), pool, ms[:version], slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
 
 func msg(session, key, text string) store.AppendRequest {

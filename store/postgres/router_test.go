@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
@@ -513,18 +511,7 @@ func TestRegistrationWaitsForAppendsInFlight(t *testing.T) {
 // to the newest version: the sessions' work must be claimable.
 func TestMigrationGivesSessionsCursorRows(t *testing.T) {
 	dsn := testenv.Postgres(t)
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := migrate(t.Context(), pool, ms[:2], slog.Default()); err != nil {
-		t.Fatal(err)
-	}
+	pool := migratedTo(t, dsn, 2)
 	for _, q := range []string{
 		"INSERT INTO consumers (name) VALUES ('runtime')",
 		"INSERT INTO sessions (id, state, created_at, updated_at) VALUES ('a', 'idle', now(), now()), ('b', 'idle', now(), now())",
