@@ -159,11 +159,10 @@ type Cursors interface {
 	ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]Work, error)
 	// Advance sets the consumer's cursor for the session to seq (never
 	// moving it back) and extends the lease to leaseUntil, or releases it
-	// when leaseUntil is zero. A leaseUntil in the past, or at a time owner
-	// chooses, holds the session from every claim until then, after which
-	// any owner's claim may take it (a failing session's backoff). It fails
-	// with ErrLeaseLost when owner no
-	// longer holds the lease.
+	// when leaseUntil is zero. A leaseUntil at a time owner chooses holds
+	// the session from every claim until then, after which any owner's
+	// claim may take it (a failing session's backoff). It fails with
+	// ErrLeaseLost when owner no longer holds the lease.
 	Advance(ctx context.Context, consumer, sessionID, owner string, seq int64, leaseUntil time.Time) error
 	// Cursor returns the consumer's cursor for the session: the last seq it
 	// processed, 0 when it has processed none.

@@ -172,40 +172,10 @@ func TestAdvanceKeepsWorkOfAnAppendInFlight(t *testing.T) {
 	if got := claimIDs(t, st, "p1", t0); !slices.Equal(got, []string{"s"}) {
 		t.Fatalf("p1 claimed %v, want s", got)
 	}
-	// An append of record 2, as the append path writes the session row,
-	// left uncommitted.
-	tx, err := st.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = 2, woken_seq = 2 WHERE id = 's'"); err != nil {
-		t.Fatal(err)
-	}
+	tx := appendInFlight(t, st, "s") // record 2
 	advanced := make(chan error, 1)
 	go func() { advanced <- st.Advance(context.Background(), "runtime", "s", "p1", 1, time.Time{}) }()
-	// The Advance waits for the append's lock.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var waiting bool
-		err := st.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM pending_work%')`).Scan(&waiting)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			break
-		}
-		select {
-		case err := <-advanced:
-			t.Fatalf("Advance returned (%v) while the append was in flight", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Advance never waited for the append in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForLockWait(t, st) // the Advance waits for the append's lock
 	if err := tx.Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}

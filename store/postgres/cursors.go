@@ -122,9 +122,7 @@ const claimWorkSQL = `WITH candidates AS MATERIALIZED (
 		FROM candidates
 		CROSS JOIN LATERAL (
 			SELECT c.session_id, c.ctid FROM cursors c
-			WHERE c.consumer = $1 AND c.session_id = candidates.session_id
-				AND (c.lease_owner = '' OR c.lease_until <= $3)
-				AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)
+			WHERE c.consumer = $1 AND c.session_id = candidates.session_id AND ` + claimableCursorSQL + `
 			FOR UPDATE SKIP LOCKED
 		) AS l
 	), claimed AS (
@@ -142,10 +140,13 @@ const claimWorkSQL = `WITH candidates AS MATERIALIZED (
 // claimBehindSQL finds whether pending_work row p's session is behind and
 // free to claim.
 const claimBehindSQL = `SELECT 1 FROM cursors c
-	WHERE c.consumer = p.consumer AND c.session_id = p.session_id
-		AND (c.lease_owner = '' OR c.lease_until <= $3)
-		AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = p.session_id)
+	WHERE c.consumer = p.consumer AND c.session_id = p.session_id AND ` + claimableCursorSQL + `
 	LIMIT 1`
+
+// claimableCursorSQL holds for cursor c when its lease is free or expired
+// at $3 and it is behind its session's newest record for the runtime.
+const claimableCursorSQL = `(c.lease_owner = '' OR c.lease_until <= $3)
+	AND c.seq < (SELECT s.woken_seq FROM sessions s WHERE s.id = c.session_id)`
 
 // claimFrom is where a consumer's claims in this process resume, in
 // pending_work's since order.

@@ -453,14 +453,7 @@ func TestPendingWorkMarkedByAnyWriter(t *testing.T) {
 func TestRegistrationWaitsForAppendsInFlight(t *testing.T) {
 	s := openStore(t, testenv.Postgres(t), Options{})
 	create(t, s, "a")
-	tx, err := s.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1, woken_seq = last_seq + 1 WHERE id = 'a'"); err != nil {
-		t.Fatal(err)
-	}
+	tx := appendInFlight(t, s, "a")
 	type result struct {
 		works []store.Work
 		err   error
@@ -687,6 +680,22 @@ func claim1(t *testing.T, st *Store, owner string) store.Delivery {
 		t.Fatalf("Claim = %d deliveries, %v; want 1", len(ds), err)
 	}
 	return ds[0]
+}
+
+// appendInFlight begins a transaction that writes session id's row as an
+// append of its next record does (its trigger marks the work), and leaves
+// it open; it is rolled back when the test ends unless committed.
+func appendInFlight(t *testing.T, st *Store, id string) pgx.Tx {
+	t.Helper()
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(t.Context(), "UPDATE sessions SET last_seq = last_seq + 1, woken_seq = last_seq + 1 WHERE id = $1", id); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
 
 // waitForLockWait waits until a session of st's database waits for a row

@@ -44,9 +44,9 @@ func (c *cursorWrites) defs() []stmtDef {
 // ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
 // holds records past consumer's cursor and whose lease is free or expired
 // at now (lease_until <= now), and returns them, those claimed longest ago
-// first. The sessions owner holds are not returned. Its cost grows with the number of sessions
-// that have work and the records appended since the consumer's previous
-// call, not with the number of sessions.
+// first. The sessions owner holds are not returned. Its cost grows with
+// the number of sessions that have work and the records appended since the
+// consumer's previous call, not with the number of sessions.
 func (s *Store) ClaimWork(ctx context.Context, consumer, owner string, n int, now, leaseUntil time.Time) ([]store.Work, error) {
 	if n < 1 {
 		return nil, nil
