@@ -177,6 +177,7 @@ func (g *Gateway) build(ctx context.Context, getenv func(string) (string, bool),
 	consoleSessions := console.NewSessions(st, cfg.Console.SessionTTL.D(), nil)
 	a, err := api.New(api.Options{
 		Store:  st,
+		Log:    rt.Log(),
 		Tokens: tokens,
 		Limits: api.Limits{
 			MaxBody: cfg.Limits.MaxBody, MaxText: cfg.Limits.MaxText,

@@ -265,8 +265,10 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) (int64, error) {
 func pendingTurn(recs []store.Record, rt *config.Route) (turn []store.Record, last int64) {
 	for _, rec := range recs {
 		last = rec.Seq
-		if !store.ForRuntime(rec.Direction, rec.Envelope.Kind) {
-			continue // outputs and notices are not the agent's to answer
+		if !rec.ForRuntime() {
+			// Outputs and notices are not the agent's to answer, nor
+			// messages that came while the session's route had no runtime.
+			continue
 		}
 		turn = append(turn, rec)
 		if rt.Busy == "queue" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/switchboardhq/switchboard/adapters"
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/router"
@@ -141,6 +143,104 @@ func TestSessionReleasedAsAMessageArrivesIsTakenUpAtOnce(t *testing.T) {
 			t.Errorf("%d advances failed with a lost lease", n)
 		}
 		checkLog(t, h, sid, []string{"hi", "again"}, []string{"answer to hi", "answer to again"})
+	})
+}
+
+// The messages of a session whose route has no runtime (an inbox route,
+// or none and no default) are appended NoTurn, whether a channel or the API
+// (Router.Log) brings them, and the runtime never claims the session. A
+// session whose route has a runtime gets its turns.
+func TestInboxSessionsMessagesAskForNoTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			return []runtime.Output{{Text: "answer to " + turn.Records[len(turn.Records)-1].Envelope.Text}}, nil
+		})
+		var mu sync.Mutex
+		claimed := map[string]int{}
+		watch := &leaseWatch{afterClaim: func(works []store.Work) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, w := range works {
+				claimed[w.SessionID]++
+			}
+		}}
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", rts: map[string]runtime.Runtime{"fake": agent}, wrap: func(st router.Store) router.Store {
+			watch.Store = st
+			return watch
+		}}
+		startHarness(t, h, agentRoute+`
+  - name: fake2
+    match: {source: fake2}
+`)
+		inbox := h.ingest(msg("fake2", "t", "for the inbox", addressed)).SessionID
+		turns := h.ingest(msg("fake", "t", "answer me", addressed)).SessionID
+		if _, _, err := h.st.CreateSession(ctx, "ses_api", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, sid := range []string{inbox, turns, "ses_api"} {
+			steer := msg("client", "", "steered", adapters.Facts{}).Envelope
+			if _, err := h.r.Log().Append(ctx, store.AppendRequest{SessionID: sid, Direction: store.Inbound, Envelope: steer, Wake: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(3 * h.leaseTTL()) // fake time: polls and claims go by
+		synctest.Wait()
+
+		for sid, noTurn := range map[string]bool{inbox: true, turns: false, "ses_api": true} {
+			for _, rec := range h.records(sid) {
+				if rec.Direction == store.Inbound && rec.NoTurn != noTurn {
+					t.Errorf("session %s, record %d %q: NoTurn %v, want %v", sid, rec.Seq, rec.Envelope.Text, rec.NoTurn, noTurn)
+				}
+			}
+		}
+		checkLog(t, h, turns, []string{"answer me", "steered"}, []string{"answer to answer me", "answer to steered"})
+		mu.Lock()
+		defer mu.Unlock()
+		if claimed[inbox] != 0 || claimed["ses_api"] != 0 || claimed[turns] == 0 {
+			t.Errorf("the runtime claimed the inbox sessions %d and %d times and the agent's %d times; want 0, 0 and some",
+				claimed[inbox], claimed["ses_api"], claimed[turns])
+		}
+	})
+}
+
+// A message that came while its session's route had no runtime is not
+// handed to the runtime the route gets later (a new configuration): the
+// agent's first turn is the first message that asked for one.
+func TestMessagesBeforeARouteHadARuntimeAreNotTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var handed [][]string
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			var texts []string
+			for _, rec := range turn.Records {
+				texts = append(texts, rec.Envelope.Text)
+			}
+			mu.Lock()
+			handed = append(handed, texts)
+			mu.Unlock()
+			return []runtime.Output{{Text: "answer"}}, nil
+		})
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", rts: map[string]runtime.Runtime{"fake": agent}}
+		startHarness(t, h, `
+routes:
+  - name: fake
+    match: {source: fake}
+    busy: collect
+`)
+		sid := h.ingest(msg("fake", "t", "while an inbox", addressed)).SessionID
+		h.close()
+		h.cfg = parseConfig(t, agentRoute+"    busy: collect\n")
+		h.open()
+		h.ingest(msg("fake", "t", "with a runtime", addressed))
+		time.Sleep(3 * h.leaseTTL()) // fake time
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handed) != 1 || !slices.Equal(handed[0], []string{"with a runtime"}) {
+			t.Errorf("the agent was handed %q, want one turn of [with a runtime]", handed)
+		}
+		checkLog(t, h, sid, []string{"while an inbox", "with a runtime"}, []string{"answer"})
 	})
 }
 

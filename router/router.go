@@ -102,6 +102,7 @@ type Router struct {
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
 	webhooks WebhookSink
+	turns    *turns
 	pace     pacer // when messages were last changed (changes.go)
 	lastIn   lastInbound
 }
@@ -179,6 +180,7 @@ func New(opts Options) (*Router, error) {
 	r.metrics = newMetrics(opts.Registry)
 	r.breaker = newBreaker()
 	r.kickc = make(chan struct{}, 1)
+	r.turns = newTurns(r.cfg)
 	return r, nil
 }
 
@@ -269,7 +271,9 @@ func dropLabel(why string) string {
 }
 
 func (r *Router) appendInbound(ctx context.Context, sessionID string, env *envelope.Envelope) (adapters.Outcome, error) {
-	res, err := r.st.Append(ctx, store.AppendRequest{SessionID: sessionID, Direction: store.Inbound, Envelope: *env, Wake: true})
+	req := store.AppendRequest{SessionID: sessionID, Direction: store.Inbound, Envelope: *env, Wake: true}
+	r.markTurn(ctx, &req)
+	res, err := r.st.Append(ctx, req)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return adapters.Outcome{}, fmt.Errorf("router: append: %w", err)
 	}

@@ -92,7 +92,8 @@ func CheckLookup(what, id string) error {
 // field. An unstorable session id cannot name a session: the error wraps
 // ErrNotFound (CheckLookup). Everything else wraps ErrInvalid:
 //
-//   - the direction is inbound or outbound;
+//   - the direction is inbound or outbound, and NoTurn is only on an
+//     inbound record;
 //   - the envelope id is non-empty and at most envelope.MaxIDLen bytes, the
 //     source at most envelope.MaxSourceLen, the conversation ref at most
 //     envelope.MaxConvRefLen;
@@ -110,6 +111,9 @@ func CheckAppend(req AppendRequest) error {
 	}
 	if !req.Direction.Valid() {
 		return fmt.Errorf("%w: direction %q is not inbound or outbound", ErrInvalid, req.Direction)
+	}
+	if req.NoTurn && req.Direction != Inbound {
+		return fmt.Errorf("%w: no-turn is for inbound records; an output never asks for a turn", ErrInvalid)
 	}
 	e := &req.Envelope
 	if err := CheckID("envelope id", e.ID); err != nil {

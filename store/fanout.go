@@ -29,6 +29,14 @@ import (
 // idempotent on (SessionID, Seq, Event, To). The conformance suite checks
 // it (storetest, FanOut). The router runs no follower to enqueue
 // deliveries: it only delivers what the store enqueued.
+//
+// The runtime's work is marked in the same transaction too: an inbound
+// record for the runtime (Record.ForRuntime) makes its session work for
+// the cursors' consumers (Cursors). Whether the session's agent is to take
+// a turn on it is the router's decision, made as it appends the record
+// (AppendRequest.NoTurn): a session whose agent reads its log itself
+// costs the runtime nothing. The turn itself cannot run at commit, so the
+// runtime's dispatcher still claims the sessions that have work.
 
 // Reserved conversation sources: anchors the gateway keeps for itself,
 // which no channel delivers to.
@@ -57,9 +65,10 @@ func Deliverable(c envelope.Conversation) bool {
 	return true
 }
 
-// ForRuntime reports whether a record of direction dir and kind kind is one
-// a runtime acts on: an inbound message, edit or deletion, not a system
-// notice. Only such records are work for the cursors' consumers (Cursors).
+// ForRuntime reports whether a record of direction dir and kind kind can be
+// one a runtime acts on: an inbound message, edit or deletion, not a system
+// notice. It is one unless it was appended NoTurn (Record.ForRuntime). Only
+// such records are work for the cursors' consumers (Cursors).
 func ForRuntime(dir Direction, kind envelope.Kind) bool {
 	return dir == Inbound && kind != envelope.KindSystem
 }

@@ -89,7 +89,14 @@ type Record struct {
 	Envelope  envelope.Envelope
 	// StoredAt is when the record was committed.
 	StoredAt time.Time
+	// NoTurn is the AppendRequest's: the inbound record asks its session's
+	// runtime for no turn.
+	NoTurn bool
 }
+
+// ForRuntime reports whether the record is one a runtime acts on (see
+// ForRuntime).
+func (r *Record) ForRuntime() bool { return ForRuntime(r.Direction, r.Envelope.Kind) && !r.NoTurn }
 
 // AppendRequest is one envelope to add to a session's log.
 type AppendRequest struct {
@@ -103,6 +110,19 @@ type AppendRequest struct {
 	// transaction: an agent's output that ends its turn. (Wake and Rest
 	// together are a caller's mistake; Wake wins.)
 	Rest bool
+	// NoTurn, on an inbound record, says that the session's runtime is to
+	// take no turn on it: the session's agent reads its log itself (an
+	// inbox route), as the router decides when the record arrives. Such a
+	// record is no cursor consumer's work (Record.ForRuntime is false), so
+	// it costs the runtime's dispatcher nothing. It is kept with the
+	// record (Record.NoTurn). CheckAppend refuses it on an outbound record.
+	NoTurn bool
+}
+
+// ForRuntime reports whether the record req appends is one a runtime acts
+// on (see Record.ForRuntime).
+func (req *AppendRequest) ForRuntime() bool {
+	return ForRuntime(req.Direction, req.Envelope.Kind) && !req.NoTurn
 }
 
 // AppendResult is what Append did.

@@ -280,7 +280,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			continue
 		}
 		sess.lastSeq++
-		if store.ForRuntime(r.Direction, r.Envelope.Kind) {
+		if r.ForRuntime() {
 			sess.wokenSeq = sess.lastSeq
 		}
 		if !sess.changed {
@@ -299,6 +299,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			Direction: r.Direction,
 			Envelope:  normalize(r.Envelope),
 			StoredAt:  now,
+			NoTurn:    r.NoTurn,
 		}
 		known[k] = rec
 		ins.add(&rec)
@@ -405,6 +406,7 @@ type insertRows struct {
 	tsNanos                                             []int16
 	seqs                                                []int64
 	raws                                                [][]byte
+	noTurns                                             []bool
 }
 
 func (r *insertRows) add(rec *store.Record) {
@@ -425,21 +427,22 @@ func (r *insertRows) add(rec *store.Record) {
 	r.ts = append(r.ts, e.TS)
 	r.tsNanos = append(r.tsNanos, int16(e.TS.Nanosecond()%1000))
 	r.raws = append(r.raws, e.Raw)
+	r.noTurns = append(r.noTurns, rec.NoTurn)
 }
 
 func (r *insertRows) queue(b *pgx.Batch, storedAt time.Time) {
 	b.Queue(`INSERT INTO records (session_id, seq, direction, envelope_id, source, kind,
-			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, ts_nanos, raw, stored_at)
+			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, ts_nanos, raw, no_turn, stored_at)
 		SELECT session_id, seq, direction, envelope_id, source, kind,
-			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs::jsonb, ts, ts_nanos, raw, $17
+			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs::jsonb, ts, ts_nanos, raw, no_turn, $18
 		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
 			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-			$14::timestamptz[], $15::smallint[], $16::bytea[])
+			$14::timestamptz[], $15::smallint[], $16::bytea[], $17::boolean[])
 			AS u (session_id, seq, direction, envelope_id, source, kind,
-			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, ts_nanos, raw)`,
+			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, ts_nanos, raw, no_turn)`,
 		r.sessionIDs, r.seqs, r.directions, r.envelopeIDs, r.sources, r.kinds,
 		r.actorIDs, r.actorDisplays, r.actorTypes, r.convSources, r.convRefs, r.texts, r.refs,
-		r.ts, r.tsNanos, r.raws, storedAt)
+		r.ts, r.tsNanos, r.raws, r.noTurns, storedAt)
 }
 
 // recordColumns are the columns scanRecord reads, in order.
@@ -448,7 +451,7 @@ var recordColumns = recordColumnsOf("")
 func recordColumnsOf(alias string) string {
 	cols := []string{"session_id", "seq", "direction", "envelope_id", "source", "kind",
 		"actor_id", "actor_display", "actor_type", "conv_source", "conv_ref", "text", "refs",
-		"ts", "ts_nanos", "raw", "stored_at"}
+		"ts", "ts_nanos", "raw", "stored_at", "no_turn"}
 	if alias != "" {
 		for i, c := range cols {
 			cols[i] = alias + "." + c
@@ -465,7 +468,7 @@ func scanRecord(row pgx.Row) (store.Record, error) {
 	e := &rec.Envelope
 	err := row.Scan(&rec.SessionID, &rec.Seq, &dir, &e.ID, &e.Source, &kind,
 		&e.Actor.ID, &e.Actor.Display, &actorType, &e.Conversation.Source, &e.Conversation.Ref, &e.Text, &refs,
-		&e.TS, &nanos, &raw, &rec.StoredAt)
+		&e.TS, &nanos, &raw, &rec.StoredAt, &rec.NoTurn)
 	if err != nil {
 		return store.Record{}, err
 	}

@@ -227,3 +227,36 @@ func TestMigrationGivesPendingWorkItsSeq(t *testing.T) {
 		t.Errorf("pending rows once a's cursor reached 3: %d, %v; want none", left, err)
 	}
 }
+
+// Migration 13 adds records.no_turn with false for every record: a record
+// stored before it, and one a replica of the previous version stores
+// after it (naming no no_turn), still asks for a turn.
+func TestMigrationKeepsRecordsAskingForTurns(t *testing.T) {
+	ctx := t.Context()
+	dsn := testenv.Postgres(t)
+	pool := migratedTo(t, dsn, 12)
+	oldInsert := func(seq int) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO records (session_id, seq, direction, envelope_id, source, kind, actor_id,
+			actor_display, actor_type, conv_source, conv_ref, text, refs, ts, ts_nanos, stored_at)
+			VALUES ('a', $1::bigint, 'inbound', 'm' || $1::bigint, 'client', 'message', 'client:x', '', 'human', '', '', 'hi', '{}', now(), 0, now())`,
+			seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO sessions (id, state, last_seq, woken_seq, created_at, updated_at) VALUES ('a', 'idle', 2, 2, now(), now())"); err != nil {
+		t.Fatal(err)
+	}
+	oldInsert(1)
+	st := openStore(t, dsn, Options{})
+	oldInsert(2)
+	recs, err := st.Read(ctx, "a", 0, 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("Read = %d records, %v; want 2", len(recs), err)
+	}
+	for _, rec := range recs {
+		if rec.NoTurn || !rec.ForRuntime() {
+			t.Errorf("record %d: NoTurn %v, ForRuntime %v; want a record that asks for a turn", rec.Seq, rec.NoTurn, rec.ForRuntime())
+		}
+	}
+}

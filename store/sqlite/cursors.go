@@ -22,12 +22,12 @@ func (c *cursorWrites) defs() []stmtDef {
 	return []stmtDef{
 		{&c.scanned, `SELECT scanned_rid FROM consumers WHERE name = ?`},
 		{&c.topRID, `SELECT coalesce(max(rid), 0) FROM records`},
-		// The sessions with records for the runtime (store.ForRuntime)
+		// The sessions with records for the runtime (Record.ForRuntime)
 		// committed since the last fold, and their newest seq: a range of
 		// the records table's rowid.
 		{&c.fold, `INSERT INTO cursors (consumer, sid, head)
 			SELECT ?1, sid, max(seq) FROM records
-			WHERE rid > ?2 AND rid <= ?3 AND direction = 'inbound' AND kind <> 'system' GROUP BY sid
+			WHERE rid > ?2 AND rid <= ?3 AND direction = 'inbound' AND kind <> 'system' AND no_turn = 0 GROUP BY sid
 			ON CONFLICT (consumer, sid) DO UPDATE SET head = max(head, excluded.head)`},
 		{&c.setScanned, `INSERT INTO consumers (name, scanned_rid) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET scanned_rid = excluded.scanned_rid`},

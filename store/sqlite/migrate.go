@@ -275,6 +275,13 @@ SELECT 1;
 	`
 CREATE INDEX IF NOT EXISTS webhook_attempts_by_delivery ON webhook_attempts (delivery_id, id);
 `,
+
+	// 10: a record appended NoTurn (store.AppendRequest) asks its session's
+	// runtime for no turn, and the cursors' fold skips it. Adding a column
+	// with a constant default rewrites no row.
+	`
+ALTER TABLE records ADD COLUMN no_turn INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database behind conn to the newest schema. It is safe

@@ -68,6 +68,7 @@ func TestMigrationDrainsLegacyFollowers(t *testing.T) {
 	}
 	exec(`DELETE FROM deliveries`)
 	exec(`DELETE FROM schema_migrations WHERE version >= 8`) // later steps are re-run too
+	exec(`ALTER TABLE records DROP COLUMN no_turn`)          // step 10's
 	exec(`INSERT INTO consumers (name, scanned_rid) SELECT 'outbox', max(rid) FROM records`)
 	exec(`INSERT INTO consumers (name, scanned_rid) SELECT 'webhooks', max(rid) FROM records`)
 	exec(`INSERT INTO cursors (consumer, sid, seq, head) SELECT 'outbox', sid, 2, 3 FROM sessions WHERE id = 'ses_a'`)

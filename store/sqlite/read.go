@@ -21,7 +21,7 @@ const sessionSelect = `SELECT s.id, s.state, s.metadata, s.created_at, s.updated
 
 // recordColumns are the columns scanRecord reads, in order.
 const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, actor_id, actor_display,
-	actor_type, conv_source, conv_ref, text, refs, ts, raw`
+	actor_type, conv_source, conv_ref, text, refs, ts, raw, no_turn`
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {
@@ -134,7 +134,7 @@ func scanRecord(row scanner, sessionID string) (store.Record, error) {
 		refs           sql.NullString
 	)
 	if err := row.Scan(&rec.Seq, &e.ID, &dir, &stored, &e.Source, &kind, &e.Actor.ID, &e.Actor.Display,
-		&at, &e.Conversation.Source, &e.Conversation.Ref, &e.Text, &refs, &tsNano, (*[]byte)(&e.Raw)); err != nil {
+		&at, &e.Conversation.Source, &e.Conversation.Ref, &e.Text, &refs, &tsNano, (*[]byte)(&e.Raw), &rec.NoTurn); err != nil {
 		return store.Record{}, err
 	}
 	rec.SessionID = sessionID

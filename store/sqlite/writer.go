@@ -130,8 +130,8 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			VALUES (?, 'idle', ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 		{&w.updateState, `UPDATE sessions SET state = ?, updated_at = ? WHERE sid = ?`},
 		{&w.insertRecord, `INSERT INTO records (sid, seq, envelope_id, direction, stored_at, source, kind,
-			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, raw)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			actor_id, actor_display, actor_type, conv_source, conv_ref, text, refs, ts, raw, no_turn)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sid, envelope_id) DO NOTHING`},
 		{&w.recordByEnvelope, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND envelope_id = ?`},
 		{&w.insertToken, `INSERT INTO tokens (id, hash, name, scopes, sessions, created_at) VALUES (?, ?, ?, ?, ?, ?)`},
@@ -361,7 +361,7 @@ func (w *writer) append(ctx context.Context, op *appendArgs, now int64) (groupco
 		seq := bs.lastSeq + 1
 		res, err := w.insertRecord.ExecContext(ctx, bs.sid, seq, e.ID, string(op.req.Direction), now,
 			e.Source, string(e.Kind), e.Actor.ID, e.Actor.Display, string(e.Actor.Type),
-			e.Conversation.Source, e.Conversation.Ref, e.Text, op.refs, op.tsNano, []byte(e.Raw))
+			e.Conversation.Source, e.Conversation.Ref, e.Text, op.refs, op.tsNano, []byte(e.Raw), op.req.NoTurn)
 		if err != nil {
 			return groupcommitResult{}, fmt.Errorf("insert record: %w", err)
 		}
@@ -378,6 +378,7 @@ func (w *writer) append(ctx context.Context, op *appendArgs, now int64) (groupco
 				Direction: op.req.Direction,
 				Envelope:  *e,
 				StoredAt:  time.Unix(0, now).UTC(),
+				NoTurn:    op.req.NoTurn,
 			}
 			// The record's deliveries, then its state change's: an event
 			// is placed after the record.

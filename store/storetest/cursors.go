@@ -102,6 +102,49 @@ func (s suite) testClaimWorkPastCursor(t *testing.T) {
 		store.Work{SessionID: "b", Cursor: 1, LastSeq: 2})
 }
 
+// A message appended NoTurn is stored as such and makes no work; the
+// session's other messages still do.
+func (s suite) testNoTurnIsNoWork(t *testing.T) {
+	st, _ := s.fresh(t)
+	createSession(t, st, "q")
+	quiet := func(key string) store.AppendRequest {
+		r := req("q", key, "for the inbox")
+		r.NoTurn = true
+		return r
+	}
+	res := mustAppend(t, st, quiet("q-1"))
+	if !res.Record.NoTurn || res.Record.ForRuntime() {
+		t.Errorf("appended NoTurn: record NoTurn %v, ForRuntime %v; want true, false", res.Record.NoTurn, res.Record.ForRuntime())
+	}
+	mustAppend(t, st, quiet("q-2"))
+	checkWork(t, "claim after two NoTurn messages", claimWork(t, st, runtimeConsumer, "p1", 10, t0, at(30*time.Second)))
+
+	// Kept with the record: read back, looked up and replayed.
+	for _, rec := range readAll(t, st, "q") {
+		if !rec.NoTurn {
+			t.Errorf("record %d read back with NoTurn false", rec.Seq)
+		}
+	}
+	if rec, err := st.Lookup(t.Context(), "q", quiet("q-1").Envelope.ID); err != nil || !rec.NoTurn {
+		t.Errorf("Lookup of a NoTurn record: NoTurn %v, err %v; want true", rec.NoTurn, err)
+	}
+	if again := mustAppend(t, st, quiet("q-1")); again.Created || !again.Record.NoTurn {
+		t.Errorf("replay of a NoTurn append: created %v, NoTurn %v; want the original", again.Created, again.Record.NoTurn)
+	}
+
+	// A message that asks for a turn is work, from the cursor, past the
+	// NoTurn messages before it.
+	res = mustAppend(t, st, req("q", "q-3", "answer me"))
+	if res.Record.NoTurn || !res.Record.ForRuntime() {
+		t.Errorf("appended without NoTurn: record NoTurn %v, ForRuntime %v; want false, true", res.Record.NoTurn, res.Record.ForRuntime())
+	}
+	checkWork(t, "claim after a message that asks for a turn", claimWork(t, st, runtimeConsumer, "p1", 10, at(time.Second), at(31*time.Second)),
+		store.Work{SessionID: "q", Cursor: 0, LastSeq: 3})
+	mustAdvance(t, st, runtimeConsumer, "q", "p1", 3, time.Time{})
+	mustAppend(t, st, quiet("q-4"))
+	checkWork(t, "claim after another NoTurn message", claimWork(t, st, runtimeConsumer, "p1", 10, at(2*time.Second), at(32*time.Second)))
+}
+
 func (s suite) testClaimWorkLimit(t *testing.T) {
 	st, _ := s.fresh(t)
 	all := map[string]bool{}

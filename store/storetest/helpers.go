@@ -171,6 +171,8 @@ func diffRecord(got, want store.Record) string {
 		return fmt.Sprintf("seq %d, want %d", got.Seq, want.Seq)
 	case got.Direction != want.Direction:
 		return fmt.Sprintf("direction %q, want %q", got.Direction, want.Direction)
+	case got.NoTurn != want.NoTurn:
+		return fmt.Sprintf("no-turn %v, want %v", got.NoTurn, want.NoTurn)
 	case !closeTime(got.StoredAt, want.StoredAt):
 		return fmt.Sprintf("stored at %s, want %s", got.StoredAt, want.StoredAt)
 	}

@@ -36,6 +36,7 @@ func (s suite) testAppendRefusesUnstorable(t *testing.T) {
 		},
 		"bad direction":     func(r *store.AppendRequest) { r.Direction = "sideways" },
 		"no direction":      func(r *store.AppendRequest) { r.Direction = "" },
+		"no-turn output":    func(r *store.AppendRequest) { r.Direction, r.NoTurn = store.Outbound, true },
 		"ts before MinTime": func(r *store.AppendRequest) { r.Envelope.TS = store.MinTime.Add(-time.Nanosecond) },
 		"ts after MaxTime":  func(r *store.AppendRequest) { r.Envelope.TS = store.MaxTime.Add(time.Nanosecond) },
 		"zero ts":           func(r *store.AppendRequest) { r.Envelope.TS = time.Time{} },

@@ -24,6 +24,7 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 	})
 	t.Run("Cursors", func(t *testing.T) {
 		t.Run("WorkPastTheCursor", s.testClaimWorkPastCursor)
+		t.Run("NoTurnIsNoWork", s.testNoTurnIsNoWork)
 		t.Run("Limit", s.testClaimWorkLimit)
 		t.Run("Leases", s.testClaimWorkLeases)
 		t.Run("AdvanceNeverMovesBack", s.testAdvanceNeverBack)
