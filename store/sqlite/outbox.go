@@ -30,8 +30,13 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, dueOfConv, lease, byID, byDID, record, event, settle, exists, retry, demote, promote, setChannel *sql.Stmt
+	insert, due, claimHead, lease, byID, byDID, record, event, settle, exists, retry, demote, promote, setChannel *sql.Stmt
 }
+
+// leasedReturning returns a delivery leased by an UPDATE as deliverySelect
+// reads it.
+const leasedReturning = `RETURNING did, sid, owner, id, (SELECT s.id FROM sessions s WHERE s.sid = deliveries.sid), seq, event,
+	to_source, to_ref, status, attempts, next_attempt, last_error, channel_id, created_at, updated_at`
 
 func (o *outboxWrites) defs() []stmtDef {
 	return []stmtDef{
@@ -48,17 +53,18 @@ func (o *outboxWrites) defs() []stmtDef {
 				AND NOT EXISTS (SELECT 1 FROM bindings b
 					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?1)
 			ORDER BY d.next_attempt, d.did LIMIT ?2`},
-		// The conversation's head when Claim at ?3 could hand it out.
-		{&o.dueOfConv, `SELECT d.did FROM deliveries d
-			WHERE d.status = 'pending' AND d.to_source = ?1 AND d.to_ref = ?2 AND d.head = 1
-				AND d.next_attempt <= ?3 AND (d.lease_until IS NULL OR d.lease_until <= ?3)
+		// The oldest pending delivery of the conversation (?1, ?2), made its
+		// head and leased to ?3 until ?4 at ?5, when Claim at ?6 could hand
+		// it out: one row written where a promotion and a lease wrote two.
+		{&o.claimHead, `UPDATE deliveries SET head = 1, attempts = attempts + 1, owner = ?3, lease_until = ?4, updated_at = ?5
+			WHERE did = ` + pendingMin + `
+				AND next_attempt <= ?6 AND (lease_until IS NULL OR lease_until <= ?6)
 				AND NOT EXISTS (SELECT 1 FROM bindings b
-					WHERE b.conv_source = d.to_source AND b.conv_ref = d.to_ref AND b.paused_until > ?3)
-			LIMIT 1`},
+					WHERE b.conv_source = ?1 AND b.conv_ref = ?2 AND b.paused_until > ?6)
+			` + leasedReturning},
 		// The leased delivery, as deliverySelect reads it.
 		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?
-			RETURNING did, sid, owner, id, (SELECT s.id FROM sessions s WHERE s.sid = deliveries.sid), seq, event,
-				to_source, to_ref, status, attempts, next_attempt, last_error, channel_id, created_at, updated_at`},
+			` + leasedReturning},
 		{&o.byID, deliverySelect + ` WHERE d.id = ?`},
 		{&o.byDID, deliverySelect + ` WHERE d.did = ?`},
 		{&o.record, `SELECT ` + recordColumns + ` FROM records WHERE sid = ? AND seq = ?`},
@@ -278,14 +284,21 @@ func (w *writer) lease(ctx context.Context, did int64, owner string, leaseUntil,
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("lease delivery: %w", err)
 	}
-	if d.Event == 0 {
-		rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
-		if err != nil {
-			return store.Delivery{}, fmt.Errorf("read record of delivery %s: %w", d.ID, err)
-		}
-		d.Envelope, d.Direction = rec.Envelope, rec.Direction
+	return d.Delivery, w.fillEnvelope(ctx, &d)
+}
+
+// fillEnvelope fills the envelope and direction of d, a delivery of a
+// record, from the record.
+func (w *writer) fillEnvelope(ctx context.Context, d *deliveryRow) error {
+	if d.Event != 0 {
+		return nil
 	}
-	return d.Delivery, nil
+	rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
+	if err != nil {
+		return fmt.Errorf("read record of delivery %s: %w", d.ID, err)
+	}
+	d.Envelope, d.Direction = rec.Envelope, rec.Direction
+	return nil
 }
 
 // Settle records the outcome of owner's attempt at delivery id and releases
@@ -316,19 +329,17 @@ func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settl
 	var next *store.Delivery
 	op, err := settleOp(id, owner, st, func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error {
 		next = nil // the op may run again when its batch is retried
-		row := w.outbox.dueOfConv.QueryRowContext(ctx, to.Source, to.Ref, at)
-		var did int64
-		switch err := row.Scan(&did); {
+		d, err := scanDelivery(w.outbox.claimHead.QueryRowContext(ctx, to.Source, to.Ref, owner, until, now, at))
+		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return nil
+			return w.promote(ctx, to) // none to claim: the head waits for Claim
 		case err != nil:
-			return fmt.Errorf("find the conversation's next delivery: %w", err)
+			return fmt.Errorf("claim the conversation's next delivery: %w", err)
 		}
-		d, err := w.lease(ctx, did, owner, until, now)
-		if err != nil {
+		if err := w.fillEnvelope(ctx, &d); err != nil {
 			return err
 		}
-		next = &d
+		next = &d.Delivery
 		return nil
 	})
 	if err != nil {
@@ -341,8 +352,9 @@ func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settl
 }
 
 // settleOp checks st and returns the write that settles delivery id with
-// it, recording its attempt; then, when the delivery left pending, it calls
-// then (when not nil) with the delivery's conversation.
+// it, recording its attempt; then, when the delivery left pending, the
+// conversation's oldest pending delivery becomes its head: then (when not
+// nil), called with the delivery's conversation, must make it so.
 func settleOp(id, owner string, st store.Settlement, then func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error) (writeOp, error) {
 	next, err := nextAttempt(st)
 	if err != nil {
@@ -366,8 +378,11 @@ func settleOp(id, owner string, st store.Settlement, then func(ctx context.Conte
 			}
 		}
 		res, to, err := w.settle(ctx, id, owner, st, next, now)
-		if err != nil || res.Err != nil || st.Status == store.Pending || then == nil {
+		if err != nil || res.Err != nil || st.Status == store.Pending {
 			return res, err
+		}
+		if then == nil {
+			return res, w.promote(ctx, to)
 		}
 		return res, then(ctx, w, to, now)
 	}, nil
@@ -410,18 +425,20 @@ func (w *writer) settle(ctx context.Context, id, owner string, st store.Settleme
 	if err != nil {
 		return groupcommitResult{}, to, fmt.Errorf("settle delivery: %w", err)
 	}
-	if st.Status != store.Pending {
-		// The settle statement took the head flag with the delivery out of
-		// pending; the oldest pending delivery left becomes the head. No
-		// other delivery of the conversation can be a head (only the
-		// oldest pending one is), so, unlike reHead, nothing is demoted:
-		// demoting walks every pending delivery of the conversation, which
-		// under a backlog made each settle cost the backlog's length.
-		if _, err := w.outbox.promote.ExecContext(ctx, to.Source, to.Ref); err != nil {
-			return groupcommitResult{}, to, fmt.Errorf("update conversation head: %w", err)
-		}
-	}
 	return groupcommitResult{}, to, nil
+}
+
+// promote makes the oldest pending delivery of conversation to its head,
+// after the settle statement took the head flag with the head out of
+// pending. No other delivery of the conversation can be a head (only the
+// oldest pending one is), so, unlike reHead, nothing is demoted: demoting
+// walks every pending delivery of the conversation, which under a backlog
+// made each settle cost the backlog's length.
+func (w *writer) promote(ctx context.Context, to envelope.Conversation) error {
+	if _, err := w.outbox.promote.ExecContext(ctx, to.Source, to.Ref); err != nil {
+		return fmt.Errorf("update conversation head: %w", err)
+	}
+	return nil
 }
 
 // reHead makes the oldest pending delivery to a conversation its one head,

@@ -427,16 +427,21 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
+// openCounted opens a store whose commits and rows written read returns.
+func openCounted(t *testing.T) (s *sqlite.Store, read func() (commits, rows float64)) {
+	reg := prometheus.NewRegistry()
+	s = openTemp(t, sqlite.Options{Metrics: store.NewMetrics(reg)})
+	return s, func() (float64, float64) {
+		return storetest.Counter(t, reg, "switchboard_store_commits_total"), storetest.Counter(t, reg, "switchboard_store_rows_written_total")
+	}
+}
+
 // TestCommitMetrics: every committed batch that wrote is counted once, with
 // the rows it changed (triggers included); a batch that changed nothing,
 // such as a repeated append, is not.
 func TestCommitMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	s := openTemp(t, sqlite.Options{Metrics: store.NewMetrics(reg)})
+	s, read := openCounted(t)
 	ctx := t.Context()
-	read := func() (float64, float64) {
-		return storetest.Counter(t, reg, "switchboard_store_commits_total"), storetest.Counter(t, reg, "switchboard_store_rows_written_total")
-	}
 	// Creating a session: its row and its session.created journal entry.
 	c0, r0 := read()
 	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
@@ -460,5 +465,54 @@ func TestCommitMetrics(t *testing.T) {
 	}
 	if c3, r3 := read(); c3 != c2 || r3 != r2 {
 		t.Errorf("a repeated append wrote nothing, yet counted %v commits, %v rows", c3-c2, r3-r2)
+	}
+}
+
+// TestSettleNextWritesTwoRows: a SettleNext that hands out the
+// conversation's next delivery writes the settled row and the next one,
+// once each, in one commit (the next is made the head and leased by one
+// statement); one that finds nothing due writes the settled row and the
+// head flag of the next.
+func TestSettleNextWritesTwoRows(t *testing.T) {
+	s, read := openCounted(t)
+	ctx := t.Context()
+	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
+		t.Fatal(err)
+	}
+	to := envelope.Conversation{Source: "test", Ref: "c"}
+	now := time.Now()
+	var ds []store.Delivery
+	for i := range 3 {
+		res, err := s.Append(ctx, inbound("sess", fmt.Sprint("k", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		due := now
+		if i == 2 {
+			due = now.Add(time.Hour)
+		}
+		ds = append(ds, store.Delivery{SessionID: "sess", Seq: res.Record.Seq, To: to, NextAttempt: due})
+	}
+	if err := s.Enqueue(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := s.Claim(ctx, "p1", 10, now, now.Add(time.Minute))
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("Claim = %v, %v; want the conversation's head", claimed, err)
+	}
+	c0, r0 := read()
+	next, err := s.SettleNext(ctx, claimed[0].ID, "p1", store.Settlement{Status: store.Delivered}, now, now.Add(time.Minute))
+	if err != nil || next == nil || next.Seq != 2 {
+		t.Fatalf("SettleNext = %+v, %v; want the delivery of seq 2", next, err)
+	}
+	if c1, r1 := read(); c1-c0 != 1 || r1-r0 != 2 {
+		t.Errorf("SettleNext that hands out the next: %v commits, %v rows; want 1 and 2", c1-c0, r1-r0)
+	}
+	c1, r1 := read()
+	if next, err := s.SettleNext(ctx, next.ID, "p1", store.Settlement{Status: store.Delivered}, now, now.Add(time.Minute)); err != nil || next != nil {
+		t.Fatalf("SettleNext before the last is due = %+v, %v; want nothing", next, err)
+	}
+	if c2, r2 := read(); c2-c1 != 1 || r2-r1 != 2 {
+		t.Errorf("SettleNext that hands out nothing: %v commits, %v rows; want 1 and 2", c2-c1, r2-r1)
 	}
 }
