@@ -91,12 +91,12 @@ cut:
 			break cut
 		case colonEnd && attribution.MatchString(t):
 			break cut
-		case t != "" && strings.IndexByte("oOaAlLeE", t[0]) >= 0 && attributionStart.MatchString(t) && i+1 < len(lines) &&
-			attribution.MatchString(t+" "+strings.TrimSpace(lines[i+1])):
+		case t != "" && strings.IndexByte("oOaAlLeE", t[0]) >= 0 && attributionStart.MatchString(t) &&
+			attribution.MatchString(t+" "+nextKept(lines[i+1:])):
 			break cut
 		case strings.HasPrefix(t, "--") && originalMessage.MatchString(t), colonEnd && forwardStart.MatchString(t):
 			break cut
-		case strings.HasPrefix(t, "_") && underscores.MatchString(t) && i+1 < len(lines) && outlookHeader.MatchString(strings.TrimSpace(lines[i+1])):
+		case strings.HasPrefix(t, "_") && underscores.MatchString(t) && outlookHeader.MatchString(nextKept(lines[i+1:])):
 			break cut
 		case strings.IndexByte(t, ':') >= 0 && outlookHeader.MatchString(t) && headerBlockFollows(lines[i+1:]):
 			break cut
@@ -120,15 +120,28 @@ cut:
 	return strings.Join(out, "\n")
 }
 
+// nextKept returns the first line of rest, trimmed, that StripQuotes keeps
+// if it goes on (one not ">"-quoted), "" when there is none: the line that
+// follows in its output, so that its output is cut as the text was.
+func nextKept(rest []string) string {
+	for _, l := range rest {
+		if t := strings.TrimSpace(l); !strings.HasPrefix(t, ">") {
+			return t
+		}
+	}
+	return ""
+}
+
 // headerBlockFollows reports whether one of the next three lines that are
 // not blank continues an Outlook header block (Sent:, Date:, To:, Subject:).
 func headerBlockFollows(rest []string) bool {
-	// Blank lines do not count, so that a text whose blank lines are
-	// collapsed (StripQuotes' own output) is cut the same.
+	// Blank and ">"-quoted lines do not count, so that StripQuotes' own
+	// output, whose blank lines are collapsed and quotes dropped, is cut
+	// the same.
 	seen := 0
 	for _, l := range rest {
 		t := strings.TrimSpace(l)
-		if t == "" {
+		if t == "" || strings.HasPrefix(t, ">") {
 			continue
 		}
 		if outlookNext.MatchString(t) {
