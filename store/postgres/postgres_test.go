@@ -795,3 +795,24 @@ func TestOpenWarnsWhenAutovacuumIsOff(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// The tracer's cache of which row-returning statements write answers as
+// the pattern does and holds at most maxCachedStatements texts.
+func TestWriteTracerCacheIsBounded(t *testing.T) {
+	tr := newWriteTracer(nil)
+	for _, q := range []string{"WITH u AS (UPDATE deliveries SET x = 1 RETURNING 1) SELECT 1", "SELECT 1 FROM records"} {
+		for range 2 { // computed, then cached
+			if got, want := tr.writes(q), writes.MatchString(q); got != want {
+				t.Errorf("writes(%q) = %v, want %v", q, got, want)
+			}
+		}
+	}
+	for i := range 2 * maxCachedStatements {
+		tr.writes(fmt.Sprintf("SELECT %d", i))
+	}
+	n := 0
+	tr.writers.Range(func(any, any) bool { n++; return true })
+	if n > maxCachedStatements {
+		t.Errorf("the cache holds %d statements, more than %d", n, maxCachedStatements)
+	}
+}
