@@ -147,8 +147,8 @@ type Work struct {
 // Cursors track, per consumer ("runtime") and session, how far through the
 // log the consumer has got, and lease sessions to one process at a time so
 // that per-session order holds across replicas. A consumer's work is the
-// records a runtime acts on (ForRuntime): outputs and system notices past
-// the cursor make none.
+// records a runtime acts on (Record.ForRuntime): outputs, system notices
+// and messages appended NoTurn past the cursor make none.
 type Cursors interface {
 	// ClaimWork leases to owner, until leaseUntil, up to n sessions whose log
 	// holds records for the runtime past the consumer's cursor and whose

@@ -144,7 +144,7 @@ type sessionRow struct {
 	state   store.State
 	lastSeq int64
 	// wokenSeq is the newest record of the batch a runtime acts on (see
-	// store.ForRuntime), 0 when none.
+	// store.Record.ForRuntime), 0 when none.
 	wokenSeq int64
 	changed  bool
 }

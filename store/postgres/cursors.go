@@ -17,9 +17,10 @@ var _ store.Cursors = (*Store)(nil)
 // How cursors find work
 //
 // A consumer's work is the sessions whose woken_seq (the newest record a
-// runtime acts on: inbound, not a system notice) is past its cursor. So
-// that finding it never scans every session, the table pending_work holds,
-// per consumer, the sessions that may be behind: a trigger on sessions adds
+// runtime acts on: inbound, not a system notice, not appended NoTurn) is
+// past its cursor. So that finding it never scans every session, the
+// table pending_work holds, per consumer, the sessions that may be
+// behind: a trigger on sessions adds
 // a row for every consumer, holding the new woken_seq, in the transaction
 // that raises woken_seq (or raises the row's seq), and Advance deletes the
 // consumer's row once its cursor has reached the row's seq. The two meet
