@@ -383,11 +383,14 @@ func (s *Store) dueHeads(ctx context.Context, now time.Time, after dueKey, limit
 // with SKIP LOCKED and checked after locking (pending, due, not waiting,
 // not leased, the oldest pending delivery of its conversation with no
 // other of it leased, its binding not paused), so two processes never get
-// the same delivery.
+// the same delivery. The claimed rows are updated through the row versions
+// locked (their ctid, which the lock keeps until commit), one TID probe
+// each: joined by id, the update was planned, on a table never analyzed,
+// as a scan of every delivery.
 var claimAmongSQL = `WITH claimable AS (
-		SELECT l.id FROM unnest($1::text[]) AS c(id)
+		SELECT l.id, l.ctid FROM unnest($1::text[]) AS c(id)
 		CROSS JOIN LATERAL (
-			SELECT d.id FROM deliveries d
+			SELECT d.id, d.ctid FROM deliveries d
 			WHERE d.id = c.id AND ` + stillPendingSQL + ` AND NOT d.waiting AND d.next_attempt <= $3
 				AND (d.lease_owner = '' OR d.lease_until <= $3)
 				AND (` + headOrdSQL + `) = d.ord
@@ -399,7 +402,7 @@ var claimAmongSQL = `WITH claimable AS (
 	), claimed AS (
 		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, updated_at = now()
 		FROM claimable
-		WHERE d.id = claimable.id
+		WHERE d.ctid = claimable.ctid AND d.id = claimable.id
 		RETURNING d.*
 	)
 	SELECT ` + claimedColumns + `
@@ -574,7 +577,9 @@ type settleReq struct {
 // than passed over for a later delivery; the flag of such a head is still
 // cleared, waiting for its lock. A head claimed here has its flag cleared
 // by the claim's own update: one row version, where clearing and claiming
-// in turn wrote two, each with an entry in every index of deliveries.
+// in turn wrote two, each with an entry in every index of deliveries. The
+// update finds the head by the ctid of the version locked, as
+// claimAmongSQL does.
 var settleNextSQL = `WITH conv AS MATERIALIZED (
 		SELECT conv_source, conv_ref, status <> 'pending' AND lease_owner = '' AND updated_at = now() AS settled
 		FROM deliveries WHERE id = $1
@@ -584,7 +589,7 @@ var settleNextSQL = `WITH conv AS MATERIALIZED (
 		ORDER BY d.ord
 		LIMIT 1
 	), claimable AS (
-		SELECT d.id FROM deliveries d
+		SELECT d.id, d.ctid FROM deliveries d
 		WHERE d.id = (SELECT id FROM head) AND (SELECT settled FROM conv)
 			AND ` + stillPendingSQL + ` AND d.next_attempt <= $3
 			AND (d.lease_owner = '' OR d.lease_until <= $3)
@@ -595,7 +600,7 @@ var settleNextSQL = `WITH conv AS MATERIALIZED (
 		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, waiting = false,
 			updated_at = now()
 		FROM claimable
-		WHERE d.id = claimable.id
+		WHERE d.ctid = claimable.ctid AND d.id = claimable.id
 		RETURNING d.*
 	), cleared AS (
 		UPDATE deliveries d SET waiting = false
@@ -658,6 +663,11 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	// enqueueing to them wait for.
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
+	// Every statement of the batch finds its rows by key. A table never
+	// analyzed (autovacuum off) looks small to the planner, which then
+	// planned the locks below as a scan of every delivery, delivered ones
+	// included: a cost that grew with the table, at every settle.
+	b.Queue("SET LOCAL enable_seqscan = off")
 	// The batch's deliveries, locked at once in conversation order (the
 	// order Enqueue locks tails in), so that the batch cannot deadlock with
 	// an enqueue or another batch, and FOR UPDATE, so that a settle waits
@@ -693,7 +703,7 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	}
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range 3 { // BEGIN, SET LOCAL, the locks
+		for range 4 { // BEGIN, the two SET LOCALs, the locks
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
