@@ -622,6 +622,24 @@ const clearWaitingSQL = `UPDATE deliveries d SET waiting = false
 			AND (o.conv_source, o.conv_ref) = (SELECT conv_source, conv_ref FROM deliveries WHERE id = $1)
 		ORDER BY o.ord LIMIT 1)`
 
+// noSeqScanSQL keeps a settle batch's statements, which all find their
+// rows by key, from being planned as scans: a table never analyzed
+// (autovacuum off) looks small to the planner, which planned
+// lockSettlesSQL as a scan of every delivery, delivered ones included, at
+// a cost that grew with the table, at every settle.
+const noSeqScanSQL = "SET LOCAL enable_seqscan = off"
+
+// lockSettlesSQL locks the deliveries $1 of a settle batch at once, in
+// conversation order (the order Enqueue locks tails in), so that the batch
+// cannot deadlock with an enqueue or another batch, and FOR UPDATE, so
+// that a settle waits for an enqueue holding one of them as its tail (see
+// "How the outbox keeps order").
+const lockSettlesSQL = `SELECT count(*) FROM (
+		SELECT 1 FROM deliveries WHERE id = ANY($1)
+		ORDER BY conv_source, conv_ref, ord
+		FOR UPDATE
+	) AS locked`
+
 // commitSettles settles a batch of concurrent Settle calls in one
 // transaction, one round trip: the deliveries' row locks, taken at once in
 // conversation order (so that the batch cannot deadlock with an enqueue or
@@ -667,17 +685,8 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	// analyzed (autovacuum off) looks small to the planner, which then
 	// planned the locks below as a scan of every delivery, delivered ones
 	// included: a cost that grew with the table, at every settle.
-	b.Queue("SET LOCAL enable_seqscan = off")
-	// The batch's deliveries, locked at once in conversation order (the
-	// order Enqueue locks tails in), so that the batch cannot deadlock with
-	// an enqueue or another batch, and FOR UPDATE, so that a settle waits
-	// for an enqueue holding one of them as its tail (see "How the outbox
-	// keeps order").
-	b.Queue(`SELECT count(*) FROM (
-			SELECT 1 FROM deliveries WHERE id = ANY($1)
-			ORDER BY conv_source, conv_ref, ord
-			FOR UPDATE
-		) AS locked`, ids)
+	b.Queue(noSeqScanSQL)
+	b.Queue(lockSettlesSQL, ids)
 	if len(attempts) > 0 {
 		queueInsertAttempts(b, attempts)
 	}

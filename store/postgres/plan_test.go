@@ -25,8 +25,9 @@ import (
 // prepared statement keeps its generic plan until an ANALYZE). Each then
 // runs under EXPLAIN ANALYZE, in a transaction rolled back, and the shared
 // buffers it reads are compared. Planned so, the head search of a settle
-// and Claim's checks used to read the conversation's whole backlog, and
-// the enqueue of Append hashed the whole records and deliveries tables.
+// and Claim's checks used to read the conversation's whole backlog, the
+// enqueue of Append hashed the whole records and deliveries tables, and
+// a settle batch's locks (without noSeqScanSQL) scanned every delivery.
 func TestQueueCostIsFlatInTheBacklog(t *testing.T) {
 	small := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 10)
 	large := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 2000)
@@ -50,6 +51,8 @@ type planned struct {
 	name, sql string
 	args      func() []any
 	before    string
+	// set runs first, without arguments: a setting of the transaction.
+	set string
 }
 
 // queueCosts prepares the delivery path's statements on a connection of
@@ -75,10 +78,11 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 	// that find the conversation's next delivery.
 	settleHead := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = $1`
 	stmts := []planned{
-		{"clear_waiting", clearWaitingSQL, func() []any { return []any{head} }, settleHead},
-		{"settle_next", settleNextSQL, func() []any { return []any{head, "p", now, until} }, settleHead},
-		{"claim_among", claimAmongSQL, func() []any { return []any{[]string{head, second}, "p", now, until, 2} }, ""},
-		{"enqueue", enqueue.SQL, func() []any { return enqueue.Arguments }, ""},
+		{"clear_waiting", clearWaitingSQL, func() []any { return []any{head} }, settleHead, ""},
+		{"settle_next", settleNextSQL, func() []any { return []any{head, "p", now, until} }, settleHead, ""},
+		{"claim_among", claimAmongSQL, func() []any { return []any{[]string{head, second}, "p", now, until, 2} }, "", ""},
+		{"lock_settles", lockSettlesSQL, func() []any { return []any{[]string{head, second}} }, "", noSeqScanSQL},
+		{"enqueue", enqueue.SQL, func() []any { return enqueue.Arguments }, "", ""},
 	}
 	for _, p := range stmts {
 		if _, err := conn.Conn().Prepare(ctx, p.name, p.sql); err != nil {
@@ -154,6 +158,11 @@ func explain(t *testing.T, conn *pgx.Conn, p planned, opts string) int64 {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	args := p.args()
+	if p.set != "" {
+		if _, err := tx.Exec(ctx, p.set); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if p.before != "" {
 		if _, err := tx.Exec(ctx, p.before, args[0]); err != nil {
 			t.Fatal(err)
