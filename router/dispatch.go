@@ -197,7 +197,7 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) (int64, error) {
 		return w.Cursor, err
 	}
 	rt := r.routeOf(sess)
-	if rt == nil || rt.Runtime == "inbox" {
+	if !hasRuntime(rt) {
 		// The agent reads the log itself; nothing to hand over.
 		return w.LastSeq, nil
 	}

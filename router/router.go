@@ -173,7 +173,7 @@ func New(opts Options) (*Router, error) {
 	}
 	for i := range r.cfg.Routes {
 		rt := &r.cfg.Routes[i]
-		if rt.Runtime != "inbox" && r.runtimes[rt.Name] == nil {
+		if hasRuntime(rt) && r.runtimes[rt.Name] == nil {
 			return nil, fmt.Errorf("router: route %q: no %s runtime was built for it", rt.Name, rt.Runtime)
 		}
 	}

@@ -34,14 +34,14 @@ const maxCachedRoutes = 16384
 func newTurns(cfg *config.Config) *turns {
 	t := &turns{all: true, none: true}
 	for i := range cfg.Routes {
-		if cfg.Routes[i].Runtime == "inbox" {
-			t.all = false
-		} else {
+		if hasRuntime(&cfg.Routes[i]) {
 			t.none = false
+		} else {
+			t.all = false
 		}
 	}
 	// A session no route created is served by the default route.
-	if d, ok := cfg.Route(cfg.Router.DefaultRoute); !ok || d.Runtime == "inbox" {
+	if d, _ := cfg.Route(cfg.Router.DefaultRoute); !hasRuntime(d) {
 		t.all = false
 	}
 	if !t.all && !t.none {
@@ -68,11 +68,15 @@ func (r *Router) noTurn(ctx context.Context, sessionID string) bool {
 	if err != nil {
 		return false
 	}
-	rt := r.routeOf(sess)
-	inbox := rt == nil || rt.Runtime == "inbox"
+	inbox := !hasRuntime(r.routeOf(sess))
 	t.inbox.Add(sessionID, inbox)
 	return inbox
 }
+
+// hasRuntime reports whether route rt hands its sessions' messages to a
+// runtime: it is not nil (no route) and not an inbox route, whose agent
+// reads the log itself.
+func hasRuntime(rt *config.Route) bool { return rt != nil && rt.Runtime != "inbox" }
 
 // markTurn sets req.NoTurn on an inbound message for a session whose route
 // has no runtime.

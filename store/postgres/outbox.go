@@ -681,10 +681,6 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	// enqueueing to them wait for.
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	// Every statement of the batch finds its rows by key. A table never
-	// analyzed (autovacuum off) looks small to the planner, which then
-	// planned the locks below as a scan of every delivery, delivered ones
-	// included: a cost that grew with the table, at every settle.
 	b.Queue(noSeqScanSQL)
 	b.Queue(lockSettlesSQL, ids)
 	if len(attempts) > 0 {

@@ -284,7 +284,10 @@ func (w *writer) lease(ctx context.Context, did int64, owner string, leaseUntil,
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("lease delivery: %w", err)
 	}
-	return d.Delivery, w.fillEnvelope(ctx, &d)
+	if err := w.fillEnvelope(ctx, &d); err != nil {
+		return store.Delivery{}, err
+	}
+	return d.Delivery, nil
 }
 
 // fillEnvelope fills the envelope and direction of d, a delivery of a
@@ -448,10 +451,7 @@ func (w *writer) reHead(ctx context.Context, source, ref string) error {
 	if _, err := w.outbox.demote.ExecContext(ctx, source, ref); err != nil {
 		return fmt.Errorf("update conversation head: %w", err)
 	}
-	if _, err := w.outbox.promote.ExecContext(ctx, source, ref); err != nil {
-		return fmt.Errorf("update conversation head: %w", err)
-	}
-	return nil
+	return w.promote(ctx, envelope.Conversation{Source: source, Ref: ref})
 }
 
 // ListDeliveries returns up to limit deliveries with the given status (""
