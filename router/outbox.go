@@ -83,24 +83,59 @@ func (r *Router) deliverLoop(ctx context.Context) {
 	}
 }
 
+// webhookRun is how many deliveries of a webhook destination's
+// conversation a worker takes at a time when the store can hand them out
+// together (store.RunSettler): it posts them in turn and settles them in
+// one commit, so that a conversation with a queue waits for one commit
+// per run rather than one per delivery. A channel's conversation goes one
+// delivery at a time: its edits are planned against what the channel
+// holds (changes.go) and its sends are paced.
+const webhookRun = 16
+
 // deliverOne makes one attempt at d and settles it; when the store can
-// hand it the conversation's next delivery with the settlement
-// (store.SettleNexter), it goes on with that one, so that a conversation
-// with a queue costs one commit per delivery rather than a settle and a
-// claim. It returns when the conversation has nothing more due for it.
+// hand it the conversation's next deliveries with the settlement
+// (store.RunSettler), it goes on with those, so that a conversation with a
+// queue costs one commit per run of deliveries rather than a settle and a
+// claim per delivery. It returns when the conversation has nothing more
+// due for it.
 func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
-	for {
-		next := r.attempt(ctx, d)
-		if next == nil {
-			return
-		}
-		d = *next
+	run := []store.Delivery{d}
+	handedOut := r.now()
+	for len(run) > 0 {
+		run = r.attemptRun(ctx, run, handedOut)
+		handedOut = r.now()
 	}
 }
 
-// attempt makes one attempt at d and settles it, and returns the
-// conversation's next delivery when the settlement claimed it.
-func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery {
+// attemptRun attempts the deliveries of run in turn, run[0] leased at
+// handedOut and the rest queued behind it, until one is not delivered,
+// the lease's first third is spent or ctx ends; settles what it attempted;
+// and returns the conversation's next run when the settlement claimed one.
+func (r *Router) attemptRun(ctx context.Context, run []store.Delivery, handedOut time.Time) []store.Delivery {
+	var (
+		done = make([]store.Outcome, 0, len(run))
+		// The queued deliveries are the owner's only while run[0]'s lease
+		// holds: each must be posted, and the run settled, well within it.
+		deadline = handedOut.Add(r.lease * 2 / 3)
+		cutoff   = handedOut.Add(r.lease / 3)
+	)
+	for i := range run {
+		if i > 0 && (ctx.Err() != nil || !r.now().Before(cutoff)) {
+			break
+		}
+		s, ok := r.attempt(ctx, &run[i], deadline)
+		done = append(done, store.Outcome{ID: run[i].ID, Settlement: s})
+		if !ok || s.Status != store.Delivered {
+			break
+		}
+	}
+	return r.settle(ctx, run[0].To, done)
+}
+
+// attempt makes one attempt at d, posting it by deadline, and returns its
+// settlement; ok is false when the attempt was not made and d goes back to
+// the queue (its conversation paused, or shutting down).
+func (r *Router) attempt(ctx context.Context, d *store.Delivery, deadline time.Time) (s store.Settlement, ok bool) {
 	if d.To.Source != store.SourceWebhook && d.Attempts == 1 && (d.Envelope.Kind == envelope.KindMessage || d.Envelope.Kind == envelope.KindSystem) {
 		// The loop breaker counts each output once, at its first attempt;
 		// edits of a message are not new outputs.
@@ -116,10 +151,7 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 				s.Error, s.NextAttempt = err.Error(), r.now().Add(retry.Jitter(d.Attempts, o.Backoff.D(), o.MaxBackoff.D()))
 				r.log.Error("loop breaker", "delivery", d.ID, "err", err)
 			}
-			if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
-				r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
-			}
-			return nil
+			return s, false
 		}
 	}
 	var (
@@ -131,37 +163,33 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 	if d.To.Source != store.SourceWebhook {
 		// An edit or deletion may be coalesced, paced or rewritten
 		// (changes.go); a failure to plan it is a failed attempt.
-		plan, err = r.planChange(ctx, r.sinks[d.To.Source], &d)
+		plan, err = r.planChange(ctx, r.sinks[d.To.Source], d)
 	}
 	if err == nil && plan.act != actPost {
 		if plan.reason == reasonCannotEdit {
 			r.log.Info("change dropped: the channel cannot edit a message it posted", "delivery", d.ID, "to", d.To.Key(),
 				"kind", d.Envelope.Kind, "message", d.Envelope.Target())
 		}
-		return r.settle(ctx, &d, plan.settlement(), plan.result())
+		r.metrics.deliveries.WithLabelValues(d.To.Source, plan.result()).Inc()
+		return plan.settlement(), true
 	}
 	start := r.now()
 	if err == nil {
-		rc, attempt, err = r.post(ctx, &d, &plan)
+		rc, attempt, err = r.post(ctx, d, &plan, deadline.Sub(start))
 	}
 	if ctx.Err() != nil {
 		// Shutting down: hand the delivery back, due now, for whoever runs
 		// next (its outcome is unknown; the sink's idempotency covers it).
-		s := store.Settlement{Status: store.Pending, Error: "interrupted by shutdown", NextAttempt: r.now(), Attempt: attempt}
-		if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
-			r.log.Warn("release delivery", "delivery", d.ID, "err", serr)
-		}
-		return nil
+		return store.Settlement{Status: store.Pending, Error: "interrupted by shutdown", NextAttempt: r.now(), Attempt: attempt}, false
 	}
 	now := r.now()
-	var s store.Settlement
 	result := "delivered"
 	switch {
 	case err == nil:
 		s = store.Settlement{Status: store.Delivered, ChannelID: rc.ChannelID}
 		r.metrics.deliverySeconds.WithLabelValues(d.To.Source).Observe(now.Sub(start).Seconds())
 		r.metrics.e2eSeconds.WithLabelValues(d.To.Source).Observe(now.Sub(d.Envelope.TS).Seconds())
-		r.posted(ctx, &d, &plan, rc, now)
+		r.posted(ctx, d, &plan, rc, now)
 	case errors.Is(err, adapters.ErrGone):
 		// A person deleted the message: its updates end here, quietly.
 		s = store.Settlement{Status: store.Delivered, Error: err.Error()}
@@ -196,33 +224,43 @@ func (r *Router) attempt(ctx context.Context, d store.Delivery) *store.Delivery 
 	if err != nil {
 		r.log.Warn("delivery failed", "delivery", d.ID, "to", d.To.Key(), "attempt", d.Attempts, "result", result, "err", err)
 	}
-	return r.settle(ctx, &d, s, result)
+	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
+	return s, true
 }
 
-// settle records the outcome s of the attempt at d, counted as result,
-// and returns the conversation's next delivery when the settlement
-// claimed it.
-func (r *Router) settle(ctx context.Context, d *store.Delivery, s store.Settlement, result string) *store.Delivery {
-	r.metrics.deliveries.WithLabelValues(d.To.Source, result).Inc()
-	if sn, ok := r.st.(store.SettleNexter); ok && s.Status != store.Pending && ctx.Err() == nil {
+// settle records the outcomes of a run of attempts at deliveries to
+// conversation to, and returns the conversation's next run when the
+// settlement claimed one.
+func (r *Router) settle(ctx context.Context, to envelope.Conversation, done []store.Outcome) []store.Delivery {
+	if rs, ok := r.st.(store.RunSettler); ok {
+		n := 1
+		switch {
+		case ctx.Err() != nil:
+			n = 0 // shutting down: claim nothing more
+		case to.Source == store.SourceWebhook:
+			n = webhookRun
+		}
 		now := r.now()
-		next, serr := sn.SettleNext(context.WithoutCancel(ctx), d.ID, r.owner, s, now, now.Add(r.lease))
-		if serr != nil {
-			r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
+		next, err := rs.SettleRun(context.WithoutCancel(ctx), r.owner, done, n, now, now.Add(r.lease))
+		if err != nil {
+			r.log.Error("settle deliveries", "delivery", done[0].ID, "n", len(done), "err", err)
 		}
 		return next
 	}
-	if serr := r.st.Settle(context.WithoutCancel(ctx), d.ID, r.owner, s); serr != nil {
-		r.log.Error("settle delivery", "delivery", d.ID, "err", serr)
+	// Without runs, Claim hands out one delivery at a time.
+	for _, o := range done {
+		if err := r.st.Settle(context.WithoutCancel(ctx), o.ID, r.owner, o.Settlement); err != nil {
+			r.log.Error("settle delivery", "delivery", o.ID, "err", err)
+		}
 	}
 	return nil
 }
 
 // post makes the attempt at d through the webhook sink or its channel's
-// sink, bounded to two thirds of the lease. attempt is the webhook
-// attempt to record with the settlement, if one was made.
-func (r *Router) post(ctx context.Context, d *store.Delivery, plan *changePlan) (rc adapters.Receipt, attempt *store.Attempt, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.lease*2/3)
+// sink, bounded by timeout. attempt is the webhook attempt to record with
+// the settlement, if one was made.
+func (r *Router) post(ctx context.Context, d *store.Delivery, plan *changePlan, timeout time.Duration) (rc adapters.Receipt, attempt *store.Attempt, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if d.To.Source == store.SourceWebhook {
 		if r.webhooks == nil {

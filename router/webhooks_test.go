@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -373,6 +374,78 @@ func TestWebhookRetriesServerErrorsAndTimeoutsInOrder(t *testing.T) {
 	}
 	if w := h.webhook("wh"); !w.FailingSince.IsZero() || w.Disabled {
 		t.Errorf("after a success the destination is %+v", w)
+	}
+}
+
+// runCounter is a SQLite store that counts the runs settled through it
+// (store.RunSettler) and the outcomes they carried.
+type runCounter struct {
+	*sqlite.Store
+	runs, outcomes atomic.Int64
+}
+
+func (c *runCounter) SettleRun(ctx context.Context, owner string, run []store.Outcome, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
+	c.runs.Add(1)
+	c.outcomes.Add(int64(len(run)))
+	return c.Store.SettleRun(ctx, owner, run, n, now, leaseUntil)
+}
+
+// TestWebhookDeliversAQueueInRuns: a destination's queue is posted in
+// order, a run of events per settlement rather than one; a failure in the
+// middle of a run ends it there, and the failed event is retried before
+// any event behind it is posted.
+func TestWebhookDeliversAQueueInRuns(t *testing.T) {
+	counter := &runCounter{}
+	h := &whHarness{t: t, path: filepath.Join(t.TempDir(), "switchboard.db"), cfg: whConfig}
+	h.openStore = func() (store.Store, error) {
+		st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
+		counter.Store = st
+		return counter, err
+	}
+	h.open()
+	t.Cleanup(h.close)
+
+	const events, failing = 20, 8 // request 8 carries m7 and fails
+	release := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) int {
+		switch n {
+		case 1: // until the whole queue is behind m0
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case failing:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	h.addWebhook("wh", rc.srv.URL, "message")
+	for i := range events {
+		h.send("ses-1", "m"+strconv.Itoa(i), store.Inbound)
+	}
+	close(release)
+	waitFor(t, "every event", func() bool { return len(rc.delivered()) == events })
+
+	var want, got []string
+	for i := range events {
+		want = append(want, "m"+strconv.Itoa(i))
+	}
+	if got := strings.Join(rc.texts(), ","); got != strings.Join(want, ",") {
+		t.Errorf("delivered %s, want m0..m19 in order", got)
+	}
+	want = slices.Insert(want, failing, "m7") // m7 twice: failed, then retried
+	for _, d := range rc.requests() {
+		var env envelope.Envelope
+		_ = json.Unmarshal(d.event.Body, &env)
+		got = append(got, env.Text)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests carried %v, want %v", got, want)
+	}
+	// m0 alone, then runs: m1..m7 (ended by the failure), the retry of m7
+	// and the rest. One settlement per event would be 21.
+	if runs, outcomes := counter.runs.Load(), counter.outcomes.Load(); runs > 6 || outcomes != events+1 {
+		t.Errorf("%d settlements of %d outcomes; want at most 6 for %d outcomes", runs, outcomes, events+1)
 	}
 }
 

@@ -226,20 +226,43 @@ type Settlement struct {
 	Attempt *Attempt
 }
 
-// SettleNexter is an Outbox that can settle a delivery and claim the next
-// delivery of its conversation in one transaction, so that a delivery
-// worker carries on with a conversation at the cost of one commit per
-// delivery rather than a settle and a claim. It is optional; the router
-// looks for it with a type assertion.
-type SettleNexter interface {
-	// SettleNext settles delivery id as Settle does and then, when it left
-	// pending (Delivered or Dead), claims for owner, until leaseUntil, the
-	// next delivery of the same conversation when Claim at now could hand
-	// it out (it is the conversation's oldest pending delivery, due, not
-	// leased, its binding not paused), with its attempt counted and its
-	// envelope filled as Claim fills them. next is nil when there is none.
-	// Errors are Settle's; nothing is claimed when the settle fails.
-	SettleNext(ctx context.Context, id, owner string, s Settlement, now, leaseUntil time.Time) (next *Delivery, err error)
+// Outcome is the settlement of one delivery of a run (RunSettler).
+type Outcome struct {
+	ID string
+	Settlement
+}
+
+// RunSettler is an Outbox that lets the owner of a conversation's leased
+// delivery go on with the conversation at the cost of one commit per run
+// of deliveries, rather than a settle and a claim per delivery. It is
+// optional; the router looks for it with a type assertion.
+//
+// A run is a leased delivery and the deliveries queued behind it in its
+// conversation that SettleRun handed out with it, in order. While owner's
+// lease on the run's first delivery holds, nobody else can claim any of
+// them (Claim hands out only a conversation's oldest pending delivery, and
+// none while another of the conversation is leased), so owner may attempt
+// them in turn and settle what it attempted together.
+type RunSettler interface {
+	// SettleRun settles, in one transaction, owner's attempts at a prefix
+	// of a run: run[0] is owner's leased delivery, settled as Settle
+	// settles it; run[1:] are, in order, the deliveries queued behind it
+	// that the SettleRun which handed it out returned with it, each
+	// settled likewise with its attempt counted. Every outcome but the
+	// last must be Delivered or Dead. ErrLeaseLost, with nothing settled,
+	// when owner's lease on run[0] has gone; an outcome for a delivery
+	// that is not pending and unleased behind run[0] is refused the same
+	// way. A last outcome of Pending leaves that delivery the head of its
+	// conversation, due at its NextAttempt and unleased.
+	//
+	// When the last outcome left pending (Delivered or Dead) and n is
+	// positive, SettleRun then claims for owner, until leaseUntil, the conversation's next
+	// delivery when Claim at now could hand it out, with its attempt
+	// counted and its envelope filled as Claim fills them, and returns it
+	// followed by up to n-1 of the deliveries queued behind it, in order,
+	// due at now, envelopes filled, unleased, with Attempts counting the
+	// attempt owner would make: the next run. It returns nothing else.
+	SettleRun(ctx context.Context, owner string, run []Outcome, n int, now, leaseUntil time.Time) (next []Delivery, err error)
 }
 
 // Outbox holds deliveries of session outputs to conversations.

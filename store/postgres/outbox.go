@@ -19,8 +19,8 @@ import (
 )
 
 var (
-	_ store.Outbox       = (*Store)(nil)
-	_ store.SettleNexter = (*Store)(nil)
+	_ store.Outbox     = (*Store)(nil)
+	_ store.RunSettler = (*Store)(nil)
 )
 
 // How the outbox keeps order
@@ -45,7 +45,7 @@ var (
 //     lock that conflicts with an enqueue's (so it waits for an enqueue
 //     holding one as a tail), then updates them and, in later statements
 //     with fresh snapshots, clears the flag of each conversation's new
-//     head (or, for SettleNext, claims the head, clearing it). Clearing
+//     head (or, for SettleRun, claims the head, clearing it). Clearing
 //     a flag (FOR NO KEY UPDATE, as every plain UPDATE) never waits for
 //     an enqueue, nor an enqueue for it: with the weaker
 //     FOR SHARE it did, and a settle batch and an append that each held a
@@ -409,7 +409,7 @@ var claimAmongSQL = `WITH claimable AS (
 	FROM claimed c
 	` + claimedRecordSQL
 
-// The parts of Claim's and SettleNext's statements that look at a
+// The parts of Claim's and SettleRun's statements that look at a
 // candidate d at now $3. Each must cost one short probe of one index
 // whatever the planner estimates, for the statements are prepared once per
 // connection and their generic plan kept until the next ANALYZE: on a new
@@ -513,41 +513,68 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	return err
 }
 
-// SettleNext settles delivery id as Settle does and then, when it left
-// pending, claims for owner, until leaseUntil, the next delivery of its
-// conversation when Claim at now could hand it out, in the same
-// transaction (and the same group-commit batch as concurrent settles). The
-// next delivery is never waited for: one that another process has locked
-// is left for Claim.
-func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settlement, now, leaseUntil time.Time) (*store.Delivery, error) {
-	return s.settle(ctx, settleReq{id: id, owner: owner, st: st, next: true, now: now, leaseUntil: leaseUntil})
+// SettleRun settles owner's attempts at a run of one conversation's
+// deliveries and, when the last left pending, claims for owner, until
+// leaseUntil, the conversation's next delivery when Claim at now could
+// hand it out, with up to n-1 of the deliveries queued behind it (see
+// store.RunSettler), in one transaction (and the same group-commit batch
+// as concurrent settles). The next delivery is never waited for: one that
+// another process has locked is left for Claim.
+func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
+	if len(run) == 0 {
+		return nil, errors.New("postgres: settle run: no outcomes")
+	}
+	for _, o := range run[:len(run)-1] {
+		if o.Status == store.Pending {
+			return nil, fmt.Errorf("postgres: settle %s: only a run's last outcome may be pending", o.ID)
+		}
+	}
+	queued := make([]store.Outcome, len(run)-1)
+	for i, o := range run[1:] {
+		st, err := checkSettlement(o.ID, o.Settlement)
+		if err != nil {
+			return nil, err
+		}
+		queued[i] = store.Outcome{ID: o.ID, Settlement: st}
+	}
+	return s.settle(ctx, settleReq{id: run[0].ID, owner: owner, st: run[0].Settlement, queued: queued,
+		next: run[len(run)-1].Status != store.Pending && n > 0, n: n, now: now, leaseUntil: leaseUntil})
 }
 
-// settle checks and commits r, returning the next delivery it claimed.
-func (s *Store) settle(ctx context.Context, r settleReq) (*store.Delivery, error) {
-	id, owner, st := r.id, r.owner, r.st
-	if err := s.checkOpen("settle"); err != nil {
-		return nil, err
-	}
+// checkSettlement checks st as the settlement of delivery id, and returns
+// it with its attempt's id and time set.
+func checkSettlement(id string, st store.Settlement) (store.Settlement, error) {
 	switch st.Status {
 	case store.Delivered, store.Pending, store.Dead:
 	default:
-		return nil, fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
+		return st, fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
 	}
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
-		return nil, fmt.Errorf("postgres: settle %s: %w", id, err)
+		return st, fmt.Errorf("postgres: settle %s: %w", id, err)
 	}
 	if st.Attempt != nil {
 		a, err := newAttempt(*st.Attempt)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: settle %s: %w", id, err)
+			return st, fmt.Errorf("postgres: settle %s: %w", id, err)
 		}
-		r.st.Attempt = &a
+		st.Attempt = &a
 	}
-	if owner == "" {
-		return nil, fmt.Errorf("postgres: settle %s: %w", id, store.ErrLeaseLost)
+	return st, nil
+}
+
+// settle checks and commits r, returning the next run it claimed.
+func (s *Store) settle(ctx context.Context, r settleReq) ([]store.Delivery, error) {
+	if err := s.checkOpen("settle"); err != nil {
+		return nil, err
 	}
-	r.next = r.next && st.Status != store.Pending
+	st, err := checkSettlement(r.id, r.st)
+	if err != nil {
+		return nil, err
+	}
+	r.st = st
+	if r.owner == "" {
+		return nil, fmt.Errorf("postgres: settle %s: %w", r.id, store.ErrLeaseLost)
+	}
 	next, err := s.settles.Do(ctx, r)
 	if errors.Is(err, groupcommit.ErrClosed) {
 		return nil, fmt.Errorf("postgres: settle: %w", store.ErrClosed)
@@ -555,18 +582,79 @@ func (s *Store) settle(ctx context.Context, r settleReq) (*store.Delivery, error
 	return next, err
 }
 
-// settleReq is one Settle or SettleNext call, for the settle committer.
+// settleReq is one Settle or SettleRun call, for the settle committer.
 type settleReq struct {
 	id, owner string
 	st        store.Settlement
-	// next asks for the conversation's next delivery (SettleNext), claimed
-	// at now until leaseUntil.
+	// queued are the outcomes of the run's deliveries queued behind id
+	// (SettleRun), in order.
+	queued []store.Outcome
+	// next asks for the conversation's next run of up to n deliveries
+	// (SettleRun), claimed at now until leaseUntil.
 	next            bool
+	n               int
 	now, leaseUntil time.Time
 }
 
-// settleNextSQL runs, for SettleNext, after the settle of delivery $1
-// out of pending, in its transaction. It clears the waiting flag of the
+// last is the id of the last delivery r settles.
+func (r *settleReq) last() string {
+	if len(r.queued) > 0 {
+		return r.queued[len(r.queued)-1].ID
+	}
+	return r.id
+}
+
+// settleQueuedSQL settles, after the settle of a run's leased delivery $1
+// in its transaction, the outcomes of the deliveries queued behind it
+// ($2 their ids, $3 statuses, $4 channel ids, $5 errors, $6 next
+// attempts), each as the leased one's settle does and with its attempt
+// counted, when the leased one's settle took (it carries this
+// transaction's now(), as settleNextSQL checks) and each is still pending,
+// unleased, in its conversation. A delivery left pending is its
+// conversation's head, so its waiting flag is cleared.
+//
+// Each delivery is found by its id, one probe of the primary key (a lateral
+// subquery per id, with its status named as stillPendingSQL names it,
+// fenced by OFFSET 0 so that it is not flattened into a join, and its
+// conversation checked outside it, where no index can serve the check), and
+// updated through the row version found, as claimAmongSQL does: joined by
+// id, the update was planned on a table never analyzed as a scan of every
+// delivery.
+var settleQueuedSQL = `WITH h AS MATERIALIZED (
+		SELECT conv_source, conv_ref FROM deliveries
+		WHERE id = $1 AND status <> 'pending' AND lease_owner = '' AND updated_at = now()
+	), q AS MATERIALIZED (
+		SELECT l.ctid, o.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+			AS o(id, status, channel_id, error, next_attempt)
+		CROSS JOIN LATERAL (
+			SELECT d.ctid, d.conv_source, d.conv_ref FROM deliveries d
+			WHERE d.id = o.id AND ` + stillPendingSQL + ` AND d.lease_owner = ''
+			OFFSET 0
+		) AS l
+		WHERE (l.conv_source, l.conv_ref) = (SELECT conv_source, conv_ref FROM h)
+	)
+	UPDATE deliveries d SET
+		status = q.status,
+		channel_id = CASE WHEN q.status = 'delivered' THEN q.channel_id ELSE d.channel_id END,
+		last_error = q.error,
+		next_attempt = CASE WHEN q.status = 'pending' THEN coalesce(q.next_attempt, now()) ELSE d.next_attempt END,
+		attempts = d.attempts + 1, waiting = false, updated_at = now()
+	FROM q
+	WHERE d.ctid = q.ctid AND d.id = q.id`
+
+// queueSettleQueued queues settleQueuedSQL for r's queued outcomes.
+func queueSettleQueued(b *pgx.Batch, r *settleReq) {
+	n := len(r.queued)
+	ids, statuses, channels, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	next := make([]pgtype.Timestamptz, n)
+	for i, o := range r.queued {
+		ids[i], statuses[i], channels[i], errs[i], next[i] = o.ID, string(o.Status), o.ChannelID, o.Error, nullTime(o.NextAttempt)
+	}
+	b.Queue(settleQueuedSQL, r.id, ids, statuses, channels, errs, next)
+}
+
+// settleNextSQL runs, for SettleRun, after the settle of delivery $1 (the
+// run's last) out of pending, in its transaction. It clears the waiting flag of the
 // conversation's new head (as clearWaitingSQL) and, when the settle took,
 // claims that head for owner $2 at now $3 until $4 if Claim could hand it
 // out: due, not leased, no other delivery of the conversation leased, its
@@ -610,6 +698,46 @@ var settleNextSQL = `WITH conv AS MATERIALIZED (
 	FROM claimed c
 	` + claimedRecordSQL
 
+// queuedSQL returns, after settleNextSQL in its transaction, up to $3 of
+// the deliveries queued, unleased, behind the head that settleNextSQL
+// claimed for owner $2 in the conversation of delivery $1 (the one
+// delivery of the conversation that owner leased in this transaction), in
+// order, with their records. It is a statement of its own, not a part of
+// settleNextSQL, so that the rows it returns are not counted as written
+// (writeTracer).
+var queuedSQL = `WITH conv AS MATERIALIZED (
+		SELECT conv_source, conv_ref FROM deliveries WHERE id = $1
+	), head AS MATERIALIZED (
+		SELECT d.ord FROM deliveries d
+		WHERE d.status = 'pending' AND d.lease_owner = $2 AND d.updated_at = now()
+			AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
+		ORDER BY d.ord
+		LIMIT 1
+	), queued AS MATERIALIZED (
+		SELECT d.* FROM deliveries d
+		WHERE d.status = 'pending' AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
+			AND d.ord > (SELECT ord FROM head) AND d.lease_owner = ''
+		ORDER BY d.ord
+		LIMIT $3
+	)
+	SELECT ` + claimedColumns + `
+	FROM queued c
+	` + claimedRecordSQL + `
+	ORDER BY c.ord`
+
+// nextRun is the run settleNextSQL returned, claimed at now: the claimed
+// head, then the deliveries queued behind it up to the first not due at
+// now, with Attempts counting the attempt the owner would make.
+func nextRun(ds []store.Delivery, now time.Time) []store.Delivery {
+	for i := 1; i < len(ds); i++ {
+		if ds[i].NextAttempt.After(now) {
+			return ds[:i]
+		}
+		ds[i].Attempts++
+	}
+	return ds
+}
+
 // clearWaitingSQL clears the waiting flag of the new head of the
 // conversation of delivery $1, which left pending. The conversation is a
 // scalar subquery, computed once as the key of one probe of
@@ -645,8 +773,8 @@ const lockSettlesSQL = `SELECT count(*) FROM (
 // conversation order (so that the batch cannot deadlock with an enqueue or
 // another batch), then each settlement as Settle describes. When the batch fails it settles each alone, so one bad call
 // fails alone.
-func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[*store.Delivery], error) {
-	results := make([]groupcommit.Result[*store.Delivery], len(batch))
+func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[[]store.Delivery], error) {
+	results := make([]groupcommit.Result[[]store.Delivery], len(batch))
 	if len(batch) > 1 {
 		err := s.settleBatch(ctx, batch, results)
 		if err == nil {
@@ -664,13 +792,19 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 
 // settleBatch settles batch in one transaction, setting results; an error
 // means nothing was settled.
-func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[*store.Delivery]) error {
-	ids := make([]string, len(batch))
+func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[[]store.Delivery]) error {
+	ids := make([]string, 0, len(batch))
 	var attempts []store.Attempt
-	for i, r := range batch {
-		ids[i] = r.id
+	for _, r := range batch {
+		ids = append(ids, r.id)
 		if r.st.Attempt != nil {
 			attempts = append(attempts, *r.st.Attempt)
+		}
+		for _, o := range r.queued {
+			ids = append(ids, o.ID)
+			if o.Attempt != nil {
+				attempts = append(attempts, *o.Attempt)
+			}
 		}
 	}
 	b := &pgx.Batch{}
@@ -699,9 +833,15 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
 			r.id, r.owner, string(r.st.Status), r.st.ChannelID, r.st.Error, nullTime(r.st.NextAttempt))
+		if len(r.queued) > 0 {
+			queueSettleQueued(b, &r)
+		}
 		switch {
 		case r.next:
-			b.Queue(settleNextSQL, r.id, r.owner, r.now, r.leaseUntil)
+			b.Queue(settleNextSQL, r.last(), r.owner, r.now, r.leaseUntil)
+			if r.n > 1 {
+				b.Queue(queuedSQL, r.last(), r.owner, r.n-1)
+			}
 		case r.st.Status != store.Pending:
 			b.Queue(clearWaitingSQL, r.id)
 		}
@@ -729,15 +869,30 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 			case !settled:
 				results[i].Err = fmt.Errorf("postgres: settle %s for %s: %w", r.id, r.owner, store.ErrLeaseLost)
 			}
+			if len(r.queued) > 0 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
 			switch {
 			case r.next:
 				rows, _ := br.Query()
 				next, err := pgx.CollectRows(rows, scanClaimed)
 				if err != nil {
-					return fmt.Errorf("claim the next delivery after %s: %w", r.id, err)
+					return fmt.Errorf("claim the next delivery after %s: %w", r.last(), err)
 				}
-				if len(next) > 0 && results[i].Err == nil {
-					results[i].Val = &next[0]
+				if r.n > 1 {
+					rows, _ := br.Query()
+					queued, err := pgx.CollectRows(rows, scanClaimed)
+					if err != nil {
+						return fmt.Errorf("read the deliveries queued after %s: %w", r.last(), err)
+					}
+					if len(next) > 0 {
+						next = append(next, queued...)
+					}
+				}
+				if results[i].Err == nil {
+					results[i].Val = nextRun(next, r.now)
 				}
 			case r.st.Status != store.Pending:
 				if _, err := br.Exec(); err != nil {

@@ -87,7 +87,7 @@ type Store struct {
 	// never wait for each other's session locks.
 	shards []*groupcommit.Committer[store.AppendRequest, store.AppendResult]
 	// settles groups concurrent Settle calls into shared transactions.
-	settles *groupcommit.Committer[settleReq, *store.Delivery]
+	settles *groupcommit.Committer[settleReq, []store.Delivery]
 	// attempts groups concurrent RecordWebhookAttempt calls.
 	attempts *groupcommit.Committer[store.Attempt, struct{}]
 

@@ -719,7 +719,7 @@ func waitForLockWait(t *testing.T, st *Store) {
 	}
 }
 
-// TestSettleNextLeavesALockedHead: SettleNext claims a conversation's next
+// TestSettleNextLeavesALockedHead: SettleRun claims a conversation's next
 // delivery only when it can lock it at once. A head another transaction
 // holds is left for Claim, and the delivery behind it is not handed out in
 // its place, even when nothing else marks it as waiting (that would break
@@ -756,12 +756,16 @@ func TestSettleNextLeavesALockedHead(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM deliveries WHERE session_id = 's' AND seq = $1 FOR UPDATE`, ds[1].Seq); err != nil {
 		t.Fatal(err)
 	}
-	next, err := st.SettleNext(t.Context(), first.ID, "p1", store.Settlement{Status: store.Delivered}, at(2*time.Second), at(time.Hour))
-	if err != nil {
-		t.Fatalf("SettleNext: %v", err)
+	settleNext := func(d store.Delivery, owner string, now time.Time) ([]store.Delivery, error) {
+		return st.SettleRun(t.Context(), owner, []store.Outcome{{ID: d.ID, Settlement: store.Settlement{Status: store.Delivered}}}, 3,
+			now, at(time.Hour))
 	}
-	if next != nil {
-		t.Fatalf("SettleNext handed out seq %d while the head (seq %d) was locked", next.Seq, ds[1].Seq)
+	next, err := settleNext(first, "p1", at(2*time.Second))
+	if err != nil {
+		t.Fatalf("SettleRun: %v", err)
+	}
+	if len(next) != 0 {
+		t.Fatalf("SettleRun handed out seq %d while the head (seq %d) was locked", next[0].Seq, ds[1].Seq)
 	}
 	if err := tx.Rollback(t.Context()); err != nil {
 		t.Fatal(err)
@@ -772,9 +776,9 @@ func TestSettleNextLeavesALockedHead(t *testing.T) {
 	}
 
 	// A settle by an owner that does not hold the lease claims nothing.
-	_, err = st.SettleNext(t.Context(), second.ID, "p2", store.Settlement{Status: store.Delivered}, at(3*time.Second), at(time.Hour))
+	_, err = settleNext(second, "p2", at(3*time.Second))
 	if !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("SettleNext by another owner: %v, want ErrLeaseLost", err)
+		t.Fatalf("SettleRun by another owner: %v, want ErrLeaseLost", err)
 	}
 	pending, err := st.ListDeliveries(t.Context(), store.Pending, "", 10)
 	if err != nil {
@@ -786,8 +790,8 @@ func TestSettleNextLeavesALockedHead(t *testing.T) {
 		}
 	}
 	// The owner's settle hands out the third.
-	next, err = st.SettleNext(t.Context(), second.ID, "p1", store.Settlement{Status: store.Delivered}, at(4*time.Second), at(time.Hour))
-	if err != nil || next == nil || next.Seq != ds[2].Seq || next.Attempts != 1 {
-		t.Fatalf("SettleNext by the owner = %+v, %v; want seq %d with one attempt", next, err, ds[2].Seq)
+	next, err = settleNext(second, "p1", at(4*time.Second))
+	if err != nil || len(next) != 1 || next[0].Seq != ds[2].Seq || next[0].Attempts != 1 {
+		t.Fatalf("SettleRun by the owner = %+v, %v; want seq %d with one attempt", next, err, ds[2].Seq)
 	}
 }

@@ -30,7 +30,7 @@ const pendingMin = `(SELECT min(did) FROM deliveries WHERE status = 'pending' AN
 
 // outboxWrites are the writer's statements for the outbox.
 type outboxWrites struct {
-	insert, due, claimHead, lease, byID, byDID, record, event, settle, exists, retry, demote, promote, setChannel *sql.Stmt
+	insert, due, claimHead, queued, lease, byID, byDID, record, event, settle, settleQueued, exists, retry, demote, promote, setChannel *sql.Stmt
 }
 
 // leasedReturning returns a delivery leased by an UPDATE as deliverySelect
@@ -62,6 +62,11 @@ func (o *outboxWrites) defs() []stmtDef {
 				AND NOT EXISTS (SELECT 1 FROM bindings b
 					WHERE b.conv_source = ?1 AND b.conv_ref = ?2 AND b.paused_until > ?6)
 			` + leasedReturning},
+		// Up to ?4 pending deliveries of the conversation (?1, ?2) after
+		// delivery ?3, unleased, in order, along deliveries_queue: the rest
+		// of a run (store.RunSettler).
+		{&o.queued, deliverySelect + ` WHERE d.status = 'pending' AND d.to_source = ?1 AND d.to_ref = ?2 AND d.did > ?3
+			AND d.owner IS NULL ORDER BY d.did LIMIT ?4`},
 		// The leased delivery, as deliverySelect reads it.
 		{&o.lease, `UPDATE deliveries SET attempts = attempts + 1, owner = ?, lease_until = ?, updated_at = ? WHERE did = ?
 			` + leasedReturning},
@@ -80,6 +85,17 @@ func (o *outboxWrites) defs() []stmtDef {
 				owner = NULL, lease_until = NULL, updated_at = ?7
 			WHERE id = ?3 AND status = 'pending' AND owner = ?2
 			RETURNING to_source, to_ref`},
+		// The settlement ?1 of an attempt at delivery ?3, queued unleased
+		// in the conversation (?8, ?9) behind a delivery the run's owner
+		// leased, at ?7, as settle settles, with the attempt counted: a
+		// delivery left pending is its conversation's head (the run
+		// settled everything before it).
+		{&o.settleQueued, `UPDATE deliveries SET status = ?1, head = ?1 = 'pending', attempts = attempts + 1,
+				next_attempt = CASE WHEN ?1 = 'pending' THEN ?4 ELSE next_attempt END,
+				last_error = CASE WHEN ?1 = 'delivered' THEN last_error ELSE ?5 END,
+				channel_id = CASE WHEN ?1 = 'delivered' AND ?6 <> '' THEN ?6 ELSE channel_id END,
+				updated_at = ?7
+			WHERE id = ?3 AND status = 'pending' AND owner IS NULL AND to_source = ?8 AND to_ref = ?9`},
 		{&o.exists, `SELECT 1 FROM deliveries WHERE id = ?`},
 		{&o.retry, `UPDATE deliveries SET status = 'pending', next_attempt = ?, updated_at = ? WHERE did = ?`},
 		// demote and promote make the oldest pending delivery of the
@@ -311,7 +327,7 @@ func (w *writer) fillEnvelope(ctx context.Context, d *deliveryRow) error {
 // (claimed it, and nobody took it over after it expired), and with one
 // wrapping store.ErrNotFound for an unknown id.
 func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
-	op, err := settleOp(id, owner, st, nil)
+	op, err := settleOp(id, owner, st)
 	if err != nil {
 		return err
 	}
@@ -319,75 +335,156 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 	return err
 }
 
-var _ store.SettleNexter = (*Store)(nil)
+var _ store.RunSettler = (*Store)(nil)
 
-// SettleNext settles delivery id as Settle does and, when it left pending,
-// claims the next delivery of its conversation in the same transaction
-// (see store.SettleNexter).
-func (s *Store) SettleNext(ctx context.Context, id, owner string, st store.Settlement, now, leaseUntil time.Time) (*store.Delivery, error) {
+// SettleRun settles owner's attempts at a run of one conversation's
+// deliveries and, when the last left pending, claims the conversation's
+// next run, all in one transaction (see store.RunSettler).
+func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
+	if len(run) == 0 {
+		return nil, errors.New("sqlite: settle run: no outcomes")
+	}
 	at, until, err := lease(owner, now, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: settle: %w", err)
 	}
-	var next *store.Delivery
-	op, err := settleOp(id, owner, st, func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error {
+	checked := make([]settlement, len(run))
+	for i, o := range run {
+		if i < len(run)-1 && o.Status == store.Pending {
+			return nil, fmt.Errorf("sqlite: settle %s: only a run's last outcome may be pending", o.ID)
+		}
+		if checked[i], err = checkSettlement(o.ID, o.Settlement); err != nil {
+			return nil, err
+		}
+	}
+	var next []store.Delivery
+	_, err = s.write(ctx, "settle", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
 		next = nil // the op may run again when its batch is retried
-		d, err := scanDelivery(w.outbox.claimHead.QueryRowContext(ctx, to.Source, to.Ref, owner, until, now, at))
+		for i := range checked {
+			if err := checked[i].record(ctx, w, now); err != nil {
+				return groupcommitResult{}, err
+			}
+		}
+		first := &checked[0]
+		res, to, err := w.settle(ctx, first.id, owner, first.st, first.next, now)
+		if err != nil || res.Err != nil {
+			return res, err
+		}
+		for _, q := range checked[1:] {
+			if _, err := w.outbox.settleQueued.ExecContext(ctx, string(q.st.Status), owner, q.id, q.next, q.st.Error, q.st.ChannelID, now,
+				to.Source, to.Ref); err != nil {
+				return groupcommitResult{}, fmt.Errorf("settle queued delivery: %w", err)
+			}
+		}
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return w.promote(ctx, to) // none to claim: the head waits for Claim
-		case err != nil:
-			return fmt.Errorf("claim the conversation's next delivery: %w", err)
+		case checked[len(checked)-1].st.Status == store.Pending:
+			return res, nil
+		case n < 1:
+			return res, w.promote(ctx, to)
 		}
-		if err := w.fillEnvelope(ctx, &d); err != nil {
-			return err
-		}
-		next = &d.Delivery
-		return nil
+		next, err = w.claimRun(ctx, to, owner, n, at, until, now)
+		return res, err
 	})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.write(ctx, "settle", op); err != nil {
 		return nil, err
 	}
 	return next, nil
 }
 
-// settleOp checks st and returns the write that settles delivery id with
-// it, recording its attempt; then, when the delivery left pending, the
-// conversation's oldest pending delivery becomes its head: then (when not
-// nil), called with the delivery's conversation, must make it so.
-func settleOp(id, owner string, st store.Settlement, then func(ctx context.Context, w *writer, to envelope.Conversation, now int64) error) (writeOp, error) {
+// claimRun claims for owner, until leaseUntil at now, the oldest pending
+// delivery of conversation to when Claim at due could hand it out (or only
+// makes it the head), and returns it with up to n-1 of the deliveries
+// queued behind it that are due at due: the next run.
+func (w *writer) claimRun(ctx context.Context, to envelope.Conversation, owner string, n int, due, leaseUntil, now int64) ([]store.Delivery, error) {
+	d, err := scanDelivery(w.outbox.claimHead.QueryRowContext(ctx, to.Source, to.Ref, owner, leaseUntil, now, due))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, w.promote(ctx, to) // none to claim: the head waits for Claim
+	case err != nil:
+		return nil, fmt.Errorf("claim the conversation's next delivery: %w", err)
+	}
+	if err := w.fillEnvelope(ctx, &d); err != nil {
+		return nil, err
+	}
+	run := []store.Delivery{d.Delivery}
+	if n <= 1 {
+		return run, nil
+	}
+	rows, err := w.outbox.queued.QueryContext(ctx, to.Source, to.Ref, d.did, n-1)
+	if err != nil {
+		return nil, fmt.Errorf("read the queued deliveries: %w", err)
+	}
+	queued, err := collect(rows, scanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("read the queued deliveries: %w", err)
+	}
+	for i := range queued {
+		q := &queued[i]
+		if q.NextAttempt.UnixNano() > due {
+			break // not due: the run ends before it
+		}
+		if err := w.fillEnvelope(ctx, q); err != nil {
+			return nil, err
+		}
+		q.Attempts++ // the attempt the owner would make
+		run = append(run, q.Delivery)
+	}
+	return run, nil
+}
+
+// settlement is a checked settlement of delivery id.
+type settlement struct {
+	id      string
+	st      store.Settlement
+	next    int64          // st.NextAttempt in Unix nanoseconds (nextAttempt)
+	attempt *store.Attempt // to record, when not nil
+}
+
+// checkSettlement checks st as the settlement of delivery id.
+func checkSettlement(id string, st store.Settlement) (settlement, error) {
 	next, err := nextAttempt(st)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: settle: %w", err)
+		return settlement{}, fmt.Errorf("sqlite: settle: %w", err)
 	}
 	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
-		return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
+		return settlement{}, fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
-	var attempt *store.Attempt
+	c := settlement{id: id, st: st, next: next}
 	if st.Attempt != nil {
 		a := newAttempt(*st.Attempt)
 		if err := store.CheckAttempt(a); err != nil {
-			return nil, fmt.Errorf("sqlite: settle %s: %w", id, err)
+			return settlement{}, fmt.Errorf("sqlite: settle %s: %w", id, err)
 		}
-		attempt = &a
+		c.attempt = &a
+	}
+	return c, nil
+}
+
+// record records the settlement's attempt, if it has one.
+func (c *settlement) record(ctx context.Context, w *writer, now int64) error {
+	if c.attempt == nil {
+		return nil
+	}
+	return w.recordAttempt(ctx, c.attempt, now)
+}
+
+// settleOp checks st and returns the write that settles delivery id with
+// it, recording its attempt; then, when the delivery left pending, the
+// conversation's oldest pending delivery becomes its head.
+func settleOp(id, owner string, st store.Settlement) (writeOp, error) {
+	c, err := checkSettlement(id, st)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
-		if attempt != nil {
-			if err := w.recordAttempt(ctx, attempt, now); err != nil {
-				return groupcommitResult{}, err
-			}
+		if err := c.record(ctx, w, now); err != nil {
+			return groupcommitResult{}, err
 		}
-		res, to, err := w.settle(ctx, id, owner, st, next, now)
+		res, to, err := w.settle(ctx, id, owner, st, c.next, now)
 		if err != nil || res.Err != nil || st.Status == store.Pending {
 			return res, err
 		}
-		if then == nil {
-			return res, w.promote(ctx, to)
-		}
-		return res, then(ctx, w, to, now)
+		return res, w.promote(ctx, to)
 	}, nil
 }
 

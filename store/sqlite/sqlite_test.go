@@ -468,12 +468,13 @@ func TestCommitMetrics(t *testing.T) {
 	}
 }
 
-// TestSettleNextWritesTwoRows: a SettleNext that hands out the
-// conversation's next delivery writes the settled row and the next one,
-// once each, in one commit (the next is made the head and leased by one
-// statement); one that finds nothing due writes the settled row and the
-// head flag of the next.
-func TestSettleNextWritesTwoRows(t *testing.T) {
+// TestSettleRunWritesARowPerDelivery: a SettleRun that hands out the
+// conversation's next run writes the settled row and the next head, once
+// each, in one commit (the next is made the head and leased by one
+// statement; the deliveries queued behind it are only read); settling a
+// run of three that finds nothing due after it writes the three and the
+// head flag of the next, in one commit.
+func TestSettleRunWritesARowPerDelivery(t *testing.T) {
 	s, read := openCounted(t)
 	ctx := t.Context()
 	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
@@ -482,13 +483,13 @@ func TestSettleNextWritesTwoRows(t *testing.T) {
 	to := envelope.Conversation{Source: "test", Ref: "c"}
 	now := time.Now()
 	var ds []store.Delivery
-	for i := range 3 {
+	for i := range 5 {
 		res, err := s.Append(ctx, inbound("sess", fmt.Sprint("k", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		due := now
-		if i == 2 {
+		if i == 4 {
 			due = now.Add(time.Hour)
 		}
 		ds = append(ds, store.Delivery{SessionID: "sess", Seq: res.Record.Seq, To: to, NextAttempt: due})
@@ -501,18 +502,23 @@ func TestSettleNextWritesTwoRows(t *testing.T) {
 		t.Fatalf("Claim = %v, %v; want the conversation's head", claimed, err)
 	}
 	c0, r0 := read()
-	next, err := s.SettleNext(ctx, claimed[0].ID, "p1", store.Settlement{Status: store.Delivered}, now, now.Add(time.Minute))
-	if err != nil || next == nil || next.Seq != 2 {
-		t.Fatalf("SettleNext = %+v, %v; want the delivery of seq 2", next, err)
+	run, err := s.SettleRun(ctx, "p1", []store.Outcome{{ID: claimed[0].ID, Settlement: store.Settlement{Status: store.Delivered}}}, 3,
+		now, now.Add(time.Minute))
+	if err != nil || len(run) != 3 || run[0].Seq != 2 || run[2].Seq != 4 {
+		t.Fatalf("SettleRun = %+v, %v; want the deliveries of seqs 2 to 4", run, err)
 	}
 	if c1, r1 := read(); c1-c0 != 1 || r1-r0 != 2 {
-		t.Errorf("SettleNext that hands out the next: %v commits, %v rows; want 1 and 2", c1-c0, r1-r0)
+		t.Errorf("SettleRun that hands out the next run: %v commits, %v rows; want 1 and 2", c1-c0, r1-r0)
 	}
 	c1, r1 := read()
-	if next, err := s.SettleNext(ctx, next.ID, "p1", store.Settlement{Status: store.Delivered}, now, now.Add(time.Minute)); err != nil || next != nil {
-		t.Fatalf("SettleNext before the last is due = %+v, %v; want nothing", next, err)
+	outcomes := make([]store.Outcome, len(run))
+	for i, d := range run {
+		outcomes[i] = store.Outcome{ID: d.ID, Settlement: store.Settlement{Status: store.Delivered}}
 	}
-	if c2, r2 := read(); c2-c1 != 1 || r2-r1 != 2 {
-		t.Errorf("SettleNext that hands out nothing: %v commits, %v rows; want 1 and 2", c2-c1, r2-r1)
+	if next, err := s.SettleRun(ctx, "p1", outcomes, 3, now, now.Add(time.Minute)); err != nil || len(next) != 0 {
+		t.Fatalf("SettleRun before the last is due = %+v, %v; want nothing", next, err)
+	}
+	if c2, r2 := read(); c2-c1 != 1 || r2-r1 != 4 {
+		t.Errorf("SettleRun of three that hands out nothing: %v commits, %v rows; want 1 and 4", c2-c1, r2-r1)
 	}
 }

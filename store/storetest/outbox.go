@@ -700,15 +700,23 @@ func (s suite) testClaimTwoStores(t *testing.T) {
 	}
 }
 
-// testSettleNext: a store with SettleNext (store.SettleNexter) hands the
-// settling owner its conversation's next delivery, leased as Claim leases
-// it, only when Claim could hand it out then.
+// runSettler returns st's store.RunSettler, skipping the test when the
+// backend has none.
+func runSettler(t *testing.T, st store.Store) store.RunSettler {
+	t.Helper()
+	rs, ok := st.(*closeOnce).Store.(store.RunSettler)
+	if !ok {
+		t.Skip("the backend has no SettleRun (an optional capability)")
+	}
+	return rs
+}
+
+// testSettleNext: a store with SettleRun (store.RunSettler), asked for runs
+// of one, hands the settling owner its conversation's next delivery,
+// leased as Claim leases it, only when Claim could hand it out then.
 func (s suite) testSettleNext(t *testing.T) {
 	st, _ := s.fresh(t)
-	sn, ok := st.(*closeOnce).Store.(store.SettleNexter)
-	if !ok {
-		t.Skip("the backend has no SettleNext (an optional capability)")
-	}
+	rs := runSettler(t, st)
 	a, b := conv("a"), conv("b")
 	recs := outputs(t, st, "sess-1", a, a, a, b, a)
 	mustEnqueue(t, st, delivery("sess-1", 1, a, t0), delivery("sess-1", 2, a, t0), delivery("sess-1", 3, a, at(time.Hour)),
@@ -721,11 +729,17 @@ func (s suite) testSettleNext(t *testing.T) {
 	}
 	settleNext := func(d store.Delivery, owner string, set store.Settlement, now time.Time) *store.Delivery {
 		t.Helper()
-		next, err := sn.SettleNext(t.Context(), d.ID, owner, set, now, now.Add(time.Minute))
+		next, err := rs.SettleRun(t.Context(), owner, []store.Outcome{{ID: d.ID, Settlement: set}}, 1, now, now.Add(time.Minute))
 		if err != nil {
-			t.Fatalf("SettleNext(%d→%s): %v", d.Seq, d.To.Ref, err)
+			t.Fatalf("SettleRun(%d→%s): %v", d.Seq, d.To.Ref, err)
 		}
-		return next
+		if len(next) > 1 {
+			t.Fatalf("SettleRun(%d→%s) asked for runs of one gave %v", d.Seq, d.To.Ref, claimedSeqs(next))
+		}
+		if len(next) == 0 {
+			return nil
+		}
+		return &next[0]
 	}
 
 	// Delivered: the next of a comes with it, leased and filled.
@@ -739,7 +753,8 @@ func (s suite) testSettleNext(t *testing.T) {
 	// It is leased: nobody else claims it, and the lease is p1's.
 	checkClaimed(t, "claim while 2→a is leased by SettleNext", claim(t, st, "p2", 10, at(3*time.Second), at(time.Minute)))
 	checkLeaseLost(t, "SettleNext by another owner", func() error {
-		_, err := sn.SettleNext(t.Context(), next.ID, "p2", store.Settlement{Status: store.Delivered}, at(3*time.Second), at(time.Minute))
+		_, err := rs.SettleRun(t.Context(), "p2", []store.Outcome{{ID: next.ID, Settlement: store.Settlement{Status: store.Delivered}}}, 1,
+			at(3*time.Second), at(time.Minute))
 		return err
 	}())
 	// Pending again: nothing next, the delivery stays the head.
@@ -768,6 +783,125 @@ func (s suite) testSettleNext(t *testing.T) {
 		t.Errorf("SettleNext into a paused conversation gave %d→%s", n.Seq, n.To.Ref)
 	}
 	checkClaimed(t, "claim after the pause", claim(t, st, "p1", 10, at(6*time.Hour), at(7*time.Hour)), "5→a")
+}
+
+// testSettleRun: SettleRun hands out a conversation's next delivery with
+// the deliveries queued behind it, due, in order, and settles such a run
+// in one call: each queued delivery with its attempt counted and
+// recorded, a pending last one left the conversation's head; nothing when
+// the lease on the run's first is not the settling owner's.
+func (s suite) testSettleRun(t *testing.T) {
+	st, _ := s.fresh(t)
+	rs := runSettler(t, st)
+	a := conv("a")
+	recs := outputs(t, st, "sess-1", a, a, a, a, a, a)
+	for seq := int64(1); seq <= 5; seq++ {
+		mustEnqueue(t, st, delivery("sess-1", seq, a, t0))
+	}
+	mustEnqueue(t, st, delivery("sess-1", 6, a, at(time.Hour)))
+	ds := claim(t, st, "p1", 10, at(time.Second), at(time.Minute))
+	checkClaimed(t, "first claim", ds, "1→a")
+	settleRun := func(owner string, n int, now time.Time, run ...store.Outcome) []store.Delivery {
+		t.Helper()
+		next, err := rs.SettleRun(t.Context(), owner, run, n, now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("SettleRun(%s, %d outcomes): %v", owner, len(run), err)
+		}
+		return next
+	}
+	outcome := func(d store.Delivery, status store.DeliveryStatus) store.Outcome {
+		return store.Outcome{ID: d.ID, Settlement: store.Settlement{Status: status}}
+	}
+	seqs := func(ds []store.Delivery) []int64 {
+		out := make([]int64, len(ds))
+		for i, d := range ds {
+			out[i] = d.Seq
+		}
+		return out
+	}
+
+	// The next run: 2 leased, 3 and 4 queued behind it, in order, filled,
+	// each counting the attempt to come.
+	run := settleRun("p1", 3, at(2*time.Second), outcome(ds[0], store.Delivered))
+	if got := seqs(run); !slices.Equal(got, []int64{2, 3, 4}) {
+		t.Fatalf("the run after 1→a: seqs %v, want [2 3 4]", got)
+	}
+	for i, d := range run {
+		if d.Attempts != 1 || d.Status != store.Pending || d.To != a {
+			t.Errorf("run[%d] = %d→%s, %s, attempts %d; want pending with one attempt", i, d.Seq, d.To.Ref, d.Status, d.Attempts)
+		}
+		if diff := diffEnvelope(d.Envelope, recs[d.Seq-1].Envelope); diff != "" || d.Direction != recs[d.Seq-1].Direction {
+			t.Errorf("run[%d]'s envelope and direction: %s %q", i, diff, d.Direction)
+		}
+	}
+	// Nobody else gets any of them while p1 holds 2's lease.
+	checkClaimed(t, "claim while the run is p1's", claim(t, st, "p2", 10, at(3*time.Second), at(time.Minute)))
+	checkLeaseLost(t, "SettleRun by another owner", func() error {
+		_, err := rs.SettleRun(t.Context(), "p2", []store.Outcome{outcome(run[0], store.Delivered), outcome(run[1], store.Delivered)}, 3,
+			at(3*time.Second), at(time.Minute))
+		return err
+	}())
+	if d := stored(t, st, "sess-1", 3, a); d.Status != store.Pending || d.Attempts != 0 {
+		t.Errorf("after a refused run, 3→a is %s with %d attempts; want pending with none", d.Status, d.Attempts)
+	}
+	if _, err := rs.SettleRun(t.Context(), "p1", []store.Outcome{{ID: run[0].ID, Settlement: store.Settlement{Status: store.Pending}},
+		outcome(run[1], store.Delivered)}, 3, at(3*time.Second), at(time.Minute)); err == nil {
+		t.Error("SettleRun with a pending outcome before the last: no error")
+	}
+
+	// 2 and 3 delivered (3's attempt recorded), 4 to be retried.
+	third := outcome(run[1], store.Delivered)
+	third.ChannelID = "ch-3"
+	third.Attempt = &store.Attempt{DeliveryID: run[1].ID, SessionID: "sess-1", Seq: 3, Attempt: 1, Latency: time.Millisecond, At: at(3 * time.Second)}
+	retry := store.Outcome{ID: run[2].ID, Settlement: store.Settlement{Status: store.Pending, Error: "503", NextAttempt: at(10 * time.Second)}}
+	if next := settleRun("p1", 3, at(4*time.Second), outcome(run[0], store.Delivered), third, retry); len(next) != 0 {
+		t.Errorf("SettleRun ending with a retry gave %v", seqs(next))
+	}
+	for seq, want := range map[int64]struct {
+		status   store.DeliveryStatus
+		attempts int
+	}{2: {store.Delivered, 1}, 3: {store.Delivered, 1}, 4: {store.Pending, 1}, 5: {store.Pending, 0}} {
+		if d := stored(t, st, "sess-1", seq, a); d.Status != want.status || d.Attempts != want.attempts {
+			t.Errorf("after the run, %d→a is %s with %d attempts; want %s with %d", seq, d.Status, d.Attempts, want.status, want.attempts)
+		}
+	}
+	if d := stored(t, st, "sess-1", 3, a); d.ChannelID != "ch-3" {
+		t.Errorf("3→a's channel id is %q, want ch-3", d.ChannelID)
+	}
+	if d := stored(t, st, "sess-1", 4, a); d.LastError != "503" || !d.NextAttempt.Equal(at(10*time.Second)) {
+		t.Errorf("4→a: last error %q, next attempt %v; want 503 at %v", d.LastError, d.NextAttempt, at(10*time.Second))
+	}
+	if got, err := st.DeliveryAttempts(t.Context(), run[1].ID, "", 10); err != nil || len(got) != 1 || got[0].Attempt != 1 {
+		t.Errorf("DeliveryAttempts of 3→a = %+v, %v; want the attempt recorded with the run", got, err)
+	}
+	// 4 is the head, due at its retry: nothing of a before then.
+	checkClaimed(t, "claim before the retry is due", claim(t, st, "p2", 10, at(5*time.Second), at(time.Minute)))
+	ds = claim(t, st, "p2", 10, at(11*time.Second), at(time.Minute))
+	checkClaimed(t, "claim of the retry", ds, "4→a")
+	if ds[0].Attempts != 2 {
+		t.Errorf("the retry of 4→a has %d attempts, want 2", ds[0].Attempts)
+	}
+	// The run after 4 stops before 6, which is not due.
+	run = settleRun("p2", 10, at(12*time.Second), outcome(ds[0], store.Delivered))
+	if got := seqs(run); !slices.Equal(got, []int64{5}) {
+		t.Fatalf("the run after 4→a: seqs %v, want [5] (6 is not due)", got)
+	}
+	if next := settleRun("p2", 10, at(13*time.Second), outcome(run[0], store.Dead)); len(next) != 0 {
+		t.Errorf("SettleRun before 6→a is due gave %v", seqs(next))
+	}
+	checkClaimed(t, "claim once 6→a is due", claim(t, st, "p1", 10, at(2*time.Hour), at(10*time.Hour)), "6→a")
+
+	// Asked for nothing more (n = 0), a settle claims nothing, and the
+	// conversation's next delivery is Claim's to hand out.
+	b := conv("b")
+	outputs(t, st, "sess-2", b, b)
+	mustEnqueue(t, st, delivery("sess-2", 1, b, t0), delivery("sess-2", 2, b, t0))
+	ds = claim(t, st, "p1", 10, at(3*time.Hour), at(4*time.Hour))
+	checkClaimed(t, "claim of b", ds, "1→b")
+	if next := settleRun("p1", 0, at(3*time.Hour), outcome(ds[0], store.Delivered)); len(next) != 0 {
+		t.Errorf("SettleRun asked for nothing more gave %v", seqs(next))
+	}
+	checkClaimed(t, "claim after a settle that claimed nothing", claim(t, st, "p2", 10, at(3*time.Hour), at(4*time.Hour)), "2→b")
 }
 
 func (s suite) testSessionDeliveries(t *testing.T) {

@@ -40,6 +40,7 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 		t.Run("Leases", s.testClaimLeases)
 		t.Run("Settle", s.testSettle)
 		t.Run("SettleNext", s.testSettleNext)
+		t.Run("SettleRun", s.testSettleRun)
 		t.Run("ListPagination", s.testListDeliveries)
 		t.Run("Retry", s.testRetryDelivery)
 		t.Run("Posted", s.testPosted)
