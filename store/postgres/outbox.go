@@ -50,6 +50,10 @@ var (
 //     an enqueue, nor an enqueue for it: with the weaker
 //     FOR SHARE it did, and a settle batch and an append that each held a
 //     row the other wanted deadlocked.
+//   - SettleRun's queued deliveries (those behind a leased head, which
+//     nobody else can claim while the lease holds) are locked with the
+//     head by the same FOR UPDATE, and each leaves pending with its flag
+//     cleared, or stays pending as the new head with its flag cleared.
 //   - RetryDelivery clears the flag of the delivery it makes pending; it
 //     only ever adds a pending delivery older than others, which cannot
 //     make a flagged delivery the head.
