@@ -227,8 +227,12 @@ func (s *Store) listSessions(ctx context.Context, name, cursor string, limit int
 
 // Read returns up to limit records of sessionID with Seq > after, in order,
 // or an error wrapping store.ErrNotFound for an unknown session. A limit
-// below 1 returns nothing.
+// below 1 returns nothing. Records this process committed lately come
+// from the store's tail (store.Tail) without a query.
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	if recs, ok := s.tail.Read(sessionID, after, limit); ok {
+		return recs, nil
+	}
 	if limit >= 1 {
 		recs, err := s.readRecords(ctx, sessionID, after, limit)
 		if err != nil || len(recs) > 0 {

@@ -82,6 +82,8 @@ type Store struct {
 	r   readStmts
 
 	hub store.Hub
+	// tail keeps the newest records the writer committed, for Read.
+	tail store.Tail
 
 	closed    atomic.Bool
 	closeOnce sync.Once

@@ -106,8 +106,9 @@ type writer struct {
 	eventDests bool // some destination takes session events
 
 	// Scratch reused from batch to batch.
-	batch   map[string]*batchSession // nil value: known not to exist
-	records map[recordKey]store.Record
+	batch    map[string]*batchSession // nil value: known not to exist
+	records  map[recordKey]store.Record
+	appended []store.Record // the records the batch added, in order
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
@@ -178,7 +179,7 @@ func (w *writer) close() error {
 // the whole batch.
 func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
 	results := make([]groupcommitResult, len(ops))
-	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, s.metrics)
+	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, &s.tail, s.metrics)
 	if err == nil {
 		return results, nil
 	}
@@ -206,7 +207,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 			retry = append(retry, ops[i])
 		}
 		sub := make([]groupcommitResult, len(retry))
-		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub, s.metrics); err == nil {
+		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub, &s.tail, s.metrics); err == nil {
 			for j, i := range pending {
 				results[i] = sub[j]
 			}
@@ -222,9 +223,10 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 // failed, or -1 when the transaction itself failed. After the commit,
 // subscribers of every session that got a record or a session event are
 // signalled.
-func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub, m *store.Metrics) (failed int, err error) {
+func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub, tail *store.Tail, m *store.Metrics) (failed int, err error) {
 	clear(w.batch)
 	clear(w.records)
+	w.appended = w.appended[:0]
 
 	if _, err := w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
@@ -237,6 +239,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			_, _ = w.rollback.ExecContext(ctx)
 			clear(w.cache)
 			w.destsValid = false
+			tail.Reset() // a failed COMMIT may have committed
 		}
 	}()
 	var version int64
@@ -246,6 +249,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 	if version != w.version {
 		clear(w.cache)
 		w.destsValid = false
+		tail.Reset()
 		w.version = version
 	}
 
@@ -274,6 +278,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 	if len(w.cache)+len(w.batch) > maxCachedSessions {
 		clear(w.cache)
 	}
+	tail.Append(w.appended) // before the subscribers hear of them
 	for id, bs := range w.batch {
 		if bs == nil {
 			continue
@@ -397,6 +402,7 @@ func (w *writer) append(ctx context.Context, op *appendArgs, now int64) (groupco
 			}
 			rec.Envelope.TS = time.Unix(0, op.tsNano).UTC()
 			w.records[key] = rec
+			w.appended = append(w.appended, rec)
 			return groupcommitResult{Val: writeResult{append: store.AppendResult{
 				Record: rec, Created: true, State: bs.state,
 			}}}, nil

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"maps"
+	"slices"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Bounds of a Tail: the sessions it keeps, the records it keeps of each,
+// and the largest record it keeps (text and raw payload). A session's
+// records stay contiguous: one too large to keep ends what was kept of its
+// session. At most 1,024 × 8 × 4 KiB, 32 MiB, and far less in practice.
+const (
+	tailSessions    = 1024
+	tailRecords     = 8
+	tailRecordBytes = 4 << 10
+)
+
+// Tail keeps, per session, the newest records that this process
+// committed, so that a Read of what was just appended (a stream woken by
+// the append, a follower catching up with it) needs no query. A backend
+// whose every append in this process goes through one writer fills it
+// after each commit, before it signals the commit's subscribers (Hub), and
+// resets it whenever it learns that another process wrote.
+//
+// Read answers only with records it holds, never with "nothing newer": a
+// Read after the newest record it holds goes to the store. The zero value
+// is ready to use and safe for concurrent use.
+type Tail struct {
+	mu       sync.Mutex
+	sessions *lru.Cache[string, []Record] // contiguous, oldest first
+}
+
+// Append records recs as committed, in commit order.
+func (t *Tail) Append(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sessions == nil {
+		t.sessions, _ = lru.New[string, []Record](tailSessions) // only a size < 1 fails
+	}
+	for _, rec := range recs {
+		kept, _ := t.sessions.Peek(rec.SessionID)
+		if len(rec.Envelope.Text)+len(rec.Envelope.Raw) > tailRecordBytes {
+			t.sessions.Remove(rec.SessionID)
+			continue
+		}
+		if n := len(kept); n == 0 || kept[n-1].Seq+1 != rec.Seq {
+			kept = nil // not contiguous with what was kept: start again
+		}
+		if len(kept) == tailRecords {
+			kept = slices.Delete(slices.Clone(kept), 0, 1)
+		} else {
+			kept = slices.Clip(kept)
+		}
+		t.sessions.Add(rec.SessionID, append(kept, normalized(rec)))
+	}
+}
+
+// normalized is rec as a store reads it back: no empty refs or raw.
+func normalized(rec Record) Record {
+	if len(rec.Envelope.Refs) == 0 {
+		rec.Envelope.Refs = nil
+	}
+	if len(rec.Envelope.Raw) == 0 {
+		rec.Envelope.Raw = nil
+	}
+	return rec
+}
+
+// Read returns up to limit records of sessionID with Seq > after, as
+// Log.Read does, when it holds record after+1; ok is false otherwise. The
+// records are copies the caller may change.
+func (t *Tail) Read(sessionID string, after int64, limit int) (recs []Record, ok bool) {
+	if limit < 1 {
+		return nil, false
+	}
+	t.mu.Lock()
+	var kept []Record
+	if t.sessions != nil {
+		kept, _ = t.sessions.Get(sessionID)
+	}
+	t.mu.Unlock()
+	if len(kept) == 0 || after+1 < kept[0].Seq || after >= kept[len(kept)-1].Seq {
+		return nil, false
+	}
+	kept = kept[after+1-kept[0].Seq:]
+	kept = kept[:min(limit, len(kept))]
+	recs = make([]Record, len(kept))
+	for i, rec := range kept {
+		rec.Envelope.Refs = maps.Clone(rec.Envelope.Refs)
+		rec.Envelope.Raw = slices.Clone(rec.Envelope.Raw)
+		recs[i] = rec
+	}
+	return recs, true
+}
+
+// Reset forgets every record kept.
+func (t *Tail) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sessions != nil {
+		t.sessions.Purge()
+	}
+}
