@@ -628,7 +628,19 @@ func (s suite) testRouterReopen(t *testing.T) {
 // testClaimTwoStores has owners on two stores on one database claim and
 // settle deliveries concurrently: each delivery is claimed exactly once,
 // and in order within its conversation.
-func (s suite) testClaimTwoStores(t *testing.T) {
+func (s suite) testClaimTwoStores(t *testing.T) { s.drainTwoStores(t, false) }
+
+// testSettleRunTwoStores does the same with each claimed delivery's
+// conversation carried on in runs (store.RunSettler): each delivery is
+// handed out exactly once, in order within its conversation, whether
+// claimed or in a run.
+func (s suite) testSettleRunTwoStores(t *testing.T) { s.drainTwoStores(t, true) }
+
+// drainTwoStores has owners on two stores on one database drain a queue of
+// deliveries to several conversations concurrently, settling each claimed
+// delivery alone or, with runs, carrying its conversation on in runs of up
+// to three.
+func (s suite) drainTwoStores(t *testing.T, runs bool) {
 	b := s.newBackend(t)
 	stores := []store.Store{open(t, b), open(t, b)}
 	const convs, each, ownersPerStore = 6, 5, 2
@@ -646,6 +658,32 @@ func (s suite) testClaimTwoStores(t *testing.T) {
 		claimed = map[string][]int64{} // conversation → seqs in the order claimed
 		wg      sync.WaitGroup
 	)
+	handedOut := func(d store.Delivery) {
+		mu.Lock()
+		claimed[d.To.Ref] = append(claimed[d.To.Ref], d.Seq)
+		mu.Unlock()
+	}
+	// work settles d, claimed by owner, as delivered and, with runs, the
+	// runs of its conversation after it.
+	work := func(st store.Store, owner string, d store.Delivery) error {
+		if !runs {
+			handedOut(d)
+			return st.Settle(t.Context(), d.ID, owner, store.Settlement{Status: store.Delivered, ChannelID: d.ID})
+		}
+		rs := runSettler(t, st)
+		for run := []store.Delivery{d}; len(run) > 0; {
+			outcomes := make([]store.Outcome, len(run))
+			for i, q := range run {
+				handedOut(q)
+				outcomes[i] = store.Outcome{ID: q.ID, Settlement: store.Settlement{Status: store.Delivered, ChannelID: q.ID}}
+			}
+			var err error
+			if run, err = rs.SettleRun(t.Context(), owner, outcomes, 3, t0, at(time.Hour)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	start := make(chan struct{})
 	for si, st := range stores {
 		for o := range ownersPerStore {
@@ -662,11 +700,8 @@ func (s suite) testClaimTwoStores(t *testing.T) {
 						return // the rest is done or leased to owners at work
 					}
 					for _, d := range ds {
-						mu.Lock()
-						claimed[d.To.Ref] = append(claimed[d.To.Ref], d.Seq)
-						mu.Unlock()
-						if err := st.Settle(t.Context(), d.ID, owner, store.Settlement{Status: store.Delivered, ChannelID: d.ID}); err != nil {
-							t.Errorf("%s: Settle(%s): %v", owner, d.ID, err)
+						if err := work(st, owner, d); err != nil {
+							t.Errorf("%s: settle %s: %v", owner, d.ID, err)
 							return
 						}
 					}
@@ -695,7 +730,7 @@ func (s suite) testClaimTwoStores(t *testing.T) {
 	}
 	for _, d := range delivered {
 		if d.Attempts != 1 {
-			t.Errorf("delivery %d→%s took %d attempts, want 1 (claimed once)", d.Seq, d.To.Ref, d.Attempts)
+			t.Errorf("delivery %d→%s took %d attempts, want 1 (handed out once)", d.Seq, d.To.Ref, d.Attempts)
 		}
 	}
 }

@@ -58,6 +58,7 @@ func (s suite) runRouter(t *testing.T, cfg config) {
 		}
 		t.Run("ClaimWorkTwoStores", s.testClaimWorkTwoStores)
 		t.Run("ClaimTwoStores", s.testClaimTwoStores)
+		t.Run("SettleRunTwoStores", s.testSettleRunTwoStores)
 	})
 }
 
