@@ -61,12 +61,17 @@ func (o *outboxWrites) defs() []stmtDef {
 		// The oldest pending delivery of the conversation (?1, ?2), made its
 		// head and leased to ?3 until ?4 at ?5, when Claim at ?6 could hand
 		// it out: one row written where a promotion and a lease wrote two.
+		// After the delivery, whether another pending delivery is queued
+		// behind it (one probe of deliveries_queue), so that a run is looked
+		// for only when there is one.
 		{&o.claimHead, `UPDATE deliveries SET head = 1, attempts = attempts + 1, owner = ?3, lease_until = ?4, updated_at = ?5
 			WHERE did = ` + pendingMin + `
 				AND next_attempt <= ?6 AND (lease_until IS NULL OR lease_until <= ?6)
 				AND NOT EXISTS (SELECT 1 FROM bindings b
 					WHERE b.conv_source = ?1 AND b.conv_ref = ?2 AND b.paused_until > ?6)
-			` + leasedReturning},
+			` + leasedReturning + `,
+				EXISTS (SELECT 1 FROM deliveries q
+					WHERE q.status = 'pending' AND q.to_source = ?1 AND q.to_ref = ?2 AND q.did > deliveries.did)`},
 		// Up to ?4 pending deliveries of the conversation (?1, ?2) after
 		// delivery ?3, unleased, in order, along deliveries_queue, each with
 		// its record (NULLs for a session event's): the rest of a run
@@ -316,9 +321,14 @@ func (w *writer) lease(ctx context.Context, did int64, owner string, leaseUntil,
 }
 
 // fillEnvelope fills the envelope and direction of d, a delivery of a
-// record, from the record.
+// record, from the record: from the store's tail when it holds it (a
+// delivery is mostly of a record committed lately), else from the file.
 func (w *writer) fillEnvelope(ctx context.Context, d *deliveryRow) error {
 	if d.Event != 0 {
+		return nil
+	}
+	if recs, ok := w.tail.Read(d.SessionID, d.Seq-1, 1); ok {
+		d.Envelope, d.Direction = recs[0].Envelope, recs[0].Direction
 		return nil
 	}
 	rec, err := scanRecord(w.outbox.record.QueryRowContext(ctx, d.sid, d.Seq), d.SessionID)
@@ -405,7 +415,9 @@ func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome
 // makes it the head), and returns it with up to n-1 of the deliveries
 // queued behind it that are due at due: the next run.
 func (w *writer) claimRun(ctx context.Context, to envelope.Conversation, owner string, n int, due, leaseUntil, now int64) ([]store.Delivery, error) {
-	d, err := scanDelivery(w.outbox.claimHead.QueryRowContext(ctx, to.Source, to.Ref, owner, leaseUntil, now, due))
+	var queuedBehind bool
+	row := w.outbox.claimHead.QueryRowContext(ctx, to.Source, to.Ref, owner, leaseUntil, now, due)
+	d, err := scanDelivery(appended{row, []any{&queuedBehind}})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, w.promote(ctx, to) // none to claim: the head waits for Claim
@@ -416,7 +428,7 @@ func (w *writer) claimRun(ctx context.Context, to envelope.Conversation, owner s
 		return nil, err
 	}
 	run := []store.Delivery{d.Delivery}
-	if n <= 1 {
+	if n <= 1 || !queuedBehind {
 		return run, nil
 	}
 	rows, err := w.outbox.queued.QueryContext(ctx, to.Source, to.Ref, d.did, n-1)

@@ -134,7 +134,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := migrate(ctx, s.wconn, log); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s.w, err = newWriter(ctx, s.wconn)
+	s.w, err = newWriter(ctx, s.wconn, &s.tail)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -109,10 +109,14 @@ type writer struct {
 	batch    map[string]*batchSession // nil value: known not to exist
 	records  map[recordKey]store.Record
 	appended []store.Record // the records the batch added, in order
+	// tail is the store's: filled after each commit, and read for the
+	// records of deliveries.
+	tail *store.Tail
 }
 
-func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
+func newWriter(ctx context.Context, conn *sql.Conn, tail *store.Tail) (*writer, error) {
 	w := &writer{
+		tail:    tail,
 		cache:   make(map[string]session),
 		version: -1,
 		batch:   make(map[string]*batchSession),
@@ -179,7 +183,7 @@ func (w *writer) close() error {
 // the whole batch.
 func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
 	results := make([]groupcommitResult, len(ops))
-	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, &s.tail, s.metrics)
+	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, s.metrics)
 	if err == nil {
 		return results, nil
 	}
@@ -207,7 +211,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 			retry = append(retry, ops[i])
 		}
 		sub := make([]groupcommitResult, len(retry))
-		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub, &s.tail, s.metrics); err == nil {
+		if failed, err = s.w.commitTx(ctx, retry, sub, &s.hub, s.metrics); err == nil {
 			for j, i := range pending {
 				results[i] = sub[j]
 			}
@@ -223,7 +227,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitRe
 // failed, or -1 when the transaction itself failed. After the commit,
 // subscribers of every session that got a record or a session event are
 // signalled.
-func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub, tail *store.Tail, m *store.Metrics) (failed int, err error) {
+func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcommitResult, hub *store.Hub, m *store.Metrics) (failed int, err error) {
 	clear(w.batch)
 	clear(w.records)
 	w.appended = w.appended[:0]
@@ -239,7 +243,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 			_, _ = w.rollback.ExecContext(ctx)
 			clear(w.cache)
 			w.destsValid = false
-			tail.Reset() // a failed COMMIT may have committed
+			w.tail.Reset() // a failed COMMIT may have committed
 		}
 	}()
 	var version int64
@@ -249,7 +253,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 	if version != w.version {
 		clear(w.cache)
 		w.destsValid = false
-		tail.Reset()
+		w.tail.Reset()
 		w.version = version
 	}
 
@@ -278,7 +282,7 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 	if len(w.cache)+len(w.batch) > maxCachedSessions {
 		clear(w.cache)
 	}
-	tail.Append(w.appended) // before the subscribers hear of them
+	w.tail.Append(w.appended) // before the subscribers hear of them
 	for id, bs := range w.batch {
 		if bs == nil {
 			continue
