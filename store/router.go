@@ -248,20 +248,21 @@ type RunSettler interface {
 	// of a run: run[0] is owner's leased delivery, settled as Settle
 	// settles it; run[1:] are, in order, the deliveries queued behind it
 	// that the SettleRun which handed it out returned with it, each
-	// settled likewise with its attempt counted. Every outcome but the
-	// last must be Delivered or Dead. ErrLeaseLost, with nothing settled,
-	// when owner's lease on run[0] has gone; an outcome for a delivery
-	// that is not pending and unleased behind run[0] is refused the same
-	// way. A last outcome of Pending leaves that delivery the head of its
+	// settled likewise with its attempt counted (one that is no longer
+	// pending and unleased in run[0]'s conversation is left as it is).
+	// Every outcome but the last must be Delivered or Dead. ErrLeaseLost,
+	// with nothing settled, when owner's lease on run[0] has gone. A last
+	// outcome of Pending leaves that delivery the head of its
 	// conversation, due at its NextAttempt and unleased.
 	//
 	// When the last outcome left pending (Delivered or Dead) and n is
-	// positive, SettleRun then claims for owner, until leaseUntil, the conversation's next
-	// delivery when Claim at now could hand it out, with its attempt
-	// counted and its envelope filled as Claim fills them, and returns it
-	// followed by up to n-1 of the deliveries queued behind it, in order,
-	// due at now, envelopes filled, unleased, with Attempts counting the
-	// attempt owner would make: the next run. It returns nothing else.
+	// positive, SettleRun then claims for owner, until leaseUntil, the
+	// conversation's next delivery when Claim at now could hand it out,
+	// with its attempt counted and its envelope filled as Claim fills
+	// them, and returns it followed by up to n-1 of the deliveries queued
+	// behind it, in order, due at now, envelopes filled, unleased, with
+	// Attempts counting the attempt owner would make: the next run. It
+	// returns nothing else.
 	SettleRun(ctx context.Context, owner string, run []Outcome, n int, now, leaseUntil time.Time) (next []Delivery, err error)
 }
 
