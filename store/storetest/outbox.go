@@ -927,14 +927,19 @@ func (s suite) testSettleRun(t *testing.T) {
 	checkClaimed(t, "claim once 6→a is due", claim(t, st, "p1", 10, at(2*time.Hour), at(10*time.Hour)), "6→a")
 
 	// Asked for nothing more (n = 0), a settle claims nothing, and the
-	// conversation's next delivery is Claim's to hand out.
-	b := conv("b")
-	outputs(t, st, "sess-2", b, b)
-	mustEnqueue(t, st, delivery("sess-2", 1, b, t0), delivery("sess-2", 2, b, t0))
+	// conversation's next delivery is Claim's to hand out. A delivery of
+	// another conversation passed as queued is left as it is.
+	b, c := conv("b"), conv("c")
+	outputs(t, st, "sess-2", b, b, c)
+	mustEnqueue(t, st, delivery("sess-2", 1, b, t0), delivery("sess-2", 2, b, t0), delivery("sess-2", 3, c, at(5*time.Hour)))
 	ds = claim(t, st, "p1", 10, at(3*time.Hour), at(4*time.Hour))
 	checkClaimed(t, "claim of b", ds, "1→b")
-	if next := settleRun("p1", 0, at(3*time.Hour), outcome(ds[0], store.Delivered)); len(next) != 0 {
+	stranger := stored(t, st, "sess-2", 3, c)
+	if next := settleRun("p1", 0, at(3*time.Hour), outcome(ds[0], store.Delivered), outcome(stranger, store.Delivered)); len(next) != 0 {
 		t.Errorf("SettleRun asked for nothing more gave %v", seqs(next))
+	}
+	if d := stored(t, st, "sess-2", 3, c); d.Status != store.Pending || d.Attempts != 0 {
+		t.Errorf("a delivery of another conversation passed as queued became %s with %d attempts; want it left pending", d.Status, d.Attempts)
 	}
 	checkClaimed(t, "claim after a settle that claimed nothing", claim(t, st, "p2", 10, at(3*time.Hour), at(4*time.Hour)), "2→b")
 }
