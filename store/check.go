@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -185,6 +186,43 @@ func CheckDelivery(d Delivery) error {
 	} {
 		if err := CheckText(f.name, f.v); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// CheckSettlement reports why s cannot settle delivery id in any backend:
+// an id that cannot name a stored delivery wraps ErrNotFound
+// (CheckLookup); an unknown status, or a channel id, error or attempt
+// that is not storable text (CheckText, CheckAttempt), wraps ErrInvalid.
+func CheckSettlement(id string, s Settlement) error {
+	switch s.Status {
+	case Delivered, Pending, Dead:
+	default:
+		return fmt.Errorf("%w: invalid settlement status %q", ErrInvalid, s.Status)
+	}
+	if err := CheckLookup("delivery", id); err != nil {
+		return err
+	}
+	if err := errors.Join(CheckText("channel id", s.ChannelID), CheckText("delivery error", s.Error)); err != nil {
+		return err
+	}
+	if s.Attempt != nil {
+		return CheckAttempt(*s.Attempt)
+	}
+	return nil
+}
+
+// CheckRun reports, wrapping ErrInvalid, why run cannot be settled as one
+// (RunSettler.SettleRun): it has no outcome, or one before the last is
+// Pending. Each outcome is CheckSettlement's to check.
+func CheckRun(run []Outcome) error {
+	if len(run) == 0 {
+		return fmt.Errorf("%w: a run has no outcomes", ErrInvalid)
+	}
+	for _, o := range run[:len(run)-1] {
+		if o.Status == Pending {
+			return fmt.Errorf("%w: delivery %s: only a run's last outcome may be pending", ErrInvalid, o.ID)
 		}
 	}
 	return nil

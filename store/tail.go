@@ -53,11 +53,10 @@ func (t *Tail) Append(recs []Record) {
 			kept = nil // not contiguous with what was kept: start again
 		}
 		if len(kept) == tailRecords {
-			kept = slices.Delete(slices.Clone(kept), 0, 1)
-		} else {
-			kept = slices.Clip(kept)
+			kept = kept[1:]
 		}
-		t.sessions.Add(rec.SessionID, append(kept, normalized(rec)))
+		// A slice once kept is never written to: readers hold it unlocked.
+		t.sessions.Add(rec.SessionID, append(slices.Clip(kept), normalized(rec)))
 	}
 }
 

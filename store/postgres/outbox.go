@@ -525,13 +525,8 @@ func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlemen
 // as concurrent settles). The next delivery is never waited for: one that
 // another process has locked is left for Claim.
 func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
-	if len(run) == 0 {
-		return nil, errors.New("postgres: settle run: no outcomes")
-	}
-	for _, o := range run[:len(run)-1] {
-		if o.Status == store.Pending {
-			return nil, fmt.Errorf("postgres: settle %s: only a run's last outcome may be pending", o.ID)
-		}
+	if err := store.CheckRun(run); err != nil {
+		return nil, fmt.Errorf("postgres: settle run: %w", err)
 	}
 	queued := make([]store.Outcome, len(run)-1)
 	for i, o := range run[1:] {
@@ -545,15 +540,11 @@ func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome
 		next: run[len(run)-1].Status != store.Pending && n > 0, n: n, now: now, leaseUntil: leaseUntil})
 }
 
-// checkSettlement checks st as the settlement of delivery id, and returns
-// it with its attempt's id and time set.
+// checkSettlement checks st as the settlement of delivery id
+// (store.CheckSettlement), and returns it with its attempt's id and time
+// set.
 func checkSettlement(id string, st store.Settlement) (store.Settlement, error) {
-	switch st.Status {
-	case store.Delivered, store.Pending, store.Dead:
-	default:
-		return st, fmt.Errorf("postgres: settle %s: invalid status %q", id, st.Status)
-	}
-	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
+	if err := store.CheckSettlement(id, st); err != nil {
 		return st, fmt.Errorf("postgres: settle %s: %w", id, err)
 	}
 	if st.Attempt != nil {

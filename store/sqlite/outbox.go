@@ -346,11 +346,11 @@ func (w *writer) fillEnvelope(ctx context.Context, d *deliveryRow) error {
 // (claimed it, and nobody took it over after it expired), and with one
 // wrapping store.ErrNotFound for an unknown id.
 func (s *Store) Settle(ctx context.Context, id, owner string, st store.Settlement) error {
-	op, err := settleOp(id, owner, st)
+	c, err := checkSettlement(id, st)
 	if err != nil {
 		return err
 	}
-	_, err = s.write(ctx, "settle", op)
+	_, err = s.write(ctx, "settle", settleRunOp(owner, []settlement{c}, 0, 0, 0, nil))
 	return err
 }
 
@@ -360,8 +360,8 @@ var _ store.RunSettler = (*Store)(nil)
 // deliveries and, when the last left pending, claims the conversation's
 // next run, all in one transaction (see store.RunSettler).
 func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome, n int, now, leaseUntil time.Time) ([]store.Delivery, error) {
-	if len(run) == 0 {
-		return nil, errors.New("sqlite: settle run: no outcomes")
+	if err := store.CheckRun(run); err != nil {
+		return nil, fmt.Errorf("sqlite: settle run: %w", err)
 	}
 	at, until, err := lease(owner, now, leaseUntil)
 	if err != nil {
@@ -369,16 +369,24 @@ func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome
 	}
 	checked := make([]settlement, len(run))
 	for i, o := range run {
-		if i < len(run)-1 && o.Status == store.Pending {
-			return nil, fmt.Errorf("sqlite: settle %s: only a run's last outcome may be pending", o.ID)
-		}
 		if checked[i], err = checkSettlement(o.ID, o.Settlement); err != nil {
 			return nil, err
 		}
 	}
 	var next []store.Delivery
-	_, err = s.write(ctx, "settle", func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
-		next = nil // the op may run again when its batch is retried
+	if _, err := s.write(ctx, "settle", settleRunOp(owner, checked, n, at, until, &next)); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// settleRunOp returns the write that settles the run of checked outcomes
+// for owner, recording their attempts, and then, when the last left
+// pending, makes the conversation's oldest pending delivery its head:
+// claimed at at until until, with the run behind it set in *next, when n
+// is positive (claimRun); next may be nil when n is not.
+func settleRunOp(owner string, checked []settlement, n int, at, until int64, next *[]store.Delivery) writeOp {
+	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
 		for i := range checked {
 			if err := checked[i].record(ctx, w, now); err != nil {
 				return groupcommitResult{}, err
@@ -401,13 +409,11 @@ func (s *Store) SettleRun(ctx context.Context, owner string, run []store.Outcome
 		case n < 1:
 			return res, w.promote(ctx, to)
 		}
-		next, err = w.claimRun(ctx, to, owner, n, at, until, now)
+		// The op may run again when its batch is retried: each run sets
+		// *next anew.
+		*next, err = w.claimRun(ctx, to, owner, n, at, until, now)
 		return res, err
-	})
-	if err != nil {
-		return nil, err
 	}
-	return next, nil
 }
 
 // claimRun claims for owner, until leaseUntil at now, the oldest pending
@@ -506,21 +512,19 @@ type settlement struct {
 	attempt *store.Attempt // to record, when not nil
 }
 
-// checkSettlement checks st as the settlement of delivery id.
+// checkSettlement checks st as the settlement of delivery id
+// (store.CheckSettlement).
 func checkSettlement(id string, st store.Settlement) (settlement, error) {
+	if err := store.CheckSettlement(id, st); err != nil {
+		return settlement{}, fmt.Errorf("sqlite: settle %s: %w", id, err)
+	}
 	next, err := nextAttempt(st)
 	if err != nil {
-		return settlement{}, fmt.Errorf("sqlite: settle: %w", err)
-	}
-	if err := errors.Join(store.CheckLookup("delivery", id), store.CheckText("channel id", st.ChannelID), store.CheckText("delivery error", st.Error)); err != nil {
 		return settlement{}, fmt.Errorf("sqlite: settle %s: %w", id, err)
 	}
 	c := settlement{id: id, st: st, next: next}
 	if st.Attempt != nil {
 		a := newAttempt(*st.Attempt)
-		if err := store.CheckAttempt(a); err != nil {
-			return settlement{}, fmt.Errorf("sqlite: settle %s: %w", id, err)
-		}
 		c.attempt = &a
 	}
 	return c, nil
@@ -534,39 +538,13 @@ func (c *settlement) record(ctx context.Context, w *writer, now int64) error {
 	return w.recordAttempt(ctx, c.attempt, now)
 }
 
-// settleOp checks st and returns the write that settles delivery id with
-// it, recording its attempt; then, when the delivery left pending, the
-// conversation's oldest pending delivery becomes its head.
-func settleOp(id, owner string, st store.Settlement) (writeOp, error) {
-	c, err := checkSettlement(id, st)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, w *writer, now int64) (groupcommitResult, error) {
-		if err := c.record(ctx, w, now); err != nil {
-			return groupcommitResult{}, err
-		}
-		res, to, err := w.settle(ctx, id, owner, st, c.next, now)
-		if err != nil || res.Err != nil || st.Status == store.Pending {
-			return res, err
-		}
-		return res, w.promote(ctx, to)
-	}, nil
-}
-
-// nextAttempt checks the status of st and returns its NextAttempt in Unix
+// nextAttempt returns the NextAttempt of st, a checked settlement, in Unix
 // nanoseconds: 0, due at once, when it is zero or st is not Pending.
 func nextAttempt(st store.Settlement) (int64, error) {
-	switch st.Status {
-	case store.Delivered, store.Dead:
+	if st.Status != store.Pending || st.NextAttempt.IsZero() {
 		return 0, nil
-	case store.Pending:
-		if st.NextAttempt.IsZero() {
-			return 0, nil
-		}
-		return nanos("next_attempt", st.NextAttempt)
 	}
-	return 0, fmt.Errorf("invalid status %q", st.Status)
+	return nanos("next_attempt", st.NextAttempt)
 }
 
 // settle records st, with its NextAttempt as next (Unix nanoseconds), as

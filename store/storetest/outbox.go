@@ -883,6 +883,9 @@ func (s suite) testSettleRun(t *testing.T) {
 		outcome(run[1], store.Delivered)}, 3, at(3*time.Second), at(time.Minute)); err == nil {
 		t.Error("SettleRun with a pending outcome before the last: no error")
 	}
+	if _, err := rs.SettleRun(t.Context(), "p1", nil, 3, at(3*time.Second), at(time.Minute)); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("SettleRun of no outcomes: %v, want ErrInvalid", err)
+	}
 
 	// 2 and 3 delivered (3's attempt recorded), 4 to be retried.
 	third := outcome(run[1], store.Delivered)
