@@ -20,10 +20,13 @@ const (
 
 // Tail keeps, per session, the newest records that this process
 // committed, so that a Read of what was just appended (a stream woken by
-// the append, a follower catching up with it) needs no query. A backend
-// whose every append in this process goes through one writer fills it
-// after each commit, before it signals the commit's subscribers (Hub), and
-// resets it whenever it learns that another process wrote.
+// the append, a follower catching up with it) costs no query of the
+// records. A backend fills it after each commit, before it signals the
+// commit's subscribers (Hub); a session's appends in the process must be
+// committed one batch at a time (one writer, or one per session). Another
+// process may append to the same session, so a backend either resets the
+// tail whenever it learns that another process wrote (SQLite), or checks
+// the session's last seq before it answers from it (PostgreSQL).
 //
 // Read answers only with records it holds, never with "nothing newer": a
 // Read after the newest record it holds goes to the store. The zero value

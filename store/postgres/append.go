@@ -84,6 +84,20 @@ func (s *Store) shard(sessionID string) *groupcommit.Committer[store.AppendReque
 
 type appendKey struct{ session, envelope string }
 
+// keep puts the records a committed batch created in the store's tail,
+// before the batch's subscribers hear of them. A session's appends in this
+// process all go through its shard, one batch at a time, so the tail gets
+// each session's records in order.
+func (s *Store) keep(results []groupcommit.Result[store.AppendResult]) {
+	created := make([]store.Record, 0, len(results))
+	for _, r := range results {
+		if r.Err == nil && r.Val.Created {
+			created = append(created, r.Val.Record)
+		}
+	}
+	s.tail.Append(created)
+}
+
 // commit is the group-commit function: it commits batch in one transaction,
 // retrying lost deadlock or serialization conflicts, and falls back to one
 // transaction per request when the batch fails on bad data, so that one bad
@@ -109,6 +123,7 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 		var touched []string
 		results, touched, err = s.tryCommit(ctx, batch, rejected)
 		if err == nil {
+			s.keep(results)
 			for _, id := range touched {
 				s.hub.Publish(id)
 			}
@@ -472,7 +487,9 @@ func scanRecord(row pgx.Row) (store.Record, error) {
 	if err != nil {
 		return store.Record{}, err
 	}
-	e.Raw = raw
+	if len(raw) > 0 { // an empty raw reads as none, as on SQLite
+		e.Raw = raw
+	}
 	rec.Direction = store.Direction(dir)
 	e.Kind = envelope.Kind(kind)
 	e.Actor.Type = envelope.ActorType(actorType)
@@ -493,6 +510,9 @@ func normalize(e envelope.Envelope) envelope.Envelope {
 	e.TS = e.TS.UTC()
 	if len(e.Refs) == 0 {
 		e.Refs = nil
+	}
+	if len(e.Raw) == 0 {
+		e.Raw = nil
 	}
 	return e
 }

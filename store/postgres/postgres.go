@@ -92,6 +92,8 @@ type Store struct {
 	attempts *groupcommit.Committer[store.Attempt, struct{}]
 
 	hub store.Hub
+	// tail keeps the newest records this process appended, for Read.
+	tail store.Tail
 
 	// consumers holds the cursor consumers known to be registered in the
 	// database (see registerConsumer).
@@ -485,6 +487,14 @@ func (s *Store) Lookup(ctx context.Context, sessionID, envelopeID string) (store
 
 // Read returns up to limit records of a session with Seq > after, in order,
 // or ErrNotFound for an unknown session. It costs one round trip.
+//
+// Records this process just appended come from its tail (store.Tail) when
+// it holds them: the round trip then only reads the session's last seq,
+// and the tail answers when it holds every record up to it (or up to
+// limit), so that a record another process appended meanwhile is never
+// hidden. Records are never changed or removed once committed, and a
+// session's seqs have no gaps, so what the tail holds is what the
+// database holds.
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
 	if err := s.checkOpen("read"); err != nil {
 		return nil, err
@@ -493,6 +503,18 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 		return nil, fmt.Errorf("postgres: read: %w", err)
 	}
 	limit = max(limit, 0)
+	if recs, ok := s.tail.Read(sessionID, after, limit); ok {
+		var last int64
+		switch err := s.pool.QueryRow(ctx, "SELECT last_seq FROM sessions WHERE id = $1", sessionID).Scan(&last); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, fmt.Errorf("postgres: read %q: %w", sessionID, store.ErrNotFound)
+		case err != nil:
+			return nil, s.fail("read", err)
+		}
+		if recs[len(recs)-1].Seq >= min(after+int64(limit), last) {
+			return recs, nil
+		}
+	}
 	b := &pgx.Batch{}
 	b.Queue("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID)
 	b.Queue("SELECT "+recordColumns+" FROM records WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

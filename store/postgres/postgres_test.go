@@ -195,6 +195,33 @@ func TestTwoStoresRaceOnManySessions(t *testing.T) {
 	}
 }
 
+// TestReadNeverHidesAnotherReplicasRecords: a Read of what this store just
+// appended may come from its tail, but not when another store (another
+// replica) has appended to the session since: that record is read too,
+// without this store writing anything first. And a Read of records the
+// tail holds answers up to the limit.
+func TestReadNeverHidesAnotherReplicasRecords(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	one, two := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	create(t, one, "sess")
+	for _, key := range []string{"a", "b", "c"} {
+		if _, err := one.Append(t.Context(), msg("sess", key, "by one")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := two.Append(t.Context(), msg("sess", "d", "by two")); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := one.Read(t.Context(), "sess", 2, 10)
+	if err != nil || len(recs) != 2 || recs[0].Envelope.ID != "test:c" || recs[1].Envelope.ID != "test:d" {
+		t.Fatalf("Read after 2 = %+v, %v; want c, then the other store's d", recs, err)
+	}
+	recs, err = one.Read(t.Context(), "sess", 0, 2)
+	if err != nil || len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 2 {
+		t.Fatalf("Read of 2 after 0 = %+v, %v; want 1 and 2", recs, err)
+	}
+}
+
 // TestCrossProcessSubscribe: a subscriber of one Store hears appends made
 // through another Store on the same schema, and nothing from a Store on
 // another schema of the same database.

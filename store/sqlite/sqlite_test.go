@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -521,54 +520,5 @@ func TestSettleRunWritesARowPerDelivery(t *testing.T) {
 	}
 	if c2, r2 := read(); c2-c1 != 1 || r2-r1 != 4 {
 		t.Errorf("SettleRun of three that hands out nothing: %v commits, %v rows; want 1 and 4", c2-c1, r2-r1)
-	}
-}
-
-// TestReadFromTheTailIsWhatTheFileHolds: a Read of records the store just
-// appended (served by its tail, store.Tail) returns exactly what a store
-// reading the file returns, whatever the envelope carried; and records
-// another store on the same file appended are not hidden by it once this
-// store writes again.
-func TestReadFromTheTailIsWhatTheFileHolds(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "switchboard.db")
-	s := openPath(t, path, sqlite.Options{})
-	ctx := t.Context()
-	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
-		t.Fatal(err)
-	}
-	plain := message("plain")
-	plain.Refs, plain.Raw = envelope.Refs{}, []byte{}
-	edit := message("edit")
-	edit.Kind, edit.Conversation = envelope.KindEdit, envelope.Conversation{}
-	for _, e := range []envelope.Envelope{message("full"), plain, edit} {
-		if _, err := s.Append(ctx, store.AppendRequest{SessionID: "sess", Direction: store.Outbound, Envelope: e}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fromTail, err := s.Read(ctx, "sess", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := openPath(t, path, sqlite.Options{})
-	fromFile, err := other.Read(ctx, "sess", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(fromTail, fromFile) {
-		t.Errorf("Read from the tail:\n%+v\nfrom the file:\n%+v", fromTail, fromFile)
-	}
-
-	// Another store appends 4. Once this store writes again (to another
-	// session), it has found the file changed, and its tail no longer
-	// answers for sess: a Read after 2 is 3 and 4, not 3 alone.
-	if _, err := other.Append(ctx, inbound("sess", "by-the-other")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.CreateSession(ctx, "sess-2", nil); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := s.Read(ctx, "sess", 2, 10)
-	if err != nil || len(recs) != 2 || recs[1].Envelope.ID != "client:by-the-other" {
-		t.Fatalf("Read after 2 = %+v, %v; want 3, then the other store's record 4", recs, err)
 	}
 }

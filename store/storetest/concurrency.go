@@ -3,9 +3,11 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -248,4 +250,32 @@ func (s suite) testTwoStores(t *testing.T) {
 	}
 	checkAcked(t, one, []string{"sess-1"}, outs)
 	checkAcked(t, two, []string{"sess-1"}, outs)
+}
+
+// testReadWhatTheOtherReads: a Read of records a store just appended (which
+// a backend may answer from what it keeps in memory, store.Tail) returns
+// exactly what another store on the database reads, whatever the envelopes
+// carried; and once the store has written again, records the other store
+// appended meanwhile are not hidden from it.
+func (s suite) testReadWhatTheOtherReads(t *testing.T) {
+	b := s.newBackend(t)
+	one := open(t, b)
+	two := open(t, b)
+	createSession(t, one, "sess-1")
+	plain := env("plain", "no refs, no raw")
+	plain.Refs, plain.Raw = envelope.Refs{}, []byte{}
+	edit := env("edit", "an edit")
+	edit.Kind, edit.Conversation = envelope.KindEdit, envelope.Conversation{}
+	for _, e := range []envelope.Envelope{env("full", "everything"), plain, edit} {
+		mustAppend(t, one, store.AppendRequest{SessionID: "sess-1", Direction: store.Outbound, Envelope: e})
+	}
+	if mine, theirs := mustRead(t, one, "sess-1", 0, 10), mustRead(t, two, "sess-1", 0, 10); !reflect.DeepEqual(mine, theirs) {
+		t.Errorf("Read through the store that appended:\n%+v\nthrough the other:\n%+v", mine, theirs)
+	}
+	mustAppend(t, two, req("sess-1", "by-the-other", "appended by the other store"))
+	createSession(t, one, "sess-2") // one writes again
+	recs := mustRead(t, one, "sess-1", 2, 10)
+	if len(recs) != 2 || recs[1].Envelope.ID != "test:by-the-other" {
+		t.Errorf("Read after 2 through the first store = %+v; want 3, then the other store's record 4", recs)
+	}
 }

@@ -99,6 +99,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 			t.Skip("the backend does not support two stores on one database")
 		}
 		t.Run("TwoStoresOneSession", s.testTwoStores)
+		t.Run("ReadWhatTheOtherReads", s.testReadWhatTheOtherReads)
 	})
 	t.Run("Router", func(t *testing.T) { s.runRouter(t, cfg) })
 	t.Run("Webhooks", s.runWebhooks)
