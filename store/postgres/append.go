@@ -225,6 +225,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	var now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(genericPlansSQL)
 	b.Queue(`SELECT id, state, last_seq, latest_source, latest_ref, now() FROM sessions
 		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, sessionIDs)
 	// LIMIT 1 keeps the subquery from being flattened into a join, so every
@@ -237,8 +238,10 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		) AS r`, keySessions, keyEnvelopes)
 	fan.queueReads(b)
 	err = withBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
+		for range 2 { // BEGIN, generic plans
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		rows, _ := br.Query()
 		for rows.Next() {

@@ -745,12 +745,33 @@ const clearWaitingSQL = `UPDATE deliveries d SET waiting = false
 			AND (o.conv_source, o.conv_ref) = (SELECT conv_source, conv_ref FROM deliveries WHERE id = $1)
 		ORDER BY o.ord LIMIT 1)`
 
-// noSeqScanSQL keeps a settle batch's statements, which all find their
-// rows by key, from being planned as scans: a table never analyzed
-// (autovacuum off) looks small to the planner, which planned
-// lockSettlesSQL as a scan of every delivery, delivered ones included, at
-// a cost that grew with the table, at every settle.
-const noSeqScanSQL = "SET LOCAL enable_seqscan = off"
+// settleSettingsSQL sets, in one statement, the settings of a settle
+// batch's transaction:
+//   - synchronous_commit off: a settlement need not wait for the WAL to
+//     reach the disk. A crash that loses it leaves the delivery pending,
+//     and it is delivered again under the same event id, which
+//     at-least-once delivery allows. Not waiting lets go of the
+//     conversations' locks sooner, which appends enqueueing to them wait
+//     for.
+//   - enable_seqscan off: the batch's statements all find their rows by
+//     key, and must not be planned as scans. A table never analyzed
+//     (autovacuum off) looks small to the planner, which planned
+//     lockSettlesSQL as a scan of every delivery, delivered ones included,
+//     at a cost that grew with the table, at every settle.
+//   - generic plans (genericPlansSQL).
+const settleSettingsSQL = `SELECT set_config('synchronous_commit', 'off', true),
+	set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`
+
+// genericPlansSQL makes the rest of a transaction run its prepared
+// statements with their generic plans, planned once per connection. The
+// planner, left to choose, plans a statement that takes an array (a
+// batch's ids, a run's outcomes) anew at every execution, since it
+// estimates the short arrays of its first runs cheaper than the generic
+// plan's guess: it planned settleQueuedSQL every time, and lockSettlesSQL,
+// the enqueue and the append's lookup a third of the time, at a cost like
+// executing them. The generic plans are the ones TestQueueCostIsFlatInTheBacklog
+// checks.
+const genericPlansSQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 // lockSettlesSQL locks the deliveries $1 of a settle batch at once, in
 // conversation order (the order Enqueue locks tails in), so that the batch
@@ -803,14 +824,8 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		}
 	}
 	b := &pgx.Batch{}
-	// A settlement need not wait for the WAL to reach the disk: a crash
-	// that loses it leaves the delivery pending, and it is delivered again
-	// under the same event id, which at-least-once delivery allows. Not
-	// waiting lets go of the conversations' locks sooner, which appends
-	// enqueueing to them wait for.
 	b.Queue("BEGIN")
-	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(noSeqScanSQL)
+	b.Queue(settleSettingsSQL)
 	b.Queue(lockSettlesSQL, ids)
 	if len(attempts) > 0 {
 		queueInsertAttempts(b, attempts)
@@ -843,7 +858,7 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	}
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range 4 { // BEGIN, the two SET LOCALs, the locks
+		for range 3 { // BEGIN, the settings, the locks
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ import (
 // buffers it reads are compared. Planned so, the head search of a settle
 // and Claim's checks used to read the conversation's whole backlog, the
 // enqueue of Append hashed the whole records and deliveries tables, and
-// a settle batch's locks (without noSeqScanSQL) scanned every delivery.
+// a settle batch's locks (without settleSettingsSQL) scanned every delivery.
 func TestQueueCostIsFlatInTheBacklog(t *testing.T) {
 	small := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 10)
 	large := queueCosts(t, openStore(t, testenv.Postgres(t), Options{}), 2000)
@@ -91,9 +91,9 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 		{"queued", queuedSQL, func() []any { return []any{head, "p", 5} }, claimSecond, ""}, // 5 queued with either backlog
 		{"settle_queued", settleQueuedSQL, func() []any {
 			return []any{head, []string{second}, []string{"delivered"}, []string{""}, []string{""}, []pgtype.Timestamptz{{}}}
-		}, settleHead, noSeqScanSQL},
+		}, settleHead, settleSettingsSQL},
 		{"claim_among", claimAmongSQL, func() []any { return []any{[]string{head, second}, "p", now, until, 2} }, "", ""},
-		{"lock_settles", lockSettlesSQL, func() []any { return []any{[]string{head, second}} }, "", noSeqScanSQL},
+		{"lock_settles", lockSettlesSQL, func() []any { return []any{[]string{head, second}} }, "", settleSettingsSQL},
 		{"enqueue", enqueue.SQL, func() []any { return enqueue.Arguments }, "", ""},
 	}
 	for _, p := range stmts {
