@@ -64,6 +64,8 @@ func (r *Router) deliverLoop(ctx context.Context) {
 					}
 				}()
 			}
+			// Every free worker got one: others may wait for a worker.
+			r.outboxFull.Store(err == nil && len(ds) == free)
 			if len(ds) == free {
 				continue // there may be more due now
 			}
@@ -98,11 +100,16 @@ const webhookRun = 16
 // queue costs one commit per run of deliveries rather than a settle and a
 // claim per delivery. It returns when the conversation has nothing more
 // due for it.
+//
+// While conversations wait for a worker (outboxFull), a worker lets go of
+// its conversation after the run its settlement claimed (up to
+// webhookRun deliveries), and takes the oldest due delivery of any
+// conversation: no conversation waits for another's backlog to drain.
 func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 	run := []store.Delivery{d}
 	handedOut := r.now()
-	for len(run) > 0 {
-		run = r.attemptRun(ctx, run, handedOut)
+	for turn := 0; len(run) > 0; turn++ {
+		run = r.attemptRun(ctx, run, handedOut, turn > 0 && r.outboxFull.Load())
 		handedOut = r.now()
 	}
 }
@@ -110,8 +117,9 @@ func (r *Router) deliverOne(ctx context.Context, d store.Delivery) {
 // attemptRun attempts the deliveries of run in turn, run[0] leased at
 // handedOut and the rest queued behind it, until one is not delivered,
 // the lease's first third is spent or ctx ends; settles what it attempted;
-// and returns the conversation's next run when the settlement claimed one.
-func (r *Router) attemptRun(ctx context.Context, run []store.Delivery, handedOut time.Time) []store.Delivery {
+// and returns the conversation's next run when the settlement claimed one
+// (never when last).
+func (r *Router) attemptRun(ctx context.Context, run []store.Delivery, handedOut time.Time, last bool) []store.Delivery {
 	var (
 		done = make([]store.Outcome, 0, len(run))
 		// The queued deliveries are the owner's only while run[0]'s lease
@@ -129,7 +137,7 @@ func (r *Router) attemptRun(ctx context.Context, run []store.Delivery, handedOut
 			break
 		}
 	}
-	return r.settle(ctx, run[0].To, done)
+	return r.settle(ctx, run[0].To, done, last)
 }
 
 // attempt makes one attempt at d, posting it by deadline, and returns its
@@ -230,13 +238,13 @@ func (r *Router) attempt(ctx context.Context, d *store.Delivery, deadline time.T
 
 // settle records the outcomes of a run of attempts at deliveries to
 // conversation to, and returns the conversation's next run when the
-// settlement claimed one.
-func (r *Router) settle(ctx context.Context, to envelope.Conversation, done []store.Outcome) []store.Delivery {
+// settlement claimed one; when last, it claims none.
+func (r *Router) settle(ctx context.Context, to envelope.Conversation, done []store.Outcome, last bool) []store.Delivery {
 	if rs, ok := r.st.(store.RunSettler); ok {
 		n := 1
 		switch {
-		case ctx.Err() != nil:
-			n = 0 // shutting down: claim nothing more
+		case ctx.Err() != nil, last:
+			n = 0 // shutting down, or the worker's turn is over: claim nothing more
 		case to.Source == store.SourceWebhook:
 			n = webhookRun
 		}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,10 +102,14 @@ type Router struct {
 	metrics  *metrics
 	breaker  *breaker
 	kickc    chan struct{} // wakes the delivery workers
-	webhooks WebhookSink
-	turns    *turns
-	pace     pacer // when messages were last changed (changes.go)
-	lastIn   lastInbound
+	// outboxFull is set while due deliveries wait for a delivery worker
+	// (the last claim took as many as there were free workers): a worker
+	// then lets go of its conversation after each run (settle).
+	outboxFull atomic.Bool
+	webhooks   WebhookSink
+	turns      *turns
+	pace       pacer // when messages were last changed (changes.go)
+	lastIn     lastInbound
 }
 
 // lastInbound is when each source last handed the router a message, as this

@@ -449,6 +449,54 @@ func TestWebhookDeliversAQueueInRuns(t *testing.T) {
 	}
 }
 
+// TestWebhookConversationsTakeTurns: with more conversations due than
+// workers, a worker lets go of its conversation after a run and takes the
+// oldest due delivery of any, so that one conversation's backlog does not
+// hold up another's. One worker, two sessions (two conversations of the
+// destination) with 40 events each, enqueued in turn: ses-2's first event
+// goes out after ses-1's first run, not after all of ses-1's events.
+func TestWebhookConversationsTakeTurns(t *testing.T) {
+	h := newWHHarness(t, whConfig+"    workers: 1\n")
+	const events = 40
+	release := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) int {
+		if n == 1 { // until both queues are behind ses-1's first event
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		return http.StatusOK
+	})
+	h.addWebhook("wh", rc.srv.URL, "message")
+	for i := range events {
+		h.send("ses-1", "a"+strconv.Itoa(i), store.Inbound)
+		h.send("ses-2", "b"+strconv.Itoa(i), store.Inbound)
+	}
+	close(release)
+	waitFor(t, "every event", func() bool { return len(rc.delivered()) == 2*events })
+
+	texts := rc.texts()
+	var a, b []string
+	for _, text := range texts {
+		if strings.HasPrefix(text, "a") {
+			a = append(a, text)
+		} else {
+			b = append(b, text)
+		}
+	}
+	for i := range events {
+		if a[i] != "a"+strconv.Itoa(i) || b[i] != "b"+strconv.Itoa(i) {
+			t.Fatalf("delivered out of order within a session: %v", texts)
+		}
+	}
+	// a0 alone (the request held), the run behind it (up to webhookRun),
+	// then ses-2's turn.
+	if first := slices.Index(texts, "b0"); first > 1+16 {
+		t.Errorf("ses-2's first event was delivery %d, after %v: it waited for ses-1's backlog", first+1, texts[:first])
+	}
+}
+
 func TestWebhookHonoursRetryAfter(t *testing.T) {
 	h := newWHHarness(t, whConfig)
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) int {
