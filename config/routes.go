@@ -47,7 +47,10 @@ type Outbox struct {
 	// destination has a conversation per session: ten destinations over
 	// 32 sessions are 320, and with 32 workers fan-out stalled at about
 	// 4,000 events a second on a 2-core machine. A worker posts a webhook
-	// conversation's queue in runs of up to 16, settled in one commit.
+	// conversation's queue in runs of up to 16, settled in one commit; while
+	// more conversations are due than there are workers, it moves on to the
+	// oldest due delivery of any after a run, so that the conversations
+	// take turns.
 	Workers int `yaml:"workers"`
 }
 

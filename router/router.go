@@ -104,7 +104,8 @@ type Router struct {
 	kickc    chan struct{} // wakes the delivery workers
 	// outboxFull is set while due deliveries wait for a delivery worker
 	// (the last claim took as many as there were free workers): a worker
-	// then lets go of its conversation after each run (settle).
+	// then lets go of its conversation after the run its settlement
+	// claimed (deliverOne).
 	outboxFull atomic.Bool
 	webhooks   WebhookSink
 	turns      *turns
