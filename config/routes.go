@@ -41,7 +41,7 @@ type Outbox struct {
 	// to MaxBackoff (default 10m), with jitter.
 	Backoff    Duration `yaml:"backoff"`
 	MaxBackoff Duration `yaml:"max_backoff"`
-	// Workers deliver in parallel (default 256), each to one conversation
+	// Workers deliver in parallel (default 512), each to one conversation
 	// at a time: deliveries to one conversation are never parallel, so
 	// Workers bounds the conversations delivered to at once. A webhook
 	// destination has a conversation per session: ten destinations over
@@ -50,7 +50,10 @@ type Outbox struct {
 	// conversation's queue in runs of up to 16, settled in one commit; while
 	// more conversations are due than there are workers, it moves on to the
 	// oldest due delivery of any after a run, so that the conversations
-	// take turns.
+	// take turns. Those 320 conversations at 500 messages a second got
+	// their events with p99 175-206 ms from 512 workers, 544-644 ms from
+	// 256 (taking turns), and no better from 1,024. A worker waiting on a
+	// post is a goroutine and a connection.
 	Workers int `yaml:"workers"`
 }
 
@@ -201,7 +204,7 @@ func (r *Router) defaults() {
 		o.MaxBackoff = Duration(10 * time.Minute)
 	}
 	if o.Workers == 0 {
-		o.Workers = 256
+		o.Workers = 512
 	}
 }
 
