@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -137,5 +138,20 @@ func TestParseTakesFlagsAnywhere(t *testing.T) {
 		if err == nil || exitCode(err) == 2 || !strings.Contains(err.Error(), "127.0.0.1:1") {
 			t.Fatalf("steer %v: %q %v, want a connection error from 127.0.0.1:1", args, out, err)
 		}
+	}
+}
+
+// TestServeSetsTheGCTarget: serve collects at gcPercent unless GOGC is set,
+// which then stays the operator's.
+func TestServeSetsTheGCTarget(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	setGC(func(string) (string, bool) { return "", false })
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, gcPercent)
+	}
+	setGC(func(k string) (string, bool) { return "50", k == "GOGC" })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left at 100", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -59,6 +60,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	setGC(os.LookupEnv)
 
 	gw, err := gateway.New(ctx, cfg, gateway.Options{Logger: log, Announce: stderr})
 	if err != nil {
@@ -77,6 +79,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	return gw.Serve(ctx, ln, *grace)
+}
+
+// gcPercent is the garbage collector's target for the gateway: it collects
+// when the heap has grown by four times what was live after the last
+// collection, where Go's default is once. The gateway's live heap is small
+// (the SQLite page cache is not in it), so collecting at Go's default took
+// a tenth of its CPU under load, in short cycles. Measured with bench
+// --e2e, alternating: at 2,000/s on SQLite, delivered p99 26-60 ms against
+// 33-195 ms with 5% less CPU, for a peak RSS of 147 MB against 133 MB; at
+// 1,000/s on PostgreSQL, 10-17% less gateway CPU; plain ingest 13,978/s
+// against 12,601/s.
+const gcPercent = 400
+
+// setGC sets the garbage collector's target to gcPercent, unless the
+// environment (lookup) sets GOGC.
+func setGC(lookup func(string) (string, bool)) {
+	if _, ok := lookup("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // checkSecrets refuses, before anything starts, a configuration holding a
