@@ -230,6 +230,9 @@ func (s *Store) listSessions(ctx context.Context, name, cursor string, limit int
 // below 1 returns nothing. Records this process committed lately come
 // from the store's tail (store.Tail) without a query.
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("sqlite: read: %w", store.ErrClosed)
+	}
 	if recs, ok := s.tail.Read(sessionID, after, limit); ok {
 		return recs, nil
 	}

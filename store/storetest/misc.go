@@ -103,6 +103,18 @@ func (s suite) testAppendAfterClose(t *testing.T) {
 	}
 }
 
+// testReadAfterClose: a Read after Close fails with ErrClosed, also of a
+// record the store has just appended (which it may keep in memory).
+func (s suite) testReadAfterClose(t *testing.T) {
+	st, _ := s.fresh(t)
+	createSession(t, st, "a")
+	mustAppend(t, st, req("a", "k1", "kept"))
+	closeStore(t, st)
+	if recs, err := st.Read(t.Context(), "a", 0, 10); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Read after Close = %d records, %v; want ErrClosed", len(recs), err)
+	}
+}
+
 func token(id, secret string) store.Token {
 	return store.Token{
 		ID:        id,

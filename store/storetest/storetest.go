@@ -88,6 +88,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	t.Run("Durability", func(t *testing.T) {
 		t.Run("ReopenKeepsEverything", s.testReopen)
 		t.Run("AppendAfterClose", s.testAppendAfterClose)
+		t.Run("ReadAfterClose", s.testReadAfterClose)
 	})
 	t.Run("Tokens", func(t *testing.T) {
 		t.Run("CreateLookupCount", s.testTokens)
