@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/internal/testenv"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
 )
 
 // The conformance suite (TestConformance/SessionEvents) covers the
@@ -221,5 +223,61 @@ func TestJournalAfterRestoreOnAnotherServer(t *testing.T) {
 	all, _ := readEvents(t, s, futureCursor, 3)
 	if len(all) != 3 {
 		t.Errorf("from a cursor of the other server's future, read %d events, want all 3 from the start", len(all))
+	}
+}
+
+// TestSettleBatchAnswersEachSettlement: a settle batch settles its leased
+// deliveries in one statement (settleLeasedSQL), and each settlement still
+// gets its own answer, in order: one that took, one whose owner lost the
+// lease, one of an unknown delivery, and another that took.
+func TestSettleBatchAnswersEachSettlement(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	create(t, st, "s")
+	for i := range 3 {
+		if _, err := st.Append(ctx, msg("s", fmt.Sprint("k", i), "work")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ds []store.Delivery
+	for seq := int64(1); seq <= 3; seq++ {
+		ds = append(ds, store.Delivery{SessionID: "s", Seq: seq, To: envelope.Conversation{Source: "test", Ref: fmt.Sprint("c", seq)}, NextAttempt: t0})
+	}
+	if err := st.Enqueue(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.Claim(ctx, "p", 3, at(time.Second), at(time.Hour))
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %d deliveries, %v; want 3", len(claimed), err)
+	}
+	delivered := store.Settlement{Status: store.Delivered}
+	batch := []settleReq{
+		{id: claimed[0].ID, owner: "p", st: delivered},
+		{id: claimed[1].ID, owner: "q", st: delivered},
+		{id: "dlv-unknown", owner: "p", st: delivered},
+		{id: claimed[2].ID, owner: "p", st: store.Settlement{Status: store.Dead, Error: "gone"}},
+	}
+	results := make([]groupcommit.Result[[]store.Delivery], len(batch))
+	if err := st.settleBatch(ctx, batch, results); err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Err != nil || results[3].Err != nil {
+		t.Errorf("the settlements whose owner holds the lease failed: %v, %v", results[0].Err, results[3].Err)
+	}
+	if !errors.Is(results[1].Err, store.ErrLeaseLost) {
+		t.Errorf("the settlement of another owner's lease: %v, want ErrLeaseLost", results[1].Err)
+	}
+	if !errors.Is(results[2].Err, store.ErrNotFound) {
+		t.Errorf("the settlement of an unknown delivery: %v, want ErrNotFound", results[2].Err)
+	}
+	want := map[string]store.DeliveryStatus{claimed[0].ID: store.Delivered, claimed[1].ID: store.Pending, claimed[2].ID: store.Dead}
+	for id, status := range want {
+		var got string
+		if err := st.pool.QueryRow(ctx, "SELECT status FROM deliveries WHERE id = $1", id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != string(status) {
+			t.Errorf("delivery %s is %s after the batch, want %s", id, got, status)
+		}
 	}
 }

@@ -599,6 +599,53 @@ func (r *settleReq) last() string {
 	return r.id
 }
 
+// settleLeasedSQL settles, in one statement, the leased delivery of each
+// settlement of a batch ($1 their ids, $2 owners, $3 statuses, $4 channel
+// ids, $5 errors, $6 next attempts): a delivery whose lease its owner
+// holds gets its outcome and is released. It returns, per settlement in
+// order, whether it took and whether the delivery exists. Each delivery is
+// found by one probe of the primary key and updated through the row
+// version found, as settleQueuedSQL does; whether it exists is a second
+// probe, a LATERAL subquery with LIMIT (as EXISTS, planned on tables
+// without statistics, it hashed every delivery's id). Should a batch settle one
+// delivery twice, one of the two takes, as one would after the other.
+const settleLeasedSQL = `WITH s AS MATERIALIZED (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+			WITH ORDINALITY AS s(id, owner, status, channel_id, error, next_attempt, n)
+	), q AS MATERIALIZED (
+		SELECT l.ctid, s.* FROM s
+		CROSS JOIN LATERAL (
+			SELECT d.ctid FROM deliveries d
+			WHERE d.id = s.id AND d.lease_owner = s.owner
+			OFFSET 0
+		) AS l
+	), u AS (
+		UPDATE deliveries d SET
+			status = q.status,
+			channel_id = CASE WHEN q.status = 'delivered' THEN q.channel_id ELSE d.channel_id END,
+			last_error = q.error,
+			next_attempt = CASE WHEN q.status = 'pending' THEN coalesce(q.next_attempt, now()) ELSE d.next_attempt END,
+			lease_owner = '', lease_until = NULL, updated_at = now()
+		FROM q
+		WHERE d.ctid = q.ctid AND d.id = q.id
+		RETURNING q.n
+	)
+	SELECT EXISTS (SELECT 1 FROM u WHERE u.n = s.n), e.found IS NOT NULL
+	FROM s
+	LEFT JOIN LATERAL (SELECT 1 AS found FROM deliveries d WHERE d.id = s.id LIMIT 1) AS e ON true
+	ORDER BY s.n`
+
+// queueSettleLeased queues settleLeasedSQL for batch.
+func queueSettleLeased(b *pgx.Batch, batch []settleReq) {
+	n := len(batch)
+	ids, owners, statuses, channels, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	next := make([]pgtype.Timestamptz, n)
+	for i, r := range batch {
+		ids[i], owners[i], statuses[i], channels[i], errs[i], next[i] = r.id, r.owner, string(r.st.Status), r.st.ChannelID, r.st.Error, nullTime(r.st.NextAttempt)
+	}
+	b.Queue(settleLeasedSQL, ids, owners, statuses, channels, errs, next)
+}
+
 // settleQueuedSQL settles, after the settle of a run's leased delivery $1
 // in its transaction, the outcomes of the deliveries queued behind it
 // ($2 their ids, $3 statuses, $4 channel ids, $5 errors, $6 next
@@ -830,19 +877,8 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	if len(attempts) > 0 {
 		queueInsertAttempts(b, attempts)
 	}
+	queueSettleLeased(b, batch)
 	for _, r := range batch {
-		b.Queue(`WITH u AS (
-				UPDATE deliveries SET
-					status = $3,
-					channel_id = CASE WHEN $3 = 'delivered' THEN $4 ELSE channel_id END,
-					last_error = $5,
-					next_attempt = CASE WHEN $3 = 'pending' THEN coalesce($6, now()) ELSE next_attempt END,
-					lease_owner = '', lease_until = NULL, updated_at = now()
-				WHERE id = $1 AND lease_owner = $2
-				RETURNING 1
-			)
-			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM deliveries WHERE id = $1)`,
-			r.id, r.owner, string(r.st.Status), r.st.ChannelID, r.st.Error, nullTime(r.st.NextAttempt))
 		if len(r.queued) > 0 {
 			queueSettleQueued(b, &r)
 		}
@@ -868,17 +904,34 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 				return err
 			}
 		}
-		for i, r := range batch {
+		rows, _ := br.Query()
+		i := 0
+		for rows.Next() {
 			var settled, exists bool
-			if err := br.QueryRow().Scan(&settled, &exists); err != nil {
+			if err := rows.Scan(&settled, &exists); err != nil {
+				rows.Close()
 				return err
 			}
+			if i == len(batch) {
+				rows.Close()
+				return fmt.Errorf("settle: %d outcomes for %d settlements", i+1, len(batch))
+			}
+			r := &batch[i]
 			switch {
 			case !exists:
 				results[i].Err = fmt.Errorf("postgres: settle %q: %w", r.id, store.ErrNotFound)
 			case !settled:
 				results[i].Err = fmt.Errorf("postgres: settle %s for %s: %w", r.id, r.owner, store.ErrLeaseLost)
 			}
+			i++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if i != len(batch) {
+			return fmt.Errorf("settle: %d outcomes for %d settlements", i, len(batch))
+		}
+		for i, r := range batch {
 			if len(r.queued) > 0 {
 				if _, err := br.Exec(); err != nil {
 					return err

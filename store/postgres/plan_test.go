@@ -92,6 +92,10 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 		{"settle_queued", settleQueuedSQL, func() []any {
 			return []any{head, []string{second}, []string{"delivered"}, []string{""}, []string{""}, []pgtype.Timestamptz{{}}}
 		}, settleHead, settleSettingsSQL},
+		{"settle_leased", settleLeasedSQL, func() []any {
+			return []any{[]string{head, second}, []string{"nobody", "nobody"}, []string{"delivered", "delivered"},
+				[]string{"", ""}, []string{"", ""}, []pgtype.Timestamptz{{}, {}}}
+		}, "", settleSettingsSQL},
 		{"claim_among", claimAmongSQL, func() []any { return []any{[]string{head, second}, "p", now, until, 2} }, "", ""},
 		{"lock_settles", lockSettlesSQL, func() []any { return []any{[]string{head, second}} }, "", settleSettingsSQL},
 		{"enqueue", enqueue.SQL, func() []any { return enqueue.Arguments }, "", ""},
