@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +279,80 @@ func TestSettleBatchAnswersEachSettlement(t *testing.T) {
 		}
 		if got != string(status) {
 			t.Errorf("delivery %s is %s after the batch, want %s", id, got, status)
+		}
+	}
+}
+
+// TestSettleBatchClaimsEachRunsNext: the SettleRun calls of one settle
+// batch claim their conversations' next runs in one statement
+// (settleNextSQL, then queuedSQL), and each call gets its own
+// conversation's run, in order, however the rows come back.
+func TestSettleBatchClaimsEachRunsNext(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	create(t, st, "s")
+	convs := []envelope.Conversation{{Source: "test", Ref: "a"}, {Source: "test", Ref: "b"}, {Source: "test", Ref: "c"}}
+	var ds []store.Delivery
+	for i := range 4 {
+		res, err := st.Append(ctx, msg("s", fmt.Sprint("k", i), "work"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range convs {
+			ds = append(ds, store.Delivery{SessionID: "s", Seq: res.Record.Seq, To: c, NextAttempt: t0})
+		}
+	}
+	if err := st.Enqueue(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	heads, err := st.Claim(ctx, "p", 3, at(time.Second), at(time.Hour))
+	if err != nil || len(heads) != 3 {
+		t.Fatalf("claim: %d deliveries, %v; want the 3 heads", len(heads), err)
+	}
+	byConv := map[string]store.Delivery{}
+	for _, h := range heads {
+		byConv[h.To.Ref] = h
+	}
+	delivered := store.Settlement{Status: store.Delivered}
+	// b wants its next two, a its next one (no queued read), and c's
+	// settle has lost its lease: it claims nothing.
+	batch := []settleReq{
+		{id: byConv["b"].ID, owner: "p", st: delivered, next: true, n: 2, now: at(2 * time.Second), leaseUntil: at(time.Hour)},
+		{id: byConv["a"].ID, owner: "p", st: delivered, next: true, n: 1, now: at(2 * time.Second), leaseUntil: at(time.Hour)},
+		{id: byConv["c"].ID, owner: "q", st: delivered, next: true, n: 3, now: at(2 * time.Second), leaseUntil: at(time.Hour)},
+	}
+	results := make([]groupcommit.Result[[]store.Delivery], len(batch))
+	if err := st.settleBatch(ctx, batch, results); err != nil {
+		t.Fatal(err)
+	}
+	runOf := func(i int) []int64 {
+		var seqs []int64
+		for _, d := range results[i].Val {
+			if want := byConv[[]string{"b", "a", "c"}[i]].To; d.To != want {
+				t.Errorf("call %d got a delivery of conversation %v, want %v", i, d.To, want)
+			}
+			seqs = append(seqs, d.Seq)
+		}
+		return seqs
+	}
+	if results[0].Err != nil || !slices.Equal(runOf(0), []int64{2, 3}) {
+		t.Errorf("b's next run: %v, %v; want seqs [2 3]", runOf(0), results[0].Err)
+	}
+	if results[1].Err != nil || !slices.Equal(runOf(1), []int64{2}) {
+		t.Errorf("a's next run: %v, %v; want seqs [2]", runOf(1), results[1].Err)
+	}
+	if !errors.Is(results[2].Err, store.ErrLeaseLost) || len(results[2].Val) > 0 {
+		t.Errorf("c's settle by another owner: %v, %v; want ErrLeaseLost and no run", results[2].Val, results[2].Err)
+	}
+	for i, want := range []string{"p", "p"} {
+		for _, d := range results[i].Val[:min(1, len(results[i].Val))] {
+			var owner string
+			if err := st.pool.QueryRow(ctx, "SELECT lease_owner FROM deliveries WHERE id = $1", d.ID).Scan(&owner); err != nil {
+				t.Fatal(err)
+			}
+			if owner != want {
+				t.Errorf("the head of call %d's next run is leased to %q, want %q", i, owner, want)
+			}
 		}
 	}
 }

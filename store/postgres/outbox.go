@@ -452,6 +452,10 @@ const (
 		LIMIT 1`
 )
 
+// atNow returns check, one of the checks above, at the time now names in
+// place of $3.
+func atNow(check, now string) string { return strings.ReplaceAll(check, "$3", now) }
+
 // claimedRecordSQL joins each claimed delivery c to its record r, NULL
 // for a delivery of a session event. The record is sought as the first
 // key at or after (session, seq): only the primary key can answer that
@@ -695,77 +699,186 @@ func queueSettleQueued(b *pgx.Batch, r *settleReq) {
 	b.Queue(settleQueuedSQL, r.id, ids, statuses, channels, errs, next)
 }
 
-// settleNextSQL runs, for SettleRun, after the settle of delivery $1 (the
-// run's last) out of pending, in its transaction. It clears the waiting flag of the
-// conversation's new head (as clearWaitingSQL) and, when the settle took,
-// claims that head for owner $2 at now $3 until $4 if Claim could hand it
+// settleNextSQL runs, for the settlements of a settle batch that are
+// SettleRun calls whose run's last delivery left pending ($1 those
+// deliveries, $2 the owners, $3 the times now, $4 the times leases end,
+// each in the order of the calls), after the settles, in their
+// transaction. For each, it clears the waiting flag of the conversation's
+// new head (as clearWaitingSQL) and, when the settle took, claims that
+// head for the owner at now until the lease's end if Claim could hand it
 // out: due, not leased, no other delivery of the conversation leased, its
-// binding not paused. The settle took when the settled row carries this
-// transaction's now() (the settle holds its row lock, so no other
-// transaction can have set it). The head is found first and then locked
-// with SKIP LOCKED, so a head another process holds is left alone rather
-// than passed over for a later delivery; the flag of such a head is still
-// cleared, waiting for its lock. A head claimed here has its flag cleared
-// by the claim's own update: one row version, where clearing and claiming
-// in turn wrote two, each with an entry in every index of deliveries. The
-// update finds the head by the ctid of the version locked, as
-// claimAmongSQL does.
-var settleNextSQL = `WITH conv AS MATERIALIZED (
-		SELECT conv_source, conv_ref, status <> 'pending' AND lease_owner = '' AND updated_at = now() AS settled
-		FROM deliveries WHERE id = $1
+// binding not paused. It returns the claimed heads, each with the
+// call's place in $1 (counted from 1) first. The settle took when the
+// settled row carries this transaction's now() (the settle holds its row
+// lock, so no other transaction can have set it). A head is found first
+// and then locked with SKIP LOCKED, so a head another process holds is
+// left alone rather than passed over for a later delivery; the flag of
+// such a head is still cleared, waiting for its lock. A head claimed here
+// has its flag cleared by the claim's own update: one row version, where
+// clearing and claiming in turn wrote two, each with an entry in every
+// index of deliveries. Each delivery, conversation and head is found by a
+// LATERAL subquery, one probe of an index per call, and the update finds
+// the head by the ctid of the version locked, as claimAmongSQL does.
+var settleNextSQL = `WITH r AS MATERIALIZED (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+			WITH ORDINALITY AS r(id, owner, at, lease_until, n)
+	), conv AS MATERIALIZED (
+		SELECT r.n, r.owner, r.at, r.lease_until, c.conv_source, c.conv_ref, c.settled FROM r
+		CROSS JOIN LATERAL (
+			SELECT d.conv_source, d.conv_ref, d.status <> 'pending' AND d.lease_owner = '' AND d.updated_at = now() AS settled
+			FROM deliveries d WHERE d.id = r.id
+			OFFSET 0
+		) AS c
 	), head AS MATERIALIZED (
-		SELECT d.id, d.waiting FROM deliveries d
-		WHERE d.status = 'pending' AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
-		ORDER BY d.ord
-		LIMIT 1
-	), claimable AS (
-		SELECT d.id, d.ctid FROM deliveries d
-		WHERE d.id = (SELECT id FROM head) AND (SELECT settled FROM conv)
-			AND ` + stillPendingSQL + ` AND d.next_attempt <= $3
-			AND (d.lease_owner = '' OR d.lease_until <= $3)
-			AND (` + otherLeasedSQL + `) IS NULL
-			AND (` + pausedSQL + `) IS NULL
-		FOR NO KEY UPDATE OF d SKIP LOCKED
+		SELECT conv.*, h.id, h.waiting FROM conv
+		CROSS JOIN LATERAL (
+			SELECT d.id, d.waiting FROM deliveries d
+			WHERE d.status = 'pending' AND d.conv_source = conv.conv_source AND d.conv_ref = conv.conv_ref
+			ORDER BY d.ord
+			LIMIT 1
+		) AS h
+	), claimable AS MATERIALIZED (
+		SELECT head.n, head.owner, head.lease_until, l.id, l.ctid FROM head
+		CROSS JOIN LATERAL (
+			SELECT d.id, d.ctid FROM deliveries d
+			WHERE d.id = head.id AND head.settled
+				AND ` + stillPendingSQL + ` AND d.next_attempt <= head.at
+				AND (d.lease_owner = '' OR d.lease_until <= head.at)
+				AND (` + atNow(otherLeasedSQL, "head.at") + `) IS NULL
+				AND (` + atNow(pausedSQL, "head.at") + `) IS NULL
+			FOR NO KEY UPDATE OF d SKIP LOCKED
+		) AS l
 	), claimed AS (
-		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = $2, lease_until = $4, waiting = false,
-			updated_at = now()
-		FROM claimable
-		WHERE d.ctid = claimable.ctid AND d.id = claimable.id
-		RETURNING d.*
+		UPDATE deliveries d SET attempts = d.attempts + 1, lease_owner = cl.owner, lease_until = cl.lease_until,
+			waiting = false, updated_at = now()
+		FROM claimable cl
+		WHERE d.ctid = cl.ctid AND d.id = cl.id
+		RETURNING cl.n AS call, d.*
 	), cleared AS (
 		UPDATE deliveries d SET waiting = false
-		WHERE d.id = (SELECT id FROM head WHERE waiting) AND d.waiting AND NOT EXISTS (SELECT 1 FROM claimable)
+		FROM head h
+		WHERE d.id = h.id AND h.waiting AND d.waiting AND NOT EXISTS (SELECT 1 FROM claimable cl WHERE cl.n = h.n)
 	)
-	SELECT ` + claimedColumns + `
+	SELECT c.call, ` + claimedColumns + `
 	FROM claimed c
-	` + claimedRecordSQL
+	` + claimedRecordSQL + `
+	ORDER BY c.call`
 
-// queuedSQL returns, after settleNextSQL in its transaction, up to $3 of
-// the deliveries queued, unleased, behind the head that settleNextSQL
-// claimed for owner $2 in the conversation of delivery $1 (the one
-// delivery of the conversation that owner leased in this transaction), in
-// order, with their records. It is a statement of its own, not a part of
-// settleNextSQL, so that the rows it returns are not counted as written
-// (writeTracer).
-var queuedSQL = `WITH conv AS MATERIALIZED (
-		SELECT conv_source, conv_ref FROM deliveries WHERE id = $1
+// queuedSQL returns, after settleNextSQL in its transaction, for each of
+// its calls that wants more than the head ($1 the last deliveries settled,
+// $2 the owners, $3 how many each wants), up to that many of the
+// deliveries queued, unleased, behind the head that settleNextSQL claimed
+// for the owner in the conversation of that delivery (the one delivery of
+// the conversation the owner leased in this transaction), in order, with
+// their records and the call's place in $1 (counted from 1) first. It is
+// a statement of its own, not a part of settleNextSQL, so that the rows it
+// returns are not counted as written (writeTracer).
+var queuedSQL = `WITH r AS MATERIALIZED (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS r(id, owner, lim, n)
 	), head AS MATERIALIZED (
-		SELECT d.ord FROM deliveries d
-		WHERE d.status = 'pending' AND d.lease_owner = $2 AND d.updated_at = now()
-			AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
-		ORDER BY d.ord
-		LIMIT 1
+		SELECT r.n, r.lim, c.conv_source, c.conv_ref, h.ord FROM r
+		CROSS JOIN LATERAL (
+			SELECT d.conv_source, d.conv_ref FROM deliveries d WHERE d.id = r.id
+			OFFSET 0
+		) AS c
+		CROSS JOIN LATERAL (
+			SELECT d.ord FROM deliveries d
+			WHERE d.status = 'pending' AND d.lease_owner = r.owner AND d.updated_at = now()
+				AND d.conv_source = c.conv_source AND d.conv_ref = c.conv_ref
+			ORDER BY d.ord
+			LIMIT 1
+		) AS h
 	), queued AS MATERIALIZED (
-		SELECT d.* FROM deliveries d
-		WHERE d.status = 'pending' AND (d.conv_source, d.conv_ref) = (SELECT conv_source, conv_ref FROM conv)
-			AND d.ord > (SELECT ord FROM head) AND d.lease_owner = ''
-		ORDER BY d.ord
-		LIMIT $3
+		SELECT head.n AS call, q.* FROM head
+		CROSS JOIN LATERAL (
+			SELECT d.* FROM deliveries d
+			WHERE d.status = 'pending' AND d.conv_source = head.conv_source AND d.conv_ref = head.conv_ref
+				AND d.ord > head.ord AND d.lease_owner = ''
+			ORDER BY d.ord
+			LIMIT head.lim
+		) AS q
 	)
-	SELECT ` + claimedColumns + `
+	SELECT c.call, ` + claimedColumns + `
 	FROM queued c
 	` + claimedRecordSQL + `
-	ORDER BY c.ord`
+	ORDER BY c.call, c.ord`
+
+// callRow scans a row of settleNextSQL or queuedSQL: the call's place
+// first, then the claimed columns.
+type callRow struct {
+	pgx.CollectableRow
+	call *int64
+}
+
+func (r callRow) Scan(dest ...any) error {
+	return r.CollectableRow.Scan(append([]any{r.call}, dest...)...)
+}
+
+// queueNextRuns queues settleNextSQL and queuedSQL for the calls of batch
+// that ask for the next run, and returns their indexes in batch.
+func queueNextRuns(b *pgx.Batch, batch []settleReq) (next []int) {
+	var last, owners []string
+	var ats, untils []time.Time
+	var qLast, qOwners []string
+	var qLim []int64
+	for i := range batch {
+		r := &batch[i]
+		if !r.next {
+			continue
+		}
+		next = append(next, i)
+		last, owners = append(last, r.last()), append(owners, r.owner)
+		ats, untils = append(ats, r.now), append(untils, r.leaseUntil)
+		lim := int64(0)
+		if r.n > 1 {
+			lim = int64(r.n - 1)
+		}
+		qLast, qOwners, qLim = append(qLast, r.last()), append(qOwners, r.owner), append(qLim, lim)
+	}
+	if len(next) == 0 {
+		return nil
+	}
+	b.Queue(settleNextSQL, last, owners, ats, untils)
+	b.Queue(queuedSQL, qLast, qOwners, qLim)
+	return next
+}
+
+// readNextRuns reads what queueNextRuns queued for the calls next of
+// batch, and sets the results of those whose settle took.
+func readNextRuns(br pgx.BatchResults, batch []settleReq, next []int, results []groupcommit.Result[[]store.Delivery]) error {
+	if len(next) == 0 {
+		return nil
+	}
+	runs := make([][]store.Delivery, len(next))
+	for _, what := range []string{"claim the next deliveries", "read the deliveries queued"} {
+		rows, _ := br.Query()
+		for rows.Next() {
+			var call int64
+			d, err := scanClaimed(callRow{rows, &call})
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			if call < 1 || int(call) > len(next) {
+				rows.Close()
+				return fmt.Errorf("%s: a row of call %d of %d", what, call, len(next))
+			}
+			// Queued deliveries follow a claimed head; none without one.
+			if what == "claim the next deliveries" || len(runs[call-1]) > 0 {
+				runs[call-1] = append(runs[call-1], d)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	for j, i := range next {
+		if results[i].Err == nil {
+			results[i].Val = nextRun(runs[j], batch[i].now)
+		}
+	}
+	return nil
+}
 
 // nextRun is the run settleNextSQL returned, claimed at now: the claimed
 // head, then the deliveries queued behind it up to the first not due at
@@ -882,16 +995,11 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		if len(r.queued) > 0 {
 			queueSettleQueued(b, &r)
 		}
-		switch {
-		case r.next:
-			b.Queue(settleNextSQL, r.last(), r.owner, r.now, r.leaseUntil)
-			if r.n > 1 {
-				b.Queue(queuedSQL, r.last(), r.owner, r.n-1)
-			}
-		case r.st.Status != store.Pending:
+		if !r.next && r.st.Status != store.Pending {
 			b.Queue(clearWaitingSQL, r.id)
 		}
 	}
+	next := queueNextRuns(b, batch)
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		for range 3 { // BEGIN, the settings, the locks
@@ -931,37 +1039,20 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		if i != len(batch) {
 			return fmt.Errorf("settle: %d outcomes for %d settlements", i, len(batch))
 		}
-		for i, r := range batch {
+		for _, r := range batch {
 			if len(r.queued) > 0 {
 				if _, err := br.Exec(); err != nil {
 					return err
 				}
 			}
-			switch {
-			case r.next:
-				rows, _ := br.Query()
-				next, err := pgx.CollectRows(rows, scanClaimed)
-				if err != nil {
-					return fmt.Errorf("claim the next delivery after %s: %w", r.last(), err)
-				}
-				if r.n > 1 {
-					rows, _ := br.Query()
-					queued, err := pgx.CollectRows(rows, scanClaimed)
-					if err != nil {
-						return fmt.Errorf("read the deliveries queued after %s: %w", r.last(), err)
-					}
-					if len(next) > 0 {
-						next = append(next, queued...)
-					}
-				}
-				if results[i].Err == nil {
-					results[i].Val = nextRun(next, r.now)
-				}
-			case r.st.Status != store.Pending:
+			if !r.next && r.st.Status != store.Pending {
 				if _, err := br.Exec(); err != nil {
 					return err
 				}
 			}
+		}
+		if err := readNextRuns(br, batch, next, results); err != nil {
+			return err
 		}
 		return commitResult(br.Exec())
 	})

@@ -78,17 +78,22 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 	// The settle of the head, as settleBatch runs it before the statements
 	// that find the conversation's next delivery.
 	settleHead := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = $1`
+	// The same for settleNextSQL, which takes every call's delivery as an
+	// array.
+	settleHeads := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = ANY($1)`
 	// What settleNextSQL leaves for queuedSQL: the head settled and the
 	// next claimed by owner p.
-	claimSecond := `WITH settled AS (
-			UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = $1
+	claimSecondOf := `WITH settled AS (
+			UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = ANY($1)
 		)
 		UPDATE deliveries SET lease_owner = 'p', updated_at = now()
-		WHERE id = (SELECT id FROM deliveries WHERE conv_ref = 'c' AND status = 'pending' AND id <> $1 ORDER BY ord LIMIT 1)`
+		WHERE id = (SELECT id FROM deliveries WHERE conv_ref = 'c' AND status = 'pending' AND id <> ALL ($1) ORDER BY ord LIMIT 1)`
 	stmts := []planned{
 		{"clear_waiting", clearWaitingSQL, func() []any { return []any{head} }, settleHead, ""},
-		{"settle_next", settleNextSQL, func() []any { return []any{head, "p", now, until} }, settleHead, ""},
-		{"queued", queuedSQL, func() []any { return []any{head, "p", 5} }, claimSecond, ""}, // 5 queued with either backlog
+		{"settle_next", settleNextSQL, func() []any {
+			return []any{[]string{head}, []string{"p"}, []time.Time{now}, []time.Time{until}}
+		}, settleHeads, settleSettingsSQL},
+		{"queued", queuedSQL, func() []any { return []any{[]string{head}, []string{"p"}, []int64{5}} }, claimSecondOf, settleSettingsSQL}, // 5 queued with either backlog
 		{"settle_queued", settleQueuedSQL, func() []any {
 			return []any{head, []string{second}, []string{"delivered"}, []string{""}, []string{""}, []pgtype.Timestamptz{{}}}
 		}, settleHead, settleSettingsSQL},
