@@ -443,7 +443,9 @@ func TestWebhookDeliversAQueueInRuns(t *testing.T) {
 		t.Errorf("requests carried %v, want %v", got, want)
 	}
 	// m0 alone, then runs: m1..m7 (ended by the failure), the retry of m7
-	// and the rest. One settlement per event would be 21.
+	// and the rest. One settlement per event would be 21. A run is settled
+	// after its last event reached the receiver, so wait for that.
+	waitFor(t, "every outcome settled", func() bool { return counter.outcomes.Load() >= events+1 })
 	if runs, outcomes := counter.runs.Load(), counter.outcomes.Load(); runs > 6 || outcomes != events+1 {
 		t.Errorf("%d settlements of %d outcomes; want at most 6 for %d outcomes", runs, outcomes, events+1)
 	}
