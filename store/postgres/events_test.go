@@ -356,3 +356,64 @@ func TestSettleBatchClaimsEachRunsNext(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleBatchSettlesQueuedAndClearsHeads: in one settle batch, the
+// queued outcomes of several runs are settled in one statement
+// (settleQueuedSQL), and the new heads of the conversations whose runs
+// ended are released from waiting in one statement (clearWaitingSQL),
+// each in its own conversation only.
+func TestSettleBatchSettlesQueuedAndClearsHeads(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	create(t, st, "s")
+	var ds []store.Delivery
+	for i := range 4 {
+		res, err := st.Append(ctx, msg("s", fmt.Sprint("k", i), "work"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range []string{"a", "b"} {
+			ds = append(ds, store.Delivery{SessionID: "s", Seq: res.Record.Seq, To: envelope.Conversation{Source: "test", Ref: ref}, NextAttempt: t0})
+		}
+	}
+	if err := st.Enqueue(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(ref string, seq int) string {
+		t.Helper()
+		var id string
+		if err := st.pool.QueryRow(ctx, "SELECT id FROM deliveries WHERE conv_ref = $1 AND seq = $2", ref, seq).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if heads, err := st.Claim(ctx, "p", 2, at(time.Second), at(time.Hour)); err != nil || len(heads) != 2 {
+		t.Fatalf("claim: %d deliveries, %v; want the 2 heads", len(heads), err)
+	}
+	delivered := store.Settlement{Status: store.Delivered}
+	batch := []settleReq{
+		{id: idOf("a", 1), owner: "p", st: delivered, queued: []store.Outcome{{ID: idOf("a", 2), Settlement: delivered}}},
+		{id: idOf("b", 1), owner: "p", st: delivered},
+	}
+	results := make([]groupcommit.Result[[]store.Delivery], len(batch))
+	if err := st.settleBatch(ctx, batch, results); err != nil || results[0].Err != nil || results[1].Err != nil {
+		t.Fatalf("settle batch: %v, %v, %v", err, results[0].Err, results[1].Err)
+	}
+	type row struct {
+		status  string
+		waiting bool
+	}
+	want := map[string]row{
+		"a1": {"delivered", false}, "a2": {"delivered", false}, "a3": {"pending", false}, "a4": {"pending", true},
+		"b1": {"delivered", false}, "b2": {"pending", false}, "b3": {"pending", true}, "b4": {"pending", true},
+	}
+	for name, w := range want {
+		var got row
+		if err := st.pool.QueryRow(ctx, "SELECT status, waiting FROM deliveries WHERE id = $1", idOf(name[:1], int(name[1]-'0'))).Scan(&got.status, &got.waiting); err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Errorf("%s is %+v after the batch, want %+v", name, got, w)
+		}
+	}
+}

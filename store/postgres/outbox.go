@@ -650,34 +650,37 @@ func queueSettleLeased(b *pgx.Batch, batch []settleReq) {
 	b.Queue(settleLeasedSQL, ids, owners, statuses, channels, errs, next)
 }
 
-// settleQueuedSQL settles, after the settle of a run's leased delivery $1
-// in its transaction, the outcomes of the deliveries queued behind it
-// ($2 their ids, $3 statuses, $4 channel ids, $5 errors, $6 next
-// attempts), each as the leased one's settle does and with its attempt
-// counted, when the leased one's settle took (it carries this
-// transaction's now(), as settleNextSQL checks) and each is still pending,
-// unleased, in its conversation. A delivery left pending is its
-// conversation's head, so its waiting flag is cleared.
+// settleQueuedSQL settles, after settleLeasedSQL in its transaction, the
+// outcomes of the deliveries queued behind the leased ones of a batch's
+// runs ($1 the leased delivery each is queued behind, $2 their ids, $3
+// statuses, $4 channel ids, $5 errors, $6 next attempts), each as the
+// leased one's settle does and with its attempt counted, when the leased
+// one's settle took (it carries this transaction's now(), as settleNextSQL
+// checks) and it is still pending, unleased, in the leased one's
+// conversation. A delivery left pending is its conversation's head, so
+// its waiting flag is cleared.
 //
-// Each delivery is found by its id, one probe of the primary key (a lateral
-// subquery per id, with its status named as stillPendingSQL names it,
-// fenced by OFFSET 0 so that it is not flattened into a join, and its
-// conversation checked outside it, where no index can serve the check), and
-// updated through the row version found, as claimAmongSQL does: joined by
-// id, the update was planned on a table never analyzed as a scan of every
-// delivery.
-var settleQueuedSQL = `WITH h AS MATERIALIZED (
-		SELECT conv_source, conv_ref FROM deliveries
-		WHERE id = $1 AND status <> 'pending' AND lease_owner = '' AND updated_at = now()
-	), q AS MATERIALIZED (
-		SELECT l.ctid, o.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-			AS o(id, status, channel_id, error, next_attempt)
+// Each delivery, and the leased one it is queued behind, is found by its
+// id, one probe of the primary key (a lateral subquery per id, with its
+// status named as stillPendingSQL names it, fenced by OFFSET 0 so that it
+// is not flattened into a join, and its conversation checked outside it,
+// where no index can serve the check), and updated through the row version
+// found, as claimAmongSQL does: joined by id, the update was planned on a
+// table never analyzed as a scan of every delivery.
+var settleQueuedSQL = `WITH q AS MATERIALIZED (
+		SELECT l.ctid, o.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+			AS o(lead, id, status, channel_id, error, next_attempt)
+		CROSS JOIN LATERAL (
+			SELECT d.conv_source, d.conv_ref FROM deliveries d
+			WHERE d.id = o.lead AND d.status <> 'pending' AND d.lease_owner = '' AND d.updated_at = now()
+			OFFSET 0
+		) AS h
 		CROSS JOIN LATERAL (
 			SELECT d.ctid, d.conv_source, d.conv_ref FROM deliveries d
 			WHERE d.id = o.id AND ` + stillPendingSQL + ` AND d.lease_owner = ''
 			OFFSET 0
 		) AS l
-		WHERE (l.conv_source, l.conv_ref) = (SELECT conv_source, conv_ref FROM h)
+		WHERE l.conv_source = h.conv_source AND l.conv_ref = h.conv_ref
 	)
 	UPDATE deliveries d SET
 		status = q.status,
@@ -688,15 +691,22 @@ var settleQueuedSQL = `WITH h AS MATERIALIZED (
 	FROM q
 	WHERE d.ctid = q.ctid AND d.id = q.id`
 
-// queueSettleQueued queues settleQueuedSQL for r's queued outcomes.
-func queueSettleQueued(b *pgx.Batch, r *settleReq) {
-	n := len(r.queued)
-	ids, statuses, channels, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	next := make([]pgtype.Timestamptz, n)
-	for i, o := range r.queued {
-		ids[i], statuses[i], channels[i], errs[i], next[i] = o.ID, string(o.Status), o.ChannelID, o.Error, nullTime(o.NextAttempt)
+// queueSettleQueued queues settleQueuedSQL for the queued outcomes of
+// batch's runs, if any.
+func queueSettleQueued(b *pgx.Batch, batch []settleReq) bool {
+	var leads, ids, statuses, channels, errs []string
+	var next []pgtype.Timestamptz
+	for _, r := range batch {
+		for _, o := range r.queued {
+			leads, ids, statuses = append(leads, r.id), append(ids, o.ID), append(statuses, string(o.Status))
+			channels, errs, next = append(channels, o.ChannelID), append(errs, o.Error), append(next, nullTime(o.NextAttempt))
+		}
 	}
-	b.Queue(settleQueuedSQL, r.id, ids, statuses, channels, errs, next)
+	if len(ids) == 0 {
+		return false
+	}
+	b.Queue(settleQueuedSQL, leads, ids, statuses, channels, errs, next)
+	return true
 }
 
 // settleNextSQL runs, for the settlements of a settle batch that are
@@ -894,16 +904,27 @@ func nextRun(ds []store.Delivery, now time.Time) []store.Delivery {
 }
 
 // clearWaitingSQL clears the waiting flag of the new head of the
-// conversation of delivery $1, which left pending. The conversation is a
-// scalar subquery, computed once as the key of one probe of
-// deliveries_queue: joined instead, it let a plan made on empty tables
-// walk every pending delivery of every conversation.
-const clearWaitingSQL = `UPDATE deliveries d SET waiting = false
-	WHERE d.waiting AND d.id = (
-		SELECT o.id FROM deliveries o
-		WHERE o.status = 'pending'
-			AND (o.conv_source, o.conv_ref) = (SELECT conv_source, conv_ref FROM deliveries WHERE id = $1)
-		ORDER BY o.ord LIMIT 1)`
+// conversation of each delivery $1, which left pending. Each conversation
+// is found by one probe of the primary key and its head by one probe of
+// deliveries_queue, each a LATERAL subquery: joined instead, the
+// conversations let a plan made on empty tables walk every pending
+// delivery of every conversation.
+const clearWaitingSQL = `WITH head AS MATERIALIZED (
+		SELECT h.id FROM unnest($1::text[]) AS r(id)
+		CROSS JOIN LATERAL (
+			SELECT d.conv_source, d.conv_ref FROM deliveries d WHERE d.id = r.id
+			OFFSET 0
+		) AS c
+		CROSS JOIN LATERAL (
+			SELECT o.id FROM deliveries o
+			WHERE o.status = 'pending' AND o.conv_source = c.conv_source AND o.conv_ref = c.conv_ref
+			ORDER BY o.ord
+			LIMIT 1
+		) AS h
+	)
+	UPDATE deliveries d SET waiting = false
+	FROM head
+	WHERE d.id = head.id AND d.waiting`
 
 // settleSettingsSQL sets, in one statement, the settings of a settle
 // batch's transaction:
@@ -991,13 +1012,15 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		queueInsertAttempts(b, attempts)
 	}
 	queueSettleLeased(b, batch)
+	queued := queueSettleQueued(b, batch)
+	var left []string // deliveries out of pending whose conversation no run continues
 	for _, r := range batch {
-		if len(r.queued) > 0 {
-			queueSettleQueued(b, &r)
-		}
 		if !r.next && r.st.Status != store.Pending {
-			b.Queue(clearWaitingSQL, r.id)
+			left = append(left, r.id)
 		}
+	}
+	if len(left) > 0 {
+		b.Queue(clearWaitingSQL, left)
 	}
 	next := queueNextRuns(b, batch)
 	b.Queue("COMMIT")
@@ -1039,16 +1062,12 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 		if i != len(batch) {
 			return fmt.Errorf("settle: %d outcomes for %d settlements", i, len(batch))
 		}
-		for _, r := range batch {
-			if len(r.queued) > 0 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
+		for _, ok := range []bool{queued, len(left) > 0} {
+			if !ok {
+				continue
 			}
-			if !r.next && r.st.Status != store.Pending {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
+			if _, err := br.Exec(); err != nil {
+				return err
 			}
 		}
 		if err := readNextRuns(br, batch, next, results); err != nil {

@@ -76,10 +76,8 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 	}
 	enqueue := b.QueuedQueries[0]
 	// The settle of the head, as settleBatch runs it before the statements
-	// that find the conversation's next delivery.
-	settleHead := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = $1`
-	// The same for settleNextSQL, which takes every call's delivery as an
-	// array.
+	// that find the conversation's next delivery (which take every call's
+	// delivery as an array).
 	settleHeads := `UPDATE deliveries SET status = 'delivered', lease_owner = '', updated_at = now() WHERE id = ANY($1)`
 	// What settleNextSQL leaves for queuedSQL: the head settled and the
 	// next claimed by owner p.
@@ -89,14 +87,14 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 		UPDATE deliveries SET lease_owner = 'p', updated_at = now()
 		WHERE id = (SELECT id FROM deliveries WHERE conv_ref = 'c' AND status = 'pending' AND id <> ALL ($1) ORDER BY ord LIMIT 1)`
 	stmts := []planned{
-		{"clear_waiting", clearWaitingSQL, func() []any { return []any{head} }, settleHead, ""},
+		{"clear_waiting", clearWaitingSQL, func() []any { return []any{[]string{head}} }, settleHeads, settleSettingsSQL},
 		{"settle_next", settleNextSQL, func() []any {
 			return []any{[]string{head}, []string{"p"}, []time.Time{now}, []time.Time{until}}
 		}, settleHeads, settleSettingsSQL},
 		{"queued", queuedSQL, func() []any { return []any{[]string{head}, []string{"p"}, []int64{5}} }, claimSecondOf, settleSettingsSQL}, // 5 queued with either backlog
 		{"settle_queued", settleQueuedSQL, func() []any {
-			return []any{head, []string{second}, []string{"delivered"}, []string{""}, []string{""}, []pgtype.Timestamptz{{}}}
-		}, settleHead, settleSettingsSQL},
+			return []any{[]string{head}, []string{second}, []string{"delivered"}, []string{""}, []string{""}, []pgtype.Timestamptz{{}}}
+		}, settleHeads, settleSettingsSQL},
 		{"settle_leased", settleLeasedSQL, func() []any {
 			return []any{[]string{head, second}, []string{"nobody", "nobody"}, []string{"delivered", "delivered"},
 				[]string{"", ""}, []string{"", ""}, []pgtype.Timestamptz{{}, {}}}
