@@ -966,10 +966,8 @@ const lockSettlesSQL = `SELECT count(*) FROM (
 	) AS locked`
 
 // commitSettles settles a batch of concurrent Settle calls in one
-// transaction, one round trip: the deliveries' row locks, taken at once in
-// conversation order (so that the batch cannot deadlock with an enqueue or
-// another batch), then each settlement as Settle describes. When the batch fails it settles each alone, so one bad call
-// fails alone.
+// transaction, one round trip (settleBatch). When the batch fails it
+// settles each call alone, so one bad call fails alone.
 func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupcommit.Result[[]store.Delivery], error) {
 	results := make([]groupcommit.Result[[]store.Delivery], len(batch))
 	if len(batch) > 1 {
@@ -978,6 +976,7 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 			return results, nil
 		}
 		s.log.Warn("postgres: settle batch failed; settling one at a time", "n", len(batch), "err", err)
+		clear(results) // what the failed batch read was rolled back
 	}
 	for i := range batch {
 		if err := s.settleBatch(ctx, batch[i:i+1], results[i:i+1]); err != nil {
@@ -987,8 +986,12 @@ func (s *Store) commitSettles(ctx context.Context, batch []settleReq) ([]groupco
 	return results, nil
 }
 
-// settleBatch settles batch in one transaction, setting results; an error
-// means nothing was settled.
+// settleBatch settles batch in one transaction, one round trip, setting
+// results: the deliveries' row locks, taken at once in conversation order
+// (so that the batch cannot deadlock with an enqueue or another batch),
+// then the settlements as Settle and SettleRun describe, each step one
+// statement for the whole batch. An error means nothing was settled, and
+// results may hold what was read before it.
 func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []groupcommit.Result[[]store.Delivery]) error {
 	ids := make([]string, 0, len(batch))
 	var attempts []store.Attempt
