@@ -824,13 +824,13 @@ func (r callRow) Scan(dest ...any) error {
 	return r.CollectableRow.Scan(append([]any{r.call}, dest...)...)
 }
 
-// queueNextRuns queues settleNextSQL and queuedSQL for the calls of batch
-// that ask for the next run, and returns their indexes in batch.
-func queueNextRuns(b *pgx.Batch, batch []settleReq) (next []int) {
+// queueNextRuns queues settleNextSQL for the calls of batch that ask for
+// the next run, and queuedSQL when any of them wants more than the head.
+// It returns their indexes in batch, and whether it queued queuedSQL.
+func queueNextRuns(b *pgx.Batch, batch []settleReq) (next []int, queued bool) {
 	var last, owners []string
 	var ats, untils []time.Time
-	var qLast, qOwners []string
-	var qLim []int64
+	var more []int64 // how many each wants behind the head
 	for i := range batch {
 		r := &batch[i]
 		if !r.next {
@@ -839,28 +839,31 @@ func queueNextRuns(b *pgx.Batch, batch []settleReq) (next []int) {
 		next = append(next, i)
 		last, owners = append(last, r.last()), append(owners, r.owner)
 		ats, untils = append(ats, r.now), append(untils, r.leaseUntil)
-		lim := int64(0)
-		if r.n > 1 {
-			lim = int64(r.n - 1)
-		}
-		qLast, qOwners, qLim = append(qLast, r.last()), append(qOwners, r.owner), append(qLim, lim)
+		more = append(more, int64(max(r.n-1, 0)))
+		queued = queued || r.n > 1
 	}
 	if len(next) == 0 {
-		return nil
+		return nil, false
 	}
 	b.Queue(settleNextSQL, last, owners, ats, untils)
-	b.Queue(queuedSQL, qLast, qOwners, qLim)
-	return next
+	if queued {
+		b.Queue(queuedSQL, last, owners, more)
+	}
+	return next, queued
 }
 
 // readNextRuns reads what queueNextRuns queued for the calls next of
 // batch, and sets the results of those whose settle took.
-func readNextRuns(br pgx.BatchResults, batch []settleReq, next []int, results []groupcommit.Result[[]store.Delivery]) error {
+func readNextRuns(br pgx.BatchResults, batch []settleReq, next []int, queued bool, results []groupcommit.Result[[]store.Delivery]) error {
 	if len(next) == 0 {
 		return nil
 	}
 	runs := make([][]store.Delivery, len(next))
-	for _, what := range []string{"claim the next deliveries", "read the deliveries queued"} {
+	steps := []string{"claim the next deliveries", "read the deliveries queued"}
+	if !queued {
+		steps = steps[:1]
+	}
+	for step, what := range steps {
 		rows, _ := br.Query()
 		for rows.Next() {
 			var call int64
@@ -874,7 +877,7 @@ func readNextRuns(br pgx.BatchResults, batch []settleReq, next []int, results []
 				return fmt.Errorf("%s: a row of call %d of %d", what, call, len(next))
 			}
 			// Queued deliveries follow a claimed head; none without one.
-			if what == "claim the next deliveries" || len(runs[call-1]) > 0 {
+			if step == 0 || len(runs[call-1]) > 0 {
 				runs[call-1] = append(runs[call-1], d)
 			}
 		}
@@ -1025,7 +1028,7 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 	if len(left) > 0 {
 		b.Queue(clearWaitingSQL, left)
 	}
-	next := queueNextRuns(b, batch)
+	next, more := queueNextRuns(b, batch)
 	b.Queue("COMMIT")
 	err := withBatch(s.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		for range 3 { // BEGIN, the settings, the locks
@@ -1073,7 +1076,7 @@ func (s *Store) settleBatch(ctx context.Context, batch []settleReq, results []gr
 				return err
 			}
 		}
-		if err := readNextRuns(br, batch, next, results); err != nil {
+		if err := readNextRuns(br, batch, next, more, results); err != nil {
 			return err
 		}
 		return commitResult(br.Exec())
