@@ -253,10 +253,31 @@ func (r *Router) dispatch(ctx context.Context, w store.Work) (int64, error) {
 		mu.Lock()
 		cursor = turn[len(turn)-1].Seq
 		mu.Unlock()
-		if err := r.st.Advance(ctx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease)); err != nil {
+		// The turn is recorded (runTurn): so is its end, even when the
+		// gateway began to stop while it ran.
+		actx, cancel := finishing(ctx)
+		err = r.st.Advance(actx, consumerRuntime, w.SessionID, r.owner, cursor, r.now().Add(r.lease))
+		cancel()
+		if err != nil {
 			return cursor, err
 		}
 	}
+}
+
+// finishTimeout bounds the recording of a turn that ended as the gateway
+// began to stop (finishing).
+const finishTimeout = 5 * time.Second
+
+// finishing returns ctx, or, when ctx has ended, a context that has not,
+// ending after finishTimeout: what an agent's finished run gave is recorded
+// even as the gateway stops, since a turn not recorded runs again after
+// the restart and the agent gets its messages twice. A run that the stop
+// cut short is not finished, and runs again.
+func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 }
 
 // pendingTurn picks the next turn from recs (the records after the cursor):
@@ -351,9 +372,13 @@ func (r *Router) runTurn(ctx context.Context, rt *config.Route, run runtime.Runt
 		return false, fmt.Errorf("router: session %s: %w", sessionID, store.ErrLeaseLost)
 	default:
 	}
-	if ctx.Err() != nil {
-		return false, ctx.Err()
+	if ctx.Err() != nil && runErr != nil {
+		return false, ctx.Err() // cut short by the stop: it runs again
 	}
+	// A run that finished is recorded, even when the gateway began to stop
+	// while it ran (finishing).
+	ctx, cancelFinish := finishing(ctx)
+	defer cancelFinish()
 	if runErr != nil {
 		r.metrics.turns.WithLabelValues(rt.Name, "failed").Inc()
 		r.log.Error("agent run failed", "session", sessionID, "route", rt.Name, "seq", last, "err", runErr)

@@ -427,3 +427,31 @@ func TestHookOutputIsCutToMaxText(t *testing.T) {
 		t.Errorf("stored %d bytes ending %q, want at most 100, cut with a note", len(got), got[max(0, len(got)-40):])
 	}
 }
+
+// A turn whose run finishes after the gateway began to stop is recorded,
+// outputs and all, and is not run again after the restart: the agent
+// answered, and would otherwise get the message twice.
+func TestATurnThatEndsAsTheGatewayStopsIsRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		started := make(chan struct{})
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			if runs.Add(1) == 1 {
+				close(started)
+				<-ctx.Done() // the stop begins while the agent answers
+			}
+			return []runtime.Output{{Text: "answer"}}, nil
+		})
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", rts: map[string]runtime.Runtime{"fake": agent}}
+		startHarness(t, h, agentRoute)
+		sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+		<-started
+		h.restart()
+		time.Sleep(3 * h.leaseTTL()) // fake time
+		synctest.Wait()
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the agent ran %d times, want once", n)
+		}
+		checkLog(t, h, sid, []string{"hi"}, []string{"answer"})
+	})
+}

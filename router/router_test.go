@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -249,8 +250,12 @@ routes:
 `, nil)
 	fake := h.sinks["fake"]
 	fake.mu.Lock()
-	fake.fail = func(d adapters.Delivery, n int) error {
-		if n%3 == 0 { // every third attempt fails
+	// The first attempt at every third delivery of a conversation fails.
+	// (A rule on the sink's count of all attempts, which the two
+	// conversations share, could fail one delivery at every attempt when
+	// their turns fell in step, until it was dead and never arrived.)
+	fake.fail = func(d adapters.Delivery, _ int) error {
+		if i, err := strconv.Atoi(d.Envelope.Text); err == nil && i%3 == 0 && d.Attempt == 1 {
 			return &adapters.BackOff{Wait: time.Millisecond, Err: errors.New("busy")}
 		}
 		return nil
@@ -271,6 +276,12 @@ routes:
 	}
 	wg.Wait()
 	waitFor(t, "every delivery", func() bool { return len(fake.delivered()) == 2*n })
+	fake.mu.Lock()
+	attempts := fake.n
+	fake.mu.Unlock()
+	if failed := 2 * (n + 2) / 3; attempts < 2*n+failed {
+		t.Errorf("%d attempts for %d deliveries, want at least %d: the first of every third failed", attempts, 2*n, 2*n+failed)
+	}
 	per := map[string][]string{}
 	for _, d := range fake.delivered() {
 		per[d.To.Ref] = append(per[d.To.Ref], d.Envelope.Text)

@@ -281,7 +281,13 @@ routes:
 	steer("to:fake/thread-B a thread of another session", adapters.Facts{}, false)
 	steer("to:fake/nowhere a thread of no session", adapters.Facts{}, false)
 	// The upstream session is recorded durably: after a restart it is
-	// used again.
+	// used again. The restart waits for the last turn to be recorded (the
+	// session idle): a stop that cuts a forward short sends it again after
+	// the restart, which the upstream would count twice.
+	waitFor(t, "the session to go idle", func() bool {
+		s, err := h.st.Session(ctx, sid)
+		return err == nil && s.State == store.Idle
+	})
 	h.restart()
 	wire()
 	steer("after a restart", adapters.Facts{}, true)
