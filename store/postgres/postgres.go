@@ -55,12 +55,22 @@ const (
 	DefaultMaxBatch = 128
 	// DefaultMaxConns is the connection pool's size unless the URL sets
 	// pool_max_conns. Besides the commit workers, the router's delivery
-	// workers (32 by default), the session dispatcher and every API read
-	// take a connection, and some wait on row locks while they hold it; a
-	// pool of pgx's default size (4, or the number of CPUs) starves them,
-	// which under load queued every store call behind a few and cut
-	// webhook throughput in half.
-	DefaultMaxConns = 32
+	// workers, the session dispatcher and every API read take a
+	// connection while a statement runs, and wait for one in the pool
+	// (cheaply, in this process) when all are taken. More connections let
+	// more statements run on the server at once, which helps only while it
+	// has cores for them: on a 2-core host with the server on it, a pool of
+	// 32 gave PostgreSQL a quarter more CPU for the same work, spent on
+	// contention. Measured there with bench --e2e at 1,000/s, alternating:
+	// one gateway, pools of 4, 6 and 8 sustained 993-995/s with delivered
+	// p99 340-436 ms, where 32 sustained 879-925/s with p99 1.2-1.6 s (and
+	// 828-899 ticks of server CPU against 1,105-1,169); two gateways, 4 and
+	// 8 each delivered p99 4.8-5.0 s at 686-702/s, where 32 each gave
+	// 7.9-8.7 s at 534-571/s; ten webhook destinations at 200/s, p99
+	// 0.93-2.07 s against 1.25-3.89 s. (Before deliveries were settled
+	// in batches, a pool of 6 starved the delivery workers; it no longer
+	// does.) A server with more cores may gain from more.
+	DefaultMaxConns = 8
 )
 
 // Options tune a Store. The zero value is ready to use.
