@@ -149,8 +149,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// Every commit worker holds a connection for its transaction; leave
-		// room for the rest beside them.
-		cfg.MaxConns = max(cfg.MaxConns, int32(opts.Workers)+4, DefaultMaxConns)
+		// room for the rest beside them. pgx's own default (the number of
+		// this host's CPUs) is not used: what the pool should match is the
+		// server's cores, and with it the size depended on the host, above
+		// DefaultMaxConns on one with more than eight CPUs.
+		cfg.MaxConns = max(int32(opts.Workers)+4, DefaultMaxConns)
 	}
 	// backends holds the backend pids of the pool's connections. Every
 	// write of this store that notifies also signals this process's
