@@ -154,11 +154,13 @@ func (a *Adapter) Check(context.Context) error {
 	return err
 }
 
-// imapLoggedIn records a successful IMAP login.
+// imapLoggedIn records a successful IMAP login. Here and below, the health
+// state is set before the metric counts it, so whoever sees the count sees
+// the state that goes with it.
 func (a *Adapter) imapLoggedIn() {
-	a.metrics.logins.WithLabelValues(loginOK).Inc()
 	a.health.Accept(credIMAP)
 	a.beat()
+	a.metrics.logins.WithLabelValues(loginOK).Inc()
 }
 
 // imapLoginFailed records a failed IMAP connection (during dialing, TLS or
@@ -170,14 +172,14 @@ func (a *Adapter) imapLoginFailed(ctx context.Context, login bool, err error) {
 	addr := a.cfg.IMAP.Addr
 	var ie *imap.Error
 	if login && errors.As(err, &ie) {
-		a.metrics.logins.WithLabelValues(loginRejected).Inc()
 		a.health.Fail(credIMAP, fmt.Sprintf("IMAP login to %s as %s failed: %s; check email.imap.username and email.imap.password",
 			addr, a.cfg.IMAP.Username, imapErrorText(ie)))
+		a.metrics.logins.WithLabelValues(loginRejected).Inc()
 		return
 	}
-	a.metrics.logins.WithLabelValues(loginUnreachable).Inc()
 	a.health.Fail(credIMAP, fmt.Sprintf("IMAP server %s unreachable: %v; check email.imap.addr and email.imap.security (%s), and that the server is up",
 		addr, cause(err), a.cfg.IMAP.Security))
+	a.metrics.logins.WithLabelValues(loginUnreachable).Inc()
 }
 
 // imapErrorText is what the server said: "[AUTHENTICATIONFAILED]
@@ -194,7 +196,7 @@ func imapErrorText(e *imap.Error) string {
 // or log in, err. A message refused after the login leaves the SMTP login
 // healthy.
 func (a *Adapter) sent(result string, err error) {
-	a.metrics.sends.WithLabelValues(result).Inc()
+	defer a.metrics.sends.WithLabelValues(result).Inc()
 	addr := a.cfg.SMTP.Addr
 	switch result {
 	case sendRejected:

@@ -261,8 +261,8 @@ func (a *Adapter) installationToken(ctx context.Context, inst int64) (string, er
 		}
 		return "", fmt.Errorf("github: mint a token for installation %d: %w", inst, cerr)
 	}
-	a.metrics.tokens.WithLabelValues("ok").Inc()
 	a.health.Accept(credApp)
+	a.metrics.tokens.WithLabelValues("ok").Inc()
 	t.token = tok.GetToken()
 	t.expires = tok.GetExpiresAt().Time
 	if t.expires.IsZero() {

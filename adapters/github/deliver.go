@@ -117,10 +117,10 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("github: post comment on %s (part %d of %d): %w", d.To.Ref, i+1, len(parts), err)
 		}
-		a.metrics.posts.WithLabelValues("ok").Inc()
 		if cred == credToken {
 			a.health.Accept(credToken)
 		}
+		a.metrics.posts.WithLabelValues("ok").Inc()
 		posted = append(posted, id)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))

@@ -88,8 +88,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("jira: add comment to %s (part %d of %d): %w", key, i+1, len(parts), err)
 		}
-		a.metrics.posts.WithLabelValues("ok").Inc()
 		a.health.Accept(credentials)
+		a.metrics.posts.WithLabelValues("ok").Inc()
 		posted = append(posted, c.ID)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))

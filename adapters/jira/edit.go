@@ -177,8 +177,8 @@ func (o *commentOps) Post(ctx context.Context, body string) (string, error) {
 		o.a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 		return "", err
 	}
-	o.a.metrics.posts.WithLabelValues("ok").Inc()
 	o.a.health.Accept(credentials)
+	o.a.metrics.posts.WithLabelValues("ok").Inc()
 	return c.ID, nil
 }
 

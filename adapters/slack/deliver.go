@@ -119,8 +119,8 @@ func (a *Adapter) Deliver(ctx context.Context, d adapters.Delivery) (adapters.Re
 			a.metrics.posts.WithLabelValues(hook.PostResult(err)).Inc()
 			return adapters.Receipt{}, fmt.Errorf("slack: chat.postMessage (part %d of %d): %w", i+1, len(parts), err)
 		}
-		a.metrics.posts.WithLabelValues("ok").Inc()
 		a.health.Accept(credBot)
+		a.metrics.posts.WithLabelValues("ok").Inc()
 		posted = append(posted, ts)
 	}
 	a.sent.Put(d.ID, slices.Clone(posted))
