@@ -162,6 +162,12 @@ router:
     max_attempts: 100
 `
 
+// whHoldConfig is whConfig for tests whose receiver holds a request until
+// the test has queued more behind it: the client's timeout outlasts any
+// time the queuing takes on a loaded machine, where with whConfig's 300ms
+// the held request could time out and be posted again.
+var whHoldConfig = strings.Replace(whConfig, "timeout: 300ms", "timeout: 1m", 1)
+
 func newWHHarness(t testing.TB, cfg string) *whHarness {
 	h := &whHarness{t: t, path: filepath.Join(t.TempDir(), "switchboard.db"), cfg: cfg}
 	h.open()
@@ -396,7 +402,7 @@ func (c *runCounter) SettleRun(ctx context.Context, owner string, run []store.Ou
 // any event behind it is posted.
 func TestWebhookDeliversAQueueInRuns(t *testing.T) {
 	counter := &runCounter{}
-	h := &whHarness{t: t, path: filepath.Join(t.TempDir(), "switchboard.db"), cfg: whConfig}
+	h := &whHarness{t: t, path: filepath.Join(t.TempDir(), "switchboard.db"), cfg: whHoldConfig}
 	h.openStore = func() (store.Store, error) {
 		st, err := sqlite.Open(context.Background(), h.path, sqlite.Options{})
 		counter.Store = st
@@ -458,7 +464,7 @@ func TestWebhookDeliversAQueueInRuns(t *testing.T) {
 // destination) with 40 events each, enqueued in turn: ses-2's first event
 // goes out after ses-1's first run, not after all of ses-1's events.
 func TestWebhookConversationsTakeTurns(t *testing.T) {
-	h := newWHHarness(t, whConfig+"    workers: 1\n")
+	h := newWHHarness(t, whHoldConfig+"    workers: 1\n")
 	const events = 40
 	release := make(chan struct{})
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) int {
