@@ -37,6 +37,11 @@ func TestTypedHandsTheAdapterItsOwnConfig(t *testing.T) {
 
 func TestRegisterRefusesDuplicatesAndLookupFinds(t *testing.T) {
 	p := Typed("registry-test", func() *testConfig { return &testConfig{} }, func(c *testConfig, _ Deps) (*testAdapter, error) { return &testAdapter{c}, nil })
+	t.Cleanup(func() { // so that the test runs again under -count
+		regMu.Lock()
+		defer regMu.Unlock()
+		delete(plugins, p.Name)
+	})
 	Register(p)
 	if _, ok := Lookup("registry-test"); !ok {
 		t.Fatal("registered plugin not found")
