@@ -170,6 +170,31 @@ func genericPlans(t *testing.T, st *Store) *pgxpool.Conn {
 // of the data-modifying CTEs, which run after it.
 func explain(t *testing.T, conn *pgx.Conn, p planned, opts string) int64 {
 	t.Helper()
+	top := explainPlan(t, conn, p, opts)
+	n := top.Hit + top.Read
+	for _, c := range top.Plans {
+		if c.Type == "ModifyTable" && c.Rel == "InitPlan" {
+			n += c.Hit + c.Read
+		}
+	}
+	return n
+}
+
+// planNode is a node of EXPLAIN's JSON output.
+type planNode struct {
+	Type    string `json:"Node Type"`
+	Rel     string `json:"Parent Relationship"`
+	Subplan string `json:"Subplan Name"`
+	Index   string `json:"Index Name"`
+	Hit     int64  `json:"Shared Hit Blocks"`
+	Read    int64  `json:"Shared Read Blocks"`
+	Plans   []planNode
+}
+
+// explainPlan runs EXPLAIN (opts FORMAT JSON) EXECUTE of p, after
+// p.before, in a transaction that is rolled back, and returns the plan.
+func explainPlan(t *testing.T, conn *pgx.Conn, p planned, opts string) planNode {
+	t.Helper()
 	ctx := t.Context()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -198,23 +223,69 @@ func explain(t *testing.T, conn *pgx.Conn, p planned, opts string) int64 {
 	if err := tx.QueryRow(ctx, q, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...).Scan(&out); err != nil {
 		t.Fatalf("explain %s: %v", p.name, err)
 	}
-	type node struct {
-		Type  string `json:"Node Type"`
-		Rel   string `json:"Parent Relationship"`
-		Hit   int64  `json:"Shared Hit Blocks"`
-		Read  int64  `json:"Shared Read Blocks"`
-		Plans []node
-	}
-	var plans []struct{ Plan node }
+	var plans []struct{ Plan planNode }
 	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
 		t.Fatalf("explain %s: output %s: %v", p.name, out, err)
 	}
-	top := plans[0].Plan
-	n := top.Hit + top.Read
-	for _, c := range top.Plans {
-		if c.Type == "ModifyTable" && c.Rel == "InitPlan" {
-			n += c.Hit + c.Read
+	return plans[0].Plan
+}
+
+// TestEnqueueFindsTailsByConversation: Append's enqueue finds each
+// conversation's pending tail along deliveries_queue, one probe per
+// conversation, whatever the table held when a connection planned it.
+// Planned with 200 deliveries pending and no statistics, it used to take
+// deliveries_status (status, id), since dropped (migration 0014), and read
+// the pending entry of every conversation's every delivery at each call:
+// with 4,000 more pending elsewhere, 11 times the buffers.
+func TestEnqueueFindsTailsByConversation(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	create(t, st, "s")
+	pend := func(from, n int, convs int) {
+		t.Helper()
+		if _, err := st.pool.Exec(ctx, `
+			INSERT INTO deliveries (id, session_id, seq, event, conv_source, conv_ref, status, waiting, next_attempt, created_at, updated_at)
+			SELECT 'dlv_' || n, 's', n, 0, 'webhook', 'd0:ses_' || (n % $3), 'pending', false, now(), now(), now()
+			FROM generate_series($1::bigint, $2::bigint) AS n`, from, from+n-1, convs); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return n
+	pend(1, 200, 32)
+	conn := genericPlans(t, st)
+	b := &pgx.Batch{}
+	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: 100000, To: envelope.Conversation{Source: "webhook", Ref: "d0:ses_1"}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	q := b.QueuedQueries[0]
+	p := planned{name: "enqueue", sql: q.SQL, args: func() []any { return q.Arguments }}
+	if _, err := conn.Conn().Prepare(ctx, p.name, p.sql); err != nil {
+		t.Fatal(err)
+	}
+	explain(t, conn.Conn(), p, "") // the generic plan, made now
+	tails := func() (buffers int64, indexes []string) {
+		t.Helper()
+		var walk func(n planNode, in bool)
+		walk = func(n planNode, in bool) {
+			in = in || n.Subplan == "CTE tails"
+			if in && n.Index != "" {
+				indexes = append(indexes, n.Index)
+			}
+			if n.Subplan == "CTE tails" {
+				buffers = n.Hit + n.Read
+			}
+			for _, c := range n.Plans {
+				walk(c, in)
+			}
+		}
+		walk(explainPlan(t, conn.Conn(), p, "ANALYZE, BUFFERS, "), false)
+		return buffers, indexes
+	}
+	small, _ := tails()
+	pend(1000, 4000, 4000) // 4,000 conversations more, one pending each
+	large, indexes := tails()
+	if large > 2*small || !slices.Equal(indexes, []string{"deliveries_queue"}) {
+		t.Errorf("the probe of the tails read %d buffers with 4,200 deliveries pending, %d with 200, along %v; want along deliveries_queue alone, a few buffers either way",
+			large, small, indexes)
+	}
+	t.Logf("the probe of the tails: %d buffers with 200 pending, %d with 4,200", small, large)
 }
