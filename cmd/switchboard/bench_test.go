@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +57,22 @@ func TestBenchE2E(t *testing.T) {
 			}
 			if rows, _ := strconv.ParseFloat(m[2], 64); rows < 2 {
 				t.Errorf("store cost %s rows per round trip: a round trip writes at least its message and answer", m[2])
+			}
+			// SQLite's one writer counts its thread's CPU time (on Linux);
+			// PostgreSQL's work is in the server, which the gateway cannot
+			// time.
+			w := regexp.MustCompile(`writer: +([0-9]+)µs of CPU per round trip`).FindStringSubmatch(got)
+			switch {
+			case name == "sqlite" && runtime.GOOS == "linux" && w == nil:
+				t.Errorf("bench printed no writer CPU:\n%s", got)
+			case name == "sqlite" && w != nil:
+				// At least a commit's worth: appending and delivering a
+				// message is not free.
+				if us, _ := strconv.Atoi(w[1]); us < 10 {
+					t.Errorf("writer CPU %sµs per round trip: too little to be the writer's", w[1])
+				}
+			case name != "sqlite" && w != nil:
+				t.Errorf("bench printed a writer CPU for PostgreSQL:\n%s", got)
 			}
 		})
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // storeCost is what the gateway's store wrote, read from its /metrics:
-// committed transactions that wrote, and rows written.
+// committed transactions that wrote, rows written, and the seconds of CPU
+// its writer thread used (SQLite on Linux; zero otherwise).
 type storeCost struct {
-	commits, rows float64
+	commits, rows, writerCPU float64
 }
 
 // readStoreCost scrapes the gateway's store counters.
@@ -26,6 +27,7 @@ func readStoreCost(ctx context.Context, urls []string) (storeCost, error) {
 		}
 		sum.commits += c.commits
 		sum.rows += c.rows
+		sum.writerCPU += c.writerCPU
 	}
 	return sum, nil
 }
@@ -56,7 +58,8 @@ func readOneStoreCost(ctx context.Context, url string) (storeCost, error) {
 		}
 		return f.GetMetric()[0].GetCounter().GetValue()
 	}
-	return storeCost{commits: value("switchboard_store_commits_total"), rows: value("switchboard_store_rows_written_total")}, nil
+	return storeCost{commits: value("switchboard_store_commits_total"), rows: value("switchboard_store_rows_written_total"),
+		writerCPU: value("switchboard_store_writer_cpu_seconds_total")}, nil
 }
 
 // perMessage formats the cost between before and after over n messages.
@@ -64,8 +67,14 @@ func perMessage(before, after storeCost, n int, what string) string {
 	if n == 0 || after.commits == 0 {
 		return ""
 	}
-	return fmt.Sprintf("store:      %.2f commits, %.1f rows written per %s (%d)\n",
+	out := fmt.Sprintf("store:      %.2f commits, %.1f rows written per %s (%d)\n",
 		(after.commits-before.commits)/float64(n), (after.rows-before.rows)/float64(n), what, n)
+	if cpu := after.writerCPU - before.writerCPU; cpu > 0 {
+		// The writer's own thread: other load on the machine moves this
+		// far less than it moves throughput or latency.
+		out += fmt.Sprintf("writer:     %.0fµs of CPU per %s\n", cpu/float64(n)*1e6, what)
+	}
+	return out
 }
 
 // waitQuiet waits until the store of the gateways at urls has made no

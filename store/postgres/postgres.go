@@ -248,10 +248,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}()
 	s.shards = make([]*groupcommit.Committer[store.AppendRequest, store.AppendResult], opts.Workers)
 	for i := range s.shards {
-		s.shards[i] = groupcommit.New(1, opts.MaxBatch, s.commit, s.metrics.ObserveBatch)
+		s.shards[i] = groupcommit.New(1, opts.MaxBatch, s.commit, groupcommit.Options{OnBatch: s.metrics.ObserveBatch})
 	}
-	s.settles = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitSettles, nil)
-	s.attempts = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitAttempts, nil)
+	s.settles = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitSettles, groupcommit.Options{})
+	s.attempts = groupcommit.New(opts.Workers, opts.MaxBatch, s.commitAttempts, groupcommit.Options{})
 	return s, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
+	"github.com/switchboardhq/switchboard/store/internal/threadcpu"
 )
 
 // groupcommitResult is the outcome of one writeOp as the committer reports it.
@@ -182,6 +183,17 @@ func (w *writer) close() error {
 // neighbours. A failure of the transaction itself (begin, commit, I/O) fails
 // the whole batch.
 func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
+	// The committer runs this on its one worker, locked to its thread
+	// (Open): the thread's CPU time is the writer's.
+	if start, ok := threadcpu.Now(); ok {
+		defer func() {
+			// Called on another goroutine (a test's), the two readings may
+			// be of different threads.
+			if end, _ := threadcpu.Now(); end > start {
+				s.metrics.ObserveWriterCPU(end - start)
+			}
+		}()
+	}
 	results := make([]groupcommitResult, len(ops))
 	failed, err := s.w.commitTx(ctx, ops, results, &s.hub, s.metrics)
 	if err == nil {

@@ -5,6 +5,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 )
 
@@ -36,15 +37,24 @@ type Committer[Req, Res any] struct {
 	maxBatch int
 	calls    chan *call[Req, Res]
 	onBatch  func(n int)
+	lock     bool
 
 	mu     sync.RWMutex
 	closed bool
 	wg     sync.WaitGroup
 }
 
-// New starts a Committer with the given number of workers. onBatch, if not
-// nil, is told the size of every batch (for metrics).
-func New[Req, Res any](workers, maxBatch int, fn CommitFunc[Req, Res], onBatch func(n int)) *Committer[Req, Res] {
+// Options tune a Committer.
+type Options struct {
+	// OnBatch, if not nil, is told the size of every batch (for metrics).
+	OnBatch func(n int)
+	// LockThread runs each worker locked to an OS thread of its own, so
+	// that the thread's CPU time (package threadcpu) is the commits'.
+	LockThread bool
+}
+
+// New starts a Committer with the given number of workers.
+func New[Req, Res any](workers, maxBatch int, fn CommitFunc[Req, Res], opts Options) *Committer[Req, Res] {
 	if workers < 1 {
 		workers = 1
 	}
@@ -55,7 +65,8 @@ func New[Req, Res any](workers, maxBatch int, fn CommitFunc[Req, Res], onBatch f
 		fn:       fn,
 		maxBatch: maxBatch,
 		calls:    make(chan *call[Req, Res], maxBatch*workers),
-		onBatch:  onBatch,
+		onBatch:  opts.OnBatch,
+		lock:     opts.LockThread,
 	}
 	c.wg.Add(workers)
 	for range workers {
@@ -102,6 +113,10 @@ func (c *Committer[Req, Res]) Close() {
 
 func (c *Committer[Req, Res]) worker() {
 	defer c.wg.Done()
+	if c.lock {
+		// Never unlocked: the thread exits with the worker.
+		runtime.LockOSThread()
+	}
 	batch := make([]*call[Req, Res], 0, c.maxBatch)
 	reqs := make([]Req, 0, c.maxBatch)
 	for first := range c.calls {

@@ -22,7 +22,7 @@ func TestBatchesConcurrentCalls(t *testing.T) {
 			out[i] = Result[int]{Val: v * 2}
 		}
 		return out, nil
-	}, nil)
+	}, Options{})
 	defer c.Close()
 
 	var wg sync.WaitGroup
@@ -60,7 +60,7 @@ func TestBatchesConcurrentCalls(t *testing.T) {
 
 func TestBatchErrorFailsEveryCall(t *testing.T) {
 	boom := errors.New("boom")
-	c := New(1, 8, func(context.Context, []string) ([]Result[string], error) { return nil, boom }, nil)
+	c := New(1, 8, func(context.Context, []string) ([]Result[string], error) { return nil, boom }, Options{})
 	defer c.Close()
 	if _, err := c.Do(context.Background(), "x"); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
@@ -79,7 +79,7 @@ func TestPerItemErrors(t *testing.T) {
 			}
 		}
 		return out, nil
-	}, nil)
+	}, Options{})
 	defer c.Close()
 	if _, err := c.Do(context.Background(), -1); !errors.Is(err, bad) {
 		t.Fatalf("err = %v, want bad", err)
@@ -90,7 +90,7 @@ func TestPerItemErrors(t *testing.T) {
 }
 
 func TestDoAfterClose(t *testing.T) {
-	c := New(1, 1, func(_ context.Context, b []int) ([]Result[int], error) { return make([]Result[int], len(b)), nil }, nil)
+	c := New(1, 1, func(_ context.Context, b []int) ([]Result[int], error) { return make([]Result[int], len(b)), nil }, Options{})
 	c.Close()
 	c.Close() // idempotent
 	if _, err := c.Do(context.Background(), 1); !errors.Is(err, ErrClosed) {
@@ -105,7 +105,7 @@ func TestCanceledBeforeQueued(t *testing.T) {
 		entered <- struct{}{}
 		<-block
 		return make([]Result[int], len(b)), nil
-	}, nil)
+	}, Options{})
 	defer func() { close(block); c.Close() }()
 	// Fill the worker and the queue (capacity maxBatch*workers = 1).
 	go c.Do(context.Background(), 1)
