@@ -1113,16 +1113,20 @@ func (s *Store) ListDeliveries(ctx context.Context, status store.DeliveryStatus,
 	case "":
 		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 			WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	case store.Pending:
+		// Along deliveries_unsettled, whose predicate the query states as
+		// it is written: a partial index serves only a query whose
+		// conditions imply its predicate (see migration 0014 for why it is
+		// not status = 'pending').
+		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+			WHERE status <> 'delivered' AND status <> 'dead' AND id > $1 ORDER BY id LIMIT $2`, after, limit)
+	case store.Dead:
+		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+			WHERE status = 'dead' AND id > $1 ORDER BY id LIMIT $2`, after, limit)
 	case store.Delivered:
 		// Most deliveries: the primary key, in order, passes over the rest.
 		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 			WHERE status = 'delivered' AND id > $1 ORDER BY id LIMIT $2`, after, limit)
-	case store.Pending, store.Dead:
-		// The literal status <> 'delivered' is deliveries_unsettled's
-		// predicate: a generic plan may use the index only when the query
-		// states it (status = $1 does not imply it).
-		rows, err = s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-			WHERE status <> 'delivered' AND status = $1 AND id > $2 ORDER BY id LIMIT $3`, string(status), after, limit)
 	default:
 		return nil, fmt.Errorf("postgres: list deliveries: invalid status %q", status)
 	}

@@ -236,8 +236,23 @@ func explainPlan(t *testing.T, conn *pgx.Conn, p planned, opts string) planNode 
 // Planned with 200 deliveries pending and no statistics, it used to take
 // deliveries_status (status, id), since dropped (migration 0014), and read
 // the pending entry of every conversation's every delivery at each call:
-// with 4,000 more pending elsewhere, 11 times the buffers.
+// with 4,000 more pending elsewhere, 11 times the buffers. An index on id
+// WHERE status = 'pending' did the same when planned at 200 to 300.
 func TestEnqueueFindsTailsByConversation(t *testing.T) {
+	for _, backlog := range []int{50, 200, 300, 1000} {
+		for _, settled := range []bool{false, true} {
+			t.Run(fmt.Sprintf("planned at %d, half settled %t", backlog, settled), func(t *testing.T) {
+				enqueueProbesTails(t, backlog, settled)
+			})
+		}
+	}
+}
+
+// enqueueProbesTails plans Append's enqueue on a new connection while
+// backlog deliveries are over 32 conversations, pending (half of them
+// settled since, when settled says so), and checks its probe of the tails before and after 4,000 more
+// conversations get a pending delivery.
+func enqueueProbesTails(t *testing.T, backlog int, settled bool) {
 	st := openStore(t, testenv.Postgres(t), Options{})
 	ctx := t.Context()
 	create(t, st, "s")
@@ -250,10 +265,15 @@ func TestEnqueueFindsTailsByConversation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pend(1, 200, 32)
+	pend(1, backlog, 32)
+	if settled {
+		if _, err := st.pool.Exec(ctx, `UPDATE deliveries SET status = 'delivered' WHERE seq % 2 = 0`); err != nil {
+			t.Fatal(err)
+		}
+	}
 	conn := genericPlans(t, st)
 	b := &pgx.Batch{}
-	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: 100000, To: envelope.Conversation{Source: "webhook", Ref: "d0:ses_1"}}}, false); err != nil {
+	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: 1000000, To: envelope.Conversation{Source: "webhook", Ref: "d0:ses_1"}}}, false); err != nil {
 		t.Fatal(err)
 	}
 	q := b.QueuedQueries[0]
@@ -281,11 +301,11 @@ func TestEnqueueFindsTailsByConversation(t *testing.T) {
 		return buffers, indexes
 	}
 	small, _ := tails()
-	pend(1000, 4000, 4000) // 4,000 conversations more, one pending each
+	pend(100000, 4000, 4000) // 4,000 conversations more, one pending each
 	large, indexes := tails()
 	if large > 2*small || !slices.Equal(indexes, []string{"deliveries_queue"}) {
-		t.Errorf("the probe of the tails read %d buffers with 4,200 deliveries pending, %d with 200, along %v; want along deliveries_queue alone, a few buffers either way",
+		t.Errorf("the probe of the tails read %d buffers with 4,000 more deliveries pending, %d before, along %v; want along deliveries_queue alone, a few buffers either way",
 			large, small, indexes)
 	}
-	t.Logf("the probe of the tails: %d buffers with 200 pending, %d with 4,200", small, large)
+	t.Logf("the probe of the tails: %d buffers, then %d with 4,000 more pending", small, large)
 }
