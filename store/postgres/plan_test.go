@@ -249,9 +249,9 @@ func TestEnqueueFindsTailsByConversation(t *testing.T) {
 }
 
 // enqueueProbesTails plans Append's enqueue on a new connection while
-// backlog deliveries are over 32 conversations, pending (half of them
-// settled since, when settled says so), and checks its probe of the tails before and after 4,000 more
-// conversations get a pending delivery.
+// backlog deliveries are pending over 32 conversations (half of them
+// settled since, when settled says so), and checks its probe of the tails
+// before and after 4,000 more conversations get a pending delivery.
 func enqueueProbesTails(t *testing.T, backlog int, settled bool) {
 	st := openStore(t, testenv.Postgres(t), Options{})
 	ctx := t.Context()
@@ -281,7 +281,7 @@ func enqueueProbesTails(t *testing.T, backlog int, settled bool) {
 	if _, err := conn.Conn().Prepare(ctx, p.name, p.sql); err != nil {
 		t.Fatal(err)
 	}
-	explain(t, conn.Conn(), p, "") // the generic plan, made now
+	explainPlan(t, conn.Conn(), p, "") // the generic plan, made now
 	tails := func() (buffers int64, indexes []string) {
 		t.Helper()
 		var walk func(n planNode, in bool)
