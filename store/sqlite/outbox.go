@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -73,12 +72,12 @@ func (o *outboxWrites) defs() []stmtDef {
 				EXISTS (SELECT 1 FROM deliveries q
 					WHERE q.status = 'pending' AND q.to_source = ?1 AND q.to_ref = ?2 AND q.did > deliveries.did)`},
 		// Up to ?4 pending deliveries of the conversation (?1, ?2) after
-		// delivery ?3, unleased, in order, along deliveries_queue, each with
-		// its record (NULLs for a session event's): the rest of a run
-		// (store.RunSettler), read by one statement.
-		{&o.queued, `SELECT ` + deliveryColumns + `, ` + recordColumnsOf("r") + `
-			FROM deliveries d JOIN sessions s ON s.sid = d.sid
-			LEFT JOIN records r ON d.event = 0 AND r.sid = d.sid AND r.seq = d.seq
+		// delivery ?3, unleased, in order, along deliveries_queue: the rest
+		// of a run (store.RunSettler). Their records are read as the head's
+		// are (fillEnvelope), mostly from the tail: with several webhook
+		// destinations, each record is in as many queues, and joining the
+		// records here decoded it once for each.
+		{&o.queued, deliverySelect + `
 			WHERE d.status = 'pending' AND d.to_source = ?1 AND d.to_ref = ?2 AND d.did > ?3
 				AND d.owner IS NULL ORDER BY d.did LIMIT ?4`},
 		// The leased delivery, as deliverySelect reads it.
@@ -441,7 +440,7 @@ func (w *writer) claimRun(ctx context.Context, to envelope.Conversation, owner s
 	if err != nil {
 		return nil, fmt.Errorf("read the queued deliveries: %w", err)
 	}
-	queued, err := collect(rows, scanQueued)
+	queued, err := collect(rows, scanDelivery)
 	if err != nil {
 		return nil, fmt.Errorf("read the queued deliveries: %w", err)
 	}
@@ -449,41 +448,13 @@ func (w *writer) claimRun(ctx context.Context, to envelope.Conversation, owner s
 		if q.NextAttempt.UnixNano() > due {
 			break // not due: the run ends before it
 		}
+		if err := w.fillEnvelope(ctx, &q); err != nil {
+			return nil, err
+		}
 		q.Attempts++ // the attempt the owner would make
-		run = append(run, q)
+		run = append(run, q.Delivery)
 	}
 	return run, nil
-}
-
-// scanQueued scans a row of the queued statement: a delivery, with its
-// envelope and direction filled from the record's columns that follow
-// (NULLs for a delivery of a session event).
-func scanQueued(row scanner) (store.Delivery, error) {
-	d, err := scanDelivery(appended{row, discard(recordColumnCount)})
-	if err != nil || d.Event != 0 {
-		return d.Delivery, err
-	}
-	rec, err := scanRecord(prefixed{row, discard(deliveryColumnCount)}, d.SessionID)
-	if err != nil {
-		return store.Delivery{}, fmt.Errorf("record of delivery %s: %w", d.ID, err)
-	}
-	d.Envelope, d.Direction = rec.Envelope, rec.Direction
-	return d.Delivery, nil
-}
-
-// The numbers of columns scanDelivery and scanRecord read.
-var (
-	deliveryColumnCount = strings.Count(deliveryColumns, ",") + 1
-	recordColumnCount   = strings.Count(recordColumns, ",") + 1
-)
-
-// discard returns n scan destinations that take any value.
-func discard(n int) []any {
-	dest := make([]any, n)
-	for i := range dest {
-		dest[i] = new(any)
-	}
-	return dest
 }
 
 // appended scans a row's leading columns into the destinations Scan is
@@ -494,15 +465,6 @@ type appended struct {
 }
 
 func (a appended) Scan(dest ...any) error { return a.scanner.Scan(append(dest, a.extra...)...) }
-
-// prefixed scans a row's leading columns into prefix, and the rest into
-// the destinations Scan is given.
-type prefixed struct {
-	scanner
-	prefix []any
-}
-
-func (p prefixed) Scan(dest ...any) error { return p.scanner.Scan(append(p.prefix, dest...)...) }
 
 // settlement is a checked settlement of delivery id.
 type settlement struct {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
@@ -23,15 +22,6 @@ const sessionSelect = `SELECT s.id, s.state, s.metadata, s.created_at, s.updated
 // recordColumns are the columns scanRecord reads, in order.
 const recordColumns = `seq, envelope_id, direction, stored_at, source, kind, actor_id, actor_display,
 	actor_type, conv_source, conv_ref, text, refs, ts, raw, no_turn`
-
-// recordColumnsOf is recordColumns of the records aliased alias.
-func recordColumnsOf(alias string) string {
-	cols := strings.Split(recordColumns, ",")
-	for i, c := range cols {
-		cols[i] = alias + "." + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
-}
 
 // readStmts are the prepared statements of the reader pool.
 type readStmts struct {

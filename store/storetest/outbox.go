@@ -828,8 +828,12 @@ func (s suite) testSettleNext(t *testing.T) {
 func (s suite) testSettleRun(t *testing.T) {
 	st, _ := s.fresh(t)
 	rs := runSettler(t, st)
-	a := conv("a")
-	recs := outputs(t, st, "sess-1", a, a, a, a, a, a)
+	a, b := conv("a"), conv("b")
+	// Four more records after a's six, to b, with no deliveries: a backend
+	// that keeps the newest eight records of a session in memory (as
+	// store.Tail does) holds 3 to 10, so that the run 2, 3, 4 below is
+	// filled from the file and from memory.
+	recs := outputs(t, st, "sess-1", a, a, a, a, a, a, b, b, b, b)
 	for seq := int64(1); seq <= 5; seq++ {
 		mustEnqueue(t, st, delivery("sess-1", seq, a, t0))
 	}
