@@ -1,9 +1,9 @@
 package sqlite_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,13 +100,18 @@ func BenchmarkClaim(b *testing.B) {
 	}
 }
 
-func benchmarkClaim(b *testing.B, backlog int) {
+// oneSession opens a store holding the session "sess", and gives the
+// benchmark's context and a fixed time to start the clock at.
+func oneSession(b *testing.B) (*sqlite.Store, context.Context, time.Time) {
 	s := openTemp(b, sqlite.Options{})
-	ctx := b.Context()
-	t0 := time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
-	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
+	if _, _, err := s.CreateSession(b.Context(), "sess", nil); err != nil {
 		b.Fatal(err)
 	}
+	return s, b.Context(), time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
+}
+
+func benchmarkClaim(b *testing.B, backlog int) {
+	s, ctx, t0 := oneSession(b)
 	parallel(b, max(backlog, 1), func(i int) error {
 		_, err := s.Append(ctx, inbound("sess", fmt.Sprint("out-", i)))
 		return err
@@ -165,12 +170,7 @@ func BenchmarkSettleRun(b *testing.B) {
 }
 
 func benchmarkSettleRun(b *testing.B, fromFile bool) {
-	s := openTemp(b, sqlite.Options{})
-	ctx := b.Context()
-	t0 := time.Date(2026, 6, 18, 12, 0, 0, 0, time.UTC)
-	if _, _, err := s.CreateSession(ctx, "sess", nil); err != nil {
-		b.Fatal(err)
-	}
+	s, ctx, t0 := oneSession(b)
 	const run = 4
 	var (
 		seq      int64
@@ -211,7 +211,7 @@ func benchmarkSettleRun(b *testing.B, fromFile bool) {
 		if err != nil || len(head) != 1 {
 			b.Fatalf("Claim = %v, %v; want the head", head, err)
 		}
-		start, startCPU := time.Now(), processCPU(b)
+		start, startCPU := time.Now(), cpuTime()
 		rest, err := s.SettleRun(ctx, "p1", delivered(head), 16, now, now.Add(time.Minute))
 		if err != nil || len(rest) != run-1 || rest[0].Envelope.ID == "" {
 			b.Fatalf("SettleRun = %d deliveries, %v; want %d with envelopes", len(rest), err, run-1)
@@ -220,17 +220,8 @@ func benchmarkSettleRun(b *testing.B, fromFile bool) {
 			b.Fatalf("SettleRun = %d deliveries, %v; want none", len(rest), err)
 		}
 		settling += time.Since(start)
-		cpu += processCPU(b) - startCPU
+		cpu += cpuTime() - startCPU
 	}
 	b.ReportMetric(float64(settling.Microseconds())/float64(b.N), "settle-µs")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "settle-cpu-µs")
-}
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
