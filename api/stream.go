@@ -52,7 +52,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 
 	changed, cancel := s.log.Subscribe(id)
 	defer cancel()
-	recs, err := s.log.Read(ctx, id, after, streamBatch)
+	recs, err := store.ReadFollowing(ctx, s.log, id, after, streamBatch)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -106,7 +106,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		recs, err = s.log.Read(ctx, id, after, streamBatch)
+		recs, err = store.ReadFollowing(ctx, s.log, id, after, streamBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.logger.ErrorContext(ctx, "api: stream: read", "session", id, "after", after, "err", err)

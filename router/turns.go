@@ -97,7 +97,15 @@ type routedLog struct {
 	r *Router
 }
 
-var _ store.Log = routedLog{}
+var (
+	_ store.Log          = routedLog{}
+	_ store.FollowReader = routedLog{}
+)
+
+// ReadFollowing reads as the store does for a follower (store.FollowReader).
+func (l routedLog) ReadFollowing(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	return store.ReadFollowing(ctx, l.Log, sessionID, after, limit)
+}
 
 // Append appends req, marked as the router decides.
 func (l routedLog) Append(ctx context.Context, req store.AppendRequest) (store.AppendResult, error) {

@@ -185,6 +185,26 @@ type Log interface {
 	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
 }
 
+// FollowReader is a Log whose reads can cost less for a follower: a
+// caller that subscribed to a session (Subscribe) before its first read and
+// reads again after every signal, as a stream does.
+type FollowReader interface {
+	// ReadFollowing is Read for a follower. It may leave out records that
+	// another process appended and whose signal has not reached this
+	// process yet: the follower is signalled when it does, and reads them
+	// then. What it returns is what Read would, or a prefix of it.
+	ReadFollowing(ctx context.Context, sessionID string, after int64, limit int) ([]Record, error)
+}
+
+// ReadFollowing reads as a follower of sessionID: through l's
+// ReadFollowing when l is a FollowReader, else through its Read.
+func ReadFollowing(ctx context.Context, l Log, sessionID string, after int64, limit int) ([]Record, error) {
+	if f, ok := l.(FollowReader); ok {
+		return f.ReadFollowing(ctx, sessionID, after, limit)
+	}
+	return l.Read(ctx, sessionID, after, limit)
+}
+
 // Scope is what a token may do.
 type Scope string
 

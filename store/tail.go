@@ -26,25 +26,41 @@ const (
 // committed one batch at a time (one writer, or one per session). Another
 // process may append to the same session, so a backend either resets the
 // tail whenever it learns that another process wrote (SQLite), or checks
-// the session's last seq before it answers from it (PostgreSQL).
+// the session's last seq before it answers from it (PostgreSQL: unless the
+// answer is a full page, or goes to a follower while nothing was heard of
+// another process since the session's records were kept, which their mark
+// tells).
 //
 // Read answers only with records it holds, never with "nothing newer": a
 // Read after the newest record it holds goes to the store. The zero value
 // is ready to use and safe for concurrent use.
 type Tail struct {
 	mu       sync.Mutex
-	sessions *lru.Cache[string, []Record] // contiguous, oldest first
+	sessions *lru.Cache[string, tailSession]
 }
 
-// Append records recs as committed, in commit order.
-func (t *Tail) Append(recs []Record) {
+// tailSession is what a Tail keeps of a session.
+type tailSession struct {
+	recs []Record // contiguous, oldest first
+	mark uint64   // of the last AppendMarked that added to recs
+}
+
+// Append records recs as committed, in commit order: AppendMarked with
+// mark 0.
+func (t *Tail) Append(recs []Record) { t.AppendMarked(recs, 0) }
+
+// AppendMarked records recs as committed, in commit order, and marks each
+// of their sessions with mark, which ReadMarked returns with the session's
+// records: a backend notes there what it knew of other processes when it
+// committed them (PostgreSQL).
+func (t *Tail) AppendMarked(recs []Record, mark uint64) {
 	if len(recs) == 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sessions == nil {
-		t.sessions, _ = lru.New[string, []Record](tailSessions) // only a size < 1 fails
+		t.sessions, _ = lru.New[string, tailSession](tailSessions) // only a size < 1 fails
 	}
 	for _, rec := range recs {
 		kept, _ := t.sessions.Peek(rec.SessionID)
@@ -52,14 +68,14 @@ func (t *Tail) Append(recs []Record) {
 			t.sessions.Remove(rec.SessionID)
 			continue
 		}
-		if n := len(kept); n == 0 || kept[n-1].Seq+1 != rec.Seq {
-			kept = nil // not contiguous with what was kept: start again
+		if n := len(kept.recs); n == 0 || kept.recs[n-1].Seq+1 != rec.Seq {
+			kept.recs = nil // not contiguous with what was kept: start again
 		}
-		if len(kept) == tailRecords {
-			kept = kept[1:]
+		if len(kept.recs) == tailRecords {
+			kept.recs = kept.recs[1:]
 		}
 		// A slice once kept is never written to: readers hold it unlocked.
-		t.sessions.Add(rec.SessionID, append(slices.Clip(kept), normalized(rec)))
+		t.sessions.Add(rec.SessionID, tailSession{append(slices.Clip(kept.recs), normalized(rec)), mark})
 	}
 }
 
@@ -78,17 +94,25 @@ func normalized(rec Record) Record {
 // Log.Read does, when it holds record after+1; ok is false otherwise. The
 // records are copies the caller may change.
 func (t *Tail) Read(sessionID string, after int64, limit int) (recs []Record, ok bool) {
+	recs, _, ok = t.ReadMarked(sessionID, after, limit)
+	return recs, ok
+}
+
+// ReadMarked is Read that also returns the session's mark: that of the
+// last AppendMarked that added to the session's records.
+func (t *Tail) ReadMarked(sessionID string, after int64, limit int) (recs []Record, mark uint64, ok bool) {
 	if limit < 1 {
-		return nil, false
+		return nil, 0, false
 	}
 	t.mu.Lock()
-	var kept []Record
+	var s tailSession
 	if t.sessions != nil {
-		kept, _ = t.sessions.Get(sessionID)
+		s, _ = t.sessions.Get(sessionID)
 	}
 	t.mu.Unlock()
+	kept := s.recs
 	if len(kept) == 0 || after+1 < kept[0].Seq || after >= kept[len(kept)-1].Seq {
-		return nil, false
+		return nil, 0, false
 	}
 	kept = kept[after+1-kept[0].Seq:]
 	kept = kept[:min(limit, len(kept))]
@@ -98,7 +122,7 @@ func (t *Tail) Read(sessionID string, after int64, limit int) (recs []Record, ok
 		rec.Envelope.Raw = slices.Clone(rec.Envelope.Raw)
 		recs[i] = rec
 	}
-	return recs, true
+	return recs, s.mark, true
 }
 
 // Reset forgets every record kept.

@@ -93,3 +93,22 @@ func TestTailHandsOutCopies(t *testing.T) {
 		t.Errorf("a change to a record read changed the tail: %+v", again[0].Envelope)
 	}
 }
+
+// TestTailMarks: a session's records come with the mark of the last
+// AppendMarked that added to them, whichever records are read.
+func TestTailMarks(t *testing.T) {
+	var tail Tail
+	tail.AppendMarked([]Record{tailRec("s", 1, "a"), tailRec("other", 1, "x")}, 7)
+	tail.AppendMarked([]Record{tailRec("s", 2, "b")}, 9)
+	for _, after := range []int64{0, 1} {
+		if _, mark, ok := tail.ReadMarked("s", after, 10); !ok || mark != 9 {
+			t.Errorf("ReadMarked(s, after %d) = mark %d, %v; want 9 (the last append to s)", after, mark, ok)
+		}
+	}
+	if _, mark, ok := tail.ReadMarked("other", 0, 10); !ok || mark != 7 {
+		t.Errorf("ReadMarked(other) = mark %d, %v; want 7", mark, ok)
+	}
+	if _, mark, ok := tail.ReadMarked("s", 2, 10); ok || mark != 0 {
+		t.Errorf("ReadMarked after the newest = mark %d, %v; want no answer", mark, ok)
+	}
+}

@@ -85,17 +85,18 @@ func (s *Store) shard(sessionID string) *groupcommit.Committer[store.AppendReque
 type appendKey struct{ session, envelope string }
 
 // keep puts the records a committed batch created in the store's tail,
-// before the batch's subscribers hear of them. A session's appends in this
-// process all go through its shard, one batch at a time, so the tail gets
-// each session's records in order.
-func (s *Store) keep(results []groupcommit.Result[store.AppendResult]) {
+// marked with heard as the batch began, before the batch's subscribers
+// hear of them. A session's appends in this process all go through its
+// shard, one batch at a time, so the tail gets each session's records in
+// order.
+func (s *Store) keep(results []groupcommit.Result[store.AppendResult], heard uint64) {
 	created := make([]store.Record, 0, len(results))
 	for _, r := range results {
 		if r.Err == nil && r.Val.Created {
 			created = append(created, r.Val.Record)
 		}
 	}
-	s.tail.Append(created)
+	s.tail.AppendMarked(created, heard)
 }
 
 // commit is the group-commit function: it commits batch in one transaction,
@@ -105,6 +106,10 @@ func (s *Store) keep(results []groupcommit.Result[store.AppendResult]) {
 func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]groupcommit.Result[store.AppendResult], error) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
+	// What was heard of other processes before the batch's first try: a
+	// record another process appends to one of its sessions after it
+	// commits is notified after this.
+	heard := s.heard.Load()
 
 	rejected := make([]error, len(batch))
 	for i := range batch {
@@ -123,7 +128,7 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 		var touched []string
 		results, touched, err = s.tryCommit(ctx, batch, rejected)
 		if err == nil {
-			s.keep(results)
+			s.keep(results, heard)
 			for _, id := range touched {
 				s.hub.Publish(id)
 			}

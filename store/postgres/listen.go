@@ -36,7 +36,11 @@ type listener struct {
 	// its subscribers itself).
 	own     func(pid uint32) bool
 	wakeAll func()
-	log     *slog.Logger
+	// heard, if not nil, is called before the subscribers are signalled of
+	// another process's notification, and after a reconnection, before
+	// they are all woken.
+	heard func()
+	log   *slog.Logger
 	// health is how long to wait for a notification before pinging the
 	// connection (healthInterval; shorter in tests).
 	health time.Duration
@@ -77,6 +81,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 			return
 		}
 		l.log.Info("postgres: notification listener reconnected")
+		l.hear()
 		l.wakeAll()
 	}
 }
@@ -90,6 +95,7 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 		switch {
 		case err == nil:
 			if l.own == nil || !l.own(n.PID) {
+				l.hear()
 				l.publish(n.Payload)
 			}
 		case ctx.Err() != nil:
@@ -108,6 +114,12 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 		default:
 			return err
 		}
+	}
+}
+
+func (l *listener) hear() {
+	if l.heard != nil {
+		l.heard()
 	}
 }
 

@@ -107,8 +107,17 @@ type Store struct {
 	attempts *groupcommit.Committer[store.Attempt, struct{}]
 
 	hub store.Hub
-	// tail keeps the newest records this process appended, for Read.
+	// tail keeps the newest records this process appended, for Read, each
+	// session's marked with what heard was when the batch that last
+	// appended to it began.
 	tail store.Tail
+	// heard counts the news of other processes: the notifications of
+	// their appends, and the listener's reconnections (after which some
+	// may have been lost). The listener counts one before it signals the
+	// subscribers. A follower's read of records the tail holds needs no
+	// query when heard has not moved since their session's last batch
+	// began (ReadFollowing).
+	heard atomic.Uint64
 
 	// consumers holds the cursor consumers known to be registered in the
 	// database (see registerConsumer).
@@ -229,6 +238,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return ok
 		},
 		wakeAll: s.wakeAll,
+		heard:   func() { s.heard.Add(1) },
 		log:     opts.Logger,
 		health:  healthInterval,
 	}
@@ -514,6 +524,22 @@ func (s *Store) Lookup(ctx context.Context, sessionID, envelopeID string) (store
 // session's seqs have no gaps, so what the tail holds is what the
 // database holds.
 func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	return s.read(ctx, sessionID, after, limit, false)
+}
+
+// ReadFollowing is Read for a follower (store.FollowReader). Besides a
+// full page, as Read does, it returns the records the tail holds without a
+// query when nothing was heard of another process since the batch that
+// last appended to their session began (heard): a record another process
+// appended after that batch committed is signalled to the follower when
+// its notification arrives, and the next read finds heard moved.
+func (s *Store) ReadFollowing(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
+	return s.read(ctx, sessionID, after, limit, true)
+}
+
+var _ store.FollowReader = (*Store)(nil)
+
+func (s *Store) read(ctx context.Context, sessionID string, after int64, limit int, follow bool) ([]store.Record, error) {
 	if err := s.checkOpen("read"); err != nil {
 		return nil, err
 	}
@@ -521,7 +547,11 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 		return nil, fmt.Errorf("postgres: read: %w", err)
 	}
 	limit = max(limit, 0)
-	if recs, ok := s.tail.Read(sessionID, after, limit); ok {
+	if recs, mark, ok := s.tail.ReadMarked(sessionID, after, limit); ok {
+		// A full page is the answer whatever was appended after it.
+		if len(recs) == limit || follow && mark == s.heard.Load() {
+			return recs, nil
+		}
 		var last int64
 		switch err := s.pool.QueryRow(ctx, "SELECT last_seq FROM sessions WHERE id = $1", sessionID).Scan(&last); {
 		case errors.Is(err, pgx.ErrNoRows):
@@ -533,27 +563,19 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 			return recs, nil
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID)
-	b.Queue("SELECT "+recordColumns+" FROM records WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+	// A session's records say that it exists: only a read that finds none
+	// asks whether it does.
+	rows, _ := s.pool.Query(ctx, "SELECT "+recordColumns+" FROM records WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
 		sessionID, after, limit)
-	br := s.pool.SendBatch(ctx, b)
-	recs, exists, err := func() ([]store.Record, bool, error) {
-		var exists bool
-		if err := br.QueryRow().Scan(&exists); err != nil {
-			return nil, false, err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return nil, false, err
-		}
-		recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Record, error) { return scanRecord(row) })
-		return recs, exists, err
-	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Record, error) { return scanRecord(row) })
 	if err != nil {
+		return nil, s.fail("read", err)
+	}
+	if len(recs) > 0 {
+		return recs, nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID).Scan(&exists); err != nil {
 		return nil, s.fail("read", err)
 	}
 	if !exists {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,6 +220,129 @@ func TestReadNeverHidesAnotherReplicasRecords(t *testing.T) {
 	recs, err = one.Read(t.Context(), "sess", 0, 2)
 	if err != nil || len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 2 {
 		t.Fatalf("Read of 2 after 0 = %+v, %v; want 1 and 2", recs, err)
+	}
+}
+
+// TestReadFollowingFromTheTail: a follower's read of records this store
+// just appended costs no query while nothing was heard from another
+// process, and so does a Read of a full page of them; a Read of fewer than
+// it asked for still checks the session's last seq.
+func TestReadFollowingFromTheTail(t *testing.T) {
+	s := openStore(t, testenv.Postgres(t), Options{})
+	create(t, s, "sess")
+	for _, key := range []string{"a", "b"} {
+		if _, err := s.Append(t.Context(), msg("sess", key, "hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acquired := s.pool.Stat().AcquireCount()
+	recs, err := s.ReadFollowing(t.Context(), "sess", 0, 10)
+	if err != nil || len(recs) != 2 || recs[0].Envelope.ID != "test:a" || recs[1].Envelope.ID != "test:b" {
+		t.Fatalf("ReadFollowing = %+v, %v; want a and b", recs, err)
+	}
+	if n := s.pool.Stat().AcquireCount() - acquired; n != 0 {
+		t.Errorf("ReadFollowing of records in the tail took %d connections, want none", n)
+	}
+	if recs, err := s.Read(t.Context(), "sess", 0, 2); err != nil || len(recs) != 2 {
+		t.Fatalf("Read of 2 = %+v, %v; want a and b", recs, err)
+	}
+	if n := s.pool.Stat().AcquireCount() - acquired; n != 0 {
+		t.Errorf("Read of a full page of records in the tail took %d connections, want none", n)
+	}
+	if _, err := s.Read(t.Context(), "sess", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.pool.Stat().AcquireCount() - acquired; n != 1 {
+		t.Errorf("Read of records in the tail, fewer than asked for, took %d connections, want 1 (the last seq's check)", n)
+	}
+	if _, err := s.ReadFollowing(t.Context(), "nobody", 0, 10); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReadFollowing of an unknown session = %v, want ErrNotFound", err)
+	}
+}
+
+// TestReadFollowingHearsOtherReplicas: once a follower is signalled of
+// another replica's append, its read returns that record too, though the
+// tail holds the records before it.
+func TestReadFollowingHearsOtherReplicas(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	one, two := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	create(t, one, "sess")
+	ch, cancel := one.Subscribe("sess")
+	defer cancel()
+	for _, key := range []string{"a", "b"} {
+		if _, err := one.Append(t.Context(), msg("sess", key, "by one")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSignal(t, ch, "for one's own appends")
+	if _, err := two.Append(t.Context(), msg("sess", "c", "by two")); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, ch, "for two's append")
+	recs, err := one.ReadFollowing(t.Context(), "sess", 0, 10)
+	if err != nil || len(recs) != 3 || recs[2].Envelope.ID != "test:c" {
+		t.Fatalf("ReadFollowing after two's signal = %+v, %v; want a, b and two's c", recs, err)
+	}
+}
+
+// TestReadFollowingAfterAReconnection: an append by another replica whose
+// notification was lost while the listener was away is read by the
+// follower after the reconnection wakes it.
+func TestReadFollowingAfterAReconnection(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	one, two := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	create(t, one, "sess")
+	flushNotifications(t, one)
+	if _, err := one.Append(t.Context(), msg("sess", "a", "by one")); err != nil {
+		t.Fatal(err)
+	}
+	ch, cancel := one.Subscribe("sess")
+	defer cancel()
+	// The listener may be back before two's append (it waits at least
+	// minBackoff/2 to reconnect): then the notification was not lost, and
+	// the test kills it again.
+	for try := 1; ; try++ {
+		oldPID := one.listener.pid.Load()
+		killListener(t, one, two)
+		if _, err := two.Append(t.Context(), msg("sess", "b"+strconv.Itoa(try), "by two")); err != nil {
+			t.Fatal(err)
+		}
+		if one.listener.pid.Load() == oldPID {
+			break
+		}
+		if try == 5 {
+			t.Fatal("the listener reconnected before two's append five times")
+		}
+		waitSignal(t, ch, "after the listener reconnected")
+	}
+	waitSignal(t, ch, "after the listener reconnected")
+	recs, err := one.ReadFollowing(t.Context(), "sess", 0, 10)
+	if err != nil || len(recs) < 2 || recs[len(recs)-1].Envelope.ID[:6] != "test:b" {
+		t.Fatalf("ReadFollowing after the reconnection = %+v, %v; want a and two's b", recs, err)
+	}
+}
+
+// killListener terminates s's listener's backend through other, and
+// returns once the backend is gone: nothing sent after that reaches s's
+// listener until it reconnects.
+func killListener(t *testing.T, s, other *Store) {
+	t.Helper()
+	pid := int32(s.listener.pid.Load())
+	var killed bool
+	if err := other.pool.QueryRow(t.Context(), "SELECT pg_terminate_backend($1)", pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, killed, err)
+	}
+	for deadline := time.Now().Add(signalTimeout); ; time.Sleep(5 * time.Millisecond) {
+		var alive bool
+		if err := other.pool.QueryRow(t.Context(), "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", pid).Scan(&alive); err != nil {
+			t.Fatal(err)
+		}
+		if !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still alive after %s", pid, signalTimeout)
+		}
 	}
 }
 
