@@ -54,6 +54,10 @@ var (
 //     nobody else can claim while the lease holds) are locked with the
 //     head by the same FOR UPDATE, and each leaves pending with its flag
 //     cleared, or stays pending as the new head with its flag cleared.
+//   - Claim locks the heads it leases FOR NO KEY UPDATE, which conflicts
+//     with another claim's lock and a settle's, not with an enqueue's: a
+//     lease leaves the delivery pending, so an enqueue behind it is right
+//     to flag its delivery as waiting whether or not the claim commits.
 //   - RetryDelivery clears the flag of the delivery it makes pending; it
 //     only ever adds a pending delivery older than others, which cannot
 //     make a flagged delivery the head.
@@ -394,7 +398,11 @@ func (s *Store) dueHeads(ctx context.Context, now time.Time, after dueKey, limit
 // deliveries $1 that Claim may hand out, looking at them in order (the
 // nested loop over the unnested array keeps its order, so the statement
 // stops after $5 and locks no more rows than it looks at): each is locked
-// with SKIP LOCKED and checked after locking (pending, due, not waiting,
+// FOR NO KEY UPDATE with SKIP LOCKED (a claim leaves the delivery pending,
+// so it need not conflict with an enqueue's FOR KEY SHARE on it as its
+// conversation's tail: with FOR UPDATE, a claim skipped a head that an
+// append in flight held, and an append waited for a claim) and checked
+// after locking (pending, due, not waiting,
 // not leased, the oldest pending delivery of its conversation with no
 // other of it leased, its binding not paused), so two processes never get
 // the same delivery. The claimed rows are updated through the row versions
@@ -410,7 +418,7 @@ var claimAmongSQL = `WITH claimable AS (
 				AND (` + headOrdSQL + `) = d.ord
 				AND (` + otherLeasedSQL + `) IS NULL
 				AND (` + pausedSQL + `) IS NULL
-			FOR UPDATE OF d SKIP LOCKED
+			FOR NO KEY UPDATE OF d SKIP LOCKED
 		) AS l
 		LIMIT $5
 	), claimed AS (

@@ -672,6 +672,42 @@ func TestEnqueueBehindASettlingTail(t *testing.T) {
 	}
 }
 
+// TestClaimTakesATailAnAppendHolds: an append in flight holds its
+// conversation's tail FOR KEY SHARE until it commits; a Claim of that
+// delivery (the tail is the head too) neither skips it nor waits for the
+// append, since a claim leaves it pending (see "How the outbox keeps
+// order", outbox.go).
+func TestClaimTakesATailAnAppendHolds(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	create(t, st, "s")
+	out := msg("s", "k", "output")
+	out.Direction = store.Outbound
+	res, err := st.Append(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Enqueue(t.Context(), []store.Delivery{{SessionID: "s", Seq: res.Record.Seq,
+		To: envelope.Conversation{Source: "test", Ref: "c"}, NextAttempt: at(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	var locked int
+	if err := tx.QueryRow(t.Context(), `SELECT count(*) FROM (SELECT 1 FROM deliveries
+		WHERE status = 'pending' AND conv_source = 'test' AND conv_ref = 'c' FOR KEY SHARE) AS t`).Scan(&locked); err != nil || locked != 1 {
+		t.Fatalf("locking the tail: %d rows, %v", locked, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), signalTimeout)
+	defer cancel()
+	ds, err := st.Claim(ctx, "p", 10, at(time.Second), at(time.Hour))
+	if err != nil || len(ds) != 1 || ds[0].Seq != res.Record.Seq {
+		t.Fatalf("Claim while an append holds the tail = %+v, %v; want the delivery", ds, err)
+	}
+}
+
 // claim1 claims the one due delivery.
 func claim1(t *testing.T, st *Store, owner string) store.Delivery {
 	t.Helper()
