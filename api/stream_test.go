@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +254,47 @@ func TestAppendEvent(t *testing.T) {
 	}
 	if strings.Contains(s, "\r") || !strings.Contains(s, "\"raw\":{\ndata: \"a\":\ndata: 1}},\"stored_at\"") {
 		t.Errorf("line breaks in data not split into data lines: %q", s)
+	}
+}
+
+// followLog is a store.Log that is a store.FollowReader, counting its
+// reads of each kind.
+type followLog struct {
+	store.Log
+	reads, follows atomic.Int64
+}
+
+func (l *followLog) Read(ctx context.Context, id string, after int64, limit int) ([]store.Record, error) {
+	l.reads.Add(1)
+	return l.Log.Read(ctx, id, after, limit)
+}
+
+func (l *followLog) ReadFollowing(ctx context.Context, id string, after int64, limit int) ([]store.Record, error) {
+	l.follows.Add(1)
+	return l.Log.Read(ctx, id, after, limit)
+}
+
+// TestStreamReadsAsAFollower: a stream subscribes before it reads and
+// reads again after every signal, so it reads through the log's
+// ReadFollowing when it has one (on PostgreSQL, that skips a query).
+func TestStreamReadsAsAFollower(t *testing.T) {
+	fl := (*followLog)(nil)
+	h := newHarness(t, func(o *Options) {
+		fl = &followLog{Log: o.Store}
+		o.Log = fl
+	})
+	id := h.newSession()
+	h.steer(id, "m1", "m1")
+	ts := httptest.NewServer(h.srv)
+	t.Cleanup(ts.Close)
+	c := openStream(t, ts.URL, "/v3/sessions/"+id+"/stream", steerSecret, nil)
+	h.steer(id, "m2", "m2")
+	for _, want := range []string{"m1", "m2"} {
+		if r := c.next(t).record(t); r.Envelope.Text != want {
+			t.Fatalf("got %q, want %q", r.Envelope.Text, want)
+		}
+	}
+	if f, r := fl.follows.Load(), fl.reads.Load(); f < 2 || r != 0 {
+		t.Errorf("the stream read %d times as a follower and %d times with Read; want at least 2 and none", f, r)
 	}
 }
