@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/client"
+	"github.com/switchboardhq/switchboard/internal/cputime"
 )
 
 // benchResult is what one bench run measured.
@@ -131,8 +132,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "preload:    the gateway was busy with it for %s more\n", took.Round(time.Second))
 		}
 	}
-	// The store's cost per message, when the gateway serves its metrics.
+	// The store's cost per message, when the gateway serves its metrics,
+	// and the CPU time each side spends on it.
 	before, costErr := readStoreCost(ctx, bc.urls)
+	benchStart, _ := cputime.Process()
+	benchCPU := func() time.Duration {
+		now, _ := cputime.Process()
+		return now - benchStart
+	}
 	if *e2e {
 		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, strings.Join(bc.urls, ", "))
 		if *receiver && *dests < 1 {
@@ -149,7 +156,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Let the followers and the outbox finish what the run left them.
 		time.Sleep(settle)
 		if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
-			fmt.Fprint(stdout, perMessage(before, after, res.Answered, "round trip (message, answer and their deliveries)"))
+			fmt.Fprint(stdout, perMessage(before, after, benchCPU(), res.Answered, "round trip (message, answer and their deliveries)"))
 		}
 		return nil
 	}
@@ -160,7 +167,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, res)
 	if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
-		fmt.Fprint(stdout, perMessage(before, after, res.OK-res.Replayed, "message"))
+		fmt.Fprint(stdout, perMessage(before, after, benchCPU(), res.OK-res.Replayed, "message"))
 	}
 	return nil
 }

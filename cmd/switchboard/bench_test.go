@@ -16,7 +16,7 @@ import (
 // SQLite, and two replicas sharing one PostgreSQL store, where the bench
 // sends, follows and answers across both. Every message must be sent,
 // answered and delivered to the webhook receiver, and the store's cost
-// read from both gateways' metrics.
+// and the gateways' CPU read from both gateways' metrics.
 func TestBenchE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -73,6 +73,19 @@ func TestBenchE2E(t *testing.T) {
 				}
 			case name != "sqlite" && w != nil:
 				t.Errorf("bench printed a writer CPU for PostgreSQL:\n%s", got)
+			}
+			// The gateways' processes (from their metrics) and the bench's
+			// own, on Linux: a round trip costs each some CPU.
+			if runtime.GOOS == "linux" {
+				c := regexp.MustCompile(`cpu: +([0-9]+)µs in the gateway, ([0-9]+)µs in the bench per round trip`).FindStringSubmatch(got)
+				if c == nil {
+					t.Fatalf("bench printed no CPU per round trip:\n%s", got)
+				}
+				for i, side := range []string{"gateway", "bench"} {
+					if us, _ := strconv.Atoi(c[i+1]); us < 10 {
+						t.Errorf("%sµs of CPU in the %s per round trip: too little for its work", c[i+1], side)
+					}
+				}
 			}
 		})
 	}

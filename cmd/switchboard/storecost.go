@@ -12,9 +12,11 @@ import (
 
 // storeCost is what the gateway's store wrote, read from its /metrics:
 // committed transactions that wrote, rows written, and the seconds of CPU
-// its writer thread used (SQLite on Linux; zero otherwise).
+// its writer thread used (SQLite on Linux; zero otherwise); and the
+// seconds of CPU the gateway's process used (process_cpu_seconds_total,
+// zero where the gateway's platform does not report it).
 type storeCost struct {
-	commits, rows, writerCPU float64
+	commits, rows, writerCPU, processCPU float64
 }
 
 // readStoreCost scrapes the gateway's store counters.
@@ -28,6 +30,7 @@ func readStoreCost(ctx context.Context, urls []string) (storeCost, error) {
 		sum.commits += c.commits
 		sum.rows += c.rows
 		sum.writerCPU += c.writerCPU
+		sum.processCPU += c.processCPU
 	}
 	return sum, nil
 }
@@ -59,11 +62,13 @@ func readOneStoreCost(ctx context.Context, url string) (storeCost, error) {
 		return f.GetMetric()[0].GetCounter().GetValue()
 	}
 	return storeCost{commits: value("switchboard_store_commits_total"), rows: value("switchboard_store_rows_written_total"),
-		writerCPU: value("switchboard_store_writer_cpu_seconds_total")}, nil
+		writerCPU: value("switchboard_store_writer_cpu_seconds_total"), processCPU: value("process_cpu_seconds_total")}, nil
 }
 
-// perMessage formats the cost between before and after over n messages.
-func perMessage(before, after storeCost, n int, what string) string {
+// perMessage formats the cost between before and after over n messages,
+// and the CPU time the bench itself used meanwhile (benchCPU, zero where
+// its platform does not report it).
+func perMessage(before, after storeCost, benchCPU time.Duration, n int, what string) string {
 	if n == 0 || after.commits == 0 {
 		return ""
 	}
@@ -73,6 +78,24 @@ func perMessage(before, after storeCost, n int, what string) string {
 		// The writer's own thread: other load on the machine moves this
 		// far less than it moves throughput or latency.
 		out += fmt.Sprintf("writer:     %.0fµs of CPU per %s\n", cpu/float64(n)*1e6, what)
+	}
+	// What the run cost the machine's processors, the gateways' and the
+	// bench's own (its clients, its agents and its webhook receiver) apart:
+	// on a machine both share, the two together bound the rate. A
+	// database server's CPU is neither.
+	gateway := time.Duration((after.processCPU - before.processCPU) * float64(time.Second))
+	if gateway > 0 || benchCPU > 0 {
+		out += "cpu:        "
+		if gateway > 0 {
+			out += fmt.Sprintf("%dµs in the gateway", (gateway / time.Duration(n)).Microseconds())
+			if benchCPU > 0 {
+				out += ", "
+			}
+		}
+		if benchCPU > 0 {
+			out += fmt.Sprintf("%dµs in the bench", (benchCPU / time.Duration(n)).Microseconds())
+		}
+		out += " per " + what + "\n"
 	}
 	return out
 }

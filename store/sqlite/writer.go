@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/cputime"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/internal/groupcommit"
-	"github.com/switchboardhq/switchboard/store/internal/threadcpu"
 )
 
 // groupcommitResult is the outcome of one writeOp as the committer reports it.
@@ -185,11 +185,11 @@ func (w *writer) close() error {
 func (s *Store) commitBatch(ctx context.Context, ops []writeOp) ([]groupcommitResult, error) {
 	// The committer runs this on its one worker, locked to its thread
 	// (Open): the thread's CPU time is the writer's.
-	if start, ok := threadcpu.Now(); ok {
+	if start, ok := cputime.Thread(); ok {
 		defer func() {
 			// Called on another goroutine (a test's), the two readings may
 			// be of different threads.
-			if end, _ := threadcpu.Now(); end > start {
+			if end, _ := cputime.Thread(); end > start {
 				s.metrics.ObserveWriterCPU(end - start)
 			}
 		}()

@@ -49,7 +49,7 @@ type Options struct {
 	// OnBatch, if not nil, is told the size of every batch (for metrics).
 	OnBatch func(n int)
 	// LockThread runs each worker locked to an OS thread of its own, so
-	// that the thread's CPU time (package threadcpu) is the commits'.
+	// that the thread's CPU time (package cputime) is the commits'.
 	LockThread bool
 }
 
