@@ -28,8 +28,8 @@ const (
 // tail whenever it learns that another process wrote (SQLite), or checks
 // the session's last seq before it answers from it (PostgreSQL: unless the
 // answer is a full page, or goes to a follower while nothing was heard of
-// another process since the session's records were kept, which their mark
-// tells).
+// another process's appends to the session since its records were kept,
+// which their mark tells).
 //
 // Read answers only with records it holds, never with "nothing newer": a
 // Read after the newest record it holds goes to the store. The zero value
@@ -46,14 +46,15 @@ type tailSession struct {
 }
 
 // Append records recs as committed, in commit order: AppendMarked with
-// mark 0.
-func (t *Tail) Append(recs []Record) { t.AppendMarked(recs, 0) }
+// every mark 0.
+func (t *Tail) Append(recs []Record) { t.AppendMarked(recs, nil) }
 
 // AppendMarked records recs as committed, in commit order, and marks each
-// of their sessions with mark, which ReadMarked returns with the session's
-// records: a backend notes there what it knew of other processes when it
+// of their sessions with mark(session id) (0 when mark is nil), which
+// ReadMarked returns with the session's records: a backend notes there
+// what it knew of other processes' appends to the session when it
 // committed them (PostgreSQL).
-func (t *Tail) AppendMarked(recs []Record, mark uint64) {
+func (t *Tail) AppendMarked(recs []Record, mark func(sessionID string) uint64) {
 	if len(recs) == 0 {
 		return
 	}
@@ -74,8 +75,12 @@ func (t *Tail) AppendMarked(recs []Record, mark uint64) {
 		if len(kept.recs) == tailRecords {
 			kept.recs = kept.recs[1:]
 		}
+		var m uint64
+		if mark != nil {
+			m = mark(rec.SessionID)
+		}
 		// A slice once kept is never written to: readers hold it unlocked.
-		t.sessions.Add(rec.SessionID, tailSession{append(slices.Clip(kept.recs), normalized(rec)), mark})
+		t.sessions.Add(rec.SessionID, tailSession{append(slices.Clip(kept.recs), normalized(rec)), m})
 	}
 }
 

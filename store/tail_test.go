@@ -98,8 +98,13 @@ func TestTailHandsOutCopies(t *testing.T) {
 // AppendMarked that added to them, whichever records are read.
 func TestTailMarks(t *testing.T) {
 	var tail Tail
-	tail.AppendMarked([]Record{tailRec("s", 1, "a"), tailRec("other", 1, "x")}, 7)
-	tail.AppendMarked([]Record{tailRec("s", 2, "b")}, 9)
+	tail.AppendMarked([]Record{tailRec("s", 1, "a"), tailRec("other", 1, "x")}, func(id string) uint64 {
+		return map[string]uint64{"s": 6, "other": 7}[id]
+	})
+	if _, mark, ok := tail.ReadMarked("s", 0, 10); !ok || mark != 6 {
+		t.Errorf("ReadMarked(s) = mark %d, %v; want 6, s's own", mark, ok)
+	}
+	tail.AppendMarked([]Record{tailRec("s", 2, "b")}, func(string) uint64 { return 9 })
 	for _, after := range []int64{0, 1} {
 		if _, mark, ok := tail.ReadMarked("s", after, 10); !ok || mark != 9 {
 			t.Errorf("ReadMarked(s, after %d) = mark %d, %v; want 9 (the last append to s)", after, mark, ok)

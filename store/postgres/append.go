@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -77,26 +76,24 @@ func (s *Store) shard(sessionID string) *groupcommit.Committer[store.AppendReque
 	if len(s.shards) == 1 {
 		return s.shards[0]
 	}
-	h := fnv.New32a()
-	h.Write([]byte(sessionID))
-	return s.shards[h.Sum32()%uint32(len(s.shards))]
+	return s.shards[fnv32a(sessionID)%uint32(len(s.shards))]
 }
 
 type appendKey struct{ session, envelope string }
 
 // keep puts the records a committed batch created in the store's tail,
-// marked with heard as the batch began, before the batch's subscribers
-// hear of them. A session's appends in this process all go through its
-// shard, one batch at a time, so the tail gets each session's records in
-// order.
-func (s *Store) keep(results []groupcommit.Result[store.AppendResult], heard uint64) {
+// each session's marked with its news count as the batch began (heard),
+// before the batch's subscribers hear of them. A session's appends in this
+// process all go through its shard, one batch at a time, so the tail gets
+// each session's records in order.
+func (s *Store) keep(results []groupcommit.Result[store.AppendResult], heard map[string]uint64) {
 	created := make([]store.Record, 0, len(results))
 	for _, r := range results {
 		if r.Err == nil && r.Val.Created {
 			created = append(created, r.Val.Record)
 		}
 	}
-	s.tail.AppendMarked(created, heard)
+	s.tail.AppendMarked(created, func(sessionID string) uint64 { return heard[sessionID] })
 }
 
 // commit is the group-commit function: it commits batch in one transaction,
@@ -106,10 +103,13 @@ func (s *Store) keep(results []groupcommit.Result[store.AppendResult], heard uin
 func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]groupcommit.Result[store.AppendResult], error) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	// What was heard of other processes before the batch's first try: a
-	// record another process appends to one of its sessions after it
-	// commits is notified after this.
-	heard := s.heard.Load()
+	// What was heard of other processes' appends to the batch's sessions
+	// before its first try: a record another process appends to one of
+	// them after the batch commits is notified after this.
+	heard := make(map[string]uint64, len(batch))
+	for i := range batch {
+		heard[batch[i].SessionID] = s.news.of(batch[i].SessionID)
+	}
 
 	rejected := make([]error, len(batch))
 	for i := range batch {

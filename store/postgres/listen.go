@@ -36,10 +36,11 @@ type listener struct {
 	// its subscribers itself).
 	own     func(pid uint32) bool
 	wakeAll func()
-	// heard, if not nil, is called before the subscribers are signalled of
-	// another process's notification, and after a reconnection, before
-	// they are all woken.
-	heard func()
+	// heard, if not nil, is called with the session id before the
+	// subscribers are signalled of another process's notification, and
+	// with "" after a reconnection (any notification may have been lost),
+	// before they are all woken.
+	heard func(sessionID string)
 	log   *slog.Logger
 	// health is how long to wait for a notification before pinging the
 	// connection (healthInterval; shorter in tests).
@@ -81,7 +82,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 			return
 		}
 		l.log.Info("postgres: notification listener reconnected")
-		l.hear()
+		l.hear("")
 		l.wakeAll()
 	}
 }
@@ -95,7 +96,7 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 		switch {
 		case err == nil:
 			if l.own == nil || !l.own(n.PID) {
-				l.hear()
+				l.hear(n.Payload)
 				l.publish(n.Payload)
 			}
 		case ctx.Err() != nil:
@@ -117,9 +118,9 @@ func (l *listener) listen(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-func (l *listener) hear() {
+func (l *listener) hear(sessionID string) {
 	if l.heard != nil {
-		l.heard()
+		l.heard(sessionID)
 	}
 }
 

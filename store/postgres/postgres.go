@@ -108,16 +108,12 @@ type Store struct {
 
 	hub store.Hub
 	// tail keeps the newest records this process appended, for Read, each
-	// session's marked with what heard was when the batch that last
+	// session's marked with its news count when the batch that last
 	// appended to it began.
 	tail store.Tail
-	// heard counts the news of other processes: the notifications of
-	// their appends, and the listener's reconnections (after which some
-	// may have been lost). The listener counts one before it signals the
-	// subscribers. A follower's read of records the tail holds needs no
-	// query when heard has not moved since their session's last batch
-	// began (ReadFollowing).
-	heard atomic.Uint64
+	// news counts, per session, what was heard of other processes' appends
+	// (see news).
+	news news
 
 	// consumers holds the cursor consumers known to be registered in the
 	// database (see registerConsumer).
@@ -238,7 +234,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return ok
 		},
 		wakeAll: s.wakeAll,
-		heard:   func() { s.heard.Add(1) },
+		heard:   s.news.hear,
 		log:     opts.Logger,
 		health:  healthInterval,
 	}
@@ -529,10 +525,11 @@ func (s *Store) Read(ctx context.Context, sessionID string, after int64, limit i
 
 // ReadFollowing is Read for a follower (store.FollowReader). Besides a
 // full page, as Read does, it returns the records the tail holds without a
-// query when nothing was heard of another process since the batch that
-// last appended to their session began (heard): a record another process
-// appended after that batch committed is signalled to the follower when
-// its notification arrives, and the next read finds heard moved.
+// query when nothing was heard of another process's appends to their
+// session since the batch that last appended to it began (news): a record
+// another process appended after that batch committed is signalled to the
+// follower when its notification arrives, and the next read finds the
+// session's count moved.
 func (s *Store) ReadFollowing(ctx context.Context, sessionID string, after int64, limit int) ([]store.Record, error) {
 	return s.read(ctx, sessionID, after, limit, true)
 }
@@ -549,7 +546,7 @@ func (s *Store) read(ctx context.Context, sessionID string, after int64, limit i
 	limit = max(limit, 0)
 	if recs, mark, ok := s.tail.ReadMarked(sessionID, after, limit); ok {
 		// A full page is the answer whatever was appended after it.
-		if len(recs) == limit || follow && mark == s.heard.Load() {
+		if len(recs) == limit || follow && mark == s.news.of(sessionID) {
 			return recs, nil
 		}
 		var last int64

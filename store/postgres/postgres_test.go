@@ -285,6 +285,37 @@ func TestReadFollowingHearsOtherReplicas(t *testing.T) {
 	}
 }
 
+// TestReadFollowingIgnoresOtherSessionsNews: another replica's append to
+// another session (in another news slot) does not make a follower's read
+// of records the tail holds query the database.
+func TestReadFollowingIgnoresOtherSessionsNews(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	one, two := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	other := "other"
+	for i := 0; fnv32a(other)%newsSlots == fnv32a("sess")%newsSlots; i++ {
+		other = "other" + strconv.Itoa(i)
+	}
+	create(t, one, "sess", other)
+	flushNotifications(t, one)
+	if _, err := one.Append(t.Context(), msg("sess", "a", "by one")); err != nil {
+		t.Fatal(err)
+	}
+	ch, cancel := one.Subscribe(other)
+	defer cancel()
+	if _, err := two.Append(t.Context(), msg(other, "b", "by two")); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, ch, "for two's append to "+other)
+	acquired := one.pool.Stat().AcquireCount()
+	recs, err := one.ReadFollowing(t.Context(), "sess", 0, 10)
+	if err != nil || len(recs) != 1 || recs[0].Envelope.ID != "test:a" {
+		t.Fatalf("ReadFollowing = %+v, %v; want a", recs, err)
+	}
+	if n := one.pool.Stat().AcquireCount() - acquired; n != 0 {
+		t.Errorf("ReadFollowing of sess after news of %s took %d connections, want none", other, n)
+	}
+}
+
 // TestReadFollowingAfterAReconnection: an append by another replica whose
 // notification was lost while the listener was away is read by the
 // follower after the reconnection wakes it.
