@@ -52,7 +52,10 @@ type parking struct {
 const failBackoffMin = 100 * time.Millisecond
 
 func (f *follower) run(ctx context.Context) {
-	sig, cancel := f.r.st.Subscribe(store.AllSessions)
+	// Woken by the appends that can give it work, not by every append:
+	// outputs and messages to inbox sessions would each cost a claim that
+	// finds nothing.
+	sig, cancel := f.r.st.Subscribe(store.RuntimeWork)
 	defer cancel()
 	ticker := time.NewTicker(f.r.poll)
 	defer ticker.Stop()

@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -453,5 +454,55 @@ func TestATurnThatEndsAsTheGatewayStopsIsRecorded(t *testing.T) {
 			t.Errorf("the agent ran %d times, want once", n)
 		}
 		checkLog(t, h, sid, []string{"hi"}, []string{"answer"})
+	})
+}
+
+// TestOnlyWorkWakesTheDispatcher: the runtime dispatcher claims when a
+// message its runtime acts on is stored (here with no poll to find it
+// otherwise), and not for appends that can give it no work: the agent's
+// outputs, and messages to an inbox session, whose agent reads its log
+// itself. Each of those used to cost a claim that found nothing.
+func TestOnlyWorkWakesTheDispatcher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var claims, runs atomic.Int64
+		agent := runtime.RunFunc(func(ctx context.Context, turn runtime.Turn) ([]runtime.Output, error) {
+			runs.Add(1)
+			return []runtime.Output{{Text: "an answer"}}, nil
+		})
+		watch := &leaseWatch{afterClaim: func([]store.Work) { claims.Add(1) }}
+		h := &harness{t: t, path: t.TempDir() + "/switchboard.db", poll: time.Hour,
+			rts: map[string]runtime.Runtime{"fake": agent}, wrap: func(st router.Store) router.Store {
+				watch.Store = st
+				return watch
+			}}
+		startHarness(t, h, agentRoute+`
+  - name: inbox
+    match: {source: fake2}
+`)
+		settle := func() { // what the router does in 10ms of fake time
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		settle()
+		sid := h.ingest(msg("fake", "t", "hi", addressed)).SessionID
+		settle()
+		if runs.Load() != 1 {
+			t.Fatalf("the agent ran %d times after a message, want 1: the message did not wake the dispatcher", runs.Load())
+		}
+		inbox := h.ingest(msg("fake2", "t", "hi", addressed)).SessionID
+		settle()
+		before := claims.Load()
+		for i := range 5 {
+			h.output(sid, fmt.Sprint("out-", i), "more", envelope.Conversation{})
+			h.output(inbox, fmt.Sprint("out-", i), "more", envelope.Conversation{})
+			h.ingest(msg("fake2", "t", fmt.Sprint("for the inbox ", i), addressed))
+			settle()
+		}
+		if n := claims.Load() - before; n != 0 {
+			t.Errorf("%d runtime claims after outputs and inbox messages, want none", n)
+		}
+		if runs.Load() != 1 {
+			t.Errorf("the agent ran %d times, want once", runs.Load())
+		}
 	})
 }

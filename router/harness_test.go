@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,9 @@ type harness struct {
 	stop func()
 	// lease is the routers' lease (0: 2s).
 	lease time.Duration
+	// poll is how often the router looks for work it was not told about
+	// (0: 20ms).
+	poll time.Duration
 	// reg is the running router's metrics registry.
 	reg *prometheus.Registry
 }
@@ -203,7 +207,7 @@ func (h *harness) open() {
 		Registry: h.reg,
 		Logger:   quietLogger,
 		LeaseTTL: h.leaseTTL(),
-		Poll:     20 * time.Millisecond,
+		Poll:     cmp.Or(h.poll, 20*time.Millisecond),
 	})
 	if err != nil {
 		h.t.Fatal(err)

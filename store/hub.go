@@ -41,6 +41,14 @@ func (h *Hub) Subscribe(sessionID string) (<-chan struct{}, func()) {
 // AllSessions, passed to Subscribe, receives a signal for every session.
 const AllSessions = "*"
 
+// RuntimeWork, passed to Subscribe, receives a signal after records a
+// runtime acts on (Record.ForRuntime) are appended to any session: the
+// appends that can give a runtime's dispatcher work. Outputs, system
+// records and messages appended NoTurn do not signal it, nor does
+// anything else but PublishAll. (A session named "*work", like one named
+// "*", would only cost its subscribers and these some needless wake-ups.)
+const RuntimeWork = "*work"
+
 // Publish signals every subscriber of sessionID, and of AllSessions, without
 // blocking.
 func (h *Hub) Publish(sessionID string) {
@@ -51,6 +59,19 @@ func (h *Hub) Publish(sessionID string) {
 			case ch <- struct{}{}:
 			default:
 			}
+		}
+	}
+	h.mu.Unlock()
+}
+
+// PublishWork signals every subscriber of RuntimeWork (only), without
+// blocking.
+func (h *Hub) PublishWork() {
+	h.mu.Lock()
+	for ch := range h.subs[RuntimeWork] {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 	h.mu.Unlock()

@@ -180,8 +180,9 @@ type Log interface {
 	// blocking the writer) after records are appended to sessionID or a
 	// SessionEvent of it is journaled, by this process or, where the
 	// backend supports it, by another. Passing AllSessions ("*") as
-	// sessionID receives a signal for every session. Call cancel to
-	// release it.
+	// sessionID receives a signal for every session, and RuntimeWork
+	// ("*work") one after records a runtime acts on are appended to any
+	// session (see RuntimeWork). Call cancel to release it.
 	Subscribe(sessionID string) (ch <-chan struct{}, cancel func())
 }
 

@@ -132,6 +132,9 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 			for _, id := range touched {
 				s.hub.Publish(id)
 			}
+			if madeWork(results) {
+				s.hub.PublishWork()
+			}
 			return results, nil
 		}
 		if !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
@@ -336,7 +339,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			ids, states, latestSources, latestRefs []string
 			seqs, woken                            []int64
 		}
-		notify := make([]string, 0, len(touched))
+		notify := make([]string, 0, len(touched)+1)
+		work := false // a record a runtime acts on
 		for _, id := range touched {
 			upd.ids = append(upd.ids, id)
 			upd.states = append(upd.states, string(sessions[id].state))
@@ -348,6 +352,12 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			if len(id) <= maxNotifyPayload {
 				notify = append(notify, id)
 			}
+			work = work || sessions[id].wokenSeq > 0
+		}
+		if work {
+			// The other replicas' runtime dispatchers listen for this, not
+			// for every append.
+			notify = append(notify, store.RuntimeWork)
 		}
 		b := &pgx.Batch{}
 		ins.queue(b, now)
@@ -400,6 +410,17 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	}
 	committed = true
 	return results, touched, nil
+}
+
+// madeWork reports whether a committed batch created a record a runtime
+// acts on (store.RuntimeWork).
+func madeWork(results []groupcommit.Result[store.AppendResult]) bool {
+	for i := range results {
+		if r := &results[i]; r.Err == nil && r.Val.Created && r.Val.Record.ForRuntime() {
+			return true
+		}
+	}
+	return false
 }
 
 // commitResult checks the outcome of a COMMIT: on a failed transaction the

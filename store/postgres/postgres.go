@@ -234,9 +234,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return ok
 		},
 		wakeAll: s.wakeAll,
-		heard:   s.news.hear,
-		log:     opts.Logger,
-		health:  healthInterval,
+		heard: func(id string) {
+			if id != store.RuntimeWork { // no session's news
+				s.news.hear(id)
+			}
+		},
+		log:    opts.Logger,
+		health: healthInterval,
 	}
 	// Listen before returning, so that a Subscribe right after Open already
 	// hears other processes.

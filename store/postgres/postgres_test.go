@@ -316,6 +316,22 @@ func TestReadFollowingIgnoresOtherSessionsNews(t *testing.T) {
 	}
 }
 
+// TestRuntimeWorkCrossesProcesses: another replica's append of a message
+// a runtime acts on signals this process's subscribers of runtime work
+// (the runtime dispatchers), which its plain session notifications do not.
+func TestRuntimeWorkCrossesProcesses(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	one, two := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	create(t, one, "sess")
+	flushNotifications(t, one)
+	work, cancel := one.Subscribe(store.RuntimeWork)
+	defer cancel()
+	if _, err := two.Append(t.Context(), msg("sess", "a", "for the runtime")); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, work, "of runtime work after two's append")
+}
+
 // TestReadFollowingAfterAReconnection: an append by another replica whose
 // notification was lost while the listener was away is read by the
 // follower after the reconnection wakes it.

@@ -295,6 +295,12 @@ func (w *writer) commitTx(ctx context.Context, ops []writeOp, results []groupcom
 		clear(w.cache)
 	}
 	w.tail.Append(w.appended) // before the subscribers hear of them
+	for i := range w.appended {
+		if w.appended[i].ForRuntime() {
+			hub.PublishWork()
+			break
+		}
+	}
 	for id, bs := range w.batch {
 		if bs == nil {
 			continue

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard/envelope"
 	"github.com/switchboardhq/switchboard/store"
 )
 
@@ -35,6 +36,45 @@ func (s suite) testSubscribe(t *testing.T) {
 	waitSignal(t, chA, "after a second append")
 	mustAppend(t, st, req("b", "k1", "to b"))
 	waitSignal(t, chB, "after an append to b")
+}
+
+// testSubscribeRuntimeWork: a subscriber of RuntimeWork is signalled by
+// the appends a runtime acts on, and only by them: an inbound message,
+// not an output, a system record or a message appended NoTurn. The
+// signal comes before Append returns.
+func (s suite) testSubscribeRuntimeWork(t *testing.T) {
+	st, _ := s.fresh(t)
+	createSession(t, st, "a")
+	work, cancel := st.Subscribe(store.RuntimeWork)
+	defer cancel()
+	noWork := func(what string) {
+		t.Helper()
+		select {
+		case <-work:
+			t.Errorf("a subscriber of runtime work was signalled for %s", what)
+		default:
+		}
+	}
+	out := req("a", "out", "an answer")
+	out.Direction = store.Outbound
+	mustAppend(t, st, out)
+	noWork("an output")
+	sys := req("a", "sys", "a notice")
+	sys.Envelope.Kind, sys.Envelope.Actor = envelope.KindSystem, envelope.Actor{ID: "system:test", Type: envelope.System}
+	mustAppend(t, st, sys)
+	noWork("a system record")
+	inbox := req("a", "inbox", "for an agent that reads its log")
+	inbox.NoTurn = true
+	mustAppend(t, st, inbox)
+	noWork("a message appended NoTurn")
+	mustAppend(t, st, req("a", "msg", "for the runtime"))
+	select {
+	case <-work:
+	default:
+		t.Error("a subscriber of runtime work was not signalled by the time a message's Append returned")
+	}
+	mustAppend(t, st, req("a", "msg", "for the runtime"))
+	noWork("a repeat of a stored message")
 }
 
 func (s suite) testReopen(t *testing.T) {

@@ -84,6 +84,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend, opts ...Option) {
 	})
 	t.Run("Subscribe", func(t *testing.T) {
 		t.Run("SignalAfterAppend", s.testSubscribe)
+		t.Run("RuntimeWork", s.testSubscribeRuntimeWork)
 	})
 	t.Run("Durability", func(t *testing.T) {
 		t.Run("ReopenKeepsEverything", s.testReopen)
