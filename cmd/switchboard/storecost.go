@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -83,19 +84,15 @@ func perMessage(before, after storeCost, benchCPU time.Duration, n int, what str
 	// bench's own (its clients, its agents and its webhook receiver) apart:
 	// on a machine both share, the two together bound the rate. A
 	// database server's CPU is neither.
-	gateway := time.Duration((after.processCPU - before.processCPU) * float64(time.Second))
-	if gateway > 0 || benchCPU > 0 {
-		out += "cpu:        "
-		if gateway > 0 {
-			out += fmt.Sprintf("%dµs in the gateway", (gateway / time.Duration(n)).Microseconds())
-			if benchCPU > 0 {
-				out += ", "
-			}
-		}
-		if benchCPU > 0 {
-			out += fmt.Sprintf("%dµs in the bench", (benchCPU / time.Duration(n)).Microseconds())
-		}
-		out += " per " + what + "\n"
+	var cpu []string
+	if gateway := time.Duration((after.processCPU - before.processCPU) * float64(time.Second)); gateway > 0 {
+		cpu = append(cpu, fmt.Sprintf("%dµs in the gateway", (gateway/time.Duration(n)).Microseconds()))
+	}
+	if benchCPU > 0 {
+		cpu = append(cpu, fmt.Sprintf("%dµs in the bench", (benchCPU/time.Duration(n)).Microseconds()))
+	}
+	if len(cpu) > 0 {
+		out += "cpu:        " + strings.Join(cpu, ", ") + " per " + what + "\n"
 	}
 	return out
 }

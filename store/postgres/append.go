@@ -340,7 +340,6 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			seqs, woken                            []int64
 		}
 		notify := make([]string, 0, len(touched)+1)
-		work := false // a record a runtime acts on
 		for _, id := range touched {
 			upd.ids = append(upd.ids, id)
 			upd.states = append(upd.states, string(sessions[id].state))
@@ -352,9 +351,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			if len(id) <= maxNotifyPayload {
 				notify = append(notify, id)
 			}
-			work = work || sessions[id].wokenSeq > 0
 		}
-		if work {
+		if madeWork(results) {
 			// The other replicas' runtime dispatchers listen for this, not
 			// for every append.
 			notify = append(notify, store.RuntimeWork)
@@ -412,8 +410,8 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 	return results, touched, nil
 }
 
-// madeWork reports whether a committed batch created a record a runtime
-// acts on (store.RuntimeWork).
+// madeWork reports whether a batch's results hold a record it created that
+// a runtime acts on (store.RuntimeWork).
 func madeWork(results []groupcommit.Result[store.AppendResult]) bool {
 	for i := range results {
 		if r := &results[i]; r.Err == nil && r.Val.Created && r.Val.Record.ForRuntime() {

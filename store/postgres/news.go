@@ -18,13 +18,16 @@ const newsSlots = 1024
 // ready to use.
 type news [newsSlots]atomic.Uint64
 
+// slot returns sessionID's counter.
+func (n *news) slot(sessionID string) *atomic.Uint64 { return &n[fnv32a(sessionID)%newsSlots] }
+
 // of returns the count of sessionID's slot.
-func (n *news) of(sessionID string) uint64 { return n[fnv32a(sessionID)%newsSlots].Load() }
+func (n *news) of(sessionID string) uint64 { return n.slot(sessionID).Load() }
 
 // hear counts news of sessionID, or of every session when sessionID is "".
 func (n *news) hear(sessionID string) {
 	if sessionID != "" {
-		n[fnv32a(sessionID)%newsSlots].Add(1)
+		n.slot(sessionID).Add(1)
 		return
 	}
 	for i := range n {

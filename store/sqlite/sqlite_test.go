@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboardhq/switchboard/envelope"
+	"github.com/switchboardhq/switchboard/internal/cputime"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/store/sqlite"
 	"github.com/switchboardhq/switchboard/store/storetest"
@@ -383,13 +383,11 @@ func benchmarkAppend(b *testing.B, conns, sessions int) {
 	b.ReportMetric(batch.GetSampleSum()/float64(batch.GetSampleCount()), "writes/batch")
 }
 
-// cpuTime returns the CPU time (user and system) this process has used.
+// cpuTime returns the CPU time (user and system) this process has used,
+// zero where the platform does not tell.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Process()
+	return d
 }
 
 // BenchmarkRead measures reading 100 records of a session's log.
