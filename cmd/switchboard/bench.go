@@ -66,6 +66,10 @@ type benchConfig struct {
 	messages    int // stop after this many (0: run for duration)
 	textSize    int
 	dupEvery    int // every Nth request reuses the previous key (0: never)
+	// affinity, with --e2e and several gateways, sends all of a session's
+	// traffic through one gateway, as a load balancer with session
+	// affinity would; without it the answers cross to another gateway.
+	affinity bool
 }
 
 // settle is how long bench --e2e waits after its run before reading what
@@ -94,6 +98,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	settleAfter := fs.Bool("preload-settle", true, "after --preload, wait until the gateway's store stops committing (the work the preload caused is done) before measuring")
 	receiver := fs.Bool("webhook", true, "with --e2e: also measure delivery of the answers to a local webhook receiver (needs webhooks.allow_private on the gateway)")
 	dests := fs.Int("webhooks", 1, "with --e2e: how many webhook destinations the receiver is registered as; each gets every event")
+	fs.BoolVar(&bc.affinity, "affinity", false, "with --e2e and several --url: send all of a session's traffic (its steers, its stream, the agent's answers) through one gateway, as a load balancer with session affinity would; without it each answer goes through another gateway than the session's stream")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -141,7 +146,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return now - benchStart
 	}
 	if *e2e {
-		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s\n", *rate, bc.sessions, bc.duration, strings.Join(bc.urls, ", "))
+		routing := ""
+		if len(bc.urls) > 1 && bc.affinity {
+			routing = " (each session through one gateway)"
+		} else if len(bc.urls) > 1 {
+			routing = " (answers cross gateways)"
+		}
+		fmt.Fprintf(stdout, "bench --e2e: %d messages/s over %d sessions for %s, %s%s\n", *rate, bc.sessions, bc.duration, strings.Join(bc.urls, ", "), routing)
 		if *receiver && *dests < 1 {
 			return errors.New("bench: --webhooks must be at least 1 (use --webhook=false for no receiver)")
 		}

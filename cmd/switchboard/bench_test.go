@@ -90,3 +90,33 @@ func TestBenchE2E(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ERoute: by default the bench's answers cross to another gateway
+// than the session's stream, and with --affinity every part of a session's
+// work goes through the gateway that follows it.
+func TestE2ERoute(t *testing.T) {
+	crossing := e2eRoute{gateways: 2, sessions: 3}
+	affine := e2eRoute{gateways: 2, sessions: 3, affinity: true}
+	for session := range 3 {
+		if got, want := crossing.answer(session), (session+1)%2; got != want {
+			t.Errorf("crossing: session %d answered through gateway %d, want %d", session, got, want)
+		}
+		if affine.answer(session) != affine.follow(session) {
+			t.Errorf("affinity: session %d followed on gateway %d, answered through %d", session, affine.follow(session), affine.answer(session))
+		}
+	}
+	// Message n goes to session n mod 3: with 3 sessions over 2 gateways,
+	// message 3 (session 0) is sent to gateway 1 by default, to session
+	// 0's gateway 0 with affinity.
+	for n := range 12 {
+		if got, want := crossing.steer(n), n%2; got != want {
+			t.Errorf("crossing: message %d sent to gateway %d, want %d", n, got, want)
+		}
+		if got, want := affine.steer(n), affine.follow(n%3); got != want {
+			t.Errorf("affinity: message %d (session %d) sent to gateway %d, want %d", n, n%3, got, want)
+		}
+	}
+	if one := (e2eRoute{gateways: 1, sessions: 4}); one.answer(3) != 0 || one.steer(7) != 0 {
+		t.Errorf("one gateway: answer through %d, steer to %d, want 0 and 0", one.answer(3), one.steer(7))
+	}
+}

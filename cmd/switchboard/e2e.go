@@ -32,6 +32,35 @@ type e2eResult struct {
 	Events           int
 }
 
+// e2eRoute picks the gateway for each part of the end-to-end work when
+// several gateways (replicas on one store) share it. Session i is followed
+// on gateway i mod k, and message n goes to session n mod sessions. By
+// default the work crosses gateways: message n is sent to gateway n mod k
+// and session i is answered through the gateway after its stream's, so
+// every answer is appended by another process than the one its stream
+// follows. With affinity, all of session i's steers, its stream and its
+// answers go through gateway i mod k.
+type e2eRoute struct {
+	gateways, sessions int
+	affinity           bool
+}
+
+func (r e2eRoute) follow(session int) int { return session % r.gateways }
+
+func (r e2eRoute) answer(session int) int {
+	if r.affinity {
+		return r.follow(session)
+	}
+	return (session + 1) % r.gateways
+}
+
+func (r e2eRoute) steer(n int) int {
+	if r.affinity {
+		return r.follow(n % r.sessions)
+	}
+	return n % r.gateways
+}
+
 func quantile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -66,9 +95,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 	receiver := dests > 0
 	tr := &http.Transport{MaxIdleConnsPerHost: bc.connections + bc.sessions*2}
 	defer tr.CloseIdleConnections()
-	// With several gateways (replicas on one store) the work crosses them:
-	// session i is followed on gateway i mod k and answered through the
-	// next one, and message n is sent to gateway n mod k.
+	route := e2eRoute{gateways: len(bc.urls), sessions: bc.sessions, affinity: bc.affinity}
 	cs := make([]*client.Client, len(bc.urls))
 	for i, u := range bc.urls {
 		cs[i] = client.New(u, bc.token, &http.Client{Transport: tr})
@@ -128,7 +155,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 	var agents sync.WaitGroup
 	for i, id := range ids {
 		agents.Add(1)
-		follow, answer := cs[i%len(cs)], cs[(i+1)%len(cs)]
+		follow, answer := cs[route.follow(i)], cs[route.answer(i)]
 		go func() {
 			defer agents.Done()
 			_ = follow.Stream(agentCtx, id, 0, func(r client.Record) error {
@@ -169,7 +196,7 @@ func runE2E(ctx context.Context, bc benchConfig, rate int, dests int) (*e2eResul
 			mu.Lock()
 			accepted[key] = due // latency counts from when the message was due
 			mu.Unlock()
-			if _, err := cs[n%len(cs)].Steer(ctx, id, client.Message{Text: "e2e " + key, IdempotencyKey: key}); err != nil {
+			if _, err := cs[route.steer(n)].Steer(ctx, id, client.Message{Text: "e2e " + key, IdempotencyKey: key}); err != nil {
 				mu.Lock()
 				delete(accepted, key)
 				mu.Unlock()
