@@ -304,6 +304,7 @@ func (s *Store) Claim(ctx context.Context, owner string, n int, now, leaseUntil 
 	if n <= 0 {
 		return nil, nil
 	}
+	s.unstick(ctx, now)
 	// The due heads are found by walking deliveries_due in order, one
 	// index probe per head (dueHeads), and then checked and locked one by
 	// one (claimAmong): whatever the planner estimates, a call costs a

@@ -115,6 +115,10 @@ type Store struct {
 	// (see news).
 	news news
 
+	// stalls is Claim's sweep for conversations stalled behind a head
+	// flagged waiting (see "Stalled conversations").
+	stalls stallSweep
+
 	// consumers holds the cursor consumers known to be registered in the
 	// database (see registerConsumer).
 	consumers sync.Map

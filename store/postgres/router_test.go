@@ -718,6 +718,26 @@ func claim1(t *testing.T, st *Store, owner string) store.Delivery {
 	return ds[0]
 }
 
+// enqueueOutputs appends n outputs to session id and enqueues a delivery
+// of each to conv, due at t0, returning the deliveries.
+func enqueueOutputs(t *testing.T, st *Store, id string, conv envelope.Conversation, n int) []store.Delivery {
+	t.Helper()
+	var ds []store.Delivery
+	for i := range n {
+		out := msg(id, fmt.Sprint("k", i), "output")
+		out.Direction = store.Outbound
+		res, err := st.Append(t.Context(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, store.Delivery{SessionID: id, Seq: res.Record.Seq, To: conv, NextAttempt: t0})
+	}
+	if err := st.Enqueue(t.Context(), ds); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
 // appendInFlight begins a transaction that writes session id's row as an
 // append of its next record does (its trigger marks the work), and leaves
 // it open; it is rolled back when the test ends unless committed.
@@ -765,19 +785,7 @@ func TestSettleNextLeavesALockedHead(t *testing.T) {
 	st := openStore(t, dsn, Options{})
 	create(t, st, "s")
 	conv := envelope.Conversation{Source: "test", Ref: "c"}
-	var ds []store.Delivery
-	for i := range 3 {
-		out := msg("s", fmt.Sprint("k", i), "output")
-		out.Direction = store.Outbound
-		res, err := st.Append(t.Context(), out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, store.Delivery{SessionID: "s", Seq: res.Record.Seq, To: conv, NextAttempt: t0})
-	}
-	if err := st.Enqueue(t.Context(), ds); err != nil {
-		t.Fatal(err)
-	}
+	ds := enqueueOutputs(t, st, "s", conv, 3)
 	first := claim1(t, st, "p1")
 	// Nothing but the order of the queue keeps the third from going first.
 	if _, err := st.pool.Exec(t.Context(), `UPDATE deliveries SET waiting = false WHERE session_id = 's'`); err != nil {
@@ -829,5 +837,46 @@ func TestSettleNextLeavesALockedHead(t *testing.T) {
 	next, err = settleNext(second, "p1", at(4*time.Second))
 	if err != nil || len(next) != 1 || next[0].Seq != ds[2].Seq || next[0].Attempts != 1 {
 		t.Fatalf("SettleRun by the owner = %+v, %v; want seq %d with one attempt", next, err, ds[2].Seq)
+	}
+}
+
+// TestClaimSweepsAStalledHead: a conversation whose head is flagged
+// waiting (the stall "Stalled conversations" in stalls.go describes, made
+// here by hand) gets nothing from Claim until its sweep, due
+// stallSweepEvery after the last, clears the flag; the conversation then
+// goes on in order.
+func TestClaimSweepsAStalledHead(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	create(t, st, "s")
+	conv := envelope.Conversation{Source: "test", Ref: "c"}
+	ds := enqueueOutputs(t, st, "s", conv, 3)
+	tag, err := st.pool.Exec(t.Context(), `UPDATE deliveries SET waiting = true WHERE conv_ref = 'c' AND seq = $1`, ds[0].Seq)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("flagging the head: %v, %v", tag, err)
+	}
+	st.stalls.last = at(0) // a sweep just ran
+	claim := func(now time.Time) []store.Delivery {
+		t.Helper()
+		got, err := st.Claim(t.Context(), "p", 10, now, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := claim(at(stallSweepEvery - time.Second)); len(got) != 0 {
+		t.Fatalf("before the sweep was due, Claim got %d deliveries of a stalled conversation", len(got))
+	}
+	got := claim(at(stallSweepEvery))
+	if len(got) != 1 || got[0].Seq != ds[0].Seq {
+		t.Fatalf("after the sweep, Claim got %v, want the head, seq %d", got, ds[0].Seq)
+	}
+	for i, want := range ds[1:] {
+		now := at(stallSweepEvery + time.Duration(i+1)*time.Second)
+		if err := st.Settle(t.Context(), got[0].ID, "p", store.Settlement{Status: store.Delivered}); err != nil {
+			t.Fatal(err)
+		}
+		if got = claim(now); len(got) != 1 || got[0].Seq != want.Seq {
+			t.Fatalf("next Claim got %v, want seq %d", got, want.Seq)
+		}
 	}
 }
