@@ -97,6 +97,11 @@ const walkStalledSQL = `WITH RECURSIVE convs AS (
 const clearStalledSQL = `UPDATE deliveries d SET waiting = false
 	WHERE d.id = ANY($1) AND d.waiting AND d.status = 'pending'`
 
+// noSeqScanSQL turns sequential scans off for the rest of a batch's
+// implicit transaction: the sweep's statements must probe their indexes
+// whatever a table never analyzed looks like to the planner.
+const noSeqScanSQL = "SELECT set_config('enable_seqscan', 'off', true)"
+
 // unstick runs a sweep for stalled heads if one is due at now (see
 // "Stalled conversations"). A failed sweep is logged and left to the next.
 func (s *Store) unstick(ctx context.Context, now time.Time) {
@@ -112,17 +117,15 @@ func (s *Store) unstick(ctx context.Context, now time.Time) {
 		stalled []string
 		cleared int64
 	)
-	// The walk must probe deliveries_queue whatever a table never
-	// analyzed looks like to the planner.
 	b := &pgx.Batch{}
-	b.Queue("SELECT set_config('enable_seqscan', 'off', true)")
+	b.Queue(noSeqScanSQL)
 	b.Queue(walkStalledSQL, after[0], after[1], stallSweepConvs).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&walked, &last[0], &last[1], &stalled)
 	})
 	err := s.pool.SendBatch(ctx, b).Close()
 	if err == nil && len(stalled) > 0 {
 		b = &pgx.Batch{}
-		b.Queue("SELECT set_config('enable_seqscan', 'off', true)")
+		b.Queue(noSeqScanSQL)
 		b.Queue(clearStalledSQL, stalled).Exec(func(tag pgconn.CommandTag) error {
 			cleared = tag.RowsAffected()
 			return nil
