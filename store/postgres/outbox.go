@@ -50,6 +50,15 @@ var (
 //     an enqueue, nor an enqueue for it: with the weaker
 //     FOR SHARE it did, and a settle batch and an append that each held a
 //     row the other wanted deadlocked.
+//   - FOR UPDATE also makes the settle's update a key update to
+//     PostgreSQL, which an enqueue that locks the tail after the settle
+//     committed relies on. Its snapshot may predate the settle (it took it,
+//     then waited for another conversation's tail), and its FOR KEY SHARE
+//     on the pending version it saw passes over non-key updates without a
+//     recheck; a key update makes that lock fail and move on to the newest
+//     version, which the enqueue rechecks and finds no longer pending.
+//     TestEnqueueWithASnapshotOlderThanTheTailsSettle shows it, and fails
+//     with FOR NO KEY UPDATE there.
 //   - SettleRun's queued deliveries (those behind a leased head, which
 //     nobody else can claim while the lease holds) are locked with the
 //     head by the same FOR UPDATE, and each leaves pending with its flag

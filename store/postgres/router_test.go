@@ -621,16 +621,7 @@ func TestEnqueueBehindASettlingTail(t *testing.T) {
 	st := openStore(t, dsn, Options{})
 	create(t, st, "s")
 	conv := envelope.Conversation{Source: "test", Ref: "c"}
-	var seqs []int64
-	for i := range 2 {
-		out := msg("s", fmt.Sprint("k", i), "output")
-		out.Direction = store.Outbound
-		res, err := st.Append(t.Context(), out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seqs = append(seqs, res.Record.Seq)
-	}
+	seqs := appendOutputs(t, st, "s", 2)
 	if err := st.Enqueue(t.Context(), []store.Delivery{{SessionID: "s", Seq: seqs[0], To: conv, NextAttempt: t0}}); err != nil {
 		t.Fatal(err)
 	}
@@ -669,6 +660,77 @@ func TestEnqueueBehindASettlingTail(t *testing.T) {
 	}
 	if next := claim1(t, st, "p2"); next.Seq != seqs[1] {
 		t.Fatalf("claimed seq %d, want %d", next.Seq, seqs[1])
+	}
+}
+
+// TestEnqueueWithASnapshotOlderThanTheTailsSettle enqueues to two
+// conversations at once. The enqueue's snapshot is taken, then it waits on
+// the first conversation's tail (a transaction holds it FOR UPDATE), and
+// meanwhile the second conversation's tail, pending and unleased in that
+// snapshot, is claimed and settled. When the enqueue goes on to lock that
+// tail it must find it gone from pending, as its own snapshot does not
+// show: the settle locked it FOR UPDATE, which makes its update a key
+// update, so the enqueue's FOR KEY SHARE on the version it saw fails and
+// moves to the newest version, which it rechecks. (A settle taking FOR NO
+// KEY UPDATE would let the enqueue lock the old pending version and flag
+// its delivery as waiting behind a settled tail: a stalled conversation.)
+func TestEnqueueWithASnapshotOlderThanTheTailsSettle(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	create(t, st, "s")
+	first, second := envelope.Conversation{Source: "test", Ref: "a"}, envelope.Conversation{Source: "test", Ref: "b"}
+	seqs := appendOutputs(t, st, "s", 4)
+	if err := st.Enqueue(t.Context(), []store.Delivery{
+		{SessionID: "s", Seq: seqs[0], To: first, NextAttempt: t0},
+		{SessionID: "s", Seq: seqs[1], To: second, NextAttempt: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the first conversation's tail, so that the enqueue stops there
+	// (it locks tails in conversation order) after taking its snapshot.
+	tx, err := st.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM deliveries WHERE conv_ref = 'a' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	enqueued := make(chan error, 1)
+	go func() {
+		enqueued <- st.Enqueue(t.Context(), []store.Delivery{
+			{SessionID: "s", Seq: seqs[2], To: first, NextAttempt: t0},
+			{SessionID: "s", Seq: seqs[3], To: second, NextAttempt: t0},
+		})
+	}()
+	waitForLockWait(t, st)
+	// The second tail, pending and unleased in the enqueue's snapshot, is
+	// claimed and settled (Claim skips the first, which tx holds).
+	tail := claim1(t, st, "p1")
+	if tail.Seq != seqs[1] {
+		t.Fatalf("claimed seq %d, want %d", tail.Seq, seqs[1])
+	}
+	if err := st.Settle(t.Context(), tail.ID, "p1", store.Settlement{Status: store.Delivered}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-enqueued; err != nil {
+		t.Fatal(err)
+	}
+	// Both conversations' heads are claimable: the first's old tail, and
+	// the second's new delivery, not flagged as waiting.
+	ds, err := st.Claim(t.Context(), "p2", 10, at(time.Second), at(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, d := range ds {
+		got = append(got, d.Seq)
+	}
+	slices.Sort(got)
+	if want := []int64{seqs[0], seqs[3]}; !slices.Equal(got, want) {
+		t.Fatalf("claimed seqs %v, want %v (the second conversation's new delivery stalled behind its settled tail)", got, want)
 	}
 }
 
@@ -723,6 +785,19 @@ func claim1(t *testing.T, st *Store, owner string) store.Delivery {
 func enqueueOutputs(t *testing.T, st *Store, id string, conv envelope.Conversation, n int) []store.Delivery {
 	t.Helper()
 	var ds []store.Delivery
+	for _, seq := range appendOutputs(t, st, id, n) {
+		ds = append(ds, store.Delivery{SessionID: id, Seq: seq, To: conv, NextAttempt: t0})
+	}
+	if err := st.Enqueue(t.Context(), ds); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// appendOutputs appends n outputs to session id, returning their seqs.
+func appendOutputs(t *testing.T, st *Store, id string, n int) []int64 {
+	t.Helper()
+	var seqs []int64
 	for i := range n {
 		out := msg(id, fmt.Sprint("k", i), "output")
 		out.Direction = store.Outbound
@@ -730,12 +805,9 @@ func enqueueOutputs(t *testing.T, st *Store, id string, conv envelope.Conversati
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds = append(ds, store.Delivery{SessionID: id, Seq: res.Record.Seq, To: conv, NextAttempt: t0})
+		seqs = append(seqs, res.Record.Seq)
 	}
-	if err := st.Enqueue(t.Context(), ds); err != nil {
-		t.Fatal(err)
-	}
-	return ds
+	return seqs
 }
 
 // appendInFlight begins a transaction that writes session id's row as an

@@ -20,7 +20,10 @@ import (
 // KEY SHARE (in the tail's first version, while a claim was leasing it),
 // and the settle of that tail, beginning after the lock, took its FOR
 // UPDATE without waiting for the enqueue and did not see the new delivery.
-// The same steps replayed by hand block as they should; the interleaving
+// The same steps replayed by hand block as they should, an enqueue whose
+// snapshot predates the settle finds the tail settled (see "How the outbox
+// keeps order"), and a churn of 540,000 deliveries through Append, Claim
+// and SettleRun with this sweep off left no head flagged; the interleaving
 // that does it has not been found.
 //
 // So Claim also sweeps, at most every stallSweepEvery: it walks the
