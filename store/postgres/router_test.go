@@ -628,13 +628,13 @@ func TestEnqueueBehindASettlingTail(t *testing.T) {
 	head := claim1(t, st, "p1")
 
 	// A settle in flight, as settleBatch makes it: the tail's row is
-	// locked FOR UPDATE and updated, not yet committed.
+	// locked by lockSettlesSQL and updated, not yet committed.
 	tx, err := st.pool.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.WithoutCancel(t.Context()))
-	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE`, head.ID); err != nil {
+	if _, err := tx.Exec(t.Context(), lockSettlesSQL, []string{head.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tx.Exec(t.Context(), `UPDATE deliveries SET status = 'delivered', lease_owner = '', lease_until = NULL
