@@ -165,6 +165,7 @@ func (s *Store) commit(ctx context.Context, batch []store.AppendRequest) ([]grou
 // sessionRow is a locked session as the batch changes it.
 type sessionRow struct {
 	state   store.State
+	from    store.State // the state the row had, under the lock
 	lastSeq int64
 	// wokenSeq is the newest record of the batch a runtime acts on (see
 	// store.Record.ForRuntime), 0 when none.
@@ -262,6 +263,7 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 			}
 			fan.latestConv[id] = latest
 			row.state = store.State(state)
+			row.from = row.state
 			sessions[id] = row
 		}
 		if err := rows.Err(); err != nil {
@@ -360,9 +362,15 @@ func (s *Store) tryCommit(ctx context.Context, batch []store.AppendRequest, reje
 		b := &pgx.Batch{}
 		ins.queue(b, now)
 		// The records' deliveries, before the session update whose journal
-		// trigger enqueues the state change's after them.
-		if len(fan.deliveries) > 0 {
-			if err := queueEnqueue(b, fan.deliveries, false); err != nil {
+		// trigger enqueues the state changes' after them; the enqueue also
+		// locks the tails the trigger will enqueue to (queueEnqueue).
+		for _, id := range touched {
+			if sessions[id].state != sessions[id].from {
+				fan.stateChanged(id)
+			}
+		}
+		if len(fan.deliveries) > 0 || len(fan.lockOnly) > 0 {
+			if err := queueEnqueue(b, fan.deliveries, false, fan.lockOnly); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -36,6 +36,21 @@ type fanOut struct {
 	latestConv map[string]envelope.Conversation
 
 	deliveries []store.Delivery
+	// lockOnly are the webhook conversations the journal trigger may
+	// enqueue state changes to, whose tails the batch's enqueue locks
+	// with the others (queueEnqueue).
+	lockOnly []envelope.Conversation
+}
+
+// stateChanged notes that session sessionID's state changes in the batch:
+// the journal trigger enqueues the change to each destination that takes
+// it.
+func (f *fanOut) stateChanged(sessionID string) {
+	for i := range f.dests {
+		if w := &f.dests[i]; w.Takes(envelope.EventSessionState, sessionID) {
+			f.lockOnly = append(f.lockOnly, envelope.Conversation{Source: store.SourceWebhook, Ref: store.WebhookRef(w.ID, "", sessionID)})
+		}
+	}
 }
 
 // want notes what request r will need.
@@ -150,7 +165,7 @@ func drainLegacyFollowers(ctx context.Context, pool *pgxpool.Pool) error {
 		for len(ds) > 0 {
 			n := min(len(ds), 1000)
 			b := &pgx.Batch{}
-			if err := queueEnqueue(b, ds[:n], true); err != nil {
+			if err := queueEnqueue(b, ds[:n], true, nil); err != nil {
 				return err
 			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {

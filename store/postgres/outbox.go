@@ -151,7 +151,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 		return nil
 	}
 	b := &pgx.Batch{}
-	if err := queueEnqueue(b, ds, true); err != nil {
+	if err := queueEnqueue(b, ds, true, nil); err != nil {
 		return fmt.Errorf("postgres: enqueue: %w", err)
 	}
 	var missing *int64
@@ -177,7 +177,14 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 // does not exist (NULL when none; nothing is enqueued then), when verify
 // asks for that check. Append queues them in its own transaction to fan
 // out at commit, without the check: it has just written their records.
-func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
+// The tails of the conversations lock are locked too, in the same sorted
+// pass, though nothing is enqueued to them here: Append names those its
+// journal trigger will enqueue to later in the transaction, so that its
+// transaction takes every tail lock in one order, the order a settle
+// takes its locks in (two orders deadlocked an append with a settle):
+// by conversation, in the columns' collation, "C", whatever the
+// database's default.
+func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool, lock []envelope.Conversation) error {
 	n := len(ds)
 	var (
 		idCol, sessionCol, sourceCol, refCol = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -195,6 +202,10 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
 		idCol[i], sessionCol[i], seqCol[i], eventCol[i] = d.ID, d.SessionID, d.Seq, d.Event
 		sourceCol[i], refCol[i] = d.To.Source, d.To.Ref
 		dueCol[i], createdCol[i] = nullTime(d.NextAttempt), nullTime(d.CreatedAt)
+	}
+	lockSources, lockRefs := make([]string, len(lock)), make([]string, len(lock))
+	for i, c := range lock {
+		lockSources[i], lockRefs[i] = c.Source, c.Ref
 	}
 	// The first delivery whose record or event does not exist, if any,
 	// stops the insert (missingSQL). A new delivery waits when its
@@ -224,7 +235,11 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
 				WITH ORDINALITY AS u (conv_source, conv_ref, id, session_id, seq, event, next_attempt, created_at, n)
 		), tails AS MATERIALIZED (
 			SELECT c.conv_source, c.conv_ref
-			FROM (SELECT DISTINCT u.conv_source, u.conv_ref FROM u ORDER BY 1, 2) AS c
+			FROM (SELECT DISTINCT x.conv_source COLLATE "C" AS conv_source, x.conv_ref COLLATE "C" AS conv_ref FROM (
+				SELECT u.conv_source, u.conv_ref FROM u
+				UNION ALL
+				SELECT * FROM unnest($9::text[], $10::text[])
+			) AS x ORDER BY 1, 2) AS c
 			CROSS JOIN LATERAL (
 				SELECT 1 FROM deliveries o
 				WHERE o.status = 'pending' AND o.conv_source = c.conv_source AND o.conv_ref = c.conv_ref
@@ -249,7 +264,7 @@ func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool) error {
 			ON CONFLICT (session_id, seq, event, conv_source, conv_ref) DO NOTHING
 		)
 		SELECT (SELECT n FROM missing)`,
-		sourceCol, refCol, idCol, sessionCol, seqCol, eventCol, dueCol, createdCol)
+		sourceCol, refCol, idCol, sessionCol, seqCol, eventCol, dueCol, createdCol, lockSources, lockRefs)
 	return nil
 }
 

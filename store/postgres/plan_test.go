@@ -71,7 +71,7 @@ func queueCosts(t *testing.T, st *Store, backlog int) map[string]int64 {
 	now, until := at(time.Second), at(time.Hour)
 	var head, second string
 	b := &pgx.Batch{}
-	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: int64(backlog + 1), To: conv}}, true); err != nil {
+	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: int64(backlog + 1), To: conv}}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	enqueue := b.QueuedQueries[0]
@@ -273,7 +273,7 @@ func enqueueProbesTails(t *testing.T, backlog int, settled bool) {
 	}
 	conn := genericPlans(t, st)
 	b := &pgx.Batch{}
-	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: 1000000, To: envelope.Conversation{Source: "webhook", Ref: "d0:ses_1"}}}, false); err != nil {
+	if err := queueEnqueue(b, []store.Delivery{{ID: "dlv-new", SessionID: "s", Seq: 1000000, To: envelope.Conversation{Source: "webhook", Ref: "d0:ses_1"}}}, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	q := b.QueuedQueries[0]

@@ -734,6 +734,69 @@ func TestEnqueueWithASnapshotOlderThanTheTailsSettle(t *testing.T) {
 	}
 }
 
+// TestAppendLocksItsTriggersTailsInOrder: an append whose session changes
+// state enqueues its records' deliveries, then its journal trigger the
+// state change's. Were the trigger's tails locked only then, an append could
+// hold one conversation's tail and wait for another's that a settle holds,
+// while the settle, locking in conversation order, waits for the first: a
+// deadlock (PostgreSQL broke it after a second; seen with one destination
+// taking messages and another state changes). The append's enqueue locks the
+// trigger's tails too, in the same sorted pass, so while it waits for the
+// first it holds none after it.
+func TestAppendLocksItsTriggersTailsInOrder(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	for id, types := range map[string][]string{"wh-a": {string(envelope.EventSessionState)}, "wh-b": {string(envelope.EventMessage)}} {
+		if _, err := st.CreateWebhook(ctx, store.Webhook{ID: id, URL: "https://example.test/hook", Secret: "whsec_x", EventTypes: types}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(t, st, "s")
+	in := msg("s", "k0", "hello")
+	in.Wake = true // idle to running: a state change for wh-a, a message for wh-b
+	if _, err := st.Append(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	tail := func(ref string) string {
+		t.Helper()
+		var id string
+		if err := st.pool.QueryRow(ctx, `SELECT id FROM deliveries WHERE status = 'pending' AND conv_ref = $1`, ref).Scan(&id); err != nil {
+			t.Fatalf("the tail of %s: %v", ref, err)
+		}
+		return id
+	}
+	first, second := tail("wh-a/s"), tail("wh-b/s")
+	// A settle holds the first conversation's tail, as lockSettlesSQL
+	// locks it before the second's.
+	tx, err := st.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, lockSettlesSQL, []string{first}); err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan error, 1)
+	go func() {
+		out := msg("s", "k1", "answer")
+		out.Direction = store.Outbound
+		out.Rest = true // running to idle: a message for wh-b, a state change for wh-a
+		_, err := st.Append(ctx, out)
+		appended <- err
+	}()
+	waitForLockWait(t, st)
+	// The append waits for the first tail and holds no lock on the second.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE NOWAIT`, second); err != nil {
+		t.Fatalf("the settle could not lock the second conversation's tail while the append waited for the first: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestClaimTakesATailAnAppendHolds: an append in flight holds its
 // conversation's tail FOR KEY SHARE until it commits; a Claim of that
 // delivery (the tail is the head too) neither skips it nor waits for the
