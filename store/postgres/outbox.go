@@ -183,7 +183,8 @@ func (s *Store) Enqueue(ctx context.Context, ds []store.Delivery) error {
 // transaction takes every tail lock in one order, the order a settle
 // takes its locks in (two orders deadlocked an append with a settle):
 // by conversation, in the columns' collation, "C", whatever the
-// database's default.
+// database's default. (The trigger, in a state change of its own, locks
+// its tails in that order too: migration 0015.)
 func queueEnqueue(b *pgx.Batch, ds []store.Delivery, verify bool, lock []envelope.Conversation) error {
 	n := len(ds)
 	var (

@@ -757,17 +757,49 @@ func TestAppendLocksItsTriggersTailsInOrder(t *testing.T) {
 	if _, err := st.Append(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	tail := func(ref string) string {
-		t.Helper()
-		var id string
-		if err := st.pool.QueryRow(ctx, `SELECT id FROM deliveries WHERE status = 'pending' AND conv_ref = $1`, ref).Scan(&id); err != nil {
-			t.Fatalf("the tail of %s: %v", ref, err)
+	lockedInOrder(t, st, "the append", func() error {
+		out := msg("s", "k1", "answer")
+		out.Direction = store.Outbound
+		out.Rest = true // running to idle: a message for wh-b, a state change for wh-a
+		_, err := st.Append(ctx, out)
+		return err
+	})
+}
+
+// TestStateChangeLocksTailsInOrder: a state change (SetState, no append)
+// enqueues to each destination that takes it through the journal trigger,
+// which locks the destinations' tails in conversation order (migration
+// 0015), not in the order it scans webhooks: created wh-b first, it would
+// hold wh-b's tail while waiting for wh-a's, which a settle holds before
+// wanting wh-b's.
+func TestStateChangeLocksTailsInOrder(t *testing.T) {
+	st := openStore(t, testenv.Postgres(t), Options{})
+	ctx := t.Context()
+	for _, id := range []string{"wh-b", "wh-a"} {
+		if _, err := st.CreateWebhook(ctx, store.Webhook{ID: id, URL: "https://example.test/hook", Secret: "whsec_x",
+			EventTypes: []string{string(envelope.EventSessionState)}}); err != nil {
+			t.Fatal(err)
 		}
-		return id
 	}
-	first, second := tail("wh-a/s"), tail("wh-b/s")
-	// A settle holds the first conversation's tail, as lockSettlesSQL
-	// locks it before the second's.
+	create(t, st, "s")
+	if _, err := st.SetState(ctx, "s", store.Running); err != nil {
+		t.Fatal(err)
+	}
+	lockedInOrder(t, st, "the state change", func() error {
+		_, err := st.SetState(ctx, "s", store.Idle)
+		return err
+	})
+}
+
+// lockedInOrder runs change, which enqueues to the webhook conversations
+// wh-a/s and wh-b/s of session s, while a settle holds wh-a/s's pending
+// tail as lockSettlesSQL locks it (before wh-b/s's), and checks that
+// change, waiting for that tail, holds no lock on wh-b/s's: else each
+// would wait for the other.
+func lockedInOrder(t *testing.T, st *Store, what string, change func() error) {
+	t.Helper()
+	ctx := t.Context()
+	first, second := pendingTail(t, st, "wh-a/s"), pendingTail(t, st, "wh-b/s")
 	tx, err := st.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -776,25 +808,29 @@ func TestAppendLocksItsTriggersTailsInOrder(t *testing.T) {
 	if _, err := tx.Exec(ctx, lockSettlesSQL, []string{first}); err != nil {
 		t.Fatal(err)
 	}
-	appended := make(chan error, 1)
-	go func() {
-		out := msg("s", "k1", "answer")
-		out.Direction = store.Outbound
-		out.Rest = true // running to idle: a message for wh-b, a state change for wh-a
-		_, err := st.Append(ctx, out)
-		appended <- err
-	}()
+	changed := make(chan error, 1)
+	go func() { changed <- change() }()
 	waitForLockWait(t, st)
-	// The append waits for the first tail and holds no lock on the second.
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE NOWAIT`, second); err != nil {
-		t.Fatalf("the settle could not lock the second conversation's tail while the append waited for the first: %v", err)
+		t.Fatalf("the settle could not lock the second conversation's tail while %s waited for the first: %v", what, err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-appended; err != nil {
+	if err := <-changed; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pendingTail returns the id of the one pending delivery to the webhook
+// conversation ref.
+func pendingTail(t *testing.T, st *Store, ref string) string {
+	t.Helper()
+	var id string
+	if err := st.pool.QueryRow(t.Context(), `SELECT id FROM deliveries WHERE status = 'pending' AND conv_ref = $1`, ref).Scan(&id); err != nil {
+		t.Fatalf("the tail of %s: %v", ref, err)
+	}
+	return id
 }
 
 // TestClaimTakesATailAnAppendHolds: an append in flight holds its
