@@ -18,13 +18,14 @@ import (
 // load (bench --e2e at 1,000/s on one gateway, 2 runs in 29) a webhook
 // conversation's head was left flagged: the enqueue had locked its tail FOR
 // KEY SHARE (in the tail's first version, while a claim was leasing it),
-// and the settle of that tail, beginning after the lock, took its FOR
-// UPDATE without waiting for the enqueue and did not see the new delivery.
-// The same steps replayed by hand block as they should, an enqueue whose
-// snapshot predates the settle finds the tail settled (see "How the outbox
-// keeps order"), and a churn of 540,000 deliveries through Append, Claim
-// and SettleRun with this sweep off left no head flagged; the interleaving
-// that does it has not been found.
+// and the settle of that tail did not see the new delivery. (When each
+// lock was taken is not known for sure: a clock_timestamp() read in a
+// locking SELECT is computed before the lock's wait.) The same steps
+// replayed by hand block as they should, an enqueue whose snapshot
+// predates the settle finds the tail settled (see "How the outbox keeps
+// order"), and a churn of 540,000 deliveries through Append, Claim and
+// SettleRun with this sweep off left no head flagged; the interleaving that
+// does it has not been found.
 //
 // So Claim also sweeps, at most every stallSweepEvery: it walks the
 // conversations with pending deliveries, stallSweepConvs at a time from
