@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard/client"
-	"github.com/switchboardhq/switchboard/internal/cputime"
 )
 
 // benchResult is what one bench run measured.
@@ -140,11 +139,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The store's cost per message, when the gateway serves its metrics,
 	// and the CPU time each side spends on it.
 	before, costErr := readStoreCost(ctx, bc.urls)
-	benchStart, _ := cputime.Process()
-	benchCPU := func() time.Duration {
-		now, _ := cputime.Process()
-		return now - benchStart
-	}
+	host := startHostMeter(bc.urls)
 	if *e2e {
 		routing := ""
 		if len(bc.urls) > 1 && bc.affinity {
@@ -167,7 +162,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Let the followers and the outbox finish what the run left them.
 		time.Sleep(settle)
 		if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
-			fmt.Fprint(stdout, perMessage(before, after, benchCPU(), res.Answered, "round trip (message, answer and their deliveries)"))
+			fmt.Fprint(stdout, perMessage(before, after, host.read(), res.Answered, "round trip (message, answer and their deliveries)"))
 		}
 		return nil
 	}
@@ -178,7 +173,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, res)
 	if after, err := readStoreCost(ctx, bc.urls); err == nil && costErr == nil {
-		fmt.Fprint(stdout, perMessage(before, after, benchCPU(), res.OK-res.Replayed, "message"))
+		fmt.Fprint(stdout, perMessage(before, after, host.read(), res.OK-res.Replayed, "message"))
 	}
 	return nil
 }

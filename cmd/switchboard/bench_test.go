@@ -86,6 +86,19 @@ func TestBenchE2E(t *testing.T) {
 						t.Errorf("%sµs of CPU in the %s per round trip: too little for its work", c[i+1], side)
 					}
 				}
+				// The gateways run here too: the machine was busy with both, and
+				// the rest is the database's (PostgreSQL's, on this machine)
+				// or little.
+				mc := regexp.MustCompile(`machine: +([0-9]+)% of ([0-9]+) processors busy, ([0-9]+)µs per round trip .*in neither`).FindStringSubmatch(got)
+				if mc == nil {
+					t.Fatalf("bench printed no machine load, or not the CPU outside the gateways and the bench, for gateways on this machine:\n%s", got)
+				}
+				if pct, _ := strconv.Atoi(mc[1]); pct < 1 || pct > 100 {
+					t.Errorf("machine %s%% busy: not a share of a machine that ran the run", mc[1])
+				}
+				if cpus, _ := strconv.Atoi(mc[2]); cpus < 1 {
+					t.Errorf("machine of %s processors", mc[2])
+				}
 			}
 		})
 	}

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/switchboardhq/switchboard/internal/cputime"
 )
 
 // storeCost is what the gateway's store wrote, read from its /metrics:
@@ -66,10 +70,66 @@ func readOneStoreCost(ctx context.Context, url string) (storeCost, error) {
 		writerCPU: value("switchboard_store_writer_cpu_seconds_total"), processCPU: value("process_cpu_seconds_total")}, nil
 }
 
+// hostMeter measures what a run costs the machine the bench runs on: the
+// bench's own CPU time and, on Linux, how busy the machine's processors
+// were, whoever kept them busy.
+type hostMeter struct {
+	start  time.Time
+	cpu    time.Duration // the bench process's, at start
+	load   cputime.Load  // the machine's, at start
+	loadOK bool
+	local  bool // every gateway runs on this machine
+}
+
+// startHostMeter starts measuring, for a run against the gateways at urls.
+func startHostMeter(urls []string) hostMeter {
+	m := hostMeter{start: time.Now(), local: allLoopback(urls)}
+	m.cpu, _ = cputime.Process()
+	m.load, m.loadOK = cputime.Machine()
+	return m
+}
+
+// hostUse is what a run cost the bench's machine (hostMeter.read).
+type hostUse struct {
+	bench time.Duration // the bench's own CPU time; zero where unknown
+	busy  time.Duration // the machine's busy processor time; zero where unknown
+	share float64       // of the machine's processor time, busy
+	cpus  int
+	local bool // every gateway runs on this machine
+}
+
+// read returns what the run has cost since the meter started.
+func (m hostMeter) read() hostUse {
+	u := hostUse{local: m.local}
+	if now, ok := cputime.Process(); ok {
+		u.bench = now - m.cpu
+	}
+	if load, ok := cputime.Machine(); ok && m.loadOK {
+		u.share, u.cpus = load.Since(m.load)
+		u.busy = load.Busy(m.load, time.Since(m.start))
+	}
+	return u
+}
+
+// allLoopback reports whether every URL names a loopback host
+// (localhost, 127.0.0.0/8 or ::1): the gateways run on this machine.
+func allLoopback(urls []string) bool {
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil {
+			return false
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return len(urls) > 0
+}
+
 // perMessage formats the cost between before and after over n messages,
-// and the CPU time the bench itself used meanwhile (benchCPU, zero where
-// its platform does not report it).
-func perMessage(before, after storeCost, benchCPU time.Duration, n int, what string) string {
+// and what the run cost the bench's machine meanwhile (host).
+func perMessage(before, after storeCost, host hostUse, n int, what string) string {
 	if n == 0 || after.commits == 0 {
 		return ""
 	}
@@ -85,14 +145,27 @@ func perMessage(before, after storeCost, benchCPU time.Duration, n int, what str
 	// on a machine both share, the two together bound the rate. A
 	// database server's CPU is neither.
 	var cpu []string
-	if gateway := time.Duration((after.processCPU - before.processCPU) * float64(time.Second)); gateway > 0 {
+	gateway := time.Duration((after.processCPU - before.processCPU) * float64(time.Second))
+	if gateway > 0 {
 		cpu = append(cpu, fmt.Sprintf("%dµs in the gateway", (gateway/time.Duration(n)).Microseconds()))
 	}
-	if benchCPU > 0 {
-		cpu = append(cpu, fmt.Sprintf("%dµs in the bench", (benchCPU/time.Duration(n)).Microseconds()))
+	if host.bench > 0 {
+		cpu = append(cpu, fmt.Sprintf("%dµs in the bench", (host.bench/time.Duration(n)).Microseconds()))
 	}
 	if len(cpu) > 0 {
 		out += "cpu:        " + strings.Join(cpu, ", ") + " per " + what + "\n"
+	}
+	// How busy the machine was: near 100%, the machine is what limits the
+	// run, not the gateway's design. With the gateways on this machine,
+	// what neither they nor the bench used went to the rest: a database
+	// running here, the kernel's interrupts, other programs.
+	if host.cpus > 0 {
+		out += fmt.Sprintf("machine:    %.0f%% of %d processors busy", host.share*100, host.cpus)
+		if rest := host.busy - gateway - host.bench; host.local && gateway > 0 && host.bench > 0 {
+			out += fmt.Sprintf(", %dµs per %s in neither (a database here, interrupts, other programs)",
+				(max(rest, 0) / time.Duration(n)).Microseconds(), what)
+		}
+		out += "\n"
 	}
 	return out
 }

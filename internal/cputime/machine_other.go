@@ -1,0 +1,5 @@
+//go:build !linux
+
+package cputime
+
+func machine() (Load, bool) { return Load{}, false }
