@@ -9,8 +9,8 @@ import (
 
 // procStat is the start of a /proc/stat read off a 2-processor Linux VM
 // (the format is proc(5)'s), and the same file 2 s of wall time later, in
-// which the machine was busy for 300 of 400 ticks: 75%, 1.5 s of
-// processor time.
+// which the machine was busy for 300 of 400 ticks: 75% of 2 processors
+// for 2 s, 3 s of processor time.
 const (
 	procStat = `cpu  64034 0 23287 290261 1459 0 3011 148 0 0
 cpu0 31865 0 10827 146602 283 0 1403 60 0 0
